@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+/// @file
+/// Errors: the `Errc` taxonomy, the `Error` value every fallible call returns, and
+/// `Result<T>`, a Boost.Outcome result of `T` or `Error`.
+///
+/// No exception crosses modelrepo's public API. The one exception is misuse of a
+/// `Result`: calling `.value()` on a result that holds an error throws
+/// `BadResultAccess`, which carries the `Error` (like `std::expected::value()`).
+/// Check `has_value()` / `operator bool` first, or use `.error()`.
+#pragma once
+
+#include <boost/outcome/basic_result.hpp>
+#include <boost/outcome/policy/base.hpp>
+#include <boost/outcome/success_failure.hpp>
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace modelrepo {
+
+/// The cause of a failure, named for what a user does about it.
+/// Registered as a `std::error_code` category named "modelrepo".
+enum class Errc {
+    // 0 is reserved for success, as std::error_code expects.
+    auth_failed = 1,    ///< the server refused the credentials (28P01, 28000, HTTP 401)
+    unreachable,        ///< name resolution failed, connection refused or host unreachable
+    timeout,            ///< a connect, query or transfer passed its deadline
+    tls_failed,         ///< TLS handshake or certificate verification failed
+    database_missing,   ///< the database named in the URL does not exist (3D000)
+    schema_missing,     ///< the database lacks modelrepo's tables: run `modelrepo migrate`
+    pool_exhausted,     ///< no pooled connection became free within the acquire timeout
+    circuit_open,       ///< the source's circuit breaker rejected the call
+    all_sources_failed, ///< every source of a chain failed; the message lists each cause
+    bad_data,           ///< malformed or invalid data (JSON, snapshot, server answer)
+    http_status,        ///< an HTTP answer with an unexpected status (see Error::http_status)
+    rate_limited,       ///< the server asked us to back off (see Error::retry_after)
+    read_only,          ///< the source does not accept writes
+    query_failed,       ///< the database rejected a statement (see Error::sqlstate)
+    invalid_argument,   ///< the caller passed something unusable (bad URI, unknown slug)
+    not_found,          ///< the thing asked for does not exist
+    too_many_connections, ///< the server has no free connection slots (53300)
+    io_error,           ///< reading or writing a local file failed
+    not_supported,      ///< the operation or URI scheme is not available in this build
+};
+
+/// The error category of `Errc`; its name() is "modelrepo".
+const std::error_category& error_category() noexcept;
+
+/// Lets `std::error_code ec = Errc::timeout;` work.
+std::error_code make_error_code(Errc e) noexcept;
+
+/// The enumerator's name, e.g. "auth_failed"; "unknown" for values outside the enum.
+std::string_view to_string(Errc e) noexcept;
+
+/// Replaces secrets in `text` with "***": the password in URL userinfo
+/// (`postgresql://user:secret@host`), `password=`/`token=` style key-value pairs, HTTP
+/// `Authorization` values and GitHub token shapes (`ghp_…`, `github_pat_…`).
+/// Every message modelrepo produces goes through this function.
+std::string redact(std::string_view text);
+
+/// A failure: a code to branch on, a message to show a person, and the details a
+/// program may want without parsing the message. The message never holds a password
+/// or a token.
+struct Error {
+    std::error_code code;  ///< usually an `Errc`; compare with `error.is(Errc::timeout)`
+    std::string message;   ///< what was tried, what failed and what to do
+    std::string source;    ///< the repository that failed ("builtin", "postgresql://…")
+    std::string target;    ///< host, address and port, URL or file tried, redacted
+    std::string sqlstate;  ///< PostgreSQL SQLSTATE when the server sent one ("28P01")
+    int http_status = 0;   ///< HTTP status when a server answered one
+    /// When the caller may try again (rate limits, open circuit breakers).
+    std::optional<std::chrono::system_clock::time_point> retry_after;
+
+    /// The `Errc` of `code`, or nullopt when the code belongs to another category.
+    [[nodiscard]] std::optional<Errc> errc() const noexcept;
+    /// True when `code` is the modelrepo error `e`.
+    [[nodiscard]] bool is(Errc e) const noexcept { return code == make_error_code(e); }
+    /// "<errc name>: <message>", the form the CLI prints.
+    [[nodiscard]] std::string to_string() const;
+
+    bool operator==(const Error&) const = default;
+};
+
+/// Builds an `Error`; `message` is passed through `redact()`.
+Error make_error(Errc code, std::string_view message);
+
+/// Thrown only by `Result<T>::value()` (and `error()`) when it does not hold what was
+/// asked for. `what()` is `error().to_string()`.
+class BadResultAccess : public std::logic_error {
+public:
+    explicit BadResultAccess(Error error);
+    explicit BadResultAccess(const char* what);
+    /// The error the result held (empty when it held a value).
+    const Error& error() const noexcept { return error_; }
+
+private:
+    Error error_;
+};
+
+namespace detail {
+
+/// Outcome's no-value policy for `Result`: wide observers throw `BadResultAccess`.
+struct ResultPolicy : boost::outcome_v2::policy::base {
+    template <class Impl>
+    static constexpr void wide_value_check(Impl&& self)
+    {
+        if (!base::_has_value(self)) {
+            if (base::_has_error(self))
+                throw BadResultAccess(base::_error(self));
+            throw BadResultAccess("modelrepo::Result holds no value");
+        }
+    }
+    template <class Impl>
+    static constexpr void wide_error_check(Impl&& self)
+    {
+        if (!base::_has_error(self))
+            throw BadResultAccess("modelrepo::Result holds no error");
+    }
+    template <class Impl>
+    static constexpr void wide_exception_check(Impl&& self)
+    {
+        if (!base::_has_exception(self))
+            throw BadResultAccess("modelrepo::Result holds no exception");
+    }
+};
+
+} // namespace detail
+
+/// The outcome of a fallible call: a `T` or an `Error`.
+/// `if (auto r = repo->count_models()) use(r.value()); else log(r.error().message);`
+template <class T>
+using Result = boost::outcome_v2::basic_result<T, Error, detail::ResultPolicy>;
+
+/// `return modelrepo::success();` from a function returning `Result<void>`.
+using boost::outcome_v2::success;
+
+} // namespace modelrepo
+
+template <>
+struct std::is_error_code_enum<modelrepo::Errc> : std::true_type {};

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+/// @file
+/// `MemoryRepository`: the catalogue held in memory; the embedded default.
+#pragma once
+
+#include <modelrepo/model_repository.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace modelrepo {
+
+/// An in-memory catalogue built from a `Snapshot`.
+///
+/// Thread safety: all methods may be called concurrently. Each call reads one
+/// immutable catalogue, so it always sees a consistent one. Reads take no lock on the
+/// hot path: a thread keeps a reference to the catalogue it last read and checks one
+/// atomic publication number; only the first read after a change takes a mutex
+/// briefly. Writers (`upsert_statuses`, `replace`) serialize on a mutex and publish a
+/// new catalogue copy-on-write; readers never wait for a writer's work.
+///
+/// Lookups: `find_model` is one hash lookup; `system_stats` is precomputed per
+/// catalogue.
+class MemoryRepository final : public ModelRepository {
+public:
+    /// A repository over `snapshot`, named `name` (what `name()` and
+    /// `SystemStats::source` say). Errors: `Errc::bad_data` from `validate()`.
+    static Result<std::shared_ptr<MemoryRepository>> create(Snapshot snapshot,
+                                                            std::string name = "memory");
+    /// The bundled catalogue, named "builtin". Cannot fail: the bundled data is
+    /// validated when the library is built and tested.
+    static std::shared_ptr<MemoryRepository> builtin();
+    /// A snapshot file, named "file:<path>". Errors: `Errc::io_error`, `Errc::bad_data`.
+    static Result<std::shared_ptr<MemoryRepository>> from_file(const std::filesystem::path& path);
+
+    ~MemoryRepository() override;
+    MemoryRepository(const MemoryRepository&) = delete;
+    MemoryRepository& operator=(const MemoryRepository&) = delete;
+
+    std::string_view name() const noexcept override;
+    Result<std::int64_t> count_models() override;
+    Result<std::int64_t> count_providers() override;
+    Result<std::vector<ModelStatus>> list_statuses() override;
+    Result<std::vector<Model>> find_models(std::span<const std::string> slugs) override;
+    Result<std::optional<Model>> find_model(std::string_view slug) override;
+    Result<SystemStats> system_stats() override;
+    /// Always succeeds: memory does not go down.
+    Result<void> check_health() override;
+    /// Applies the batch all or nothing: a status for an unknown model, an empty slug
+    /// or an out-of-range value fails the whole batch with `Errc::invalid_argument`
+    /// and nothing is applied. Statuses older than the stored ones are skipped.
+    Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override;
+    Result<std::vector<Model>> list_models() override;
+    Result<Snapshot> export_snapshot() override;
+
+    /// Replaces the whole catalogue. Errors: `Errc::bad_data` from `validate()`.
+    Result<void> replace(Snapshot snapshot);
+
+private:
+    struct Catalog;
+    struct State;
+    explicit MemoryRepository(std::unique_ptr<State> state);
+
+    std::unique_ptr<State> state_;
+};
+
+} // namespace modelrepo

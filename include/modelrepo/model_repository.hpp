@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+/// @file
+/// `ModelRepository`: the one interface services use to read the catalogue and write
+/// model statuses, whatever the backend.
+#pragma once
+
+#include <modelrepo/error.hpp>
+#include <modelrepo/snapshot.hpp>
+#include <modelrepo/types.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modelrepo {
+
+/// The catalogue of AI models, their providers and live statuses.
+///
+/// Thread safety: every method of every implementation may be called from any
+/// number of threads at once.
+///
+/// Errors: no method throws; each returns a `Result` whose `Error` says what failed.
+/// Implementations catch their backend's failures at their own boundary.
+class ModelRepository {
+public:
+    virtual ~ModelRepository() = default;
+
+    /// A short name for logs, metrics and `SystemStats::source`: "builtin",
+    /// "file:/path", "postgresql://host:port/db" (never with a password).
+    virtual std::string_view name() const noexcept = 0;
+
+    /// Number of models, active or not.
+    virtual Result<std::int64_t> count_models() = 0;
+    /// Number of providers.
+    virtual Result<std::int64_t> count_providers() = 0;
+    /// The current status of every model that has one, ordered by model slug.
+    virtual Result<std::vector<ModelStatus>> list_statuses() = 0;
+    /// The models with these slugs, provider and status included, in the order of
+    /// `slugs`; unknown slugs are skipped, a slug asked for twice is returned twice.
+    virtual Result<std::vector<Model>> find_models(std::span<const std::string> slugs) = 0;
+    /// One model, provider and status included; nullopt when the slug is unknown.
+    virtual Result<std::optional<Model>> find_model(std::string_view slug) = 0;
+    /// Counts and health breakdown; `source` is this repository's `name()`.
+    virtual Result<SystemStats> system_stats() = 0;
+    /// A real check that the backend can answer (for a database, a round trip).
+    virtual Result<void> check_health() = 0;
+
+    /// The write path of the sync service: inserts or replaces the status of each
+    /// model. A status older than the stored one (`checked_at`) is ignored, so a
+    /// replayed batch is harmless. Returns how many statuses were applied.
+    /// The default answers `Errc::read_only`; so do read-only backends.
+    virtual Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses);
+
+    /// Every model, provider and status included, ordered by slug.
+    /// The default builds the list from `export_snapshot()`.
+    virtual Result<std::vector<Model>> list_models();
+    /// The whole catalogue, as the backup format stores it.
+    /// The default answers `Errc::not_supported`.
+    virtual Result<Snapshot> export_snapshot();
+
+protected:
+    ModelRepository() = default;
+    ModelRepository(const ModelRepository&) = default;
+    ModelRepository& operator=(const ModelRepository&) = default;
+};
+
+} // namespace modelrepo

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: MIT
+/// @file
+/// Umbrella header: everything a service needs to use modelrepo.
+#pragma once
+
+#include <modelrepo/error.hpp>
+#include <modelrepo/memory_repository.hpp>
+#include <modelrepo/model_repository.hpp>
+#include <modelrepo/open.hpp>
+#include <modelrepo/snapshot.hpp>
+#include <modelrepo/types.hpp>
+#include <modelrepo/version.hpp>

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+/// @file
+/// `Snapshot`: the whole catalogue at one point in time, and its JSON form
+/// `modelrepo.snapshot/1`, the backup format (docs/snapshot-format.md).
+/// All functions here are thread-safe (they touch no shared state but the
+/// builtin snapshot, which is built once).
+#pragma once
+
+#include <modelrepo/error.hpp>
+#include <modelrepo/types.hpp>
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace modelrepo {
+
+/// The value of the "format" member this library reads and writes.
+inline constexpr std::string_view snapshot_format = "modelrepo.snapshot/1";
+
+/// The whole catalogue. `Model::provider` and `Model::status` stay empty here: the
+/// lists `providers` and `statuses` hold them, keyed by slug.
+struct Snapshot {
+    Timestamp generated_at{};
+    std::vector<Provider> providers;
+    std::vector<Model> models;
+    std::vector<ModelStatus> statuses; ///< at most one per model
+
+    bool operator==(const Snapshot&) const = default;
+};
+
+/// Checks what JSON cannot: unique slugs, every model's provider and every status's
+/// model known, availability and error rate within 0..1, non-negative latency and
+/// context window, non-empty slugs. Errors are `Errc::bad_data` whose message starts
+/// with the JSON path of the first problem, e.g. `$.models[3].provider: …`.
+Result<void> validate(const Snapshot& snapshot);
+
+/// Reads `modelrepo.snapshot/1` JSON and validates it. Unknown members are ignored.
+/// Errors: `Errc::bad_data` naming the JSON path of the first problem.
+Result<Snapshot> parse_snapshot(std::string_view json);
+
+/// Reads a snapshot file. Errors: `Errc::io_error` (file unreadable), `Errc::bad_data`.
+Result<Snapshot> read_snapshot_file(const std::filesystem::path& path);
+
+/// The JSON form of `snapshot`; `indent` < 0 gives one line. Models and statuses
+/// keep their order, so write(parse(x)) is stable.
+std::string write_snapshot(const Snapshot& snapshot, int indent = 2);
+
+/// Writes the JSON form atomically: a temporary file beside `path`, then rename.
+/// Errors: `Errc::io_error`.
+Result<void> write_snapshot_file(const Snapshot& snapshot, const std::filesystem::path& path);
+
+/// The catalogue bundled with the library (data/models.json, embedded at build time).
+const Snapshot& builtin_snapshot();
+/// The bundled catalogue's JSON text, as embedded.
+std::string_view builtin_snapshot_json() noexcept;
+
+} // namespace modelrepo

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+#include "catalog_view.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace modelrepo::detail {
+
+std::vector<Model> assemble_models(const Snapshot& snapshot)
+{
+    std::unordered_map<std::string_view, const Provider*> providers;
+    for (const Provider& p : snapshot.providers)
+        providers.emplace(p.slug, &p);
+    std::unordered_map<std::string_view, const ModelStatus*> statuses;
+    for (const ModelStatus& s : snapshot.statuses)
+        statuses.emplace(s.model_slug, &s);
+
+    std::vector<Model> models;
+    models.reserve(snapshot.models.size());
+    for (const Model& m : snapshot.models) {
+        Model full = m;
+        if (auto p = providers.find(m.provider_slug); p != providers.end())
+            full.provider = *p->second;
+        if (auto s = statuses.find(m.slug); s != statuses.end())
+            full.status = *s->second;
+        models.push_back(std::move(full));
+    }
+    std::sort(models.begin(), models.end(),
+              [](const Model& a, const Model& b) { return a.slug < b.slug; });
+    return models;
+}
+
+SystemStats compute_stats(const Snapshot& snapshot)
+{
+    SystemStats stats;
+    stats.models = static_cast<std::int64_t>(snapshot.models.size());
+    stats.providers = static_cast<std::int64_t>(snapshot.providers.size());
+    stats.as_of = snapshot.generated_at;
+    std::unordered_map<std::string_view, Health> health;
+    for (const ModelStatus& s : snapshot.statuses)
+        health.emplace(s.model_slug, s.health);
+    for (const Model& m : snapshot.models) {
+        if (m.active)
+            ++stats.active_models;
+        auto it = health.find(m.slug);
+        switch (it == health.end() ? Health::unknown : it->second) {
+        case Health::operational:
+            ++stats.health.operational;
+            break;
+        case Health::degraded:
+            ++stats.health.degraded;
+            break;
+        case Health::outage:
+            ++stats.health.outage;
+            break;
+        case Health::unknown:
+            ++stats.health.unknown;
+            break;
+        }
+    }
+    return stats;
+}
+
+} // namespace modelrepo::detail

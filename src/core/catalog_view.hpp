@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+// Helpers that turn a Snapshot's separate lists into the joined values the
+// ModelRepository calls return.
+#pragma once
+
+#include <modelrepo/snapshot.hpp>
+
+#include <vector>
+
+namespace modelrepo::detail {
+
+/// Every model of `snapshot`, with its provider and status filled in, ordered by slug.
+std::vector<Model> assemble_models(const Snapshot& snapshot);
+
+/// Counts and per-health breakdown of `snapshot`; `source` is left empty.
+SystemStats compute_stats(const Snapshot& snapshot);
+
+} // namespace modelrepo::detail

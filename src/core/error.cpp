@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: MIT
+#include <modelrepo/error.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+
+namespace modelrepo {
+
+namespace {
+
+struct ErrcInfo {
+    Errc code;
+    std::string_view name;
+    std::string_view description;
+};
+
+constexpr std::array errc_table{
+    ErrcInfo{Errc::auth_failed, "auth_failed", "authentication failed"},
+    ErrcInfo{Errc::unreachable, "unreachable", "server unreachable"},
+    ErrcInfo{Errc::timeout, "timeout", "deadline passed"},
+    ErrcInfo{Errc::tls_failed, "tls_failed", "TLS failed"},
+    ErrcInfo{Errc::database_missing, "database_missing", "database does not exist"},
+    ErrcInfo{Errc::schema_missing, "schema_missing", "schema missing (run modelrepo migrate)"},
+    ErrcInfo{Errc::pool_exhausted, "pool_exhausted", "no pooled connection available in time"},
+    ErrcInfo{Errc::circuit_open, "circuit_open", "circuit breaker open"},
+    ErrcInfo{Errc::all_sources_failed, "all_sources_failed", "every source failed"},
+    ErrcInfo{Errc::bad_data, "bad_data", "malformed or invalid data"},
+    ErrcInfo{Errc::http_status, "http_status", "unexpected HTTP status"},
+    ErrcInfo{Errc::rate_limited, "rate_limited", "rate limited"},
+    ErrcInfo{Errc::read_only, "read_only", "source is read-only"},
+    ErrcInfo{Errc::query_failed, "query_failed", "query failed"},
+    ErrcInfo{Errc::invalid_argument, "invalid_argument", "invalid argument"},
+    ErrcInfo{Errc::not_found, "not_found", "not found"},
+    ErrcInfo{Errc::too_many_connections, "too_many_connections", "server has too many connections"},
+    ErrcInfo{Errc::io_error, "io_error", "file I/O failed"},
+    ErrcInfo{Errc::not_supported, "not_supported", "not supported by this build"},
+};
+
+const ErrcInfo* find_info(int value) noexcept
+{
+    for (const auto& info : errc_table)
+        if (static_cast<int>(info.code) == value)
+            return &info;
+    return nullptr;
+}
+
+class Category final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "modelrepo"; }
+    std::string message(int value) const override
+    {
+        const ErrcInfo* info = find_info(value);
+        return info ? std::string(info->description) : "unknown modelrepo error";
+    }
+};
+
+bool iequals_prefix(std::string_view text, std::size_t at, std::string_view word) noexcept
+{
+    if (text.size() - at < word.size())
+        return false;
+    for (std::size_t i = 0; i < word.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(text[at + i])) != word[i])
+            return false;
+    return true;
+}
+
+bool is_token_char(char c) noexcept
+{
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+}
+
+bool ends_value(char c) noexcept
+{
+    return std::isspace(static_cast<unsigned char>(c)) || c == '&' || c == ';' || c == ',' ||
+           c == '"' || c == ')' || c == '\'';
+}
+
+constexpr std::string_view mask = "***";
+
+// URL userinfo: "scheme://user:secret@host" -> "scheme://user:***@host". The userinfo
+// ends at the last '@' before the next blank, so a password with an unencoded '@' or
+// '/' is still hidden (over-redaction is the safe side).
+std::string redact_userinfo(std::string_view text)
+{
+    std::string out;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t scheme_end = text.find("://", pos);
+        if (scheme_end == std::string_view::npos)
+            break;
+        std::size_t start = scheme_end + 3;
+        std::size_t end = start;
+        while (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])) &&
+               text[end] != '"' && text[end] != '\'')
+            ++end;
+        std::string_view rest = text.substr(start, end - start);
+        std::size_t at = rest.rfind('@');
+        std::size_t colon = at == std::string_view::npos ? at : rest.substr(0, at).find(':');
+        out.append(text.substr(pos, start - pos));
+        if (colon != std::string_view::npos) {
+            out.append(rest.substr(0, colon + 1));
+            out.append(mask);
+            out.append(rest.substr(at));
+        } else {
+            out.append(rest);
+        }
+        pos = end;
+    }
+    out.append(text.substr(pos));
+    return out;
+}
+
+// "password=secret", "token: secret", "Bearer secret", "ghp_…": the value is masked.
+std::string redact_values(std::string_view text)
+{
+    static constexpr std::array keys{std::string_view("password"), std::string_view("passwd"),
+                                     std::string_view("pwd"),      std::string_view("token"),
+                                     std::string_view("secret"),   std::string_view("apikey"),
+                                     std::string_view("api_key")};
+    static constexpr std::array schemes{std::string_view("bearer ")};
+    static constexpr std::array token_prefixes{
+        std::string_view("ghp_"), std::string_view("gho_"), std::string_view("ghu_"),
+        std::string_view("ghs_"), std::string_view("ghr_"), std::string_view("github_pat_")};
+
+    std::string out;
+    out.reserve(text.size());
+    std::size_t i = 0;
+    auto skip_value = [&](std::size_t from) {
+        std::size_t j = from;
+        if (j < text.size() && (text[j] == '\'' || text[j] == '"')) {
+            char quote = text[j];
+            std::size_t close = text.find(quote, j + 1);
+            return close == std::string_view::npos ? text.size() : close + 1;
+        }
+        while (j < text.size() && !ends_value(text[j]))
+            ++j;
+        return j;
+    };
+    while (i < text.size()) {
+        bool word_start = i == 0 || !is_token_char(text[i - 1]);
+        bool done = false;
+        if (word_start) {
+            for (auto key : keys) {
+                if (!iequals_prefix(text, i, key))
+                    continue;
+                std::size_t j = i + key.size();
+                // Allow "password = x", "password: x", "\"token\": \"x\"".
+                std::size_t k = j;
+                if (k < text.size() && text[k] == '"')
+                    ++k;
+                while (k < text.size() && text[k] == ' ')
+                    ++k;
+                if (k >= text.size() || (text[k] != '=' && text[k] != ':'))
+                    continue;
+                ++k;
+                while (k < text.size() && text[k] == ' ')
+                    ++k;
+                std::size_t value_end = skip_value(k);
+                if (value_end == k)
+                    continue;
+                out.append(text.substr(i, k - i));
+                out.append(mask);
+                i = value_end;
+                done = true;
+                break;
+            }
+            if (!done) {
+                for (auto scheme : schemes) {
+                    if (!iequals_prefix(text, i, scheme))
+                        continue;
+                    std::size_t k = i + scheme.size();
+                    std::size_t value_end = skip_value(k);
+                    // "bearer token" in prose is short; a credential is 8+ characters.
+                    if (value_end - k < 8)
+                        continue;
+                    out.append(text.substr(i, k - i));
+                    out.append(mask);
+                    i = value_end;
+                    done = true;
+                    break;
+                }
+            }
+            if (!done) {
+                for (auto prefix : token_prefixes) {
+                    if (text.compare(i, prefix.size(), prefix) != 0)
+                        continue;
+                    std::size_t k = i + prefix.size();
+                    while (k < text.size() && is_token_char(text[k]))
+                        ++k;
+                    out.append(mask);
+                    i = k;
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if (!done)
+            out.push_back(text[i++]);
+    }
+    return out;
+}
+
+} // namespace
+
+const std::error_category& error_category() noexcept
+{
+    static const Category category;
+    return category;
+}
+
+std::error_code make_error_code(Errc e) noexcept
+{
+    return {static_cast<int>(e), error_category()};
+}
+
+std::string_view to_string(Errc e) noexcept
+{
+    const ErrcInfo* info = find_info(static_cast<int>(e));
+    return info ? info->name : std::string_view("unknown");
+}
+
+std::string redact(std::string_view text)
+{
+    return redact_values(redact_userinfo(text));
+}
+
+std::optional<Errc> Error::errc() const noexcept
+{
+    if (code.category() != error_category() || !find_info(code.value()))
+        return std::nullopt;
+    return static_cast<Errc>(code.value());
+}
+
+std::string Error::to_string() const
+{
+    std::string name;
+    if (auto e = errc())
+        name = modelrepo::to_string(*e);
+    else
+        name = code.category().name() + std::string(":") + std::to_string(code.value());
+    return name + ": " + message;
+}
+
+Error make_error(Errc code, std::string_view message)
+{
+    Error error;
+    error.code = make_error_code(code);
+    error.message = redact(message);
+    return error;
+}
+
+BadResultAccess::BadResultAccess(Error error)
+    : std::logic_error(error.to_string())
+    , error_(std::move(error))
+{
+}
+
+BadResultAccess::BadResultAccess(const char* what)
+    : std::logic_error(what)
+{
+}
+
+} // namespace modelrepo

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+// open() and open_chain(): from a source URI to a repository.
+#include <modelrepo/memory_repository.hpp>
+#include <modelrepo/open.hpp>
+
+#include "uri.hpp"
+
+#include <array>
+
+namespace modelrepo {
+
+namespace {
+
+using Opener = Result<std::shared_ptr<ModelRepository>> (*)(std::string_view text,
+                                                            const detail::Uri& uri);
+
+Result<std::shared_ptr<ModelRepository>> open_builtin(std::string_view text, const detail::Uri& uri)
+{
+    if (!uri.path.empty() && uri.path != "/")
+        return make_error(Errc::invalid_argument,
+                          "invalid source URI '" + std::string(text) +
+                              "': builtin: takes no path (write just \"builtin:\")");
+    return std::shared_ptr<ModelRepository>(MemoryRepository::builtin());
+}
+
+Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const detail::Uri& uri)
+{
+    // file:///abs/path, file://localhost/abs/path, file:relative/path
+    if (uri.has_authority && !uri.authority.empty() && uri.authority != "localhost")
+        return make_error(Errc::invalid_argument,
+                          "invalid source URI '" + std::string(text) + "': file URIs name a "
+                          "local file (file:///abs/path.json); host '" + uri.authority +
+                              "' is not supported");
+    auto path = detail::percent_decode(uri.path);
+    if (!path || path->empty())
+        return make_error(Errc::invalid_argument,
+                          "invalid source URI '" + std::string(text) +
+                              "': expected file:///absolute/path.json or file:relative.json");
+    auto repo = MemoryRepository::from_file(*path);
+    if (!repo)
+        return repo.error();
+    return std::shared_ptr<ModelRepository>(std::move(repo).value());
+}
+
+Result<std::shared_ptr<ModelRepository>> not_built(std::string_view text, const detail::Uri& uri)
+{
+    bool postgres = uri.scheme.starts_with("postgres");
+    return make_error(Errc::not_supported,
+                      "cannot open '" + std::string(text) + "': this build of modelrepo has no " +
+                          (postgres ? "PostgreSQL backend (rebuild with -Dpostgres=enabled)"
+                                    : "GitHub/HTTP backend (rebuild with -Dgithub=enabled)"));
+}
+
+struct Scheme {
+    std::string_view name;
+    Opener opener;
+};
+
+constexpr std::array schemes{
+    Scheme{"builtin", open_builtin},   Scheme{"file", open_file},
+    Scheme{"postgresql", not_built},   Scheme{"postgres", not_built},
+    Scheme{"github", not_built},       Scheme{"https", not_built},
+    Scheme{"http", not_built},
+};
+
+} // namespace
+
+Result<std::shared_ptr<ModelRepository>> open(std::string_view text)
+{
+    if (text.empty())
+        return make_error(Errc::invalid_argument,
+                          "empty source URI (expected e.g. builtin:, file:///path.json, "
+                          "postgresql://host/db, github://owner/repo/path)");
+    auto uri = detail::parse_uri(text);
+    if (!uri)
+        return uri.error();
+    for (const Scheme& scheme : schemes)
+        if (scheme.name == uri.value().scheme)
+            return scheme.opener(text, uri.value());
+    std::string known;
+    for (const Scheme& scheme : schemes)
+        known += (known.empty() ? "" : ", ") + std::string(scheme.name) + ":";
+    return make_error(Errc::invalid_argument, "unknown scheme '" + uri.value().scheme +
+                                                  "' in source URI '" + std::string(text) +
+                                                  "' (known: " + known + ")");
+}
+
+Result<std::shared_ptr<ModelRepository>> open_chain(std::span<const std::string> uris)
+{
+    if (uris.empty())
+        return make_error(Errc::invalid_argument, "open_chain needs at least one source URI");
+    if (uris.size() == 1)
+        return open(uris.front());
+    return make_error(Errc::not_supported,
+                      "a chain of " + std::to_string(uris.size()) +
+                          " sources needs FallbackRepository, which this build lacks");
+}
+
+} // namespace modelrepo

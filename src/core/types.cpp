@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+#include <modelrepo/types.hpp>
+#include <modelrepo/version.hpp>
+
+#include <charconv>
+#include <cstdio>
+
+namespace modelrepo {
+
+const char* version() noexcept
+{
+    return MODELREPO_VERSION;
+}
+
+std::string_view to_string(Health h) noexcept
+{
+    switch (h) {
+    case Health::operational:
+        return "operational";
+    case Health::degraded:
+        return "degraded";
+    case Health::outage:
+        return "outage";
+    case Health::unknown:
+        break;
+    }
+    return "unknown";
+}
+
+std::optional<Health> parse_health(std::string_view text) noexcept
+{
+    for (Health h : {Health::operational, Health::degraded, Health::outage, Health::unknown})
+        if (to_string(h) == text)
+            return h;
+    return std::nullopt;
+}
+
+std::int64_t HealthCounts::of(Health h) const noexcept
+{
+    switch (h) {
+    case Health::operational:
+        return operational;
+    case Health::degraded:
+        return degraded;
+    case Health::outage:
+        return outage;
+    case Health::unknown:
+        break;
+    }
+    return unknown;
+}
+
+std::string format_timestamp(Timestamp t)
+{
+    using namespace std::chrono;
+    auto day = floor<days>(t);
+    year_month_day ymd{day};
+    hh_mm_ss hms{floor<nanoseconds>(t - day)};
+    char buf[64];
+    int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02lld",
+                          static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                          static_cast<unsigned>(ymd.day()), static_cast<long>(hms.hours().count()),
+                          static_cast<long>(hms.minutes().count()),
+                          static_cast<long long>(hms.seconds().count()));
+    std::string out(buf, static_cast<std::size_t>(n));
+    auto ns = hms.subseconds().count();
+    if (ns != 0) {
+        // The shortest of milli-, micro- or nanoseconds that is exact.
+        if (ns % 1'000'000 == 0)
+            n = std::snprintf(buf, sizeof buf, ".%03lld", static_cast<long long>(ns / 1'000'000));
+        else if (ns % 1'000 == 0)
+            n = std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(ns / 1'000));
+        else
+            n = std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(ns));
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    out.push_back('Z');
+    return out;
+}
+
+namespace {
+
+bool read_digits(std::string_view text, std::size_t at, std::size_t count, int& value) noexcept
+{
+    if (text.size() < at + count)
+        return false;
+    value = 0;
+    for (std::size_t i = at; i < at + count; ++i) {
+        if (text[i] < '0' || text[i] > '9')
+            return false;
+        value = value * 10 + (text[i] - '0');
+    }
+    return true;
+}
+
+} // namespace
+
+std::optional<Timestamp> parse_timestamp(std::string_view text) noexcept
+{
+    using namespace std::chrono;
+    // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00|-00:00)
+    int y, mo, d, h, mi, s;
+    if (!read_digits(text, 0, 4, y) || text.size() < 20 || text[4] != '-' ||
+        !read_digits(text, 5, 2, mo) || text[7] != '-' || !read_digits(text, 8, 2, d) ||
+        (text[10] != 'T' && text[10] != 't') || !read_digits(text, 11, 2, h) || text[13] != ':' ||
+        !read_digits(text, 14, 2, mi) || text[16] != ':' || !read_digits(text, 17, 2, s))
+        return std::nullopt;
+    if (h > 23 || mi > 59 || s > 59)
+        return std::nullopt;
+    year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+    if (!ymd.ok())
+        return std::nullopt;
+
+    std::size_t pos = 19;
+    nanoseconds fraction{0};
+    if (pos < text.size() && text[pos] == '.') {
+        ++pos;
+        std::size_t digits = 0;
+        long long ns = 0;
+        while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+            if (digits < 9) {
+                ns = ns * 10 + (text[pos] - '0');
+                ++digits;
+            }
+            ++pos;
+        }
+        if (digits == 0)
+            return std::nullopt;
+        for (std::size_t i = digits; i < 9; ++i)
+            ns *= 10;
+        fraction = nanoseconds{ns};
+    }
+    std::string_view zone = text.substr(pos);
+    if (zone != "Z" && zone != "z" && zone != "+00:00" && zone != "-00:00")
+        return std::nullopt;
+    auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{s} + fraction;
+    return time_point_cast<Clock::duration>(t);
+}
+
+} // namespace modelrepo

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+#include "uri.hpp"
+
+#include <cctype>
+
+namespace modelrepo::detail {
+
+namespace {
+
+int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+Error invalid(std::string_view uri, std::string_view what)
+{
+    return make_error(Errc::invalid_argument,
+                      "invalid source URI '" + std::string(uri) + "': " + std::string(what));
+}
+
+} // namespace
+
+std::optional<std::string> Uri::param(std::string_view key) const
+{
+    std::optional<std::string> value;
+    for (const auto& [k, v] : query)
+        if (k == key)
+            value = v;
+    return value;
+}
+
+std::optional<std::string> percent_decode(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '%') {
+            out.push_back(text[i]);
+            continue;
+        }
+        int hi = i + 1 < text.size() ? hex_value(text[i + 1]) : -1;
+        int lo = i + 2 < text.size() ? hex_value(text[i + 2]) : -1;
+        if (hi < 0 || lo < 0)
+            return std::nullopt;
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+    }
+    return out;
+}
+
+Result<Uri> parse_uri(std::string_view text)
+{
+    Uri uri;
+    std::size_t colon = text.find(':');
+    if (colon == 0 || colon == std::string_view::npos)
+        return invalid(text, "no scheme (expected e.g. builtin:, file:///path.json, "
+                             "postgresql://host/db, github://owner/repo/path)");
+    for (std::size_t i = 0; i < colon; ++i) {
+        char c = text[i];
+        bool ok = std::isalpha(static_cast<unsigned char>(c)) ||
+                  (i > 0 && (std::isdigit(static_cast<unsigned char>(c)) || c == '+' ||
+                             c == '-' || c == '.'));
+        if (!ok)
+            return invalid(text, "the scheme has a character URIs do not allow");
+        uri.scheme.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    std::string_view rest = text.substr(colon + 1);
+    if (auto hash = rest.find('#'); hash != std::string_view::npos)
+        rest = rest.substr(0, hash);
+    std::string_view query;
+    if (auto q = rest.find('?'); q != std::string_view::npos) {
+        query = rest.substr(q + 1);
+        rest = rest.substr(0, q);
+    }
+    if (rest.starts_with("//")) {
+        uri.has_authority = true;
+        rest.remove_prefix(2);
+        // A database URL's authority ends at the first '/' after the last '@', so that
+        // an unencoded '/' in a password does not cut it short. Elsewhere '@' may appear
+        // in the path (github://owner/repo/path@ref), so the first '/' ends it.
+        std::size_t at = uri.scheme.starts_with("postgres") ? rest.rfind('@') : 0;
+        std::size_t slash = rest.find('/', at == std::string_view::npos ? 0 : at);
+        uri.authority = std::string(rest.substr(0, slash));
+        rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+    }
+    uri.path = std::string(rest);
+    while (!query.empty()) {
+        std::size_t amp = query.find('&');
+        std::string_view pair = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        if (pair.empty())
+            continue;
+        std::size_t eq = pair.find('=');
+        auto key = percent_decode(pair.substr(0, eq));
+        auto value = percent_decode(eq == std::string_view::npos ? std::string_view()
+                                                                 : pair.substr(eq + 1));
+        if (!key || !value)
+            return invalid(text, "malformed %-escape in the query string");
+        uri.query.emplace_back(std::move(*key), std::move(*value));
+    }
+    return uri;
+}
+
+} // namespace modelrepo::detail

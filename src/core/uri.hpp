@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// A small URI splitter for the source URIs open() accepts (RFC 3986 shapes only).
+#pragma once
+
+#include <modelrepo/error.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace modelrepo::detail {
+
+struct Uri {
+    std::string scheme;    ///< lower-cased, without ':'
+    bool has_authority = false;
+    std::string authority; ///< between "//" and the path, still percent-encoded
+    std::string path;      ///< still percent-encoded
+    /// Query parameters in order, percent-decoded ('+' stays '+').
+    std::vector<std::pair<std::string, std::string>> query;
+
+    /// The last value of query parameter `key`, if present.
+    [[nodiscard]] std::optional<std::string> param(std::string_view key) const;
+};
+
+/// Splits `text`. Errors: `Errc::invalid_argument` (no scheme, bad percent-encoding),
+/// the message names the URI (redacted).
+Result<Uri> parse_uri(std::string_view text);
+
+/// Decodes %XX escapes; nullopt when an escape is malformed.
+std::optional<std::string> percent_decode(std::string_view text);
+
+} // namespace modelrepo::detail

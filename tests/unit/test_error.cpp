@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+#include <modelrepo/error.hpp>
+
+#include <doctest/doctest.h>
+
+#include <set>
+
+using namespace modelrepo;
+
+TEST_CASE("Errc is a std::error_code category named modelrepo")
+{
+    std::error_code ec = Errc::timeout;
+    CHECK(ec.category() == error_category());
+    CHECK(std::string(ec.category().name()) == "modelrepo");
+    CHECK(ec.message() == "deadline passed");
+    CHECK(ec != std::error_code(Errc::unreachable));
+    CHECK(to_string(Errc::auth_failed) == "auth_failed");
+    CHECK(to_string(Errc::all_sources_failed) == "all_sources_failed");
+    CHECK(to_string(static_cast<Errc>(999)) == "unknown");
+    CHECK(error_category().message(999) == "unknown modelrepo error");
+}
+
+TEST_CASE("every Errc has a distinct name and message")
+{
+    std::set<std::string_view> names;
+    for (int v = 1; v <= static_cast<int>(Errc::not_supported); ++v) {
+        auto e = static_cast<Errc>(v);
+        CHECK(to_string(e) != "unknown");
+        CHECK(names.insert(to_string(e)).second);
+        CHECK(error_category().message(v) != "unknown modelrepo error");
+    }
+}
+
+TEST_CASE("Error knows its Errc and prints with its name")
+{
+    Error error = make_error(Errc::bad_data, "$.models[0].slug: must not be empty");
+    CHECK(error.errc() == Errc::bad_data);
+    CHECK(error.is(Errc::bad_data));
+    CHECK_FALSE(error.is(Errc::timeout));
+    CHECK(error.to_string() == "bad_data: $.models[0].slug: must not be empty");
+
+    Error foreign;
+    foreign.code = std::make_error_code(std::errc::io_error);
+    foreign.message = "x";
+    CHECK_FALSE(foreign.errc().has_value());
+    CHECK(foreign.to_string().starts_with("generic:"));
+}
+
+TEST_CASE("redact hides passwords and tokens in every shape")
+{
+    const std::string secret = "Zq9-SeCrEt-Pw";
+    CHECK(redact("postgresql://app:" + secret + "@db.internal:5432/models") ==
+          "postgresql://app:***@db.internal:5432/models");
+    // An unencoded '@' or '/' in the password is still hidden.
+    CHECK(redact("postgres://app:p@ss/w" + secret + "@host/db").find(secret) == std::string::npos);
+    CHECK(redact("host=db user=app password=" + secret + " dbname=x") ==
+          "host=db user=app password=*** dbname=x");
+    CHECK(redact("password='" + secret + " with space' host=db") == "password=*** host=db");
+    CHECK(redact("https://x/?token=" + secret + "&a=1") == "https://x/?token=***&a=1");
+    CHECK(redact("Authorization: Bearer " + secret) == "Authorization: Bearer ***");
+    CHECK(redact("{\"token\": \"" + secret + "\"}").find(secret) == std::string::npos);
+    CHECK(redact("using ghp_abcdefghijklmnopqrstuvwxyz0123456789 now") == "using *** now");
+    CHECK(redact("github_pat_11ABCDEFG_xyz failed") == "*** failed");
+    // Nothing to hide: unchanged.
+    const std::string plain = "connection to 127.0.0.1:5432 refused; is the server running?";
+    CHECK(redact(plain) == plain);
+    CHECK(redact("postgresql://app@host/db") == "postgresql://app@host/db");
+    CHECK(redact("a bearer token is required") == "a bearer token is required");
+}
+
+TEST_CASE("make_error redacts the message")
+{
+    Error error = make_error(Errc::auth_failed, "login to postgresql://u:hunter22@h/db failed");
+    CHECK(error.message.find("hunter22") == std::string::npos);
+}
+
+TEST_CASE("Result holds a value or an Error; value() on an error throws BadResultAccess")
+{
+    Result<int> ok = 42;
+    REQUIRE(ok);
+    CHECK(ok.value() == 42);
+
+    Result<int> failed = make_error(Errc::timeout, "query took longer than 5 s");
+    REQUIRE_FALSE(failed);
+    CHECK(failed.error().is(Errc::timeout));
+    try {
+        (void)failed.value();
+        FAIL("value() did not throw");
+    } catch (const BadResultAccess& e) {
+        CHECK(e.error().is(Errc::timeout));
+        CHECK(std::string(e.what()) == "timeout: query took longer than 5 s");
+    }
+    CHECK_THROWS_AS((void)ok.error(), BadResultAccess);
+
+    Result<void> done = success();
+    CHECK(done);
+}

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+#include <modelrepo/modelrepo.hpp>
+
+#include "core/uri.hpp"
+#include "temp_dir.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace modelrepo;
+
+TEST_CASE("open builtin:")
+{
+    auto repo = open("builtin:");
+    REQUIRE(repo);
+    CHECK(repo.value()->name() == "builtin");
+    CHECK(repo.value()->count_models().value() == 32);
+    CHECK(open("BUILTIN:"));
+    auto bad = open("builtin:something");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().is(Errc::invalid_argument));
+}
+
+TEST_CASE("open file: in its URI forms")
+{
+    test::TempDir dir;
+    auto path = dir.path() / "my models.json";
+    REQUIRE(write_snapshot_file(builtin_snapshot(), path));
+    std::string encoded = dir.path().string() + "/my%20models.json";
+
+    for (const std::string& uri : {"file://" + encoded, "file://localhost" + encoded,
+                                   "file:" + encoded}) {
+        CAPTURE(uri);
+        auto repo = open(uri);
+        REQUIRE(repo);
+        CHECK(repo.value()->count_models().value() == 32);
+        CHECK(repo.value()->name() == "file:" + path.string());
+    }
+
+    auto missing = open("file://" + dir.path().string() + "/absent.json");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().is(Errc::io_error));
+
+    auto remote = open("file://otherhost/x.json");
+    REQUIRE_FALSE(remote);
+    CHECK(remote.error().is(Errc::invalid_argument));
+
+    auto bad_data = open("file://" + dir.write("bad.json", "{").string());
+    REQUIRE_FALSE(bad_data);
+    CHECK(bad_data.error().is(Errc::bad_data));
+}
+
+TEST_CASE("bad URIs are invalid_argument naming the problem")
+{
+    for (const char* uri : {"", "no-scheme", "://x", "1http://x", "ftp://host/file.json",
+                            "file:///tmp/x%zz.json"}) {
+        CAPTURE(uri);
+        auto repo = open(uri);
+        REQUIRE_FALSE(repo);
+        CHECK(repo.error().is(Errc::invalid_argument));
+        CHECK_FALSE(repo.error().message.empty());
+    }
+    auto ftp = open("ftp://host/file.json");
+    CHECK(ftp.error().message.find("'ftp'") != std::string::npos);
+}
+
+TEST_CASE("messages about URIs never carry the password")
+{
+    auto repo = open("mysql://app:Sup3r-S3cret@db/models");
+    REQUIRE_FALSE(repo);
+    CHECK(repo.error().message.find("Sup3r-S3cret") == std::string::npos);
+    CHECK(repo.error().message.find("app:***@db") != std::string::npos);
+}
+
+TEST_CASE("open_chain")
+{
+    CHECK(open_chain({}).error().is(Errc::invalid_argument));
+    std::vector<std::string> one{"builtin:"};
+    auto repo = open_chain(one);
+    REQUIRE(repo);
+    CHECK(repo.value()->name() == "builtin");
+    std::vector<std::string> bad{"nope:"};
+    CHECK(open_chain(bad).error().is(Errc::invalid_argument));
+}
+
+TEST_CASE("uri splitting")
+{
+    auto uri = detail::parse_uri("postgresql://u:p%40ss@h1:5432,h2/db?sslmode=require&schema=a%20b&x")
+                   .value();
+    CHECK(uri.scheme == "postgresql");
+    CHECK(uri.has_authority);
+    CHECK(uri.authority == "u:p%40ss@h1:5432,h2");
+    CHECK(uri.path == "/db");
+    CHECK(uri.param("sslmode") == "require");
+    CHECK(uri.param("schema") == "a b");
+    CHECK(uri.param("x") == "");
+    CHECK_FALSE(uri.param("y").has_value());
+
+    auto github = detail::parse_uri("github://owner/repo/data/models.json@main").value();
+    CHECK(github.authority == "owner");
+    CHECK(github.path == "/repo/data/models.json@main");
+
+    auto raw_slash = detail::parse_uri("postgres://u:pa/ss@host/db").value();
+    CHECK(raw_slash.authority == "u:pa/ss@host");
+    CHECK(raw_slash.path == "/db");
+
+    CHECK(detail::percent_decode("a%2Fb") == "a/b");
+    CHECK_FALSE(detail::percent_decode("a%2").has_value());
+    CHECK_FALSE(detail::percent_decode("%g0").has_value());
+}

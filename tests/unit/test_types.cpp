@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: MIT
+#include <modelrepo/types.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace modelrepo;
+using namespace std::chrono;
+
+TEST_CASE("health names round-trip")
+{
+    for (Health h : {Health::operational, Health::degraded, Health::outage, Health::unknown})
+        CHECK(parse_health(to_string(h)) == h);
+    CHECK_FALSE(parse_health("Operational").has_value());
+    CHECK_FALSE(parse_health("").has_value());
+}
+
+TEST_CASE("timestamps format as RFC 3339 UTC and parse back")
+{
+    Timestamp t = sys_days{2026y / November / 24} + 9h + 30min + 5s;
+    CHECK(format_timestamp(t) == "2026-11-24T09:30:05Z");
+    CHECK(parse_timestamp("2026-11-24T09:30:05Z") == t);
+    CHECK(parse_timestamp("2026-11-24t09:30:05z") == t);
+    CHECK(parse_timestamp("2026-11-24T09:30:05+00:00") == t);
+
+    Timestamp ms = t + 250ms;
+    CHECK(format_timestamp(ms) == "2026-11-24T09:30:05.250Z");
+    CHECK(parse_timestamp("2026-11-24T09:30:05.25Z") == ms);
+    Timestamp us = t + 123456us;
+    CHECK(format_timestamp(us) == "2026-11-24T09:30:05.123456Z");
+    CHECK(parse_timestamp(format_timestamp(us)) == us);
+    CHECK(format_timestamp(Timestamp{}) == "1970-01-01T00:00:00Z");
+}
+
+TEST_CASE("timestamps that are not RFC 3339 UTC are rejected")
+{
+    for (const char* bad : {"", "2026-11-24", "2026-11-24 09:30:05Z", "2026-11-24T09:30:05",
+                            "2026-11-24T09:30:05+09:00", "2026-02-30T00:00:00Z",
+                            "2026-13-01T00:00:00Z", "2026-11-24T24:00:00Z",
+                            "2026-11-24T09:60:00Z", "2026-11-24T09:30:05.Z",
+                            "2026-11-24T09:30:05Zjunk", "yesterday", "2026-1-24T09:30:05Z"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(parse_timestamp(bad).has_value());
+    }
+}
+
+TEST_CASE("HealthCounts::of")
+{
+    HealthCounts counts{1, 2, 3, 4};
+    CHECK(counts.of(Health::operational) == 1);
+    CHECK(counts.of(Health::degraded) == 2);
+    CHECK(counts.of(Health::outage) == 3);
+    CHECK(counts.of(Health::unknown) == 4);
+}

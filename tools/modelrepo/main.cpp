@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MIT
+// modelrepo: query the model catalogue from the command line.
+//
+// Exit status: 0 success, 1 the repository answered an error (printed on stderr with
+// its Errc name), 2 usage error.
+#include <modelrepo/modelrepo.hpp>
+
+#include "output.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+
+namespace {
+
+using namespace modelrepo;
+
+constexpr int exit_ok = 0;
+constexpr int exit_error = 1;
+constexpr int exit_usage = 2;
+
+constexpr const char* default_priority = "gpt-5,gpt-4o,claude-sonnet-4-5,gemini-2.5-pro,"
+                                         "llama-4-maverick";
+
+struct Options {
+    std::vector<std::string> sources;
+    bool json = false;
+    std::vector<std::string> priority;
+    std::string slug;
+    std::string health;
+};
+
+std::vector<std::string> split_list(std::string_view text)
+{
+    std::vector<std::string> items;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        std::size_t comma = text.find(',', start);
+        std::string_view item = text.substr(start, comma == std::string_view::npos
+                                                       ? std::string_view::npos
+                                                       : comma - start);
+        while (!item.empty() && item.front() == ' ')
+            item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ')
+            item.remove_suffix(1);
+        if (!item.empty())
+            items.emplace_back(item);
+        if (comma == std::string_view::npos)
+            break;
+        start = comma + 1;
+    }
+    return items;
+}
+
+/// --source, else $MODELREPO_SOURCES, else the bundled catalogue.
+std::vector<std::string> resolve_sources(const Options& options)
+{
+    if (!options.sources.empty())
+        return options.sources;
+    if (const char* env = std::getenv("MODELREPO_SOURCES"); env && *env)
+        if (auto list = split_list(env); !list.empty())
+            return list;
+    return {"builtin:"};
+}
+
+int fail(const Error& error)
+{
+    std::cerr << "modelrepo: error: " << error.to_string() << '\n';
+    return exit_error;
+}
+
+void print_json(const nlohmann::ordered_json& value)
+{
+    std::cout << value.dump(2) << '\n';
+}
+
+int run_stats(ModelRepository& repo, const Options& options)
+{
+    auto stats = repo.system_stats();
+    if (!stats)
+        return fail(stats.error());
+    if (options.json)
+        print_json(cli::to_json(stats.value()));
+    else
+        cli::print_stats(std::cout, stats.value());
+    return exit_ok;
+}
+
+int run_models(ModelRepository& repo, const Options& options, bool priority_given)
+{
+    auto models = priority_given ? repo.find_models(options.priority) : repo.list_models();
+    if (!models)
+        return fail(models.error());
+    if (priority_given)
+        for (const std::string& slug : options.priority) {
+            bool found = false;
+            for (const Model& m : models.value())
+                found = found || m.slug == slug;
+            if (!found)
+                std::cerr << "modelrepo: note: no model '" << slug << "' in " << repo.name()
+                          << '\n';
+        }
+    if (options.json) {
+        nlohmann::ordered_json out;
+        out["source"] = std::string(repo.name());
+        out["models"] = nlohmann::ordered_json::array();
+        for (const Model& m : models.value())
+            out["models"].push_back(cli::to_json(m));
+        print_json(out);
+    } else {
+        cli::print_models(std::cout, models.value(), repo.name());
+    }
+    return exit_ok;
+}
+
+int run_model(ModelRepository& repo, const Options& options)
+{
+    auto model = repo.find_model(options.slug);
+    if (!model)
+        return fail(model.error());
+    if (!model.value()) {
+        Error error = make_error(Errc::not_found, "no model '" + options.slug + "' in " +
+                                                      std::string(repo.name()) +
+                                                      " (list them with: modelrepo models)");
+        return fail(error);
+    }
+    if (options.json) {
+        nlohmann::ordered_json out = cli::to_json(*model.value());
+        out["source"] = std::string(repo.name());
+        print_json(out);
+    } else {
+        cli::print_model(std::cout, *model.value(), repo.name());
+    }
+    return exit_ok;
+}
+
+int run_statuses(ModelRepository& repo, const Options& options)
+{
+    auto statuses = repo.list_statuses();
+    if (!statuses)
+        return fail(statuses.error());
+    std::vector<ModelStatus> shown;
+    std::optional<Health> wanted;
+    if (!options.health.empty())
+        wanted = parse_health(options.health);
+    for (const ModelStatus& s : statuses.value())
+        if (!wanted || s.health == *wanted)
+            shown.push_back(s);
+    if (options.json) {
+        nlohmann::ordered_json out;
+        out["source"] = std::string(repo.name());
+        out["statuses"] = nlohmann::ordered_json::array();
+        for (const ModelStatus& s : shown)
+            out["statuses"].push_back(cli::to_json(s));
+        print_json(out);
+    } else {
+        cli::print_statuses(std::cout, shown, repo.name());
+    }
+    return exit_ok;
+}
+
+int run_export(ModelRepository& repo)
+{
+    auto snapshot = repo.export_snapshot();
+    if (!snapshot)
+        return fail(snapshot.error());
+    std::cout << write_snapshot(snapshot.value());
+    std::cerr << "modelrepo: exported " << snapshot.value().models.size() << " models from "
+              << repo.name() << '\n';
+    return exit_ok;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    Options options;
+    CLI::App app{"Query the catalogue of AI models, their providers and live status.\n"
+                 "Sources are tried in order; every answer says which one served it.",
+                 "modelrepo"};
+    app.set_version_flag("--version", std::string(modelrepo::version()));
+    app.require_subcommand(1);
+    app.fallthrough();
+    app.add_option("-s,--source", options.sources,
+                   "Source URI, repeatable (a chain, in order): builtin:, file:///path.json, "
+                   "postgresql://…, github://owner/repo/path@ref, https://…. "
+                   "Default: $MODELREPO_SOURCES (comma-separated), then builtin:")
+        ->type_name("URI");
+    app.add_flag("--json", options.json, "Print JSON instead of tables");
+    app.footer("Exit status: 0 ok, 1 the source answered an error, 2 usage error.\n"
+               "Examples:\n"
+               "  modelrepo stats\n"
+               "  modelrepo models --priority gpt-5,claude-sonnet-4-5\n"
+               "  modelrepo --source file:///var/lib/models.json model gpt-4o --json\n");
+
+    auto* stats = app.add_subcommand("stats", "Counts of models and providers, per health");
+    auto* models = app.add_subcommand("models", "List models with provider and status");
+    auto* priority =
+        models
+            ->add_option("-p,--priority", options.priority,
+                         "Only these slugs, in this order (comma-separated), e.g. " +
+                             std::string(default_priority))
+            ->delimiter(',')
+            ->type_name("SLUG,...");
+    auto* model = app.add_subcommand("model", "One model by slug");
+    model->add_option("slug", options.slug, "Model slug, e.g. gpt-4o")->required();
+    auto* statuses = app.add_subcommand("statuses", "Current status of every model");
+    statuses->add_option("--health", options.health, "Only this health")
+        ->check(CLI::IsMember({"operational", "degraded", "outage", "unknown"}));
+    auto* exported = app.add_subcommand("export", "Write the whole catalogue as snapshot JSON "
+                                                  "(modelrepo.snapshot/1) to stdout");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return exit_usage;
+    }
+
+    auto repo = modelrepo::open_chain(resolve_sources(options));
+    if (!repo)
+        return fail(repo.error());
+    ModelRepository& source = *repo.value();
+
+    if (stats->parsed())
+        return run_stats(source, options);
+    if (models->parsed())
+        return run_models(source, options, priority->count() > 0);
+    if (model->parsed())
+        return run_model(source, options);
+    if (statuses->parsed())
+        return run_statuses(source, options);
+    if (exported->parsed())
+        return run_export(source);
+    return exit_usage;
+}
