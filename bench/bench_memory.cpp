@@ -1,1 +1,188 @@
-int main(){}
+// SPDX-License-Identifier: MIT
+// MemoryRepository and snapshot reading, against the targets of the foundation issue
+// and against the floor a bare implementation would reach:
+//   find_model          target: median < 100 ns;  peer: std::unordered_map find + copy
+//   snapshot, 10k models target: < 50 ms;         peer: nlohmann::json::parse alone
+// Prints Google Benchmark's table, then a summary of medians, ratios and verdicts.
+#include <cstdio>
+#include <map>
+#include <unordered_map>
+
+#include <benchmark/benchmark.h>
+#include <nlohmann/json.hpp>
+
+#include <modelrepo/modelrepo.hpp>
+
+namespace {
+
+using namespace modelrepo;
+
+std::shared_ptr<MemoryRepository> builtin_repo() {
+    static auto repo = MemoryRepository::builtin();
+    return repo;
+}
+
+const std::string& large_snapshot_json() {
+    static const std::string text = [] {
+        Snapshot s;
+        s.generated_at = Clock::now();
+        for (int p = 0; p < 50; ++p)
+            s.providers.push_back({"provider-" + std::to_string(p), "Provider " + std::to_string(p),
+                                   "https://provider" + std::to_string(p) + ".example"});
+        for (int m = 0; m < 10'000; ++m) {
+            std::string slug = "model-" + std::to_string(m);
+            s.models.push_back({slug,
+                                "Model " + std::to_string(m),
+                                "provider-" + std::to_string(m % 50),
+                                "A generated model used to measure snapshot reading.",
+                                128'000 + m,
+                                m % 10 != 0,
+                                {},
+                                {}});
+            s.statuses.push_back({slug, static_cast<Health>(m % 4), 0.99, 250.0 + m % 1000, 0.01,
+                                  "us-east", s.generated_at});
+        }
+        return write_snapshot(s);
+    }();
+    return text;
+}
+
+void BM_find_model(benchmark::State& state) {
+    auto repo = builtin_repo();
+    std::string_view slug = "claude-sonnet-4-5";
+    for (auto _ : state) {
+        auto model = repo->find_model(slug);
+        benchmark::DoNotOptimize(model);
+    }
+}
+BENCHMARK(BM_find_model);
+
+void BM_peer_unordered_map_find_copy(benchmark::State& state) {
+    std::unordered_map<std::string, Model> map;
+    auto models = builtin_repo()->list_models();
+    for (const Model& m : models.value())
+        map.emplace(m.slug, m);
+    std::string slug = "claude-sonnet-4-5";
+    for (auto _ : state) {
+        std::optional<Model> model;
+        if (auto it = map.find(slug); it != map.end())
+            model = it->second;
+        benchmark::DoNotOptimize(model);
+    }
+}
+BENCHMARK(BM_peer_unordered_map_find_copy);
+
+void BM_find_models_5(benchmark::State& state) {
+    auto repo = builtin_repo();
+    const std::vector<std::string> slugs{"gpt-5", "gpt-4o", "claude-sonnet-4-5", "gemini-2.5-pro",
+                                         "llama-4-maverick"};
+    for (auto _ : state) {
+        auto models = repo->find_models(slugs);
+        benchmark::DoNotOptimize(models);
+    }
+}
+BENCHMARK(BM_find_models_5);
+
+void BM_system_stats(benchmark::State& state) {
+    auto repo = builtin_repo();
+    for (auto _ : state) {
+        auto stats = repo->system_stats();
+        benchmark::DoNotOptimize(stats);
+    }
+}
+BENCHMARK(BM_system_stats);
+
+void BM_find_model_2_threads(benchmark::State& state) {
+    auto repo = builtin_repo();
+    for (auto _ : state) {
+        auto model = repo->find_model("gpt-4o");
+        benchmark::DoNotOptimize(model);
+    }
+}
+BENCHMARK(BM_find_model_2_threads)->Threads(2);
+
+void BM_read_snapshot_10k(benchmark::State& state) {
+    const std::string& text = large_snapshot_json();
+    for (auto _ : state) {
+        auto snapshot = parse_snapshot(text);
+        if (!snapshot)
+            state.SkipWithError(snapshot.error().message.c_str());
+        benchmark::DoNotOptimize(snapshot);
+    }
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * text.size()));
+}
+BENCHMARK(BM_read_snapshot_10k)->Unit(benchmark::kMillisecond);
+
+void BM_peer_json_parse_10k(benchmark::State& state) {
+    const std::string& text = large_snapshot_json();
+    for (auto _ : state) {
+        auto doc = nlohmann::json::parse(text);
+        benchmark::DoNotOptimize(doc);
+    }
+}
+BENCHMARK(BM_peer_json_parse_10k)->Unit(benchmark::kMillisecond);
+
+/// Keeps the median real time (ns) of every benchmark for the summary.
+class MedianCollector : public benchmark::ConsoleReporter {
+public:
+    std::map<std::string, double> median_ns;
+
+    void ReportRuns(const std::vector<Run>& runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const Run& run : runs)
+            if (run.aggregate_name == "median")
+                median_ns[run.run_name.function_name] =
+                    run.GetAdjustedRealTime() * multiplier(run.time_unit);
+    }
+
+private:
+    static double multiplier(benchmark::TimeUnit unit) {
+        switch (unit) {
+        case benchmark::kNanosecond:
+            return 1;
+        case benchmark::kMicrosecond:
+            return 1e3;
+        case benchmark::kMillisecond:
+            return 1e6;
+        case benchmark::kSecond:
+            return 1e9;
+        }
+        return 1;
+    }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // Medians over repetitions unless the caller chose otherwise.
+    std::vector<char*> args(argv, argv + argc);
+    std::string repetitions = "--benchmark_repetitions=9";
+    std::string aggregates = "--benchmark_report_aggregates_only=true";
+    args.push_back(repetitions.data());
+    args.push_back(aggregates.data());
+    int count = static_cast<int>(args.size());
+    benchmark::Initialize(&count, args.data());
+    MedianCollector reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+
+    auto& m = reporter.median_ns;
+    auto get = [&](const char* name) { return m.count(name) ? m[name] : 0.0; };
+    std::printf("\nsummary (medians of 9 repetitions)\n");
+    double find = get("BM_find_model");
+    double peer = get("BM_peer_unordered_map_find_copy");
+    if (find > 0 && peer > 0)
+        std::printf("find_model           %8.1f ns   target < 100 ns: %s   vs unordered_map "
+                    "find+copy %.1f ns: %.2fx\n",
+                    find, find < 100 ? "met" : "MISSED", peer, find / peer);
+    if (double v = get("BM_find_models_5"); v > 0)
+        std::printf("find_models (5)      %8.1f ns\n", v);
+    if (double v = get("BM_system_stats"); v > 0)
+        std::printf("system_stats         %8.1f ns\n", v);
+    double read = get("BM_read_snapshot_10k");
+    double parse = get("BM_peer_json_parse_10k");
+    if (read > 0 && parse > 0)
+        std::printf("read 10k snapshot    %8.2f ms   target < 50 ms: %s   vs json::parse alone "
+                    "%.2f ms: %.2fx\n",
+                    read / 1e6, read < 50e6 ? "met" : "MISSED", parse / 1e6, read / parse);
+}

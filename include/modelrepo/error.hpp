@@ -9,9 +9,6 @@
 /// Check `has_value()` / `operator bool` first, or use `.error()`.
 #pragma once
 
-#include <boost/outcome/basic_result.hpp>
-#include <boost/outcome/policy/base.hpp>
-#include <boost/outcome/success_failure.hpp>
 #include <chrono>
 #include <optional>
 #include <stdexcept>
@@ -19,31 +16,35 @@
 #include <string_view>
 #include <system_error>
 
+#include <boost/outcome/basic_result.hpp>
+#include <boost/outcome/policy/base.hpp>
+#include <boost/outcome/success_failure.hpp>
+
 namespace modelrepo {
 
 /// The cause of a failure, named for what a user does about it.
 /// Registered as a `std::error_code` category named "modelrepo".
 enum class Errc {
     // 0 is reserved for success, as std::error_code expects.
-    auth_failed = 1,    ///< the server refused the credentials (28P01, 28000, HTTP 401)
-    unreachable,        ///< name resolution failed, connection refused or host unreachable
-    timeout,            ///< a connect, query or transfer passed its deadline
-    tls_failed,         ///< TLS handshake or certificate verification failed
-    database_missing,   ///< the database named in the URL does not exist (3D000)
-    schema_missing,     ///< the database lacks modelrepo's tables: run `modelrepo migrate`
-    pool_exhausted,     ///< no pooled connection became free within the acquire timeout
-    circuit_open,       ///< the source's circuit breaker rejected the call
-    all_sources_failed, ///< every source of a chain failed; the message lists each cause
-    bad_data,           ///< malformed or invalid data (JSON, snapshot, server answer)
-    http_status,        ///< an HTTP answer with an unexpected status (see Error::http_status)
-    rate_limited,       ///< the server asked us to back off (see Error::retry_after)
-    read_only,          ///< the source does not accept writes
-    query_failed,       ///< the database rejected a statement (see Error::sqlstate)
-    invalid_argument,   ///< the caller passed something unusable (bad URI, unknown slug)
-    not_found,          ///< the thing asked for does not exist
+    auth_failed = 1,      ///< the server refused the credentials (28P01, 28000, HTTP 401)
+    unreachable,          ///< name resolution failed, connection refused or host unreachable
+    timeout,              ///< a connect, query or transfer passed its deadline
+    tls_failed,           ///< TLS handshake or certificate verification failed
+    database_missing,     ///< the database named in the URL does not exist (3D000)
+    schema_missing,       ///< the database lacks modelrepo's tables: run `modelrepo migrate`
+    pool_exhausted,       ///< no pooled connection became free within the acquire timeout
+    circuit_open,         ///< the source's circuit breaker rejected the call
+    all_sources_failed,   ///< every source of a chain failed; the message lists each cause
+    bad_data,             ///< malformed or invalid data (JSON, snapshot, server answer)
+    http_status,          ///< an HTTP answer with an unexpected status (see Error::http_status)
+    rate_limited,         ///< the server asked us to back off (see Error::retry_after)
+    read_only,            ///< the source does not accept writes
+    query_failed,         ///< the database rejected a statement (see Error::sqlstate)
+    invalid_argument,     ///< the caller passed something unusable (bad URI, unknown slug)
+    not_found,            ///< the thing asked for does not exist
     too_many_connections, ///< the server has no free connection slots (53300)
-    io_error,           ///< reading or writing a local file failed
-    not_supported,      ///< the operation or URI scheme is not available in this build
+    io_error,             ///< reading or writing a local file failed
+    not_supported,        ///< the operation or URI scheme is not available in this build
 };
 
 /// The error category of `Errc`; its name() is "modelrepo".
@@ -65,12 +66,12 @@ std::string redact(std::string_view text);
 /// program may want without parsing the message. The message never holds a password
 /// or a token.
 struct Error {
-    std::error_code code;  ///< usually an `Errc`; compare with `error.is(Errc::timeout)`
-    std::string message;   ///< what was tried, what failed and what to do
-    std::string source;    ///< the repository that failed ("builtin", "postgresql://…")
-    std::string target;    ///< host, address and port, URL or file tried, redacted
-    std::string sqlstate;  ///< PostgreSQL SQLSTATE when the server sent one ("28P01")
-    int http_status = 0;   ///< HTTP status when a server answered one
+    std::error_code code; ///< usually an `Errc`; compare with `error.is(Errc::timeout)`
+    std::string message;  ///< what was tried, what failed and what to do
+    std::string source;   ///< the repository that failed ("builtin", "postgresql://…")
+    std::string target;   ///< host, address and port, URL or file tried, redacted
+    std::string sqlstate; ///< PostgreSQL SQLSTATE when the server sent one ("28P01")
+    int http_status = 0;  ///< HTTP status when a server answered one
     /// When the caller may try again (rate limits, open circuit breakers).
     std::optional<std::chrono::system_clock::time_point> retry_after;
 
@@ -105,8 +106,7 @@ namespace detail {
 /// Outcome's no-value policy for `Result`: wide observers throw `BadResultAccess`.
 struct ResultPolicy : boost::outcome_v2::policy::base {
     template <class Impl>
-    static constexpr void wide_value_check(Impl&& self)
-    {
+    static constexpr void wide_value_check(Impl&& self) {
         if (!base::_has_value(self)) {
             if (base::_has_error(self))
                 throw BadResultAccess(base::_error(self));
@@ -114,14 +114,12 @@ struct ResultPolicy : boost::outcome_v2::policy::base {
         }
     }
     template <class Impl>
-    static constexpr void wide_error_check(Impl&& self)
-    {
+    static constexpr void wide_error_check(Impl&& self) {
         if (!base::_has_error(self))
             throw BadResultAccess("modelrepo::Result holds no error");
     }
     template <class Impl>
-    static constexpr void wide_exception_check(Impl&& self)
-    {
+    static constexpr void wide_exception_check(Impl&& self) {
         if (!base::_has_exception(self))
             throw BadResultAccess("modelrepo::Result holds no exception");
     }

@@ -3,11 +3,11 @@
 /// `MemoryRepository`: the catalogue held in memory; the embedded default.
 #pragma once
 
-#include <modelrepo/model_repository.hpp>
-
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#include <modelrepo/model_repository.hpp>
 
 namespace modelrepo {
 

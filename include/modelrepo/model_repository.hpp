@@ -4,16 +4,16 @@
 /// model statuses, whatever the backend.
 #pragma once
 
-#include <modelrepo/error.hpp>
-#include <modelrepo/snapshot.hpp>
-#include <modelrepo/types.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <modelrepo/error.hpp>
+#include <modelrepo/snapshot.hpp>
+#include <modelrepo/types.hpp>
 
 namespace modelrepo {
 

@@ -4,12 +4,12 @@
 /// modelrepo (DATABASE_URL, MODELREPO_SOURCES).
 #pragma once
 
-#include <modelrepo/model_repository.hpp>
-
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+
+#include <modelrepo/model_repository.hpp>
 
 namespace modelrepo {
 

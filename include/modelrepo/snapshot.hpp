@@ -6,13 +6,13 @@
 /// builtin snapshot, which is built once).
 #pragma once
 
-#include <modelrepo/error.hpp>
-#include <modelrepo/types.hpp>
-
 #include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <modelrepo/error.hpp>
+#include <modelrepo/types.hpp>
 
 namespace modelrepo {
 

@@ -80,9 +80,9 @@ struct SystemStats {
     std::int64_t models = 0;        ///< all models
     std::int64_t active_models = 0; ///< models with `active == true`
     std::int64_t providers = 0;
-    HealthCounts health;            ///< per health, over all models
-    Timestamp as_of{};              ///< how fresh the data is (a snapshot's generated_at)
-    std::string source;             ///< name() of the repository that answered
+    HealthCounts health; ///< per health, over all models
+    Timestamp as_of{};   ///< how fresh the data is (a snapshot's generated_at)
+    std::string source;  ///< name() of the repository that answered
 
     bool operator==(const SystemStats&) const = default;
 };

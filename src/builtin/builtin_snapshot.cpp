@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The catalogue bundled with the library: data/models.json, embedded at build time.
-#include <modelrepo/snapshot.hpp>
-
 #include <cstdio>
 #include <cstdlib>
+
+#include <modelrepo/snapshot.hpp>
 
 namespace modelrepo {
 
@@ -12,14 +12,12 @@ extern const unsigned char builtin_models_json[];
 extern const std::size_t builtin_models_json_size;
 } // namespace detail
 
-std::string_view builtin_snapshot_json() noexcept
-{
+std::string_view builtin_snapshot_json() noexcept {
     return {reinterpret_cast<const char*>(detail::builtin_models_json),
             detail::builtin_models_json_size};
 }
 
-const Snapshot& builtin_snapshot()
-{
+const Snapshot& builtin_snapshot() {
     static const Snapshot snapshot = [] {
         auto parsed = parse_snapshot(builtin_snapshot_json());
         if (!parsed) {

@@ -6,8 +6,7 @@
 
 namespace modelrepo::detail {
 
-std::vector<Model> assemble_models(const Snapshot& snapshot)
-{
+std::vector<Model> assemble_models(const Snapshot& snapshot) {
     std::unordered_map<std::string_view, const Provider*> providers;
     for (const Provider& p : snapshot.providers)
         providers.emplace(p.slug, &p);
@@ -30,8 +29,7 @@ std::vector<Model> assemble_models(const Snapshot& snapshot)
     return models;
 }
 
-SystemStats compute_stats(const Snapshot& snapshot)
-{
+SystemStats compute_stats(const Snapshot& snapshot) {
     SystemStats stats;
     stats.models = static_cast<std::int64_t>(snapshot.models.size());
     stats.providers = static_cast<std::int64_t>(snapshot.providers.size());

@@ -3,9 +3,9 @@
 // ModelRepository calls return.
 #pragma once
 
-#include <modelrepo/snapshot.hpp>
-
 #include <vector>
+
+#include <modelrepo/snapshot.hpp>
 
 namespace modelrepo::detail {
 

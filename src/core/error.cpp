@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include <modelrepo/error.hpp>
-
 #include <algorithm>
 #include <array>
 #include <cctype>
+
+#include <modelrepo/error.hpp>
 
 namespace modelrepo {
 
@@ -37,8 +37,7 @@ constexpr std::array errc_table{
     ErrcInfo{Errc::not_supported, "not_supported", "not supported by this build"},
 };
 
-const ErrcInfo* find_info(int value) noexcept
-{
+const ErrcInfo* find_info(int value) noexcept {
     for (const auto& info : errc_table)
         if (static_cast<int>(info.code) == value)
             return &info;
@@ -48,15 +47,13 @@ const ErrcInfo* find_info(int value) noexcept
 class Category final : public std::error_category {
 public:
     const char* name() const noexcept override { return "modelrepo"; }
-    std::string message(int value) const override
-    {
+    std::string message(int value) const override {
         const ErrcInfo* info = find_info(value);
         return info ? std::string(info->description) : "unknown modelrepo error";
     }
 };
 
-bool iequals_prefix(std::string_view text, std::size_t at, std::string_view word) noexcept
-{
+bool iequals_prefix(std::string_view text, std::size_t at, std::string_view word) noexcept {
     if (text.size() - at < word.size())
         return false;
     for (std::size_t i = 0; i < word.size(); ++i)
@@ -65,13 +62,11 @@ bool iequals_prefix(std::string_view text, std::size_t at, std::string_view word
     return true;
 }
 
-bool is_token_char(char c) noexcept
-{
+bool is_token_char(char c) noexcept {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
 }
 
-bool ends_value(char c) noexcept
-{
+bool ends_value(char c) noexcept {
     return std::isspace(static_cast<unsigned char>(c)) || c == '&' || c == ';' || c == ',' ||
            c == '"' || c == ')' || c == '\'';
 }
@@ -81,8 +76,7 @@ constexpr std::string_view mask = "***";
 // URL userinfo: "scheme://user:secret@host" -> "scheme://user:***@host". The userinfo
 // ends at the last '@' before the next blank, so a password with an unencoded '@' or
 // '/' is still hidden (over-redaction is the safe side).
-std::string redact_userinfo(std::string_view text)
-{
+std::string redact_userinfo(std::string_view text) {
     std::string out;
     std::size_t pos = 0;
     while (pos < text.size()) {
@@ -112,8 +106,7 @@ std::string redact_userinfo(std::string_view text)
 }
 
 // "password=secret", "token: secret", "Bearer secret", "ghp_…": the value is masked.
-std::string redact_values(std::string_view text)
-{
+std::string redact_values(std::string_view text) {
     static constexpr std::array keys{std::string_view("password"), std::string_view("passwd"),
                                      std::string_view("pwd"),      std::string_view("token"),
                                      std::string_view("secret"),   std::string_view("apikey"),
@@ -203,37 +196,31 @@ std::string redact_values(std::string_view text)
 
 } // namespace
 
-const std::error_category& error_category() noexcept
-{
+const std::error_category& error_category() noexcept {
     static const Category category;
     return category;
 }
 
-std::error_code make_error_code(Errc e) noexcept
-{
+std::error_code make_error_code(Errc e) noexcept {
     return {static_cast<int>(e), error_category()};
 }
 
-std::string_view to_string(Errc e) noexcept
-{
+std::string_view to_string(Errc e) noexcept {
     const ErrcInfo* info = find_info(static_cast<int>(e));
     return info ? info->name : std::string_view("unknown");
 }
 
-std::string redact(std::string_view text)
-{
+std::string redact(std::string_view text) {
     return redact_values(redact_userinfo(text));
 }
 
-std::optional<Errc> Error::errc() const noexcept
-{
+std::optional<Errc> Error::errc() const noexcept {
     if (code.category() != error_category() || !find_info(code.value()))
         return std::nullopt;
     return static_cast<Errc>(code.value());
 }
 
-std::string Error::to_string() const
-{
+std::string Error::to_string() const {
     std::string name;
     if (auto e = errc())
         name = modelrepo::to_string(*e);
@@ -242,8 +229,7 @@ std::string Error::to_string() const
     return name + ": " + message;
 }
 
-Error make_error(Errc code, std::string_view message)
-{
+Error make_error(Errc code, std::string_view message) {
     Error error;
     error.code = make_error_code(code);
     error.message = redact(message);
@@ -252,13 +238,9 @@ Error make_error(Errc code, std::string_view message)
 
 BadResultAccess::BadResultAccess(Error error)
     : std::logic_error(error.to_string())
-    , error_(std::move(error))
-{
-}
+    , error_(std::move(error)) {}
 
 BadResultAccess::BadResultAccess(const char* what)
-    : std::logic_error(what)
-{
-}
+    : std::logic_error(what) {}
 
 } // namespace modelrepo

@@ -5,27 +5,24 @@
 
 namespace modelrepo {
 
-Result<std::int64_t> ModelRepository::upsert_statuses(std::span<const ModelStatus>)
-{
-    Error error = make_error(Errc::read_only, std::string(name()) +
-                                                  " is read-only: status writes go to the "
-                                                  "primary database");
+Result<std::int64_t> ModelRepository::upsert_statuses(std::span<const ModelStatus>) {
+    Error error =
+        make_error(Errc::read_only, std::string(name()) + " is read-only: status writes go to the "
+                                                          "primary database");
     error.source = std::string(name());
     return error;
 }
 
-Result<std::vector<Model>> ModelRepository::list_models()
-{
+Result<std::vector<Model>> ModelRepository::list_models() {
     auto snapshot = export_snapshot();
     if (!snapshot)
         return snapshot.error();
     return detail::assemble_models(snapshot.value());
 }
 
-Result<Snapshot> ModelRepository::export_snapshot()
-{
-    Error error = make_error(Errc::not_supported,
-                             std::string(name()) + " cannot export its catalogue");
+Result<Snapshot> ModelRepository::export_snapshot() {
+    Error error =
+        make_error(Errc::not_supported, std::string(name()) + " cannot export its catalogue");
     error.source = std::string(name());
     return error;
 }

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
 // open() and open_chain(): from a source URI to a repository.
+#include <array>
+
 #include <modelrepo/memory_repository.hpp>
 #include <modelrepo/open.hpp>
 
 #include "uri.hpp"
-
-#include <array>
 
 namespace modelrepo {
 
@@ -14,8 +14,8 @@ namespace {
 using Opener = Result<std::shared_ptr<ModelRepository>> (*)(std::string_view text,
                                                             const detail::Uri& uri);
 
-Result<std::shared_ptr<ModelRepository>> open_builtin(std::string_view text, const detail::Uri& uri)
-{
+Result<std::shared_ptr<ModelRepository>> open_builtin(std::string_view text,
+                                                      const detail::Uri& uri) {
     if (!uri.path.empty() && uri.path != "/")
         return make_error(Errc::invalid_argument,
                           "invalid source URI '" + std::string(text) +
@@ -23,14 +23,13 @@ Result<std::shared_ptr<ModelRepository>> open_builtin(std::string_view text, con
     return std::shared_ptr<ModelRepository>(MemoryRepository::builtin());
 }
 
-Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const detail::Uri& uri)
-{
+Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const detail::Uri& uri) {
     // file:///abs/path, file://localhost/abs/path, file:relative/path
     if (uri.has_authority && !uri.authority.empty() && uri.authority != "localhost")
-        return make_error(Errc::invalid_argument,
-                          "invalid source URI '" + std::string(text) + "': file URIs name a "
-                          "local file (file:///abs/path.json); host '" + uri.authority +
-                              "' is not supported");
+        return make_error(Errc::invalid_argument, "invalid source URI '" + std::string(text) +
+                                                      "': file URIs name a "
+                                                      "local file (file:///abs/path.json); host '" +
+                                                      uri.authority + "' is not supported");
     auto path = detail::percent_decode(uri.path);
     if (!path || path->empty())
         return make_error(Errc::invalid_argument,
@@ -42,8 +41,7 @@ Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const 
     return std::shared_ptr<ModelRepository>(std::move(repo).value());
 }
 
-Result<std::shared_ptr<ModelRepository>> not_built(std::string_view text, const detail::Uri& uri)
-{
+Result<std::shared_ptr<ModelRepository>> not_built(std::string_view text, const detail::Uri& uri) {
     bool postgres = uri.scheme.starts_with("postgres");
     return make_error(Errc::not_supported,
                       "cannot open '" + std::string(text) + "': this build of modelrepo has no " +
@@ -57,16 +55,14 @@ struct Scheme {
 };
 
 constexpr std::array schemes{
-    Scheme{"builtin", open_builtin},   Scheme{"file", open_file},
-    Scheme{"postgresql", not_built},   Scheme{"postgres", not_built},
-    Scheme{"github", not_built},       Scheme{"https", not_built},
+    Scheme{"builtin", open_builtin}, Scheme{"file", open_file},   Scheme{"postgresql", not_built},
+    Scheme{"postgres", not_built},   Scheme{"github", not_built}, Scheme{"https", not_built},
     Scheme{"http", not_built},
 };
 
 } // namespace
 
-Result<std::shared_ptr<ModelRepository>> open(std::string_view text)
-{
+Result<std::shared_ptr<ModelRepository>> open(std::string_view text) {
     if (text.empty())
         return make_error(Errc::invalid_argument,
                           "empty source URI (expected e.g. builtin:, file:///path.json, "
@@ -85,8 +81,7 @@ Result<std::shared_ptr<ModelRepository>> open(std::string_view text)
                                                   "' (known: " + known + ")");
 }
 
-Result<std::shared_ptr<ModelRepository>> open_chain(std::span<const std::string> uris)
-{
+Result<std::shared_ptr<ModelRepository>> open_chain(std::span<const std::string> uris) {
     if (uris.empty())
         return make_error(Errc::invalid_argument, "open_chain needs at least one source URI");
     if (uris.size() == 1)

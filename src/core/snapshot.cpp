@@ -1,11 +1,5 @@
 // SPDX-License-Identifier: MIT
 // Reading, validating and writing modelrepo.snapshot/1 (docs/snapshot-format.md).
-#include <modelrepo/snapshot.hpp>
-
-#include "json_limits.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -13,7 +7,10 @@
 #include <sstream>
 #include <unordered_set>
 
+#include <nlohmann/json.hpp>
 #include <unistd.h>
+
+#include <modelrepo/snapshot.hpp>
 
 namespace modelrepo {
 
@@ -21,192 +18,447 @@ namespace {
 
 using json = nlohmann::json;
 
-Error bad_data(const std::string& path, std::string_view what)
-{
+/// Deepest nesting accepted inside an unknown member; a snapshot itself needs 3 levels.
+constexpr int max_skipped_depth = 64;
+
+Error bad_data(const std::string& path, std::string_view what) {
     return make_error(Errc::bad_data, path + ": " + std::string(what));
 }
 
-std::string type_name(const json& value)
-{
-    if (value.is_number_integer() || value.is_number_unsigned())
-        return "an integer";
-    if (value.is_number())
-        return "a number";
-    if (value.is_string())
-        return "a string";
-    if (value.is_boolean())
-        return "a boolean";
-    if (value.is_null())
-        return "null";
-    if (value.is_array())
-        return "an array";
-    return "an object";
-}
-
-// Reads members of one JSON object and remembers the first problem; callers check
-// `failed()` once per object instead of after every member.
-class ObjectReader {
-public:
-    ObjectReader(const json& object, std::string path, std::optional<Error>& error)
-        : object_(object)
-        , path_(std::move(path))
-        , error_(error)
-    {
-        if (!object_.is_object())
-            fail(path_, "expected an object, found " + type_name(object_));
-    }
-
-    bool failed() const { return error_.has_value(); }
-
-    std::string string(const char* key, bool required)
-    {
-        const json* value = member(key, required);
-        if (!value)
-            return {};
-        if (!value->is_string()) {
-            fail(member_path(key), "expected a string, found " + type_name(*value));
-            return {};
-        }
-        return value->get<std::string>();
-    }
-
-    std::string slug(const char* key)
-    {
-        std::string value = string(key, true);
-        if (!failed() && value.empty())
-            fail(member_path(key), "must not be empty");
-        return value;
-    }
-
-    std::optional<double> number(const char* key, bool required)
-    {
-        const json* value = member(key, required);
-        if (!value || (!required && value->is_null()))
-            return std::nullopt;
-        if (!value->is_number()) {
-            fail(member_path(key), "expected a number, found " + type_name(*value));
-            return std::nullopt;
-        }
-        return value->get<double>();
-    }
-
-    std::optional<std::int64_t> integer(const char* key)
-    {
-        const json* value = member(key, false);
-        if (!value || value->is_null())
-            return std::nullopt;
-        if (value->is_number_unsigned() && value->get<std::uint64_t>() > INT64_MAX) {
-            fail(member_path(key), "integer out of range");
-            return std::nullopt;
-        }
-        if (!value->is_number_integer()) {
-            fail(member_path(key), "expected an integer, found " + type_name(*value));
-            return std::nullopt;
-        }
-        return value->get<std::int64_t>();
-    }
-
-    bool boolean(const char* key, bool fallback)
-    {
-        const json* value = member(key, false);
-        if (!value)
-            return fallback;
-        if (!value->is_boolean()) {
-            fail(member_path(key), "expected a boolean, found " + type_name(*value));
-            return fallback;
-        }
-        return value->get<bool>();
-    }
-
-    Timestamp timestamp(const char* key)
-    {
-        std::string text = string(key, true);
-        if (failed())
-            return {};
-        auto t = parse_timestamp(text);
-        if (!t) {
-            fail(member_path(key), "'" + text.substr(0, 40) +
-                                       "' is not an RFC 3339 UTC timestamp "
-                                       "(expected e.g. 2026-11-24T09:30:00Z)");
-            return {};
-        }
-        return *t;
-    }
-
-    std::optional<Health> health(const char* key)
-    {
-        std::string text = string(key, true);
-        if (failed())
-            return std::nullopt;
-        auto h = parse_health(text);
-        if (!h)
-            fail(member_path(key), "'" + text.substr(0, 40) +
-                                       "' is not a health (operational, degraded, outage, "
-                                       "unknown)");
-        return h;
-    }
-
-private:
-    const json* member(const char* key, bool required)
-    {
-        if (failed())
-            return nullptr;
-        auto it = object_.find(key);
-        if (it == object_.end()) {
-            if (required)
-                fail(member_path(key), "required member is missing");
-            return nullptr;
-        }
-        return &*it;
-    }
-
-    std::string member_path(const char* key) const { return path_ + "." + key; }
-
-    void fail(const std::string& path, std::string_view what)
-    {
-        if (!error_)
-            error_ = bad_data(path, what);
-    }
-
-    const json& object_;
-    std::string path_;
-    std::optional<Error>& error_;
-};
-
-// Calls `read(element, path)` for each element of the array member `key`.
-template <class Fn>
-void for_each_element(const json& root, const char* key, std::optional<Error>& error, Fn&& read)
-{
-    std::string path = std::string("$.") + key;
-    auto it = root.find(key);
-    if (it == root.end()) {
-        error = bad_data(path, "required member is missing");
-        return;
-    }
-    if (!it->is_array()) {
-        error = bad_data(path, "expected an array, found " + type_name(*it));
-        return;
-    }
-    std::size_t index = 0;
-    for (const json& element : *it) {
-        read(element, path + "[" + std::to_string(index++) + "]");
-        if (error)
-            return;
-    }
-}
-
-bool in_unit_range(double v)
-{
+bool in_unit_range(double v) {
     return std::isfinite(v) && v >= 0.0 && v <= 1.0;
 }
 
-std::string at(const char* list, std::size_t index, const char* member)
-{
+std::string at(const char* list, std::size_t index, const char* member) {
     return std::string("$.") + list + "[" + std::to_string(index) + "]." + member;
 }
 
-nlohmann::ordered_json status_to_json(const ModelStatus& status)
-{
+/// A scalar JSON value as the SAX events deliver it.
+struct Scalar {
+    enum class Kind { null, boolean, integer, floating, string } kind;
+    bool boolean = false;
+    std::int64_t integer = 0;
+    bool integer_in_range = true;
+    double floating = 0.0;
+    std::string* string = nullptr; ///< the parser's buffer; may be moved from
+
+    const char* type_name() const {
+        switch (kind) {
+        case Kind::null:
+            return "null";
+        case Kind::boolean:
+            return "a boolean";
+        case Kind::integer:
+            return "an integer";
+        case Kind::floating:
+            return "a number";
+        case Kind::string:
+            break;
+        }
+        return "a string";
+    }
+    bool is_number() const { return kind == Kind::integer || kind == Kind::floating; }
+    double number() const {
+        return kind == Kind::integer ? static_cast<double>(integer) : floating;
+    }
+};
+
+/// Builds a Snapshot straight from the parser's SAX events, without a document tree.
+/// Tracks where it is (top level, which list, which element, which member) so that the
+/// first problem is reported with its JSON path; unknown members, however nested, are
+/// skipped.
+class SnapshotReader final : public nlohmann::json_sax<json> {
+public:
+    std::optional<Error> error;
+    Snapshot snapshot;
+
+    /// Checks what only the end of the document can tell.
+    void finish() {
+        if (error)
+            return;
+        if (!have_format_)
+            fail("$.format",
+                 "required member is missing (expected \"" + std::string(snapshot_format) + "\")");
+        else if (!have_generated_at_)
+            fail("$.generated_at", "required member is missing");
+        else
+            for (int list = 0; list < 3; ++list)
+                if (!have_list_[list]) {
+                    fail(std::string("$.") + list_names[list], "required member is missing");
+                    break;
+                }
+    }
+
+    bool null() override { return scalar({Scalar::Kind::null}); }
+    bool boolean(bool value) override {
+        Scalar v{Scalar::Kind::boolean};
+        v.boolean = value;
+        return scalar(v);
+    }
+    bool number_integer(number_integer_t value) override {
+        Scalar v{Scalar::Kind::integer};
+        v.integer = value;
+        return scalar(v);
+    }
+    bool number_unsigned(number_unsigned_t value) override {
+        Scalar v{Scalar::Kind::integer};
+        v.integer_in_range = value <= static_cast<number_unsigned_t>(INT64_MAX);
+        v.integer = static_cast<std::int64_t>(value);
+        return scalar(v);
+    }
+    bool number_float(number_float_t value, const string_t&) override {
+        Scalar v{Scalar::Kind::floating};
+        v.floating = value;
+        return scalar(v);
+    }
+    bool string(string_t& value) override {
+        Scalar v{Scalar::Kind::string};
+        v.string = &value;
+        return scalar(v);
+    }
+    bool binary(binary_t&) override { return fail(path(), "binary values are not JSON"); }
+
+    bool start_object(std::size_t) override { return open_container(true); }
+    bool start_array(std::size_t) override { return open_container(false); }
+    bool end_object() override { return close_container(); }
+    bool end_array() override { return close_container(); }
+
+    bool key(string_t& name) override {
+        if (skip_ == 0)
+            key_ = std::move(name);
+        return true;
+    }
+
+    bool parse_error(std::size_t byte, const std::string&,
+                     const nlohmann::detail::exception& e) override {
+        return fail("$", "malformed JSON at byte " + std::to_string(byte) + ": " +
+                             std::string(e.what()).substr(0, 200));
+    }
+
+private:
+    static constexpr const char* list_names[] = {"providers", "models", "statuses"};
+    enum class Level { before, top, list, element, done };
+    enum List { providers = 0, models = 1, statuses = 2, none = 3 };
+
+    // Fields of each element kind, in the order a missing one is reported; the bit of
+    // a field is 1 << its index.
+    static constexpr const char* provider_fields[] = {"slug", "name", "website"};
+    static constexpr unsigned provider_required = 0b011;
+    static constexpr const char* model_fields[] = {"slug",        "name",   "provider",
+                                                   "description", "active", "context_window"};
+    static constexpr unsigned model_required = 0b000111;
+    static constexpr const char* status_fields[] = {
+        "model", "health", "availability", "error_rate", "checked_at", "latency_ms", "region"};
+    static constexpr unsigned status_required = 0b0011111;
+
+    bool fail(const std::string& where, std::string_view what) {
+        if (!error)
+            error = bad_data(where, what);
+        return false;
+    }
+
+    std::string element_path() const {
+        return std::string("$.") + list_names[list_] + "[" + std::to_string(index_) + "]";
+    }
+
+    std::string path() const {
+        switch (level_) {
+        case Level::top:
+            return "$." + key_;
+        case Level::list:
+            return element_path();
+        case Level::element:
+            return element_path() + "." + key_;
+        default:
+            return "$";
+        }
+    }
+
+    int field_index(std::span<const char* const> fields) const {
+        for (std::size_t i = 0; i < fields.size(); ++i)
+            if (key_ == fields[i])
+                return static_cast<int>(i);
+        return -1;
+    }
+
+    std::span<const char* const> fields() const {
+        switch (list_) {
+        case providers:
+            return provider_fields;
+        case models:
+            return model_fields;
+        default:
+            return status_fields;
+        }
+    }
+
+    int top_list() const {
+        for (int i = 0; i < 3; ++i)
+            if (key_ == list_names[i])
+                return i;
+        return -1;
+    }
+
+    bool open_container(bool object) {
+        const char* found = object ? "an object" : "an array";
+        if (skip_ > 0) {
+            if (++skip_ > max_skipped_depth)
+                return fail("$", "JSON nested too deeply");
+            return true;
+        }
+        switch (level_) {
+        case Level::before:
+            if (!object)
+                return fail("$", "expected an object, found an array");
+            level_ = Level::top;
+            return true;
+        case Level::top:
+            if (int list = top_list(); list >= 0) {
+                if (object)
+                    return fail(path(), "expected an array, found an object");
+                level_ = Level::list;
+                list_ = static_cast<List>(list);
+                have_list_[list] = true;
+                index_ = 0;
+                return true;
+            }
+            if (key_ == "format" || key_ == "generated_at")
+                return fail(path(), std::string("expected a string, found ") + found);
+            skip_ = 1;
+            return true;
+        case Level::list:
+            if (!object)
+                return fail(path(), "expected an object, found an array");
+            level_ = Level::element;
+            seen_ = 0;
+            provider_ = Provider{};
+            model_ = Model{};
+            status_ = ModelStatus{};
+            return true;
+        case Level::element:
+            if (field_index(fields()) >= 0)
+                return fail(path(), std::string("expected a scalar value, found ") + found);
+            skip_ = 1;
+            return true;
+        case Level::done:
+            break;
+        }
+        return fail("$", "unexpected content after the document");
+    }
+
+    bool close_container() {
+        if (skip_ > 0) {
+            --skip_;
+            return true;
+        }
+        switch (level_) {
+        case Level::element:
+            return close_element();
+        case Level::list:
+            level_ = Level::top;
+            list_ = none;
+            return true;
+        case Level::top:
+            level_ = Level::done;
+            return true;
+        default:
+            return fail("$", "unbalanced JSON");
+        }
+    }
+
+    bool close_element() {
+        auto names = fields();
+        unsigned required = list_ == providers ? provider_required
+                            : list_ == models  ? model_required
+                                               : status_required;
+        for (std::size_t i = 0; i < names.size(); ++i)
+            if ((required & (1u << i)) && !(seen_ & (1u << i)))
+                return fail(element_path() + "." + names[i], "required member is missing");
+        switch (list_) {
+        case providers:
+            snapshot.providers.push_back(std::move(provider_));
+            break;
+        case models:
+            snapshot.models.push_back(std::move(model_));
+            break;
+        default:
+            snapshot.statuses.push_back(std::move(status_));
+            break;
+        }
+        ++index_;
+        level_ = Level::list;
+        return true;
+    }
+
+    bool scalar(const Scalar& v) {
+        if (skip_ > 0)
+            return true;
+        switch (level_) {
+        case Level::before:
+            return fail("$", std::string("expected an object, found ") + v.type_name());
+        case Level::top:
+            return top_member(v);
+        case Level::list:
+            return fail(path(), std::string("expected an object, found ") + v.type_name());
+        case Level::element:
+            return element_member(v);
+        case Level::done:
+            break;
+        }
+        return fail("$", "unexpected content after the document");
+    }
+
+    bool top_member(const Scalar& v) {
+        if (key_ == "format") {
+            have_format_ = true;
+            if (v.kind != Scalar::Kind::string || *v.string != snapshot_format)
+                return fail(path(), "unsupported format " +
+                                        (v.kind == Scalar::Kind::string
+                                             ? "\"" + v.string->substr(0, 40) + "\""
+                                             : std::string(v.type_name())) +
+                                        " (expected \"" + std::string(snapshot_format) + "\")");
+            return true;
+        }
+        if (key_ == "generated_at") {
+            have_generated_at_ = true;
+            return timestamp(v, snapshot.generated_at);
+        }
+        if (top_list() >= 0)
+            return fail(path(), std::string("expected an array, found ") + v.type_name());
+        return true; // unknown member: ignored
+    }
+
+    bool expect_string(const Scalar& v, std::string& out, bool non_empty) {
+        if (v.kind != Scalar::Kind::string)
+            return fail(path(), std::string("expected a string, found ") + v.type_name());
+        if (non_empty && v.string->empty())
+            return fail(path(), "must not be empty");
+        out = std::move(*v.string);
+        return true;
+    }
+
+    bool expect_number(const Scalar& v, double& out) {
+        if (!v.is_number())
+            return fail(path(), std::string("expected a number, found ") + v.type_name());
+        out = v.number();
+        return true;
+    }
+
+    bool timestamp(const Scalar& v, Timestamp& out) {
+        if (v.kind != Scalar::Kind::string)
+            return fail(path(), std::string("expected a string, found ") + v.type_name());
+        auto t = parse_timestamp(*v.string);
+        if (!t)
+            return fail(path(), "'" + v.string->substr(0, 40) +
+                                    "' is not an RFC 3339 UTC timestamp (expected e.g. "
+                                    "2026-11-24T09:30:00Z)");
+        out = *t;
+        return true;
+    }
+
+    bool element_member(const Scalar& v) {
+        int field = field_index(fields());
+        if (field < 0)
+            return true; // unknown member: ignored
+        seen_ |= 1u << field;
+        switch (list_) {
+        case providers:
+            return provider_member(field, v);
+        case models:
+            return model_member(field, v);
+        default:
+            return status_member(field, v);
+        }
+    }
+
+    bool provider_member(int field, const Scalar& v) {
+        switch (field) {
+        case 0:
+            return expect_string(v, provider_.slug, true);
+        case 1:
+            return expect_string(v, provider_.name, false);
+        default:
+            return expect_string(v, provider_.website, false);
+        }
+    }
+
+    bool model_member(int field, const Scalar& v) {
+        switch (field) {
+        case 0:
+            return expect_string(v, model_.slug, true);
+        case 1:
+            return expect_string(v, model_.name, false);
+        case 2:
+            return expect_string(v, model_.provider_slug, true);
+        case 3:
+            return expect_string(v, model_.description, false);
+        case 4:
+            if (v.kind != Scalar::Kind::boolean)
+                return fail(path(), std::string("expected a boolean, found ") + v.type_name());
+            model_.active = v.boolean;
+            return true;
+        default:
+            if (v.kind == Scalar::Kind::null)
+                return true;
+            if (v.kind != Scalar::Kind::integer)
+                return fail(path(), std::string("expected an integer, found ") + v.type_name());
+            if (!v.integer_in_range)
+                return fail(path(), "integer out of range");
+            model_.context_window = v.integer;
+            return true;
+        }
+    }
+
+    bool status_member(int field, const Scalar& v) {
+        switch (field) {
+        case 0:
+            return expect_string(v, status_.model_slug, true);
+        case 1: {
+            if (v.kind != Scalar::Kind::string)
+                return fail(path(), std::string("expected a string, found ") + v.type_name());
+            auto h = parse_health(*v.string);
+            if (!h)
+                return fail(path(), "'" + v.string->substr(0, 40) +
+                                        "' is not a health (operational, degraded, outage, "
+                                        "unknown)");
+            status_.health = *h;
+            return true;
+        }
+        case 2:
+            return expect_number(v, status_.availability);
+        case 3:
+            return expect_number(v, status_.error_rate);
+        case 4:
+            return timestamp(v, status_.checked_at);
+        case 5: {
+            if (v.kind == Scalar::Kind::null)
+                return true;
+            double ms = 0;
+            if (!expect_number(v, ms))
+                return false;
+            status_.latency_ms = ms;
+            return true;
+        }
+        default:
+            return expect_string(v, status_.region, false);
+        }
+    }
+
+    Level level_ = Level::before;
+    List list_ = none;
+    std::size_t index_ = 0;
+    std::string key_;
+    int skip_ = 0; ///< depth inside an unknown member being skipped
+    unsigned seen_ = 0;
+    bool have_format_ = false;
+    bool have_generated_at_ = false;
+    bool have_list_[3] = {false, false, false};
+    Provider provider_;
+    Model model_;
+    ModelStatus status_;
+};
+
+nlohmann::ordered_json status_to_json(const ModelStatus& status) {
     nlohmann::ordered_json out;
     out["model"] = status.model_slug;
     out["health"] = std::string(to_string(status.health));
@@ -221,8 +473,7 @@ nlohmann::ordered_json status_to_json(const ModelStatus& status)
 
 } // namespace
 
-Result<void> validate(const Snapshot& snapshot)
-{
+Result<void> validate(const Snapshot& snapshot) {
     std::unordered_set<std::string_view> providers;
     for (std::size_t i = 0; i < snapshot.providers.size(); ++i) {
         const Provider& p = snapshot.providers[i];
@@ -263,85 +514,21 @@ Result<void> validate(const Snapshot& snapshot)
     return success();
 }
 
-Result<Snapshot> parse_snapshot(std::string_view text)
-{
-    if (auto depth = detail::check_json_depth(text); !depth)
-        return depth.error();
-
-    json root;
-    try {
-        root = json::parse(text);
-    } catch (const json::parse_error& e) {
-        return make_error(Errc::bad_data,
-                          "$: malformed JSON at byte " + std::to_string(e.byte) + ": " +
-                              std::string(e.what()).substr(0, 200));
-    }
-    if (!root.is_object())
-        return bad_data("$", "expected an object, found " + type_name(root));
-
-    auto format = root.find("format");
-    if (format == root.end())
-        return bad_data("$.format", "required member is missing (expected \"" +
-                                        std::string(snapshot_format) + "\")");
-    if (!format->is_string() || format->get<std::string>() != snapshot_format)
-        return bad_data("$.format", "unsupported format " + format->dump().substr(0, 60) +
-                                        " (expected \"" + std::string(snapshot_format) + "\")");
-
-    std::optional<Error> error;
-    Snapshot snapshot;
-    ObjectReader top(root, "$", error);
-    snapshot.generated_at = top.timestamp("generated_at");
-    if (error)
-        return *error;
-
-    for_each_element(root, "providers", error, [&](const json& element, std::string path) {
-        ObjectReader r(element, std::move(path), error);
-        Provider p;
-        p.slug = r.slug("slug");
-        p.name = r.string("name", true);
-        p.website = r.string("website", false);
-        snapshot.providers.push_back(std::move(p));
-    });
-    if (error)
-        return *error;
-
-    for_each_element(root, "models", error, [&](const json& element, std::string path) {
-        ObjectReader r(element, std::move(path), error);
-        Model m;
-        m.slug = r.slug("slug");
-        m.name = r.string("name", true);
-        m.provider_slug = r.slug("provider");
-        m.description = r.string("description", false);
-        m.context_window = r.integer("context_window");
-        m.active = r.boolean("active", true);
-        snapshot.models.push_back(std::move(m));
-    });
-    if (error)
-        return *error;
-
-    for_each_element(root, "statuses", error, [&](const json& element, std::string path) {
-        ObjectReader r(element, std::move(path), error);
-        ModelStatus s;
-        s.model_slug = r.slug("model");
-        if (auto h = r.health("health"))
-            s.health = *h;
-        s.availability = r.number("availability", true).value_or(0.0);
-        s.latency_ms = r.number("latency_ms", false);
-        s.error_rate = r.number("error_rate", true).value_or(0.0);
-        s.region = r.string("region", false);
-        s.checked_at = r.timestamp("checked_at");
-        snapshot.statuses.push_back(std::move(s));
-    });
-    if (error)
-        return *error;
-
-    if (auto valid = validate(snapshot); !valid)
+Result<Snapshot> parse_snapshot(std::string_view text) {
+    SnapshotReader reader;
+    bool complete = json::sax_parse(text, &reader, json::input_format_t::json, true);
+    if (complete)
+        reader.finish();
+    if (reader.error)
+        return *reader.error;
+    if (!complete)
+        return make_error(Errc::bad_data, "$: malformed JSON");
+    if (auto valid = validate(reader.snapshot); !valid)
         return valid.error();
-    return snapshot;
+    return std::move(reader.snapshot);
 }
 
-Result<Snapshot> read_snapshot_file(const std::filesystem::path& path)
-{
+Result<Snapshot> read_snapshot_file(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in)
         return make_error(Errc::io_error, "cannot open snapshot file '" + path.string() +
@@ -360,8 +547,7 @@ Result<Snapshot> read_snapshot_file(const std::filesystem::path& path)
     return snapshot;
 }
 
-std::string write_snapshot(const Snapshot& snapshot, int indent)
-{
+std::string write_snapshot(const Snapshot& snapshot, int indent) {
     nlohmann::ordered_json root;
     root["format"] = snapshot_format;
     root["generated_at"] = format_timestamp(snapshot.generated_at);
@@ -388,15 +574,14 @@ std::string write_snapshot(const Snapshot& snapshot, int indent)
     return text;
 }
 
-Result<void> write_snapshot_file(const Snapshot& snapshot, const std::filesystem::path& path)
-{
+Result<void> write_snapshot_file(const Snapshot& snapshot, const std::filesystem::path& path) {
     std::filesystem::path temp = path;
     temp += ".tmp." + std::to_string(::getpid());
     {
         std::ofstream out(temp, std::ios::binary | std::ios::trunc);
         if (!out)
-            return make_error(Errc::io_error, "cannot create '" + temp.string() +
-                                                  "': " + std::strerror(errno));
+            return make_error(Errc::io_error,
+                              "cannot create '" + temp.string() + "': " + std::strerror(errno));
         out << write_snapshot(snapshot);
         out.flush();
         if (!out) {

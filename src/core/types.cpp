@@ -1,19 +1,17 @@
 // SPDX-License-Identifier: MIT
-#include <modelrepo/types.hpp>
-#include <modelrepo/version.hpp>
-
 #include <charconv>
 #include <cstdio>
 
+#include <modelrepo/types.hpp>
+#include <modelrepo/version.hpp>
+
 namespace modelrepo {
 
-const char* version() noexcept
-{
+const char* version() noexcept {
     return MODELREPO_VERSION;
 }
 
-std::string_view to_string(Health h) noexcept
-{
+std::string_view to_string(Health h) noexcept {
     switch (h) {
     case Health::operational:
         return "operational";
@@ -27,16 +25,14 @@ std::string_view to_string(Health h) noexcept
     return "unknown";
 }
 
-std::optional<Health> parse_health(std::string_view text) noexcept
-{
+std::optional<Health> parse_health(std::string_view text) noexcept {
     for (Health h : {Health::operational, Health::degraded, Health::outage, Health::unknown})
         if (to_string(h) == text)
             return h;
     return std::nullopt;
 }
 
-std::int64_t HealthCounts::of(Health h) const noexcept
-{
+std::int64_t HealthCounts::of(Health h) const noexcept {
     switch (h) {
     case Health::operational:
         return operational;
@@ -50,8 +46,7 @@ std::int64_t HealthCounts::of(Health h) const noexcept
     return unknown;
 }
 
-std::string format_timestamp(Timestamp t)
-{
+std::string format_timestamp(Timestamp t) {
     using namespace std::chrono;
     auto day = floor<days>(t);
     year_month_day ymd{day};
@@ -80,8 +75,7 @@ std::string format_timestamp(Timestamp t)
 
 namespace {
 
-bool read_digits(std::string_view text, std::size_t at, std::size_t count, int& value) noexcept
-{
+bool read_digits(std::string_view text, std::size_t at, std::size_t count, int& value) noexcept {
     if (text.size() < at + count)
         return false;
     value = 0;
@@ -95,8 +89,7 @@ bool read_digits(std::string_view text, std::size_t at, std::size_t count, int& 
 
 } // namespace
 
-std::optional<Timestamp> parse_timestamp(std::string_view text) noexcept
-{
+std::optional<Timestamp> parse_timestamp(std::string_view text) noexcept {
     using namespace std::chrono;
     // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00|-00:00)
     int y, mo, d, h, mi, s;

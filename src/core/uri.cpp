@@ -7,8 +7,7 @@ namespace modelrepo::detail {
 
 namespace {
 
-int hex_value(char c)
-{
+int hex_value(char c) {
     if (c >= '0' && c <= '9')
         return c - '0';
     if (c >= 'a' && c <= 'f')
@@ -18,16 +17,14 @@ int hex_value(char c)
     return -1;
 }
 
-Error invalid(std::string_view uri, std::string_view what)
-{
+Error invalid(std::string_view uri, std::string_view what) {
     return make_error(Errc::invalid_argument,
                       "invalid source URI '" + std::string(uri) + "': " + std::string(what));
 }
 
 } // namespace
 
-std::optional<std::string> Uri::param(std::string_view key) const
-{
+std::optional<std::string> Uri::param(std::string_view key) const {
     std::optional<std::string> value;
     for (const auto& [k, v] : query)
         if (k == key)
@@ -35,8 +32,7 @@ std::optional<std::string> Uri::param(std::string_view key) const
     return value;
 }
 
-std::optional<std::string> percent_decode(std::string_view text)
-{
+std::optional<std::string> percent_decode(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size(); ++i) {
@@ -54,8 +50,7 @@ std::optional<std::string> percent_decode(std::string_view text)
     return out;
 }
 
-Result<Uri> parse_uri(std::string_view text)
-{
+Result<Uri> parse_uri(std::string_view text) {
     Uri uri;
     std::size_t colon = text.find(':');
     if (colon == 0 || colon == std::string_view::npos)
@@ -64,8 +59,8 @@ Result<Uri> parse_uri(std::string_view text)
     for (std::size_t i = 0; i < colon; ++i) {
         char c = text[i];
         bool ok = std::isalpha(static_cast<unsigned char>(c)) ||
-                  (i > 0 && (std::isdigit(static_cast<unsigned char>(c)) || c == '+' ||
-                             c == '-' || c == '.'));
+                  (i > 0 && (std::isdigit(static_cast<unsigned char>(c)) || c == '+' || c == '-' ||
+                             c == '.'));
         if (!ok)
             return invalid(text, "the scheme has a character URIs do not allow");
         uri.scheme.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
@@ -98,8 +93,8 @@ Result<Uri> parse_uri(std::string_view text)
             continue;
         std::size_t eq = pair.find('=');
         auto key = percent_decode(pair.substr(0, eq));
-        auto value = percent_decode(eq == std::string_view::npos ? std::string_view()
-                                                                 : pair.substr(eq + 1));
+        auto value =
+            percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
         if (!key || !value)
             return invalid(text, "malformed %-escape in the query string");
         uri.query.emplace_back(std::move(*key), std::move(*value));

@@ -2,18 +2,18 @@
 // A small URI splitter for the source URIs open() accepts (RFC 3986 shapes only).
 #pragma once
 
-#include <modelrepo/error.hpp>
-
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include <modelrepo/error.hpp>
+
 namespace modelrepo::detail {
 
 struct Uri {
-    std::string scheme;    ///< lower-cased, without ':'
+    std::string scheme; ///< lower-cased, without ':'
     bool has_authority = false;
     std::string authority; ///< between "//" and the path, still percent-encoded
     std::string path;      ///< still percent-encoded

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
-#include <modelrepo/memory_repository.hpp>
-
-#include "../core/catalog_view.hpp"
-#include "published.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <unordered_map>
+
+#include <modelrepo/memory_repository.hpp>
+
+#include "../core/catalog_view.hpp"
+#include "published.hpp"
 
 namespace modelrepo {
 
@@ -15,14 +15,12 @@ namespace {
 
 struct StringHash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept
-    {
+    std::size_t operator()(std::string_view s) const noexcept {
         return std::hash<std::string_view>{}(s);
     }
 };
 
-bool in_unit_range(double v)
-{
+bool in_unit_range(double v) {
     return std::isfinite(v) && v >= 0.0 && v <= 1.0;
 }
 
@@ -41,9 +39,7 @@ struct MemoryRepository::Catalog {
 struct MemoryRepository::State {
     explicit State(std::string repository_name, Snapshot snapshot)
         : name(std::move(repository_name))
-        , catalog(build(name, std::move(snapshot)))
-    {
-    }
+        , catalog(build(name, std::move(snapshot))) {}
 
     const std::string name;
     /// The published catalogue; readers read it lock-free, writers replace it.
@@ -55,18 +51,16 @@ struct MemoryRepository::State {
 
     void publish(Snapshot snapshot) { catalog.publish(build(name, std::move(snapshot))); }
 
-    static std::shared_ptr<const Catalog> build(const std::string& name, Snapshot snapshot)
-    {
+    static std::shared_ptr<const Catalog> build(const std::string& name, Snapshot snapshot) {
         auto next = std::make_shared<Catalog>();
         next->models = detail::assemble_models(snapshot);
         next->by_slug.reserve(next->models.size());
         for (std::size_t i = 0; i < next->models.size(); ++i)
             next->by_slug.emplace(next->models[i].slug, i);
         next->statuses = snapshot.statuses;
-        std::sort(next->statuses.begin(), next->statuses.end(),
-                  [](const ModelStatus& a, const ModelStatus& b) {
-                      return a.model_slug < b.model_slug;
-                  });
+        std::sort(
+            next->statuses.begin(), next->statuses.end(),
+            [](const ModelStatus& a, const ModelStatus& b) { return a.model_slug < b.model_slug; });
         next->stats = detail::compute_stats(snapshot);
         next->stats.source = name;
         next->snapshot = std::move(snapshot);
@@ -75,57 +69,47 @@ struct MemoryRepository::State {
 };
 
 MemoryRepository::MemoryRepository(std::unique_ptr<State> state)
-    : state_(std::move(state))
-{
-}
+    : state_(std::move(state)) {}
 
 MemoryRepository::~MemoryRepository() = default;
 
 Result<std::shared_ptr<MemoryRepository>> MemoryRepository::create(Snapshot snapshot,
-                                                                   std::string name)
-{
+                                                                   std::string name) {
     if (auto valid = validate(snapshot); !valid)
         return valid.error();
     auto state = std::make_unique<State>(std::move(name), std::move(snapshot));
     return std::shared_ptr<MemoryRepository>(new MemoryRepository(std::move(state)));
 }
 
-std::shared_ptr<MemoryRepository> MemoryRepository::builtin()
-{
+std::shared_ptr<MemoryRepository> MemoryRepository::builtin() {
     return create(builtin_snapshot(), "builtin").value();
 }
 
 Result<std::shared_ptr<MemoryRepository>>
-MemoryRepository::from_file(const std::filesystem::path& path)
-{
+MemoryRepository::from_file(const std::filesystem::path& path) {
     auto snapshot = read_snapshot_file(path);
     if (!snapshot)
         return snapshot.error();
     return create(std::move(snapshot).value(), "file:" + path.string());
 }
 
-std::string_view MemoryRepository::name() const noexcept
-{
+std::string_view MemoryRepository::name() const noexcept {
     return state_->name;
 }
 
-Result<std::int64_t> MemoryRepository::count_models()
-{
+Result<std::int64_t> MemoryRepository::count_models() {
     return state_->current().stats.models;
 }
 
-Result<std::int64_t> MemoryRepository::count_providers()
-{
+Result<std::int64_t> MemoryRepository::count_providers() {
     return state_->current().stats.providers;
 }
 
-Result<std::vector<ModelStatus>> MemoryRepository::list_statuses()
-{
+Result<std::vector<ModelStatus>> MemoryRepository::list_statuses() {
     return state_->current().statuses;
 }
 
-Result<std::vector<Model>> MemoryRepository::find_models(std::span<const std::string> slugs)
-{
+Result<std::vector<Model>> MemoryRepository::find_models(std::span<const std::string> slugs) {
     const Catalog& catalog = state_->current();
     std::vector<Model> found;
     found.reserve(slugs.size());
@@ -135,26 +119,24 @@ Result<std::vector<Model>> MemoryRepository::find_models(std::span<const std::st
     return found;
 }
 
-Result<std::optional<Model>> MemoryRepository::find_model(std::string_view slug)
-{
+Result<std::optional<Model>> MemoryRepository::find_model(std::string_view slug) {
     const Catalog& catalog = state_->current();
+    using Answer = Result<std::optional<Model>>;
     if (auto it = catalog.by_slug.find(slug); it != catalog.by_slug.end())
-        return std::optional<Model>(catalog.models[it->second]);
-    return std::optional<Model>();
+        return Answer(boost::outcome_v2::in_place_type<std::optional<Model>>, std::in_place,
+                      catalog.models[it->second]);
+    return Answer(boost::outcome_v2::in_place_type<std::optional<Model>>);
 }
 
-Result<SystemStats> MemoryRepository::system_stats()
-{
+Result<SystemStats> MemoryRepository::system_stats() {
     return state_->current().stats;
 }
 
-Result<void> MemoryRepository::check_health()
-{
+Result<void> MemoryRepository::check_health() {
     return success();
 }
 
-Result<std::int64_t> MemoryRepository::upsert_statuses(std::span<const ModelStatus> statuses)
-{
+Result<std::int64_t> MemoryRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
     std::lock_guard lock(state_->write_mutex);
     const Catalog& catalog = state_->current();
 
@@ -200,18 +182,15 @@ Result<std::int64_t> MemoryRepository::upsert_statuses(std::span<const ModelStat
     return applied;
 }
 
-Result<std::vector<Model>> MemoryRepository::list_models()
-{
+Result<std::vector<Model>> MemoryRepository::list_models() {
     return state_->current().models;
 }
 
-Result<Snapshot> MemoryRepository::export_snapshot()
-{
+Result<Snapshot> MemoryRepository::export_snapshot() {
     return state_->current().snapshot;
 }
 
-Result<void> MemoryRepository::replace(Snapshot snapshot)
-{
+Result<void> MemoryRepository::replace(Snapshot snapshot) {
     if (auto valid = validate(snapshot); !valid)
         return valid.error();
     std::lock_guard lock(state_->write_mutex);

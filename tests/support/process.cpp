@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "process.hpp"
 
-#include <doctest/doctest.h>
-
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
@@ -16,8 +16,7 @@ namespace modelrepo::test {
 
 ProcessResult run_process(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& env,
-                          std::chrono::milliseconds timeout)
-{
+                          std::chrono::milliseconds timeout) {
     int out_pipe[2];
     int err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
@@ -93,8 +92,7 @@ ProcessResult run_process(const std::vector<std::string>& argv,
     return result;
 }
 
-std::string require_env(const char* name)
-{
+std::string require_env(const char* name) {
     const char* value = std::getenv(name);
     REQUIRE_MESSAGE(value != nullptr, "environment variable " << name << " is not set");
     return value;

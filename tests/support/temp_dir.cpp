@@ -8,8 +8,7 @@
 
 namespace modelrepo::test {
 
-TempDir::TempDir()
-{
+TempDir::TempDir() {
     std::string pattern = (std::filesystem::temp_directory_path() / "modelrepo-test-XXXXXX");
     std::vector<char> buf(pattern.begin(), pattern.end());
     buf.push_back('\0');
@@ -18,14 +17,12 @@ TempDir::TempDir()
     path_ = buf.data();
 }
 
-TempDir::~TempDir()
-{
+TempDir::~TempDir() {
     std::error_code ignored;
     std::filesystem::remove_all(path_, ignored);
 }
 
-std::filesystem::path TempDir::write(const std::string& name, const std::string& content) const
-{
+std::filesystem::path TempDir::write(const std::string& name, const std::string& content) const {
     auto file = path_ / name;
     std::ofstream(file, std::ios::binary) << content;
     return file;

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Runs the built modelrepo binary and checks its output and exit codes.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
 #include <modelrepo/snapshot.hpp>
 
 #include "process.hpp"
 #include "temp_dir.hpp"
-
-#include <doctest/doctest.h>
-#include <nlohmann/json.hpp>
 
 using namespace modelrepo;
 using test::run_process;
@@ -14,8 +14,8 @@ using json = nlohmann::json;
 
 namespace {
 
-test::ProcessResult cli(std::vector<std::string> args, std::map<std::string, std::string> env = {})
-{
+test::ProcessResult cli(std::vector<std::string> args,
+                        std::map<std::string, std::string> env = {}) {
     args.insert(args.begin(), test::require_env("MODELREPO_CLI"));
     env.emplace("MODELREPO_SOURCES", ""); // unset unless the test sets it
     return run_process(args, env);
@@ -23,8 +23,7 @@ test::ProcessResult cli(std::vector<std::string> args, std::map<std::string, std
 
 } // namespace
 
-TEST_CASE("stats on the builtin catalogue")
-{
+TEST_CASE("stats on the builtin catalogue") {
     auto r = cli({"stats"});
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("source:") != std::string::npos);
@@ -43,8 +42,7 @@ TEST_CASE("stats on the builtin catalogue")
           32);
 }
 
-TEST_CASE("models --priority keeps order, notes unknown slugs, says the source")
-{
+TEST_CASE("models --priority keeps order, notes unknown slugs, says the source") {
     auto r = cli({"models", "--priority", "claude-sonnet-4-5,nope,gpt-4o", "--json"});
     REQUIRE(r.exit_code == 0);
     auto doc = json::parse(r.out);
@@ -62,8 +60,7 @@ TEST_CASE("models --priority keeps order, notes unknown slugs, says the source")
     CHECK(table.out.find("SLUG") == 0);
 }
 
-TEST_CASE("model SLUG, and a slug that does not exist")
-{
+TEST_CASE("model SLUG, and a slug that does not exist") {
     auto r = cli({"model", "gemini-2.5-pro"});
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("Gemini 2.5 Pro") != std::string::npos);
@@ -75,8 +72,7 @@ TEST_CASE("model SLUG, and a slug that does not exist")
     CHECK(missing.err.find("not_found") != std::string::npos);
 }
 
-TEST_CASE("statuses --health filters")
-{
+TEST_CASE("statuses --health filters") {
     auto r = cli({"statuses", "--health", "outage", "--json"});
     REQUIRE(r.exit_code == 0);
     auto doc = json::parse(r.out);
@@ -88,8 +84,7 @@ TEST_CASE("statuses --health filters")
     CHECK(bad.exit_code == 2);
 }
 
-TEST_CASE("export writes a snapshot that reads back")
-{
+TEST_CASE("export writes a snapshot that reads back") {
     auto r = cli({"export"});
     REQUIRE(r.exit_code == 0);
     auto parsed = parse_snapshot(r.out);
@@ -97,8 +92,7 @@ TEST_CASE("export writes a snapshot that reads back")
     CHECK(parsed.value() == builtin_snapshot());
 }
 
-TEST_CASE("--source and MODELREPO_SOURCES choose the source")
-{
+TEST_CASE("--source and MODELREPO_SOURCES choose the source") {
     test::TempDir dir;
     Snapshot small = builtin_snapshot();
     small.models.resize(3);
@@ -122,8 +116,7 @@ TEST_CASE("--source and MODELREPO_SOURCES choose the source")
     CHECK(json::parse(both.out)["models"] == 32);
 }
 
-TEST_CASE("a bad --source is an error with its Errc name, exit 1")
-{
+TEST_CASE("a bad --source is an error with its Errc name, exit 1") {
     auto r = cli({"--source", "ftp://example/models.json", "stats"});
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("invalid_argument") != std::string::npos);
@@ -138,8 +131,7 @@ TEST_CASE("a bad --source is an error with its Errc name, exit 1")
     CHECK(secret.err.find("TopS3cretPw") == std::string::npos);
 }
 
-TEST_CASE("usage errors exit 2; --help and --version exit 0")
-{
+TEST_CASE("usage errors exit 2; --help and --version exit 0") {
     CHECK(cli({}).exit_code == 2);
     CHECK(cli({"frobnicate"}).exit_code == 2);
     CHECK(cli({"model"}).exit_code == 2);

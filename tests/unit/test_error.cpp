@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
-#include <modelrepo/error.hpp>
+#include <set>
 
 #include <doctest/doctest.h>
 
-#include <set>
+#include <modelrepo/error.hpp>
 
 using namespace modelrepo;
 
-TEST_CASE("Errc is a std::error_code category named modelrepo")
-{
+TEST_CASE("Errc is a std::error_code category named modelrepo") {
     std::error_code ec = Errc::timeout;
     CHECK(ec.category() == error_category());
     CHECK(std::string(ec.category().name()) == "modelrepo");
@@ -20,8 +19,7 @@ TEST_CASE("Errc is a std::error_code category named modelrepo")
     CHECK(error_category().message(999) == "unknown modelrepo error");
 }
 
-TEST_CASE("every Errc has a distinct name and message")
-{
+TEST_CASE("every Errc has a distinct name and message") {
     std::set<std::string_view> names;
     for (int v = 1; v <= static_cast<int>(Errc::not_supported); ++v) {
         auto e = static_cast<Errc>(v);
@@ -31,8 +29,7 @@ TEST_CASE("every Errc has a distinct name and message")
     }
 }
 
-TEST_CASE("Error knows its Errc and prints with its name")
-{
+TEST_CASE("Error knows its Errc and prints with its name") {
     Error error = make_error(Errc::bad_data, "$.models[0].slug: must not be empty");
     CHECK(error.errc() == Errc::bad_data);
     CHECK(error.is(Errc::bad_data));
@@ -46,8 +43,7 @@ TEST_CASE("Error knows its Errc and prints with its name")
     CHECK(foreign.to_string().starts_with("generic:"));
 }
 
-TEST_CASE("redact hides passwords and tokens in every shape")
-{
+TEST_CASE("redact hides passwords and tokens in every shape") {
     const std::string secret = "Zq9-SeCrEt-Pw";
     CHECK(redact("postgresql://app:" + secret + "@db.internal:5432/models") ==
           "postgresql://app:***@db.internal:5432/models");
@@ -68,14 +64,12 @@ TEST_CASE("redact hides passwords and tokens in every shape")
     CHECK(redact("a bearer token is required") == "a bearer token is required");
 }
 
-TEST_CASE("make_error redacts the message")
-{
+TEST_CASE("make_error redacts the message") {
     Error error = make_error(Errc::auth_failed, "login to postgresql://u:hunter22@h/db failed");
     CHECK(error.message.find("hunter22") == std::string::npos);
 }
 
-TEST_CASE("Result holds a value or an Error; value() on an error throws BadResultAccess")
-{
+TEST_CASE("Result holds a value or an Error; value() on an error throws BadResultAccess") {
     Result<int> ok = 42;
     REQUIRE(ok);
     CHECK(ok.value() == 42);

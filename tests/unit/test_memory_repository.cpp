@@ -1,18 +1,17 @@
 // SPDX-License-Identifier: MIT
-#include <modelrepo/memory_repository.hpp>
+#include <atomic>
+#include <thread>
 
 #include <doctest/doctest.h>
 
-#include <atomic>
-#include <thread>
+#include <modelrepo/memory_repository.hpp>
 
 using namespace modelrepo;
 using namespace std::chrono;
 
 namespace {
 
-Snapshot small_snapshot()
-{
+Snapshot small_snapshot() {
     Snapshot s;
     s.generated_at = sys_days{2026y / November / 1};
     s.providers = {{"openai", "OpenAI", "https://openai.com"},
@@ -20,27 +19,23 @@ Snapshot small_snapshot()
     s.models = {{"gpt-4o", "GPT-4o", "openai", "", 128000, true, {}, {}},
                 {"claude-sonnet-4-5", "Claude Sonnet 4.5", "anthropic", "", 200000, true, {}, {}},
                 {"gpt-4-turbo", "GPT-4 Turbo", "openai", "", std::nullopt, false, {}, {}}};
-    s.statuses = {{"gpt-4o", Health::degraded, 0.98, 1400.0, 0.02, "us-east",
-                   s.generated_at - 1h},
+    s.statuses = {{"gpt-4o", Health::degraded, 0.98, 1400.0, 0.02, "us-east", s.generated_at - 1h},
                   {"claude-sonnet-4-5", Health::operational, 0.999, std::nullopt, 0.001, "us-west",
                    s.generated_at - 1h}};
     return s;
 }
 
-std::shared_ptr<MemoryRepository> small_repo()
-{
+std::shared_ptr<MemoryRepository> small_repo() {
     return MemoryRepository::create(small_snapshot(), "test").value();
 }
 
-ModelStatus status(std::string slug, Health h, Timestamp at)
-{
+ModelStatus status(std::string slug, Health h, Timestamp at) {
     return {std::move(slug), h, 0.5, 100.0, 0.5, "eu", at};
 }
 
 } // namespace
 
-TEST_CASE("counts and stats come from the snapshot")
-{
+TEST_CASE("counts and stats come from the snapshot") {
     auto repo = small_repo();
     CHECK(repo->name() == "test");
     CHECK(repo->count_models().value() == 3);
@@ -55,8 +50,7 @@ TEST_CASE("counts and stats come from the snapshot")
     CHECK(repo->check_health());
 }
 
-TEST_CASE("find_model joins provider and status; unknown slug is nullopt")
-{
+TEST_CASE("find_model joins provider and status; unknown slug is nullopt") {
     auto repo = small_repo();
     auto found = repo->find_model("gpt-4o").value();
     REQUIRE(found);
@@ -75,8 +69,7 @@ TEST_CASE("find_model joins provider and status; unknown slug is nullopt")
     CHECK_FALSE(repo->find_model("").value().has_value());
 }
 
-TEST_CASE("find_models keeps the order asked for and skips unknown slugs")
-{
+TEST_CASE("find_models keeps the order asked for and skips unknown slugs") {
     auto repo = small_repo();
     std::vector<std::string> slugs{"claude-sonnet-4-5", "nope", "gpt-4o", "claude-sonnet-4-5"};
     auto models = repo->find_models(slugs).value();
@@ -88,8 +81,7 @@ TEST_CASE("find_models keeps the order asked for and skips unknown slugs")
     CHECK(repo->find_models({}).value().empty());
 }
 
-TEST_CASE("list_statuses and list_models are ordered by slug; export returns the snapshot")
-{
+TEST_CASE("list_statuses and list_models are ordered by slug; export returns the snapshot") {
     auto repo = small_repo();
     auto statuses = repo->list_statuses().value();
     REQUIRE(statuses.size() == 2);
@@ -102,8 +94,7 @@ TEST_CASE("list_statuses and list_models are ordered by slug; export returns the
     CHECK(repo->export_snapshot().value() == small_snapshot());
 }
 
-TEST_CASE("create rejects an invalid snapshot")
-{
+TEST_CASE("create rejects an invalid snapshot") {
     Snapshot s = small_snapshot();
     s.models[1].provider_slug = "nobody";
     auto repo = MemoryRepository::create(s);
@@ -112,8 +103,7 @@ TEST_CASE("create rejects an invalid snapshot")
     CHECK(repo.error().message.starts_with("$.models[1].provider:"));
 }
 
-TEST_CASE("upsert_statuses inserts, replaces and never moves back in time")
-{
+TEST_CASE("upsert_statuses inserts, replaces and never moves back in time") {
     auto repo = small_repo();
     Timestamp now = sys_days{2026y / November / 2};
     std::vector<ModelStatus> batch{status("gpt-4-turbo", Health::outage, now),
@@ -131,8 +121,7 @@ TEST_CASE("upsert_statuses inserts, replaces and never moves back in time")
     CHECK(repo->list_statuses().value().size() == 3);
 }
 
-TEST_CASE("upsert_statuses is all or nothing")
-{
+TEST_CASE("upsert_statuses is all or nothing") {
     auto repo = small_repo();
     Timestamp now = sys_days{2026y / November / 2};
     auto before = repo->export_snapshot().value();
@@ -154,8 +143,7 @@ TEST_CASE("upsert_statuses is all or nothing")
     CHECK(repo->export_snapshot().value() == before);
 }
 
-TEST_CASE("replace swaps the catalogue; an invalid one is refused")
-{
+TEST_CASE("replace swaps the catalogue; an invalid one is refused") {
     auto repo = small_repo();
     REQUIRE(repo->replace(builtin_snapshot()));
     CHECK(repo->count_models().value() == 32);
@@ -167,16 +155,14 @@ TEST_CASE("replace swaps the catalogue; an invalid one is refused")
     CHECK(repo->count_models().value() == 32);
 }
 
-TEST_CASE("builtin repository")
-{
+TEST_CASE("builtin repository") {
     auto repo = MemoryRepository::builtin();
     CHECK(repo->name() == "builtin");
     CHECK(repo->count_models().value() == 32);
     CHECK(repo->system_stats().value().source == "builtin");
 }
 
-TEST_CASE("readers see one consistent catalogue while a writer upserts")
-{
+TEST_CASE("readers see one consistent catalogue while a writer upserts") {
     auto repo = small_repo();
     constexpr int writes = 2000;
     std::atomic<bool> done{false};

@@ -1,15 +1,14 @@
 // SPDX-License-Identifier: MIT
+#include <doctest/doctest.h>
+
 #include <modelrepo/modelrepo.hpp>
 
 #include "core/uri.hpp"
 #include "temp_dir.hpp"
 
-#include <doctest/doctest.h>
-
 using namespace modelrepo;
 
-TEST_CASE("open builtin:")
-{
+TEST_CASE("open builtin:") {
     auto repo = open("builtin:");
     REQUIRE(repo);
     CHECK(repo.value()->name() == "builtin");
@@ -20,15 +19,14 @@ TEST_CASE("open builtin:")
     CHECK(bad.error().is(Errc::invalid_argument));
 }
 
-TEST_CASE("open file: in its URI forms")
-{
+TEST_CASE("open file: in its URI forms") {
     test::TempDir dir;
     auto path = dir.path() / "my models.json";
     REQUIRE(write_snapshot_file(builtin_snapshot(), path));
     std::string encoded = dir.path().string() + "/my%20models.json";
 
-    for (const std::string& uri : {"file://" + encoded, "file://localhost" + encoded,
-                                   "file:" + encoded}) {
+    for (const std::string& uri :
+         {"file://" + encoded, "file://localhost" + encoded, "file:" + encoded}) {
         CAPTURE(uri);
         auto repo = open(uri);
         REQUIRE(repo);
@@ -49,10 +47,9 @@ TEST_CASE("open file: in its URI forms")
     CHECK(bad_data.error().is(Errc::bad_data));
 }
 
-TEST_CASE("bad URIs are invalid_argument naming the problem")
-{
-    for (const char* uri : {"", "no-scheme", "://x", "1http://x", "ftp://host/file.json",
-                            "file:///tmp/x%zz.json"}) {
+TEST_CASE("bad URIs are invalid_argument naming the problem") {
+    for (const char* uri :
+         {"", "no-scheme", "://x", "1http://x", "ftp://host/file.json", "file:///tmp/x%zz.json"}) {
         CAPTURE(uri);
         auto repo = open(uri);
         REQUIRE_FALSE(repo);
@@ -63,16 +60,14 @@ TEST_CASE("bad URIs are invalid_argument naming the problem")
     CHECK(ftp.error().message.find("'ftp'") != std::string::npos);
 }
 
-TEST_CASE("messages about URIs never carry the password")
-{
+TEST_CASE("messages about URIs never carry the password") {
     auto repo = open("mysql://app:Sup3r-S3cret@db/models");
     REQUIRE_FALSE(repo);
     CHECK(repo.error().message.find("Sup3r-S3cret") == std::string::npos);
     CHECK(repo.error().message.find("app:***@db") != std::string::npos);
 }
 
-TEST_CASE("open_chain")
-{
+TEST_CASE("open_chain") {
     CHECK(open_chain({}).error().is(Errc::invalid_argument));
     std::vector<std::string> one{"builtin:"};
     auto repo = open_chain(one);
@@ -82,10 +77,10 @@ TEST_CASE("open_chain")
     CHECK(open_chain(bad).error().is(Errc::invalid_argument));
 }
 
-TEST_CASE("uri splitting")
-{
-    auto uri = detail::parse_uri("postgresql://u:p%40ss@h1:5432,h2/db?sslmode=require&schema=a%20b&x")
-                   .value();
+TEST_CASE("uri splitting") {
+    auto uri =
+        detail::parse_uri("postgresql://u:p%40ss@h1:5432,h2/db?sslmode=require&schema=a%20b&x")
+            .value();
     CHECK(uri.scheme == "postgresql");
     CHECK(uri.has_authority);
     CHECK(uri.authority == "u:p%40ss@h1:5432,h2");

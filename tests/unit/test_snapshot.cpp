@@ -1,26 +1,24 @@
 // SPDX-License-Identifier: MIT
-#include <modelrepo/snapshot.hpp>
-
-#include "temp_dir.hpp"
+#include <set>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include <set>
+#include <modelrepo/snapshot.hpp>
+
+#include "temp_dir.hpp"
 
 using namespace modelrepo;
 using json = nlohmann::json;
 
 namespace {
 
-json builtin_json()
-{
+json builtin_json() {
     return json::parse(builtin_snapshot_json());
 }
 
 // Parses `doc` and requires Errc::bad_data whose message starts with `path`.
-void check_text_rejected(const std::string& text, const std::string& path)
-{
+void check_text_rejected(const std::string& text, const std::string& path) {
     auto parsed = parse_snapshot(text);
     REQUIRE_FALSE(parsed);
     CAPTURE(parsed.error().message);
@@ -28,15 +26,13 @@ void check_text_rejected(const std::string& text, const std::string& path)
     CHECK(parsed.error().message.starts_with(path + ":"));
 }
 
-void check_rejected(const json& doc, const std::string& path)
-{
+void check_rejected(const json& doc, const std::string& path) {
     check_text_rejected(doc.dump(), path);
 }
 
 } // namespace
 
-TEST_CASE("the bundled catalogue is valid and complete")
-{
+TEST_CASE("the bundled catalogue is valid and complete") {
     const Snapshot& s = builtin_snapshot();
     CHECK(s.models.size() == 32);
     CHECK(s.providers.size() >= 8);
@@ -47,8 +43,7 @@ TEST_CASE("the bundled catalogue is valid and complete")
     CHECK(validate(s));
 }
 
-TEST_CASE("write then parse gives the same snapshot")
-{
+TEST_CASE("write then parse gives the same snapshot") {
     const Snapshot& s = builtin_snapshot();
     auto again = parse_snapshot(write_snapshot(s));
     REQUIRE(again);
@@ -59,19 +54,20 @@ TEST_CASE("write then parse gives the same snapshot")
     CHECK(write_snapshot(again.value()) == write_snapshot(s));
 }
 
-TEST_CASE("optional members take their defaults; unknown members are ignored")
-{
-    json doc = {{"format", "modelrepo.snapshot/1"},
-                {"generated_at", "2026-01-01T00:00:00Z"},
-                {"future_member", {{"anything", 1}}},
-                {"providers", {{{"slug", "p"}, {"name", "P"}, {"extra", true}}}},
-                {"models", {{{"slug", "m"}, {"name", "M"}, {"provider", "p"}}}},
-                {"statuses",
-                 {{{"model", "m"},
-                   {"health", "outage"},
-                   {"availability", 0},
-                   {"error_rate", 1},
-                   {"checked_at", "2026-01-01T00:00:00Z"}}}}};
+TEST_CASE("optional members take their defaults; unknown members are ignored") {
+    json doc = {
+        {"format", "modelrepo.snapshot/1"},
+        {"generated_at", "2026-01-01T00:00:00Z"},
+        {"future_member", {{"anything", {1, {{"deep", {true, nullptr}}}}}}},
+        {"future_scalar", 3.5},
+        {"providers", {{{"slug", "p"}, {"name", "P"}, {"extra", true}}}},
+        {"models", {{{"slug", "m"}, {"name", "M"}, {"provider", "p"}, {"tags", {"a", "b"}}}}},
+        {"statuses",
+         {{{"model", "m"},
+           {"health", "outage"},
+           {"availability", 0},
+           {"error_rate", 1},
+           {"checked_at", "2026-01-01T00:00:00Z"}}}}};
     auto parsed = parse_snapshot(doc.dump());
     REQUIRE(parsed);
     const Snapshot& s = parsed.value();
@@ -84,8 +80,7 @@ TEST_CASE("optional members take their defaults; unknown members are ignored")
     CHECK(s.statuses[0].health == Health::outage);
 }
 
-TEST_CASE("malformed and truncated JSON is bad_data at $")
-{
+TEST_CASE("malformed and truncated JSON is bad_data at $") {
     std::string text(builtin_snapshot_json());
     check_text_rejected(text.substr(0, text.size() / 2), "$");
     check_text_rejected("", "$");
@@ -94,10 +89,14 @@ TEST_CASE("malformed and truncated JSON is bad_data at $")
     check_text_rejected("[]", "$");
     check_text_rejected("null", "$");
     check_text_rejected(std::string(10000, '[') + std::string(10000, ']'), "$");
+    // Deep nesting inside an unknown member is refused, not recursed into.
+    std::string deep = R"({"format": "modelrepo.snapshot/1", "x": )" + std::string(100000, '[') +
+                       std::string(100000, ']') + "}";
+    check_text_rejected(deep, "$");
+    check_text_rejected(std::string(builtin_snapshot_json()) + "{}", "$");
 }
 
-TEST_CASE("wrong or missing format")
-{
+TEST_CASE("wrong or missing format") {
     json doc = builtin_json();
     doc.erase("format");
     check_rejected(doc, "$.format");
@@ -107,18 +106,17 @@ TEST_CASE("wrong or missing format")
     check_rejected(doc, "$.format");
 }
 
-TEST_CASE("missing required members name their path")
-{
+TEST_CASE("missing required members name their path") {
     struct Case {
         std::string list;
         std::size_t index;
         std::string member;
     };
-    for (const Case& c : {Case{"providers", 2, "slug"}, Case{"providers", 0, "name"},
-                          Case{"models", 3, "slug"}, Case{"models", 5, "name"},
-                          Case{"models", 7, "provider"}, Case{"statuses", 1, "model"},
-                          Case{"statuses", 4, "health"}, Case{"statuses", 2, "availability"},
-                          Case{"statuses", 0, "error_rate"}, Case{"statuses", 9, "checked_at"}}) {
+    for (const Case& c :
+         {Case{"providers", 2, "slug"}, Case{"providers", 0, "name"}, Case{"models", 3, "slug"},
+          Case{"models", 5, "name"}, Case{"models", 7, "provider"}, Case{"statuses", 1, "model"},
+          Case{"statuses", 4, "health"}, Case{"statuses", 2, "availability"},
+          Case{"statuses", 0, "error_rate"}, Case{"statuses", 9, "checked_at"}}) {
         json doc = builtin_json();
         doc[c.list][c.index].erase(c.member);
         check_rejected(doc, "$." + c.list + "[" + std::to_string(c.index) + "]." + c.member);
@@ -130,8 +128,7 @@ TEST_CASE("missing required members name their path")
     }
 }
 
-TEST_CASE("wrong types name their path")
-{
+TEST_CASE("wrong types name their path") {
     json doc = builtin_json();
     doc["models"][4]["context_window"] = "128k";
     check_rejected(doc, "$.models[4].context_window");
@@ -165,8 +162,7 @@ TEST_CASE("wrong types name their path")
     check_rejected(doc, "$.models[2]");
 }
 
-TEST_CASE("duplicate slugs, unknown references and ranges")
-{
+TEST_CASE("duplicate slugs, unknown references and ranges") {
     json doc = builtin_json();
     doc["models"][6]["slug"] = doc["models"][0]["slug"];
     check_rejected(doc, "$.models[6].slug");
@@ -208,8 +204,7 @@ TEST_CASE("duplicate slugs, unknown references and ranges")
     check_rejected(doc, "$.models[0].context_window");
 }
 
-TEST_CASE("timestamps that are not RFC 3339 UTC name their path")
-{
+TEST_CASE("timestamps that are not RFC 3339 UTC name their path") {
     json doc = builtin_json();
     doc["generated_at"] = "2026-11-24 06:00:00";
     check_rejected(doc, "$.generated_at");
@@ -219,8 +214,7 @@ TEST_CASE("timestamps that are not RFC 3339 UTC name their path")
     check_rejected(doc, "$.statuses[7].checked_at");
 }
 
-TEST_CASE("snapshot files: atomic write, read back, missing file")
-{
+TEST_CASE("snapshot files: atomic write, read back, missing file") {
     test::TempDir dir;
     auto path = dir.path() / "models.json";
     REQUIRE(write_snapshot_file(builtin_snapshot(), path));

@@ -1,21 +1,19 @@
 // SPDX-License-Identifier: MIT
-#include <modelrepo/types.hpp>
-
 #include <doctest/doctest.h>
+
+#include <modelrepo/types.hpp>
 
 using namespace modelrepo;
 using namespace std::chrono;
 
-TEST_CASE("health names round-trip")
-{
+TEST_CASE("health names round-trip") {
     for (Health h : {Health::operational, Health::degraded, Health::outage, Health::unknown})
         CHECK(parse_health(to_string(h)) == h);
     CHECK_FALSE(parse_health("Operational").has_value());
     CHECK_FALSE(parse_health("").has_value());
 }
 
-TEST_CASE("timestamps format as RFC 3339 UTC and parse back")
-{
+TEST_CASE("timestamps format as RFC 3339 UTC and parse back") {
     Timestamp t = sys_days{2026y / November / 24} + 9h + 30min + 5s;
     CHECK(format_timestamp(t) == "2026-11-24T09:30:05Z");
     CHECK(parse_timestamp("2026-11-24T09:30:05Z") == t);
@@ -31,20 +29,18 @@ TEST_CASE("timestamps format as RFC 3339 UTC and parse back")
     CHECK(format_timestamp(Timestamp{}) == "1970-01-01T00:00:00Z");
 }
 
-TEST_CASE("timestamps that are not RFC 3339 UTC are rejected")
-{
-    for (const char* bad : {"", "2026-11-24", "2026-11-24 09:30:05Z", "2026-11-24T09:30:05",
-                            "2026-11-24T09:30:05+09:00", "2026-02-30T00:00:00Z",
-                            "2026-13-01T00:00:00Z", "2026-11-24T24:00:00Z",
-                            "2026-11-24T09:60:00Z", "2026-11-24T09:30:05.Z",
-                            "2026-11-24T09:30:05Zjunk", "yesterday", "2026-1-24T09:30:05Z"}) {
+TEST_CASE("timestamps that are not RFC 3339 UTC are rejected") {
+    for (const char* bad :
+         {"", "2026-11-24", "2026-11-24 09:30:05Z", "2026-11-24T09:30:05",
+          "2026-11-24T09:30:05+09:00", "2026-02-30T00:00:00Z", "2026-13-01T00:00:00Z",
+          "2026-11-24T24:00:00Z", "2026-11-24T09:60:00Z", "2026-11-24T09:30:05.Z",
+          "2026-11-24T09:30:05Zjunk", "yesterday", "2026-1-24T09:30:05Z"}) {
         CAPTURE(bad);
         CHECK_FALSE(parse_timestamp(bad).has_value());
     }
 }
 
-TEST_CASE("HealthCounts::of")
-{
+TEST_CASE("HealthCounts::of") {
     HealthCounts counts{1, 2, 3, 4};
     CHECK(counts.of(Health::operational) == 1);
     CHECK(counts.of(Health::degraded) == 2);

@@ -3,15 +3,15 @@
 //
 // Exit status: 0 success, 1 the repository answered an error (printed on stderr with
 // its Errc name), 2 usage error.
-#include <modelrepo/modelrepo.hpp>
-
-#include "output.hpp"
-
-#include <CLI/CLI.hpp>
-
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include <modelrepo/modelrepo.hpp>
+
+#include "output.hpp"
 
 namespace {
 
@@ -32,15 +32,13 @@ struct Options {
     std::string health;
 };
 
-std::vector<std::string> split_list(std::string_view text)
-{
+std::vector<std::string> split_list(std::string_view text) {
     std::vector<std::string> items;
     std::size_t start = 0;
     while (start <= text.size()) {
         std::size_t comma = text.find(',', start);
-        std::string_view item = text.substr(start, comma == std::string_view::npos
-                                                       ? std::string_view::npos
-                                                       : comma - start);
+        std::string_view item = text.substr(
+            start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
         while (!item.empty() && item.front() == ' ')
             item.remove_prefix(1);
         while (!item.empty() && item.back() == ' ')
@@ -55,8 +53,7 @@ std::vector<std::string> split_list(std::string_view text)
 }
 
 /// --source, else $MODELREPO_SOURCES, else the bundled catalogue.
-std::vector<std::string> resolve_sources(const Options& options)
-{
+std::vector<std::string> resolve_sources(const Options& options) {
     if (!options.sources.empty())
         return options.sources;
     if (const char* env = std::getenv("MODELREPO_SOURCES"); env && *env)
@@ -65,19 +62,16 @@ std::vector<std::string> resolve_sources(const Options& options)
     return {"builtin:"};
 }
 
-int fail(const Error& error)
-{
+int fail(const Error& error) {
     std::cerr << "modelrepo: error: " << error.to_string() << '\n';
     return exit_error;
 }
 
-void print_json(const nlohmann::ordered_json& value)
-{
+void print_json(const nlohmann::ordered_json& value) {
     std::cout << value.dump(2) << '\n';
 }
 
-int run_stats(ModelRepository& repo, const Options& options)
-{
+int run_stats(ModelRepository& repo, const Options& options) {
     auto stats = repo.system_stats();
     if (!stats)
         return fail(stats.error());
@@ -88,8 +82,7 @@ int run_stats(ModelRepository& repo, const Options& options)
     return exit_ok;
 }
 
-int run_models(ModelRepository& repo, const Options& options, bool priority_given)
-{
+int run_models(ModelRepository& repo, const Options& options, bool priority_given) {
     auto models = priority_given ? repo.find_models(options.priority) : repo.list_models();
     if (!models)
         return fail(models.error());
@@ -115,8 +108,7 @@ int run_models(ModelRepository& repo, const Options& options, bool priority_give
     return exit_ok;
 }
 
-int run_model(ModelRepository& repo, const Options& options)
-{
+int run_model(ModelRepository& repo, const Options& options) {
     auto model = repo.find_model(options.slug);
     if (!model)
         return fail(model.error());
@@ -136,8 +128,7 @@ int run_model(ModelRepository& repo, const Options& options)
     return exit_ok;
 }
 
-int run_statuses(ModelRepository& repo, const Options& options)
-{
+int run_statuses(ModelRepository& repo, const Options& options) {
     auto statuses = repo.list_statuses();
     if (!statuses)
         return fail(statuses.error());
@@ -161,8 +152,7 @@ int run_statuses(ModelRepository& repo, const Options& options)
     return exit_ok;
 }
 
-int run_export(ModelRepository& repo)
-{
+int run_export(ModelRepository& repo) {
     auto snapshot = repo.export_snapshot();
     if (!snapshot)
         return fail(snapshot.error());
@@ -174,8 +164,7 @@ int run_export(ModelRepository& repo)
 
 } // namespace
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
     Options options;
     CLI::App app{"Query the catalogue of AI models, their providers and live status.\n"
                  "Sources are tried in order; every answer says which one served it.",
@@ -197,13 +186,12 @@ int main(int argc, char** argv)
 
     auto* stats = app.add_subcommand("stats", "Counts of models and providers, per health");
     auto* models = app.add_subcommand("models", "List models with provider and status");
-    auto* priority =
-        models
-            ->add_option("-p,--priority", options.priority,
-                         "Only these slugs, in this order (comma-separated), e.g. " +
-                             std::string(default_priority))
-            ->delimiter(',')
-            ->type_name("SLUG,...");
+    auto* priority = models
+                         ->add_option("-p,--priority", options.priority,
+                                      "Only these slugs, in this order (comma-separated), e.g. " +
+                                          std::string(default_priority))
+                         ->delimiter(',')
+                         ->type_name("SLUG,...");
     auto* model = app.add_subcommand("model", "One model by slug");
     model->add_option("slug", options.slug, "Model slug, e.g. gpt-4o")->required();
     auto* statuses = app.add_subcommand("statuses", "Current status of every model");

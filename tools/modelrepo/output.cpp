@@ -13,20 +13,17 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 template <class T>
-ojson or_null(const std::optional<T>& value)
-{
+ojson or_null(const std::optional<T>& value) {
     return value ? ojson(*value) : ojson(nullptr);
 }
 
-std::string percent(double share)
-{
+std::string percent(double share) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.2f%%", share * 100.0);
     return buf;
 }
 
-std::string milliseconds(const std::optional<double>& ms)
-{
+std::string milliseconds(const std::optional<double>& ms) {
     if (!ms)
         return "-";
     char buf[32];
@@ -34,8 +31,7 @@ std::string milliseconds(const std::optional<double>& ms)
     return buf;
 }
 
-std::string tokens(const std::optional<std::int64_t>& n)
-{
+std::string tokens(const std::optional<std::int64_t>& n) {
     if (!n)
         return "-";
     // 1048576 -> "1,048,576"
@@ -50,8 +46,7 @@ std::string tokens(const std::optional<std::int64_t>& n)
 }
 
 // A table with left-aligned columns as wide as their widest cell.
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows)
-{
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
     std::vector<std::size_t> width;
     for (const auto& row : rows)
         for (std::size_t i = 0; i < row.size(); ++i) {
@@ -72,8 +67,7 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
 
 } // namespace
 
-ojson to_json(const ModelStatus& s)
-{
+ojson to_json(const ModelStatus& s) {
     ojson out;
     out["model"] = s.model_slug;
     out["health"] = std::string(to_string(s.health));
@@ -85,8 +79,7 @@ ojson to_json(const ModelStatus& s)
     return out;
 }
 
-ojson to_json(const Model& m)
-{
+ojson to_json(const Model& m) {
     ojson out;
     out["slug"] = m.slug;
     out["name"] = m.name;
@@ -104,8 +97,7 @@ ojson to_json(const Model& m)
     return out;
 }
 
-ojson to_json(const SystemStats& s)
-{
+ojson to_json(const SystemStats& s) {
     ojson out;
     out["source"] = s.source;
     out["as_of"] = format_timestamp(s.as_of);
@@ -119,8 +111,7 @@ ojson to_json(const SystemStats& s)
     return out;
 }
 
-void print_stats(std::ostream& out, const SystemStats& s)
-{
+void print_stats(std::ostream& out, const SystemStats& s) {
     print_table(out, {
                          {"source:", s.source},
                          {"as of:", format_timestamp(s.as_of)},
@@ -134,8 +125,7 @@ void print_stats(std::ostream& out, const SystemStats& s)
                      });
 }
 
-void print_models(std::ostream& out, std::span<const Model> models, std::string_view source)
-{
+void print_models(std::ostream& out, std::span<const Model> models, std::string_view source) {
     std::vector<std::vector<std::string>> rows{
         {"SLUG", "NAME", "PROVIDER", "HEALTH", "AVAILABILITY", "LATENCY", "CONTEXT", "ACTIVE"}};
     for (const Model& m : models) {
@@ -150,16 +140,14 @@ void print_models(std::ostream& out, std::span<const Model> models, std::string_
         << '\n';
 }
 
-void print_model(std::ostream& out, const Model& m, std::string_view source)
-{
+void print_model(std::ostream& out, const Model& m, std::string_view source) {
     std::vector<std::vector<std::string>> rows{
         {"slug:", m.slug},
         {"name:", m.name},
-        {"provider:", m.provider ? m.provider->name + " (" + m.provider_slug + ")"
-                                 : m.provider_slug},
+        {"provider:",
+         m.provider ? m.provider->name + " (" + m.provider_slug + ")" : m.provider_slug},
         {"description:", m.description},
-        {"context window:", m.context_window ? std::to_string(*m.context_window) + " tokens"
-                                             : "-"},
+        {"context window:", m.context_window ? std::to_string(*m.context_window) + " tokens" : "-"},
         {"active:", m.active ? "yes" : "no"},
     };
     if (m.status) {
@@ -177,8 +165,7 @@ void print_model(std::ostream& out, const Model& m, std::string_view source)
 }
 
 void print_statuses(std::ostream& out, std::span<const ModelStatus> statuses,
-                    std::string_view source)
-{
+                    std::string_view source) {
     std::vector<std::vector<std::string>> rows{
         {"MODEL", "HEALTH", "AVAILABILITY", "LATENCY", "ERRORS", "REGION", "CHECKED AT"}};
     for (const ModelStatus& s : statuses)
@@ -186,8 +173,8 @@ void print_statuses(std::ostream& out, std::span<const ModelStatus> statuses,
                         milliseconds(s.latency_ms), percent(s.error_rate), s.region,
                         format_timestamp(s.checked_at)});
     print_table(out, rows);
-    out << statuses.size() << (statuses.size() == 1 ? " status" : " statuses") << " from "
-        << source << '\n';
+    out << statuses.size() << (statuses.size() == 1 ? " status" : " statuses") << " from " << source
+        << '\n';
 }
 
 } // namespace modelrepo::cli

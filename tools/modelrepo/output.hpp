@@ -2,13 +2,13 @@
 // How the modelrepo CLI prints answers: readable tables, or JSON with --json.
 #pragma once
 
-#include <modelrepo/modelrepo.hpp>
-
-#include <nlohmann/json.hpp>
-
 #include <iosfwd>
 #include <span>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include <modelrepo/modelrepo.hpp>
 
 namespace modelrepo::cli {
 
