@@ -10,3 +10,7 @@
 #include <modelrepo/snapshot.hpp>
 #include <modelrepo/types.hpp>
 #include <modelrepo/version.hpp>
+
+#if MODELREPO_HAS_POSTGRES
+#include <modelrepo/postgres_repository.hpp>
+#endif

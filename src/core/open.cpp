@@ -7,6 +7,10 @@
 
 #include "uri.hpp"
 
+#if MODELREPO_WITH_POSTGRES
+#include <modelrepo/postgres_repository.hpp>
+#endif
+
 namespace modelrepo {
 
 namespace {
@@ -49,14 +53,26 @@ Result<std::shared_ptr<ModelRepository>> not_built(std::string_view text, const 
                                     : "GitHub/HTTP backend (rebuild with -Dgithub=enabled)"));
 }
 
+#if MODELREPO_WITH_POSTGRES
+Result<std::shared_ptr<ModelRepository>> open_postgres(std::string_view text, const detail::Uri&)
+{
+    auto repo = PostgresRepository::open(text);
+    if (!repo)
+        return repo.error();
+    return std::shared_ptr<ModelRepository>(std::move(repo).value());
+}
+#else
+constexpr auto open_postgres = not_built;
+#endif
+
 struct Scheme {
     std::string_view name;
     Opener opener;
 };
 
 constexpr std::array schemes{
-    Scheme{"builtin", open_builtin}, Scheme{"file", open_file},   Scheme{"postgresql", not_built},
-    Scheme{"postgres", not_built},   Scheme{"github", not_built}, Scheme{"https", not_built},
+    Scheme{"builtin", open_builtin}, Scheme{"file", open_file},   Scheme{"postgresql", open_postgres},
+    Scheme{"postgres", open_postgres},   Scheme{"github", not_built}, Scheme{"https", not_built},
     Scheme{"http", not_built},
 };
 

@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+#include "errors.hpp"
+
+#include "auth_probe.hpp"
+
+#include <array>
+
+namespace modelrepo::detail {
+
+namespace {
+
+struct Cause {
+    std::string_view needle; ///< in libpq's message
+    Errc code;
+    std::string_view sqlstate;
+    std::string_view explanation;
+};
+
+// The server's and libpq's (English, C locale) messages for each class of failure.
+constexpr std::array causes{
+    Cause{"password authentication failed", Errc::auth_failed, "28P01",
+          "the server rejected the password: it is wrong, or the role's stored verifier "
+          "cannot serve the method pg_hba.conf asks for (an MD5 verifier under a "
+          "scram-sha-256 rule fails the same way). Check the password; `modelrepo doctor "
+          "URL --admin-url ADMIN_URL` tells which"},
+    Cause{"no pg_hba.conf entry", Errc::auth_failed, "28000",
+          "no pg_hba.conf line matches this client address, user and database. Add one and "
+          "reload the server (SELECT pg_reload_conf(); from any superuser session works "
+          "without OS service rights)"},
+    Cause{"pg_hba.conf rejects connection", Errc::auth_failed, "28000",
+          "a pg_hba.conf line rejects this client address, user and database"},
+    Cause{"role \"", Errc::auth_failed, "28000",
+          "the role does not exist on this server; create it or fix the user in the URL"},
+    Cause{"fe_sendauth: no password supplied", Errc::auth_failed, "",
+          "the server asks for a password and the URL has none (put it in the URL or in "
+          "PGPASSWORD / ~/.pgpass)"},
+    Cause{"does not exist", Errc::database_missing, "3D000",
+          "the database named in the URL does not exist; create it (createdb) or fix the "
+          "URL's path"},
+    Cause{"too many clients", Errc::too_many_connections, "53300",
+          "the server has no free connection slots; lower connection_limit across services "
+          "or raise max_connections"},
+    Cause{"remaining connection slots are reserved", Errc::too_many_connections, "53300",
+          "the server has no free connection slots for this role"},
+    Cause{"timeout expired", Errc::timeout, "",
+          "no answer within connect_timeout; the server is stopped, overloaded or "
+          "firewalled"},
+    Cause{"Connection refused", Errc::unreachable, "",
+          "nothing listens there: the server is down, or listen_addresses/port differ"},
+    Cause{"could not translate host name", Errc::unreachable, "",
+          "the host name does not resolve"},
+    Cause{"Network is unreachable", Errc::unreachable, "", "no route to the server"},
+    Cause{"No route to host", Errc::unreachable, "", "no route to the server"},
+    Cause{"the database system is", Errc::unreachable, "57P03",
+          "the server is starting up, shutting down or recovering; retry shortly"},
+    Cause{"SSL", Errc::tls_failed, "",
+          "TLS failed; check sslmode and the server's ssl settings and certificates"},
+    Cause{"certificate", Errc::tls_failed, "", "the server's certificate was not accepted"},
+    Cause{"server closed the connection unexpectedly", Errc::unreachable, "",
+          "the server closed the connection; it may have crashed or been restarted"},
+};
+
+std::string trim(std::string text)
+{
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.pop_back();
+    for (auto& c : text)
+        if (c == '\n')
+            c = ' ';
+    return text;
+}
+
+} // namespace
+
+Error connect_error(const std::string& libpq_message, const PgTarget& target,
+                    const std::string& source)
+{
+    const Cause* cause = nullptr;
+    for (const Cause& c : causes)
+        if (libpq_message.find(c.needle) != std::string::npos) {
+            cause = &c;
+            break;
+        }
+    // "database "x" does not exist" vs "role "x" does not exist": the role rule is
+    // earlier in the list, so a bare "does not exist" is the database.
+    Errc code = cause ? cause->code : Errc::unreachable;
+    std::string message = "cannot connect to " + target.display() + " as user \"" +
+                          target.user + "\": " +
+                          std::string(cause ? cause->explanation
+                                            : "the connection failed (see libpq's message)");
+    if (code == Errc::auth_failed && !target.hosts.empty()) {
+        auto probe = probe_auth_method(target.hosts.front().first, target.hosts.front().second,
+                                       target.user, target.database,
+                                       std::chrono::milliseconds(1500));
+        if (probe.reached && !probe.method.empty())
+            message += ". The server at " + probe.address + " asks this client for " +
+                       probe.method;
+    }
+    message += ". libpq: " + trim(libpq_message);
+    Error error = make_error(code, message);
+    error.source = source;
+    error.target = target.host_list();
+    if (cause)
+        error.sqlstate = std::string(cause->sqlstate);
+    return error;
+}
+
+Error query_error(const std::string& what, const std::string& sqlstate, bool broken,
+                  bool timed_out, const PgTarget& target, const std::string& source,
+                  std::chrono::milliseconds timeout)
+{
+    Errc code = Errc::query_failed;
+    std::string advice;
+    if (timed_out) {
+        code = Errc::timeout;
+        advice = "no answer within " + std::to_string(timeout.count()) +
+                 " ms (query_timeout); the connection was discarded. The server may be "
+                 "stopped or overloaded";
+    } else if (sqlstate == "57014") {
+        code = Errc::timeout;
+        advice = "the server cancelled the statement at statement_timeout (" +
+                 std::to_string(timeout.count()) + " ms)";
+    } else if (sqlstate == "42P01" || sqlstate == "42703" || sqlstate == "3F000") {
+        code = Errc::schema_missing;
+        advice = "modelrepo's tables are missing or outdated in this database/schema; run "
+                 "`modelrepo migrate --source URL`";
+    } else if (sqlstate == "23503") {
+        code = Errc::invalid_argument;
+        advice = "a status names a model that is not in the catalogue; nothing was written";
+    } else if (sqlstate == "53300") {
+        code = Errc::too_many_connections;
+        advice = "the server has no free connection slots";
+    } else if (sqlstate.starts_with("28")) {
+        code = Errc::auth_failed;
+        advice = "the server refused the session";
+    } else if (sqlstate.starts_with("08") || sqlstate.starts_with("57P") || broken) {
+        code = Errc::unreachable;
+        advice = "the connection to the server was lost; it may have been restarted";
+    } else if (sqlstate == "25006") {
+        code = Errc::read_only;
+        advice = "the server is a read-only replica; point writes at the primary "
+                 "(target_session_attrs=read-write)";
+    } else {
+        advice = "the statement failed";
+    }
+    Error error = make_error(code, "PostgreSQL " + target.display() + ": " + advice + ". " +
+                                       (sqlstate.empty() ? "" : "[" + sqlstate + "] ") +
+                                       trim(what));
+    error.source = source;
+    error.target = target.host_list();
+    error.sqlstate = sqlstate;
+    return error;
+}
+
+} // namespace modelrepo::detail

@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+// PostgresRepository against a real PostgreSQL 15 started by the harness on loopback.
+#include <modelrepo/modelrepo.hpp>
+
+#include "pg_server.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+using namespace modelrepo;
+using namespace std::chrono;
+using test::shared_pg_server;
+
+namespace {
+
+// A distinctive password: every message and log line is scanned for it.
+const std::string password = "Pw-Zx81-qUuX-7745";
+std::vector<std::string> seen_messages;
+
+test::PgServer& server()
+{
+    auto& s = shared_pg_server();
+    test::require_pg(s);
+    static bool prepared = [&] {
+        s.create_role("app", password, "modelrepo");
+        return true;
+    }();
+    (void)prepared;
+    return s;
+}
+
+std::shared_ptr<PostgresRepository> open_repo(const std::string& url)
+{
+    auto repo = PostgresRepository::open(url);
+    REQUIRE(repo);
+    return repo.value();
+}
+
+/// A repository on a fresh database with the builtin catalogue imported.
+std::shared_ptr<PostgresRepository> fresh_catalogue(const std::string& db,
+                                                    const std::string& query = "")
+{
+    auto& s = server();
+    s.psql("DROP DATABASE IF EXISTS \"" + db + "\" WITH (FORCE)");
+    s.psql("CREATE DATABASE \"" + db + "\" OWNER app");
+    auto repo = open_repo(s.url("app", password, db, "127.0.0.1", query));
+    auto version = repo->migrate();
+    REQUIRE_MESSAGE(version, version.error().to_string());
+    REQUIRE(version.value() == 1);
+    auto imported = repo->import_snapshot(builtin_snapshot());
+    REQUIRE_MESSAGE(imported, imported.error().to_string());
+    return repo;
+}
+
+/// The value, or `fallback` when the call failed.
+template <class T>
+T value_or(const Result<T>& r, T fallback)
+{
+    return r ? r.value() : fallback;
+}
+
+template <class T>
+Error expect_error(const Result<T>& r, Errc code)
+{
+    REQUIRE_FALSE(r);
+    CAPTURE(r.error().to_string());
+    CHECK(r.error().is(code));
+    seen_messages.push_back(r.error().message);
+    return r.error();
+}
+
+} // namespace
+
+TEST_CASE("SCRAM login, migrate, import, and every read")
+{
+    auto repo = fresh_catalogue("catalogue_reads");
+    CHECK(repo->name().find(password) == std::string_view::npos);
+    CHECK(repo->name().find("postgresql://app@127.0.0.1:") == 0);
+    CHECK(repo->migrate().value() == 1); // idempotent
+    CHECK(repo->schema_version().value() == 1);
+    CHECK(repo->count_models().value() == 32);
+    CHECK(repo->count_providers().value() == 10);
+    CHECK(repo->check_health());
+
+    auto memory = MemoryRepository::builtin();
+    auto stats = repo->system_stats().value();
+    auto expected = memory->system_stats().value();
+    CHECK(stats.models == expected.models);
+    CHECK(stats.active_models == expected.active_models);
+    CHECK(stats.providers == expected.providers);
+    CHECK(stats.health == expected.health);
+    CHECK(stats.source == repo->name());
+
+    std::vector<std::string> slugs{"claude-sonnet-4-5", "nope", "gpt-4o", "gemini-2.5-pro"};
+    auto models = repo->find_models(slugs).value();
+    REQUIRE(models.size() == 3);
+    CHECK(models[0].slug == "claude-sonnet-4-5");
+    CHECK(models[1].slug == "gpt-4o");
+    CHECK(models[2].slug == "gemini-2.5-pro");
+    CHECK(models == memory->find_models(slugs).value());
+
+    CHECK(repo->find_model("gpt-5").value() == memory->find_model("gpt-5").value());
+    CHECK_FALSE(repo->find_model("gpt-99").value().has_value());
+    CHECK(repo->find_model("claude-3-5-haiku").value()->status == std::nullopt);
+    CHECK(repo->list_statuses().value() == memory->list_statuses().value());
+    CHECK(repo->list_models().value() == memory->list_models().value());
+
+    auto exported = repo->export_snapshot().value();
+    Snapshot builtin = builtin_snapshot();
+    CHECK(exported.providers.size() == builtin.providers.size());
+    auto sorted = [](Snapshot s) {
+        std::sort(s.providers.begin(), s.providers.end(),
+                  [](auto& a, auto& b) { return a.slug < b.slug; });
+        std::sort(s.models.begin(), s.models.end(),
+                  [](auto& a, auto& b) { return a.slug < b.slug; });
+        std::sort(s.statuses.begin(), s.statuses.end(),
+                  [](auto& a, auto& b) { return a.model_slug < b.model_slug; });
+        s.generated_at = {};
+        return s;
+    };
+    CHECK(sorted(exported) == sorted(builtin));
+}
+
+TEST_CASE("upserts: newer applied, older ignored, unknown model rejects the whole batch")
+{
+    auto repo = fresh_catalogue("catalogue_upserts");
+    Timestamp t = sys_days{2026y / December / 1} + 123456us;
+    std::vector<ModelStatus> batch{
+        {"gpt-4o", Health::outage, 0.5, 900.0, 0.5, "eu-west", t},
+        {"claude-3-5-haiku", Health::operational, 1.0, std::nullopt, 0.0, "", t},
+        {"gpt-4o", Health::degraded, 0.7, 800.0, 0.3, "eu-west", t - 1s}, // older duplicate
+    };
+    CHECK(repo->upsert_statuses(batch).value() == 2);
+    auto gpt = repo->find_model("gpt-4o").value();
+    CHECK(gpt->status->health == Health::outage);
+    CHECK(gpt->status->checked_at == t); // microseconds survive the round trip
+    CHECK(repo->find_model("claude-3-5-haiku").value()->status->health == Health::operational);
+
+    // A replay and an older status change nothing.
+    CHECK(repo->upsert_statuses(std::span(batch).first(1)).value() == 1);
+    std::vector<ModelStatus> stale{{"gpt-4o", Health::operational, 1, 1.0, 0, "", t - 1h}};
+    CHECK(repo->upsert_statuses(stale).value() == 0);
+    CHECK(repo->find_model("gpt-4o").value()->status->health == Health::outage);
+
+    std::vector<ModelStatus> unknown{{"gpt-5", Health::outage, 0, 1.0, 1, "", t + 1h},
+                                     {"gpt-99", Health::outage, 0, 1.0, 1, "", t + 1h}};
+    auto e = expect_error(repo->upsert_statuses(unknown), Errc::invalid_argument);
+    CHECK(e.sqlstate == "23503");
+    CHECK(repo->find_model("gpt-5").value()->status->health == Health::operational);
+
+    std::vector<ModelStatus> bad{{"gpt-5", Health::outage, 1.5, 1.0, 0, "", t}};
+    expect_error(repo->upsert_statuses(bad), Errc::invalid_argument);
+}
+
+TEST_CASE("a database without the schema answers schema_missing with the fix")
+{
+    auto& s = server();
+    s.psql("DROP DATABASE IF EXISTS bare WITH (FORCE)");
+    s.psql("CREATE DATABASE bare OWNER app");
+    auto repo = open_repo(s.url("app", password, "bare"));
+    CHECK(repo->schema_version().value() == 0);
+    auto e = expect_error(repo->count_models(), Errc::schema_missing);
+    CHECK(e.message.find("modelrepo migrate") != std::string::npos);
+    CHECK(e.sqlstate == "42P01");
+    REQUIRE(repo->migrate());
+    CHECK(repo->count_models().value() == 0); // the same repository works after migrate
+}
+
+TEST_CASE("Prisma-style URL: schema, connection_limit, pool_timeout, socket_timeout, pgbouncer")
+{
+    auto repo = fresh_catalogue("catalogue_prisma",
+                                "schema=catalog&connection_limit=3&pool_timeout=2&"
+                                "socket_timeout=4&pgbouncer=true&sslmode=disable&"
+                                "application_name=prisma-test");
+    CHECK(repo->config().schema == "catalog");
+    CHECK(repo->config().pool_size == 3);
+    CHECK(repo->config().acquire_timeout == 2s);
+    CHECK(repo->config().query_timeout == 4s);
+    CHECK_FALSE(repo->config().prepared_statements);
+    CHECK(repo->config().conninfo.find("schema=") == std::string::npos);
+    CHECK(repo->count_models().value() == 32);
+    CHECK(server().psql("SELECT count(*) FROM catalog.models", "catalogue_prisma") == "32");
+    CHECK(repo->pool_stats().max_size == 3);
+}
+
+TEST_CASE("wrong password: auth_failed, 28P01, host and port and method named, no password")
+{
+    auto& s = server();
+    auto repo = open_repo(s.url("app", "not-" + password));
+    auto e = expect_error(repo->count_models(), Errc::auth_failed);
+    CHECK(e.sqlstate == "28P01");
+    CHECK(e.message.find(std::to_string(s.port())) != std::string::npos);
+    CHECK(e.message.find("127.0.0.1") != std::string::npos);
+    CHECK(e.message.find("scram-sha-256") != std::string::npos);
+    CHECK(e.target == "127.0.0.1:" + std::to_string(s.port()));
+    // The next call fails fast from the pool's memory of the failure.
+    auto start = steady_clock::now();
+    expect_error(repo->count_models(), Errc::auth_failed);
+    CHECK(steady_clock::now() - start < 2s);
+}
+
+TEST_CASE("an MD5 verifier under a scram-sha-256 rule fails like a wrong password")
+{
+    auto& s = server();
+    s.psql("SET password_encryption = 'md5'; DROP ROLE IF EXISTS legacy; "
+           "CREATE ROLE legacy LOGIN PASSWORD '" + password + "'");
+    auto repo = open_repo(s.url("legacy", password, "modelrepo"));
+    auto e = expect_error(repo->count_models(), Errc::auth_failed);
+    CHECK(e.sqlstate == "28P01");
+    CHECK(e.message.find("MD5") != std::string::npos);
+}
+
+TEST_CASE("missing database, unknown role, no pg_hba entry, refused")
+{
+    auto& s = server();
+    auto missing = open_repo(s.url("app", password, "no_such_db"));
+    auto e = expect_error(missing->count_models(), Errc::database_missing);
+    CHECK(e.sqlstate == "3D000");
+
+    auto ghost = open_repo(s.url("ghost", password, "modelrepo"));
+    expect_error(ghost->count_models(), Errc::auth_failed);
+
+    // Only 'app' may connect over TCP now: 'outsider' has no pg_hba line.
+    s.psql("DROP ROLE IF EXISTS outsider; CREATE ROLE outsider LOGIN PASSWORD '" + password + "'");
+    std::string saved = s.replace_hba("host all app 127.0.0.1/32 scram-sha-256\n"
+                                      "host all app ::1/128 scram-sha-256");
+    s.reload();
+    auto outsider = open_repo(s.url("outsider", password, "modelrepo"));
+    auto hba = expect_error(outsider->count_models(), Errc::auth_failed);
+    CHECK(hba.sqlstate == "28000");
+    CHECK(hba.message.find("pg_hba.conf") != std::string::npos);
+    s.restore_hba(saved);
+    s.reload();
+
+    // A port where nothing listens.
+    auto refused = open_repo("postgresql://app:" + password + "@127.0.0.1:1/modelrepo");
+    auto r = expect_error(refused->count_models(), Errc::unreachable);
+    CHECK(r.message.find("127.0.0.1") != std::string::npos);
+}
+
+TEST_CASE("pool exhaustion returns pool_exhausted after the acquire timeout")
+{
+    auto repo = fresh_catalogue("catalogue_pool",
+                                "connection_limit=1&acquire_timeout_ms=300&socket_timeout=5");
+    // Hold the only connection: a statement that waits on a lock psql holds for 2 s.
+    std::thread locker([&] {
+        server().try_psql("BEGIN; LOCK TABLE models IN ACCESS EXCLUSIVE MODE; "
+                          "SELECT pg_sleep(2); COMMIT;",
+                          "catalogue_pool");
+    });
+    std::this_thread::sleep_for(300ms);
+    std::thread holder([&] { (void)repo->count_models(); });
+    std::this_thread::sleep_for(200ms);
+    auto start = steady_clock::now();
+    auto e = expect_error(repo->count_providers(), Errc::pool_exhausted);
+    auto waited = steady_clock::now() - start;
+    CHECK(waited >= 250ms);
+    CHECK(waited < 3s);
+    holder.join();
+    locker.join();
+    CHECK(repo->pool_stats().acquire_timeouts >= 1);
+    CHECK(repo->count_providers().value() == 10);
+}
+
+TEST_CASE("16 threads of mixed reads and upserts give correct answers")
+{
+    auto repo = fresh_catalogue("catalogue_threads", "connection_limit=6");
+    auto memory = MemoryRepository::builtin();
+    std::vector<std::string> slugs;
+    for (const Model& m : builtin_snapshot().models)
+        slugs.push_back(m.slug);
+    std::atomic<int> wrong{0};
+    std::atomic<int> calls{0};
+    Timestamp base = sys_days{2027y / January / 1};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 16; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 40; ++i) {
+                ++calls;
+                switch ((t + i) % 4) {
+                case 0:
+                    if (value_or<std::int64_t>(repo->count_models(), -1) != 32)
+                        ++wrong;
+                    break;
+                case 1: {
+                    std::vector<std::string> ask{slugs[(t + i) % 32], slugs[(t * 7 + i) % 32]};
+                    auto r = repo->find_models(ask);
+                    if (!r || r.value().size() != 2 || r.value()[0].slug != ask[0] ||
+                        !r.value()[0].provider)
+                        ++wrong;
+                    break;
+                }
+                case 2: {
+                    auto s = repo->system_stats();
+                    if (!s || s.value().models != 32 ||
+                        s.value().health.operational + s.value().health.degraded +
+                                s.value().health.outage + s.value().health.unknown !=
+                            32)
+                        ++wrong;
+                    break;
+                }
+                default: {
+                    // Each thread owns two models and writes increasing timestamps.
+                    std::vector<ModelStatus> batch{
+                        {slugs[t], Health::degraded, 0.9, 10.0 + i, 0.1, "t", base + seconds(i)},
+                        {slugs[t + 16], Health::outage, 0.1, std::nullopt, 0.9, "t",
+                         base + seconds(i)}};
+                    if (value_or<std::int64_t>(repo->upsert_statuses(batch), -1) != 2)
+                        ++wrong;
+                }
+                }
+            }
+        });
+    for (auto& th : threads)
+        th.join();
+    CHECK(wrong.load() == 0);
+    CHECK(calls.load() == 640);
+    auto statuses = repo->list_statuses().value();
+    for (const ModelStatus& s : statuses)
+        if (s.region == "t")
+            CHECK(s.checked_at > base); // every owned model took a later write
+    auto pool = repo->pool_stats();
+    CHECK(pool.open <= 6);
+    CHECK(pool.busy == 0);
+}
+
+TEST_CASE("server stopped with SIGSTOP: calls return timeout within the deadline")
+{
+    auto repo = fresh_catalogue("catalogue_sigstop", "query_timeout_ms=1000&connect_timeout=2");
+    REQUIRE(repo->count_models().value() == 32);
+    auto& s = server();
+    s.stop_processes();
+    auto start = steady_clock::now();
+    auto e = expect_error(repo->count_models(), Errc::timeout);
+    auto took = steady_clock::now() - start;
+    s.continue_processes();
+    CAPTURE(duration_cast<milliseconds>(took).count());
+    CHECK(took < 1000ms + 1500ms); // deadline plus generous slack
+    CHECK(took >= 900ms);
+    CHECK(repo->pool_stats().broken_replaced >= 1);
+    // The server answers again; the same repository serves.
+    auto again = repo->count_models();
+    CHECK(value_or<std::int64_t>(again, -1) == 32);
+}
+
+TEST_CASE("server killed (kill -9) and restarted: the same repository recovers by itself")
+{
+    auto repo = fresh_catalogue("catalogue_kill", "connect_timeout=2");
+    REQUIRE(repo->count_models().value() == 32);
+    auto& s = shared_pg_server();
+    s.kill9();
+    auto down = repo->count_models();
+    REQUIRE_FALSE(down);
+    CHECK((down.error().is(Errc::unreachable) || down.error().is(Errc::timeout)));
+    // While down, calls fail fast instead of each paying a connect timeout.
+    auto start = steady_clock::now();
+    for (int i = 0; i < 20; ++i)
+        CHECK_FALSE(repo->count_models());
+    CHECK(steady_clock::now() - start < 3s);
+    CHECK(repo->pool_stats().server_down);
+
+    s.start();
+    REQUIRE_MESSAGE(s.available(), s.why());
+    auto deadline = steady_clock::now() + 20s;
+    Result<std::int64_t> back = make_error(Errc::unreachable, "not yet");
+    while (steady_clock::now() < deadline) {
+        back = repo->count_models();
+        if (back)
+            break;
+        std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE_MESSAGE(back, back.error().to_string());
+    CHECK(back.value() == 32);
+    CHECK_FALSE(repo->pool_stats().server_down);
+}
+
+TEST_CASE("no message ever held the password")
+{
+    CHECK(seen_messages.size() >= 8);
+    for (const std::string& m : seen_messages) {
+        CAPTURE(m);
+        CHECK(m.find(password) == std::string::npos);
+    }
+}

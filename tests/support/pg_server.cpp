@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: MIT
+#include "pg_server.hpp"
+
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <netinet/in.h>
+#include <sstream>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace modelrepo::test {
+
+namespace {
+
+int free_port()
+{
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    int port = ntohs(addr.sin_port);
+    ::close(fd);
+    return port;
+}
+
+std::string shell_quote(const std::string& s)
+{
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
+    }
+    return out + "'";
+}
+
+bool in_ci()
+{
+    const char* ci = std::getenv("CI");
+    return ci && (std::string(ci) == "true" || std::string(ci) == "1");
+}
+
+} // namespace
+
+PgServer::PgServer()
+{
+    if (!std::filesystem::exists(bin_dir_ / "initdb")) {
+        why_ = "PostgreSQL 15 is not installed (" + (bin_dir_ / "initdb").string() +
+               " missing; scripts/setup test installs postgresql-15)";
+        return;
+    }
+    as_root_ = ::geteuid() == 0;
+    // The postmaster outlives pg_ctl; as a subreaper this process inherits it and can
+    // reap it after kill9(). Otherwise a zombie postmaster (where PID 1 does not reap)
+    // still looks alive to the next start's lock-file check.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    char pattern[] = "/tmp/modelrepo-pg-XXXXXX";
+    if (!::mkdtemp(pattern)) {
+        why_ = "mkdtemp failed";
+        return;
+    }
+    root_ = pattern;
+    data_dir_ = root_ / "data";
+    if (as_root_ && run_shell("chown postgres:postgres " + shell_quote(root_.string())) != 0) {
+        why_ = "cannot hand the data directory to the postgres user";
+        return;
+    }
+    std::string out;
+    if (run_shell(as_server_user(shell_quote((bin_dir_ / "initdb").string()) + " -D " +
+                                 shell_quote(data_dir_.string()) +
+                                 " -U postgres --auth-local=trust --auth-host=scram-sha-256 "
+                                 "--encoding=UTF8 --locale=C.UTF-8 --no-sync"),
+                  &out) != 0) {
+        why_ = "initdb failed: " + out;
+        return;
+    }
+    port_ = free_port();
+    std::ofstream conf(data_dir_ / "postgresql.conf", std::ios::app);
+    conf << "\nlisten_addresses = '127.0.0.1,::1'\n"
+         << "port = " << port_ << "\n"
+         << "unix_socket_directories = '" << root_.string() << "'\n"
+         << "password_encryption = 'scram-sha-256'\n"
+         << "max_connections = 60\n"
+         // fsync off is safe when only processes die (the kernel keeps the pages);
+         // commits stay synchronous so kill -9 loses nothing committed.
+         << "fsync = off\nfull_page_writes = off\n"
+         << "logging_collector = off\n";
+    conf.close();
+    if (as_root_)
+        run_shell("chown postgres:postgres " + shell_quote((data_dir_ / "postgresql.conf").string()));
+    start();
+}
+
+void PgServer::start()
+{
+    std::string out;
+    std::string log = (root_ / "server.log").string();
+    if (run_shell(as_server_user(shell_quote((bin_dir_ / "pg_ctl").string()) + " -D " +
+                                 shell_quote(data_dir_.string()) + " -l " + shell_quote(log) +
+                                 " -w -t 60 start"),
+                  &out) != 0) {
+        std::ifstream in(log);
+        std::stringstream content;
+        content << in.rdbuf();
+        why_ = "pg_ctl start failed: " + out + content.str();
+        running_ = false;
+        return;
+    }
+    running_ = true;
+}
+
+PgServer::~PgServer()
+{
+    if (running_) {
+        continue_processes();
+        run_shell(as_server_user(shell_quote((bin_dir_ / "pg_ctl").string()) + " -D " +
+                                 shell_quote(data_dir_.string()) + " -m immediate -w stop"));
+    }
+    if (!root_.empty()) {
+        std::error_code ignored;
+        std::filesystem::remove_all(root_, ignored);
+    }
+}
+
+std::string PgServer::as_server_user(const std::string& command) const
+{
+    if (!as_root_)
+        return command;
+    return "runuser -u postgres -- sh -c " + shell_quote(command);
+}
+
+int PgServer::run_shell(const std::string& command, std::string* output) const
+{
+    std::string full = command + " 2>&1";
+    FILE* pipe = ::popen(full.c_str(), "r");
+    if (!pipe)
+        return -1;
+    char buf[4096];
+    std::string collected;
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe))
+        collected.append(buf, n);
+    int status = ::pclose(pipe);
+    if (output)
+        *output = collected;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string PgServer::url(const std::string& user, const std::string& password,
+                          const std::string& db, const std::string& host,
+                          const std::string& query) const
+{
+    std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    std::string u = "postgresql://" + user + (password.empty() ? "" : ":" + password) + "@" + h +
+                    ":" + std::to_string(port_) + "/" + db;
+    return query.empty() ? u : u + "?" + query;
+}
+
+std::optional<std::string> PgServer::try_psql(const std::string& sql, const std::string& db) const
+{
+    std::string command = "PGCONNECT_TIMEOUT=10 " + shell_quote((bin_dir_ / "psql").string()) +
+                          " -X -q -A -t -v ON_ERROR_STOP=1 -h " + shell_quote(root_.string()) +
+                          " -p " + std::to_string(port_) + " -U postgres -d " + shell_quote(db) +
+                          " -c " + shell_quote(sql);
+    std::string out;
+    if (run_shell(command, &out) != 0)
+        return std::nullopt;
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
+        out.pop_back();
+    return out;
+}
+
+std::string PgServer::psql(const std::string& sql, const std::string& db) const
+{
+    auto out = try_psql(sql, db);
+    REQUIRE_MESSAGE(out.has_value(), "psql failed: " << sql);
+    return *out;
+}
+
+void PgServer::create_role(const std::string& user, const std::string& password,
+                           const std::string& db) const
+{
+    psql("SET password_encryption = 'scram-sha-256'; DROP ROLE IF EXISTS \"" + user +
+         "\"; CREATE ROLE \"" + user + "\" LOGIN PASSWORD '" + password + "'");
+    if (psql("SELECT count(*) FROM pg_database WHERE datname = '" + db + "'") == "0")
+        psql("CREATE DATABASE \"" + db + "\" OWNER \"" + user + "\"");
+    else
+        psql("ALTER DATABASE \"" + db + "\" OWNER TO \"" + user + "\"");
+    psql("GRANT ALL ON SCHEMA public TO \"" + user + "\"", db);
+}
+
+void PgServer::prepend_hba(const std::string& line) const
+{
+    auto path = data_dir_ / "pg_hba.conf";
+    std::ifstream in(path);
+    std::stringstream content;
+    content << in.rdbuf();
+    in.close();
+    std::ofstream out(path, std::ios::trunc);
+    out << line << "\n" << content.str();
+}
+
+std::string PgServer::replace_hba(const std::string& lines) const
+{
+    auto path = data_dir_ / "pg_hba.conf";
+    std::ifstream in(path);
+    std::stringstream old;
+    old << in.rdbuf();
+    in.close();
+    std::ofstream(path, std::ios::trunc) << "local all postgres trust\n" << lines << "\n";
+    return old.str();
+}
+
+void PgServer::restore_hba(const std::string& content) const
+{
+    std::ofstream(data_dir_ / "pg_hba.conf", std::ios::trunc) << content;
+}
+
+void PgServer::reload() const
+{
+    psql("SELECT pg_reload_conf()");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
+int PgServer::postmaster_pid() const
+{
+    std::ifstream in(data_dir_ / "postmaster.pid");
+    int pid = 0;
+    in >> pid;
+    return pid;
+}
+
+void PgServer::signal_all(int signal) const
+{
+    int pid = postmaster_pid();
+    if (pid <= 0)
+        return;
+    std::string children = "pkill -" + std::to_string(signal) + " -P " + std::to_string(pid);
+    if (signal == SIGSTOP) {
+        // Children first, so none sees its parent stop before it does.
+        run_shell(children);
+        ::kill(pid, signal);
+    } else {
+        // The parent first: a postmaster that sees a child die would restart it.
+        ::kill(pid, signal);
+        run_shell(children);
+    }
+}
+
+void PgServer::kill9()
+{
+    int pid = postmaster_pid();
+    signal_all(SIGKILL);
+    // Reap what was reparented to us (see PR_SET_CHILD_SUBREAPER above) and wait until
+    // the postmaster is gone.
+    for (int i = 0; i < 100; ++i) {
+        while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+        }
+        if (pid <= 0 || ::kill(pid, 0) != 0)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::error_code ignored;
+    std::filesystem::remove(data_dir_ / "postmaster.pid", ignored);
+    running_ = false;
+}
+
+void PgServer::stop_processes() const
+{
+    signal_all(SIGSTOP);
+}
+
+void PgServer::continue_processes() const
+{
+    signal_all(SIGCONT);
+}
+
+PgServer& shared_pg_server()
+{
+    static PgServer server;
+    return server;
+}
+
+void require_pg(const PgServer& server)
+{
+    if (server.available())
+        return;
+    if (in_ci())
+        FAIL("PostgreSQL is required in CI but could not start: " << server.why());
+    std::fprintf(stderr, "SKIP: no PostgreSQL here: %s\n", server.why().c_str());
+    std::exit(77);
+}
+
+} // namespace modelrepo::test

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+// PgServer: a throwaway PostgreSQL 15 for integration tests, started on loopback.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace modelrepo::test {
+
+/// initdb into a temporary directory, scram-sha-256 for TCP from 127.0.0.1 and ::1,
+/// a free port, `pg_ctl start -w`; everything is removed on destruction.
+///
+/// When the test runs as root, the server runs as the `postgres` user (initdb refuses
+/// root). Admin work uses the unix socket in the data directory (trust for the
+/// superuser only). Tests create their own roles and passwords.
+///
+/// When no server can run here, `available()` is false and `why()` says why; a test
+/// then skips (exit 77) outside CI and fails in CI (`CI=true`).
+class PgServer {
+public:
+    PgServer();
+    ~PgServer();
+    PgServer(const PgServer&) = delete;
+    PgServer& operator=(const PgServer&) = delete;
+
+    bool available() const { return running_; }
+    const std::string& why() const { return why_; }
+
+    int port() const { return port_; }
+    const std::filesystem::path& data_dir() const { return data_dir_; }
+
+    /// A URL for `user`/`password` on 127.0.0.1 (or `host`), database `db`.
+    std::string url(const std::string& user, const std::string& password,
+                    const std::string& db = "modelrepo", const std::string& host = "127.0.0.1",
+                    const std::string& query = "") const;
+
+    /// Runs SQL as the superuser over the unix socket; returns psql's stdout, or fails
+    /// the test.
+    std::string psql(const std::string& sql, const std::string& db = "postgres") const;
+    /// Same, but returns nullopt instead of failing when psql fails.
+    std::optional<std::string> try_psql(const std::string& sql,
+                                        const std::string& db = "postgres") const;
+
+    /// Creates a login role with a SCRAM verifier and a database it owns (if missing).
+    void create_role(const std::string& user, const std::string& password,
+                     const std::string& db = "modelrepo") const;
+
+    /// Appends a line to pg_hba.conf (before the catch-all rules) without reloading.
+    void prepend_hba(const std::string& line) const;
+    /// Replaces pg_hba.conf (keeping the superuser's local trust line) without reloading;
+    /// returns the old content for restore_hba().
+    std::string replace_hba(const std::string& lines) const;
+    void restore_hba(const std::string& content) const;
+    void reload() const;
+
+    /// The postmaster's pid (from postmaster.pid).
+    int postmaster_pid() const;
+    /// SIGKILL the postmaster and every backend.
+    void kill9();
+    /// SIGSTOP / SIGCONT the postmaster and all its children.
+    void stop_processes() const;
+    void continue_processes() const;
+    /// Start again after kill9() (same data directory and port).
+    void start();
+
+private:
+    std::string as_server_user(const std::string& command) const;
+    int run_shell(const std::string& command, std::string* output = nullptr) const;
+    void signal_all(int signal) const;
+
+    std::filesystem::path root_;
+    std::filesystem::path data_dir_;
+    std::filesystem::path bin_dir_ = "/usr/lib/postgresql/15/bin";
+    int port_ = 0;
+    bool running_ = false;
+    bool as_root_ = false;
+    std::string why_;
+};
+
+/// A process-wide server for a test binary, started on first use.
+PgServer& shared_pg_server();
+
+/// Skips the current test binary (exit 77) when no PostgreSQL can run, or fails it
+/// under CI=true. Call at the top of each integration test case.
+void require_pg(const PgServer& server);
+
+} // namespace modelrepo::test
