@@ -3,6 +3,7 @@
 #include <modelrepo/modelrepo.hpp>
 
 #include "pg_server.hpp"
+#include "process.hpp"
 
 #include <doctest/doctest.h>
 
@@ -384,4 +385,49 @@ TEST_CASE("no message ever held the password")
         CAPTURE(m);
         CHECK(m.find(password) == std::string::npos);
     }
+}
+
+TEST_CASE("CLI: migrate, import, stats, export against PostgreSQL; errors exit 1")
+{
+    auto& s = server();
+    s.psql("DROP DATABASE IF EXISTS catalogue_cli WITH (FORCE)");
+    s.psql("CREATE DATABASE catalogue_cli OWNER app");
+    std::string url = s.url("app", password, "catalogue_cli");
+    std::string cli = test::require_env("MODELREPO_CLI");
+    auto run = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {cli, "--source", url});
+        return test::run_process(args, {{"MODELREPO_SOURCES", ""}});
+    };
+    auto before = run({"stats"});
+    CHECK(before.exit_code == 1);
+    CHECK(before.err.find("schema_missing") != std::string::npos);
+    CHECK(before.err.find("modelrepo migrate") != std::string::npos);
+
+    auto migrated = run({"migrate"});
+    CHECK(migrated.exit_code == 0);
+    CHECK(migrated.out.find("schema version 1") != std::string::npos);
+    auto imported = run({"import", "builtin:"});
+    CHECK(imported.exit_code == 0);
+    CHECK(imported.out.find("imported 32 models") != std::string::npos);
+
+    auto stats = run({"stats"});
+    CHECK(stats.exit_code == 0);
+    CHECK(stats.out.find("32 (30 active)") != std::string::npos);
+    CHECK(stats.out.find("postgresql://app@127.0.0.1:") != std::string::npos);
+
+    auto exported = run({"export"});
+    REQUIRE(exported.exit_code == 0);
+    auto snapshot = parse_snapshot(exported.out);
+    REQUIRE(snapshot);
+    CHECK(snapshot.value().models.size() == 32);
+
+    for (const auto& r : {before, migrated, imported, stats, exported}) {
+        CHECK(r.out.find(password) == std::string::npos);
+        CHECK(r.err.find(password) == std::string::npos);
+    }
+    auto wrong = test::run_process(
+        {cli, "--source", s.url("app", "Wrong-" + password, "catalogue_cli"), "stats"});
+    CHECK(wrong.exit_code == 1);
+    CHECK(wrong.err.find("auth_failed") != std::string::npos);
+    CHECK(wrong.err.find(password) == std::string::npos);
 }

@@ -152,6 +152,51 @@ int run_statuses(ModelRepository& repo, const Options& options) {
     return exit_ok;
 }
 
+#if MODELREPO_HAS_POSTGRES
+/// The PostgreSQL repository behind `repo`, or an error that says the command needs one.
+Result<PostgresRepository*> postgres_of(ModelRepository& repo, const char* command)
+{
+    if (auto* pg = dynamic_cast<PostgresRepository*>(&repo))
+        return pg;
+    return make_error(Errc::invalid_argument,
+                      std::string(command) + " works on a PostgreSQL source; " +
+                          std::string(repo.name()) +
+                          " is not one (use --source postgresql://…)");
+}
+
+int run_migrate(ModelRepository& repo)
+{
+    auto pg = postgres_of(repo, "migrate");
+    if (!pg)
+        return fail(pg.error());
+    auto version = pg.value()->migrate();
+    if (!version)
+        return fail(version.error());
+    std::cout << "schema version " << version.value() << " on " << repo.name() << '\n';
+    return exit_ok;
+}
+
+int run_import(ModelRepository& repo, const std::string& from)
+{
+    auto pg = postgres_of(repo, "import");
+    if (!pg)
+        return fail(pg.error());
+    Result<Snapshot> snapshot = make_error(Errc::invalid_argument, "no snapshot");
+    if (from == "builtin:" || from == "builtin")
+        snapshot = builtin_snapshot();
+    else
+        snapshot = read_snapshot_file(from.starts_with("file://") ? from.substr(7) : from);
+    if (!snapshot)
+        return fail(snapshot.error());
+    if (auto done = pg.value()->import_snapshot(snapshot.value()); !done)
+        return fail(done.error());
+    std::cout << "imported " << snapshot.value().models.size() << " models, "
+              << snapshot.value().providers.size() << " providers and "
+              << snapshot.value().statuses.size() << " statuses into " << repo.name() << '\n';
+    return exit_ok;
+}
+#endif
+
 int run_export(ModelRepository& repo) {
     auto snapshot = repo.export_snapshot();
     if (!snapshot)
@@ -182,7 +227,10 @@ int main(int argc, char** argv) {
                "Examples:\n"
                "  modelrepo stats\n"
                "  modelrepo models --priority gpt-5,claude-sonnet-4-5\n"
-               "  modelrepo --source file:///var/lib/models.json model gpt-4o --json\n");
+               "  modelrepo --source file:///var/lib/models.json model gpt-4o --json\n"
+               "  modelrepo --source \"$DATABASE_URL\" migrate\n"
+               "  modelrepo --source \"$DATABASE_URL\" import builtin:\n"
+               "  modelrepo --source \"$DATABASE_URL\" export > models.json\n");
 
     auto* stats = app.add_subcommand("stats", "Counts of models and providers, per health");
     auto* models = app.add_subcommand("models", "List models with provider and status");
@@ -199,6 +247,15 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"operational", "degraded", "outage", "unknown"}));
     auto* exported = app.add_subcommand("export", "Write the whole catalogue as snapshot JSON "
                                                   "(modelrepo.snapshot/1) to stdout");
+#if MODELREPO_HAS_POSTGRES
+    std::string import_from;
+    auto* migrate = app.add_subcommand(
+        "migrate", "Create or upgrade modelrepo's tables in the PostgreSQL source (idempotent)");
+    auto* import = app.add_subcommand(
+        "import", "Replace the PostgreSQL source's catalogue with a snapshot, in one transaction");
+    import->add_option("snapshot", import_from, "A snapshot file (modelrepo.snapshot/1) or builtin:")
+        ->required();
+#endif
 
     try {
         app.parse(argc, argv);
@@ -228,5 +285,11 @@ int main(int argc, char** argv) {
         return run_statuses(source, options);
     if (exported->parsed())
         return run_export(source);
+#if MODELREPO_HAS_POSTGRES
+    if (migrate->parsed())
+        return run_migrate(source);
+    if (import->parsed())
+        return run_import(source, import_from);
+#endif
     return exit_usage;
 }
