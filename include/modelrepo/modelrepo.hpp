@@ -12,5 +12,6 @@
 #include <modelrepo/version.hpp>
 
 #if MODELREPO_HAS_POSTGRES
+#include <modelrepo/postgres_doctor.hpp>
 #include <modelrepo/postgres_repository.hpp>
 #endif

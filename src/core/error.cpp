@@ -138,17 +138,23 @@ std::string redact_values(std::string_view text) {
                 if (!iequals_prefix(text, i, key))
                     continue;
                 std::size_t j = i + key.size();
-                // Allow "password = x", "password: x", "\"token\": \"x\"".
+                // "password=x", "password = x", and the quoted shapes "\"token\": \"x\"" or
+                // "password: 'x'". An unquoted "password: it is wrong" is prose, left alone.
                 std::size_t k = j;
-                if (k < text.size() && text[k] == '"')
+                bool quoted_key = k < text.size() && text[k] == '"';
+                if (quoted_key)
                     ++k;
                 while (k < text.size() && text[k] == ' ')
                     ++k;
                 if (k >= text.size() || (text[k] != '=' && text[k] != ':'))
                     continue;
+                bool colon = text[k] == ':';
                 ++k;
                 while (k < text.size() && text[k] == ' ')
                     ++k;
+                if (colon && !quoted_key &&
+                    (k >= text.size() || (text[k] != '"' && text[k] != '\'')))
+                    continue;
                 std::size_t value_end = skip_value(k);
                 if (value_end == k)
                     continue;

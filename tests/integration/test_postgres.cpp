@@ -431,3 +431,109 @@ TEST_CASE("CLI: migrate, import, stats, export against PostgreSQL; errors exit 1
     CHECK(wrong.err.find("auth_failed") != std::string::npos);
     CHECK(wrong.err.find(password) == std::string::npos);
 }
+
+namespace {
+
+const DoctorCheck* find_check(const DoctorReport& report, const std::string& name,
+                              DoctorCheck::Status status)
+{
+    for (const auto& c : report.checks)
+        if (c.name == name && c.status == status)
+            return &c;
+    return nullptr;
+}
+
+std::string dump(const DoctorReport& report)
+{
+    std::string out;
+    for (const auto& c : report.checks)
+        out += std::string(to_string(c.status)) + " " + c.scope + " " + c.name + ": " + c.detail +
+               " | " + c.fix + "\n";
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("doctor: a healthy URL, every address of localhost")
+{
+    auto& s = server();
+    fresh_catalogue("catalogue_doctor");
+    auto report = diagnose_postgres(s.url("app", password, "catalogue_doctor", "localhost"),
+                                    s.admin_conninfo());
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    CHECK(report.value().healthy());
+    CHECK(find_check(report.value(), "auth", DoctorCheck::Status::ok));
+    CHECK(find_check(report.value(), "method", DoctorCheck::Status::ok)->detail.find("scram-sha-256") !=
+          std::string::npos);
+    CHECK(find_check(report.value(), "schema", DoctorCheck::Status::ok)->detail.find("32 models") !=
+          std::string::npos);
+    CHECK(find_check(report.value(), "verifier", DoctorCheck::Status::ok)->detail.find("scram") !=
+          std::string::npos);
+    CHECK(find_check(report.value(), "reload", DoctorCheck::Status::ok));
+    int tcp = 0;
+    for (const auto& c : report.value().checks)
+        tcp += c.name == "tcp" && c.status == DoctorCheck::Status::ok;
+    CHECK(tcp >= 1);
+    CHECK(dump(report.value()).find(password) == std::string::npos);
+}
+
+TEST_CASE("doctor: an MD5 verifier under a scram-sha-256 rule is named with its fix")
+{
+    auto& s = server();
+    s.psql("SET password_encryption = 'md5'; DROP ROLE IF EXISTS legacy; "
+           "CREATE ROLE legacy LOGIN PASSWORD '" + password + "'");
+    auto report = diagnose_postgres(s.url("legacy", password, "modelrepo"), s.admin_conninfo());
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    CHECK_FALSE(report.value().healthy());
+    CHECK(find_check(report.value(), "auth", DoctorCheck::Status::fail));
+    auto hba = find_check(report.value(), "pg_hba", DoctorCheck::Status::fail);
+    REQUIRE(hba);
+    CHECK(hba->detail.find("MD5 verifier under a scram-sha-256 rule") != std::string::npos);
+    CHECK(hba->fix.find("ALTER ROLE \"legacy\" PASSWORD") != std::string::npos);
+    CHECK(find_check(report.value(), "verifier", DoctorCheck::Status::ok)->detail.find("md5") !=
+          std::string::npos);
+}
+
+TEST_CASE("doctor: a pg_hba.conf edit that was never reloaded")
+{
+    auto& s = server();
+    // The incident: 127.0.0.1 -> trust written to the file, the reload never done.
+    std::this_thread::sleep_for(1100ms); // file times have one-second resolution here
+    s.prepend_hba("host all all 127.0.0.1/32 trust");
+    auto report = diagnose_postgres(s.url("app", password), s.admin_conninfo());
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    auto reload = find_check(report.value(), "reload", DoctorCheck::Status::fail);
+    REQUIRE(reload);
+    CHECK(reload->fix.find("SELECT pg_reload_conf();") != std::string::npos);
+    // The file's first matching line is the new trust line, not yet in force.
+    CHECK(dump(report.value()).find("trust") != std::string::npos);
+
+    s.reload();
+    auto after = diagnose_postgres(s.url("app", password), s.admin_conninfo());
+    REQUIRE(after);
+    CHECK(find_check(after.value(), "reload", DoctorCheck::Status::ok));
+    // Put the scram rule back in force for the tests that follow.
+    std::string content = s.replace_hba("host all all 127.0.0.1/32 scram-sha-256\n"
+                                        "host all all ::1/128 scram-sha-256");
+    (void)content;
+    s.reload();
+}
+
+TEST_CASE("doctor CLI: exit 1 with findings, flags a raw reserved character in the password")
+{
+    auto& s = server();
+    std::string cli = test::require_env("MODELREPO_CLI");
+    auto bad = test::run_process({cli, "doctor", s.url("app", "wr@ng/" + password)});
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.out.find("[fail]") != std::string::npos);
+    CHECK(bad.out.find("password-encoding") != std::string::npos);
+    CHECK(bad.out.find(password) == std::string::npos);
+    CHECK(bad.err.find(password) == std::string::npos);
+    auto good = test::run_process({cli, "doctor", s.url("app", password, "catalogue_doctor"),
+                                   "--admin-url", s.admin_conninfo(), "--json"});
+    CHECK(good.exit_code == 0);
+    CHECK(good.out.find("\"healthy\": true") != std::string::npos);
+}

@@ -168,6 +168,12 @@ std::string PgServer::url(const std::string& user, const std::string& password,
     return query.empty() ? u : u + "?" + query;
 }
 
+std::string PgServer::admin_conninfo() const
+{
+    return "host=" + root_.string() + " port=" + std::to_string(port_) +
+           " user=postgres dbname=postgres";
+}
+
 std::optional<std::string> PgServer::try_psql(const std::string& sql, const std::string& db) const
 {
     std::string command = "PGCONNECT_TIMEOUT=10 " + shell_quote((bin_dir_ / "psql").string()) +

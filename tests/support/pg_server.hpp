@@ -35,6 +35,9 @@ public:
                     const std::string& db = "modelrepo", const std::string& host = "127.0.0.1",
                     const std::string& query = "") const;
 
+    /// A libpq conninfo for the superuser over the unix socket (no password).
+    std::string admin_conninfo() const;
+
     /// Runs SQL as the superuser over the unix socket; returns psql's stdout, or fails
     /// the test.
     std::string psql(const std::string& sql, const std::string& db = "postgres") const;

@@ -62,6 +62,9 @@ TEST_CASE("redact hides passwords and tokens in every shape") {
     CHECK(redact(plain) == plain);
     CHECK(redact("postgresql://app@host/db") == "postgresql://app@host/db");
     CHECK(redact("a bearer token is required") == "a bearer token is required");
+    const std::string prose = "the server rejected the password: it is wrong";
+    CHECK(redact(prose) == prose);
+    CHECK(redact("password: '" + secret + "'") == "password: ***");
 }
 
 TEST_CASE("make_error redacts the message") {

@@ -176,6 +176,34 @@ int run_migrate(ModelRepository& repo)
     return exit_ok;
 }
 
+int run_doctor(const std::string& url, const std::string& admin_url, bool json)
+{
+    auto report = diagnose_postgres(url, admin_url);
+    if (!report)
+        return fail(report.error());
+    if (json) {
+        nlohmann::ordered_json out;
+        out["healthy"] = report.value().healthy();
+        out["checks"] = nlohmann::ordered_json::array();
+        for (const auto& c : report.value().checks)
+            out["checks"].push_back({{"scope", c.scope},
+                                     {"check", c.name},
+                                     {"status", std::string(to_string(c.status))},
+                                     {"detail", c.detail},
+                                     {"fix", c.fix}});
+        print_json(out);
+    } else {
+        for (const auto& c : report.value().checks) {
+            std::cout << "[" << to_string(c.status) << "] " << c.scope << " " << c.name << ": "
+                      << c.detail << '\n';
+            if (!c.fix.empty())
+                std::cout << "       fix: " << c.fix << '\n';
+        }
+        std::cout << (report.value().healthy() ? "no problems found" : "problems found") << '\n';
+    }
+    return report.value().healthy() ? exit_ok : exit_error;
+}
+
 int run_import(ModelRepository& repo, const std::string& from)
 {
     auto pg = postgres_of(repo, "import");
@@ -255,6 +283,15 @@ int main(int argc, char** argv) {
         "import", "Replace the PostgreSQL source's catalogue with a snapshot, in one transaction");
     import->add_option("snapshot", import_from, "A snapshot file (modelrepo.snapshot/1) or builtin:")
         ->required();
+    std::string doctor_url, admin_url;
+    auto* doctor = app.add_subcommand(
+        "doctor", "Diagnose a PostgreSQL URL: every address the host resolves to (TCP, TLS, the "
+                  "auth method asked, login, database, schema); with --admin-url also the role's "
+                  "verifier, the matching pg_hba.conf lines and an unreloaded pg_hba.conf. "
+                  "Exit 0 when nothing failed, 1 otherwise");
+    doctor->add_option("url", doctor_url, "The URL to diagnose (default: the first --source, "
+                                          "then $DATABASE_URL)");
+    doctor->add_option("--admin-url", admin_url, "A superuser URL for the server-side checks");
 #endif
 
     try {
@@ -269,6 +306,20 @@ int main(int argc, char** argv) {
         app.exit(e);
         return exit_usage;
     }
+
+#if MODELREPO_HAS_POSTGRES
+    if (doctor->parsed()) {
+        if (doctor_url.empty() && !options.sources.empty())
+            doctor_url = options.sources.front();
+        if (const char* env = std::getenv("DATABASE_URL"); doctor_url.empty() && env)
+            doctor_url = env;
+        if (doctor_url.empty()) {
+            std::cerr << "modelrepo: doctor needs a URL (argument, --source or $DATABASE_URL)\n";
+            return exit_usage;
+        }
+        return run_doctor(doctor_url, admin_url, options.json);
+    }
+#endif
 
     auto repo = modelrepo::open_chain(resolve_sources(options));
     if (!repo)
