@@ -32,7 +32,12 @@ std::uint64_t Watchdog::arm(int fd, SteadyClock::time_point deadline)
     }
     std::uint64_t ticket = next_ticket_++;
     entries_.emplace(ticket, Entry{fd, deadline});
-    wake_.notify_all();
+    // Deadlines are "now + timeout", so a new one is almost never the earliest: wake
+    // the watchdog only when it would otherwise sleep past this one.
+    if (deadline < next_wake_) {
+        next_wake_ = deadline;
+        wake_.notify_one();
+    }
     return ticket;
 }
 
@@ -64,6 +69,7 @@ void Watchdog::run()
                 next = std::min(next, entry.deadline);
             }
         }
+        next_wake_ = next;
         if (next == SteadyClock::time_point::max())
             wake_.wait(lock);
         else

@@ -44,10 +44,12 @@ private:
     };
     void run();
 
-    std::mutex mutex_; ///< guards entries_, next_ticket_, stopping_, started_
+    std::mutex mutex_; ///< guards entries_, next_ticket_, next_wake_, stopping_, started_
     std::condition_variable wake_;
     std::map<std::uint64_t, Entry> entries_;
     std::uint64_t next_ticket_ = 1;
+    /// When the watchdog thread will next look (max while it waits for work).
+    SteadyClock::time_point next_wake_ = SteadyClock::time_point::min();
     bool stopping_ = false;
     bool started_ = false;
     std::thread thread_;

@@ -181,9 +181,17 @@ struct PostgresRepository::Impl {
     template <class Tx, class... Args>
     pqxx::result exec(Tx& tx, const Statement& statement, Args&&... args)
     {
+        // libpqxx takes names as std::string: build each once, not per call.
+        static const auto names = [] {
+            std::unordered_map<const char*, std::pair<std::string, std::string>> m;
+            for (const Statement& s : detail::prepared_statements())
+                m.emplace(s.name.data(), std::pair{std::string(s.name), std::string(s.sql)});
+            return m;
+        }();
+        const auto& [name, sql] = names.at(statement.name.data());
         if (config.prepared_statements)
-            return tx.exec_prepared(std::string(statement.name), std::forward<Args>(args)...);
-        return tx.exec_params(std::string(statement.sql), std::forward<Args>(args)...);
+            return tx.exec_prepared(name, std::forward<Args>(args)...);
+        return tx.exec_params(sql, std::forward<Args>(args)...);
     }
 
     /// Runs on every new connection: deadline on the server side too, the schema,
@@ -289,21 +297,38 @@ Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::
     auto found = impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         auto rows = impl_->exec(tx, detail::sql::find_models, array);
-        std::unordered_map<std::string, Model> by_slug;
-        for (const auto& row : rows) {
-            Model m = model_from_row(row);
-            std::string slug = m.slug;
-            by_slug.emplace(std::move(slug), std::move(m));
-        }
-        return by_slug;
+        std::vector<Model> decoded;
+        decoded.reserve(rows.size());
+        for (const auto& row : rows)
+            decoded.push_back(model_from_row(row));
+        return decoded;
     });
     if (!found)
         return found.error();
-    std::vector<Model> ordered;
-    ordered.reserve(slugs.size());
+    // Back into the order asked for; a model asked for once is moved, not copied. The
+    // map's keys view the caller's strings, which do not move.
+    std::vector<Model>& decoded = found.value();
+    struct Want {
+        std::size_t index = SIZE_MAX; // in decoded; SIZE_MAX: not found
+        int uses = 0;
+    };
+    std::unordered_map<std::string_view, Want> wanted;
     for (const std::string& slug : slugs)
-        if (auto it = found.value().find(slug); it != found.value().end())
-            ordered.push_back(it->second);
+        ++wanted[slug].uses;
+    for (std::size_t i = 0; i < decoded.size(); ++i)
+        if (auto it = wanted.find(decoded[i].slug); it != wanted.end())
+            it->second.index = i;
+    std::vector<Model> ordered;
+    ordered.reserve(decoded.size());
+    for (const std::string& slug : slugs) {
+        Want& want = wanted[slug];
+        if (want.index == SIZE_MAX)
+            continue;
+        if (--want.uses == 0)
+            ordered.push_back(std::move(decoded[want.index]));
+        else
+            ordered.push_back(decoded[want.index]);
+    }
     return ordered;
 }
 

@@ -18,6 +18,8 @@
 
 namespace modelrepo::test {
 
+bool report_with_doctest = true;
+
 namespace {
 
 int free_port()
@@ -181,8 +183,10 @@ std::optional<std::string> PgServer::try_psql(const std::string& sql, const std:
                           " -p " + std::to_string(port_) + " -U postgres -d " + shell_quote(db) +
                           " -c " + shell_quote(sql);
     std::string out;
-    if (run_shell(command, &out) != 0)
+    if (run_shell(command, &out) != 0) {
+        last_psql_error_ = out;
         return std::nullopt;
+    }
     while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
         out.pop_back();
     return out;
@@ -191,7 +195,14 @@ std::optional<std::string> PgServer::try_psql(const std::string& sql, const std:
 std::string PgServer::psql(const std::string& sql, const std::string& db) const
 {
     auto out = try_psql(sql, db);
-    REQUIRE_MESSAGE(out.has_value(), "psql failed: " << sql);
+    if (!out) {
+        if (!report_with_doctest) {
+            // Outside a doctest run (the benchmarks): report and stop.
+            std::fprintf(stderr, "psql failed: %s\n%s\n", sql.c_str(), last_psql_error_.c_str());
+            std::exit(1);
+        }
+        FAIL("psql failed: " << sql << "\n" << last_psql_error_);
+    }
     return *out;
 }
 

@@ -8,6 +8,10 @@
 
 namespace modelrepo::test {
 
+/// False in programs that are not doctest runs (the benchmarks): harness failures are
+/// printed and end the program instead of failing a test.
+extern bool report_with_doctest;
+
 /// initdb into a temporary directory, scram-sha-256 for TCP from 127.0.0.1 and ::1,
 /// a free port, `pg_ctl start -w`; everything is removed on destruction.
 ///
@@ -79,6 +83,7 @@ private:
     bool running_ = false;
     bool as_root_ = false;
     std::string why_;
+    mutable std::string last_psql_error_;
 };
 
 /// A process-wide server for a test binary, started on first use.

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: MIT
+// PostgresRepository throughput against pgbench and node-postgres, same SQL, same
+// server, same run; then fail-fast and recovery times around a kill -9 and restart.
+//
+//   ./build/bench/bench_postgres [SECONDS=5]
+//
+// Starts its own PostgreSQL 15 (tests/support/pg_server), imports the builtin catalogue,
+// and for each query (count_models, find_models of 5 slugs, system_stats) measures
+// transactions per second with 4 clients:
+//   modelrepo   4 threads on one PostgresRepository (pool of 4)
+//   pgbench     pgbench -M prepared -c 4 -j 2 with the very same SQL
+//   node-pg     pg.Pool(max 4) with 4 async loops, named (prepared) query
+#include <modelrepo/modelrepo.hpp>
+
+// The harness reports through doctest; its implementation, without a test runner.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include "pg_server.hpp"
+#include "postgres/schema.hpp"
+#include "process.hpp"
+#include "temp_dir.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+using namespace modelrepo;
+using namespace std::chrono;
+
+namespace {
+
+const std::string password = "bench-Pw-4411";
+constexpr int clients = 4;
+
+struct Workload {
+    const char* name;
+    std::string_view sql; // with $1 for the parameter, if any
+    std::string param;    // text form of $1; empty for none
+    std::function<bool(PostgresRepository&)> call;
+};
+
+double modelrepo_tps(PostgresRepository& repo, const Workload& w, int seconds)
+{
+    std::atomic<bool> measuring{false}, stop{false};
+    std::atomic<long> count{0}, failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t)
+        threads.emplace_back([&] {
+            while (!stop) {
+                bool ok = w.call(repo);
+                if (!ok)
+                    ++failures;
+                else if (measuring)
+                    ++count;
+            }
+        });
+    std::this_thread::sleep_for(1s);
+    measuring = true;
+    std::this_thread::sleep_for(seconds * 1s);
+    measuring = false;
+    stop = true;
+    for (auto& t : threads)
+        t.join();
+    if (failures)
+        std::fprintf(stderr, "modelrepo: %ld failed calls\n", failures.load());
+    return static_cast<double>(count) / seconds;
+}
+
+std::string replace_param(std::string sql, const std::string& with)
+{
+    auto at = sql.find("$1");
+    if (at != std::string::npos)
+        sql.replace(at, 2, with);
+    return sql;
+}
+
+double pgbench_tps(const test::PgServer& server, const test::TempDir& dir, const Workload& w,
+                   int seconds)
+{
+    std::string script = replace_param(std::string(w.sql), ":p") + ";\n";
+    auto file = dir.write(std::string(w.name) + ".sql", script);
+    std::vector<std::string> args{"/usr/lib/postgresql/15/bin/pgbench", "-M", "prepared", "-c",
+                                  std::to_string(clients), "-j", "2", "-T",
+                                  std::to_string(seconds + 1), "-n", "-f", file.string()};
+    if (!w.param.empty())
+        args.insert(args.end(), {"-D", "p=" + w.param});
+    args.push_back("host=127.0.0.1 port=" + std::to_string(server.port()) +
+                   " user=app dbname=modelrepo");
+    auto r = test::run_process(args, {{"PGPASSWORD", password}}, seconds * 1s + 60s);
+    std::smatch m;
+    std::regex tps(R"(tps = ([0-9.]+) \(without initial connection time\))");
+    if (r.exit_code != 0 || !std::regex_search(r.out, m, tps)) {
+        std::fprintf(stderr, "pgbench failed (%d): %s %s\n", r.exit_code, r.out.c_str(),
+                     r.err.c_str());
+        return 0;
+    }
+    return std::stod(m[1]);
+}
+
+double node_tps(const test::PgServer& server, const test::TempDir& dir, const Workload& w,
+                int seconds, const std::string& node_dir)
+{
+    auto file = dir.write(std::string(w.name) + ".node.sql", std::string(w.sql));
+    std::string params = w.param.empty() ? "[]" : "[\"" + w.param + "\"]";
+    auto r = test::run_process({"node", node_dir + "/pool_bench.js",
+                                server.url("app", password), file.string(), params,
+                                std::to_string(seconds), std::to_string(clients)},
+                               {}, seconds * 1s + 60s);
+    std::smatch m;
+    std::regex tps(R"("tps":([0-9.eE+-]+))");
+    if (r.exit_code != 0 || !std::regex_search(r.out, m, tps)) {
+        std::fprintf(stderr, "node-postgres failed (%d): %s %s\n", r.exit_code, r.out.c_str(),
+                     r.err.c_str());
+        return 0;
+    }
+    return std::stod(m[1]);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    test::report_with_doctest = false;
+    int seconds = argc > 1 ? std::atoi(argv[1]) : 5;
+    std::string node_dir = std::string(MODELREPO_SOURCE_ROOT) + "/bench/node";
+    if (!std::filesystem::exists(node_dir + "/node_modules/pg")) {
+        std::fprintf(stderr, "installing node-postgres into bench/node (npm ci/install)...\n");
+        auto r = test::run_process({"npm", "install", "--prefix", node_dir, "--no-audit",
+                                    "--no-fund", "--silent"},
+                                   {}, 300s);
+        if (r.exit_code != 0) {
+            std::fprintf(stderr, "npm install failed: %s\n", r.err.c_str());
+            return 1;
+        }
+    }
+
+    test::PgServer server;
+    if (!server.available()) {
+        std::fprintf(stderr, "no PostgreSQL: %s\n", server.why().c_str());
+        return 1;
+    }
+    server.create_role("app", password, "modelrepo");
+    auto repo = PostgresRepository::open(
+                    server.url("app", password, "modelrepo", "127.0.0.1",
+                               "connection_limit=" + std::to_string(clients)))
+                    .value();
+    repo->migrate().value();
+    if (auto r = repo->import_snapshot(builtin_snapshot()); !r) {
+        std::fprintf(stderr, "%s\n", r.error().to_string().c_str());
+        return 1;
+    }
+    test::TempDir dir;
+
+    const std::vector<std::string> five{"gpt-5", "gpt-4o", "claude-sonnet-4-5", "gemini-2.5-pro",
+                                        "llama-4-maverick"};
+    std::vector<Workload> workloads{
+        {"count_models", detail::sql::count_models.sql, "",
+         [](PostgresRepository& r) { return r.count_models().has_value(); }},
+        {"find_models_5", detail::sql::find_models.sql,
+         "{gpt-5,gpt-4o,claude-sonnet-4-5,gemini-2.5-pro,llama-4-maverick}",
+         [&](PostgresRepository& r) {
+             auto m = r.find_models(five);
+             return m && m.value().size() == 5;
+         }},
+        {"system_stats", detail::sql::system_stats.sql, "",
+         [](PostgresRepository& r) { return r.system_stats().has_value(); }},
+    };
+
+    constexpr int rounds = 3;
+    std::printf("PostgreSQL 15 on loopback, %d clients, %d s per run after 1 s warm-up; "
+                "medians of %d interleaved rounds\n",
+                clients, seconds, rounds);
+    std::printf("%-14s %12s %12s %12s %10s %10s\n", "query", "modelrepo", "pgbench", "node-pg",
+                "vs pgbench", "vs node");
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+    };
+    for (const Workload& w : workloads) {
+        std::vector<double> ours, pgb, node;
+        // Interleaved, so a noisy neighbour hits all three alike.
+        for (int r = 0; r < rounds; ++r) {
+            ours.push_back(modelrepo_tps(*repo, w, seconds));
+            pgb.push_back(pgbench_tps(server, dir, w, seconds));
+            node.push_back(node_tps(server, dir, w, seconds, node_dir));
+        }
+        double o = median(ours), p = median(pgb), n = median(node);
+        std::printf("%-14s %10.0f/s %10.0f/s %10.0f/s %9.2fx %9.2fx\n", w.name, o, p, n,
+                    p > 0 ? o / p : 0.0, n > 0 ? o / n : 0.0);
+        std::fflush(stdout);
+    }
+
+    // Failover: kill -9, then the first failed call; restart, then the first success.
+    std::printf("\nkill -9 and restart (query_timeout 5 s, connect_timeout 2 s)\n");
+    auto watched = PostgresRepository::open(
+                       server.url("app", password, "modelrepo", "127.0.0.1", "connect_timeout=2"))
+                       .value();
+    watched->count_models().value();
+    auto killed = steady_clock::now();
+    server.kill9();
+    auto first = watched->count_models();
+    auto fail_ms = duration<double, std::milli>(steady_clock::now() - killed).count();
+    std::printf("kill -> first call returns %s: %.1f ms\n",
+                first ? "a value (!)" : std::string(to_string(*first.error().errc())).c_str(),
+                fail_ms);
+    auto fast_start = steady_clock::now();
+    int fast = 0;
+    while (steady_clock::now() - fast_start < 1s) {
+        (void)watched->count_models();
+        ++fast;
+    }
+    std::printf("while down: %d calls in 1 s (%.3f ms each: fail-fast)\n", fast, 1000.0 / fast);
+    std::this_thread::sleep_for(2s); // a real outage lasts a while
+    auto restart = steady_clock::now();
+    server.start();
+    auto ready = steady_clock::now();
+    Result<std::int64_t> back = make_error(Errc::unreachable, "");
+    while (!(back = watched->count_models()))
+        std::this_thread::sleep_for(1ms);
+    auto served = steady_clock::now();
+    std::printf("restart command -> server ready: %.1f ms\n",
+                duration<double, std::milli>(ready - restart).count());
+    std::printf("server ready -> first successful call: %.1f ms (reconnect backoff, max %lld ms)\n",
+                duration<double, std::milli>(served - ready).count(),
+                static_cast<long long>(watched->config().reconnect_backoff_max.count()));
+    return 0;
+}
