@@ -14,19 +14,19 @@
 
 // The harness reports through doctest; its implementation, without a test runner.
 #define DOCTEST_CONFIG_IMPLEMENT
-#include <doctest/doctest.h>
-
-#include "pg_server.hpp"
-#include "postgres/schema.hpp"
-#include "process.hpp"
-#include "temp_dir.hpp"
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <regex>
 #include <thread>
+
+#include <doctest/doctest.h>
+
+#include "pg_server.hpp"
+#include "postgres/schema.hpp"
+#include "process.hpp"
+#include "temp_dir.hpp"
 
 using namespace modelrepo;
 using namespace std::chrono;
@@ -43,8 +43,7 @@ struct Workload {
     std::function<bool(PostgresRepository&)> call;
 };
 
-double modelrepo_tps(PostgresRepository& repo, const Workload& w, int seconds)
-{
+double modelrepo_tps(PostgresRepository& repo, const Workload& w, int seconds) {
     std::atomic<bool> measuring{false}, stop{false};
     std::atomic<long> count{0}, failures{0};
     std::vector<std::thread> threads;
@@ -70,8 +69,7 @@ double modelrepo_tps(PostgresRepository& repo, const Workload& w, int seconds)
     return static_cast<double>(count) / seconds;
 }
 
-std::string replace_param(std::string sql, const std::string& with)
-{
+std::string replace_param(std::string sql, const std::string& with) {
     auto at = sql.find("$1");
     if (at != std::string::npos)
         sql.replace(at, 2, with);
@@ -79,13 +77,21 @@ std::string replace_param(std::string sql, const std::string& with)
 }
 
 double pgbench_tps(const test::PgServer& server, const test::TempDir& dir, const Workload& w,
-                   int seconds)
-{
+                   int seconds) {
     std::string script = replace_param(std::string(w.sql), ":p") + ";\n";
     auto file = dir.write(std::string(w.name) + ".sql", script);
-    std::vector<std::string> args{"/usr/lib/postgresql/15/bin/pgbench", "-M", "prepared", "-c",
-                                  std::to_string(clients), "-j", "2", "-T",
-                                  std::to_string(seconds + 1), "-n", "-f", file.string()};
+    std::vector<std::string> args{"/usr/lib/postgresql/15/bin/pgbench",
+                                  "-M",
+                                  "prepared",
+                                  "-c",
+                                  std::to_string(clients),
+                                  "-j",
+                                  "2",
+                                  "-T",
+                                  std::to_string(seconds + 1),
+                                  "-n",
+                                  "-f",
+                                  file.string()};
     if (!w.param.empty())
         args.insert(args.end(), {"-D", "p=" + w.param});
     args.push_back("host=127.0.0.1 port=" + std::to_string(server.port()) +
@@ -102,14 +108,13 @@ double pgbench_tps(const test::PgServer& server, const test::TempDir& dir, const
 }
 
 double node_tps(const test::PgServer& server, const test::TempDir& dir, const Workload& w,
-                int seconds, const std::string& node_dir)
-{
+                int seconds, const std::string& node_dir) {
     auto file = dir.write(std::string(w.name) + ".node.sql", std::string(w.sql));
     std::string params = w.param.empty() ? "[]" : "[\"" + w.param + "\"]";
-    auto r = test::run_process({"node", node_dir + "/pool_bench.js",
-                                server.url("app", password), file.string(), params,
-                                std::to_string(seconds), std::to_string(clients)},
-                               {}, seconds * 1s + 60s);
+    auto r =
+        test::run_process({"node", node_dir + "/pool_bench.js", server.url("app", password),
+                           file.string(), params, std::to_string(seconds), std::to_string(clients)},
+                          {}, seconds * 1s + 60s);
     std::smatch m;
     std::regex tps(R"("tps":([0-9.eE+-]+))");
     if (r.exit_code != 0 || !std::regex_search(r.out, m, tps)) {
@@ -122,16 +127,15 @@ double node_tps(const test::PgServer& server, const test::TempDir& dir, const Wo
 
 } // namespace
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
     test::report_with_doctest = false;
     int seconds = argc > 1 ? std::atoi(argv[1]) : 5;
     std::string node_dir = std::string(MODELREPO_SOURCE_ROOT) + "/bench/node";
     if (!std::filesystem::exists(node_dir + "/node_modules/pg")) {
         std::fprintf(stderr, "installing node-postgres into bench/node (npm ci/install)...\n");
-        auto r = test::run_process({"npm", "install", "--prefix", node_dir, "--no-audit",
-                                    "--no-fund", "--silent"},
-                                   {}, 300s);
+        auto r = test::run_process(
+            {"npm", "install", "--prefix", node_dir, "--no-audit", "--no-fund", "--silent"}, {},
+            300s);
         if (r.exit_code != 0) {
             std::fprintf(stderr, "npm install failed: %s\n", r.err.c_str());
             return 1;
@@ -144,9 +148,8 @@ int main(int argc, char** argv)
         return 1;
     }
     server.create_role("app", password, "modelrepo");
-    auto repo = PostgresRepository::open(
-                    server.url("app", password, "modelrepo", "127.0.0.1",
-                               "connection_limit=" + std::to_string(clients)))
+    auto repo = PostgresRepository::open(server.url("app", password, "modelrepo", "127.0.0.1",
+                                                    "connection_limit=" + std::to_string(clients)))
                     .value();
     repo->migrate().value();
     if (auto r = repo->import_snapshot(builtin_snapshot()); !r) {

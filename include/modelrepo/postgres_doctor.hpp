@@ -6,18 +6,19 @@
 /// fails (verifier type, the pg_hba.conf lines that match, an edit never reloaded).
 #pragma once
 
-#include <modelrepo/error.hpp>
-
 #include <string>
 #include <vector>
+
+#include <modelrepo/error.hpp>
 
 namespace modelrepo {
 
 /// One finding.
 struct DoctorCheck {
     enum class Status { ok, warn, fail, skipped };
-    std::string scope;  ///< "url", "127.0.0.1:5432", "[::1]:5432", "server"
-    std::string name;   ///< "tcp", "tls", "auth", "database", "schema", "verifier", "pg_hba", "reload", …
+    std::string scope; ///< "url", "127.0.0.1:5432", "[::1]:5432", "server"
+    std::string
+        name; ///< "tcp", "tls", "auth", "database", "schema", "verifier", "pg_hba", "reload", …
     Status status = Status::ok;
     std::string detail; ///< what was found
     std::string fix;    ///< what to do; empty when nothing

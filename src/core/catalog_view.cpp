@@ -2,6 +2,7 @@
 #include "catalog_view.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <unordered_map>
 
 namespace modelrepo::detail {
@@ -27,6 +28,19 @@ std::vector<Model> assemble_models(const Snapshot& snapshot) {
     std::sort(models.begin(), models.end(),
               [](const Model& a, const Model& b) { return a.slug < b.slug; });
     return models;
+}
+
+std::optional<std::string> status_problem(const ModelStatus& s) {
+    auto unit = [](double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; };
+    if (s.model_slug.empty())
+        return "empty model slug";
+    if (!unit(s.availability))
+        return "availability must be within 0..1";
+    if (!unit(s.error_rate))
+        return "error_rate must be within 0..1";
+    if (s.latency_ms && !(std::isfinite(*s.latency_ms) && *s.latency_ms >= 0))
+        return "latency_ms must be a non-negative number";
+    return std::nullopt;
 }
 
 SystemStats compute_stats(const Snapshot& snapshot) {

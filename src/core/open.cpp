@@ -54,8 +54,7 @@ Result<std::shared_ptr<ModelRepository>> not_built(std::string_view text, const 
 }
 
 #if MODELREPO_WITH_POSTGRES
-Result<std::shared_ptr<ModelRepository>> open_postgres(std::string_view text, const detail::Uri&)
-{
+Result<std::shared_ptr<ModelRepository>> open_postgres(std::string_view text, const detail::Uri&) {
     auto repo = PostgresRepository::open(text);
     if (!repo)
         return repo.error();
@@ -71,8 +70,9 @@ struct Scheme {
 };
 
 constexpr std::array schemes{
-    Scheme{"builtin", open_builtin}, Scheme{"file", open_file},   Scheme{"postgresql", open_postgres},
-    Scheme{"postgres", open_postgres},   Scheme{"github", not_built}, Scheme{"https", not_built},
+    Scheme{"builtin", open_builtin},     Scheme{"file", open_file},
+    Scheme{"postgresql", open_postgres}, Scheme{"postgres", open_postgres},
+    Scheme{"github", not_built},         Scheme{"https", not_built},
     Scheme{"http", not_built},
 };
 

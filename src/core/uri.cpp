@@ -50,6 +50,25 @@ std::optional<std::string> percent_decode(std::string_view text) {
     return out;
 }
 
+std::optional<std::vector<QueryParam>> split_query(std::string_view query) {
+    std::vector<QueryParam> params;
+    while (!query.empty()) {
+        std::size_t amp = query.find('&');
+        std::string_view pair = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        if (pair.empty())
+            continue;
+        std::size_t eq = pair.find('=');
+        auto key = percent_decode(pair.substr(0, eq));
+        auto value =
+            percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+        if (!key || !value)
+            return std::nullopt;
+        params.push_back({std::move(*key), std::move(*value), pair});
+    }
+    return params;
+}
+
 Result<Uri> parse_uri(std::string_view text) {
     Uri uri;
     std::size_t colon = text.find(':');
@@ -85,20 +104,11 @@ Result<Uri> parse_uri(std::string_view text) {
         rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
     }
     uri.path = std::string(rest);
-    while (!query.empty()) {
-        std::size_t amp = query.find('&');
-        std::string_view pair = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-        if (pair.empty())
-            continue;
-        std::size_t eq = pair.find('=');
-        auto key = percent_decode(pair.substr(0, eq));
-        auto value =
-            percent_decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
-        if (!key || !value)
-            return invalid(text, "malformed %-escape in the query string");
-        uri.query.emplace_back(std::move(*key), std::move(*value));
-    }
+    auto params = split_query(query);
+    if (!params)
+        return invalid(text, "malformed %-escape in the query string");
+    for (auto& p : *params)
+        uri.query.emplace_back(std::move(p.key), std::move(p.value));
     return uri;
 }
 

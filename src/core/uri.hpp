@@ -24,6 +24,17 @@ struct Uri {
     [[nodiscard]] std::optional<std::string> param(std::string_view key) const;
 };
 
+/// One `key=value` of a query string: decoded, and as written.
+struct QueryParam {
+    std::string key;
+    std::string value;
+    std::string_view raw; ///< the undecoded "key=value", a view into the input
+};
+
+/// Splits a query string (without '?') at '&' and decodes each pair; empty pairs are
+/// skipped. nullopt when an escape is malformed.
+std::optional<std::vector<QueryParam>> split_query(std::string_view query);
+
 /// Splits `text`. Errors: `Errc::invalid_argument` (no scheme, bad percent-encoding),
 /// the message names the URI (redacted).
 Result<Uri> parse_uri(std::string_view text);

@@ -20,10 +20,6 @@ struct StringHash {
     }
 };
 
-bool in_unit_range(double v) {
-    return std::isfinite(v) && v >= 0.0 && v <= 1.0;
-}
-
 } // namespace
 
 /// One immutable version of the catalogue, with everything the read calls need
@@ -150,14 +146,10 @@ Result<std::int64_t> MemoryRepository::upsert_statuses(std::span<const ModelStat
             error.source = state_->name;
             return error;
         };
+        if (auto problem = detail::status_problem(s))
+            return reject(*problem);
         if (!catalog.by_slug.contains(s.model_slug))
             return reject("unknown model '" + s.model_slug + "'");
-        if (!in_unit_range(s.availability))
-            return reject("availability must be within 0..1");
-        if (!in_unit_range(s.error_rate))
-            return reject("error_rate must be within 0..1");
-        if (s.latency_ms && !(std::isfinite(*s.latency_ms) && *s.latency_ms >= 0))
-            return reject("latency_ms must be a non-negative number");
     }
 
     Snapshot next = catalog.snapshot;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "auth_probe.hpp"
 
-#include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -16,14 +17,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int remaining_ms(Clock::time_point deadline)
-{
+int remaining_ms(Clock::time_point deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     return left.count() > 0 ? static_cast<int>(left.count()) : 0;
 }
 
-bool wait_for(int fd, short events, Clock::time_point deadline)
-{
+bool wait_for(int fd, short events, Clock::time_point deadline) {
     pollfd p{fd, events, 0};
     for (;;) {
         int n = ::poll(&p, 1, remaining_ms(deadline));
@@ -33,8 +32,7 @@ bool wait_for(int fd, short events, Clock::time_point deadline)
     }
 }
 
-bool read_exact(int fd, char* out, std::size_t size, Clock::time_point deadline)
-{
+bool read_exact(int fd, char* out, std::size_t size, Clock::time_point deadline) {
     std::size_t got = 0;
     while (got < size) {
         if (!wait_for(fd, POLLIN, deadline))
@@ -47,15 +45,13 @@ bool read_exact(int fd, char* out, std::size_t size, Clock::time_point deadline)
     return true;
 }
 
-std::uint32_t be32(const char* p)
-{
+std::uint32_t be32(const char* p) {
     std::uint32_t v;
     std::memcpy(&v, p, 4);
     return ntohl(v);
 }
 
-std::string describe(const sockaddr* addr)
-{
+std::string describe(const sockaddr* addr) {
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
     if (addr->sa_family == AF_INET) {
@@ -70,8 +66,7 @@ std::string describe(const sockaddr* addr)
     return "[" + std::string(host) + "]:" + std::to_string(port);
 }
 
-std::string method_name(std::uint32_t code, const std::string& mechanisms)
-{
+std::string method_name(std::uint32_t code, const std::string& mechanisms) {
     switch (code) {
     case 0:
         return "trust";
@@ -95,8 +90,7 @@ std::string method_name(std::uint32_t code, const std::string& mechanisms)
 } // namespace
 
 AuthProbe probe_auth_method(const std::string& host, int port, const std::string& user,
-                            const std::string& database, std::chrono::milliseconds timeout)
-{
+                            const std::string& database, std::chrono::milliseconds timeout) {
     AuthProbe probe;
     auto deadline = Clock::now() + timeout;
     addrinfo hints{};
@@ -129,7 +123,7 @@ AuthProbe probe_auth_method(const std::string& host, int port, const std::string
                 v = htonl(v);
                 body.append(reinterpret_cast<const char*>(&v), 4);
             };
-            put32(0); // length, patched below
+            put32(0);      // length, patched below
             put32(196608); // protocol 3.0
             body += "user";
             body.push_back('\0');
@@ -169,8 +163,8 @@ AuthProbe probe_auth_method(const std::string& host, int port, const std::string
                     }
                 }
             } else if (probe.message.empty()) {
-                probe.message = probe.address + ": no answer within " +
-                                std::to_string(timeout.count()) + " ms";
+                probe.message =
+                    probe.address + ": no answer within " + std::to_string(timeout.count()) + " ms";
             }
         }
         ::close(fd);

@@ -1,24 +1,22 @@
 // SPDX-License-Identifier: MIT
 // PostgresConfig::from_url: DATABASE_URL as people have it, Prisma's included.
+#include <charconv>
+#include <vector>
+
 #include <modelrepo/postgres_repository.hpp>
 
 #include "../core/uri.hpp"
-
-#include <charconv>
-#include <vector>
 
 namespace modelrepo {
 
 namespace {
 
-Error invalid(std::string_view url, const std::string& what)
-{
+Error invalid(std::string_view url, const std::string& what) {
     return make_error(Errc::invalid_argument,
                       "invalid PostgreSQL URL '" + std::string(url) + "': " + what);
 }
 
-std::optional<long> parse_number(std::string_view text)
-{
+std::optional<long> parse_number(std::string_view text) {
     long value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size() || value < 0)
@@ -26,8 +24,7 @@ std::optional<long> parse_number(std::string_view text)
     return value;
 }
 
-std::optional<bool> parse_bool(std::string_view text)
-{
+std::optional<bool> parse_bool(std::string_view text) {
     if (text == "true" || text == "1" || text == "yes" || text == "on")
         return true;
     if (text == "false" || text == "0" || text == "no" || text == "off")
@@ -37,8 +34,7 @@ std::optional<bool> parse_bool(std::string_view text)
 
 } // namespace
 
-Result<PostgresConfig> PostgresConfig::from_url(std::string_view url)
-{
+Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
     PostgresConfig config;
     if (url.empty())
         return invalid(url, "empty");
@@ -64,73 +60,67 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url)
     std::vector<std::string> kept; // raw "key=value" pairs libpq gets
     bool have_connect_timeout = false;
     bool have_application_name = false;
-    while (!query.empty()) {
-        std::size_t amp = query.find('&');
-        std::string_view pair = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-        if (pair.empty())
-            continue;
-        std::size_t eq = pair.find('=');
-        auto key = detail::percent_decode(pair.substr(0, eq));
-        auto value =
-            detail::percent_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
-        if (!key || !value)
-            return invalid(url, "malformed %-escape in the query string");
-
+    auto params = detail::split_query(query);
+    if (!params)
+        return invalid(url, "malformed %-escape in the query string");
+    for (const detail::QueryParam& param : *params) {
+        const std::string& key = param.key;
+        const std::string& value = param.value;
+        std::string_view pair = param.raw;
         auto seconds = [&](std::chrono::milliseconds& out) -> std::optional<Error> {
-            auto n = parse_number(*value);
+            auto n = parse_number(value);
             if (!n)
-                return invalid(url, *key + " must be a whole number of seconds, got '" +
-                                        *value + "'");
+                return invalid(url,
+                               key + " must be a whole number of seconds, got '" + value + "'");
             out = std::chrono::seconds(*n);
             return std::nullopt;
         };
         auto millis = [&](std::chrono::milliseconds& out) -> std::optional<Error> {
-            auto n = parse_number(*value);
+            auto n = parse_number(value);
             if (!n)
-                return invalid(url, *key + " must be a whole number of milliseconds, got '" +
-                                        *value + "'");
+                return invalid(url, key + " must be a whole number of milliseconds, got '" + value +
+                                        "'");
             out = std::chrono::milliseconds(*n);
             return std::nullopt;
         };
 
         std::optional<Error> problem;
-        if (*key == "schema") {
-            config.schema = *value;
-        } else if (*key == "connection_limit") {
-            auto n = parse_number(*value);
+        if (key == "schema") {
+            config.schema = value;
+        } else if (key == "connection_limit") {
+            auto n = parse_number(value);
             if (!n || *n < 1 || *n > 10'000)
-                return invalid(url, "connection_limit must be 1..10000, got '" + *value + "'");
+                return invalid(url, "connection_limit must be 1..10000, got '" + value + "'");
             config.pool_size = static_cast<int>(*n);
-        } else if (*key == "pool_timeout") {
+        } else if (key == "pool_timeout") {
             problem = seconds(config.acquire_timeout);
-        } else if (*key == "socket_timeout") {
+        } else if (key == "socket_timeout") {
             problem = seconds(config.query_timeout);
-        } else if (*key == "acquire_timeout_ms") {
+        } else if (key == "acquire_timeout_ms") {
             problem = millis(config.acquire_timeout);
-        } else if (*key == "query_timeout_ms") {
+        } else if (key == "query_timeout_ms") {
             problem = millis(config.query_timeout);
-        } else if (*key == "max_lifetime_s") {
+        } else if (key == "max_lifetime_s") {
             problem = seconds(config.max_lifetime);
-        } else if (*key == "pgbouncer") {
-            auto b = parse_bool(*value);
+        } else if (key == "pgbouncer") {
+            auto b = parse_bool(value);
             if (!b)
-                return invalid(url, "pgbouncer must be true or false, got '" + *value + "'");
+                return invalid(url, "pgbouncer must be true or false, got '" + value + "'");
             config.prepared_statements = !*b;
-        } else if (*key == "statement_cache_size") {
+        } else if (key == "statement_cache_size") {
             // Prisma's client-side cache; modelrepo prepares a fixed set. 0 disables
             // server-side prepared statements, as it does in Prisma.
-            if (*value == "0")
+            if (value == "0")
                 config.prepared_statements = false;
         } else {
-            if (*key == "connect_timeout") {
-                auto n = parse_number(*value);
+            if (key == "connect_timeout") {
+                auto n = parse_number(value);
                 if (!n)
                     return invalid(url, "connect_timeout must be a whole number of seconds");
                 have_connect_timeout = true;
                 config.connect_timeout = std::chrono::seconds(std::max(2L, *n));
             }
-            if (*key == "application_name")
+            if (key == "application_name")
                 have_application_name = true;
             kept.emplace_back(pair);
         }

@@ -1,23 +1,23 @@
 // SPDX-License-Identifier: MIT
 // diagnose_postgres(): TCP, TLS, auth, database, schema per address; verifier, pg_hba
 // and reload state with an administrator connection.
+#include <cstring>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pqxx/connection>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <modelrepo/postgres_doctor.hpp>
 #include <modelrepo/postgres_repository.hpp>
 
 #include "auth_probe.hpp"
 #include "errors.hpp"
 #include "target.hpp"
-
-#include <pqxx/connection>
-#include <pqxx/nontransaction>
-#include <pqxx/result>
-
-#include <arpa/inet.h>
-#include <cstring>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 namespace modelrepo {
 
@@ -32,8 +32,7 @@ struct Address {
     int family = AF_INET;
 };
 
-std::vector<Address> resolve(const std::string& host, int port, std::string& error)
-{
+std::vector<Address> resolve(const std::string& host, int port, std::string& error) {
     std::vector<Address> out;
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
@@ -67,8 +66,7 @@ std::vector<Address> resolve(const std::string& host, int port, std::string& err
 }
 
 /// Sends the protocol's SSLRequest: 'S' means the server offers TLS, 'N' that it does not.
-std::optional<bool> server_offers_tls(const Address& address, int port)
-{
+std::optional<bool> server_offers_tls(const Address& address, int port) {
     int fd = ::socket(address.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return std::nullopt;
@@ -103,8 +101,7 @@ std::optional<bool> server_offers_tls(const Address& address, int port)
 
 /// Does `ip` fall in pg_hba's address/netmask?
 bool address_matches(const std::string& ip, const std::string& rule_address,
-                     const std::string& netmask)
-{
+                     const std::string& netmask) {
     if (rule_address == "all" || rule_address.empty())
         return true;
     if (rule_address == "samehost" || rule_address == "samenet")
@@ -113,7 +110,8 @@ bool address_matches(const std::string& ip, const std::string& rule_address,
     bool v6 = ip.find(':') != std::string::npos;
     int family = v6 ? AF_INET6 : AF_INET;
     std::size_t size = v6 ? 16 : 4;
-    if (::inet_pton(family, ip.c_str(), a) != 1 || ::inet_pton(family, rule_address.c_str(), r) != 1)
+    if (::inet_pton(family, ip.c_str(), a) != 1 ||
+        ::inet_pton(family, rule_address.c_str(), r) != 1)
         return false;
     if (netmask.empty() || ::inet_pton(family, netmask.c_str(), m) != 1)
         std::memset(m, 0xff, size);
@@ -124,15 +122,14 @@ bool address_matches(const std::string& ip, const std::string& rule_address,
 }
 
 /// "{all}" / "{app,other}" from pg_hba_file_rules' text[] columns.
-bool list_matches(std::string list, const std::string& name)
-{
+bool list_matches(std::string list, const std::string& name) {
     if (list.size() >= 2 && list.front() == '{')
         list = list.substr(1, list.size() - 2);
     std::size_t start = 0;
     while (start <= list.size()) {
         std::size_t comma = list.find(',', start);
-        std::string item = list.substr(start, comma == std::string::npos ? std::string::npos
-                                                                         : comma - start);
+        std::string item =
+            list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         if (item.size() >= 2 && item.front() == '"')
             item = item.substr(1, item.size() - 2);
         if (item == "all" || item == name || item == "sameuser" || item == "samerole")
@@ -144,16 +141,14 @@ bool list_matches(std::string list, const std::string& name)
     return false;
 }
 
-std::string with_hostaddr(const std::string& conninfo, const std::string& ip)
-{
+std::string with_hostaddr(const std::string& conninfo, const std::string& ip) {
     if (conninfo.starts_with("postgres"))
         return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "hostaddr=" + ip;
     return conninfo + " hostaddr=" + ip;
 }
 
 /// Characters that must be %-encoded in a URL's password (RFC 3986 reserved).
-void check_url(const std::string& url, std::vector<DoctorCheck>& checks)
-{
+void check_url(const std::string& url, std::vector<DoctorCheck>& checks) {
     std::string_view rest = url;
     auto scheme = rest.find("://");
     if (scheme != std::string_view::npos) {
@@ -191,8 +186,7 @@ void check_url(const std::string& url, std::vector<DoctorCheck>& checks)
 }
 
 void admin_checks(pqxx::connection& admin, const detail::PgTarget& target,
-                  const std::vector<Address>& addresses, std::vector<DoctorCheck>& checks)
-{
+                  const std::vector<Address>& addresses, std::vector<DoctorCheck>& checks) {
     pqxx::nontransaction tx(admin);
     std::string encryption = tx.exec("SHOW password_encryption")[0][0].c_str();
     checks.push_back({"server", "password_encryption",
@@ -206,14 +200,15 @@ void admin_checks(pqxx::connection& admin, const detail::PgTarget& target,
     std::string verifier = "none";
     auto role = tx.exec_params("SELECT rolpassword FROM pg_authid WHERE rolname = $1", target.user);
     if (role.empty()) {
-        checks.push_back({"server", "role", Status::fail, "role \"" + target.user + "\" does not exist",
+        checks.push_back({"server", "role", Status::fail,
+                          "role \"" + target.user + "\" does not exist",
                           "CREATE ROLE \"" + target.user + "\" LOGIN PASSWORD '…';"});
     } else {
         std::string stored = role[0][0].is_null() ? "" : role[0][0].c_str();
         verifier = stored.starts_with("SCRAM-SHA-256$") ? "scram-sha-256"
-                   : stored.starts_with("md5")           ? "md5"
-                   : stored.empty()                      ? "none"
-                                                         : "plain";
+                   : stored.starts_with("md5")          ? "md5"
+                   : stored.empty()                     ? "none"
+                                                        : "plain";
         checks.push_back({"server", "verifier", Status::ok,
                           "role \"" + target.user + "\" has a stored " + verifier + " verifier",
                           ""});
@@ -252,9 +247,9 @@ void admin_checks(pqxx::connection& admin, const detail::PgTarget& target,
                 list = list.substr(1, list.size() - 2);
             return list;
         };
-        std::string line = "line " + std::string((*first)[0].c_str()) + ": " +
-                           (*first)[1].c_str() + " " + plain((*first)[2].c_str()) + " " +
-                           plain((*first)[3].c_str()) + " " + (*first)[4].c_str() +
+        std::string line = "line " + std::string((*first)[0].c_str()) + ": " + (*first)[1].c_str() +
+                           " " + plain((*first)[2].c_str()) + " " + plain((*first)[3].c_str()) +
+                           " " + (*first)[4].c_str() +
                            ((*first)[5].is_null() || !*(*first)[5].c_str()
                                 ? ""
                                 : " " + std::string((*first)[5].c_str())) +
@@ -298,8 +293,7 @@ void admin_checks(pqxx::connection& admin, const detail::PgTarget& target,
 
 } // namespace
 
-std::string_view to_string(DoctorCheck::Status s) noexcept
-{
+std::string_view to_string(DoctorCheck::Status s) noexcept {
     switch (s) {
     case Status::ok:
         return "ok";
@@ -313,8 +307,7 @@ std::string_view to_string(DoctorCheck::Status s) noexcept
     return "skipped";
 }
 
-bool DoctorReport::healthy() const noexcept
-{
+bool DoctorReport::healthy() const noexcept {
     for (const auto& c : checks)
         if (c.status == Status::fail)
             return false;
@@ -323,8 +316,7 @@ bool DoctorReport::healthy() const noexcept
 
 namespace {
 
-Result<DoctorReport> run_checks(const std::string& url, const std::string& admin_url)
-{
+Result<DoctorReport> run_checks(const std::string& url, const std::string& admin_url) {
     auto config = PostgresConfig::from_url(url);
     if (!config)
         return config.error();
@@ -337,7 +329,8 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
     std::string resolve_error;
     auto addresses = resolve(host, port, resolve_error);
     if (addresses.empty()) {
-        checks.push_back({host, "resolve", Status::fail, "'" + host + "' does not resolve: " + resolve_error,
+        checks.push_back({host, "resolve", Status::fail,
+                          "'" + host + "' does not resolve: " + resolve_error,
                           "fix the host name in the URL"});
         return report;
     }
@@ -373,22 +366,24 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
         std::string conninfo = with_hostaddr(config.value().conninfo, address.ip);
         try {
             pqxx::connection conn(conninfo);
-            checks.push_back({address.label, "auth", Status::ok,
-                              "logged in as \"" + target.user + "\" to database \"" +
-                                  target.database + "\"",
-                              ""});
+            checks.push_back(
+                {address.label, "auth", Status::ok,
+                 "logged in as \"" + target.user + "\" to database \"" + target.database + "\"",
+                 ""});
             pqxx::nontransaction tx(conn);
             if (!config.value().schema.empty())
                 tx.exec("SET search_path TO " + conn.quote_name(config.value().schema));
-            bool has = tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>();
+            bool has =
+                tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>();
             if (!has) {
                 checks.push_back({address.label, "schema", Status::fail,
                                   "modelrepo's tables are missing",
                                   "modelrepo --source URL migrate"});
             } else {
-                auto row = tx.exec("SELECT (SELECT max(version) FROM schema_migrations), "
-                                   "(SELECT count(*) FROM models), (SELECT count(*) FROM providers), "
-                                   "(SELECT count(*) FROM model_status)")[0];
+                auto row =
+                    tx.exec("SELECT (SELECT max(version) FROM schema_migrations), "
+                            "(SELECT count(*) FROM models), (SELECT count(*) FROM providers), "
+                            "(SELECT count(*) FROM model_status)")[0];
                 checks.push_back({address.label, "schema", Status::ok,
                                   "schema version " + std::string(row[0].c_str()) + "; " +
                                       row[1].c_str() + " models, " + row[2].c_str() +
@@ -428,8 +423,7 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
 
 } // namespace
 
-Result<DoctorReport> diagnose_postgres(const std::string& url, const std::string& admin_url)
-{
+Result<DoctorReport> diagnose_postgres(const std::string& url, const std::string& admin_url) {
     auto report = run_checks(url, admin_url);
     if (report)
         for (auto& c : report.value().checks) {

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "errors.hpp"
 
-#include "auth_probe.hpp"
-
 #include <array>
+
+#include "auth_probe.hpp"
 
 namespace modelrepo::detail {
 
@@ -47,8 +47,7 @@ constexpr std::array causes{
           "firewalled"},
     Cause{"Connection refused", Errc::unreachable, "",
           "nothing listens there: the server is down, or listen_addresses/port differ"},
-    Cause{"could not translate host name", Errc::unreachable, "",
-          "the host name does not resolve"},
+    Cause{"could not translate host name", Errc::unreachable, "", "the host name does not resolve"},
     Cause{"Network is unreachable", Errc::unreachable, "", "no route to the server"},
     Cause{"No route to host", Errc::unreachable, "", "no route to the server"},
     Cause{"the database system is", Errc::unreachable, "57P03",
@@ -60,8 +59,7 @@ constexpr std::array causes{
           "the server closed the connection; it may have crashed or been restarted"},
 };
 
-std::string trim(std::string text)
-{
+std::string trim(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
         text.pop_back();
     for (auto& c : text)
@@ -73,8 +71,7 @@ std::string trim(std::string text)
 } // namespace
 
 Error connect_error(const std::string& libpq_message, const PgTarget& target,
-                    const std::string& source)
-{
+                    const std::string& source) {
     const Cause* cause = nullptr;
     for (const Cause& c : causes)
         if (libpq_message.find(c.needle) != std::string::npos) {
@@ -84,17 +81,15 @@ Error connect_error(const std::string& libpq_message, const PgTarget& target,
     // "database "x" does not exist" vs "role "x" does not exist": the role rule is
     // earlier in the list, so a bare "does not exist" is the database.
     Errc code = cause ? cause->code : Errc::unreachable;
-    std::string message = "cannot connect to " + target.display() + " as user \"" +
-                          target.user + "\": " +
-                          std::string(cause ? cause->explanation
-                                            : "the connection failed (see libpq's message)");
+    std::string message =
+        "cannot connect to " + target.display() + " as user \"" + target.user + "\": " +
+        std::string(cause ? cause->explanation : "the connection failed (see libpq's message)");
     if (code == Errc::auth_failed && !target.hosts.empty()) {
-        auto probe = probe_auth_method(target.hosts.front().first, target.hosts.front().second,
-                                       target.user, target.database,
-                                       std::chrono::milliseconds(1500));
+        auto probe =
+            probe_auth_method(target.hosts.front().first, target.hosts.front().second, target.user,
+                              target.database, std::chrono::milliseconds(1500));
         if (probe.reached && !probe.method.empty())
-            message += ". The server at " + probe.address + " asks this client for " +
-                       probe.method;
+            message += ". The server at " + probe.address + " asks this client for " + probe.method;
     }
     message += ". libpq: " + trim(libpq_message);
     Error error = make_error(code, message);
@@ -105,10 +100,9 @@ Error connect_error(const std::string& libpq_message, const PgTarget& target,
     return error;
 }
 
-Error query_error(const std::string& what, const std::string& sqlstate, bool broken,
-                  bool timed_out, const PgTarget& target, const std::string& source,
-                  std::chrono::milliseconds timeout)
-{
+Error query_error(const std::string& what, const std::string& sqlstate, bool broken, bool timed_out,
+                  const PgTarget& target, const std::string& source,
+                  std::chrono::milliseconds timeout) {
     Errc code = Errc::query_failed;
     std::string advice;
     if (timed_out) {
@@ -143,9 +137,9 @@ Error query_error(const std::string& what, const std::string& sqlstate, bool bro
     } else {
         advice = "the statement failed";
     }
-    Error error = make_error(code, "PostgreSQL " + target.display() + ": " + advice + ". " +
-                                       (sqlstate.empty() ? "" : "[" + sqlstate + "] ") +
-                                       trim(what));
+    Error error =
+        make_error(code, "PostgreSQL " + target.display() + ": " + advice + ". " +
+                             (sqlstate.empty() ? "" : "[" + sqlstate + "] ") + trim(what));
     error.source = source;
     error.target = target.host_list();
     error.sqlstate = sqlstate;

@@ -3,12 +3,12 @@
 // do. Nothing of libpqxx crosses this boundary.
 #pragma once
 
+#include <exception>
+#include <string>
+
 #include <modelrepo/error.hpp>
 
 #include "target.hpp"
-
-#include <exception>
-#include <string>
 
 namespace modelrepo::detail {
 
@@ -20,8 +20,8 @@ Error connect_error(const std::string& libpq_message, const PgTarget& target,
 
 /// A failed statement: `sqlstate` is the server's code when it sent one (empty for a
 /// broken connection). `timed_out` is set when modelrepo's watchdog cut the call off.
-Error query_error(const std::string& what, const std::string& sqlstate, bool broken,
-                  bool timed_out, const PgTarget& target, const std::string& source,
+Error query_error(const std::string& what, const std::string& sqlstate, bool broken, bool timed_out,
+                  const PgTarget& target, const std::string& source,
                   std::chrono::milliseconds timeout);
 
 } // namespace modelrepo::detail

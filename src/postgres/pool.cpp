@@ -1,19 +1,17 @@
 // SPDX-License-Identifier: MIT
 #include "pool.hpp"
 
-#include "errors.hpp"
-
 #include <pqxx/except>
 #include <pqxx/nontransaction>
-
 #include <sys/socket.h>
+
+#include "errors.hpp"
 
 namespace modelrepo::detail {
 
 // --- Watchdog ---------------------------------------------------------------------
 
-Watchdog::~Watchdog()
-{
+Watchdog::~Watchdog() {
     {
         std::lock_guard lock(mutex_);
         stopping_ = true;
@@ -23,8 +21,7 @@ Watchdog::~Watchdog()
         thread_.join();
 }
 
-std::uint64_t Watchdog::arm(int fd, SteadyClock::time_point deadline)
-{
+std::uint64_t Watchdog::arm(int fd, SteadyClock::time_point deadline) {
     std::lock_guard lock(mutex_);
     if (!started_) {
         started_ = true;
@@ -41,8 +38,7 @@ std::uint64_t Watchdog::arm(int fd, SteadyClock::time_point deadline)
     return ticket;
 }
 
-bool Watchdog::disarm(std::uint64_t ticket)
-{
+bool Watchdog::disarm(std::uint64_t ticket) {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(ticket);
     if (it == entries_.end())
@@ -52,8 +48,7 @@ bool Watchdog::disarm(std::uint64_t ticket)
     return fired;
 }
 
-void Watchdog::run()
-{
+void Watchdog::run() {
     std::unique_lock lock(mutex_);
     while (!stopping_) {
         auto now = SteadyClock::now();
@@ -79,8 +74,7 @@ void Watchdog::run()
 
 // --- Lease ------------------------------------------------------------------------
 
-Lease::~Lease()
-{
+Lease::~Lease() {
     if (pool_ && connection_)
         pool_->release(std::move(connection_), broken_);
 }
@@ -89,8 +83,7 @@ Lease::~Lease()
 
 namespace {
 
-int default_pool_size()
-{
+int default_pool_size() {
     unsigned cores = std::thread::hardware_concurrency();
     return static_cast<int>(2 * (cores ? cores : 1) + 1);
 }
@@ -104,21 +97,18 @@ ConnectionPool::ConnectionPool(const PostgresConfig& config, PgTarget target, st
     , source_(std::move(source))
     , setup_(std::move(setup))
     , max_size_(config.pool_size > 0 ? config.pool_size : default_pool_size())
-    , backoff_(config.reconnect_backoff_initial)
-{
+    , backoff_(config.reconnect_backoff_initial) {
     counters_.max_size = max_size_;
 }
 
 ConnectionPool::~ConnectionPool() = default;
 
-std::chrono::milliseconds ConnectionPool::jitter(std::chrono::milliseconds base, double fraction)
-{
+std::chrono::milliseconds ConnectionPool::jitter(std::chrono::milliseconds base, double fraction) {
     std::uniform_real_distribution<double> spread(1.0 - fraction, 1.0);
     return std::chrono::milliseconds(static_cast<long long>(base.count() * spread(random_)));
 }
 
-Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect()
-{
+Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect() {
     try {
         auto pooled = std::make_unique<PooledConnection>();
         pooled->conn = std::make_unique<pqxx::connection>(config_.conninfo);
@@ -144,8 +134,7 @@ Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect()
     }
 }
 
-bool ConnectionPool::validate(PooledConnection& connection)
-{
+bool ConnectionPool::validate(PooledConnection& connection) {
     try {
         auto deadline = SteadyClock::now() + config_.query_timeout;
         auto ticket = watchdog_.arm(connection.conn->sock(), deadline);
@@ -163,8 +152,7 @@ bool ConnectionPool::validate(PooledConnection& connection)
     }
 }
 
-void ConnectionPool::record_wait(SteadyClock::duration waited)
-{
+void ConnectionPool::record_wait(SteadyClock::duration waited) {
     double ms = std::chrono::duration<double, std::milli>(waited).count();
     for (std::size_t i = 0; i < PoolStats::wait_bounds_ms.size(); ++i)
         if (ms <= PoolStats::wait_bounds_ms[i]) {
@@ -173,8 +161,7 @@ void ConnectionPool::record_wait(SteadyClock::duration waited)
         }
 }
 
-Result<Lease> ConnectionPool::acquire()
-{
+Result<Lease> ConnectionPool::acquire() {
     auto start = SteadyClock::now();
     auto deadline = start + config_.acquire_timeout;
     std::unique_lock lock(mutex_);
@@ -268,8 +255,7 @@ Result<Lease> ConnectionPool::acquire()
     }
 }
 
-void ConnectionPool::release(std::unique_ptr<PooledConnection> connection, bool broken)
-{
+void ConnectionPool::release(std::unique_ptr<PooledConnection> connection, bool broken) {
     std::unique_lock lock(mutex_);
     --busy_;
     if (broken || !connection->conn->is_open()) {
@@ -286,8 +272,7 @@ void ConnectionPool::release(std::unique_ptr<PooledConnection> connection, bool 
     available_.notify_one();
 }
 
-PoolStats ConnectionPool::stats() const
-{
+PoolStats ConnectionPool::stats() const {
     std::lock_guard lock(mutex_);
     PoolStats s = counters_;
     s.open = open_;

@@ -3,12 +3,6 @@
 // breaks a blocked read when a call passes its deadline.
 #pragma once
 
-#include <modelrepo/postgres_repository.hpp>
-
-#include "target.hpp"
-
-#include <pqxx/connection>
-
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -17,6 +11,12 @@
 #include <random>
 #include <thread>
 #include <vector>
+
+#include <pqxx/connection>
+
+#include <modelrepo/postgres_repository.hpp>
+
+#include "target.hpp"
 
 namespace modelrepo::detail {
 
@@ -71,9 +71,7 @@ public:
     Lease() = default;
     Lease(ConnectionPool* pool, std::unique_ptr<PooledConnection> connection)
         : pool_(pool)
-        , connection_(std::move(connection))
-    {
-    }
+        , connection_(std::move(connection)) {}
     Lease(Lease&&) noexcept = default;
     Lease& operator=(Lease&&) noexcept = default;
     ~Lease();

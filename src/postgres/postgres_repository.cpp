@@ -1,29 +1,29 @@
 // SPDX-License-Identifier: MIT
-#include <modelrepo/postgres_repository.hpp>
-
-#include "errors.hpp"
-#include "pool.hpp"
-#include "schema.hpp"
+#include <array>
+#include <cstdio>
+#include <unordered_map>
 
 #include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
 #include <pqxx/transaction>
 
-#include <array>
-#include <cstdio>
-#include <unordered_map>
+#include <modelrepo/postgres_repository.hpp>
+
+#include "../core/catalog_view.hpp"
+#include "errors.hpp"
+#include "pool.hpp"
+#include "schema.hpp"
 
 namespace modelrepo {
 
 namespace {
 
-using detail::SteadyClock;
 using detail::Statement;
+using detail::SteadyClock;
 
 /// `{"a","b\"c"}`: a text[] literal (parameters carry it; nothing is spliced into SQL).
-std::string text_array(std::span<const std::string_view> items)
-{
+std::string text_array(std::span<const std::string_view> items) {
     std::string out = "{";
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (i)
@@ -39,8 +39,7 @@ std::string text_array(std::span<const std::string_view> items)
     return out + "}";
 }
 
-std::string number_array(std::span<const std::optional<double>> items)
-{
+std::string number_array(std::span<const std::optional<double>> items) {
     std::string out = "{";
     char buf[40];
     for (std::size_t i = 0; i < items.size(); ++i) {
@@ -56,13 +55,12 @@ std::string number_array(std::span<const std::optional<double>> items)
     return out + "}";
 }
 
-Timestamp from_micros(long long micros)
-{
-    return Timestamp(std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(micros)));
+Timestamp from_micros(long long micros) {
+    return Timestamp(
+        std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(micros)));
 }
 
-Model model_from_row(const pqxx::row& row)
-{
+Model model_from_row(const pqxx::row& row) {
     Model m;
     m.slug = row[0].c_str();
     m.name = row[1].c_str();
@@ -87,8 +85,7 @@ Model model_from_row(const pqxx::row& row)
     return m;
 }
 
-ModelStatus status_from_row(const pqxx::row& row)
-{
+ModelStatus status_from_row(const pqxx::row& row) {
     ModelStatus s;
     s.model_slug = row[0].c_str();
     s.health = parse_health(row[1].c_str()).value_or(Health::unknown);
@@ -103,8 +100,7 @@ ModelStatus status_from_row(const pqxx::row& row)
 
 /// The seven array parameters of the upsert statement, one row per model (the newest
 /// status of each wins: one statement cannot touch a row twice).
-std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses)
-{
+std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses) {
     std::unordered_map<std::string_view, const ModelStatus*> newest;
     std::vector<std::string_view> order;
     for (const ModelStatus& s : statuses) {
@@ -127,8 +123,8 @@ std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses)
         error_rate.push_back(s.error_rate);
     }
     std::vector<std::string_view> time_views(times.begin(), times.end());
-    return {text_array(order),        text_array(health),     number_array(availability),
-            number_array(latency),    number_array(error_rate), text_array(regions),
+    return {text_array(order),     text_array(health),       number_array(availability),
+            number_array(latency), number_array(error_rate), text_array(regions),
             text_array(time_views)};
 }
 
@@ -143,14 +139,12 @@ struct PostgresRepository::Impl {
     /// Runs `fn(connection)` on a pooled connection under the call's deadline and turns
     /// every failure into an Error. `fn` returns the value.
     template <class Fn>
-    auto run(Fn&& fn) -> Result<decltype(fn(std::declval<pqxx::connection&>()))>
-    {
+    auto run(Fn&& fn) -> Result<decltype(fn(std::declval<pqxx::connection&>()))> {
         auto lease = pool->acquire();
         if (!lease)
             return lease.error();
         pqxx::connection& conn = lease.value().conn();
-        auto ticket =
-            pool->watchdog().arm(conn.sock(), SteadyClock::now() + config.query_timeout);
+        auto ticket = pool->watchdog().arm(conn.sock(), SteadyClock::now() + config.query_timeout);
         try {
             auto value = fn(conn);
             if (pool->watchdog().disarm(ticket)) {
@@ -172,15 +166,13 @@ struct PostgresRepository::Impl {
         }
     }
 
-    Error fail(const std::string& what, const std::string& sqlstate, bool broken, bool fired)
-    {
-        return detail::query_error(what.empty() ? "connection cut at the deadline" : what,
-                                   sqlstate, broken, fired, target, name, config.query_timeout);
+    Error fail(const std::string& what, const std::string& sqlstate, bool broken, bool fired) {
+        return detail::query_error(what.empty() ? "connection cut at the deadline" : what, sqlstate,
+                                   broken, fired, target, name, config.query_timeout);
     }
 
     template <class Tx, class... Args>
-    pqxx::result exec(Tx& tx, const Statement& statement, Args&&... args)
-    {
+    pqxx::result exec(Tx& tx, const Statement& statement, Args&&... args) {
         // libpqxx takes names as std::string: build each once, not per call.
         static const auto names = [] {
             std::unordered_map<const char*, std::pair<std::string, std::string>> m;
@@ -196,10 +188,8 @@ struct PostgresRepository::Impl {
 
     /// Runs on every new connection: deadline on the server side too, the schema,
     /// and the prepared statements (prepared lazily by libpqxx on first use).
-    void setup(pqxx::connection& conn)
-    {
-        std::string sql = "SET statement_timeout = " +
-                          std::to_string(config.query_timeout.count());
+    void setup(pqxx::connection& conn) {
+        std::string sql = "SET statement_timeout = " + std::to_string(config.query_timeout.count());
         if (!config.schema.empty())
             sql += "; SET search_path TO " + conn.quote_name(config.schema);
         pqxx::nontransaction tx(conn);
@@ -212,14 +202,11 @@ struct PostgresRepository::Impl {
 };
 
 PostgresRepository::PostgresRepository(std::unique_ptr<Impl> impl)
-    : impl_(std::move(impl))
-{
-}
+    : impl_(std::move(impl)) {}
 
 PostgresRepository::~PostgresRepository() = default;
 
-Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresConfig config)
-{
+Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresConfig config) {
     if (config.conninfo.empty())
         return make_error(Errc::invalid_argument, "PostgresConfig::conninfo is empty");
     if (config.acquire_timeout.count() <= 0 || config.query_timeout.count() <= 0)
@@ -236,47 +223,40 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
     return std::shared_ptr<PostgresRepository>(new PostgresRepository(std::move(impl)));
 }
 
-Result<std::shared_ptr<PostgresRepository>> PostgresRepository::open(std::string_view url)
-{
+Result<std::shared_ptr<PostgresRepository>> PostgresRepository::open(std::string_view url) {
     auto config = PostgresConfig::from_url(url);
     if (!config)
         return config.error();
     return create(std::move(config).value());
 }
 
-std::string_view PostgresRepository::name() const noexcept
-{
+std::string_view PostgresRepository::name() const noexcept {
     return impl_->name;
 }
 
-const PostgresConfig& PostgresRepository::config() const noexcept
-{
+const PostgresConfig& PostgresRepository::config() const noexcept {
     return impl_->config;
 }
 
-PoolStats PostgresRepository::pool_stats() const
-{
+PoolStats PostgresRepository::pool_stats() const {
     return impl_->pool->stats();
 }
 
-Result<std::int64_t> PostgresRepository::count_models()
-{
+Result<std::int64_t> PostgresRepository::count_models() {
     return impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         return impl_->exec(tx, detail::sql::count_models)[0][0].as<std::int64_t>();
     });
 }
 
-Result<std::int64_t> PostgresRepository::count_providers()
-{
+Result<std::int64_t> PostgresRepository::count_providers() {
     return impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         return impl_->exec(tx, detail::sql::count_providers)[0][0].as<std::int64_t>();
     });
 }
 
-Result<std::vector<ModelStatus>> PostgresRepository::list_statuses()
-{
+Result<std::vector<ModelStatus>> PostgresRepository::list_statuses() {
     return impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         auto rows = impl_->exec(tx, detail::sql::list_statuses);
@@ -288,8 +268,7 @@ Result<std::vector<ModelStatus>> PostgresRepository::list_statuses()
     });
 }
 
-Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::string> slugs)
-{
+Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::string> slugs) {
     if (slugs.empty())
         return std::vector<Model>{};
     std::vector<std::string_view> views(slugs.begin(), slugs.end());
@@ -332,18 +311,17 @@ Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::
     return ordered;
 }
 
-Result<std::optional<Model>> PostgresRepository::find_model(std::string_view slug)
-{
+Result<std::optional<Model>> PostgresRepository::find_model(std::string_view slug) {
     std::string key(slug);
     return impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         auto rows = impl_->exec(tx, detail::sql::find_model, key);
-        return rows.empty() ? std::optional<Model>() : std::optional<Model>(model_from_row(rows[0]));
+        return rows.empty() ? std::optional<Model>()
+                            : std::optional<Model>(model_from_row(rows[0]));
     });
 }
 
-Result<std::vector<Model>> PostgresRepository::list_models()
-{
+Result<std::vector<Model>> PostgresRepository::list_models() {
     return impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         auto rows = impl_->exec(tx, detail::sql::list_models);
@@ -355,8 +333,7 @@ Result<std::vector<Model>> PostgresRepository::list_models()
     });
 }
 
-Result<SystemStats> PostgresRepository::system_stats()
-{
+Result<SystemStats> PostgresRepository::system_stats() {
     return impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         auto row = impl_->exec(tx, detail::sql::system_stats)[0];
@@ -374,8 +351,7 @@ Result<SystemStats> PostgresRepository::system_stats()
     });
 }
 
-Result<void> PostgresRepository::check_health()
-{
+Result<void> PostgresRepository::check_health() {
     auto r = impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         return tx.exec("SELECT 1")[0][0].as<int>();
@@ -385,26 +361,19 @@ Result<void> PostgresRepository::check_health()
     return success();
 }
 
-Result<std::int64_t> PostgresRepository::upsert_statuses(std::span<const ModelStatus> statuses)
-{
+Result<std::int64_t> PostgresRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
     // Validate here so a bad batch never reaches the server half-checked.
     for (std::size_t i = 0; i < statuses.size(); ++i) {
         const ModelStatus& s = statuses[i];
         auto reject = [&](const std::string& what) {
-            Error e = make_error(Errc::invalid_argument, "statuses[" + std::to_string(i) +
-                                                             "]: " + what +
-                                                             "; nothing was written");
+            Error e =
+                make_error(Errc::invalid_argument, "statuses[" + std::to_string(i) + "]: " + what +
+                                                       "; nothing was written");
             e.source = impl_->name;
             return e;
         };
-        if (s.model_slug.empty())
-            return reject("empty model slug");
-        if (!(s.availability >= 0 && s.availability <= 1))
-            return reject("availability must be within 0..1");
-        if (!(s.error_rate >= 0 && s.error_rate <= 1))
-            return reject("error_rate must be within 0..1");
-        if (s.latency_ms && !(*s.latency_ms >= 0))
-            return reject("latency_ms must be a non-negative number");
+        if (auto problem = detail::status_problem(s))
+            return reject(*problem);
     }
     if (statuses.empty())
         return std::int64_t{0};
@@ -418,15 +387,12 @@ Result<std::int64_t> PostgresRepository::upsert_statuses(std::span<const ModelSt
     });
 }
 
-Result<Snapshot> PostgresRepository::export_snapshot()
-{
+Result<Snapshot> PostgresRepository::export_snapshot() {
     return impl_->run([&](pqxx::connection& c) {
-        pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::read_only>
-            tx(c);
+        pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::read_only> tx(c);
         Snapshot s;
-        s.generated_at =
-            from_micros(tx.exec("SELECT (extract(epoch FROM now()) * 1000000)::bigint")[0][0]
-                            .as<long long>());
+        s.generated_at = from_micros(
+            tx.exec("SELECT (extract(epoch FROM now()) * 1000000)::bigint")[0][0].as<long long>());
         for (const auto& row : tx.exec("SELECT slug, name, website FROM providers ORDER BY slug"))
             s.providers.push_back({row[0].c_str(), row[1].c_str(), row[2].c_str()});
         for (const auto& row : impl_->exec(tx, detail::sql::list_models)) {
@@ -442,8 +408,7 @@ Result<Snapshot> PostgresRepository::export_snapshot()
     });
 }
 
-Result<int> PostgresRepository::schema_version()
-{
+Result<int> PostgresRepository::schema_version() {
     return impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
         if (!tx.exec(std::string(detail::sql::has_migrations_table))[0][0].as<bool>())
@@ -452,18 +417,16 @@ Result<int> PostgresRepository::schema_version()
     });
 }
 
-Result<int> PostgresRepository::migrate()
-{
+Result<int> PostgresRepository::migrate() {
     return impl_->run([&](pqxx::connection& c) {
         pqxx::work tx(c);
-        tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(detail::migration_lock_key) +
-                ")");
+        tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(detail::migration_lock_key) + ")");
         if (!impl_->config.schema.empty())
             tx.exec("CREATE SCHEMA IF NOT EXISTS " + c.quote_name(impl_->config.schema));
         tx.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
                 "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
-        int current = tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
-                          .as<int>();
+        int current =
+            tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
         for (const auto& m : detail::migrations()) {
             if (m.version <= current)
                 continue;
@@ -477,8 +440,7 @@ Result<int> PostgresRepository::migrate()
     });
 }
 
-Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot)
-{
+Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
     if (auto valid = validate(snapshot); !valid)
         return valid.error();
     std::vector<std::string_view> p_slug, p_name, p_site;

@@ -37,19 +37,17 @@ CREATE INDEX model_status_health_idx ON model_status (health);
 };
 
 constexpr std::array all_prepared{
-    sql::count_models, sql::count_providers, sql::list_statuses,  sql::find_models,
-    sql::find_model,   sql::list_models,     sql::system_stats,   sql::upsert_statuses,
+    sql::count_models, sql::count_providers, sql::list_statuses, sql::find_models,
+    sql::find_model,   sql::list_models,     sql::system_stats,  sql::upsert_statuses,
 };
 
 } // namespace
 
-std::span<const Migration> migrations()
-{
+std::span<const Migration> migrations() {
     return all_migrations;
 }
 
-std::span<const Statement> prepared_statements()
-{
+std::span<const Statement> prepared_statements() {
     return all_prepared;
 }
 

@@ -27,8 +27,7 @@ struct Statement {
 
 namespace sql {
 
-inline constexpr Statement count_models{"modelrepo_count_models",
-                                        "SELECT count(*) FROM models"};
+inline constexpr Statement count_models{"modelrepo_count_models", "SELECT count(*) FROM models"};
 inline constexpr Statement count_providers{"modelrepo_count_providers",
                                            "SELECT count(*) FROM providers"};
 inline constexpr Statement list_statuses{
@@ -40,11 +39,11 @@ inline constexpr Statement list_statuses{
 // Columns: 0 slug, 1 name, 2 provider_slug, 3 description, 4 context_window, 5 active,
 // 6 provider name, 7 provider website, 8 health, 9 availability, 10 latency_ms,
 // 11 error_rate, 12 region, 13 checked_at (µs since the epoch)
-#define MODELREPO_MODEL_COLUMNS                                                                \
-    "SELECT m.slug, m.name, m.provider_slug, m.description, m.context_window, m.active, "     \
-    "p.name, p.website, s.health, s.availability, s.latency_ms, s.error_rate, s.region, "     \
-    "(extract(epoch FROM s.checked_at) * 1000000)::bigint "                                   \
-    "FROM models m JOIN providers p ON p.slug = m.provider_slug "                              \
+#define MODELREPO_MODEL_COLUMNS                                                                    \
+    "SELECT m.slug, m.name, m.provider_slug, m.description, m.context_window, m.active, "          \
+    "p.name, p.website, s.health, s.availability, s.latency_ms, s.error_rate, s.region, "          \
+    "(extract(epoch FROM s.checked_at) * 1000000)::bigint "                                        \
+    "FROM models m JOIN providers p ON p.slug = m.provider_slug "                                  \
     "LEFT JOIN model_status s ON s.model_slug = m.slug "
 
 inline constexpr Statement find_models{"modelrepo_find_models",
@@ -56,15 +55,14 @@ inline constexpr Statement list_models{"modelrepo_list_models",
 #undef MODELREPO_MODEL_COLUMNS
 
 inline constexpr Statement system_stats{
-    "modelrepo_system_stats",
-    "SELECT count(*), count(*) FILTER (WHERE m.active), "
-    "(SELECT count(*) FROM providers), "
-    "count(*) FILTER (WHERE s.health = 'operational'), "
-    "count(*) FILTER (WHERE s.health = 'degraded'), "
-    "count(*) FILTER (WHERE s.health = 'outage'), "
-    "count(*) FILTER (WHERE s.health IS NULL OR s.health = 'unknown'), "
-    "(extract(epoch FROM now()) * 1000000)::bigint "
-    "FROM models m LEFT JOIN model_status s ON s.model_slug = m.slug"};
+    "modelrepo_system_stats", "SELECT count(*), count(*) FILTER (WHERE m.active), "
+                              "(SELECT count(*) FROM providers), "
+                              "count(*) FILTER (WHERE s.health = 'operational'), "
+                              "count(*) FILTER (WHERE s.health = 'degraded'), "
+                              "count(*) FILTER (WHERE s.health = 'outage'), "
+                              "count(*) FILTER (WHERE s.health IS NULL OR s.health = 'unknown'), "
+                              "(extract(epoch FROM now()) * 1000000)::bigint "
+                              "FROM models m LEFT JOIN model_status s ON s.model_slug = m.slug"};
 
 // One multi-row upsert; a row older than the stored one is left alone.
 inline constexpr Statement upsert_statuses{

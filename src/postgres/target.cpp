@@ -1,44 +1,39 @@
 // SPDX-License-Identifier: MIT
 #include "target.hpp"
 
-#include "../core/uri.hpp"
-
 #include <cstdlib>
 #include <sstream>
+
+#include "../core/uri.hpp"
 
 namespace modelrepo::detail {
 
 namespace {
 
-std::string env_or(const char* name, const std::string& fallback)
-{
+std::string env_or(const char* name, const std::string& fallback) {
     const char* value = std::getenv(name);
     return value && *value ? value : fallback;
 }
 
-std::string host_port(const std::string& host, int port)
-{
+std::string host_port(const std::string& host, int port) {
     bool v6 = host.find(':') != std::string::npos;
     return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 } // namespace
 
-std::string PgTarget::host_list() const
-{
+std::string PgTarget::host_list() const {
     std::string out;
     for (const auto& [host, port] : hosts)
         out += (out.empty() ? "" : ",") + host_port(host, port);
     return out;
 }
 
-std::string PgTarget::display() const
-{
+std::string PgTarget::display() const {
     return "postgresql://" + user + "@" + host_list() + "/" + database;
 }
 
-PgTarget parse_pg_target(const std::string& conninfo)
-{
+PgTarget parse_pg_target(const std::string& conninfo) {
     PgTarget target;
     std::string host_text;
     std::string port_text;
@@ -61,8 +56,8 @@ PgTarget parse_pg_target(const std::string& conninfo)
                 int port = 0;
                 if (!item.empty() && item.front() == '[') {
                     auto close = item.find(']');
-                    host = item.substr(1, close == std::string::npos ? std::string::npos
-                                                                       : close - 1);
+                    host =
+                        item.substr(1, close == std::string::npos ? std::string::npos : close - 1);
                     if (close != std::string::npos && close + 1 < item.size() &&
                         item[close + 1] == ':')
                         port = std::atoi(item.c_str() + close + 2);

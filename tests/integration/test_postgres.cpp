@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 // PostgresRepository against a real PostgreSQL 15 started by the harness on loopback.
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include <doctest/doctest.h>
+
 #include <modelrepo/modelrepo.hpp>
 
 #include "pg_server.hpp"
 #include "process.hpp"
-
-#include <doctest/doctest.h>
-
-#include <algorithm>
-#include <atomic>
-#include <thread>
 
 using namespace modelrepo;
 using namespace std::chrono;
@@ -21,8 +21,7 @@ namespace {
 const std::string password = "Pw-Zx81-qUuX-7745";
 std::vector<std::string> seen_messages;
 
-test::PgServer& server()
-{
+test::PgServer& server() {
     auto& s = shared_pg_server();
     test::require_pg(s);
     static bool prepared = [&] {
@@ -33,8 +32,7 @@ test::PgServer& server()
     return s;
 }
 
-std::shared_ptr<PostgresRepository> open_repo(const std::string& url)
-{
+std::shared_ptr<PostgresRepository> open_repo(const std::string& url) {
     auto repo = PostgresRepository::open(url);
     REQUIRE(repo);
     return repo.value();
@@ -42,8 +40,7 @@ std::shared_ptr<PostgresRepository> open_repo(const std::string& url)
 
 /// A repository on a fresh database with the builtin catalogue imported.
 std::shared_ptr<PostgresRepository> fresh_catalogue(const std::string& db,
-                                                    const std::string& query = "")
-{
+                                                    const std::string& query = "") {
     auto& s = server();
     s.psql("DROP DATABASE IF EXISTS \"" + db + "\" WITH (FORCE)");
     s.psql("CREATE DATABASE \"" + db + "\" OWNER app");
@@ -58,14 +55,12 @@ std::shared_ptr<PostgresRepository> fresh_catalogue(const std::string& db,
 
 /// The value, or `fallback` when the call failed.
 template <class T>
-T value_or(const Result<T>& r, T fallback)
-{
+T value_or(const Result<T>& r, T fallback) {
     return r ? r.value() : fallback;
 }
 
 template <class T>
-Error expect_error(const Result<T>& r, Errc code)
-{
+Error expect_error(const Result<T>& r, Errc code) {
     REQUIRE_FALSE(r);
     CAPTURE(r.error().to_string());
     CHECK(r.error().is(code));
@@ -75,8 +70,7 @@ Error expect_error(const Result<T>& r, Errc code)
 
 } // namespace
 
-TEST_CASE("SCRAM login, migrate, import, and every read")
-{
+TEST_CASE("SCRAM login, migrate, import, and every read") {
     auto repo = fresh_catalogue("catalogue_reads");
     CHECK(repo->name().find(password) == std::string_view::npos);
     CHECK(repo->name().find("postgresql://app@127.0.0.1:") == 0);
@@ -125,8 +119,7 @@ TEST_CASE("SCRAM login, migrate, import, and every read")
     CHECK(sorted(exported) == sorted(builtin));
 }
 
-TEST_CASE("upserts: newer applied, older ignored, unknown model rejects the whole batch")
-{
+TEST_CASE("upserts: newer applied, older ignored, unknown model rejects the whole batch") {
     auto repo = fresh_catalogue("catalogue_upserts");
     Timestamp t = sys_days{2026y / December / 1} + 123456us;
     std::vector<ModelStatus> batch{
@@ -156,8 +149,7 @@ TEST_CASE("upserts: newer applied, older ignored, unknown model rejects the whol
     expect_error(repo->upsert_statuses(bad), Errc::invalid_argument);
 }
 
-TEST_CASE("a database without the schema answers schema_missing with the fix")
-{
+TEST_CASE("a database without the schema answers schema_missing with the fix") {
     auto& s = server();
     s.psql("DROP DATABASE IF EXISTS bare WITH (FORCE)");
     s.psql("CREATE DATABASE bare OWNER app");
@@ -170,12 +162,11 @@ TEST_CASE("a database without the schema answers schema_missing with the fix")
     CHECK(repo->count_models().value() == 0); // the same repository works after migrate
 }
 
-TEST_CASE("Prisma-style URL: schema, connection_limit, pool_timeout, socket_timeout, pgbouncer")
-{
-    auto repo = fresh_catalogue("catalogue_prisma",
-                                "schema=catalog&connection_limit=3&pool_timeout=2&"
-                                "socket_timeout=4&pgbouncer=true&sslmode=disable&"
-                                "application_name=prisma-test");
+TEST_CASE("Prisma-style URL: schema, connection_limit, pool_timeout, socket_timeout, pgbouncer") {
+    auto repo =
+        fresh_catalogue("catalogue_prisma", "schema=catalog&connection_limit=3&pool_timeout=2&"
+                                            "socket_timeout=4&pgbouncer=true&sslmode=disable&"
+                                            "application_name=prisma-test");
     CHECK(repo->config().schema == "catalog");
     CHECK(repo->config().pool_size == 3);
     CHECK(repo->config().acquire_timeout == 2s);
@@ -187,8 +178,7 @@ TEST_CASE("Prisma-style URL: schema, connection_limit, pool_timeout, socket_time
     CHECK(repo->pool_stats().max_size == 3);
 }
 
-TEST_CASE("wrong password: auth_failed, 28P01, host and port and method named, no password")
-{
+TEST_CASE("wrong password: auth_failed, 28P01, host and port and method named, no password") {
     auto& s = server();
     auto repo = open_repo(s.url("app", "not-" + password));
     auto e = expect_error(repo->count_models(), Errc::auth_failed);
@@ -203,19 +193,18 @@ TEST_CASE("wrong password: auth_failed, 28P01, host and port and method named, n
     CHECK(steady_clock::now() - start < 2s);
 }
 
-TEST_CASE("an MD5 verifier under a scram-sha-256 rule fails like a wrong password")
-{
+TEST_CASE("an MD5 verifier under a scram-sha-256 rule fails like a wrong password") {
     auto& s = server();
     s.psql("SET password_encryption = 'md5'; DROP ROLE IF EXISTS legacy; "
-           "CREATE ROLE legacy LOGIN PASSWORD '" + password + "'");
+           "CREATE ROLE legacy LOGIN PASSWORD '" +
+           password + "'");
     auto repo = open_repo(s.url("legacy", password, "modelrepo"));
     auto e = expect_error(repo->count_models(), Errc::auth_failed);
     CHECK(e.sqlstate == "28P01");
     CHECK(e.message.find("MD5") != std::string::npos);
 }
 
-TEST_CASE("missing database, unknown role, no pg_hba entry, refused")
-{
+TEST_CASE("missing database, unknown role, no pg_hba entry, refused") {
     auto& s = server();
     auto missing = open_repo(s.url("app", password, "no_such_db"));
     auto e = expect_error(missing->count_models(), Errc::database_missing);
@@ -242,8 +231,7 @@ TEST_CASE("missing database, unknown role, no pg_hba entry, refused")
     CHECK(r.message.find("127.0.0.1") != std::string::npos);
 }
 
-TEST_CASE("pool exhaustion returns pool_exhausted after the acquire timeout")
-{
+TEST_CASE("pool exhaustion returns pool_exhausted after the acquire timeout") {
     auto repo = fresh_catalogue("catalogue_pool",
                                 "connection_limit=1&acquire_timeout_ms=300&socket_timeout=5");
     // Hold the only connection: a statement that waits on a lock psql holds for 2 s.
@@ -266,8 +254,7 @@ TEST_CASE("pool exhaustion returns pool_exhausted after the acquire timeout")
     CHECK(repo->count_providers().value() == 10);
 }
 
-TEST_CASE("16 threads of mixed reads and upserts give correct answers")
-{
+TEST_CASE("16 threads of mixed reads and upserts give correct answers") {
     auto repo = fresh_catalogue("catalogue_threads", "connection_limit=6");
     auto memory = MemoryRepository::builtin();
     std::vector<std::string> slugs;
@@ -328,8 +315,7 @@ TEST_CASE("16 threads of mixed reads and upserts give correct answers")
     CHECK(pool.busy == 0);
 }
 
-TEST_CASE("server stopped with SIGSTOP: calls return timeout within the deadline")
-{
+TEST_CASE("server stopped with SIGSTOP: calls return timeout within the deadline") {
     auto repo = fresh_catalogue("catalogue_sigstop", "query_timeout_ms=1000&connect_timeout=2");
     REQUIRE(repo->count_models().value() == 32);
     auto& s = server();
@@ -347,8 +333,7 @@ TEST_CASE("server stopped with SIGSTOP: calls return timeout within the deadline
     CHECK(value_or<std::int64_t>(again, -1) == 32);
 }
 
-TEST_CASE("server killed (kill -9) and restarted: the same repository recovers by itself")
-{
+TEST_CASE("server killed (kill -9) and restarted: the same repository recovers by itself") {
     auto repo = fresh_catalogue("catalogue_kill", "connect_timeout=2");
     REQUIRE(repo->count_models().value() == 32);
     auto& s = shared_pg_server();
@@ -378,8 +363,7 @@ TEST_CASE("server killed (kill -9) and restarted: the same repository recovers b
     CHECK_FALSE(repo->pool_stats().server_down);
 }
 
-TEST_CASE("no message ever held the password")
-{
+TEST_CASE("no message ever held the password") {
     CHECK(seen_messages.size() >= 8);
     for (const std::string& m : seen_messages) {
         CAPTURE(m);
@@ -387,8 +371,7 @@ TEST_CASE("no message ever held the password")
     }
 }
 
-TEST_CASE("CLI: migrate, import, stats, export against PostgreSQL; errors exit 1")
-{
+TEST_CASE("CLI: migrate, import, stats, export against PostgreSQL; errors exit 1") {
     auto& s = server();
     s.psql("DROP DATABASE IF EXISTS catalogue_cli WITH (FORCE)");
     s.psql("CREATE DATABASE catalogue_cli OWNER app");
@@ -435,16 +418,14 @@ TEST_CASE("CLI: migrate, import, stats, export against PostgreSQL; errors exit 1
 namespace {
 
 const DoctorCheck* find_check(const DoctorReport& report, const std::string& name,
-                              DoctorCheck::Status status)
-{
+                              DoctorCheck::Status status) {
     for (const auto& c : report.checks)
         if (c.name == name && c.status == status)
             return &c;
     return nullptr;
 }
 
-std::string dump(const DoctorReport& report)
-{
+std::string dump(const DoctorReport& report) {
     std::string out;
     for (const auto& c : report.checks)
         out += std::string(to_string(c.status)) + " " + c.scope + " " + c.name + ": " + c.detail +
@@ -454,8 +435,7 @@ std::string dump(const DoctorReport& report)
 
 } // namespace
 
-TEST_CASE("doctor: a healthy URL, every address of localhost")
-{
+TEST_CASE("doctor: a healthy URL, every address of localhost") {
     auto& s = server();
     fresh_catalogue("catalogue_doctor");
     auto report = diagnose_postgres(s.url("app", password, "catalogue_doctor", "localhost"),
@@ -464,8 +444,8 @@ TEST_CASE("doctor: a healthy URL, every address of localhost")
     CAPTURE(dump(report.value()));
     CHECK(report.value().healthy());
     CHECK(find_check(report.value(), "auth", DoctorCheck::Status::ok));
-    CHECK(find_check(report.value(), "method", DoctorCheck::Status::ok)->detail.find("scram-sha-256") !=
-          std::string::npos);
+    CHECK(find_check(report.value(), "method", DoctorCheck::Status::ok)
+              ->detail.find("scram-sha-256") != std::string::npos);
     CHECK(find_check(report.value(), "schema", DoctorCheck::Status::ok)->detail.find("32 models") !=
           std::string::npos);
     CHECK(find_check(report.value(), "verifier", DoctorCheck::Status::ok)->detail.find("scram") !=
@@ -478,11 +458,11 @@ TEST_CASE("doctor: a healthy URL, every address of localhost")
     CHECK(dump(report.value()).find(password) == std::string::npos);
 }
 
-TEST_CASE("doctor: an MD5 verifier under a scram-sha-256 rule is named with its fix")
-{
+TEST_CASE("doctor: an MD5 verifier under a scram-sha-256 rule is named with its fix") {
     auto& s = server();
     s.psql("SET password_encryption = 'md5'; DROP ROLE IF EXISTS legacy; "
-           "CREATE ROLE legacy LOGIN PASSWORD '" + password + "'");
+           "CREATE ROLE legacy LOGIN PASSWORD '" +
+           password + "'");
     auto report = diagnose_postgres(s.url("legacy", password, "modelrepo"), s.admin_conninfo());
     REQUIRE(report);
     CAPTURE(dump(report.value()));
@@ -496,8 +476,7 @@ TEST_CASE("doctor: an MD5 verifier under a scram-sha-256 rule is named with its 
           std::string::npos);
 }
 
-TEST_CASE("doctor: a pg_hba.conf edit that was never reloaded")
-{
+TEST_CASE("doctor: a pg_hba.conf edit that was never reloaded") {
     auto& s = server();
     // The incident: 127.0.0.1 -> trust written to the file, the reload never done.
     std::this_thread::sleep_for(1100ms); // file times have one-second resolution here
@@ -522,8 +501,7 @@ TEST_CASE("doctor: a pg_hba.conf edit that was never reloaded")
     s.reload();
 }
 
-TEST_CASE("doctor CLI: exit 1 with findings, flags a raw reserved character in the password")
-{
+TEST_CASE("doctor CLI: exit 1 with findings, flags a raw reserved character in the password") {
     auto& s = server();
     std::string cli = test::require_env("MODELREPO_CLI");
     auto bad = test::run_process({cli, "doctor", s.url("app", "wr@ng/" + password)});

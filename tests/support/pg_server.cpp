@@ -1,19 +1,19 @@
 // SPDX-License-Identifier: MIT
 #include "pg_server.hpp"
 
-#include <doctest/doctest.h>
-
-#include <arpa/inet.h>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <netinet/in.h>
 #include <sstream>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <thread>
 #include <unistd.h>
 
 namespace modelrepo::test {
@@ -22,8 +22,7 @@ bool report_with_doctest = true;
 
 namespace {
 
-int free_port()
-{
+int free_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -37,8 +36,7 @@ int free_port()
     return port;
 }
 
-std::string shell_quote(const std::string& s)
-{
+std::string shell_quote(const std::string& s) {
     std::string out = "'";
     for (char c : s) {
         if (c == '\'')
@@ -49,16 +47,14 @@ std::string shell_quote(const std::string& s)
     return out + "'";
 }
 
-bool in_ci()
-{
+bool in_ci() {
     const char* ci = std::getenv("CI");
     return ci && (std::string(ci) == "true" || std::string(ci) == "1");
 }
 
 } // namespace
 
-PgServer::PgServer()
-{
+PgServer::PgServer() {
     if (!std::filesystem::exists(bin_dir_ / "initdb")) {
         why_ = "PostgreSQL 15 is not installed (" + (bin_dir_ / "initdb").string() +
                " missing; scripts/setup test installs postgresql-15)";
@@ -102,12 +98,12 @@ PgServer::PgServer()
          << "logging_collector = off\n";
     conf.close();
     if (as_root_)
-        run_shell("chown postgres:postgres " + shell_quote((data_dir_ / "postgresql.conf").string()));
+        run_shell("chown postgres:postgres " +
+                  shell_quote((data_dir_ / "postgresql.conf").string()));
     start();
 }
 
-void PgServer::start()
-{
+void PgServer::start() {
     std::string out;
     std::string log = (root_ / "server.log").string();
     if (run_shell(as_server_user(shell_quote((bin_dir_ / "pg_ctl").string()) + " -D " +
@@ -124,8 +120,7 @@ void PgServer::start()
     running_ = true;
 }
 
-PgServer::~PgServer()
-{
+PgServer::~PgServer() {
     if (running_) {
         continue_processes();
         run_shell(as_server_user(shell_quote((bin_dir_ / "pg_ctl").string()) + " -D " +
@@ -137,15 +132,13 @@ PgServer::~PgServer()
     }
 }
 
-std::string PgServer::as_server_user(const std::string& command) const
-{
+std::string PgServer::as_server_user(const std::string& command) const {
     if (!as_root_)
         return command;
     return "runuser -u postgres -- sh -c " + shell_quote(command);
 }
 
-int PgServer::run_shell(const std::string& command, std::string* output) const
-{
+int PgServer::run_shell(const std::string& command, std::string* output) const {
     std::string full = command + " 2>&1";
     FILE* pipe = ::popen(full.c_str(), "r");
     if (!pipe)
@@ -162,22 +155,19 @@ int PgServer::run_shell(const std::string& command, std::string* output) const
 
 std::string PgServer::url(const std::string& user, const std::string& password,
                           const std::string& db, const std::string& host,
-                          const std::string& query) const
-{
+                          const std::string& query) const {
     std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     std::string u = "postgresql://" + user + (password.empty() ? "" : ":" + password) + "@" + h +
                     ":" + std::to_string(port_) + "/" + db;
     return query.empty() ? u : u + "?" + query;
 }
 
-std::string PgServer::admin_conninfo() const
-{
+std::string PgServer::admin_conninfo() const {
     return "host=" + root_.string() + " port=" + std::to_string(port_) +
            " user=postgres dbname=postgres";
 }
 
-std::optional<std::string> PgServer::try_psql(const std::string& sql, const std::string& db) const
-{
+std::optional<std::string> PgServer::try_psql(const std::string& sql, const std::string& db) const {
     std::string command = "PGCONNECT_TIMEOUT=10 " + shell_quote((bin_dir_ / "psql").string()) +
                           " -X -q -A -t -v ON_ERROR_STOP=1 -h " + shell_quote(root_.string()) +
                           " -p " + std::to_string(port_) + " -U postgres -d " + shell_quote(db) +
@@ -192,8 +182,7 @@ std::optional<std::string> PgServer::try_psql(const std::string& sql, const std:
     return out;
 }
 
-std::string PgServer::psql(const std::string& sql, const std::string& db) const
-{
+std::string PgServer::psql(const std::string& sql, const std::string& db) const {
     auto out = try_psql(sql, db);
     if (!out) {
         if (!report_with_doctest) {
@@ -207,8 +196,7 @@ std::string PgServer::psql(const std::string& sql, const std::string& db) const
 }
 
 void PgServer::create_role(const std::string& user, const std::string& password,
-                           const std::string& db) const
-{
+                           const std::string& db) const {
     psql("SET password_encryption = 'scram-sha-256'; DROP ROLE IF EXISTS \"" + user +
          "\"; CREATE ROLE \"" + user + "\" LOGIN PASSWORD '" + password + "'");
     if (psql("SELECT count(*) FROM pg_database WHERE datname = '" + db + "'") == "0")
@@ -218,8 +206,7 @@ void PgServer::create_role(const std::string& user, const std::string& password,
     psql("GRANT ALL ON SCHEMA public TO \"" + user + "\"", db);
 }
 
-void PgServer::prepend_hba(const std::string& line) const
-{
+void PgServer::prepend_hba(const std::string& line) const {
     auto path = data_dir_ / "pg_hba.conf";
     std::ifstream in(path);
     std::stringstream content;
@@ -229,8 +216,7 @@ void PgServer::prepend_hba(const std::string& line) const
     out << line << "\n" << content.str();
 }
 
-std::string PgServer::replace_hba(const std::string& lines) const
-{
+std::string PgServer::replace_hba(const std::string& lines) const {
     auto path = data_dir_ / "pg_hba.conf";
     std::ifstream in(path);
     std::stringstream old;
@@ -240,27 +226,23 @@ std::string PgServer::replace_hba(const std::string& lines) const
     return old.str();
 }
 
-void PgServer::restore_hba(const std::string& content) const
-{
+void PgServer::restore_hba(const std::string& content) const {
     std::ofstream(data_dir_ / "pg_hba.conf", std::ios::trunc) << content;
 }
 
-void PgServer::reload() const
-{
+void PgServer::reload() const {
     psql("SELECT pg_reload_conf()");
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
 }
 
-int PgServer::postmaster_pid() const
-{
+int PgServer::postmaster_pid() const {
     std::ifstream in(data_dir_ / "postmaster.pid");
     int pid = 0;
     in >> pid;
     return pid;
 }
 
-void PgServer::signal_all(int signal) const
-{
+void PgServer::signal_all(int signal) const {
     int pid = postmaster_pid();
     if (pid <= 0)
         return;
@@ -276,8 +258,7 @@ void PgServer::signal_all(int signal) const
     }
 }
 
-void PgServer::kill9()
-{
+void PgServer::kill9() {
     int pid = postmaster_pid();
     signal_all(SIGKILL);
     // Reap what was reparented to us (see PR_SET_CHILD_SUBREAPER above) and wait until
@@ -294,24 +275,20 @@ void PgServer::kill9()
     running_ = false;
 }
 
-void PgServer::stop_processes() const
-{
+void PgServer::stop_processes() const {
     signal_all(SIGSTOP);
 }
 
-void PgServer::continue_processes() const
-{
+void PgServer::continue_processes() const {
     signal_all(SIGCONT);
 }
 
-PgServer& shared_pg_server()
-{
+PgServer& shared_pg_server() {
     static PgServer server;
     return server;
 }
 
-void require_pg(const PgServer& server)
-{
+void require_pg(const PgServer& server) {
     if (server.available())
         return;
     if (in_ci())

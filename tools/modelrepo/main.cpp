@@ -154,18 +154,15 @@ int run_statuses(ModelRepository& repo, const Options& options) {
 
 #if MODELREPO_HAS_POSTGRES
 /// The PostgreSQL repository behind `repo`, or an error that says the command needs one.
-Result<PostgresRepository*> postgres_of(ModelRepository& repo, const char* command)
-{
+Result<PostgresRepository*> postgres_of(ModelRepository& repo, const char* command) {
     if (auto* pg = dynamic_cast<PostgresRepository*>(&repo))
         return pg;
     return make_error(Errc::invalid_argument,
                       std::string(command) + " works on a PostgreSQL source; " +
-                          std::string(repo.name()) +
-                          " is not one (use --source postgresql://…)");
+                          std::string(repo.name()) + " is not one (use --source postgresql://…)");
 }
 
-int run_migrate(ModelRepository& repo)
-{
+int run_migrate(ModelRepository& repo) {
     auto pg = postgres_of(repo, "migrate");
     if (!pg)
         return fail(pg.error());
@@ -176,8 +173,7 @@ int run_migrate(ModelRepository& repo)
     return exit_ok;
 }
 
-int run_doctor(const std::string& url, const std::string& admin_url, bool json)
-{
+int run_doctor(const std::string& url, const std::string& admin_url, bool json) {
     auto report = diagnose_postgres(url, admin_url);
     if (!report)
         return fail(report.error());
@@ -204,8 +200,7 @@ int run_doctor(const std::string& url, const std::string& admin_url, bool json)
     return report.value().healthy() ? exit_ok : exit_error;
 }
 
-int run_import(ModelRepository& repo, const std::string& from)
-{
+int run_import(ModelRepository& repo, const std::string& from) {
     auto pg = postgres_of(repo, "import");
     if (!pg)
         return fail(pg.error());
@@ -281,7 +276,8 @@ int main(int argc, char** argv) {
         "migrate", "Create or upgrade modelrepo's tables in the PostgreSQL source (idempotent)");
     auto* import = app.add_subcommand(
         "import", "Replace the PostgreSQL source's catalogue with a snapshot, in one transaction");
-    import->add_option("snapshot", import_from, "A snapshot file (modelrepo.snapshot/1) or builtin:")
+    import
+        ->add_option("snapshot", import_from, "A snapshot file (modelrepo.snapshot/1) or builtin:")
         ->required();
     std::string doctor_url, admin_url;
     auto* doctor = app.add_subcommand(
@@ -289,8 +285,9 @@ int main(int argc, char** argv) {
                   "auth method asked, login, database, schema); with --admin-url also the role's "
                   "verifier, the matching pg_hba.conf lines and an unreloaded pg_hba.conf. "
                   "Exit 0 when nothing failed, 1 otherwise");
-    doctor->add_option("url", doctor_url, "The URL to diagnose (default: the first --source, "
-                                          "then $DATABASE_URL)");
+    doctor->add_option("url", doctor_url,
+                       "The URL to diagnose (default: the first --source, "
+                       "then $DATABASE_URL)");
     doctor->add_option("--admin-url", admin_url, "A superuser URL for the server-side checks");
 #endif
 
