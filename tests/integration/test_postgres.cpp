@@ -515,3 +515,41 @@ TEST_CASE("doctor CLI: exit 1 with findings, flags a raw reserved character in t
     CHECK(good.exit_code == 0);
     CHECK(good.out.find("\"healthy\": true") != std::string::npos);
 }
+
+TEST_CASE("several hosts with target_session_attrs: libpq moves past a dead first host") {
+    auto& s = server();
+    fresh_catalogue("catalogue_hosts");
+    std::string url = "postgresql://app:" + password +
+                      "@127.0.0.1:1,127.0.0.1:" + std::to_string(s.port()) +
+                      "/catalogue_hosts?target_session_attrs=read-write&connect_timeout=2";
+    auto repo = open_repo(url);
+    CHECK(repo->count_models().value() == 32);
+    CHECK(repo->name().find("127.0.0.1:1,127.0.0.1:") != std::string_view::npos);
+}
+
+TEST_CASE("connections are validated after idling, replaced when the server ended them, "
+          "and retired at max lifetime") {
+    auto& s = server();
+    fresh_catalogue("catalogue_lifecycle");
+    auto config = PostgresConfig::from_url(s.url("app", password, "catalogue_lifecycle")).value();
+    config.pool_size = 2;
+    config.validate_after_idle = 0ms; // validate on every reuse
+    auto repo = PostgresRepository::create(config).value();
+    REQUIRE(repo->count_models().value() == 32);
+    // The server ends every session of this database behind the pool's back.
+    s.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+           "WHERE datname = 'catalogue_lifecycle' AND pid <> pg_backend_pid()");
+    std::this_thread::sleep_for(100ms);
+    // The next call still succeeds: the dead connection fails validation and is replaced.
+    CHECK(repo->count_models().value() == 32);
+    CHECK(repo->pool_stats().broken_replaced >= 1);
+    CHECK(repo->pool_stats().connects >= 2);
+
+    config.max_lifetime = 200ms;
+    config.validate_after_idle = 30s;
+    auto short_lived = PostgresRepository::create(config).value();
+    REQUIRE(short_lived->count_models().value() == 32);
+    std::this_thread::sleep_for(300ms);
+    CHECK(short_lived->count_models().value() == 32);
+    CHECK(short_lived->pool_stats().expired_replaced >= 1);
+}
