@@ -173,14 +173,15 @@ struct PostgresRepository::Impl {
 
     template <class Tx, class... Args>
     pqxx::result exec(Tx& tx, const Statement& statement, Args&&... args) {
-        // libpqxx takes names as std::string: build each once, not per call.
+        // libpqxx takes names as std::string: build each once, not per call. Keyed by
+        // content: identical literals need not share an address across files.
         static const auto names = [] {
-            std::unordered_map<const char*, std::pair<std::string, std::string>> m;
+            std::unordered_map<std::string_view, std::pair<std::string, std::string>> m;
             for (const Statement& s : detail::prepared_statements())
-                m.emplace(s.name.data(), std::pair{std::string(s.name), std::string(s.sql)});
+                m.emplace(s.name, std::pair{std::string(s.name), std::string(s.sql)});
             return m;
         }();
-        const auto& [name, sql] = names.at(statement.name.data());
+        const auto& [name, sql] = names.at(statement.name);
         if (config.prepared_statements)
             return tx.exec_prepared(name, std::forward<Args>(args)...);
         return tx.exec_params(sql, std::forward<Args>(args)...);
