@@ -3,7 +3,9 @@
 /// Umbrella header: everything a service needs to use modelrepo.
 #pragma once
 
+#include <modelrepo/circuit_breaker.hpp>
 #include <modelrepo/error.hpp>
+#include <modelrepo/fallback_repository.hpp>
 #include <modelrepo/memory_repository.hpp>
 #include <modelrepo/model_repository.hpp>
 #include <modelrepo/open.hpp>

@@ -2,6 +2,7 @@
 // open() and open_chain(): from a source URI to a repository.
 #include <array>
 
+#include <modelrepo/fallback_repository.hpp>
 #include <modelrepo/memory_repository.hpp>
 #include <modelrepo/open.hpp>
 
@@ -102,9 +103,17 @@ Result<std::shared_ptr<ModelRepository>> open_chain(std::span<const std::string>
         return make_error(Errc::invalid_argument, "open_chain needs at least one source URI");
     if (uris.size() == 1)
         return open(uris.front());
-    return make_error(Errc::not_supported,
-                      "a chain of " + std::to_string(uris.size()) +
-                          " sources needs FallbackRepository, which this build lacks");
+    std::vector<std::shared_ptr<ModelRepository>> sources;
+    for (const std::string& uri : uris) {
+        auto source = open(uri);
+        if (!source)
+            return source.error();
+        sources.push_back(std::move(source).value());
+    }
+    auto chain = FallbackRepository::create(std::move(sources));
+    if (!chain)
+        return chain.error();
+    return std::shared_ptr<ModelRepository>(std::move(chain).value());
 }
 
 } // namespace modelrepo

@@ -36,7 +36,7 @@ TEST_CASE("stats on the builtin catalogue") {
     CHECK(doc["source"] == "builtin");
     CHECK(doc["models"] == 32);
     CHECK(doc["providers"] == 10);
-    CHECK(doc["as_of"] == "2026-11-24T06:00:00Z");
+    CHECK(doc["as_of"] == "2026-11-23T06:00:00Z");
     CHECK(doc["health"]["operational"].get<int>() + doc["health"]["degraded"].get<int>() +
               doc["health"]["outage"].get<int>() + doc["health"]["unknown"].get<int>() ==
           32);

@@ -62,6 +62,14 @@ std::vector<std::string> resolve_sources(const Options& options) {
     return {"builtin:"};
 }
 
+/// The source that answered the last call: for a chain, the one that answered.
+std::string served_by(ModelRepository& repo) {
+    if (auto* chain = dynamic_cast<FallbackRepository*>(&repo))
+        if (auto source = chain->last_source(); !source.empty())
+            return source;
+    return std::string(repo.name());
+}
+
 int fail(const Error& error) {
     std::cerr << "modelrepo: error: " << error.to_string() << '\n';
     return exit_error;
@@ -97,13 +105,13 @@ int run_models(ModelRepository& repo, const Options& options, bool priority_give
         }
     if (options.json) {
         nlohmann::ordered_json out;
-        out["source"] = std::string(repo.name());
+        out["source"] = served_by(repo);
         out["models"] = nlohmann::ordered_json::array();
         for (const Model& m : models.value())
             out["models"].push_back(cli::to_json(m));
         print_json(out);
     } else {
-        cli::print_models(std::cout, models.value(), repo.name());
+        cli::print_models(std::cout, models.value(), served_by(repo));
     }
     return exit_ok;
 }
@@ -120,10 +128,10 @@ int run_model(ModelRepository& repo, const Options& options) {
     }
     if (options.json) {
         nlohmann::ordered_json out = cli::to_json(*model.value());
-        out["source"] = std::string(repo.name());
+        out["source"] = served_by(repo);
         print_json(out);
     } else {
-        cli::print_model(std::cout, *model.value(), repo.name());
+        cli::print_model(std::cout, *model.value(), served_by(repo));
     }
     return exit_ok;
 }
@@ -141,13 +149,13 @@ int run_statuses(ModelRepository& repo, const Options& options) {
             shown.push_back(s);
     if (options.json) {
         nlohmann::ordered_json out;
-        out["source"] = std::string(repo.name());
+        out["source"] = served_by(repo);
         out["statuses"] = nlohmann::ordered_json::array();
         for (const ModelStatus& s : shown)
             out["statuses"].push_back(cli::to_json(s));
         print_json(out);
     } else {
-        cli::print_statuses(std::cout, shown, repo.name());
+        cli::print_statuses(std::cout, shown, served_by(repo));
     }
     return exit_ok;
 }
@@ -220,13 +228,39 @@ int run_import(ModelRepository& repo, const std::string& from) {
 }
 #endif
 
+/// Runs `calls` mixed reads through the chain, then prints its metrics (Prometheus).
+int run_metrics(std::shared_ptr<ModelRepository> repo, int calls) {
+    auto chain = std::dynamic_pointer_cast<FallbackRepository>(repo);
+    if (!chain) {
+        auto wrapped = FallbackRepository::create({repo});
+        if (!wrapped)
+            return fail(wrapped.error());
+        chain = std::move(wrapped).value();
+    }
+    const std::vector<std::string> priority{"gpt-5", "gpt-4o", "claude-sonnet-4-5"};
+    for (int i = 0; i < calls; ++i) {
+        switch (i % 3) {
+        case 0:
+            (void)chain->system_stats();
+            break;
+        case 1:
+            (void)chain->find_models(priority);
+            break;
+        default:
+            (void)chain->list_statuses();
+        }
+    }
+    std::cout << chain->prometheus();
+    return exit_ok;
+}
+
 int run_export(ModelRepository& repo) {
     auto snapshot = repo.export_snapshot();
     if (!snapshot)
         return fail(snapshot.error());
     std::cout << write_snapshot(snapshot.value());
     std::cerr << "modelrepo: exported " << snapshot.value().models.size() << " models from "
-              << repo.name() << '\n';
+              << served_by(repo) << '\n';
     return exit_ok;
 }
 
@@ -270,6 +304,13 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"operational", "degraded", "outage", "unknown"}));
     auto* exported = app.add_subcommand("export", "Write the whole catalogue as snapshot JSON "
                                                   "(modelrepo.snapshot/1) to stdout");
+    int metric_calls = 100;
+    auto* metrics = app.add_subcommand(
+        "metrics", "Run a workload of mixed reads through the sources, then print the "
+                   "metrics in Prometheus text format (calls, failures, answers per source, "
+                   "breaker state, pool)");
+    metrics->add_option("--calls", metric_calls, "Reads to make first (default 100)")
+        ->check(CLI::Range(0, 10'000'000));
 #if MODELREPO_HAS_POSTGRES
     std::string import_from;
     auto* migrate = app.add_subcommand(
@@ -333,6 +374,8 @@ int main(int argc, char** argv) {
         return run_statuses(source, options);
     if (exported->parsed())
         return run_export(source);
+    if (metrics->parsed())
+        return run_metrics(repo.value(), metric_calls);
 #if MODELREPO_HAS_POSTGRES
     if (migrate->parsed())
         return run_migrate(source);

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: MIT
+/// @file
+/// `FallbackRepository`: one `ModelRepository` over an ordered list of sources, each
+/// behind its own `CircuitBreaker`; answers from the first source that can.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <modelrepo/circuit_breaker.hpp>
+#include <modelrepo/model_repository.hpp>
+
+namespace modelrepo {
+
+struct FallbackConfig {
+    BreakerConfig breaker; ///< for every source
+    /// While a source's breaker is open, its `check_health()` is called this often, so
+    /// it returns to service when it recovers even without traffic.
+    std::chrono::milliseconds probe_interval{1'000};
+    /// Events waiting for the subscriber beyond this are dropped (and counted).
+    std::size_t event_queue_limit = 1'024;
+};
+
+/// Something a service may want to alert on.
+struct FallbackEvent {
+    enum class Kind {
+        breaker_opened,    ///< a source stopped being called
+        breaker_half_open, ///< a source gets trial calls
+        breaker_closed,    ///< a source is back in service
+        served_by_backup,  ///< an answer came from a source other than the first (on change)
+        primary_recovered, ///< the first source answers again after a backup did
+    };
+    Kind kind;
+    Timestamp at;
+    std::string source;
+    std::string cause;
+};
+/// "breaker_opened", …
+std::string_view to_string(FallbackEvent::Kind k) noexcept;
+
+/// Counters of one source.
+struct SourceMetrics {
+    /// Upper bounds (seconds) of the latency histogram buckets; the last is +inf.
+    static constexpr std::array<double, 10> latency_bounds_s{0.0005, 0.001, 0.005, 0.01, 0.025,
+                                                             0.1,    0.5,   1,     5,    1e300};
+    std::string source;
+    std::uint64_t calls = 0; ///< calls made (rejections not included)
+    std::uint64_t successes = 0;
+    std::uint64_t answers = 0;                     ///< reads this source answered for the chain
+    std::uint64_t rejections = 0;                  ///< calls the breaker refused
+    std::map<std::string, std::uint64_t> failures; ///< by Errc name
+    std::array<std::uint64_t, latency_bounds_s.size()> latency_buckets{};
+    double latency_sum_s = 0;
+    BreakerState breaker = BreakerState::closed;
+};
+
+struct FallbackMetrics {
+    std::vector<SourceMetrics> sources; ///< in chain order
+    std::uint64_t all_failed = 0;       ///< reads no source could answer
+    std::uint64_t events_dropped = 0;
+};
+
+/// Reads go down the list until a source answers; the answer's provenance is in
+/// `SystemStats::source`, in `last_source()`, in the metrics and in events. Writes
+/// (`upsert_statuses`) go to the first source only, never silently to a backup: while
+/// it is down the caller gets its error (or `circuit_open`). When every source fails,
+/// `Errc::all_sources_failed` lists each source and its cause. A non-failure error
+/// (`invalid_argument`, `not_found`) is an answer: it is returned, not retried.
+///
+/// Thread safety: all methods may be called concurrently. Events are delivered on one
+/// internal thread in order; a slow or throwing subscriber delays or loses only events,
+/// never calls. A second internal thread probes open sources. Both stop in the
+/// destructor.
+class FallbackRepository final : public ModelRepository {
+public:
+    /// Errors: `Errc::invalid_argument` for an empty list or a null source.
+    static Result<std::shared_ptr<FallbackRepository>>
+    create(std::vector<std::shared_ptr<ModelRepository>> sources, FallbackConfig config = {},
+           CircuitBreaker::ClockFn clock = {});
+
+    ~FallbackRepository() override;
+    FallbackRepository(const FallbackRepository&) = delete;
+    FallbackRepository& operator=(const FallbackRepository&) = delete;
+
+    /// "fallback(a → b → c)"
+    std::string_view name() const noexcept override;
+    Result<std::int64_t> count_models() override;
+    Result<std::int64_t> count_providers() override;
+    Result<std::vector<ModelStatus>> list_statuses() override;
+    Result<std::vector<Model>> find_models(std::span<const std::string> slugs) override;
+    Result<std::optional<Model>> find_model(std::string_view slug) override;
+    Result<SystemStats> system_stats() override;
+    /// Healthy when any source is.
+    Result<void> check_health() override;
+    Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override;
+    Result<std::vector<Model>> list_models() override;
+    Result<Snapshot> export_snapshot() override;
+
+    /// The name of the source that answered this thread's last successful call.
+    std::string last_source() const;
+    /// Replaces the event subscriber (called on the event thread).
+    void subscribe(std::function<void(const FallbackEvent&)> subscriber);
+    FallbackMetrics metrics() const;
+    /// The metrics (and the pool statistics of PostgreSQL sources) in the Prometheus
+    /// text exposition format, `modelrepo_*` names with `source` labels.
+    std::string prometheus() const;
+    /// The sources, in order.
+    const std::vector<std::shared_ptr<ModelRepository>>& sources() const noexcept;
+    /// The breaker of source `index`.
+    CircuitBreaker& breaker(std::size_t index);
+
+private:
+    struct Impl;
+    explicit FallbackRepository(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace modelrepo

@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: MIT
+#include <atomic>
+#include <mutex>
+#include <random>
+#include <vector>
+
+#include <modelrepo/circuit_breaker.hpp>
+
+namespace modelrepo {
+
+namespace {
+
+using namespace std::chrono;
+
+std::string describe(const Error& error) {
+    return error.to_string().substr(0, 200);
+}
+
+} // namespace
+
+std::string_view to_string(BreakerState s) noexcept {
+    switch (s) {
+    case BreakerState::closed:
+        return "closed";
+    case BreakerState::open:
+        return "open";
+    case BreakerState::half_open:
+        break;
+    }
+    return "half_open";
+}
+
+bool counts_as_failure(const Error& error) noexcept {
+    auto code = error.errc();
+    if (!code)
+        return false;
+    switch (*code) {
+    case Errc::unreachable:
+    case Errc::timeout:
+    case Errc::auth_failed:
+    case Errc::tls_failed:
+    case Errc::pool_exhausted:
+    case Errc::query_failed:
+    case Errc::too_many_connections:
+    case Errc::database_missing:
+    case Errc::schema_missing:
+    case Errc::bad_data:
+    case Errc::rate_limited:
+    case Errc::io_error:
+        return true;
+    case Errc::http_status:
+        return error.http_status >= 500 || error.http_status == 0;
+    default:
+        return false;
+    }
+}
+
+struct CircuitBreaker::Impl {
+    BreakerConfig config;
+    ClockFn clock;
+
+    std::atomic<BreakerState> state{BreakerState::closed};
+    std::atomic<std::uint32_t> opens{0};
+
+    std::mutex mutex; ///< guards everything below
+    struct Outcome {
+        bool failed;
+        bool slow;
+    };
+    std::vector<Outcome> window; ///< ring buffer of the last calls (closed state)
+    std::size_t next = 0;
+    std::size_t filled = 0;
+    std::size_t failures = 0;
+    std::size_t slow = 0;
+    std::size_t consecutive = 0;
+    std::string last_cause;
+    TimePoint open_until{};
+    std::size_t trials_in_flight = 0;
+    std::size_t trial_successes = 0;
+    std::mt19937_64 random;
+    std::function<void(const BreakerTransition&)> callback;
+
+    void reset_window() {
+        window.assign(config.window_size, Outcome{false, false});
+        next = filled = failures = slow = consecutive = 0;
+    }
+
+    /// Changes state under the mutex; returns the transition to report after unlock.
+    BreakerTransition transition(BreakerState to, TimePoint at, std::string cause) {
+        BreakerState from = state.load(std::memory_order_relaxed);
+        if (to == BreakerState::open) {
+            std::uint32_t n = opens.fetch_add(1, std::memory_order_relaxed) + 1;
+            double factor = 1.0;
+            for (std::uint32_t i = 1; i < n; ++i)
+                factor *= config.open_backoff_multiplier;
+            double ms = std::min<double>(static_cast<double>(config.open_duration.count()) * factor,
+                                         static_cast<double>(config.max_open_duration.count()));
+            std::uniform_real_distribution<double> spread(1.0 - config.jitter, 1.0);
+            open_until =
+                at + duration_cast<nanoseconds>(duration<double, std::milli>(ms * spread(random)));
+            trials_in_flight = trial_successes = 0;
+        } else if (to == BreakerState::closed) {
+            opens.store(0, std::memory_order_relaxed); // a clean close resets the backoff
+            reset_window();
+        } else {
+            trials_in_flight = trial_successes = 0;
+        }
+        state.store(to, std::memory_order_release);
+        return {from, to, at, std::move(cause)};
+    }
+
+    void report(const std::optional<BreakerTransition>& t) {
+        if (!t)
+            return;
+        std::function<void(const BreakerTransition&)> cb;
+        {
+            std::lock_guard lock(mutex);
+            cb = callback;
+        }
+        if (cb)
+            cb(*t);
+    }
+};
+
+CircuitBreaker::CircuitBreaker(BreakerConfig config, ClockFn clock, std::uint64_t seed)
+    : impl_(std::make_unique<Impl>()) {
+    if (config.window_size == 0)
+        config.window_size = 1;
+    if (config.half_open_trials == 0)
+        config.half_open_trials = 1;
+    impl_->config = config;
+    impl_->clock = clock ? std::move(clock) : ClockFn([] { return steady_clock::now(); });
+    impl_->random.seed(seed ? seed : std::random_device{}());
+    impl_->reset_window();
+}
+
+CircuitBreaker::~CircuitBreaker() = default;
+
+CircuitBreaker::TimePoint CircuitBreaker::now() const {
+    return impl_->clock();
+}
+
+BreakerState CircuitBreaker::state() const noexcept {
+    return impl_->state.load(std::memory_order_acquire);
+}
+
+std::uint32_t CircuitBreaker::consecutive_opens() const noexcept {
+    return impl_->opens.load(std::memory_order_relaxed);
+}
+
+void CircuitBreaker::on_transition(std::function<void(const BreakerTransition&)> callback) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->callback = std::move(callback);
+}
+
+Result<void> CircuitBreaker::allow(std::string_view name) {
+    // The common case: closed, one atomic load.
+    if (impl_->state.load(std::memory_order_acquire) == BreakerState::closed)
+        return success();
+
+    std::optional<BreakerTransition> changed;
+    Result<void> answer = success();
+    {
+        std::lock_guard lock(impl_->mutex);
+        TimePoint at = now();
+        BreakerState s = impl_->state.load(std::memory_order_relaxed);
+        if (s == BreakerState::open && at >= impl_->open_until) {
+            changed = impl_->transition(BreakerState::half_open, at, "open time elapsed");
+            s = BreakerState::half_open;
+        }
+        if (s == BreakerState::half_open &&
+            impl_->trials_in_flight < impl_->config.half_open_trials) {
+            ++impl_->trials_in_flight;
+        } else if (s != BreakerState::closed) {
+            auto wait = s == BreakerState::open ? impl_->open_until - at : nanoseconds(0);
+            Error error = make_error(
+                Errc::circuit_open,
+                std::string(name) + ": circuit breaker " + std::string(to_string(s)) +
+                    (s == BreakerState::open
+                         ? "; next trial in " +
+                               std::to_string(duration_cast<milliseconds>(wait).count()) + " ms"
+                         : "; trial calls in progress") +
+                    " (last failure: " + impl_->last_cause + ")");
+            error.source = std::string(name);
+            error.retry_after = system_clock::now() + duration_cast<system_clock::duration>(wait);
+            answer = error;
+        }
+    }
+    impl_->report(changed);
+    return answer;
+}
+
+void CircuitBreaker::record(const Error* error, std::chrono::nanoseconds elapsed) {
+    bool failed = error && counts_as_failure(*error);
+    bool slow = !failed && elapsed >= impl_->config.slow_call_duration;
+    std::optional<BreakerTransition> changed;
+    {
+        std::lock_guard lock(impl_->mutex);
+        auto& s = *impl_;
+        TimePoint at = now();
+        if (failed)
+            s.last_cause = describe(*error);
+        else if (slow)
+            s.last_cause = "slow call (" +
+                           std::to_string(duration_cast<milliseconds>(elapsed).count()) + " ms)";
+        BreakerState state = s.state.load(std::memory_order_relaxed);
+        if (state == BreakerState::half_open) {
+            if (s.trials_in_flight > 0)
+                --s.trials_in_flight;
+            if (failed || slow) {
+                changed =
+                    s.transition(BreakerState::open, at, "trial call failed: " + s.last_cause);
+            } else if (++s.trial_successes >= s.config.half_open_trials) {
+                changed = s.transition(BreakerState::closed, at, "trial calls succeeded");
+            }
+        } else if (state == BreakerState::closed) {
+            Impl::Outcome& slot = s.window[s.next];
+            if (s.filled == s.window.size()) {
+                s.failures -= slot.failed;
+                s.slow -= slot.slow;
+            } else {
+                ++s.filled;
+            }
+            slot = {failed, slow};
+            s.failures += failed;
+            s.slow += slow;
+            s.next = (s.next + 1) % s.window.size();
+            s.consecutive = failed ? s.consecutive + 1 : 0;
+
+            std::string cause;
+            if (s.config.consecutive_failures && s.consecutive >= s.config.consecutive_failures)
+                cause = std::to_string(s.consecutive) + " consecutive failures";
+            else if (s.filled >= s.config.minimum_calls &&
+                     static_cast<double>(s.failures) >=
+                         s.config.failure_rate_threshold * static_cast<double>(s.filled))
+                cause = std::to_string(s.failures) + " of the last " + std::to_string(s.filled) +
+                        " calls failed";
+            else if (s.filled >= s.config.minimum_calls &&
+                     static_cast<double>(s.slow) >=
+                         s.config.slow_call_rate_threshold * static_cast<double>(s.filled))
+                cause = std::to_string(s.slow) + " of the last " + std::to_string(s.filled) +
+                        " calls were slow";
+            if (!cause.empty())
+                changed = s.transition(BreakerState::open, at, cause + "; last: " + s.last_cause);
+        }
+        // Open: an outcome of a call let through before the trip; nothing to do.
+    }
+    impl_->report(changed);
+}
+
+void CircuitBreaker::probe_succeeded() {
+    std::optional<BreakerTransition> changed;
+    {
+        std::lock_guard lock(impl_->mutex);
+        if (impl_->state.load(std::memory_order_relaxed) != BreakerState::closed)
+            changed = impl_->transition(BreakerState::closed, now(), "health probe succeeded");
+    }
+    impl_->report(changed);
+}
+
+} // namespace modelrepo

@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: MIT
+#include <modelrepo/fallback_repository.hpp>
+
+#include "event_queue.hpp"
+
+#if MODELREPO_WITH_POSTGRES
+#include <modelrepo/postgres_repository.hpp>
+#endif
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <thread>
+
+namespace modelrepo {
+
+namespace {
+
+using namespace std::chrono;
+
+constexpr int errc_slots = static_cast<int>(Errc::not_supported) + 2; // + "other"
+
+/// An error that is an answer, not a failure of the source: returned as it is.
+bool is_answer(const Error& error) {
+    return error.is(Errc::invalid_argument) || error.is(Errc::not_found);
+}
+
+/// One source of the chain: the repository, its breaker and its counters (atomics, so
+/// the call path takes no lock for them).
+struct Source {
+    std::shared_ptr<ModelRepository> repo;
+    std::string name;
+    std::unique_ptr<CircuitBreaker> breaker;
+    std::atomic<std::uint64_t> calls{0}, successes{0}, answers{0}, rejections{0};
+    std::array<std::atomic<std::uint64_t>, errc_slots> failures{};
+    std::array<std::atomic<std::uint64_t>, SourceMetrics::latency_bounds_s.size()> latency{};
+    std::atomic<std::uint64_t> latency_ns{0};
+
+    void observe(nanoseconds elapsed) {
+        double s = duration<double>(elapsed).count();
+        for (std::size_t i = 0; i < latency.size(); ++i)
+            if (s <= SourceMetrics::latency_bounds_s[i]) {
+                latency[i].fetch_add(1, std::memory_order_relaxed);
+                break;
+            }
+        latency_ns.fetch_add(static_cast<std::uint64_t>(elapsed.count()),
+                             std::memory_order_relaxed);
+    }
+
+    void count_failure(const Error& error) {
+        auto code = error.errc();
+        int slot = code ? static_cast<int>(*code) : errc_slots - 1;
+        failures[static_cast<std::size_t>(slot)].fetch_add(1, std::memory_order_relaxed);
+    }
+};
+
+thread_local std::string last_answering_source;
+
+std::string escape_label(std::string_view value) {
+    std::string out;
+    for (char c : value) {
+        if (c == '\\' || c == '"')
+            out.push_back('\\');
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out.push_back(c);
+    }
+    return out;
+}
+
+} // namespace
+
+std::string_view to_string(FallbackEvent::Kind k) noexcept {
+    switch (k) {
+    case FallbackEvent::Kind::breaker_opened:
+        return "breaker_opened";
+    case FallbackEvent::Kind::breaker_half_open:
+        return "breaker_half_open";
+    case FallbackEvent::Kind::breaker_closed:
+        return "breaker_closed";
+    case FallbackEvent::Kind::served_by_backup:
+        return "served_by_backup";
+    case FallbackEvent::Kind::primary_recovered:
+        break;
+    }
+    return "primary_recovered";
+}
+
+struct FallbackRepository::Impl {
+    FallbackConfig config;
+    std::vector<std::shared_ptr<ModelRepository>> repos;
+    std::vector<std::unique_ptr<Source>> sources;
+    std::string name;
+    std::atomic<std::uint64_t> all_failed{0};
+    std::atomic<int> last_served{0}; ///< index of the source that answered last
+    detail::EventQueue<FallbackEvent> events;
+
+    // The probe thread.
+    std::mutex probe_mutex;
+    std::condition_variable probe_wake;
+    bool stopping = false;
+    std::thread prober;
+
+    explicit Impl(std::size_t event_limit)
+        : events(event_limit) {}
+
+    void emit(FallbackEvent::Kind kind, const std::string& source, std::string cause) {
+        events.push({kind, system_clock::now(), source, std::move(cause)});
+    }
+
+    void served_by(std::size_t index, const std::string& causes) {
+        last_answering_source = sources[index]->name;
+        int previous = last_served.exchange(static_cast<int>(index), std::memory_order_relaxed);
+        if (previous == static_cast<int>(index))
+            return;
+        if (index > 0)
+            emit(FallbackEvent::Kind::served_by_backup, sources[index]->name, causes);
+        else
+            emit(FallbackEvent::Kind::primary_recovered, sources[0]->name,
+                 "answered again after " + sources[static_cast<std::size_t>(previous)]->name);
+    }
+
+    /// Goes down the chain until a source answers `call`.
+    template <class T, class Fn>
+    Result<T> read(const char* operation, Fn&& call) {
+        std::string causes;
+        for (std::size_t i = 0; i < sources.size(); ++i) {
+            Source& s = *sources[i];
+            if (auto permit = s.breaker->allow(s.name); !permit) {
+                s.rejections.fetch_add(1, std::memory_order_relaxed);
+                causes += "\n  " + s.name + ": " + permit.error().to_string();
+                continue;
+            }
+            auto start = steady_clock::now();
+            Result<T> result = call(*s.repo);
+            auto elapsed = steady_clock::now() - start;
+            s.breaker->record(result ? nullptr : &result.error(), elapsed);
+            s.calls.fetch_add(1, std::memory_order_relaxed);
+            s.observe(elapsed);
+            if (result) {
+                s.successes.fetch_add(1, std::memory_order_relaxed);
+                s.answers.fetch_add(1, std::memory_order_relaxed);
+                served_by(i, causes);
+                return result;
+            }
+            s.count_failure(result.error());
+            if (is_answer(result.error()))
+                return result;
+            causes += "\n  " + s.name + ": " + result.error().to_string();
+        }
+        all_failed.fetch_add(1, std::memory_order_relaxed);
+        Error error = make_error(Errc::all_sources_failed,
+                                 std::string("no source could answer ") + operation + ":" + causes);
+        error.source = name;
+        return error;
+    }
+
+    void probe_loop() {
+        std::unique_lock lock(probe_mutex);
+        while (!stopping) {
+            probe_wake.wait_for(lock, config.probe_interval, [&] { return stopping; });
+            if (stopping)
+                break;
+            lock.unlock();
+            for (auto& s : sources) {
+                if (s->breaker->state() != BreakerState::open)
+                    continue;
+                if (s->repo->check_health())
+                    s->breaker->probe_succeeded();
+            }
+            lock.lock();
+        }
+    }
+};
+
+FallbackRepository::FallbackRepository(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+FallbackRepository::~FallbackRepository() {
+    {
+        std::lock_guard lock(impl_->probe_mutex);
+        impl_->stopping = true;
+    }
+    impl_->probe_wake.notify_all();
+    if (impl_->prober.joinable())
+        impl_->prober.join();
+    impl_->events.stop();
+}
+
+Result<std::shared_ptr<FallbackRepository>>
+FallbackRepository::create(std::vector<std::shared_ptr<ModelRepository>> sources,
+                           FallbackConfig config, CircuitBreaker::ClockFn clock) {
+    if (sources.empty())
+        return make_error(Errc::invalid_argument, "FallbackRepository needs at least one source");
+    for (const auto& s : sources)
+        if (!s)
+            return make_error(Errc::invalid_argument, "FallbackRepository: a source is null");
+    auto impl = std::make_unique<Impl>(config.event_queue_limit);
+    impl->config = config;
+    impl->repos = sources;
+    impl->name = "fallback(";
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+        auto source = std::make_unique<Source>();
+        source->repo = sources[i];
+        source->name = std::string(sources[i]->name());
+        source->breaker = std::make_unique<CircuitBreaker>(config.breaker, clock);
+        impl->name += (i ? " -> " : "") + source->name;
+        impl->sources.push_back(std::move(source));
+    }
+    impl->name += ")";
+    Impl* raw = impl.get();
+    for (auto& s : impl->sources) {
+        std::string name = s->name;
+        s->breaker->on_transition([raw, name](const BreakerTransition& t) {
+            auto kind = t.to == BreakerState::open        ? FallbackEvent::Kind::breaker_opened
+                        : t.to == BreakerState::half_open ? FallbackEvent::Kind::breaker_half_open
+                                                          : FallbackEvent::Kind::breaker_closed;
+            raw->emit(kind, name, t.cause);
+        });
+    }
+    impl->prober = std::thread([raw] { raw->probe_loop(); });
+    return std::shared_ptr<FallbackRepository>(new FallbackRepository(std::move(impl)));
+}
+
+std::string_view FallbackRepository::name() const noexcept {
+    return impl_->name;
+}
+
+Result<std::int64_t> FallbackRepository::count_models() {
+    return impl_->read<std::int64_t>("count_models",
+                                     [](ModelRepository& r) { return r.count_models(); });
+}
+
+Result<std::int64_t> FallbackRepository::count_providers() {
+    return impl_->read<std::int64_t>("count_providers",
+                                     [](ModelRepository& r) { return r.count_providers(); });
+}
+
+Result<std::vector<ModelStatus>> FallbackRepository::list_statuses() {
+    return impl_->read<std::vector<ModelStatus>>(
+        "list_statuses", [](ModelRepository& r) { return r.list_statuses(); });
+}
+
+Result<std::vector<Model>> FallbackRepository::find_models(std::span<const std::string> slugs) {
+    return impl_->read<std::vector<Model>>(
+        "find_models", [&](ModelRepository& r) { return r.find_models(slugs); });
+}
+
+Result<std::optional<Model>> FallbackRepository::find_model(std::string_view slug) {
+    return impl_->read<std::optional<Model>>(
+        "find_model", [&](ModelRepository& r) { return r.find_model(slug); });
+}
+
+Result<SystemStats> FallbackRepository::system_stats() {
+    return impl_->read<SystemStats>("system_stats",
+                                    [](ModelRepository& r) { return r.system_stats(); });
+}
+
+Result<std::vector<Model>> FallbackRepository::list_models() {
+    return impl_->read<std::vector<Model>>("list_models",
+                                           [](ModelRepository& r) { return r.list_models(); });
+}
+
+Result<Snapshot> FallbackRepository::export_snapshot() {
+    return impl_->read<Snapshot>("export_snapshot",
+                                 [](ModelRepository& r) { return r.export_snapshot(); });
+}
+
+Result<void> FallbackRepository::check_health() {
+    std::string causes;
+    for (auto& s : impl_->sources) {
+        auto r = s->repo->check_health();
+        if (r)
+            return success();
+        causes += "\n  " + s->name + ": " + r.error().to_string();
+    }
+    return make_error(Errc::all_sources_failed, "no source is healthy:" + causes);
+}
+
+Result<std::int64_t> FallbackRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
+    // Writes go to the primary only: a backup answering a write would lose it.
+    Source& primary = *impl_->sources.front();
+    if (auto permit = primary.breaker->allow(primary.name); !permit) {
+        primary.rejections.fetch_add(1, std::memory_order_relaxed);
+        Error error = permit.error();
+        error.message =
+            "status writes go to the primary only, and it is not taking calls: " + error.message;
+        return error;
+    }
+    auto start = steady_clock::now();
+    auto result = primary.repo->upsert_statuses(statuses);
+    auto elapsed = steady_clock::now() - start;
+    primary.breaker->record(result ? nullptr : &result.error(), elapsed);
+    primary.calls.fetch_add(1, std::memory_order_relaxed);
+    primary.observe(elapsed);
+    if (result) {
+        primary.successes.fetch_add(1, std::memory_order_relaxed);
+        last_answering_source = primary.name;
+    } else {
+        primary.count_failure(result.error());
+    }
+    return result;
+}
+
+std::string FallbackRepository::last_source() const {
+    return last_answering_source;
+}
+
+void FallbackRepository::subscribe(std::function<void(const FallbackEvent&)> subscriber) {
+    impl_->events.subscribe(std::move(subscriber));
+}
+
+const std::vector<std::shared_ptr<ModelRepository>>& FallbackRepository::sources() const noexcept {
+    return impl_->repos;
+}
+
+CircuitBreaker& FallbackRepository::breaker(std::size_t index) {
+    return *impl_->sources.at(index)->breaker;
+}
+
+FallbackMetrics FallbackRepository::metrics() const {
+    FallbackMetrics out;
+    out.all_failed = impl_->all_failed.load(std::memory_order_relaxed);
+    out.events_dropped = impl_->events.dropped();
+    for (const auto& s : impl_->sources) {
+        SourceMetrics m;
+        m.source = s->name;
+        m.calls = s->calls.load(std::memory_order_relaxed);
+        m.successes = s->successes.load(std::memory_order_relaxed);
+        m.answers = s->answers.load(std::memory_order_relaxed);
+        m.rejections = s->rejections.load(std::memory_order_relaxed);
+        for (int i = 0; i < errc_slots; ++i)
+            if (auto n = s->failures[static_cast<std::size_t>(i)].load(std::memory_order_relaxed))
+                m.failures[i == errc_slots - 1 ? "other"
+                                               : std::string(to_string(static_cast<Errc>(i)))] = n;
+        for (std::size_t i = 0; i < m.latency_buckets.size(); ++i)
+            m.latency_buckets[i] = s->latency[i].load(std::memory_order_relaxed);
+        m.latency_sum_s = static_cast<double>(s->latency_ns.load(std::memory_order_relaxed)) / 1e9;
+        m.breaker = s->breaker->state();
+        out.sources.push_back(std::move(m));
+    }
+    return out;
+}
+
+std::string FallbackRepository::prometheus() const {
+    FallbackMetrics m = metrics();
+    std::string out;
+    auto family = [&](const char* name, const char* type, const char* help) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    };
+    auto sample = [&](const std::string& name, const std::string& labels, double value) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.17g", value);
+        out += name + "{" + labels + "} " + buf + "\n";
+    };
+    auto src = [](const SourceMetrics& s) { return "source=\"" + escape_label(s.source) + "\""; };
+
+    family("modelrepo_source_calls_total", "counter",
+           "Calls made to a source (rejections excluded).");
+    for (const auto& s : m.sources)
+        sample("modelrepo_source_calls_total", src(s), static_cast<double>(s.calls));
+    family("modelrepo_source_successes_total", "counter",
+           "Calls a source completed without error.");
+    for (const auto& s : m.sources)
+        sample("modelrepo_source_successes_total", src(s), static_cast<double>(s.successes));
+    family("modelrepo_source_answers_total", "counter", "Reads of the chain this source answered.");
+    for (const auto& s : m.sources)
+        sample("modelrepo_source_answers_total", src(s), static_cast<double>(s.answers));
+    family("modelrepo_source_failures_total", "counter", "Failed calls by error code.");
+    for (const auto& s : m.sources)
+        for (const auto& [errc, n] : s.failures)
+            sample("modelrepo_source_failures_total", src(s) + ",errc=\"" + errc + "\"",
+                   static_cast<double>(n));
+    family("modelrepo_source_rejections_total", "counter", "Calls the circuit breaker refused.");
+    for (const auto& s : m.sources)
+        sample("modelrepo_source_rejections_total", src(s), static_cast<double>(s.rejections));
+    family("modelrepo_breaker_state", "gauge",
+           "Circuit breaker state: 0 closed, 1 open, 2 half-open.");
+    for (const auto& s : m.sources)
+        sample("modelrepo_breaker_state", src(s), static_cast<double>(static_cast<int>(s.breaker)));
+    family("modelrepo_source_latency_seconds", "histogram", "Latency of calls to a source.");
+    for (const auto& s : m.sources) {
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < s.latency_buckets.size(); ++i) {
+            cumulative += s.latency_buckets[i];
+            double bound = SourceMetrics::latency_bounds_s[i];
+            char le[32];
+            if (i + 1 == s.latency_buckets.size())
+                std::snprintf(le, sizeof le, "+Inf");
+            else
+                std::snprintf(le, sizeof le, "%g", bound);
+            sample("modelrepo_source_latency_seconds_bucket", src(s) + ",le=\"" + le + "\"",
+                   static_cast<double>(cumulative));
+        }
+        sample("modelrepo_source_latency_seconds_sum", src(s), s.latency_sum_s);
+        sample("modelrepo_source_latency_seconds_count", src(s), static_cast<double>(cumulative));
+    }
+    family("modelrepo_all_sources_failed_total", "counter", "Reads no source could answer.");
+    out += "modelrepo_all_sources_failed_total " + std::to_string(m.all_failed) + "\n";
+    family("modelrepo_events_dropped_total", "counter", "Events dropped for a slow subscriber.");
+    out += "modelrepo_events_dropped_total " + std::to_string(m.events_dropped) + "\n";
+
+#if MODELREPO_WITH_POSTGRES
+    bool header = false;
+    for (const auto& repo : impl_->repos) {
+        auto* pg = dynamic_cast<PostgresRepository*>(repo.get());
+        if (!pg)
+            continue;
+        if (!header) {
+            family("modelrepo_pool_connections", "gauge", "Pooled connections by state.");
+            header = true;
+        }
+        PoolStats p = pg->pool_stats();
+        std::string l = "source=\"" + escape_label(pg->name()) + "\"";
+        sample("modelrepo_pool_connections", l + ",state=\"open\"", p.open);
+        sample("modelrepo_pool_connections", l + ",state=\"idle\"", p.idle);
+        sample("modelrepo_pool_connections", l + ",state=\"busy\"", p.busy);
+        sample("modelrepo_pool_connections", l + ",state=\"max\"", p.max_size);
+        sample("modelrepo_pool_waiting", l, p.waiting);
+        sample("modelrepo_pool_connects_total", l, static_cast<double>(p.connects));
+        sample("modelrepo_pool_connect_failures_total", l, static_cast<double>(p.connect_failures));
+        sample("modelrepo_pool_acquire_timeouts_total", l, static_cast<double>(p.acquire_timeouts));
+        std::uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < p.acquire_wait_buckets.size(); ++i) {
+            cumulative += p.acquire_wait_buckets[i];
+            char le[32];
+            if (i + 1 == p.acquire_wait_buckets.size())
+                std::snprintf(le, sizeof le, "+Inf");
+            else
+                std::snprintf(le, sizeof le, "%g", PoolStats::wait_bounds_ms[i] / 1000.0);
+            sample("modelrepo_pool_acquire_wait_seconds_bucket", l + ",le=\"" + le + "\"",
+                   static_cast<double>(cumulative));
+        }
+    }
+#endif
+    return out;
+}
+
+} // namespace modelrepo

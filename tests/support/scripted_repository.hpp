@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+// ScriptedRepository: a fake backend for the logic above the backends (breaker,
+// fallback). It answers from the builtin catalogue, or fails with a given Errc, or
+// sleeps first; and it counts calls.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <modelrepo/memory_repository.hpp>
+
+namespace modelrepo::test {
+
+class ScriptedRepository final : public ModelRepository {
+public:
+    explicit ScriptedRepository(std::string name)
+        : name_(std::move(name))
+        , data_(MemoryRepository::create(builtin_snapshot(), name_).value()) {}
+
+    /// From now on every call fails with `code` (nullopt: answers again).
+    void fail_with(std::optional<Errc> code, int http_status = 0) {
+        std::lock_guard lock(mutex_);
+        failure_ = code;
+        http_status_ = http_status;
+    }
+    /// Every call sleeps this long first.
+    void delay(std::chrono::milliseconds d) { delay_ms_ = static_cast<int>(d.count()); }
+    int calls() const { return calls_.load(); }
+    int health_checks() const { return health_checks_.load(); }
+
+    std::string_view name() const noexcept override { return name_; }
+    Result<std::int64_t> count_models() override {
+        return run([&] { return data_->count_models(); });
+    }
+    Result<std::int64_t> count_providers() override {
+        return run([&] { return data_->count_providers(); });
+    }
+    Result<std::vector<ModelStatus>> list_statuses() override {
+        return run([&] { return data_->list_statuses(); });
+    }
+    Result<std::vector<Model>> find_models(std::span<const std::string> slugs) override {
+        return run([&] { return data_->find_models(slugs); });
+    }
+    Result<std::optional<Model>> find_model(std::string_view slug) override {
+        return run([&] { return data_->find_model(slug); });
+    }
+    Result<SystemStats> system_stats() override {
+        return run([&] { return data_->system_stats(); });
+    }
+    Result<void> check_health() override {
+        ++health_checks_;
+        if (auto e = current_error())
+            return *e;
+        return success();
+    }
+    Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override {
+        return run([&] { return data_->upsert_statuses(statuses); });
+    }
+
+private:
+    std::optional<Error> current_error() {
+        std::lock_guard lock(mutex_);
+        if (!failure_)
+            return std::nullopt;
+        Error e = make_error(*failure_, name_ + " scripted failure");
+        e.http_status = http_status_;
+        return e;
+    }
+
+    template <class Fn>
+    auto run(Fn&& fn) -> decltype(fn()) {
+        ++calls_;
+        if (int ms = delay_ms_.load())
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        if (auto e = current_error())
+            return *e;
+        return fn();
+    }
+
+    std::string name_;
+    std::shared_ptr<MemoryRepository> data_;
+    std::mutex mutex_; ///< guards failure_, http_status_
+    std::optional<Errc> failure_;
+    int http_status_ = 0;
+    std::atomic<int> delay_ms_{0};
+    std::atomic<int> calls_{0};
+    std::atomic<int> health_checks_{0};
+};
+
+/// A clock tests move by hand.
+struct ManualClock {
+    std::atomic<std::int64_t> ns{1'000'000'000};
+    void advance(std::chrono::nanoseconds d) { ns += d.count(); }
+    std::chrono::steady_clock::time_point now() const {
+        return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns.load()));
+    }
+    auto fn() {
+        return [this] { return now(); };
+    }
+};
+
+} // namespace modelrepo::test
