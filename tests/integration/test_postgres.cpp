@@ -553,3 +553,89 @@ TEST_CASE("connections are validated after idling, replaced when the server ende
     CHECK(short_lived->count_models().value() == 32);
     CHECK(short_lived->pool_stats().expired_replaced >= 1);
 }
+
+TEST_CASE("chaos: PostgreSQL -> builtin under 8 readers while PostgreSQL is killed and "
+          "restarted twice")
+{
+    fresh_catalogue("catalogue_chaos", "connect_timeout=2&query_timeout_ms=2000");
+    auto& s = shared_pg_server();
+    auto primary = open_repo(s.url("app", password, "catalogue_chaos", "127.0.0.1",
+                                   "connect_timeout=2&query_timeout_ms=2000"));
+    FallbackConfig config;
+    config.breaker.consecutive_failures = 3;
+    config.breaker.open_duration = 500ms;
+    config.breaker.max_open_duration = 2s;
+    config.probe_interval = 200ms;
+    auto chain =
+        FallbackRepository::create({primary, MemoryRepository::builtin()}, config).value();
+
+    std::atomic<bool> stop{false};
+    std::atomic<int> failed{0}, reads{0};
+    std::vector<std::thread> readers;
+    // Joins the readers however the test ends (a failed REQUIRE throws).
+    struct Joiner {
+        std::atomic<bool>& stop;
+        std::vector<std::thread>& threads;
+        ~Joiner()
+        {
+            stop = true;
+            for (auto& t : threads)
+                if (t.joinable())
+                    t.join();
+        }
+    } joiner{stop, readers};
+    for (int t = 0; t < 8; ++t)
+        readers.emplace_back([&] {
+            std::vector<std::string> slugs{"gpt-5", "claude-sonnet-4-5"};
+            while (!stop) {
+                auto models = chain->find_models(slugs);
+                auto stats = chain->system_stats();
+                if (!models || models.value().size() != 2 || !stats || stats.value().models != 32)
+                    ++failed;
+                ++reads;
+                std::this_thread::sleep_for(2ms);
+            }
+        });
+    auto wait_until = [&](auto predicate, milliseconds limit) {
+        auto deadline = steady_clock::now() + limit;
+        while (steady_clock::now() < deadline) {
+            if (predicate())
+                return true;
+            std::this_thread::sleep_for(10ms);
+        }
+        return false;
+    };
+    for (int round = 0; round < 2; ++round) {
+        CAPTURE(round);
+        CHECK(wait_until([&] { return chain->breaker(0).state() == BreakerState::closed; }, 5s));
+        s.kill9();
+        // The breaker opens within its window: 3 consecutive failures.
+        CHECK(wait_until([&] { return chain->breaker(0).state() == BreakerState::open; }, 3s));
+        std::this_thread::sleep_for(500ms);
+        s.start();
+        REQUIRE_MESSAGE(s.available(), s.why());
+        auto restarted = steady_clock::now();
+        // PostgreSQL serves again within the probe interval (and the pool's reconnect
+        // backoff) plus slack.
+        bool back = wait_until(
+            [&] {
+                return chain->breaker(0).state() == BreakerState::closed &&
+                       chain->last_source() != "builtin";
+            },
+            8s);
+        CHECK(back);
+        MESSAGE("round " << round << ": primary back after "
+                         << duration_cast<milliseconds>(steady_clock::now() - restarted).count()
+                         << " ms");
+    }
+    std::this_thread::sleep_for(200ms);
+    stop = true;
+    for (auto& t : readers)
+        t.join();
+    CHECK(failed.load() == 0);
+    CHECK(reads.load() > 100);
+    auto m = chain->metrics();
+    CHECK(m.sources[1].answers > 0); // the backup served during the outages
+    CHECK(m.sources[0].answers > 0);
+    CHECK(m.all_failed == 0);
+}

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 namespace modelrepo::test {
 
@@ -258,15 +259,30 @@ void PgServer::signal_all(int signal) const {
     }
 }
 
-void PgServer::kill9() {
+void PgServer::kill9()
+{
     int pid = postmaster_pid();
-    signal_all(SIGKILL);
+    // Children first into a list: once the postmaster dies they are reparented and
+    // `pkill -P` would no longer find them, and a surviving backend keeps the old
+    // shared memory attached, which makes the next start refuse.
+    std::vector<int> pids{pid};
+    std::string children;
+    run_shell("pgrep -P " + std::to_string(pid), &children);
+    std::stringstream list(children);
+    for (int child; list >> child;)
+        pids.push_back(child);
+    for (int p : pids)
+        if (p > 0)
+            ::kill(p, SIGKILL);
     // Reap what was reparented to us (see PR_SET_CHILD_SUBREAPER above) and wait until
-    // the postmaster is gone.
-    for (int i = 0; i < 100; ++i) {
+    // every process is gone.
+    for (int i = 0; i < 250; ++i) {
         while (::waitpid(-1, nullptr, WNOHANG) > 0) {
         }
-        if (pid <= 0 || ::kill(pid, 0) != 0)
+        bool alive = false;
+        for (int p : pids)
+            alive = alive || (p > 0 && ::kill(p, 0) == 0);
+        if (!alive)
             break;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
