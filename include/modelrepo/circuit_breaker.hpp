@@ -86,6 +86,11 @@ public:
     /// `record()` (a trial slot is held until then). On rejection: `Errc::circuit_open`
     /// with `retry_after` set to the next trial time. `name` goes into the message.
     Result<void> allow(std::string_view name = "source");
+    /// `allow()` without building the rejection: true when the call may proceed (the
+    /// caller must then `record()` it). Lock-free while closed and while open.
+    bool permit();
+    /// The `Errc::circuit_open` error `allow()` would give now.
+    Error rejection(std::string_view name) const;
     /// The outcome of a call `allow()` let through: `error` null on success.
     void record(const Error* error, std::chrono::nanoseconds elapsed);
     /// Runs `call` through the breaker: allow, time, record.

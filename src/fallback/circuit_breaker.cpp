@@ -75,6 +75,11 @@ struct CircuitBreaker::Impl {
     std::size_t consecutive = 0;
     std::string last_cause;
     TimePoint open_until{};
+    /// open_until in nanoseconds, readable without the mutex.
+    std::atomic<std::int64_t> open_until_ns{0};
+    /// The window is full and holds only fast successes: recording another changes
+    /// nothing, so it needs no lock.
+    std::atomic<bool> clean{false};
     std::size_t trials_in_flight = 0;
     std::size_t trial_successes = 0;
     std::mt19937_64 random;
@@ -153,46 +158,66 @@ void CircuitBreaker::on_transition(std::function<void(const BreakerTransition&)>
     impl_->callback = std::move(callback);
 }
 
-Result<void> CircuitBreaker::allow(std::string_view name) {
-    // The common case: closed, one atomic load.
-    if (impl_->state.load(std::memory_order_acquire) == BreakerState::closed)
-        return success();
+bool CircuitBreaker::permit() {
+    BreakerState s = impl_->state.load(std::memory_order_acquire);
+    if (s == BreakerState::closed)
+        return true;
+    if (s == BreakerState::open &&
+        now().time_since_epoch().count() < impl_->open_until_ns.load(std::memory_order_relaxed))
+        return false;
 
     std::optional<BreakerTransition> changed;
-    Result<void> answer = success();
+    bool allowed = false;
     {
         std::lock_guard lock(impl_->mutex);
         TimePoint at = now();
-        BreakerState s = impl_->state.load(std::memory_order_relaxed);
+        s = impl_->state.load(std::memory_order_relaxed);
         if (s == BreakerState::open && at >= impl_->open_until) {
             changed = impl_->transition(BreakerState::half_open, at, "open time elapsed");
             s = BreakerState::half_open;
         }
-        if (s == BreakerState::half_open &&
-            impl_->trials_in_flight < impl_->config.half_open_trials) {
+        if (s == BreakerState::closed) {
+            allowed = true;
+        } else if (s == BreakerState::half_open &&
+                   impl_->trials_in_flight < impl_->config.half_open_trials) {
             ++impl_->trials_in_flight;
-        } else if (s != BreakerState::closed) {
-            auto wait = s == BreakerState::open ? impl_->open_until - at : nanoseconds(0);
-            Error error = make_error(
-                Errc::circuit_open,
-                std::string(name) + ": circuit breaker " + std::string(to_string(s)) +
-                    (s == BreakerState::open
-                         ? "; next trial in " +
-                               std::to_string(duration_cast<milliseconds>(wait).count()) + " ms"
-                         : "; trial calls in progress") +
-                    " (last failure: " + impl_->last_cause + ")");
-            error.source = std::string(name);
-            error.retry_after = system_clock::now() + duration_cast<system_clock::duration>(wait);
-            answer = error;
+            allowed = true;
         }
     }
     impl_->report(changed);
-    return answer;
+    return allowed;
+}
+
+Error CircuitBreaker::rejection(std::string_view name) const {
+    std::lock_guard lock(impl_->mutex);
+    BreakerState s = impl_->state.load(std::memory_order_relaxed);
+    TimePoint at = now();
+    auto wait =
+        s == BreakerState::open && impl_->open_until > at ? impl_->open_until - at : nanoseconds(0);
+    Error error =
+        make_error(Errc::circuit_open,
+                   std::string(name) + ": circuit breaker " + std::string(to_string(s)) +
+                       (s == BreakerState::open
+                            ? "; next trial in " +
+                                  std::to_string(duration_cast<milliseconds>(wait).count()) + " ms"
+                            : "; trial calls in progress") +
+                       " (last failure: " + impl_->last_cause + ")");
+    error.source = std::string(name);
+    error.retry_after = system_clock::now() + duration_cast<system_clock::duration>(wait);
+    return error;
+}
+
+Result<void> CircuitBreaker::allow(std::string_view name) {
+    if (permit())
+        return success();
+    return rejection(name);
 }
 
 void CircuitBreaker::record(const Error* error, std::chrono::nanoseconds elapsed) {
     bool failed = error && counts_as_failure(*error);
     bool slow = !failed && elapsed >= impl_->config.slow_call_duration;
+    if (!failed && !slow && impl_->clean.load(std::memory_order_acquire))
+        return; // a fast success into a window of fast successes changes nothing
     std::optional<BreakerTransition> changed;
     {
         std::lock_guard lock(impl_->mutex);
@@ -226,6 +251,8 @@ void CircuitBreaker::record(const Error* error, std::chrono::nanoseconds elapsed
             s.slow += slow;
             s.next = (s.next + 1) % s.window.size();
             s.consecutive = failed ? s.consecutive + 1 : 0;
+            s.clean.store(s.filled == s.window.size() && s.failures == 0 && s.slow == 0,
+                          std::memory_order_release);
 
             std::string cause;
             if (s.config.consecutive_failures && s.consecutive >= s.config.consecutive_failures)

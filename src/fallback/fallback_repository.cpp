@@ -31,7 +31,7 @@ struct Source {
     std::shared_ptr<ModelRepository> repo;
     std::string name;
     std::unique_ptr<CircuitBreaker> breaker;
-    std::atomic<std::uint64_t> calls{0}, successes{0}, answers{0}, rejections{0};
+    std::atomic<std::uint64_t> answers{0}, write_successes{0}, rejections{0};
     std::array<std::atomic<std::uint64_t>, errc_slots> failures{};
     std::array<std::atomic<std::uint64_t>, SourceMetrics::latency_bounds_s.size()> latency{};
     std::atomic<std::uint64_t> latency_ns{0};
@@ -54,7 +54,12 @@ struct Source {
     }
 };
 
-thread_local std::string last_answering_source;
+/// Which source answered this thread's last call: the chain (by address) and the index.
+struct LastAnswer {
+    const void* chain = nullptr;
+    std::size_t index = 0;
+};
+thread_local LastAnswer last_answer;
 
 std::string escape_label(std::string_view value) {
     std::string out;
@@ -111,7 +116,9 @@ struct FallbackRepository::Impl {
     }
 
     void served_by(std::size_t index, const std::string& causes) {
-        last_answering_source = sources[index]->name;
+        last_answer = {this, index};
+        if (last_served.load(std::memory_order_relaxed) == static_cast<int>(index))
+            return;
         int previous = last_served.exchange(static_cast<int>(index), std::memory_order_relaxed);
         if (previous == static_cast<int>(index))
             return;
@@ -125,22 +132,23 @@ struct FallbackRepository::Impl {
     /// Goes down the chain until a source answers `call`.
     template <class T, class Fn>
     Result<T> read(const char* operation, Fn&& call) {
-        std::string causes;
+        std::string causes; // of failed calls; rejections are described only if all fail
+        std::uint64_t rejected = 0;
         for (std::size_t i = 0; i < sources.size(); ++i) {
             Source& s = *sources[i];
-            if (auto permit = s.breaker->allow(s.name); !permit) {
+            if (!s.breaker->permit()) {
                 s.rejections.fetch_add(1, std::memory_order_relaxed);
-                causes += "\n  " + s.name + ": " + permit.error().to_string();
+                rejected |= std::uint64_t{1} << std::min<std::size_t>(i, 63);
                 continue;
             }
             auto start = steady_clock::now();
             Result<T> result = call(*s.repo);
             auto elapsed = steady_clock::now() - start;
             s.breaker->record(result ? nullptr : &result.error(), elapsed);
-            s.calls.fetch_add(1, std::memory_order_relaxed);
             s.observe(elapsed);
             if (result) {
-                s.successes.fetch_add(1, std::memory_order_relaxed);
+                // successes = answers + successful writes; calls = successes + failures:
+                // one counter per call on the hot path.
                 s.answers.fetch_add(1, std::memory_order_relaxed);
                 served_by(i, causes);
                 return result;
@@ -151,6 +159,10 @@ struct FallbackRepository::Impl {
             causes += "\n  " + s.name + ": " + result.error().to_string();
         }
         all_failed.fetch_add(1, std::memory_order_relaxed);
+        for (std::size_t i = 0; i < sources.size(); ++i)
+            if (rejected & (std::uint64_t{1} << std::min<std::size_t>(i, 63)))
+                causes += "\n  " + sources[i]->name + ": " +
+                          sources[i]->breaker->rejection(sources[i]->name).to_string();
         Error error = make_error(Errc::all_sources_failed,
                                  std::string("no source could answer ") + operation + ":" + causes);
         error.source = name;
@@ -293,11 +305,10 @@ Result<std::int64_t> FallbackRepository::upsert_statuses(std::span<const ModelSt
     auto result = primary.repo->upsert_statuses(statuses);
     auto elapsed = steady_clock::now() - start;
     primary.breaker->record(result ? nullptr : &result.error(), elapsed);
-    primary.calls.fetch_add(1, std::memory_order_relaxed);
     primary.observe(elapsed);
     if (result) {
-        primary.successes.fetch_add(1, std::memory_order_relaxed);
-        last_answering_source = primary.name;
+        primary.write_successes.fetch_add(1, std::memory_order_relaxed);
+        last_answer = {impl_.get(), 0};
     } else {
         primary.count_failure(result.error());
     }
@@ -305,7 +316,9 @@ Result<std::int64_t> FallbackRepository::upsert_statuses(std::span<const ModelSt
 }
 
 std::string FallbackRepository::last_source() const {
-    return last_answering_source;
+    if (last_answer.chain != impl_.get() || last_answer.index >= impl_->sources.size())
+        return {};
+    return impl_->sources[last_answer.index]->name;
 }
 
 void FallbackRepository::subscribe(std::function<void(const FallbackEvent&)> subscriber) {
@@ -327,9 +340,8 @@ FallbackMetrics FallbackRepository::metrics() const {
     for (const auto& s : impl_->sources) {
         SourceMetrics m;
         m.source = s->name;
-        m.calls = s->calls.load(std::memory_order_relaxed);
-        m.successes = s->successes.load(std::memory_order_relaxed);
         m.answers = s->answers.load(std::memory_order_relaxed);
+        m.successes = m.answers + s->write_successes.load(std::memory_order_relaxed);
         m.rejections = s->rejections.load(std::memory_order_relaxed);
         for (int i = 0; i < errc_slots; ++i)
             if (auto n = s->failures[static_cast<std::size_t>(i)].load(std::memory_order_relaxed))
@@ -338,6 +350,9 @@ FallbackMetrics FallbackRepository::metrics() const {
         for (std::size_t i = 0; i < m.latency_buckets.size(); ++i)
             m.latency_buckets[i] = s->latency[i].load(std::memory_order_relaxed);
         m.latency_sum_s = static_cast<double>(s->latency_ns.load(std::memory_order_relaxed)) / 1e9;
+        m.calls = m.successes;
+        for (const auto& [errc, n] : m.failures)
+            m.calls += n;
         m.breaker = s->breaker->state();
         out.sources.push_back(std::move(m));
     }

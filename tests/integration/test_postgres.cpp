@@ -555,8 +555,7 @@ TEST_CASE("connections are validated after idling, replaced when the server ende
 }
 
 TEST_CASE("chaos: PostgreSQL -> builtin under 8 readers while PostgreSQL is killed and "
-          "restarted twice")
-{
+          "restarted twice") {
     fresh_catalogue("catalogue_chaos", "connect_timeout=2&query_timeout_ms=2000");
     auto& s = shared_pg_server();
     auto primary = open_repo(s.url("app", password, "catalogue_chaos", "127.0.0.1",
@@ -566,8 +565,7 @@ TEST_CASE("chaos: PostgreSQL -> builtin under 8 readers while PostgreSQL is kill
     config.breaker.open_duration = 500ms;
     config.breaker.max_open_duration = 2s;
     config.probe_interval = 200ms;
-    auto chain =
-        FallbackRepository::create({primary, MemoryRepository::builtin()}, config).value();
+    auto chain = FallbackRepository::create({primary, MemoryRepository::builtin()}, config).value();
 
     std::atomic<bool> stop{false};
     std::atomic<int> failed{0}, reads{0};
@@ -576,8 +574,7 @@ TEST_CASE("chaos: PostgreSQL -> builtin under 8 readers while PostgreSQL is kill
     struct Joiner {
         std::atomic<bool>& stop;
         std::vector<std::thread>& threads;
-        ~Joiner()
-        {
+        ~Joiner() {
             stop = true;
             for (auto& t : threads)
                 if (t.joinable())

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
@@ -15,7 +16,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <vector>
 
 namespace modelrepo::test {
 
@@ -259,8 +259,7 @@ void PgServer::signal_all(int signal) const {
     }
 }
 
-void PgServer::kill9()
-{
+void PgServer::kill9() {
     int pid = postmaster_pid();
     // Children first into a list: once the postmaster dies they are reparented and
     // `pkill -P` would no longer find them, and a surviving backend keeps the old

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+// The cost of the FallbackRepository chain:
+//   healthy: find_model through a one-breaker chain vs the same MemoryRepository
+//            directly (target: at most 50 ns or 1.5x over direct, whichever is larger)
+//   outage:  find_model through primary (down, breaker open) -> backup vs the backup
+//            directly (target: the same order as a direct call to the backup)
+#include <cstdio>
+#include <map>
+
+#include <benchmark/benchmark.h>
+
+#include <modelrepo/modelrepo.hpp>
+
+#include "scripted_repository.hpp"
+
+namespace {
+
+using namespace modelrepo;
+
+std::shared_ptr<MemoryRepository> memory() {
+    static auto repo = MemoryRepository::builtin();
+    return repo;
+}
+
+void BM_direct_find_model(benchmark::State& state) {
+    auto repo = memory();
+    for (auto _ : state) {
+        auto m = repo->find_model("claude-sonnet-4-5");
+        benchmark::DoNotOptimize(m);
+    }
+}
+BENCHMARK(BM_direct_find_model);
+
+void BM_chain_find_model(benchmark::State& state) {
+    auto chain = FallbackRepository::create({memory()}).value();
+    for (auto _ : state) {
+        auto m = chain->find_model("claude-sonnet-4-5");
+        benchmark::DoNotOptimize(m);
+    }
+}
+BENCHMARK(BM_chain_find_model);
+
+void BM_outage_find_model(benchmark::State& state) {
+    auto primary = std::make_shared<test::ScriptedRepository>("primary");
+    primary->fail_with(Errc::unreachable);
+    FallbackConfig config;
+    config.breaker.open_duration = std::chrono::hours(1); // stays open for the run
+    config.probe_interval = std::chrono::hours(1);
+    auto chain = FallbackRepository::create({primary, memory()}, config).value();
+    for (int i = 0; i < 10; ++i)
+        (void)chain->find_model("gpt-4o"); // trips the breaker
+    if (chain->breaker(0).state() != BreakerState::open)
+        state.SkipWithError("breaker did not open");
+    for (auto _ : state) {
+        auto m = chain->find_model("claude-sonnet-4-5");
+        benchmark::DoNotOptimize(m);
+    }
+}
+BENCHMARK(BM_outage_find_model);
+
+class MedianCollector : public benchmark::ConsoleReporter {
+public:
+    std::map<std::string, double> median_ns;
+    void ReportRuns(const std::vector<Run>& runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const Run& run : runs)
+            if (run.aggregate_name == "median")
+                median_ns[run.run_name.function_name] = run.GetAdjustedRealTime();
+    }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::vector<char*> args(argv, argv + argc);
+    std::string repetitions = "--benchmark_repetitions=9";
+    std::string aggregates = "--benchmark_report_aggregates_only=true";
+    args.push_back(repetitions.data());
+    args.push_back(aggregates.data());
+    int count = static_cast<int>(args.size());
+    benchmark::Initialize(&count, args.data());
+    MedianCollector reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+
+    auto& m = reporter.median_ns;
+    double direct = m["BM_direct_find_model"], chain = m["BM_chain_find_model"],
+           outage = m["BM_outage_find_model"];
+    if (direct <= 0)
+        return 1;
+    double allowed = std::max(direct + 50.0, direct * 1.5);
+    std::printf("\nsummary (medians of 9 repetitions)\n");
+    std::printf("healthy chain   %7.1f ns vs direct %7.1f ns: +%.1f ns, %.2fx  (target <= %.1f ns: "
+                "%s)\n",
+                chain, direct, chain - direct, chain / direct, allowed,
+                chain <= allowed ? "met" : "MISSED");
+    std::printf("outage, open    %7.1f ns vs direct backup %7.1f ns: %.2fx  (target: same order: "
+                "%s)\n",
+                outage, direct, outage / direct, outage < direct * 10 ? "met" : "MISSED");
+}
