@@ -123,7 +123,9 @@ struct FallbackRepository::Impl {
         if (previous == static_cast<int>(index))
             return;
         if (index > 0)
-            emit(FallbackEvent::Kind::served_by_backup, sources[index]->name, causes);
+            emit(FallbackEvent::Kind::served_by_backup, sources[index]->name,
+                 causes.empty() ? "earlier sources rejected by their breakers"
+                                : "earlier sources failed:" + causes);
         else
             emit(FallbackEvent::Kind::primary_recovered, sources[0]->name,
                  "answered again after " + sources[static_cast<std::size_t>(previous)]->name);

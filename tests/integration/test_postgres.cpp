@@ -636,3 +636,34 @@ TEST_CASE("chaos: PostgreSQL -> builtin under 8 readers while PostgreSQL is kill
     CHECK(m.sources[0].answers > 0);
     CHECK(m.all_failed == 0);
 }
+
+TEST_CASE("examples against the chain PostgreSQL -> builtin") {
+    auto& s = server();
+    if (!std::getenv("EXAMPLE_API_STATS")) {
+        MESSAGE("examples not built (-Dexamples=false)");
+        return;
+    }
+    fresh_catalogue("catalogue_examples");
+    std::string url = s.url("app", password, "catalogue_examples");
+    auto run = [&](const char* env, std::vector<std::string> args) {
+        args.insert(args.begin(), {test::require_env(env), "-s", url, "-s", "builtin:"});
+        return test::run_process(args, {{"MODELREPO_SOURCES", ""}});
+    };
+    auto api = run("EXAMPLE_API_STATS", {});
+    REQUIRE(api.exit_code == 0);
+    CHECK(api.out.find("\"source\":\"postgresql://app@127.0.0.1:") != std::string::npos);
+    CHECK(api.out.find("\"backup\":false") != std::string::npos);
+
+    auto sync = run("EXAMPLE_PRIORITY_SYNC", {"-n", "1"});
+    CHECK(sync.exit_code == 0);
+    CHECK(sync.out.find("wrote 5 statuses to the primary") != std::string::npos);
+    // The write reached PostgreSQL: five statuses are newer than the bundled ones.
+    CHECK(s.psql("SELECT count(*) FROM model_status WHERE checked_at > '2026-11-24'",
+                 "catalogue_examples") == "5");
+
+    auto realtime = run("EXAMPLE_REALTIME_STATS", {"-n", "2", "-i", "0.05"});
+    CHECK(realtime.exit_code == 0);
+    CHECK(realtime.out.find("from postgresql://app@") != std::string::npos);
+    for (const auto& r : {api, sync, realtime})
+        CHECK(r.out.find(password) == std::string::npos);
+}

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+// The realtime service of the incident, as it should have been: every N seconds it
+// publishes global counts and statuses, says which source answered, and turns the
+// chain's events into alerts. It keeps publishing while the database is down.
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include <modelrepo/modelrepo.hpp>
+
+#include "common.hpp"
+
+int main(int argc, char** argv) {
+    std::vector<std::string> sources;
+    double interval = 30;
+    int iterations = 0;
+    CLI::App app{"Publish model/provider counts and statuses every INTERVAL seconds, from the "
+                 "first source that answers; print breaker and backup events as alerts.",
+                 "realtime_stats"};
+    app.add_option("-s,--source", sources,
+                   "Source URI, repeatable, in order (default: $MODELREPO_SOURCES, then builtin:)");
+    app.add_option("-i,--interval", interval, "Seconds between updates (default 30)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("-n,--iterations", iterations, "Stop after this many updates (0: run forever)");
+    CLI11_PARSE(app, argc, argv);
+
+    auto opened = modelrepo::open_chain(example::sources_or_default(sources));
+    if (!opened) {
+        std::cerr << "realtime_stats: " << opened.error().to_string() << '\n';
+        return 1;
+    }
+    auto repo = opened.value();
+    std::mutex out;
+    if (auto chain = std::dynamic_pointer_cast<modelrepo::FallbackRepository>(repo))
+        chain->subscribe([&](const modelrepo::FallbackEvent& e) {
+            std::lock_guard lock(out);
+            std::cout << "ALERT " << modelrepo::format_timestamp(e.at) << " "
+                      << modelrepo::to_string(e.kind) << " " << e.source << ": " << e.cause
+                      << std::endl;
+        });
+
+    int failures = 0;
+    for (int i = 0; iterations == 0 || i < iterations; ++i) {
+        if (i > 0)
+            std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+        auto stats = repo->system_stats();
+        auto statuses = repo->list_statuses();
+        std::lock_guard lock(out);
+        if (!stats || !statuses) {
+            ++failures;
+            std::cout << "update " << i + 1
+                      << " failed: " << (!stats ? stats.error() : statuses.error()).to_string()
+                      << std::endl;
+            continue;
+        }
+        const auto& s = stats.value();
+        std::cout << "update " << i + 1 << ": " << s.models << " models, " << s.providers
+                  << " providers, " << statuses.value().size() << " statuses (operational "
+                  << s.health.operational << ", degraded " << s.health.degraded << ", outage "
+                  << s.health.outage << ", unknown " << s.health.unknown << ") from " << s.source
+                  << " as of " << modelrepo::format_timestamp(s.as_of) << std::endl;
+    }
+    return failures == 0 ? 0 : 1;
+}
