@@ -13,6 +13,9 @@
 #include <modelrepo/types.hpp>
 #include <modelrepo/version.hpp>
 
+#if MODELREPO_HAS_GITHUB
+#include <modelrepo/github_repository.hpp>
+#endif
 #if MODELREPO_HAS_POSTGRES
 #include <modelrepo/postgres_doctor.hpp>
 #include <modelrepo/postgres_repository.hpp>

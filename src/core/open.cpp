@@ -11,6 +11,9 @@
 #if MODELREPO_WITH_POSTGRES
 #include <modelrepo/postgres_repository.hpp>
 #endif
+#if MODELREPO_WITH_GITHUB
+#include <modelrepo/github_repository.hpp>
+#endif
 
 namespace modelrepo {
 
@@ -46,7 +49,8 @@ Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const 
     return std::shared_ptr<ModelRepository>(std::move(repo).value());
 }
 
-Result<std::shared_ptr<ModelRepository>> not_built(std::string_view text, const detail::Uri& uri) {
+[[maybe_unused]] Result<std::shared_ptr<ModelRepository>> not_built(std::string_view text,
+                                                                    const detail::Uri& uri) {
     bool postgres = uri.scheme.starts_with("postgres");
     return make_error(Errc::not_supported,
                       "cannot open '" + std::string(text) + "': this build of modelrepo has no " +
@@ -65,6 +69,17 @@ Result<std::shared_ptr<ModelRepository>> open_postgres(std::string_view text, co
 constexpr auto open_postgres = not_built;
 #endif
 
+#if MODELREPO_WITH_GITHUB
+Result<std::shared_ptr<ModelRepository>> open_github(std::string_view text, const detail::Uri&) {
+    auto repo = GithubRepository::open(text);
+    if (!repo)
+        return repo.error();
+    return std::shared_ptr<ModelRepository>(std::move(repo).value());
+}
+#else
+constexpr auto open_github = not_built;
+#endif
+
 struct Scheme {
     std::string_view name;
     Opener opener;
@@ -73,8 +88,8 @@ struct Scheme {
 constexpr std::array schemes{
     Scheme{"builtin", open_builtin},     Scheme{"file", open_file},
     Scheme{"postgresql", open_postgres}, Scheme{"postgres", open_postgres},
-    Scheme{"github", not_built},         Scheme{"https", not_built},
-    Scheme{"http", not_built},
+    Scheme{"github", open_github},       Scheme{"https", open_github},
+    Scheme{"http", open_github},
 };
 
 } // namespace

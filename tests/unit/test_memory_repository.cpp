@@ -176,6 +176,8 @@ TEST_CASE("readers see one consistent catalogue while a writer upserts") {
     // The writer sets both statuses to the same health in one batch; a reader must
     // never see the two disagree, and stats must always add up.
     std::thread writer([&] {
+        while (reads.load() == 0) // overlap with the readers, however they are scheduled
+            std::this_thread::yield();
         Timestamp t = start;
         for (int i = 0; i < writes; ++i) {
             Health h = i % 2 ? Health::outage : Health::operational;

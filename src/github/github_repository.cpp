@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: MIT
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include <unistd.h>
+
+#include <modelrepo/github_repository.hpp>
+#include <modelrepo/memory_repository.hpp>
+#include <modelrepo/version.hpp>
+
+#include "../core/uri.hpp"
+#include "http_fetch.hpp"
+
+namespace modelrepo {
+
+namespace {
+
+using namespace std::chrono;
+using SteadyClock = steady_clock;
+
+Error invalid(std::string_view uri, const std::string& what) {
+    return make_error(Errc::invalid_argument,
+                      "invalid backup URI '" + std::string(uri) + "': " + what);
+}
+
+/// "90" (seconds), "90s", "500ms", "15m", "24h".
+std::optional<milliseconds> parse_duration(const std::string& text) {
+    char* end = nullptr;
+    double v = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || v < 0)
+        return std::nullopt;
+    std::string unit(end);
+    double ms = unit == "" || unit == "s" ? v * 1000
+                : unit == "ms"            ? v
+                : unit == "m"             ? v * 60'000
+                : unit == "h"             ? v * 3'600'000
+                                          : -1;
+    if (ms < 0)
+        return std::nullopt;
+    return milliseconds(static_cast<long long>(ms));
+}
+
+std::string cache_key(const std::string& url) {
+    std::uint64_t h = 1469598103934665603ull; // FNV-1a
+    for (unsigned char c : url)
+        h = (h ^ c) * 1099511628211ull;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
+
+bool write_atomically(const std::filesystem::path& path, const std::string& content) {
+    auto temp = path;
+    temp += ".tmp." + std::to_string(::getpid());
+    {
+        std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+        out << content;
+        if (!out.flush())
+            return false;
+    }
+    std::error_code ec;
+    std::filesystem::rename(temp, path, ec);
+    if (ec)
+        std::filesystem::remove(temp, ec);
+    return !ec;
+}
+
+} // namespace
+
+Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
+    auto parsed = detail::parse_uri(text);
+    if (!parsed)
+        return parsed.error();
+    const detail::Uri& uri = parsed.value();
+    GithubConfig config;
+    if (const char* token = std::getenv("GITHUB_TOKEN"))
+        config.token = token;
+
+    std::string api_base = "https://api.github.com";
+    std::vector<std::string> passthrough;
+    auto raw_query = text.find('?') == std::string_view::npos ? std::string_view()
+                                                              : text.substr(text.find('?') + 1);
+    auto params = detail::split_query(raw_query);
+    if (!params)
+        return invalid(text, "malformed %-escape in the query string");
+    for (const auto& p : *params) {
+        auto duration = [&](milliseconds& out) -> std::optional<Error> {
+            auto d = parse_duration(p.value);
+            if (!d)
+                return invalid(text, p.key + " must be a duration like 60s, 500ms, 15m or 24h");
+            out = *d;
+            return std::nullopt;
+        };
+        std::optional<Error> problem;
+        if (p.key == "api_base")
+            api_base = p.value;
+        else if (p.key == "refresh_interval")
+            problem = duration(config.refresh_interval);
+        else if (p.key == "max_stale")
+            problem = duration(config.max_stale);
+        else if (p.key == "timeout")
+            problem = duration(config.timeout);
+        else if (p.key == "cache_dir")
+            config.cache_dir = p.value;
+        else
+            passthrough.emplace_back(p.raw);
+        if (problem)
+            return *problem;
+    }
+    while (!api_base.empty() && api_base.back() == '/')
+        api_base.pop_back();
+
+    if (uri.scheme == "github") {
+        // github://OWNER/REPO/PATH[@REF]
+        std::string owner = uri.authority;
+        std::string rest = uri.path.empty() ? "" : uri.path.substr(1);
+        auto slash = rest.find('/');
+        if (owner.empty() || slash == std::string::npos || slash == 0 || slash + 1 >= rest.size())
+            return invalid(text, "expected github://OWNER/REPO/PATH@REF");
+        std::string repo = rest.substr(0, slash);
+        std::string path = rest.substr(slash + 1);
+        std::string ref;
+        if (auto at = path.rfind('@'); at != std::string::npos) {
+            ref = path.substr(at + 1);
+            path = path.substr(0, at);
+        }
+        if (!api_base.starts_with("https://") && !api_base.starts_with("http://"))
+            return invalid(text, "api_base must be an http:// or https:// URL");
+        config.url = api_base + "/repos/" + owner + "/" + repo + "/contents/" + path +
+                     (ref.empty() ? "" : "?ref=" + ref);
+        config.contents_api = true;
+        config.name =
+            "github://" + owner + "/" + repo + "/" + path + (ref.empty() ? "" : "@" + ref);
+    } else if (uri.scheme == "https" || uri.scheme == "http") {
+        if (uri.authority.empty())
+            return invalid(text, "no host");
+        std::string base(text.substr(0, text.find('?')));
+        config.url = base;
+        for (std::size_t i = 0; i < passthrough.size(); ++i)
+            config.url += (i ? "&" : "?") + passthrough[i];
+        config.name = redact(base);
+    } else {
+        return invalid(text, "expected github://, https:// or http://");
+    }
+    return config;
+}
+
+struct GithubRepository::Impl {
+    GithubConfig config;
+    std::shared_ptr<MemoryRepository> data; ///< set once, then replace()d
+    std::atomic<bool> have_data{false};
+    std::atomic<std::int64_t> next_check_ns{0};  ///< steady clock
+    std::atomic<std::int64_t> confirmed_at_s{0}; ///< system clock: last 200 or 304
+
+    std::mutex fetch_mutex; ///< one revalidation at a time; guards all below
+    detail::HttpClient client;
+    std::string etag;
+    std::optional<Error> last_error;
+    SteadyClock::time_point rate_limited_until{};
+    std::optional<system_clock::time_point> rate_limit_reset;
+
+    std::atomic<std::uint64_t> requests{0}, downloads{0}, not_modified{0}, failures{0},
+        stale_served{0};
+
+    std::filesystem::path body_path() const {
+        return config.cache_dir / (cache_key(config.url) + ".json");
+    }
+    std::filesystem::path meta_path() const {
+        return config.cache_dir / (cache_key(config.url) + ".meta");
+    }
+
+    bool install(Snapshot snapshot) {
+        if (!data) {
+            auto repo = MemoryRepository::create(std::move(snapshot), config.name);
+            if (!repo)
+                return false;
+            data = std::move(repo).value();
+        } else if (!data->replace(std::move(snapshot))) {
+            return false;
+        }
+        have_data.store(true, std::memory_order_release);
+        return true;
+    }
+
+    void load_cache() {
+        if (config.cache_dir.empty())
+            return;
+        std::ifstream body(body_path(), std::ios::binary);
+        std::ifstream meta(meta_path());
+        if (!body || !meta)
+            return;
+        std::stringstream text;
+        text << body.rdbuf();
+        std::string cached_etag;
+        long long fetched = 0;
+        std::getline(meta, cached_etag);
+        meta >> fetched;
+        auto snapshot = parse_snapshot(text.str());
+        if (!snapshot || !install(std::move(snapshot).value()))
+            return;
+        etag = cached_etag;
+        confirmed_at_s.store(fetched);
+        // A loaded copy is revalidated on the first call.
+    }
+
+    void save_cache(const std::string& body) {
+        if (config.cache_dir.empty())
+            return;
+        std::error_code ec;
+        std::filesystem::create_directories(config.cache_dir, ec);
+        if (!body.empty() && !write_atomically(body_path(), body))
+            return;
+        write_atomically(meta_path(), etag + "\n" + std::to_string(confirmed_at_s.load()) + "\n");
+    }
+
+    std::int64_t now_s() const {
+        return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+    }
+
+    Error tag(Error error, int status = 0) {
+        error.source = config.name;
+        error.target = config.name;
+        if (status)
+            error.http_status = status;
+        return error;
+    }
+
+    /// One request (unless rate limited). Called with fetch_mutex held.
+    Result<void> revalidate() {
+        auto now = SteadyClock::now();
+        next_check_ns.store((now + config.refresh_interval).time_since_epoch().count());
+        if (now < rate_limited_until) {
+            Error e = make_error(Errc::rate_limited, "GET " + config.name +
+                                                         ": rate limited; no request before " +
+                                                         format_timestamp(*rate_limit_reset));
+            e.retry_after = rate_limit_reset;
+            next_check_ns.store(rate_limited_until.time_since_epoch().count());
+            return tag(e);
+        }
+        detail::HttpRequest request;
+        request.url = config.url;
+        request.connect_timeout = config.connect_timeout;
+        request.timeout = config.timeout;
+        request.max_body_bytes = config.max_body_bytes;
+        request.max_redirects = config.max_redirects;
+        request.headers.push_back("User-Agent: modelrepo/" + std::string(MODELREPO_VERSION));
+        if (config.contents_api) {
+            request.headers.push_back("Accept: application/vnd.github.raw+json");
+            request.headers.push_back("X-GitHub-Api-Version: 2022-11-28");
+        }
+        if (!config.token.empty())
+            request.headers.push_back("Authorization: Bearer " + config.token);
+        if (have_data.load() && !etag.empty())
+            request.headers.push_back("If-None-Match: " + etag);
+
+        requests.fetch_add(1, std::memory_order_relaxed);
+        auto response = client.get(request, config.name);
+        if (!response) {
+            failures.fetch_add(1, std::memory_order_relaxed);
+            return tag(response.error());
+        }
+        detail::HttpResponse& r = response.value();
+        if (r.status == 304 && have_data.load()) {
+            not_modified.fetch_add(1, std::memory_order_relaxed);
+            confirmed_at_s.store(now_s());
+            save_cache("");
+            return success();
+        }
+        if (r.status == 200) {
+            auto snapshot = parse_snapshot(r.body);
+            if (!snapshot) {
+                failures.fetch_add(1, std::memory_order_relaxed);
+                Error e = snapshot.error();
+                e.message = "GET " + config.name + ": the body is not a valid snapshot" +
+                            (have_data.load() ? " (the last good copy stays in service)" : "") +
+                            ": " + e.message;
+                return tag(e, 200);
+            }
+            if (!install(std::move(snapshot).value())) {
+                failures.fetch_add(1, std::memory_order_relaxed);
+                return tag(
+                    make_error(Errc::bad_data, "GET " + config.name + ": the snapshot was refused"),
+                    200);
+            }
+            etag = r.etag;
+            confirmed_at_s.store(now_s());
+            downloads.fetch_add(1, std::memory_order_relaxed);
+            save_cache(r.body);
+            return success();
+        }
+        failures.fetch_add(1, std::memory_order_relaxed);
+        bool limited = (r.status == 403 || r.status == 429) &&
+                       (r.retry_after || (r.ratelimit_remaining && *r.ratelimit_remaining == 0));
+        if (limited) {
+            system_clock::time_point until =
+                r.retry_after       ? system_clock::now() + seconds(*r.retry_after)
+                : r.ratelimit_reset ? system_clock::time_point(seconds(*r.ratelimit_reset))
+                                    : system_clock::now() + seconds(60);
+            rate_limit_reset = until;
+            rate_limited_until =
+                now + duration_cast<SteadyClock::duration>(
+                          std::max(until - system_clock::now(), system_clock::duration::zero()));
+            next_check_ns.store(
+                std::max(next_check_ns.load(), rate_limited_until.time_since_epoch().count()));
+            Error e = make_error(
+                Errc::rate_limited,
+                "GET " + config.name + ": HTTP " + std::to_string(r.status) +
+                    ", rate limited until " + format_timestamp(until) +
+                    "; no request is sent before then" +
+                    (config.token.empty() ? " (set GITHUB_TOKEN for a higher limit)" : ""));
+            e.retry_after = until;
+            return tag(e, static_cast<int>(r.status));
+        }
+        std::string hint = r.status == 404   ? " (check owner, repository, path and ref)"
+                           : r.status == 401 ? " (check GITHUB_TOKEN)"
+                           : r.status >= 500
+                               ? " (the server failed; retried after the refresh interval)"
+                               : "";
+        return tag(make_error(Errc::http_status,
+                              "GET " + config.name + ": HTTP " + std::to_string(r.status) + hint),
+                   static_cast<int>(r.status));
+    }
+
+    /// Makes sure a copy is there and fresh enough; serves a stale copy when
+    /// revalidation fails and the copy is younger than max_stale.
+    Result<void> ensure_fresh() {
+        auto now_ns = SteadyClock::now().time_since_epoch().count();
+        if (have_data.load(std::memory_order_acquire) && now_ns < next_check_ns.load())
+            return success();
+        std::unique_lock lock(fetch_mutex, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            if (have_data.load(std::memory_order_acquire))
+                return success(); // another caller revalidates; keep serving this copy
+            lock.lock();
+        }
+        now_ns = SteadyClock::now().time_since_epoch().count();
+        if (have_data.load() && now_ns < next_check_ns.load())
+            return success();
+        if (!have_data.load() && last_error && now_ns < next_check_ns.load())
+            return *last_error; // the fetch just before ours failed: do not repeat it
+        auto fresh = revalidate();
+        if (fresh) {
+            last_error.reset();
+            return success();
+        }
+        last_error = fresh.error();
+        auto age = now_s() - confirmed_at_s.load();
+        if (have_data.load() && seconds(age) <= config.max_stale) {
+            stale_served.fetch_add(1, std::memory_order_relaxed);
+            return success();
+        }
+        if (have_data.load())
+            fresh.error().message +=
+                " (the last good copy is " + std::to_string(age) + " s old, past max_stale)";
+        return fresh.error();
+    }
+
+    template <class Fn>
+    auto read(Fn&& fn) -> decltype(fn(std::declval<MemoryRepository&>())) {
+        if (auto ok = ensure_fresh(); !ok)
+            return ok.error();
+        return fn(*data);
+    }
+};
+
+GithubRepository::GithubRepository(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+GithubRepository::~GithubRepository() = default;
+
+Result<std::shared_ptr<GithubRepository>> GithubRepository::create(GithubConfig config) {
+    if (config.url.empty())
+        return make_error(Errc::invalid_argument, "GithubConfig::url is empty");
+    if (config.name.empty())
+        config.name = redact(config.url);
+    auto impl = std::make_unique<Impl>();
+    impl->config = std::move(config);
+    impl->load_cache();
+    return std::shared_ptr<GithubRepository>(new GithubRepository(std::move(impl)));
+}
+
+Result<std::shared_ptr<GithubRepository>> GithubRepository::open(std::string_view uri) {
+    auto config = GithubConfig::from_uri(uri);
+    if (!config)
+        return config.error();
+    return create(std::move(config).value());
+}
+
+std::string_view GithubRepository::name() const noexcept {
+    return impl_->config.name;
+}
+
+Result<std::int64_t> GithubRepository::count_models() {
+    return impl_->read([](MemoryRepository& m) { return m.count_models(); });
+}
+Result<std::int64_t> GithubRepository::count_providers() {
+    return impl_->read([](MemoryRepository& m) { return m.count_providers(); });
+}
+Result<std::vector<ModelStatus>> GithubRepository::list_statuses() {
+    return impl_->read([](MemoryRepository& m) { return m.list_statuses(); });
+}
+Result<std::vector<Model>> GithubRepository::find_models(std::span<const std::string> slugs) {
+    return impl_->read([&](MemoryRepository& m) { return m.find_models(slugs); });
+}
+Result<std::optional<Model>> GithubRepository::find_model(std::string_view slug) {
+    return impl_->read([&](MemoryRepository& m) { return m.find_model(slug); });
+}
+Result<SystemStats> GithubRepository::system_stats() {
+    return impl_->read([](MemoryRepository& m) { return m.system_stats(); });
+}
+Result<std::vector<Model>> GithubRepository::list_models() {
+    return impl_->read([](MemoryRepository& m) { return m.list_models(); });
+}
+Result<Snapshot> GithubRepository::export_snapshot() {
+    return impl_->read([](MemoryRepository& m) { return m.export_snapshot(); });
+}
+
+Result<void> GithubRepository::check_health() {
+    std::lock_guard lock(impl_->fetch_mutex);
+    auto r = impl_->revalidate();
+    if (!r)
+        impl_->last_error = r.error();
+    return r;
+}
+
+std::optional<std::chrono::seconds> GithubRepository::age() const {
+    if (!impl_->have_data.load())
+        return std::nullopt;
+    return seconds(impl_->now_s() - impl_->confirmed_at_s.load());
+}
+
+GithubRepository::Stats GithubRepository::stats() const {
+    return {impl_->requests.load(), impl_->downloads.load(), impl_->not_modified.load(),
+            impl_->failures.load(), impl_->stale_served.load()};
+}
+
+} // namespace modelrepo
