@@ -9,6 +9,9 @@
 #include <modelrepo/modelrepo.hpp>
 
 #include "pg_server.hpp"
+#if MODELREPO_HAS_GITHUB
+#include "http_server.hpp"
+#endif
 #include "process.hpp"
 
 using namespace modelrepo;
@@ -46,10 +49,12 @@ std::shared_ptr<PostgresRepository> fresh_catalogue(const std::string& db,
     s.psql("CREATE DATABASE \"" + db + "\" OWNER app");
     auto repo = open_repo(s.url("app", password, db, "127.0.0.1", query));
     auto version = repo->migrate();
-    REQUIRE_MESSAGE(version, version.error().to_string());
+    if (!version)
+        FAIL(version.error().to_string());
     REQUIRE(version.value() == 1);
     auto imported = repo->import_snapshot(builtin_snapshot());
-    REQUIRE_MESSAGE(imported, imported.error().to_string());
+    if (!imported)
+        FAIL(imported.error().to_string());
     return repo;
 }
 
@@ -358,7 +363,8 @@ TEST_CASE("server killed (kill -9) and restarted: the same repository recovers b
             break;
         std::this_thread::sleep_for(100ms);
     }
-    REQUIRE_MESSAGE(back, back.error().to_string());
+    if (!back)
+        FAIL(back.error().to_string());
     CHECK(back.value() == 32);
     CHECK_FALSE(repo->pool_stats().server_down);
 }
@@ -554,18 +560,38 @@ TEST_CASE("connections are validated after idling, replaced when the server ende
     CHECK(short_lived->pool_stats().expired_replaced >= 1);
 }
 
-TEST_CASE("chaos: PostgreSQL -> builtin under 8 readers while PostgreSQL is killed and "
-          "restarted twice") {
+TEST_CASE("chaos: PostgreSQL -> GitHub (loopback) -> builtin under 8 readers while "
+          "PostgreSQL is killed and restarted twice") {
     fresh_catalogue("catalogue_chaos", "connect_timeout=2&query_timeout_ms=2000");
     auto& s = shared_pg_server();
     auto primary = open_repo(s.url("app", password, "catalogue_chaos", "127.0.0.1",
                                    "connect_timeout=2&query_timeout_ms=2000"));
+    std::vector<std::shared_ptr<ModelRepository>> sources{primary};
+#if MODELREPO_HAS_GITHUB
+    test::HttpServer github;
+    std::string backup_body = write_snapshot(builtin_snapshot());
+    github.handle([&](const httplib::Request& req, httplib::Response& res) {
+        if (req.get_header_value("If-None-Match") == "\"chaos\"") {
+            res.status = 304;
+            return;
+        }
+        res.set_header("ETag", "\"chaos\"");
+        res.set_content(backup_body, "application/json");
+    });
+    sources.push_back(
+        GithubRepository::open("github://acme/catalogue/models.json@main?refresh_interval=1s&"
+                               "api_base=" +
+                               github.base())
+            .value());
+#endif
+    sources.push_back(MemoryRepository::builtin());
     FallbackConfig config;
     config.breaker.consecutive_failures = 3;
     config.breaker.open_duration = 500ms;
     config.breaker.max_open_duration = 2s;
     config.probe_interval = 200ms;
-    auto chain = FallbackRepository::create({primary, MemoryRepository::builtin()}, config).value();
+    auto chain = FallbackRepository::create(sources, config).value();
+    const std::string primary_name(primary->name());
 
     std::atomic<bool> stop{false};
     std::atomic<int> failed{0}, reads{0};
@@ -609,6 +635,7 @@ TEST_CASE("chaos: PostgreSQL -> builtin under 8 readers while PostgreSQL is kill
         // The breaker opens within its window: 3 consecutive failures.
         CHECK(wait_until([&] { return chain->breaker(0).state() == BreakerState::open; }, 3s));
         std::this_thread::sleep_for(500ms);
+        auto answered_before = chain->metrics().sources[0].answers;
         s.start();
         REQUIRE_MESSAGE(s.available(), s.why());
         auto restarted = steady_clock::now();
@@ -617,7 +644,7 @@ TEST_CASE("chaos: PostgreSQL -> builtin under 8 readers while PostgreSQL is kill
         bool back = wait_until(
             [&] {
                 return chain->breaker(0).state() == BreakerState::closed &&
-                       chain->last_source() != "builtin";
+                       chain->metrics().sources[0].answers > answered_before;
             },
             8s);
         CHECK(back);
@@ -632,9 +659,10 @@ TEST_CASE("chaos: PostgreSQL -> builtin under 8 readers while PostgreSQL is kill
     CHECK(failed.load() == 0);
     CHECK(reads.load() > 100);
     auto m = chain->metrics();
-    CHECK(m.sources[1].answers > 0); // the backup served during the outages
+    CHECK(m.sources[1].answers > 0); // the first backup (GitHub) served during the outages
     CHECK(m.sources[0].answers > 0);
     CHECK(m.all_failed == 0);
+    CHECK(m.sources[0].source == primary_name);
 }
 
 TEST_CASE("examples against the chain PostgreSQL -> builtin") {
