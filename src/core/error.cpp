@@ -73,6 +73,43 @@ bool ends_value(char c) noexcept {
 
 constexpr std::string_view mask = "***";
 
+// Without an '@' a "user:secret" has no userinfo to hide in, so it reads as host:port
+// (a mistyped '@'). Real ports are digits: any other "port" of a host item is masked.
+std::string mask_nonnumeric_ports(std::string_view rest) {
+    std::size_t end = rest.find_first_of("/?#");
+    std::string_view authority = rest.substr(0, end);
+    std::string out;
+    std::size_t start = 0;
+    while (start <= authority.size()) {
+        std::size_t comma = authority.find(',', start);
+        std::string_view item = authority.substr(
+            start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+        std::size_t colon = item.find(':');
+        bool bracketed = !item.empty() && item.front() == '[';
+        if (!bracketed && colon != std::string_view::npos) {
+            std::string_view port = item.substr(colon + 1);
+            bool digits = !port.empty();
+            for (char c : port)
+                digits = digits && c >= '0' && c <= '9';
+            if (!digits) {
+                out.append(item.substr(0, colon + 1));
+                out.append(mask);
+            } else {
+                out.append(item);
+            }
+        } else {
+            out.append(item);
+        }
+        if (comma == std::string_view::npos)
+            break;
+        out.push_back(',');
+        start = comma + 1;
+    }
+    if (end != std::string_view::npos)
+        out.append(rest.substr(end));
+    return out;
+}
+
 // URL userinfo: "scheme://user:secret@host" -> "scheme://user:***@host". The userinfo
 // ends at the last '@' before the next blank, so a password with an unencoded '@' or
 // '/' is still hidden (over-redaction is the safe side).
@@ -97,7 +134,7 @@ std::string redact_userinfo(std::string_view text) {
             out.append(mask);
             out.append(rest.substr(at));
         } else {
-            out.append(rest);
+            out.append(mask_nonnumeric_ports(rest));
         }
         pos = end;
     }
@@ -200,6 +237,33 @@ std::string redact_values(std::string_view text) {
     return out;
 }
 
+// "user:secret@host" anywhere, with or without a scheme before it (a URL whose "://"
+// was mistyped still carries its password): what lies between the first ':' of the
+// word (after any "//") and the '@' is masked.
+std::string redact_at_credentials(std::string text) {
+    std::size_t at = text.find('@');
+    while (at != std::string::npos) {
+        std::size_t start = at;
+        while (start > 0) {
+            char c = text[start - 1];
+            if (std::isspace(static_cast<unsigned char>(c)) || c == '"' || c == '\'' || c == '(')
+                break;
+            --start;
+        }
+        std::string_view word(text.data() + start, at - start);
+        std::size_t from = word.rfind("//");
+        from = from == std::string_view::npos ? 0 : from + 2;
+        std::size_t colon = word.find(':', from);
+        if (colon != std::string_view::npos && word.substr(colon + 1) != mask &&
+            colon + 1 < word.size()) {
+            text.replace(start + colon + 1, word.size() - colon - 1, mask);
+            at = start + colon + 1 + mask.size();
+        }
+        at = text.find('@', at + 1);
+    }
+    return text;
+}
+
 } // namespace
 
 const std::error_category& error_category() noexcept {
@@ -217,7 +281,7 @@ std::string_view to_string(Errc e) noexcept {
 }
 
 std::string redact(std::string_view text) {
-    return redact_values(redact_userinfo(text));
+    return redact_values(redact_at_credentials(redact_userinfo(text)));
 }
 
 std::optional<Errc> Error::errc() const noexcept {

@@ -26,7 +26,7 @@ Result<std::shared_ptr<ModelRepository>> open_builtin(std::string_view text,
                                                       const detail::Uri& uri) {
     if (!uri.path.empty() && uri.path != "/")
         return make_error(Errc::invalid_argument,
-                          "invalid source URI '" + std::string(text) +
+                          "invalid source URI '" + detail::redact_url(text) +
                               "': builtin: takes no path (write just \"builtin:\")");
     return std::shared_ptr<ModelRepository>(MemoryRepository::builtin());
 }
@@ -34,14 +34,15 @@ Result<std::shared_ptr<ModelRepository>> open_builtin(std::string_view text,
 Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const detail::Uri& uri) {
     // file:///abs/path, file://localhost/abs/path, file:relative/path
     if (uri.has_authority && !uri.authority.empty() && uri.authority != "localhost")
-        return make_error(Errc::invalid_argument, "invalid source URI '" + std::string(text) +
+        return make_error(Errc::invalid_argument, "invalid source URI '" +
+                                                      detail::redact_url(text) +
                                                       "': file URIs name a "
                                                       "local file (file:///abs/path.json); host '" +
                                                       uri.authority + "' is not supported");
     auto path = detail::percent_decode(uri.path);
     if (!path || path->empty())
         return make_error(Errc::invalid_argument,
-                          "invalid source URI '" + std::string(text) +
+                          "invalid source URI '" + detail::redact_url(text) +
                               "': expected file:///absolute/path.json or file:relative.json");
     auto repo = MemoryRepository::from_file(*path);
     if (!repo)
@@ -53,7 +54,8 @@ Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const 
                                                                     const detail::Uri& uri) {
     bool postgres = uri.scheme.starts_with("postgres");
     return make_error(Errc::not_supported,
-                      "cannot open '" + std::string(text) + "': this build of modelrepo has no " +
+                      "cannot open '" + detail::redact_url(text) +
+                          "': this build of modelrepo has no " +
                           (postgres ? "PostgreSQL backend (rebuild with -Dpostgres=enabled)"
                                     : "GitHub/HTTP backend (rebuild with -Dgithub=enabled)"));
 }
@@ -109,7 +111,7 @@ Result<std::shared_ptr<ModelRepository>> open(std::string_view text) {
     for (const Scheme& scheme : schemes)
         known += (known.empty() ? "" : ", ") + std::string(scheme.name) + ":";
     return make_error(Errc::invalid_argument, "unknown scheme '" + uri.value().scheme +
-                                                  "' in source URI '" + std::string(text) +
+                                                  "' in source URI '" + detail::redact_url(text) +
                                                   "' (known: " + known + ")");
 }
 

@@ -19,10 +19,30 @@ int hex_value(char c) {
 
 Error invalid(std::string_view uri, std::string_view what) {
     return make_error(Errc::invalid_argument,
-                      "invalid source URI '" + std::string(uri) + "': " + std::string(what));
+                      "invalid source URI '" + redact_url(uri) + "': " + std::string(what));
 }
 
 } // namespace
+
+std::string redact_url(std::string_view text) {
+    // Where parse_uri puts the authority: after "scheme://", up to the path; for
+    // database URLs the userinfo ends at the last '@'.
+    std::string out(text);
+    auto scheme_end = out.find("://");
+    if (scheme_end != std::string::npos) {
+        std::size_t start = scheme_end + 3;
+        std::size_t stop = out.find_first_of("?#", start);
+        std::string_view rest(out.data() + start,
+                              (stop == std::string::npos ? out.size() : stop) - start);
+        std::size_t at = rest.rfind('@');
+        if (at != std::string_view::npos) {
+            std::size_t colon = rest.substr(0, at).find(':');
+            if (colon != std::string_view::npos)
+                out.replace(start + colon + 1, at - colon - 1, "***");
+        }
+    }
+    return redact(out);
+}
 
 std::optional<std::string> Uri::param(std::string_view key) const {
     std::optional<std::string> value;

@@ -39,6 +39,11 @@ std::optional<std::vector<QueryParam>> split_query(std::string_view query);
 /// the message names the URI (redacted).
 Result<Uri> parse_uri(std::string_view text);
 
+/// `text` for a message: the password of the userinfo, as `parse_uri` reads it, is
+/// replaced by "***", then `redact()` runs over the rest. Every message that quotes
+/// a URI uses this, so the parser and the redaction agree on what the password is.
+std::string redact_url(std::string_view text);
+
 /// Decodes %XX escapes; nullopt when an escape is malformed.
 std::optional<std::string> percent_decode(std::string_view text);
 

@@ -24,7 +24,7 @@ using SteadyClock = steady_clock;
 
 Error invalid(std::string_view uri, const std::string& what) {
     return make_error(Errc::invalid_argument,
-                      "invalid backup URI '" + std::string(uri) + "': " + what);
+                      "invalid backup URI '" + detail::redact_url(uri) + "': " + what);
 }
 
 /// "90" (seconds), "90s", "500ms", "15m", "24h".
@@ -142,7 +142,7 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
         config.url = base;
         for (std::size_t i = 0; i < passthrough.size(); ++i)
             config.url += (i ? "&" : "?") + passthrough[i];
-        config.name = redact(base);
+        config.name = detail::redact_url(base);
     } else {
         return invalid(text, "expected github://, https:// or http://");
     }

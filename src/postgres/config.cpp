@@ -13,7 +13,7 @@ namespace {
 
 Error invalid(std::string_view url, const std::string& what) {
     return make_error(Errc::invalid_argument,
-                      "invalid PostgreSQL URL '" + std::string(url) + "': " + what);
+                      "invalid PostgreSQL URL '" + detail::redact_url(url) + "': " + what);
 }
 
 std::optional<long> parse_number(std::string_view text) {

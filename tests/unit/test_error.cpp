@@ -61,6 +61,15 @@ TEST_CASE("redact hides passwords and tokens in every shape") {
     const std::string plain = "connection to 127.0.0.1:5432 refused; is the server running?";
     CHECK(redact(plain) == plain);
     CHECK(redact("postgresql://app@host/db") == "postgresql://app@host/db");
+    // A mistyped '@' leaves the password where a port would be (found by fuzz_uri).
+    CHECK(redact("postgres://u:" + secret + "\bhost/db?x=1") == "postgres://u:***/db?x=1");
+    CHECK(redact("postgres://u:" + secret + " host/db").find(secret) == std::string::npos);
+    // A mistyped "://": still a user:password@host shape (found by fuzz_uri).
+    CHECK(redact("'postgresql2//app:" + secret + "@h1:5432/db'") == "'postgresql2//app:***@h1:5432/db'");
+    CHECK(redact("app:" + secret + "@host") == "app:***@host");
+    CHECK(redact("mail me at ops@example.com") == "mail me at ops@example.com");
+    const std::string ports = "postgresql://h1:5432,h2:5433/db and https://[::1]:8080/x";
+    CHECK(redact(ports) == ports);
     CHECK(redact("a bearer token is required") == "a bearer token is required");
     const std::string prose = "the server rejected the password: it is wrong";
     CHECK(redact(prose) == prose);
