@@ -40,6 +40,8 @@ public:
             else
                 res.status = 500;
         });
+        // Without it the split header/body writes wait for delayed ACKs (~40 ms each).
+        server_.set_tcp_nodelay(true);
         port_ = server_.bind_to_any_port("127.0.0.1");
         thread_ = std::thread([this] { server_.listen_after_bind(); });
         // listen_after_bind() starts accepting at once: the socket is already bound, so
