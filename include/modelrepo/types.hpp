@@ -91,7 +91,8 @@ struct SystemStats {
 /// milliseconds.
 std::string format_timestamp(Timestamp t);
 /// Parses RFC 3339 in UTC ("…Z" or "…+00:00"), with optional fractional seconds;
-/// nullopt for anything else, other offsets and impossible dates included.
+/// nullopt for anything else, other offsets, impossible dates and years outside
+/// 1678..2261 (what `Timestamp`'s nanoseconds can hold) included.
 std::optional<Timestamp> parse_timestamp(std::string_view text) noexcept;
 
 } // namespace modelrepo
