@@ -39,7 +39,9 @@ std::optional<milliseconds> parse_duration(const std::string& text) {
                 : unit == "m"             ? v * 60'000
                 : unit == "h"             ? v * 3'600'000
                                           : -1;
-    if (ms < 0)
+    // Ten years at most: larger values mean nothing here, and would overflow the
+    // conversion (found by fuzz_uri).
+    if (!(ms >= 0 && ms <= 10.0 * 365 * 86'400'000))
         return std::nullopt;
     return milliseconds(static_cast<long long>(ms));
 }
@@ -91,7 +93,8 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
         auto duration = [&](milliseconds& out) -> std::optional<Error> {
             auto d = parse_duration(p.value);
             if (!d)
-                return invalid(text, p.key + " must be a duration like 60s, 500ms, 15m or 24h");
+                return invalid(text, p.key + " must be a duration like 60s, 500ms, 15m or 24h "
+                                             "(at most ten years)");
             out = *d;
             return std::nullopt;
         };

@@ -16,10 +16,13 @@ Error invalid(std::string_view url, const std::string& what) {
                       "invalid PostgreSQL URL '" + detail::redact_url(url) + "': " + what);
 }
 
+/// A whole number from 0 to ten years in milliseconds, so that converting seconds or
+/// milliseconds to the config's durations cannot overflow (found by fuzz_uri).
 std::optional<long> parse_number(std::string_view text) {
     long value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size() || value < 0)
+    if (ec != std::errc() || end != text.data() + text.size() || value < 0 ||
+        value > 10L * 365 * 86'400'000)
         return std::nullopt;
     return value;
 }
@@ -72,6 +75,8 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
             if (!n)
                 return invalid(url,
                                key + " must be a whole number of seconds, got '" + value + "'");
+            if (*n > 10L * 365 * 86'400)
+                return invalid(url, key + " is more than ten years");
             out = std::chrono::seconds(*n);
             return std::nullopt;
         };
