@@ -11,6 +11,7 @@
 
 #include <modelrepo/modelrepo.hpp>
 
+#include "bench_support.hpp"
 #include "scripted_repository.hpp"
 
 namespace {
@@ -58,32 +59,11 @@ void BM_outage_find_model(benchmark::State& state) {
 }
 BENCHMARK(BM_outage_find_model);
 
-class MedianCollector : public benchmark::ConsoleReporter {
-public:
-    std::map<std::string, double> median_ns;
-    void ReportRuns(const std::vector<Run>& runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        for (const Run& run : runs)
-            if (run.aggregate_name == "median")
-                median_ns[run.run_name.function_name] = run.GetAdjustedRealTime();
-    }
-};
-
 } // namespace
 
 int main(int argc, char** argv) {
-    std::vector<char*> args(argv, argv + argc);
-    std::string repetitions = "--benchmark_repetitions=9";
-    std::string aggregates = "--benchmark_report_aggregates_only=true";
-    args.push_back(repetitions.data());
-    args.push_back(aggregates.data());
-    int count = static_cast<int>(args.size());
-    benchmark::Initialize(&count, args.data());
-    MedianCollector reporter;
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-    benchmark::Shutdown();
+    auto m = bench::run_medians(argc, argv);
 
-    auto& m = reporter.median_ns;
     double direct = m["BM_direct_find_model"], chain = m["BM_chain_find_model"],
            outage = m["BM_outage_find_model"];
     if (direct <= 0)

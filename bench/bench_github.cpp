@@ -6,43 +6,46 @@
 //      with the 32-model catalogue and a generated 10,000-model snapshot.
 //
 //   ./build/bench/bench_github
+#include <algorithm>
+#include <cstdio>
+
 #include <modelrepo/modelrepo.hpp>
 
 #include "http_server.hpp"
-
-#include <algorithm>
-#include <cstdio>
 
 using namespace modelrepo;
 using namespace std::chrono;
 
 namespace {
 
-std::string large_snapshot()
-{
+std::string large_snapshot() {
     Snapshot s;
     s.generated_at = sys_days{2026y / November / 1};
     for (int p = 0; p < 50; ++p)
         s.providers.push_back({"provider-" + std::to_string(p), "Provider", ""});
     for (int m = 0; m < 10'000; ++m) {
         std::string slug = "model-" + std::to_string(m);
-        s.models.push_back({slug, "Model", "provider-" + std::to_string(m % 50), "generated",
-                            128'000, true, {}, {}});
+        s.models.push_back({slug,
+                            "Model",
+                            "provider-" + std::to_string(m % 50),
+                            "generated",
+                            128'000,
+                            true,
+                            {},
+                            {}});
         s.statuses.push_back({slug, Health::operational, 0.99, 250.0, 0.01, "us", s.generated_at});
     }
     return write_snapshot(s);
 }
 
-double median(std::vector<double> v)
-{
+double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
 }
 
 /// Median time of check_health() (one revalidation) when the server answers 304, and
 /// when it answers 200 with the body (a new ETag each time, so every call downloads).
-void revalidation_cost(const char* label, const std::string& body)
-{
+void revalidation_cost(const char* label, const std::string& body) {
     test::HttpServer server;
     bool always_changed = false;
     int version = 0;
@@ -86,8 +89,7 @@ void revalidation_cost(const char* label, const std::string& body)
 
 } // namespace
 
-int main()
-{
+int main() {
     // 1. 10,000 calls, refresh every second.
     {
         test::HttpServer server;
@@ -107,8 +109,8 @@ int main()
         auto start = steady_clock::now();
         for (int i = 0; i < 10'000; ++i) {
             auto t = steady_clock::now();
-            auto r = (i % 2) ? repo->find_models(slugs).has_value()
-                             : repo->system_stats().has_value();
+            auto r =
+                (i % 2) ? repo->find_models(slugs).has_value() : repo->system_stats().has_value();
             us.push_back(duration<double, std::micro>(steady_clock::now() - t).count());
             if (!r)
                 std::printf("call %d failed\n", i);
@@ -120,7 +122,8 @@ int main()
         std::printf("10,000 calls over %.1f s, refresh 1 s: %d requests reached the server "
                     "(%llu downloads, %llu not modified); per call median %.2f us, p99 %.2f us, "
                     "max %.0f us\n",
-                    wall, server.requests(), static_cast<unsigned long long>(repo->stats().downloads),
+                    wall, server.requests(),
+                    static_cast<unsigned long long>(repo->stats().downloads),
                     static_cast<unsigned long long>(repo->stats().not_modified), us[us.size() / 2],
                     us[us.size() * 99 / 100], us.back());
     }

@@ -13,6 +13,8 @@
 
 #include <modelrepo/modelrepo.hpp>
 
+#include "bench_support.hpp"
+
 namespace {
 
 using namespace modelrepo;
@@ -122,51 +124,12 @@ void BM_peer_json_parse_10k(benchmark::State& state) {
 }
 BENCHMARK(BM_peer_json_parse_10k)->Unit(benchmark::kMillisecond);
 
-/// Keeps the median real time (ns) of every benchmark for the summary.
-class MedianCollector : public benchmark::ConsoleReporter {
-public:
-    std::map<std::string, double> median_ns;
-
-    void ReportRuns(const std::vector<Run>& runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        for (const Run& run : runs)
-            if (run.aggregate_name == "median")
-                median_ns[run.run_name.function_name] =
-                    run.GetAdjustedRealTime() * multiplier(run.time_unit);
-    }
-
-private:
-    static double multiplier(benchmark::TimeUnit unit) {
-        switch (unit) {
-        case benchmark::kNanosecond:
-            return 1;
-        case benchmark::kMicrosecond:
-            return 1e3;
-        case benchmark::kMillisecond:
-            return 1e6;
-        case benchmark::kSecond:
-            return 1e9;
-        }
-        return 1;
-    }
-};
-
 } // namespace
 
 int main(int argc, char** argv) {
     // Medians over repetitions unless the caller chose otherwise.
-    std::vector<char*> args(argv, argv + argc);
-    std::string repetitions = "--benchmark_repetitions=9";
-    std::string aggregates = "--benchmark_report_aggregates_only=true";
-    args.push_back(repetitions.data());
-    args.push_back(aggregates.data());
-    int count = static_cast<int>(args.size());
-    benchmark::Initialize(&count, args.data());
-    MedianCollector reporter;
-    benchmark::RunSpecifiedBenchmarks(&reporter);
-    benchmark::Shutdown();
+    auto m = bench::run_medians(argc, argv);
 
-    auto& m = reporter.median_ns;
     auto get = [&](const char* name) { return m.count(name) ? m[name] : 0.0; };
     std::printf("\nsummary (medians of 9 repetitions)\n");
     double find = get("BM_find_model");
