@@ -2,6 +2,7 @@
 // The cost of the FallbackRepository chain:
 //   healthy: find_model through a one-breaker chain vs the same MemoryRepository
 //            directly (target: at most 50 ns or 1.5x over direct, whichever is larger)
+//   also:    every call timed (latency_sample_every = 1), and two threads on one chain
 //   outage:  find_model through primary (down, breaker open) -> backup vs the backup
 //            directly (target: the same order as a direct call to the backup)
 #include <cstdio>
@@ -41,6 +42,32 @@ void BM_chain_find_model(benchmark::State& state) {
 }
 BENCHMARK(BM_chain_find_model);
 
+/// The same with every call in the latency histogram (two precise clock reads each).
+void BM_chain_find_model_every_call_timed(benchmark::State& state) {
+    FallbackConfig config;
+    config.latency_sample_every = 1;
+    auto chain = FallbackRepository::create({memory()}, config).value();
+    for (auto _ : state) {
+        auto m = chain->find_model("claude-sonnet-4-5");
+        benchmark::DoNotOptimize(m);
+    }
+}
+BENCHMARK(BM_chain_find_model_every_call_timed);
+
+/// Two threads on one chain: the shared per-source counters are the only contention.
+void BM_chain_find_model_2_threads(benchmark::State& state) {
+    static std::shared_ptr<FallbackRepository> chain;
+    if (state.thread_index() == 0)
+        chain = FallbackRepository::create({memory()}).value();
+    for (auto _ : state) {
+        auto m = chain->find_model("claude-sonnet-4-5");
+        benchmark::DoNotOptimize(m);
+    }
+    if (state.thread_index() == 0)
+        chain.reset();
+}
+BENCHMARK(BM_chain_find_model_2_threads)->Threads(2)->UseRealTime();
+
 void BM_outage_find_model(benchmark::State& state) {
     auto primary = std::make_shared<test::ScriptedRepository>("primary");
     primary->fail_with(Errc::unreachable);
@@ -74,6 +101,12 @@ int main(int argc, char** argv) {
                 "%s)\n",
                 chain, direct, chain - direct, chain / direct, allowed,
                 chain <= allowed ? "met" : "MISSED");
+    std::printf("every call timed %7.1f ns (latency_sample_every = 1): +%.1f ns, %.2fx\n",
+                m["BM_chain_find_model_every_call_timed"],
+                m["BM_chain_find_model_every_call_timed"] - direct,
+                m["BM_chain_find_model_every_call_timed"] / direct);
+    std::printf("2 threads        %7.1f ns per call, wall (each thread %.1f ns of CPU per call)\n",
+                m["BM_chain_find_model_2_threads"], 2 * m["BM_chain_find_model_2_threads"]);
     std::printf("outage, open    %7.1f ns vs direct backup %7.1f ns: %.2fx  (target: same order: "
                 "%s)\n",
                 outage, direct, outage / direct, outage < direct * 10 ? "met" : "MISSED");

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <thread>
 
+#include <time.h>
+
 namespace modelrepo {
 
 namespace {
@@ -25,26 +27,56 @@ bool is_answer(const Error& error) {
     return error.is(Errc::invalid_argument) || error.is(Errc::not_found);
 }
 
+/// The hot counters of a source, one set per shard: threads add to their own shard's
+/// cache line, so readers on several cores do not bounce one line between them.
+struct alignas(64) CounterShard {
+    std::atomic<std::uint64_t> answers{0};
+    std::array<std::atomic<std::uint64_t>, SourceMetrics::latency_bounds_s.size()> latency{};
+    std::atomic<std::uint64_t> latency_ns{0};
+};
+constexpr std::size_t counter_shards = 16;
+
+/// This thread's shard: handed out round-robin on first use.
+std::size_t my_shard() {
+    static std::atomic<std::size_t> next{0};
+    thread_local std::size_t shard = next.fetch_add(1, std::memory_order_relaxed) % counter_shards;
+    return shard;
+}
+
 /// One source of the chain: the repository, its breaker and its counters (atomics, so
 /// the call path takes no lock for them).
 struct Source {
     std::shared_ptr<ModelRepository> repo;
     std::string name;
     std::unique_ptr<CircuitBreaker> breaker;
-    std::atomic<std::uint64_t> answers{0}, write_successes{0}, rejections{0};
+    std::atomic<std::uint64_t> write_successes{0}, rejections{0};
     std::array<std::atomic<std::uint64_t>, errc_slots> failures{};
-    std::array<std::atomic<std::uint64_t>, SourceMetrics::latency_bounds_s.size()> latency{};
-    std::atomic<std::uint64_t> latency_ns{0};
+    std::array<CounterShard, counter_shards> shards;
+
+    void count_answer() { shards[my_shard()].answers.fetch_add(1, std::memory_order_relaxed); }
 
     void observe(nanoseconds elapsed) {
+        CounterShard& shard = shards[my_shard()];
         double s = duration<double>(elapsed).count();
-        for (std::size_t i = 0; i < latency.size(); ++i)
+        for (std::size_t i = 0; i < shard.latency.size(); ++i)
             if (s <= SourceMetrics::latency_bounds_s[i]) {
-                latency[i].fetch_add(1, std::memory_order_relaxed);
+                shard.latency[i].fetch_add(1, std::memory_order_relaxed);
                 break;
             }
-        latency_ns.fetch_add(static_cast<std::uint64_t>(elapsed.count()),
-                             std::memory_order_relaxed);
+        shard.latency_ns.fetch_add(static_cast<std::uint64_t>(elapsed.count()),
+                                   std::memory_order_relaxed);
+    }
+
+    /// Adds this source's shards into `m`.
+    void sum_into(SourceMetrics& m) const {
+        std::uint64_t latency_ns = 0;
+        for (const auto& shard : shards) {
+            m.answers += shard.answers.load(std::memory_order_relaxed);
+            for (std::size_t i = 0; i < m.latency_buckets.size(); ++i)
+                m.latency_buckets[i] += shard.latency[i].load(std::memory_order_relaxed);
+            latency_ns += shard.latency_ns.load(std::memory_order_relaxed);
+        }
+        m.latency_sum_s = static_cast<double>(latency_ns) / 1e9;
     }
 
     void count_failure(const Error& error) {
@@ -52,6 +84,59 @@ struct Source {
         int slot = code ? static_cast<int>(*code) : errc_slots - 1;
         failures[static_cast<std::size_t>(slot)].fetch_add(1, std::memory_order_relaxed);
     }
+};
+
+/// The clocks a call is timed with: the precise one (steady_clock, ~17 ns to read on
+/// the reference machine) for the latency histogram's sample, the coarse one (~4 ns,
+/// one kernel tick of resolution) for the breaker's slow-call check on the others.
+class CallClock {
+public:
+    CallClock(std::uint32_t sample_every, nanoseconds slow_call_duration)
+        : sample_every_(std::max<std::uint32_t>(sample_every, 1))
+        , coarse_enough_(slow_call_duration >= 50 * coarse_resolution()) {}
+
+    /// A stopwatch for one call: `sampled` when its duration goes into the histogram.
+    struct Watch {
+        bool sampled;
+        bool precise;
+        std::int64_t start;
+    };
+
+    Watch start() const {
+        thread_local std::uint32_t since_sample = 0;
+        bool sampled = ++since_sample >= sample_every_;
+        if (sampled)
+            since_sample = 0;
+        bool precise = sampled || !coarse_enough_;
+        return {sampled, precise, read(precise)};
+    }
+
+    static nanoseconds elapsed(const Watch& w) { return nanoseconds(read(w.precise) - w.start); }
+
+private:
+    static std::int64_t read(bool precise) {
+#ifdef CLOCK_MONOTONIC_COARSE
+        if (!precise) {
+            timespec ts;
+            clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+            return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+        }
+#endif
+        (void)precise;
+        return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+    }
+
+    static nanoseconds coarse_resolution() {
+#ifdef CLOCK_MONOTONIC_COARSE
+        timespec res;
+        if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
+            return seconds(res.tv_sec) + nanoseconds(res.tv_nsec);
+#endif
+        return hours(1); // no coarse clock: always precise
+    }
+
+    std::uint32_t sample_every_;
+    bool coarse_enough_;
 };
 
 /// Which source answered this thread's last call: the chain (by address) and the index.
@@ -100,6 +185,7 @@ struct FallbackRepository::Impl {
     std::string name;
     std::atomic<std::uint64_t> all_failed{0};
     std::atomic<int> last_served{0}; ///< index of the source that answered last
+    std::optional<CallClock> call_clock;
     detail::EventQueue<FallbackEvent> events;
 
     // The probe thread.
@@ -142,9 +228,9 @@ struct FallbackRepository::Impl {
         std::string causes; // of failed calls; rejections are described only if all fail
         std::uint64_t rejected = 0;
         std::size_t i = permitted_from(0, rejected);
-        Result<T> result = i < sources.size() ? attempt<T>(*sources[i], call)
-                                              : Result<T>(all_sources_failed(operation, causes,
-                                                                             rejected));
+        Result<T> result = i < sources.size()
+                               ? attempt<T>(*sources[i], call)
+                               : Result<T>(all_sources_failed(operation, causes, rejected));
         while (i < sources.size() && !result) {
             Source& s = *sources[i];
             s.count_failure(result.error());
@@ -159,7 +245,7 @@ struct FallbackRepository::Impl {
         if (result) {
             // successes = answers + successful writes; calls = successes + failures:
             // one counter per call on the hot path.
-            sources[i]->answers.fetch_add(1, std::memory_order_relaxed);
+            sources[i]->count_answer();
             served_by(i, causes);
         }
         return result;
@@ -180,12 +266,13 @@ struct FallbackRepository::Impl {
 
     /// One call to a source the breaker let through: timed and recorded.
     template <class T, class Fn>
-    Result<T> attempt(Source& s, Fn& call) {
-        auto start = steady_clock::now();
+    Result<T> attempt(Source& s, Fn&& call) {
+        auto watch = call_clock->start();
         Result<T> result = call(*s.repo);
-        auto elapsed = steady_clock::now() - start;
+        auto elapsed = CallClock::elapsed(watch);
         s.breaker->record(result ? nullptr : &result.error(), elapsed);
-        s.observe(elapsed);
+        if (watch.sampled)
+            s.observe(elapsed);
         return result;
     }
 
@@ -243,6 +330,7 @@ FallbackRepository::create(std::vector<std::shared_ptr<ModelRepository>> sources
             return make_error(Errc::invalid_argument, "FallbackRepository: a source is null");
     auto impl = std::make_unique<Impl>(config.event_queue_limit);
     impl->config = config;
+    impl->call_clock.emplace(config.latency_sample_every, config.breaker.slow_call_duration);
     impl->repos = sources;
     impl->name = "fallback(";
     for (std::size_t i = 0; i < sources.size(); ++i) {
@@ -333,11 +421,8 @@ Result<std::int64_t> FallbackRepository::upsert_statuses(std::span<const ModelSt
             "status writes go to the primary only, and it is not taking calls: " + error.message;
         return error;
     }
-    auto start = steady_clock::now();
-    auto result = primary.repo->upsert_statuses(statuses);
-    auto elapsed = steady_clock::now() - start;
-    primary.breaker->record(result ? nullptr : &result.error(), elapsed);
-    primary.observe(elapsed);
+    auto result = impl_->attempt<std::int64_t>(
+        primary, [&](ModelRepository& r) { return r.upsert_statuses(statuses); });
     if (result) {
         primary.write_successes.fetch_add(1, std::memory_order_relaxed);
         last_answer = {impl_.get(), 0};
@@ -372,16 +457,13 @@ FallbackMetrics FallbackRepository::metrics() const {
     for (const auto& s : impl_->sources) {
         SourceMetrics m;
         m.source = s->name;
-        m.answers = s->answers.load(std::memory_order_relaxed);
+        s->sum_into(m);
         m.successes = m.answers + s->write_successes.load(std::memory_order_relaxed);
         m.rejections = s->rejections.load(std::memory_order_relaxed);
         for (int i = 0; i < errc_slots; ++i)
             if (auto n = s->failures[static_cast<std::size_t>(i)].load(std::memory_order_relaxed))
                 m.failures[i == errc_slots - 1 ? "other"
                                                : std::string(to_string(static_cast<Errc>(i)))] = n;
-        for (std::size_t i = 0; i < m.latency_buckets.size(); ++i)
-            m.latency_buckets[i] = s->latency[i].load(std::memory_order_relaxed);
-        m.latency_sum_s = static_cast<double>(s->latency_ns.load(std::memory_order_relaxed)) / 1e9;
         m.calls = m.successes;
         for (const auto& [errc, n] : m.failures)
             m.calls += n;
@@ -427,7 +509,9 @@ std::string FallbackRepository::prometheus() const {
            "Circuit breaker state: 0 closed, 1 open, 2 half-open.");
     for (const auto& s : m.sources)
         sample("modelrepo_breaker_state", src(s), static_cast<double>(static_cast<int>(s.breaker)));
-    family("modelrepo_source_latency_seconds", "histogram", "Latency of calls to a source.");
+    family("modelrepo_source_latency_seconds", "histogram",
+           "Latency of calls to a source (a uniform sample: one call in "
+           "latency_sample_every per thread).");
     for (const auto& s : m.sources) {
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < s.latency_buckets.size(); ++i) {

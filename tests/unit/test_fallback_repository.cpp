@@ -193,7 +193,9 @@ TEST_CASE("a slow or throwing subscriber never blocks or breaks calls") {
 }
 
 TEST_CASE("Prometheus text has HELP and TYPE lines and per-source samples") {
-    Chain c;
+    FallbackConfig config = Chain::quick();
+    config.latency_sample_every = 1; // every call in the histogram
+    Chain c(config);
     c.primary->fail_with(Errc::timeout);
     for (int i = 0; i < 5; ++i)
         REQUIRE(c.repo->system_stats());
@@ -209,6 +211,38 @@ TEST_CASE("Prometheus text has HELP and TYPE lines and per-source samples") {
         CAPTURE(line);
         CHECK(text.find(line) != std::string::npos);
     }
+}
+
+TEST_CASE("the latency histogram times one call in latency_sample_every per thread") {
+    FallbackConfig config = Chain::quick();
+    config.latency_sample_every = 4;
+    Chain c(config);
+    for (int i = 0; i < 8; ++i)
+        REQUIRE(c.repo->count_models());
+    auto m = c.repo->metrics();
+    CHECK(m.sources[0].calls == 8);
+    std::uint64_t timed = 0;
+    for (auto n : m.sources[0].latency_buckets)
+        timed += n;
+    CHECK(timed == 2); // 8 consecutive calls hold two multiples of 4, whatever the phase
+    CHECK(m.sources[0].latency_sum_s > 0);
+}
+
+TEST_CASE("slow calls trip the breaker also when they are not in the latency sample") {
+    FallbackConfig config = Chain::quick();
+    config.latency_sample_every = 1'000'000; // the histogram times (almost) nothing
+    config.breaker.window_size = 2;
+    config.breaker.minimum_calls = 2;
+    config.breaker.slow_call_rate_threshold = 1.0;
+    config.breaker.slow_call_duration = 250ms; // coarse-clock timing on Linux (≥ 50 ticks)
+    Chain c(config);
+    c.primary->delay(300ms);
+    for (int i = 0; i < 2; ++i)
+        REQUIRE(c.repo->count_models());
+    CHECK(c.repo->breaker(0).state() == BreakerState::open);
+    c.primary->delay(0ms);
+    REQUIRE(c.repo->count_models());
+    CHECK(c.repo->last_source() == "backup");
 }
 
 TEST_CASE("open_chain builds the chain from URIs") {
