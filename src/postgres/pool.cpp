@@ -11,6 +11,14 @@ namespace modelrepo::detail {
 
 // --- Watchdog ---------------------------------------------------------------------
 
+namespace {
+
+std::int64_t to_ns(SteadyClock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+} // namespace
+
 Watchdog::~Watchdog() {
     {
         std::lock_guard lock(mutex_);
@@ -21,54 +29,75 @@ Watchdog::~Watchdog() {
         thread_.join();
 }
 
-std::uint64_t Watchdog::arm(int fd, SteadyClock::time_point deadline) {
+Watchdog::Slot* Watchdog::watch(int fd) {
     std::lock_guard lock(mutex_);
     if (!started_) {
         started_ = true;
         thread_ = std::thread([this] { run(); });
     }
-    std::uint64_t ticket = next_ticket_++;
-    entries_.emplace(ticket, Entry{fd, deadline});
-    // Deadlines are "now + timeout", so a new one is almost never the earliest: wake
-    // the watchdog only when it would otherwise sleep past this one.
-    if (deadline < next_wake_) {
-        next_wake_ = deadline;
-        wake_.notify_one();
-    }
-    return ticket;
+    slots_.push_back(std::make_unique<Slot>());
+    slots_.back()->fd = fd;
+    return slots_.back().get();
 }
 
-bool Watchdog::disarm(std::uint64_t ticket) {
+void Watchdog::forget(Slot* slot) {
     std::lock_guard lock(mutex_);
-    auto it = entries_.find(ticket);
-    if (it == entries_.end())
-        return false;
-    bool fired = it->second.fired;
-    entries_.erase(it);
-    return fired;
+    std::erase_if(slots_, [slot](const auto& s) { return s.get() == slot; });
+}
+
+void Watchdog::arm(Slot& slot, SteadyClock::time_point deadline) {
+    std::int64_t ns = std::max<std::int64_t>(to_ns(deadline), 1);
+    slot.deadline.store(ns, std::memory_order_seq_cst);
+    // The thread looks again at next_wake_ anyway: wake it only for an earlier deadline.
+    // Both sides are seq_cst: either this load sees the thread's new next_wake_, or the
+    // thread's rescan after publishing it sees this deadline (see run()).
+    if (ns < next_wake_.load(std::memory_order_seq_cst)) {
+        std::lock_guard lock(mutex_);
+        woken_ = true;
+        wake_.notify_one();
+    }
+}
+
+bool Watchdog::disarm(Slot& slot) {
+    return slot.deadline.exchange(Slot::idle, std::memory_order_acq_rel) == Slot::fired;
+}
+
+std::int64_t Watchdog::scan(std::int64_t now) {
+    std::int64_t next = std::numeric_limits<std::int64_t>::max();
+    for (auto& slot : slots_) {
+        std::int64_t d = slot->deadline.load(std::memory_order_seq_cst);
+        if (d <= 0)
+            continue; // idle or already fired
+        if (d > now) {
+            next = std::min(next, d);
+        } else if (slot->deadline.compare_exchange_strong(d, Slot::fired)) {
+            // Still the same call (a new call would have a new deadline): wake its
+            // blocked read at once. The connection is discarded by the caller, and
+            // cannot close before this scan ends (forget() takes the mutex).
+            ::shutdown(slot->fd, SHUT_RDWR);
+        }
+    }
+    return next;
 }
 
 void Watchdog::run() {
     std::unique_lock lock(mutex_);
     while (!stopping_) {
-        auto now = SteadyClock::now();
-        auto next = SteadyClock::time_point::max();
-        for (auto& [ticket, entry] : entries_) {
-            if (entry.fired)
-                continue;
-            if (entry.deadline <= now) {
-                // Wakes the blocked reader at once; the connection is discarded after.
-                ::shutdown(entry.fd, SHUT_RDWR);
-                entry.fired = true;
-            } else {
-                next = std::min(next, entry.deadline);
-            }
+        std::int64_t next = scan(to_ns(SteadyClock::now()));
+        next_wake_.store(next, std::memory_order_seq_cst);
+        // An arm() between the scan and the store may have read the old next_wake_ and
+        // not woken us: look once more now that the new one is published.
+        std::int64_t again = scan(to_ns(SteadyClock::now()));
+        if (again < next) {
+            next_wake_.store(again, std::memory_order_seq_cst);
+            next = again;
         }
-        next_wake_ = next;
-        if (next == SteadyClock::time_point::max())
-            wake_.wait(lock);
+        auto woken = [&] { return woken_ || stopping_; };
+        if (next == std::numeric_limits<std::int64_t>::max())
+            wake_.wait(lock, woken);
         else
-            wake_.wait_until(lock, next);
+            wake_.wait_until(lock, SteadyClock::time_point(std::chrono::nanoseconds(next)), woken);
+        woken_ = false;
     }
 }
 
@@ -117,7 +146,21 @@ Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect() {
         // A broken connection is replaced by the pool, never silently reconnected.
         pooled->conn->inhibit_reactivation(true);
 #pragma GCC diagnostic pop
-        setup_(*pooled->conn);
+        pooled->watchdog = &watchdog_;
+        pooled->slot = watchdog_.watch(pooled->conn->sock());
+        // The setup statements are a call like any other: under the deadline.
+        watchdog_.arm(*pooled->slot, SteadyClock::now() + config_.query_timeout);
+        try {
+            setup_(*pooled->conn);
+        } catch (...) {
+            if (Watchdog::disarm(*pooled->slot))
+                return query_error("session setup cut at the deadline", "", true, true, target_,
+                                   source_, config_.query_timeout);
+            throw;
+        }
+        if (Watchdog::disarm(*pooled->slot))
+            return query_error("session setup cut at the deadline", "", true, true, target_,
+                               source_, config_.query_timeout);
         pooled->created = pooled->last_used = SteadyClock::now();
         std::chrono::milliseconds lifetime;
         {
@@ -136,8 +179,7 @@ Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect() {
 
 bool ConnectionPool::validate(PooledConnection& connection) {
     try {
-        auto deadline = SteadyClock::now() + config_.query_timeout;
-        auto ticket = watchdog_.arm(connection.conn->sock(), deadline);
+        watchdog_.arm(*connection.slot, SteadyClock::now() + config_.query_timeout);
         bool ok = true;
         try {
             pqxx::nontransaction tx(*connection.conn);
@@ -145,8 +187,7 @@ bool ConnectionPool::validate(PooledConnection& connection) {
         } catch (...) {
             ok = false;
         }
-        watchdog_.disarm(ticket);
-        return ok;
+        return !Watchdog::disarm(*connection.slot) && ok;
     } catch (...) {
         return false;
     }
@@ -161,6 +202,34 @@ void ConnectionPool::record_wait(SteadyClock::duration waited) {
         }
 }
 
+namespace {
+
+/// The connection this thread last returned, per pool: it is handed back to the same
+/// thread when idle. A thread that keeps talking to the same backend process lets the
+/// scheduler keep the pair together (wake-affine placement); with connections shuffled
+/// between threads (a plain LIFO stack) 4 threads on 2 cores made 78-84k calls/s,
+/// with this 118-125k/s (count_models; sleeps per call 0.45 -> 0.30).
+struct LastConnection {
+    const ConnectionPool* pool = nullptr;
+    const PooledConnection* connection = nullptr;
+};
+thread_local LastConnection last_connection;
+
+} // namespace
+
+std::unique_ptr<PooledConnection> ConnectionPool::take_idle() {
+    auto it = idle_.end() - 1; // the most recently returned, unless ours is idle
+    if (last_connection.pool == this)
+        for (auto i = idle_.begin(); i != idle_.end(); ++i)
+            if (i->get() == last_connection.connection) {
+                it = i;
+                break;
+            }
+    auto pooled = std::move(*it);
+    idle_.erase(it);
+    return pooled;
+}
+
 Result<Lease> ConnectionPool::acquire() {
     auto start = SteadyClock::now();
     auto deadline = start + config_.acquire_timeout;
@@ -168,8 +237,7 @@ Result<Lease> ConnectionPool::acquire() {
     for (;;) {
         // 1. A free connection, checked if it has idled long or lived long.
         while (!idle_.empty()) {
-            auto pooled = std::move(idle_.back());
-            idle_.pop_back();
+            auto pooled = take_idle();
             auto now = SteadyClock::now();
             if (now >= pooled->expires) {
                 --open_;
@@ -267,6 +335,7 @@ void ConnectionPool::release(std::unique_ptr<PooledConnection> connection, bool 
         return;
     }
     connection->last_used = SteadyClock::now();
+    last_connection = {this, connection.get()};
     idle_.push_back(std::move(connection));
     lock.unlock();
     available_.notify_one();

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <unordered_map>
 
@@ -60,42 +61,88 @@ Timestamp from_micros(long long micros) {
         std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(micros)));
 }
 
-Model model_from_row(const pqxx::row& row) {
-    Model m;
-    m.slug = row[0].c_str();
-    m.name = row[1].c_str();
-    m.provider_slug = row[2].c_str();
-    m.description = row[3].c_str();
-    if (!row[4].is_null())
-        m.context_window = row[4].as<long long>();
-    m.active = row[5].as<bool>();
-    m.provider = Provider{m.provider_slug, row[6].c_str(), row[7].c_str()};
-    if (!row[8].is_null()) {
-        ModelStatus s;
-        s.model_slug = m.slug;
-        s.health = parse_health(row[8].c_str()).value_or(Health::unknown);
-        s.availability = row[9].as<double>();
-        if (!row[10].is_null())
-            s.latency_ms = row[10].as<double>();
-        s.error_rate = row[11].as<double>();
-        s.region = row[12].c_str();
-        s.checked_at = from_micros(row[13].as<long long>());
-        m.status = std::move(s);
+/// A field's number, parsed with std::from_chars: libpqxx 6.4 reads doubles through a
+/// locale-aware istream, which was a tenth of find_models' client time. Anything
+/// from_chars does not take whole goes to libpqxx, which names the column in its error.
+template <class T>
+T number(const pqxx::field& field) {
+    const char* text = field.c_str();
+    const char* end = text + field.size();
+    T value{};
+    auto [stop, ec] = std::from_chars(text, end, value);
+    if (ec == std::errc() && stop == end)
+        return value;
+    return field.as<T>();
+}
+
+/// Reads a row's fields left to right. libpqxx 6.4's row[i] builds a field that copies
+/// the result handle (two shared_ptr: four atomic operations) for every column; one
+/// iterator walked across the row copies it once.
+class Columns {
+public:
+    explicit Columns(const pqxx::row& row)
+        : it_(row.begin()) {}
+
+    /// The next field.
+    const pqxx::field& next() {
+        if (!first_)
+            ++it_;
+        first_ = false;
+        return *it_.operator->();
     }
+    /// The next field as text.
+    std::string text() {
+        const pqxx::field& f = next();
+        return std::string(f.c_str(), f.size());
+    }
+    /// The next field as a number, or nothing when it is NULL.
+    template <class T>
+    std::optional<T> optional_number() {
+        const pqxx::field& f = next();
+        return f.is_null() ? std::nullopt : std::optional<T>(number<T>(f));
+    }
+
+private:
+    pqxx::row::const_iterator it_;
+    bool first_ = true;
+};
+
+/// The last seven columns of model_from_row, and all of status_from_row.
+ModelStatus status_columns(Columns& col, std::string slug) {
+    ModelStatus s;
+    s.model_slug = std::move(slug);
+    s.health = parse_health(col.next().c_str()).value_or(Health::unknown);
+    s.availability = number<double>(col.next());
+    s.latency_ms = col.optional_number<double>();
+    s.error_rate = number<double>(col.next());
+    s.region = col.text();
+    s.checked_at = from_micros(number<long long>(col.next()));
+    return s;
+}
+
+/// slug, name, provider_slug, description, context_window, active, provider name,
+/// provider website, then the status columns (NULL health: no status).
+Model model_from_row(const pqxx::row& row) {
+    Columns col(row);
+    Model m;
+    m.slug = col.text();
+    m.name = col.text();
+    m.provider_slug = col.text();
+    m.description = col.text();
+    m.context_window = col.optional_number<std::int64_t>();
+    m.active = col.next().as<bool>();
+    std::string provider_name = col.text();
+    m.provider = Provider{m.provider_slug, std::move(provider_name), col.text()};
+    if (!row[8].is_null())
+        m.status = status_columns(col, m.slug);
     return m;
 }
 
+/// slug, then the status columns.
 ModelStatus status_from_row(const pqxx::row& row) {
-    ModelStatus s;
-    s.model_slug = row[0].c_str();
-    s.health = parse_health(row[1].c_str()).value_or(Health::unknown);
-    s.availability = row[2].as<double>();
-    if (!row[3].is_null())
-        s.latency_ms = row[3].as<double>();
-    s.error_rate = row[4].as<double>();
-    s.region = row[5].c_str();
-    s.checked_at = from_micros(row[6].as<long long>());
-    return s;
+    Columns col(row);
+    std::string slug = col.text();
+    return status_columns(col, std::move(slug));
 }
 
 /// The seven array parameters of the upsert statement, one row per model (the newest
@@ -144,23 +191,24 @@ struct PostgresRepository::Impl {
         if (!lease)
             return lease.error();
         pqxx::connection& conn = lease.value().conn();
-        auto ticket = pool->watchdog().arm(conn.sock(), SteadyClock::now() + config.query_timeout);
+        auto& slot = lease.value().watchdog_slot();
+        pool->watchdog().arm(slot, SteadyClock::now() + config.query_timeout);
         try {
             auto value = fn(conn);
-            if (pool->watchdog().disarm(ticket)) {
+            if (detail::Watchdog::disarm(slot)) {
                 lease.value().mark_broken();
                 return fail("", "", true, true);
             }
             return value;
         } catch (const pqxx::sql_error& e) {
-            bool fired = pool->watchdog().disarm(ticket);
+            bool fired = detail::Watchdog::disarm(slot);
             if (fired || !conn.is_open())
                 lease.value().mark_broken();
             return fail(e.what(), e.sqlstate(), !conn.is_open(), fired);
         } catch (const std::exception& e) {
             // broken_connection, in_doubt_error, conversion errors: the connection's
             // state is unknown, so it is not reused.
-            bool fired = pool->watchdog().disarm(ticket);
+            bool fired = detail::Watchdog::disarm(slot);
             lease.value().mark_broken();
             return fail(e.what(), "", true, fired);
         }
@@ -246,14 +294,14 @@ PoolStats PostgresRepository::pool_stats() const {
 Result<std::int64_t> PostgresRepository::count_models() {
     return impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
-        return impl_->exec(tx, detail::sql::count_models)[0][0].as<std::int64_t>();
+        return number<std::int64_t>(impl_->exec(tx, detail::sql::count_models)[0][0]);
     });
 }
 
 Result<std::int64_t> PostgresRepository::count_providers() {
     return impl_->run([&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
-        return impl_->exec(tx, detail::sql::count_providers)[0][0].as<std::int64_t>();
+        return number<std::int64_t>(impl_->exec(tx, detail::sql::count_providers)[0][0]);
     });
 }
 
@@ -339,14 +387,14 @@ Result<SystemStats> PostgresRepository::system_stats() {
         pqxx::nontransaction tx(c);
         auto row = impl_->exec(tx, detail::sql::system_stats)[0];
         SystemStats s;
-        s.models = row[0].as<std::int64_t>();
-        s.active_models = row[1].as<std::int64_t>();
-        s.providers = row[2].as<std::int64_t>();
-        s.health.operational = row[3].as<std::int64_t>();
-        s.health.degraded = row[4].as<std::int64_t>();
-        s.health.outage = row[5].as<std::int64_t>();
-        s.health.unknown = row[6].as<std::int64_t>();
-        s.as_of = from_micros(row[7].as<long long>());
+        s.models = number<std::int64_t>(row[0]);
+        s.active_models = number<std::int64_t>(row[1]);
+        s.providers = number<std::int64_t>(row[2]);
+        s.health.operational = number<std::int64_t>(row[3]);
+        s.health.degraded = number<std::int64_t>(row[4]);
+        s.health.outage = number<std::int64_t>(row[5]);
+        s.health.unknown = number<std::int64_t>(row[6]);
+        s.as_of = from_micros(number<long long>(row[7]));
         s.source = impl_->name;
         return s;
     });
