@@ -192,11 +192,13 @@ bool ConnectionPool::validate(PooledConnection& connection) {
     }
 }
 
-void ConnectionPool::record_wait(SteadyClock::duration waited) {
+void ConnectionPool::record_wait(
+    std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()>& into,
+    SteadyClock::duration waited) {
     double ms = std::chrono::duration<double, std::milli>(waited).count();
     for (std::size_t i = 0; i < PoolStats::wait_bounds_ms.size(); ++i)
         if (ms <= PoolStats::wait_bounds_ms[i]) {
-            waits_[i].fetch_add(1, std::memory_order_relaxed);
+            into[i].fetch_add(1, std::memory_order_relaxed);
             break;
         }
 }
@@ -211,7 +213,7 @@ struct LastSlot {
     const void* pool = nullptr;
     std::size_t slot = 0;
 };
-thread_local LastSlot last_slot;
+[[gnu::tls_model("initial-exec")]] thread_local LastSlot last_slot;
 
 } // namespace
 
@@ -269,7 +271,7 @@ std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point start) {
             discard(slot);
             continue;
         }
-        record_wait(SteadyClock::now() - start);
+        record_wait(slot.waits, SteadyClock::now() - start);
         return Lease(this, i, &pooled);
     }
     return std::nullopt;
@@ -323,7 +325,7 @@ Result<Lease> ConnectionPool::acquire() {
             backoff_ = config_.reconnect_backoff_initial;
             slot.connection = std::move(connected).value();
             slot.state.store(busy, std::memory_order_release);
-            record_wait(SteadyClock::now() - start);
+            record_wait(slot.waits, SteadyClock::now() - start);
             return Lease(this, i, slot.connection.get());
         }
 
@@ -335,7 +337,7 @@ Result<Lease> ConnectionPool::acquire() {
         waiting_.fetch_sub(1, std::memory_order_seq_cst);
         if (SteadyClock::now() >= deadline && !any_free()) {
             acquire_timeouts_.fetch_add(1, std::memory_order_relaxed);
-            record_wait(SteadyClock::now() - start);
+            record_wait(failed_waits_, SteadyClock::now() - start);
             Error error = make_error(
                 Errc::pool_exhausted,
                 "all " + std::to_string(max_size_) + " connections to " + target_.display() +
@@ -376,8 +378,12 @@ PoolStats ConnectionPool::stats() const {
     s.acquire_timeouts = acquire_timeouts_.load(std::memory_order_relaxed);
     s.broken_replaced = broken_replaced_.load(std::memory_order_relaxed);
     s.expired_replaced = expired_replaced_.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < s.acquire_wait_buckets.size(); ++i)
-        s.acquire_wait_buckets[i] = waits_[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < s.acquire_wait_buckets.size(); ++i) {
+        s.acquire_wait_buckets[i] = failed_waits_[i].load(std::memory_order_relaxed);
+        for (int k = 0; k < max_size_; ++k)
+            s.acquire_wait_buckets[i] +=
+                slots_[static_cast<std::size_t>(k)].waits[i].load(std::memory_order_relaxed);
+    }
     std::lock_guard lock(mutex_);
     s.server_down = down_error_.has_value();
     return s;

@@ -154,11 +154,15 @@ public:
 private:
     friend class Lease;
     enum SlotState : int { empty, opening, idle, busy };
-    struct Slot {
+    /// One cache line (or two) per slot: threads working on different connections
+    /// write to different lines.
+    struct alignas(64) Slot {
         std::atomic<int> state{empty};
         /// Set while opening/idle/busy; touched only by the thread that moved the slot
         /// out of `idle` or `empty` (the compare-exchange hands it over).
         std::unique_ptr<PooledConnection> connection;
+        /// Acquire waits of the callers that got this slot (summed by stats()).
+        std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()> waits{};
     };
 
     void release(std::size_t slot, bool broken);
@@ -174,7 +178,11 @@ private:
     bool any_empty() const;
     Result<std::unique_ptr<PooledConnection>> connect();
     bool validate(PooledConnection& connection);
-    void record_wait(SteadyClock::duration waited);
+    /// Counts an acquire's wait in `into` (the slot's histogram, or the pool's for
+    /// callers that got none).
+    static void
+    record_wait(std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()>& into,
+                SteadyClock::duration waited);
     std::chrono::milliseconds jitter(std::chrono::milliseconds base, double fraction);
 
     const PostgresConfig config_;
@@ -190,7 +198,8 @@ private:
     // Counters, read by stats().
     std::atomic<std::uint64_t> connects_{0}, connect_failures_{0}, acquire_timeouts_{0},
         broken_replaced_{0}, expired_replaced_{0};
-    std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()> waits_{};
+    /// Waits of callers that got no connection (slot histograms hold the others).
+    std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()> failed_waits_{};
 
     mutable std::mutex mutex_; ///< guards everything below, and the waits
     std::condition_variable available_;
