@@ -10,6 +10,8 @@
 //   modelrepo   4 threads on one PostgresRepository (pool of 4)
 //   pgbench     pgbench -M prepared -c 4 -j 2 with the very same SQL
 //   node-pg     pg.Pool(max 4) with 4 async loops, named (prepared) query
+// and, as the floor for any library that makes blocking calls from 4 threads:
+//   libpq       4 threads, each PQexecPrepared on its own connection, results discarded
 #include <modelrepo/modelrepo.hpp>
 
 // The harness reports through doctest; its implementation, without a test runner.
@@ -22,6 +24,7 @@
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <libpq-fe.h>
 
 #include "pg_server.hpp"
 #include "postgres/schema.hpp"
@@ -66,6 +69,54 @@ double modelrepo_tps(PostgresRepository& repo, const Workload& w, int seconds) {
         t.join();
     if (failures)
         std::fprintf(stderr, "modelrepo: %ld failed calls\n", failures.load());
+    return static_cast<double>(count) / seconds;
+}
+
+/// 4 threads, each on its own libpq connection: the same prepared statement, the result
+/// checked for success and dropped (no pool, no deadline, no decoding).
+double libpq_tps(const std::string& conninfo, const Workload& w, int seconds) {
+    std::vector<PGconn*> conns;
+    for (int t = 0; t < clients; ++t) {
+        PGconn* c = PQconnectdb(conninfo.c_str());
+        PGresult* r = PQprepare(c, "q", std::string(w.sql).c_str(), 0, nullptr);
+        bool ok = PQstatus(c) == CONNECTION_OK && PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        conns.push_back(c);
+        if (!ok) {
+            std::fprintf(stderr, "libpq: %s", PQerrorMessage(c));
+            for (PGconn* open : conns)
+                PQfinish(open);
+            return 0;
+        }
+    }
+    std::atomic<bool> measuring{false}, stop{false};
+    std::atomic<long> count{0}, failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t)
+        threads.emplace_back([&, c = conns[static_cast<std::size_t>(t)]] {
+            const char* params[1] = {w.param.c_str()};
+            int n = w.param.empty() ? 0 : 1;
+            while (!stop) {
+                PGresult* r = PQexecPrepared(c, "q", n, params, nullptr, nullptr, 0);
+                bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+                PQclear(r);
+                if (!ok)
+                    ++failures;
+                else if (measuring)
+                    ++count;
+            }
+        });
+    std::this_thread::sleep_for(1s);
+    measuring = true;
+    std::this_thread::sleep_for(seconds * 1s);
+    measuring = false;
+    stop = true;
+    for (auto& t : threads)
+        t.join();
+    for (PGconn* c : conns)
+        PQfinish(c);
+    if (failures)
+        std::fprintf(stderr, "libpq: %ld failed calls\n", failures.load());
     return static_cast<double>(count) / seconds;
 }
 
@@ -157,6 +208,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     test::TempDir dir;
+    const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(server.port()) +
+                                 " user=app dbname=modelrepo password=" + password;
 
     const std::vector<std::string> five{"gpt-5", "gpt-4o", "claude-sonnet-4-5", "gemini-2.5-pro",
                                         "llama-4-maverick"};
@@ -177,23 +230,24 @@ int main(int argc, char** argv) {
     std::printf("PostgreSQL 15 on loopback, %d clients, %d s per run after 1 s warm-up; "
                 "medians of %d interleaved rounds\n",
                 clients, seconds, rounds);
-    std::printf("%-14s %12s %12s %12s %10s %10s\n", "query", "modelrepo", "pgbench", "node-pg",
-                "vs pgbench", "vs node");
+    std::printf("%-14s %12s %12s %12s %12s %10s %10s %10s\n", "query", "modelrepo", "pgbench",
+                "node-pg", "libpq", "vs pgbench", "vs node", "vs libpq");
     auto median = [](std::vector<double> v) {
         std::sort(v.begin(), v.end());
         return v[v.size() / 2];
     };
     for (const Workload& w : workloads) {
-        std::vector<double> ours, pgb, node;
-        // Interleaved, so a noisy neighbour hits all three alike.
+        std::vector<double> ours, pgb, node, raw;
+        // Interleaved, so a noisy neighbour hits all four alike.
         for (int r = 0; r < rounds; ++r) {
             ours.push_back(modelrepo_tps(*repo, w, seconds));
             pgb.push_back(pgbench_tps(server, dir, w, seconds));
             node.push_back(node_tps(server, dir, w, seconds, node_dir));
+            raw.push_back(libpq_tps(conninfo, w, seconds));
         }
-        double o = median(ours), p = median(pgb), n = median(node);
-        std::printf("%-14s %10.0f/s %10.0f/s %10.0f/s %9.2fx %9.2fx\n", w.name, o, p, n,
-                    p > 0 ? o / p : 0.0, n > 0 ? o / n : 0.0);
+        double o = median(ours), p = median(pgb), n = median(node), l = median(raw);
+        std::printf("%-14s %10.0f/s %10.0f/s %10.0f/s %10.0f/s %9.2fx %9.2fx %9.2fx\n", w.name, o,
+                    p, n, l, p > 0 ? o / p : 0.0, n > 0 ? o / n : 0.0, l > 0 ? o / l : 0.0);
         std::fflush(stdout);
     }
 

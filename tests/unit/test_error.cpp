@@ -65,8 +65,14 @@ TEST_CASE("redact hides passwords and tokens in every shape") {
     CHECK(redact("postgres://u:" + secret + "\bhost/db?x=1") == "postgres://u:***/db?x=1");
     CHECK(redact("postgres://u:" + secret + " host/db").find(secret) == std::string::npos);
     // A mistyped "://": still a user:password@host shape (found by fuzz_uri).
-    CHECK(redact("'postgresql2//app:" + secret + "@h1:5432/db'") == "'postgresql2//app:***@h1:5432/db'");
+    CHECK(redact("'postgresql2//app:" + secret + "@h1:5432/db'") ==
+          "'postgresql2//app:***@h1:5432/db'");
     CHECK(redact("app:" + secret + "@host") == "app:***@host");
+    // A quote inside the password (fuzz_uri found it): the userinfo runs past it.
+    CHECK(redact("postgresql://app:'" + secret + "@h1:5432/db") ==
+          "postgresql://app:***@h1:5432/db");
+    CHECK(redact("see 'postgresql://app:" + secret + "@h1/db' now") ==
+          "see 'postgresql://app:***@h1/db' now");
     CHECK(redact("mail me at ops@example.com") == "mail me at ops@example.com");
     const std::string ports = "postgresql://h1:5432,h2:5433/db and https://[::1]:8080/x";
     CHECK(redact(ports) == ports);
