@@ -120,7 +120,7 @@ int default_pool_size() {
 } // namespace
 
 ConnectionPool::ConnectionPool(const PostgresConfig& config, PgTarget target, std::string source,
-                               std::function<void(pqxx::connection&)> setup)
+                               std::function<void(PgConnection&)> setup)
     : config_(config)
     , target_(std::move(target))
     , source_(std::move(source))
@@ -139,7 +139,7 @@ std::chrono::milliseconds ConnectionPool::jitter(std::chrono::milliseconds base,
 Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect() {
     try {
         auto pooled = std::make_unique<PooledConnection>();
-        pooled->conn = std::make_unique<pqxx::connection>(config_.conninfo);
+        pooled->conn = open_connection(config_.conninfo, &pooled->pg);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
         // A broken connection is replaced by the pool, never silently reconnected.

@@ -19,6 +19,7 @@
 
 #include <modelrepo/postgres_repository.hpp>
 
+#include "libpq.hpp"
 #include "target.hpp"
 
 namespace modelrepo::detail {
@@ -79,7 +80,9 @@ private:
 /// One pooled connection, with its watchdog slot (released before the connection
 /// closes: the watchdog must never shut down a socket number that was reused).
 struct PooledConnection {
-    std::unique_ptr<pqxx::connection> conn;
+    std::unique_ptr<PgConnection> conn;
+    PGconn* pg = nullptr;       ///< conn's libpq handle
+    std::uint64_t prepared = 0; ///< bit i: prepared_statements()[i] is prepared here
     Watchdog* watchdog = nullptr;
     Watchdog::Slot* slot = nullptr;
     SteadyClock::time_point created;
@@ -113,7 +116,8 @@ public:
     Lease& operator=(Lease&&) = delete;
     ~Lease();
 
-    pqxx::connection& conn() { return *connection_->conn; }
+    PgConnection& conn() { return *connection_->conn; }
+    PooledConnection& pooled() { return *connection_; }
     Watchdog::Slot& watchdog_slot() { return *connection_->slot; }
     /// The connection is discarded instead of returned.
     void mark_broken() { broken_ = true; }
@@ -140,7 +144,7 @@ class ConnectionPool {
 public:
     /// `setup` runs on each new connection (search_path, statement_timeout, prepares).
     ConnectionPool(const PostgresConfig& config, PgTarget target, std::string source,
-                   std::function<void(pqxx::connection&)> setup);
+                   std::function<void(PgConnection&)> setup);
     ~ConnectionPool();
 
     /// A connection within acquire_timeout, or pool_exhausted / the connect error.
@@ -188,7 +192,7 @@ private:
     const PostgresConfig config_;
     const PgTarget target_;
     const std::string source_;
-    const std::function<void(pqxx::connection&)> setup_;
+    const std::function<void(PgConnection&)> setup_;
     const int max_size_;
     /// Declared before the connections: they leave it when they close.
     Watchdog watchdog_;

@@ -7,6 +7,7 @@
 #include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
+#include <pqxx/row>
 #include <pqxx/transaction>
 
 #include <modelrepo/postgres_repository.hpp>
@@ -61,57 +62,53 @@ Timestamp from_micros(long long micros) {
         std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(micros)));
 }
 
-/// A field's number, parsed with std::from_chars: libpqxx 6.4 reads doubles through a
-/// locale-aware istream, which was a tenth of find_models' client time. Anything
-/// from_chars does not take whole goes to libpqxx, which names the column in its error.
+/// A field's number, parsed with std::from_chars. Throws PgFailure (as a bad answer
+/// from the server) when the text is not one, or is NULL.
 template <class T>
-T number(const pqxx::field& field) {
-    const char* text = field.c_str();
-    const char* end = text + field.size();
+T number(detail::PgField field) {
     T value{};
-    auto [stop, ec] = std::from_chars(text, end, value);
-    if (ec == std::errc() && stop == end)
-        return value;
-    return field.as<T>();
+    const char* end = field.text.data() + field.text.size();
+    auto [stop, ec] = std::from_chars(field.text.data(), end, value);
+    if (field.null || ec != std::errc() || stop != end)
+        throw detail::PgFailure("unexpected value \"" + std::string(field.text) +
+                                    "\" where a number was expected",
+                                "", false);
+    return value;
 }
 
-/// Reads a row's fields left to right. libpqxx 6.4's row[i] builds a field that copies
-/// the result handle (two shared_ptr: four atomic operations) for every column; one
-/// iterator walked across the row copies it once.
+/// Reads one result row's fields left to right.
 class Columns {
 public:
-    explicit Columns(const pqxx::row& row)
-        : it_(row.begin()) {}
+    Columns(const detail::PgRows& rows, int row)
+        : rows_(rows)
+        , row_(row) {}
 
     /// The next field.
-    const pqxx::field& next() {
-        if (!first_)
-            ++it_;
-        first_ = false;
-        return *it_.operator->();
-    }
+    detail::PgField next() { return rows_.field(row_, column_++); }
     /// The next field as text.
-    std::string text() {
-        const pqxx::field& f = next();
-        return std::string(f.c_str(), f.size());
-    }
+    std::string text() { return std::string(next().text); }
+    /// The next field as a boolean ("t" / "f").
+    bool boolean() { return next().text == "t"; }
     /// The next field as a number, or nothing when it is NULL.
     template <class T>
     std::optional<T> optional_number() {
-        const pqxx::field& f = next();
-        return f.is_null() ? std::nullopt : std::optional<T>(number<T>(f));
+        detail::PgField f = next();
+        return f.null ? std::nullopt : std::optional<T>(number<T>(f));
     }
+    /// Whether field `column` of this row is NULL.
+    bool is_null(int column) const { return rows_.field(row_, column).null; }
 
 private:
-    pqxx::row::const_iterator it_;
-    bool first_ = true;
+    const detail::PgRows& rows_;
+    int row_;
+    int column_ = 0;
 };
 
 /// The last seven columns of model_from_row, and all of status_from_row.
 ModelStatus status_columns(Columns& col, std::string slug) {
     ModelStatus s;
     s.model_slug = std::move(slug);
-    s.health = parse_health(col.next().c_str()).value_or(Health::unknown);
+    s.health = parse_health(col.next().text).value_or(Health::unknown);
     s.availability = number<double>(col.next());
     s.latency_ms = col.optional_number<double>();
     s.error_rate = number<double>(col.next());
@@ -122,25 +119,25 @@ ModelStatus status_columns(Columns& col, std::string slug) {
 
 /// slug, name, provider_slug, description, context_window, active, provider name,
 /// provider website, then the status columns (NULL health: no status).
-Model model_from_row(const pqxx::row& row) {
-    Columns col(row);
+Model model_from_row(const detail::PgRows& rows, int row) {
+    Columns col(rows, row);
     Model m;
     m.slug = col.text();
     m.name = col.text();
     m.provider_slug = col.text();
     m.description = col.text();
     m.context_window = col.optional_number<std::int64_t>();
-    m.active = col.next().as<bool>();
+    m.active = col.boolean();
     std::string provider_name = col.text();
     m.provider = Provider{m.provider_slug, std::move(provider_name), col.text()};
-    if (!row[8].is_null())
+    if (!col.is_null(8))
         m.status = status_columns(col, m.slug);
     return m;
 }
 
 /// slug, then the status columns.
-ModelStatus status_from_row(const pqxx::row& row) {
-    Columns col(row);
+ModelStatus status_from_row(const detail::PgRows& rows, int row) {
+    Columns col(rows, row);
     std::string slug = col.text();
     return status_columns(col, std::move(slug));
 }
@@ -177,34 +174,48 @@ std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses) 
 
 } // namespace
 
+/// What a call gets to work with: the leased connection, for libpqxx transactions,
+/// and its libpq handle and prepared-statement set, for the statements.
+struct Session {
+    detail::PgConnection& conn;
+    detail::PooledConnection& pooled;
+};
+
 struct PostgresRepository::Impl {
     PostgresConfig config;
     detail::PgTarget target;
     std::string name;
     std::unique_ptr<detail::ConnectionPool> pool;
 
-    /// Runs `fn(connection)` on a pooled connection under the call's deadline and turns
+    /// Runs `fn(session)` on a pooled connection under the call's deadline and turns
     /// every failure into an Error. `fn` returns the value.
     template <class Fn>
-    auto run(Fn&& fn) -> Result<decltype(fn(std::declval<pqxx::connection&>()))> {
+    auto run(Fn&& fn) -> Result<decltype(fn(std::declval<Session&>()))> {
         auto lease = pool->acquire();
         if (!lease)
             return lease.error();
-        pqxx::connection& conn = lease.value().conn();
+        Session session{lease.value().conn(), lease.value().pooled()};
         auto& slot = lease.value().watchdog_slot();
         pool->watchdog().arm(slot, SteadyClock::now() + config.query_timeout);
+        auto broken = [&] { return PQstatus(session.pooled.pg) != CONNECTION_OK; };
         try {
-            auto value = fn(conn);
+            auto value = fn(session);
             if (detail::Watchdog::disarm(slot)) {
                 lease.value().mark_broken();
                 return fail("", "", true, true);
             }
             return value;
+        } catch (const detail::PgFailure& e) {
+            bool fired = detail::Watchdog::disarm(slot);
+            bool gone = e.broken() || broken();
+            if (fired || gone)
+                lease.value().mark_broken();
+            return fail(e.what(), e.sqlstate(), gone, fired);
         } catch (const pqxx::sql_error& e) {
             bool fired = detail::Watchdog::disarm(slot);
-            if (fired || !conn.is_open())
+            if (fired || broken())
                 lease.value().mark_broken();
-            return fail(e.what(), e.sqlstate(), !conn.is_open(), fired);
+            return fail(e.what(), e.sqlstate(), broken(), fired);
         } catch (const std::exception& e) {
             // broken_connection, in_doubt_error, conversion errors: the connection's
             // state is unknown, so it is not reused.
@@ -219,34 +230,48 @@ struct PostgresRepository::Impl {
                                    broken, fired, target, name, config.query_timeout);
     }
 
-    template <class Tx, class... Args>
-    pqxx::result exec(Tx& tx, const Statement& statement, Args&&... args) {
-        // libpqxx takes names as std::string: build each once, not per call. Keyed by
-        // content: identical literals need not share an address across files.
-        static const auto names = [] {
-            std::unordered_map<std::string_view, std::pair<std::string, std::string>> m;
-            for (const Statement& s : detail::prepared_statements())
-                m.emplace(s.name, std::pair{std::string(s.name), std::string(s.sql)});
+    /// Runs one of the library's statements with text parameters, on libpq directly:
+    /// server-side prepared (on first use on each connection) unless the URL said
+    /// pgbouncer=true. Inside a libpqxx transaction it runs in that transaction.
+    template <class... Args>
+    detail::PgRows exec(Session& session, const Statement& statement, const Args&... args) {
+        // Each statement's name and text as std::string, built once; keyed by content
+        // (identical literals need not share an address across files).
+        struct Known {
+            std::size_t index;
+            std::string name, sql;
+        };
+        static const auto known = [] {
+            std::unordered_map<std::string_view, Known> m;
+            auto all = detail::prepared_statements();
+            for (std::size_t i = 0; i < all.size(); ++i)
+                m.emplace(all[i].name, Known{i, std::string(all[i].name), std::string(all[i].sql)});
             return m;
         }();
-        const auto& [name, sql] = names.at(statement.name);
-        if (config.prepared_statements)
-            return tx.exec_prepared(name, std::forward<Args>(args)...);
-        return tx.exec_params(sql, std::forward<Args>(args)...);
+        const Known& k = known.at(statement.name);
+        const char* values[sizeof...(Args) + 1] = {text_of(args)...};
+        constexpr int count = static_cast<int>(sizeof...(Args));
+        PGconn* pg = session.pooled.pg;
+        if (!config.prepared_statements)
+            return detail::exec_params(pg, k.sql, count, values);
+        std::uint64_t bit = std::uint64_t{1} << k.index;
+        if (!(session.pooled.prepared & bit)) {
+            detail::prepare(pg, k.name, k.sql);
+            session.pooled.prepared |= bit;
+        }
+        return detail::exec_prepared(pg, k.name, count, values);
     }
 
-    /// Runs on every new connection: deadline on the server side too, the schema,
-    /// and the prepared statements (prepared lazily by libpqxx on first use).
-    void setup(pqxx::connection& conn) {
+    static const char* text_of(const std::string& s) { return s.c_str(); }
+
+    /// Runs on every new connection: deadline on the server side too, and the schema.
+    void setup(detail::PgConnection& conn) {
         std::string sql = "SET statement_timeout = " + std::to_string(config.query_timeout.count());
         if (!config.schema.empty())
             sql += "; SET search_path TO " + conn.quote_name(config.schema);
         pqxx::nontransaction tx(conn);
         tx.exec(sql);
         tx.commit();
-        if (config.prepared_statements)
-            for (const Statement& s : detail::prepared_statements())
-                conn.prepare(std::string(s.name), std::string(s.sql));
     }
 };
 
@@ -268,7 +293,7 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
     impl->name = impl->target.display();
     Impl* raw = impl.get();
     impl->pool = std::make_unique<detail::ConnectionPool>(
-        impl->config, impl->target, impl->name, [raw](pqxx::connection& c) { raw->setup(c); });
+        impl->config, impl->target, impl->name, [raw](detail::PgConnection& c) { raw->setup(c); });
     return std::shared_ptr<PostgresRepository>(new PostgresRepository(std::move(impl)));
 }
 
@@ -292,27 +317,24 @@ PoolStats PostgresRepository::pool_stats() const {
 }
 
 Result<std::int64_t> PostgresRepository::count_models() {
-    return impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        return number<std::int64_t>(impl_->exec(tx, detail::sql::count_models)[0][0]);
+    return impl_->run([&](Session& session) {
+        return number<std::int64_t>(impl_->exec(session, detail::sql::count_models).field(0, 0));
     });
 }
 
 Result<std::int64_t> PostgresRepository::count_providers() {
-    return impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        return number<std::int64_t>(impl_->exec(tx, detail::sql::count_providers)[0][0]);
+    return impl_->run([&](Session& session) {
+        return number<std::int64_t>(impl_->exec(session, detail::sql::count_providers).field(0, 0));
     });
 }
 
 Result<std::vector<ModelStatus>> PostgresRepository::list_statuses() {
-    return impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        auto rows = impl_->exec(tx, detail::sql::list_statuses);
+    return impl_->run([&](Session& session) {
+        auto rows = impl_->exec(session, detail::sql::list_statuses);
         std::vector<ModelStatus> out;
-        out.reserve(rows.size());
-        for (const auto& row : rows)
-            out.push_back(status_from_row(row));
+        out.reserve(static_cast<std::size_t>(rows.size()));
+        for (int row = 0; row < rows.size(); ++row)
+            out.push_back(status_from_row(rows, row));
         return out;
     });
 }
@@ -322,13 +344,12 @@ Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::
         return std::vector<Model>{};
     std::vector<std::string_view> views(slugs.begin(), slugs.end());
     std::string array = text_array(views);
-    auto found = impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        auto rows = impl_->exec(tx, detail::sql::find_models, array);
+    auto found = impl_->run([&](Session& session) {
+        auto rows = impl_->exec(session, detail::sql::find_models, array);
         std::vector<Model> decoded;
-        decoded.reserve(rows.size());
-        for (const auto& row : rows)
-            decoded.push_back(model_from_row(row));
+        decoded.reserve(static_cast<std::size_t>(rows.size()));
+        for (int row = 0; row < rows.size(); ++row)
+            decoded.push_back(model_from_row(rows, row));
         return decoded;
     });
     if (!found)
@@ -362,48 +383,46 @@ Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::
 
 Result<std::optional<Model>> PostgresRepository::find_model(std::string_view slug) {
     std::string key(slug);
-    return impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        auto rows = impl_->exec(tx, detail::sql::find_model, key);
+    return impl_->run([&](Session& session) {
+        auto rows = impl_->exec(session, detail::sql::find_model, key);
         return rows.empty() ? std::optional<Model>()
-                            : std::optional<Model>(model_from_row(rows[0]));
+                            : std::optional<Model>(model_from_row(rows, 0));
     });
 }
 
 Result<std::vector<Model>> PostgresRepository::list_models() {
-    return impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        auto rows = impl_->exec(tx, detail::sql::list_models);
+    return impl_->run([&](Session& session) {
+        auto rows = impl_->exec(session, detail::sql::list_models);
         std::vector<Model> out;
-        out.reserve(rows.size());
-        for (const auto& row : rows)
-            out.push_back(model_from_row(row));
+        out.reserve(static_cast<std::size_t>(rows.size()));
+        for (int row = 0; row < rows.size(); ++row)
+            out.push_back(model_from_row(rows, row));
         return out;
     });
 }
 
 Result<SystemStats> PostgresRepository::system_stats() {
-    return impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        auto row = impl_->exec(tx, detail::sql::system_stats)[0];
+    return impl_->run([&](Session& session) {
+        auto rows = impl_->exec(session, detail::sql::system_stats);
+        Columns col(rows, 0);
         SystemStats s;
-        s.models = number<std::int64_t>(row[0]);
-        s.active_models = number<std::int64_t>(row[1]);
-        s.providers = number<std::int64_t>(row[2]);
-        s.health.operational = number<std::int64_t>(row[3]);
-        s.health.degraded = number<std::int64_t>(row[4]);
-        s.health.outage = number<std::int64_t>(row[5]);
-        s.health.unknown = number<std::int64_t>(row[6]);
-        s.as_of = from_micros(number<long long>(row[7]));
+        s.models = number<std::int64_t>(col.next());
+        s.active_models = number<std::int64_t>(col.next());
+        s.providers = number<std::int64_t>(col.next());
+        s.health.operational = number<std::int64_t>(col.next());
+        s.health.degraded = number<std::int64_t>(col.next());
+        s.health.outage = number<std::int64_t>(col.next());
+        s.health.unknown = number<std::int64_t>(col.next());
+        s.as_of = from_micros(number<long long>(col.next()));
         s.source = impl_->name;
         return s;
     });
 }
 
 Result<void> PostgresRepository::check_health() {
-    auto r = impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
-        return tx.exec("SELECT 1")[0][0].as<int>();
+    static const std::string select_one = "SELECT 1";
+    auto r = impl_->run([&](Session& session) {
+        return detail::exec_params(session.pooled.pg, select_one, 0, nullptr).size();
     });
     if (!r)
         return r.error();
@@ -428,38 +447,41 @@ Result<std::int64_t> PostgresRepository::upsert_statuses(std::span<const ModelSt
         return std::int64_t{0};
 
     auto a = status_arrays(statuses);
-    return impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c); // one statement: atomic on its own
-        auto result =
-            impl_->exec(tx, detail::sql::upsert_statuses, a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
-        return static_cast<std::int64_t>(result.affected_rows());
+    return impl_->run([&](Session& session) {
+        // One statement: atomic on its own.
+        return impl_
+            ->exec(session, detail::sql::upsert_statuses, a[0], a[1], a[2], a[3], a[4], a[5], a[6])
+            .affected();
     });
 }
 
 Result<Snapshot> PostgresRepository::export_snapshot() {
-    return impl_->run([&](pqxx::connection& c) {
-        pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::read_only> tx(c);
+    return impl_->run([&](Session& session) {
+        // One snapshot of the database: the statements below run in this transaction.
+        pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::read_only> tx(session.conn);
         Snapshot s;
         s.generated_at = from_micros(
             tx.exec("SELECT (extract(epoch FROM now()) * 1000000)::bigint")[0][0].as<long long>());
         for (const auto& row : tx.exec("SELECT slug, name, website FROM providers ORDER BY slug"))
             s.providers.push_back({row[0].c_str(), row[1].c_str(), row[2].c_str()});
-        for (const auto& row : impl_->exec(tx, detail::sql::list_models)) {
-            Model m = model_from_row(row);
+        auto models = impl_->exec(session, detail::sql::list_models);
+        for (int row = 0; row < models.size(); ++row) {
+            Model m = model_from_row(models, row);
             m.provider.reset();
             m.status.reset();
             s.models.push_back(std::move(m));
         }
-        for (const auto& row : impl_->exec(tx, detail::sql::list_statuses))
-            s.statuses.push_back(status_from_row(row));
+        auto statuses = impl_->exec(session, detail::sql::list_statuses);
+        for (int row = 0; row < statuses.size(); ++row)
+            s.statuses.push_back(status_from_row(statuses, row));
         tx.commit();
         return s;
     });
 }
 
 Result<int> PostgresRepository::schema_version() {
-    return impl_->run([&](pqxx::connection& c) {
-        pqxx::nontransaction tx(c);
+    return impl_->run([&](Session& session) {
+        pqxx::nontransaction tx(session.conn);
         if (!tx.exec(std::string(detail::sql::has_migrations_table))[0][0].as<bool>())
             return 0;
         return tx.exec(std::string(detail::sql::schema_version))[0][0].as<int>();
@@ -467,7 +489,8 @@ Result<int> PostgresRepository::schema_version() {
 }
 
 Result<int> PostgresRepository::migrate() {
-    return impl_->run([&](pqxx::connection& c) {
+    return impl_->run([&](Session& session) {
+        detail::PgConnection& c = session.conn;
         pqxx::work tx(c);
         tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(detail::migration_lock_key) + ")");
         if (!impl_->config.schema.empty())
@@ -512,8 +535,8 @@ Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
     std::optional<std::array<std::string, 7>> statuses;
     if (!snapshot.statuses.empty())
         statuses = status_arrays(snapshot.statuses);
-    auto r = impl_->run([&](pqxx::connection& c) {
-        pqxx::work tx(c);
+    auto r = impl_->run([&](Session& session) {
+        pqxx::work tx(session.conn);
         tx.exec("DELETE FROM model_status; DELETE FROM models; DELETE FROM providers");
         tx.exec_params("INSERT INTO providers (slug, name, website) "
                        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",

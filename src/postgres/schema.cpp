@@ -47,6 +47,8 @@ std::span<const Migration> migrations() {
     return all_migrations;
 }
 
+static_assert(all_prepared.size() <= 64, "PooledConnection::prepared is a 64-bit set");
+
 std::span<const Statement> prepared_statements() {
     return all_prepared;
 }
