@@ -3,11 +3,12 @@
 // breaks a blocked read when a call passes its deadline.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <limits>
-#include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <random>
