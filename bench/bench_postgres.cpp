@@ -46,15 +46,16 @@ struct Workload {
     std::function<bool(PostgresRepository&)> call;
 };
 
-double modelrepo_tps(PostgresRepository& repo, const Workload& w, int seconds) {
+/// Calls per second of `call(thread)` from `clients` threads, counted for `seconds`
+/// after a 1 s warm-up; failed calls are reported under `who` and not counted.
+double threads_tps(const char* who, int seconds, const std::function<bool(int)>& call) {
     std::atomic<bool> measuring{false}, stop{false};
     std::atomic<long> count{0}, failures{0};
     std::vector<std::thread> threads;
     for (int t = 0; t < clients; ++t)
-        threads.emplace_back([&] {
+        threads.emplace_back([&, t] {
             while (!stop) {
-                bool ok = w.call(repo);
-                if (!ok)
+                if (!call(t))
                     ++failures;
                 else if (measuring)
                     ++count;
@@ -68,14 +69,22 @@ double modelrepo_tps(PostgresRepository& repo, const Workload& w, int seconds) {
     for (auto& t : threads)
         t.join();
     if (failures)
-        std::fprintf(stderr, "modelrepo: %ld failed calls\n", failures.load());
+        std::fprintf(stderr, "%s: %ld failed calls\n", who, failures.load());
     return static_cast<double>(count) / seconds;
+}
+
+double modelrepo_tps(PostgresRepository& repo, const Workload& w, int seconds) {
+    return threads_tps("modelrepo", seconds, [&](int) { return w.call(repo); });
 }
 
 /// 4 threads, each on its own libpq connection: the same prepared statement, the result
 /// checked for success and dropped (no pool, no deadline, no decoding).
 double libpq_tps(const std::string& conninfo, const Workload& w, int seconds) {
     std::vector<PGconn*> conns;
+    auto close_all = [&] {
+        for (PGconn* c : conns)
+            PQfinish(c);
+    };
     for (int t = 0; t < clients; ++t) {
         PGconn* c = PQconnectdb(conninfo.c_str());
         PGresult* r = PQprepare(c, "q", std::string(w.sql).c_str(), 0, nullptr);
@@ -84,40 +93,21 @@ double libpq_tps(const std::string& conninfo, const Workload& w, int seconds) {
         conns.push_back(c);
         if (!ok) {
             std::fprintf(stderr, "libpq: %s", PQerrorMessage(c));
-            for (PGconn* open : conns)
-                PQfinish(open);
+            close_all();
             return 0;
         }
     }
-    std::atomic<bool> measuring{false}, stop{false};
-    std::atomic<long> count{0}, failures{0};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < clients; ++t)
-        threads.emplace_back([&, c = conns[static_cast<std::size_t>(t)]] {
-            const char* params[1] = {w.param.c_str()};
-            int n = w.param.empty() ? 0 : 1;
-            while (!stop) {
-                PGresult* r = PQexecPrepared(c, "q", n, params, nullptr, nullptr, 0);
-                bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-                PQclear(r);
-                if (!ok)
-                    ++failures;
-                else if (measuring)
-                    ++count;
-            }
-        });
-    std::this_thread::sleep_for(1s);
-    measuring = true;
-    std::this_thread::sleep_for(seconds * 1s);
-    measuring = false;
-    stop = true;
-    for (auto& t : threads)
-        t.join();
-    for (PGconn* c : conns)
-        PQfinish(c);
-    if (failures)
-        std::fprintf(stderr, "libpq: %ld failed calls\n", failures.load());
-    return static_cast<double>(count) / seconds;
+    const char* params[1] = {w.param.c_str()};
+    int n = w.param.empty() ? 0 : 1;
+    double tps = threads_tps("libpq", seconds, [&](int t) {
+        PGresult* r =
+            PQexecPrepared(conns[static_cast<std::size_t>(t)], "q", n, params, nullptr, nullptr, 0);
+        bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        return ok;
+    });
+    close_all();
+    return tps;
 }
 
 std::string replace_param(std::string sql, const std::string& with) {

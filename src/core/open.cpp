@@ -60,26 +60,25 @@ Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const 
                                     : "GitHub/HTTP backend (rebuild with -Dgithub=enabled)"));
 }
 
-#if MODELREPO_WITH_POSTGRES
-Result<std::shared_ptr<ModelRepository>> open_postgres(std::string_view text, const detail::Uri&) {
-    auto repo = PostgresRepository::open(text);
+/// A backend whose `Repo::open(uri)` takes the whole URI.
+template <class Repo>
+Result<std::shared_ptr<ModelRepository>> open_whole(std::string_view text, const detail::Uri&) {
+    auto repo = Repo::open(text);
     if (!repo)
         return repo.error();
     return std::shared_ptr<ModelRepository>(std::move(repo).value());
 }
+
+#if MODELREPO_WITH_POSTGRES
+constexpr Opener open_postgres = open_whole<PostgresRepository>;
 #else
-constexpr auto open_postgres = not_built;
+constexpr Opener open_postgres = not_built;
 #endif
 
 #if MODELREPO_WITH_GITHUB
-Result<std::shared_ptr<ModelRepository>> open_github(std::string_view text, const detail::Uri&) {
-    auto repo = GithubRepository::open(text);
-    if (!repo)
-        return repo.error();
-    return std::shared_ptr<ModelRepository>(std::move(repo).value());
-}
+constexpr Opener open_github = open_whole<GithubRepository>;
 #else
-constexpr auto open_github = not_built;
+constexpr Opener open_github = not_built;
 #endif
 
 struct Scheme {

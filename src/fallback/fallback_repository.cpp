@@ -8,8 +8,8 @@
 #endif
 
 #include <atomic>
-#include <cstdint>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <thread>
 
@@ -190,8 +190,8 @@ struct FallbackRepository::Impl {
     std::string name;
     std::atomic<std::uint64_t> all_failed{0};
     std::atomic<int> last_served{0}; ///< index of the source that answered last
-    std::optional<CallClock> call_clock;
     detail::EventQueue<FallbackEvent> events;
+    CallClock call_clock;
 
     // The probe thread.
     std::mutex probe_mutex;
@@ -199,8 +199,10 @@ struct FallbackRepository::Impl {
     bool stopping = false;
     std::thread prober;
 
-    explicit Impl(std::size_t event_limit)
-        : events(event_limit) {}
+    explicit Impl(const FallbackConfig& c)
+        : config(c)
+        , events(c.event_queue_limit)
+        , call_clock(c.latency_sample_every, c.breaker.slow_call_duration) {}
 
     void emit(FallbackEvent::Kind kind, const std::string& source, std::string cause) {
         events.push({kind, system_clock::now(), source, std::move(cause)});
@@ -272,7 +274,7 @@ struct FallbackRepository::Impl {
     /// One call to a source the breaker let through: timed and recorded.
     template <class T, class Fn>
     Result<T> attempt(Source& s, Fn&& call) {
-        auto watch = call_clock->start();
+        auto watch = call_clock.start();
         Result<T> result = call(*s.repo);
         auto elapsed = CallClock::elapsed(watch);
         s.breaker->record(result ? nullptr : &result.error(), elapsed);
@@ -333,9 +335,7 @@ FallbackRepository::create(std::vector<std::shared_ptr<ModelRepository>> sources
     for (const auto& s : sources)
         if (!s)
             return make_error(Errc::invalid_argument, "FallbackRepository: a source is null");
-    auto impl = std::make_unique<Impl>(config.event_queue_limit);
-    impl->config = config;
-    impl->call_clock.emplace(config.latency_sample_every, config.breaker.slow_call_duration);
+    auto impl = std::make_unique<Impl>(config);
     impl->repos = sources;
     impl->name = "fallback(";
     for (std::size_t i = 0; i < sources.size(); ++i) {

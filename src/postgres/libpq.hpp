@@ -28,9 +28,7 @@ public:
     explicit HandleCapture(const std::string& options)
         : pqxx::connect_direct(options) {}
 
-    handle do_startconnect(handle orig) override {
-        return keep(pqxx::connect_direct::do_startconnect(orig));
-    }
+    /// libpqxx passes the handle through here once the connection is complete.
     handle do_completeconnect(handle orig) override {
         return keep(pqxx::connect_direct::do_completeconnect(orig));
     }

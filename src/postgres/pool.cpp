@@ -217,20 +217,12 @@ struct LastSlot {
 
 } // namespace
 
-bool ConnectionPool::any_empty() const {
+std::array<int, 4> ConnectionPool::census() const {
+    std::array<int, 4> count{};
     for (int i = 0; i < max_size_; ++i)
-        if (slots_[static_cast<std::size_t>(i)].state.load(std::memory_order_seq_cst) == empty)
-            return true;
-    return false;
-}
-
-bool ConnectionPool::any_free() const {
-    for (int i = 0; i < max_size_; ++i) {
-        int state = slots_[static_cast<std::size_t>(i)].state.load(std::memory_order_seq_cst);
-        if (state == idle || state == empty)
-            return true;
-    }
-    return false;
+        ++count[static_cast<std::size_t>(
+            slots_[static_cast<std::size_t>(i)].state.load(std::memory_order_seq_cst))];
+    return count;
 }
 
 void ConnectionPool::wake_waiter() {
@@ -266,13 +258,15 @@ std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point start) {
             discard(slot);
             continue;
         }
-        if (now - pooled.last_used >= config_.validate_after_idle && !validate(pooled)) {
+        bool stale = now - pooled.last_used >= config_.validate_after_idle;
+        if (stale && !validate(pooled)) {
             broken_replaced_.fetch_add(1, std::memory_order_relaxed);
             discard(slot);
             continue;
         }
-        record_wait(slot.waits, SteadyClock::now() - start);
-        return Lease(this, i, &pooled);
+        // A validation round trip is part of the wait; otherwise `now` is still now.
+        record_wait(slot.waits, (stale ? SteadyClock::now() : now) - start);
+        return Lease(this, i);
     }
     return std::nullopt;
 }
@@ -289,7 +283,7 @@ Result<Lease> ConnectionPool::acquire() {
         // 2. While the server is down, fail fast until the next attempt is due; then
         //    let one caller try while the others keep failing fast.
         auto now = SteadyClock::now();
-        if (down_error_ && (now < retry_at_ || probing_ || !any_empty())) {
+        if (down_error_ && (now < retry_at_ || probing_ || census()[empty] == 0)) {
             Error error = *down_error_;
             auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                std::max(retry_at_ - now, SteadyClock::duration::zero()))
@@ -326,12 +320,16 @@ Result<Lease> ConnectionPool::acquire() {
             slot.connection = std::move(connected).value();
             slot.state.store(busy, std::memory_order_release);
             record_wait(slot.waits, SteadyClock::now() - start);
-            return Lease(this, i, slot.connection.get());
+            return Lease(this, i);
         }
 
         // 4. Every slot busy or opening: wait for a release, at most until the deadline.
         //    The count and the re-check pair with wake_waiter(): no release is missed.
         waiting_.fetch_add(1, std::memory_order_seq_cst);
+        auto any_free = [this] {
+            auto count = census();
+            return count[idle] + count[empty] > 0;
+        };
         if (!any_free())
             available_.wait_until(lock, deadline);
         waiting_.fetch_sub(1, std::memory_order_seq_cst);
@@ -366,12 +364,10 @@ void ConnectionPool::release(std::size_t index, bool broken) {
 PoolStats ConnectionPool::stats() const {
     PoolStats s;
     s.max_size = max_size_;
-    for (int i = 0; i < max_size_; ++i) {
-        int state = slots_[static_cast<std::size_t>(i)].state.load(std::memory_order_relaxed);
-        s.open += state != empty;
-        s.idle += state == idle;
-        s.busy += state == busy;
-    }
+    auto count = census();
+    s.open = max_size_ - count[empty];
+    s.idle = count[idle];
+    s.busy = count[busy];
     s.waiting = waiting_.load(std::memory_order_relaxed);
     s.connects = connects_.load(std::memory_order_relaxed);
     s.connect_failures = connect_failures_.load(std::memory_order_relaxed);

@@ -8,9 +8,9 @@
 #include <condition_variable>
 #include <functional>
 #include <limits>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <utility>
@@ -101,32 +101,28 @@ struct PooledConnection {
 
 class ConnectionPool;
 
-/// A borrowed connection; goes back to the pool on destruction unless marked broken.
+/// A borrowed connection (the pool's slot `slot`); goes back to the pool on
+/// destruction unless marked broken.
 class Lease {
 public:
-    Lease() = default;
-    Lease(ConnectionPool* pool, std::size_t slot, PooledConnection* connection)
+    Lease(ConnectionPool* pool, std::size_t slot)
         : pool_(pool)
-        , slot_(slot)
-        , connection_(connection) {}
+        , slot_(slot) {}
     Lease(Lease&& other) noexcept
         : pool_(std::exchange(other.pool_, nullptr))
         , slot_(other.slot_)
-        , connection_(other.connection_)
         , broken_(other.broken_) {}
     Lease& operator=(Lease&&) = delete;
     ~Lease();
 
-    PgConnection& conn() { return *connection_->conn; }
-    PooledConnection& pooled() { return *connection_; }
-    Watchdog::Slot& watchdog_slot() { return *connection_->slot; }
+    /// The connection, owned by the pool's slot while this lease holds it.
+    PooledConnection& pooled();
     /// The connection is discarded instead of returned.
     void mark_broken() { broken_ = true; }
 
 private:
-    ConnectionPool* pool_ = nullptr;
-    std::size_t slot_ = 0;
-    PooledConnection* connection_ = nullptr; ///< owned by the pool's slot
+    ConnectionPool* pool_;
+    std::size_t slot_;
     bool broken_ = false;
 };
 
@@ -178,9 +174,8 @@ private:
     void discard(Slot& slot);
     /// Wakes one waiter if any (after a slot became idle or empty).
     void wake_waiter();
-    /// Whether a slot is idle or empty (a caller could get a connection now).
-    bool any_free() const;
-    bool any_empty() const;
+    /// How many slots are in each state (seq_cst loads: the waiters' re-check).
+    std::array<int, 4> census() const;
     Result<std::unique_ptr<PooledConnection>> connect();
     bool validate(PooledConnection& connection);
     /// Counts an acquire's wait in `into` (the slot's histogram, or the pool's for
@@ -216,5 +211,9 @@ private:
     bool probing_ = false;
     std::mt19937_64 random_{std::random_device{}()};
 };
+
+inline PooledConnection& Lease::pooled() {
+    return *pool_->slots_[slot_].connection;
+}
 
 } // namespace modelrepo::detail

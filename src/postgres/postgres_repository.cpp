@@ -174,11 +174,11 @@ std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses) 
 
 } // namespace
 
-/// What a call gets to work with: the leased connection, for libpqxx transactions,
-/// and its libpq handle and prepared-statement set, for the statements.
+/// What a call gets to work with: the leased connection (`conn` for libpqxx
+/// transactions; `pooled.pg` and `pooled.prepared` for the statements).
 struct Session {
-    detail::PgConnection& conn;
     detail::PooledConnection& pooled;
+    detail::PgConnection& conn() { return *pooled.conn; }
 };
 
 struct PostgresRepository::Impl {
@@ -194,8 +194,8 @@ struct PostgresRepository::Impl {
         auto lease = pool->acquire();
         if (!lease)
             return lease.error();
-        Session session{lease.value().conn(), lease.value().pooled()};
-        auto& slot = lease.value().watchdog_slot();
+        Session session{lease.value().pooled()};
+        auto& slot = *session.pooled.slot;
         pool->watchdog().arm(slot, SteadyClock::now() + config.query_timeout);
         auto broken = [&] { return PQstatus(session.pooled.pg) != CONNECTION_OK; };
         try {
@@ -458,7 +458,8 @@ Result<std::int64_t> PostgresRepository::upsert_statuses(std::span<const ModelSt
 Result<Snapshot> PostgresRepository::export_snapshot() {
     return impl_->run([&](Session& session) {
         // One snapshot of the database: the statements below run in this transaction.
-        pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::read_only> tx(session.conn);
+        pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::read_only> tx(
+            session.conn());
         Snapshot s;
         s.generated_at = from_micros(
             tx.exec("SELECT (extract(epoch FROM now()) * 1000000)::bigint")[0][0].as<long long>());
@@ -481,7 +482,7 @@ Result<Snapshot> PostgresRepository::export_snapshot() {
 
 Result<int> PostgresRepository::schema_version() {
     return impl_->run([&](Session& session) {
-        pqxx::nontransaction tx(session.conn);
+        pqxx::nontransaction tx(session.conn());
         if (!tx.exec(std::string(detail::sql::has_migrations_table))[0][0].as<bool>())
             return 0;
         return tx.exec(std::string(detail::sql::schema_version))[0][0].as<int>();
@@ -490,7 +491,7 @@ Result<int> PostgresRepository::schema_version() {
 
 Result<int> PostgresRepository::migrate() {
     return impl_->run([&](Session& session) {
-        detail::PgConnection& c = session.conn;
+        detail::PgConnection& c = session.conn();
         pqxx::work tx(c);
         tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(detail::migration_lock_key) + ")");
         if (!impl_->config.schema.empty())
@@ -536,7 +537,7 @@ Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
     if (!snapshot.statuses.empty())
         statuses = status_arrays(snapshot.statuses);
     auto r = impl_->run([&](Session& session) {
-        pqxx::work tx(session.conn);
+        pqxx::work tx(session.conn());
         tx.exec("DELETE FROM model_status; DELETE FROM models; DELETE FROM providers");
         tx.exec_params("INSERT INTO providers (slug, name, website) "
                        "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
