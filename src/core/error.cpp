@@ -121,31 +121,21 @@ std::string redact_userinfo(std::string_view text) {
         if (scheme_end == std::string_view::npos)
             break;
         std::size_t start = scheme_end + 3;
-        // The URL ends at whitespace, or at a quote when it is quoted in prose...
+        // The userinfo is found as a URL parser finds it: in the whole word (to
+        // whitespace; a quote is an ordinary character there, "u:'secret@host"), from
+        // its first ':' to its last '@'. That covers the parser's password or more.
         std::size_t end = start;
-        while (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])) &&
-               text[end] != '"' && text[end] != '\'')
+        while (end < text.size() && !std::isspace(static_cast<unsigned char>(text[end])))
             ++end;
-        auto userinfo = [](std::string_view rest) {
-            std::size_t at = rest.rfind('@');
-            std::size_t colon = at == std::string_view::npos ? at : rest.substr(0, at).find(':');
-            return std::pair{at, colon};
-        };
         std::string_view rest = text.substr(start, end - start);
-        auto [at, colon] = userinfo(rest);
+        std::size_t at = rest.rfind('@');
+        std::size_t colon = at == std::string_view::npos ? at : rest.substr(0, at).find(':');
         if (colon == std::string_view::npos) {
-            // ...unless the quote is inside the password: "u:'secret@host" has its
-            // userinfo beyond the quote, where a URL parser finds it.
-            std::size_t word_end = end;
-            while (word_end < text.size() &&
-                   !std::isspace(static_cast<unsigned char>(text[word_end])))
-                ++word_end;
-            std::string_view word = text.substr(start, word_end - start);
-            if (auto [word_at, word_colon] = userinfo(word); word_colon != std::string_view::npos) {
-                rest = word;
-                end = word_end;
-                at = word_at;
-                colon = word_colon;
+            // No userinfo: a URL quoted in prose ends at the quote.
+            std::size_t quote = rest.find_first_of("\"'");
+            if (quote != std::string_view::npos) {
+                rest = rest.substr(0, quote);
+                end = start + quote;
             }
         }
         out.append(text.substr(pos, start - pos));
