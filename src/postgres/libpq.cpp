@@ -36,17 +36,17 @@ std::int64_t PgRows::affected() const {
     return n;
 }
 
-PgRows exec_prepared(PGconn* conn, const std::string& name, int count, const char* const* values) {
-    return PgRows(PQexecPrepared(conn, name.c_str(), count, values, nullptr, nullptr, 0), conn);
+PgRows exec_prepared(PGconn* conn, const char* name, int count, const char* const* values) {
+    return PgRows(PQexecPrepared(conn, name, count, values, nullptr, nullptr, 0), conn);
 }
 
-PgRows exec_params(PGconn* conn, const std::string& sql, int count, const char* const* values) {
-    return PgRows(PQexecParams(conn, sql.c_str(), count, nullptr, values, nullptr, nullptr, 0),
+PgRows exec_params(PGconn* conn, const char* sql, int count, const char* const* values) {
+    return PgRows(PQexecParams(conn, sql, count, nullptr, values, nullptr, nullptr, 0),
                   conn);
 }
 
-void prepare(PGconn* conn, const std::string& name, const std::string& sql) {
-    PgRows(PQprepare(conn, name.c_str(), sql.c_str(), 0, nullptr), conn);
+void prepare(PGconn* conn, const char* name, const char* sql) {
+    PgRows(PQprepare(conn, name, sql, 0, nullptr), conn);
 }
 
 } // namespace modelrepo::detail

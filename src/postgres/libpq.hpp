@@ -95,9 +95,9 @@ private:
 };
 
 /// Runs a statement with text parameters: prepared (by name) or with its SQL text.
-PgRows exec_prepared(PGconn* conn, const std::string& name, int count, const char* const* values);
-PgRows exec_params(PGconn* conn, const std::string& sql, int count, const char* const* values);
+PgRows exec_prepared(PGconn* conn, const char* name, int count, const char* const* values);
+PgRows exec_params(PGconn* conn, const char* sql, int count, const char* const* values);
 /// Prepares `sql` as `name` on this connection.
-void prepare(PGconn* conn, const std::string& name, const std::string& sql);
+void prepare(PGconn* conn, const char* name, const char* sql);
 
 } // namespace modelrepo::detail

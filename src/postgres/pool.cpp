@@ -192,12 +192,27 @@ bool ConnectionPool::validate(PooledConnection& connection) {
     }
 }
 
+namespace {
+
+/// PoolStats::wait_bounds_ms in steady_clock ticks (the last bucket takes the rest).
+constexpr auto wait_bounds = [] {
+    std::array<SteadyClock::rep, PoolStats::wait_bounds_ms.size()> ticks{};
+    for (std::size_t i = 0; i < ticks.size(); ++i)
+        ticks[i] = i + 1 == ticks.size()
+                       ? std::numeric_limits<SteadyClock::rep>::max()
+                       : static_cast<SteadyClock::rep>(PoolStats::wait_bounds_ms[i] *
+                                                       (SteadyClock::period::den / 1000));
+    return ticks;
+}();
+static_assert(SteadyClock::period::num == 1 && SteadyClock::period::den % 1000 == 0);
+
+} // namespace
+
 void ConnectionPool::record_wait(
     std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()>& into,
     SteadyClock::duration waited) {
-    double ms = std::chrono::duration<double, std::milli>(waited).count();
-    for (std::size_t i = 0; i < PoolStats::wait_bounds_ms.size(); ++i)
-        if (ms <= PoolStats::wait_bounds_ms[i]) {
+    for (std::size_t i = 0; i < wait_bounds.size(); ++i)
+        if (waited.count() <= wait_bounds[i]) {
             into[i].fetch_add(1, std::memory_order_relaxed);
             break;
         }
@@ -265,8 +280,10 @@ std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point start) {
             continue;
         }
         // A validation round trip is part of the wait; otherwise `now` is still now.
-        record_wait(slot.waits, (stale ? SteadyClock::now() : now) - start);
-        return Lease(this, i);
+        if (stale)
+            now = SteadyClock::now();
+        record_wait(slot.waits, now - start);
+        return Lease(this, i, now);
     }
     return std::nullopt;
 }
@@ -319,8 +336,9 @@ Result<Lease> ConnectionPool::acquire() {
             backoff_ = config_.reconnect_backoff_initial;
             slot.connection = std::move(connected).value();
             slot.state.store(busy, std::memory_order_release);
-            record_wait(slot.waits, SteadyClock::now() - start);
-            return Lease(this, i);
+            auto now = SteadyClock::now();
+            record_wait(slot.waits, now - start);
+            return Lease(this, i, now);
         }
 
         // 4. Every slot busy or opening: wait for a release, at most until the deadline.

@@ -105,24 +105,30 @@ class ConnectionPool;
 /// destruction unless marked broken.
 class Lease {
 public:
-    Lease(ConnectionPool* pool, std::size_t slot)
+    Lease(ConnectionPool* pool, std::size_t slot, SteadyClock::time_point taken_at)
         : pool_(pool)
-        , slot_(slot) {}
+        , slot_(slot)
+        , taken_at_(taken_at) {}
     Lease(Lease&& other) noexcept
         : pool_(std::exchange(other.pool_, nullptr))
         , slot_(other.slot_)
+        , taken_at_(other.taken_at_)
         , broken_(other.broken_) {}
     Lease& operator=(Lease&&) = delete;
     ~Lease();
 
     /// The connection, owned by the pool's slot while this lease holds it.
     PooledConnection& pooled();
+    /// When the pool handed the connection over (the call's deadline counts from here;
+    /// the pool read the clock anyway).
+    SteadyClock::time_point taken_at() const { return taken_at_; }
     /// The connection is discarded instead of returned.
     void mark_broken() { broken_ = true; }
 
 private:
     ConnectionPool* pool_;
     std::size_t slot_;
+    SteadyClock::time_point taken_at_;
     bool broken_ = false;
 };
 

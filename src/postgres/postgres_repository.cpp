@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdio>
@@ -22,11 +23,16 @@ namespace modelrepo {
 namespace {
 
 using detail::Statement;
-using detail::SteadyClock;
 
 /// `{"a","b\"c"}`: a text[] literal (parameters carry it; nothing is spliced into SQL).
-std::string text_array(std::span<const std::string_view> items) {
-    std::string out = "{";
+template <class Strings>
+std::string text_array(const Strings& items) {
+    std::size_t size = 2;
+    for (const auto& item : items)
+        size += std::size(item) + 3; // quotes and comma; escapes may grow it further
+    std::string out;
+    out.reserve(size);
+    out.push_back('{');
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (i)
             out.push_back(',');
@@ -38,7 +44,8 @@ std::string text_array(std::span<const std::string_view> items) {
         }
         out.push_back('"');
     }
-    return out + "}";
+    out.push_back('}');
+    return out;
 }
 
 std::string number_array(std::span<const std::optional<double>> items) {
@@ -196,7 +203,7 @@ struct PostgresRepository::Impl {
             return lease.error();
         Session session{lease.value().pooled()};
         auto& slot = *session.pooled.slot;
-        pool->watchdog().arm(slot, SteadyClock::now() + config.query_timeout);
+        pool->watchdog().arm(slot, lease.value().taken_at() + config.query_timeout);
         auto broken = [&] { return PQstatus(session.pooled.pg) != CONNECTION_OK; };
         try {
             auto value = fn(session);
@@ -235,31 +242,18 @@ struct PostgresRepository::Impl {
     /// pgbouncer=true. Inside a libpqxx transaction it runs in that transaction.
     template <class... Args>
     detail::PgRows exec(Session& session, const Statement& statement, const Args&... args) {
-        // Each statement's name and text as std::string, built once; keyed by content
-        // (identical literals need not share an address across files).
-        struct Known {
-            std::size_t index;
-            std::string name, sql;
-        };
-        static const auto known = [] {
-            std::unordered_map<std::string_view, Known> m;
-            auto all = detail::prepared_statements();
-            for (std::size_t i = 0; i < all.size(); ++i)
-                m.emplace(all[i].name, Known{i, std::string(all[i].name), std::string(all[i].sql)});
-            return m;
-        }();
-        const Known& k = known.at(statement.name);
         const char* values[sizeof...(Args) + 1] = {text_of(args)...};
         constexpr int count = static_cast<int>(sizeof...(Args));
         PGconn* pg = session.pooled.pg;
+        // name and sql view literals: data() is NUL-terminated (checked in schema.cpp).
         if (!config.prepared_statements)
-            return detail::exec_params(pg, k.sql, count, values);
-        std::uint64_t bit = std::uint64_t{1} << k.index;
+            return detail::exec_params(pg, statement.sql.data(), count, values);
+        std::uint64_t bit = std::uint64_t{1} << statement.id;
         if (!(session.pooled.prepared & bit)) {
-            detail::prepare(pg, k.name, k.sql);
+            detail::prepare(pg, statement.name.data(), statement.sql.data());
             session.pooled.prepared |= bit;
         }
-        return detail::exec_prepared(pg, k.name, count, values);
+        return detail::exec_prepared(pg, statement.name.data(), count, values);
     }
 
     static const char* text_of(const std::string& s) { return s.c_str(); }
@@ -342,43 +336,39 @@ Result<std::vector<ModelStatus>> PostgresRepository::list_statuses() {
 Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::string> slugs) {
     if (slugs.empty())
         return std::vector<Model>{};
-    std::vector<std::string_view> views(slugs.begin(), slugs.end());
-    std::string array = text_array(views);
-    auto found = impl_->run([&](Session& session) {
+    std::string array = text_array(slugs);
+    return impl_->run([&](Session& session) {
         auto rows = impl_->exec(session, detail::sql::find_models, array);
-        std::vector<Model> decoded;
-        decoded.reserve(static_cast<std::size_t>(rows.size()));
+        // The answer in the order asked for, each row decoded once: the rows sorted by
+        // slug (views into the result), one binary search per slug asked for. A slug
+        // asked for twice gets a copy of the first answer.
+        struct Row {
+            std::string_view slug;
+            int row;
+            int answer = -1; // its position in `ordered`, once decoded
+        };
+        std::vector<Row> by_slug;
+        by_slug.reserve(static_cast<std::size_t>(rows.size()));
         for (int row = 0; row < rows.size(); ++row)
-            decoded.push_back(model_from_row(rows, row));
-        return decoded;
+            by_slug.push_back({rows.field(row, 0).text, row});
+        std::sort(by_slug.begin(), by_slug.end(),
+                  [](const Row& a, const Row& b) { return a.slug < b.slug; });
+        std::vector<Model> ordered;
+        ordered.reserve(slugs.size());
+        for (const std::string& slug : slugs) {
+            auto it = std::lower_bound(by_slug.begin(), by_slug.end(), std::string_view(slug),
+                                       [](const Row& r, std::string_view s) { return r.slug < s; });
+            if (it == by_slug.end() || it->slug != slug)
+                continue;
+            if (it->answer >= 0) {
+                ordered.push_back(ordered[static_cast<std::size_t>(it->answer)]);
+            } else {
+                it->answer = static_cast<int>(ordered.size());
+                ordered.push_back(model_from_row(rows, it->row));
+            }
+        }
+        return ordered;
     });
-    if (!found)
-        return found.error();
-    // Back into the order asked for; a model asked for once is moved, not copied. The
-    // map's keys view the caller's strings, which do not move.
-    std::vector<Model>& decoded = found.value();
-    struct Want {
-        std::size_t index = SIZE_MAX; // in decoded; SIZE_MAX: not found
-        int uses = 0;
-    };
-    std::unordered_map<std::string_view, Want> wanted;
-    for (const std::string& slug : slugs)
-        ++wanted[slug].uses;
-    for (std::size_t i = 0; i < decoded.size(); ++i)
-        if (auto it = wanted.find(decoded[i].slug); it != wanted.end())
-            it->second.index = i;
-    std::vector<Model> ordered;
-    ordered.reserve(decoded.size());
-    for (const std::string& slug : slugs) {
-        Want& want = wanted[slug];
-        if (want.index == SIZE_MAX)
-            continue;
-        if (--want.uses == 0)
-            ordered.push_back(std::move(decoded[want.index]));
-        else
-            ordered.push_back(decoded[want.index]);
-    }
-    return ordered;
 }
 
 Result<std::optional<Model>> PostgresRepository::find_model(std::string_view slug) {
@@ -420,9 +410,8 @@ Result<SystemStats> PostgresRepository::system_stats() {
 }
 
 Result<void> PostgresRepository::check_health() {
-    static const std::string select_one = "SELECT 1";
     auto r = impl_->run([&](Session& session) {
-        return detail::exec_params(session.pooled.pg, select_one, 0, nullptr).size();
+        return detail::exec_params(session.pooled.pg, "SELECT 1", 0, nullptr).size();
     });
     if (!r)
         return r.error();

@@ -49,6 +49,18 @@ std::span<const Migration> migrations() {
 
 static_assert(all_prepared.size() <= 64, "PooledConnection::prepared is a 64-bit set");
 
+consteval bool ids_and_terminators_hold() {
+    for (std::size_t i = 0; i < all_prepared.size(); ++i) {
+        const Statement& s = all_prepared[i];
+        // Reading one past the view is defined here: each views a whole literal.
+        if (s.id != i || s.name.data()[s.name.size()] != '\0' || s.sql.data()[s.sql.size()] != '\0')
+            return false;
+    }
+    return true;
+}
+static_assert(ids_and_terminators_hold(),
+              "each Statement's id is its position in all_prepared, and views a literal");
+
 std::span<const Statement> prepared_statements() {
     return all_prepared;
 }

@@ -2,6 +2,7 @@
 // modelrepo's tables and the SQL of every repository call.
 #pragma once
 
+#include <cstddef>
 #include <span>
 #include <string_view>
 
@@ -19,18 +20,20 @@ std::span<const Migration> migrations();
 /// Key of the advisory lock that serializes migrate() across processes.
 inline constexpr long long migration_lock_key = 0x6d6f64656c7265; // "modelre"
 
-/// A statement with the name it is prepared under.
+/// A statement with the name it is prepared under. `name` and `sql` view string
+/// literals, so `data()` is NUL-terminated (libpq takes C strings; schema.cpp checks).
 struct Statement {
+    std::size_t id; ///< its position in prepared_statements()
     std::string_view name;
     std::string_view sql;
 };
 
 namespace sql {
 
-inline constexpr Statement count_models{"modelrepo_count_models", "SELECT count(*) FROM models"};
-inline constexpr Statement count_providers{"modelrepo_count_providers",
+inline constexpr Statement count_models{0, "modelrepo_count_models", "SELECT count(*) FROM models"};
+inline constexpr Statement count_providers{1, "modelrepo_count_providers",
                                            "SELECT count(*) FROM providers"};
-inline constexpr Statement list_statuses{
+inline constexpr Statement list_statuses{2, 
     "modelrepo_list_statuses",
     "SELECT model_slug, health, availability, latency_ms, error_rate, region, "
     "(extract(epoch FROM checked_at) * 1000000)::bigint "
@@ -46,15 +49,15 @@ inline constexpr Statement list_statuses{
     "FROM models m JOIN providers p ON p.slug = m.provider_slug "                                  \
     "LEFT JOIN model_status s ON s.model_slug = m.slug "
 
-inline constexpr Statement find_models{"modelrepo_find_models",
+inline constexpr Statement find_models{3, "modelrepo_find_models",
                                        MODELREPO_MODEL_COLUMNS "WHERE m.slug = ANY($1::text[])"};
-inline constexpr Statement find_model{"modelrepo_find_model",
+inline constexpr Statement find_model{4, "modelrepo_find_model",
                                       MODELREPO_MODEL_COLUMNS "WHERE m.slug = $1"};
-inline constexpr Statement list_models{"modelrepo_list_models",
+inline constexpr Statement list_models{5, "modelrepo_list_models",
                                        MODELREPO_MODEL_COLUMNS "ORDER BY m.slug"};
 #undef MODELREPO_MODEL_COLUMNS
 
-inline constexpr Statement system_stats{
+inline constexpr Statement system_stats{6, 
     "modelrepo_system_stats", "SELECT count(*), count(*) FILTER (WHERE m.active), "
                               "(SELECT count(*) FROM providers), "
                               "count(*) FILTER (WHERE s.health = 'operational'), "
@@ -65,7 +68,7 @@ inline constexpr Statement system_stats{
                               "FROM models m LEFT JOIN model_status s ON s.model_slug = m.slug"};
 
 // One multi-row upsert; a row older than the stored one is left alone.
-inline constexpr Statement upsert_statuses{
+inline constexpr Statement upsert_statuses{7, 
     "modelrepo_upsert_statuses",
     "INSERT INTO model_status AS cur "
     "(model_slug, health, availability, latency_ms, error_rate, region, checked_at) "

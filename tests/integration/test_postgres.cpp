@@ -101,6 +101,12 @@ TEST_CASE("SCRAM login, migrate, import, and every read") {
     CHECK(models[1].slug == "gpt-4o");
     CHECK(models[2].slug == "gemini-2.5-pro");
     CHECK(models == memory->find_models(slugs).value());
+    // A slug asked for twice is answered twice, in place, as the memory backend does.
+    std::vector<std::string> twice{"gpt-4o", "gpt-5", "gpt-4o", "nope"};
+    auto repeated = repo->find_models(twice).value();
+    REQUIRE(repeated.size() == 3);
+    CHECK(repeated[0] == repeated[2]);
+    CHECK(repeated == memory->find_models(twice).value());
 
     CHECK(repo->find_model("gpt-5").value() == memory->find_model("gpt-5").value());
     CHECK_FALSE(repo->find_model("gpt-99").value().has_value());
