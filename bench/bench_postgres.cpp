@@ -259,8 +259,8 @@ int main(int argc, char** argv) {
                 out += (out.empty() ? "" : "/") + std::to_string(static_cast<long>(x));
             return out;
         };
-        std::string line = std::string(w.name) + ": modelrepo " + list(ours) + ", pgbench-j2 " +
-                           list(pgb) + "\n";
+        std::string line =
+            std::string(w.name) + ": modelrepo " + list(ours) + ", pgbench-j2 " + list(pgb) + "\n";
         rounds_seen += line;
     }
     std::printf("\nvs pgb: against pgbench -j 2's median; vs best: against its fastest round "

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /// @file
 /// `PostgresRepository`: the catalogue in PostgreSQL, over modelrepo's own connection
-/// pool (libpqxx). libpqxx headers stay out of this header.
+/// pool (libpqxx opens the connections; statements run on libpq). Neither library's
+/// headers are included here.
 #pragma once
 
 #include <array>

@@ -41,12 +41,40 @@ PgRows exec_prepared(PGconn* conn, const char* name, int count, const char* cons
 }
 
 PgRows exec_params(PGconn* conn, const char* sql, int count, const char* const* values) {
-    return PgRows(PQexecParams(conn, sql, count, nullptr, values, nullptr, nullptr, 0),
-                  conn);
+    return PgRows(PQexecParams(conn, sql, count, nullptr, values, nullptr, nullptr, 0), conn);
 }
 
 void prepare(PGconn* conn, const char* name, const char* sql) {
     PgRows(PQprepare(conn, name, sql, 0, nullptr), conn);
+}
+
+PgRows exec_script(PGconn* conn, const char* sql) {
+    return PgRows(PQexec(conn, sql), conn);
+}
+
+std::string quote_identifier(PGconn* conn, std::string_view name) {
+    char* quoted = PQescapeIdentifier(conn, name.data(), name.size());
+    if (!quoted)
+        throw PgFailure(PQerrorMessage(conn), "", PQstatus(conn) != CONNECTION_OK);
+    std::string out(quoted);
+    PQfreemem(quoted);
+    return out;
+}
+
+PgTransaction::PgTransaction(PGconn* conn, const char* mode)
+    : conn_(conn) {
+    exec_script(conn_, (std::string("BEGIN ") + mode).c_str());
+}
+
+PgTransaction::~PgTransaction() {
+    // After a failure: leave the connection idle for the pool (or find it broken).
+    if (open_ && PQstatus(conn_) == CONNECTION_OK)
+        PQclear(PQexec(conn_, "ROLLBACK"));
+}
+
+void PgTransaction::commit() {
+    open_ = false;
+    exec_script(conn_, "COMMIT");
 }
 
 } // namespace modelrepo::detail

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
-// The hot path on libpq itself: a libpqxx 6.4 connection whose libpq handle we keep,
+// Statements on libpq itself: a libpqxx 6.4 connection whose libpq handle we keep,
 // results read straight from the PGresult, and failures as one exception type.
+// libpqxx only opens and closes the connections.
 //
 // Why not libpqxx for the reads: per call it opened a transaction object, asked the
 // socket for notifications twice (two recv() calls that find nothing), built a
 // parameter list and a result holding two shared_ptr, and copied the result handle
 // for every field read. On 2 cores with 4 threads that was a tenth of the throughput
-// of a bare libpq loop. libpqxx still opens, sets up and closes the connections and
-// runs the transactions (migrate, import, export, upsert).
+// of a bare libpq loop. Its other paths also leak a PGresult when a connection breaks
+// mid-statement (libpqxx 6.4's make_result throws before it owns the result), so the
+// session setup, validation and transactions run here too.
 #pragma once
 
 #include <cstdint>
@@ -99,5 +101,29 @@ PgRows exec_prepared(PGconn* conn, const char* name, int count, const char* cons
 PgRows exec_params(PGconn* conn, const char* sql, int count, const char* const* values);
 /// Prepares `sql` as `name` on this connection.
 void prepare(PGconn* conn, const char* name, const char* sql);
+/// Runs `sql`, which may hold several statements (simple query protocol, no
+/// parameters): the rows of the last one.
+PgRows exec_script(PGconn* conn, const char* sql);
+/// `name` as an SQL identifier, quoted as needed.
+std::string quote_identifier(PGconn* conn, std::string_view name);
+
+/// A transaction on a libpq connection: BEGIN (with `mode`, e.g. "ISOLATION LEVEL
+/// REPEATABLE READ READ ONLY") on construction, ROLLBACK on destruction unless
+/// committed. Statements in between run on the same connection with the functions
+/// above.
+class PgTransaction {
+public:
+    explicit PgTransaction(PGconn* conn, const char* mode = "");
+    ~PgTransaction();
+    PgTransaction(const PgTransaction&) = delete;
+    PgTransaction& operator=(const PgTransaction&) = delete;
+
+    /// COMMIT; throws PgFailure when the server refuses it.
+    void commit();
+
+private:
+    PGconn* conn_;
+    bool open_ = true;
+};
 
 } // namespace modelrepo::detail

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "pool.hpp"
 
-#include <pqxx/except>
-#include <pqxx/nontransaction>
 #include <sys/socket.h>
 
 #include "errors.hpp"
@@ -120,7 +118,7 @@ int default_pool_size() {
 } // namespace
 
 ConnectionPool::ConnectionPool(const PostgresConfig& config, PgTarget target, std::string source,
-                               std::function<void(PgConnection&)> setup)
+                               std::function<void(PGconn*)> setup)
     : config_(config)
     , target_(std::move(target))
     , source_(std::move(source))
@@ -150,7 +148,7 @@ Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect() {
         // The setup statements are a call like any other: under the deadline.
         watchdog_.arm(*pooled->slot, SteadyClock::now() + config_.query_timeout);
         try {
-            setup_(*pooled->conn);
+            setup_(pooled->pg);
         } catch (...) {
             if (Watchdog::disarm(*pooled->slot))
                 return query_error("session setup cut at the deadline", "", true, true, target_,
@@ -168,10 +166,10 @@ Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect() {
         }
         pooled->expires = pooled->created + lifetime;
         return pooled;
-    } catch (const pqxx::sql_error& e) {
-        return query_error(e.what(), e.sqlstate(), false, false, target_, source_,
+    } catch (const PgFailure& e) {
+        return query_error(e.what(), e.sqlstate(), e.broken(), false, target_, source_,
                            config_.query_timeout);
-    } catch (const std::exception& e) {
+    } catch (const std::exception& e) { // libpqxx's broken_connection: no connection
         return connect_error(e.what(), target_, source_);
     }
 }
@@ -181,8 +179,7 @@ bool ConnectionPool::validate(PooledConnection& connection) {
         watchdog_.arm(*connection.slot, SteadyClock::now() + config_.query_timeout);
         bool ok = true;
         try {
-            pqxx::nontransaction tx(*connection.conn);
-            tx.exec("SELECT 1");
+            exec_params(connection.pg, "SELECT 1", 0, nullptr);
         } catch (...) {
             ok = false;
         }

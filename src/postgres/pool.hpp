@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// ConnectionPool: modelrepo's own pool of libpqxx connections, and the Watchdog that
+// ConnectionPool: modelrepo's own pool of connections, and the Watchdog that
 // breaks a blocked read when a call passes its deadline.
 #pragma once
 
@@ -145,9 +145,10 @@ private:
 /// call's time in futex waits whenever the lock convoyed (bimodal 60k/120k calls/s).
 class ConnectionPool {
 public:
-    /// `setup` runs on each new connection (search_path, statement_timeout, prepares).
+    /// `setup` runs on each new connection (search_path, statement_timeout); it throws
+    /// PgFailure when the server refuses it.
     ConnectionPool(const PostgresConfig& config, PgTarget target, std::string source,
-                   std::function<void(PgConnection&)> setup);
+                   std::function<void(PGconn*)> setup);
     ~ConnectionPool();
 
     /// A connection within acquire_timeout, or pool_exhausted / the connect error.
@@ -194,7 +195,7 @@ private:
     const PostgresConfig config_;
     const PgTarget target_;
     const std::string source_;
-    const std::function<void(PgConnection&)> setup_;
+    const std::function<void(PGconn*)> setup_;
     const int max_size_;
     /// Declared before the connections: they leave it when they close.
     Watchdog watchdog_;

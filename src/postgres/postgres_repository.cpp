@@ -5,12 +5,6 @@
 #include <cstdio>
 #include <unordered_map>
 
-#include <pqxx/except>
-#include <pqxx/nontransaction>
-#include <pqxx/result>
-#include <pqxx/row>
-#include <pqxx/transaction>
-
 #include <modelrepo/postgres_repository.hpp>
 
 #include "../core/catalog_view.hpp"
@@ -181,11 +175,11 @@ std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses) 
 
 } // namespace
 
-/// What a call gets to work with: the leased connection (`conn` for libpqxx
-/// transactions; `pooled.pg` and `pooled.prepared` for the statements).
+/// What a call gets to work with: the leased connection (`pooled.pg`, its libpq
+/// handle, and `pooled.prepared`, the statements prepared on it).
 struct Session {
     detail::PooledConnection& pooled;
-    detail::PgConnection& conn() { return *pooled.conn; }
+    PGconn* pg() { return pooled.pg; }
 };
 
 struct PostgresRepository::Impl {
@@ -218,14 +212,9 @@ struct PostgresRepository::Impl {
             if (fired || gone)
                 lease.value().mark_broken();
             return fail(e.what(), e.sqlstate(), gone, fired);
-        } catch (const pqxx::sql_error& e) {
-            bool fired = detail::Watchdog::disarm(slot);
-            if (fired || broken())
-                lease.value().mark_broken();
-            return fail(e.what(), e.sqlstate(), broken(), fired);
         } catch (const std::exception& e) {
-            // broken_connection, in_doubt_error, conversion errors: the connection's
-            // state is unknown, so it is not reused.
+            // Anything else (out of memory, say): the connection's state is unknown, so
+            // it is not reused.
             bool fired = detail::Watchdog::disarm(slot);
             lease.value().mark_broken();
             return fail(e.what(), "", true, fired);
@@ -239,7 +228,7 @@ struct PostgresRepository::Impl {
 
     /// Runs one of the library's statements with text parameters, on libpq directly:
     /// server-side prepared (on first use on each connection) unless the URL said
-    /// pgbouncer=true. Inside a libpqxx transaction it runs in that transaction.
+    /// pgbouncer=true. Inside a PgTransaction it runs in that transaction.
     template <class... Args>
     detail::PgRows exec(Session& session, const Statement& statement, const Args&... args) {
         const char* values[sizeof...(Args) + 1] = {text_of(args)...};
@@ -259,13 +248,11 @@ struct PostgresRepository::Impl {
     static const char* text_of(const std::string& s) { return s.c_str(); }
 
     /// Runs on every new connection: deadline on the server side too, and the schema.
-    void setup(detail::PgConnection& conn) {
+    void setup(PGconn* pg) {
         std::string sql = "SET statement_timeout = " + std::to_string(config.query_timeout.count());
         if (!config.schema.empty())
-            sql += "; SET search_path TO " + conn.quote_name(config.schema);
-        pqxx::nontransaction tx(conn);
-        tx.exec(sql);
-        tx.commit();
+            sql += "; SET search_path TO " + detail::quote_identifier(pg, config.schema);
+        detail::exec_script(pg, sql.c_str());
     }
 };
 
@@ -286,8 +273,8 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
     impl->target = detail::parse_pg_target(impl->config.conninfo);
     impl->name = impl->target.display();
     Impl* raw = impl.get();
-    impl->pool = std::make_unique<detail::ConnectionPool>(
-        impl->config, impl->target, impl->name, [raw](detail::PgConnection& c) { raw->setup(c); });
+    impl->pool = std::make_unique<detail::ConnectionPool>(impl->config, impl->target, impl->name,
+                                                          [raw](PGconn* pg) { raw->setup(pg); });
     return std::shared_ptr<PostgresRepository>(new PostgresRepository(std::move(impl)));
 }
 
@@ -411,7 +398,7 @@ Result<SystemStats> PostgresRepository::system_stats() {
 
 Result<void> PostgresRepository::check_health() {
     auto r = impl_->run([&](Session& session) {
-        return detail::exec_params(session.pooled.pg, "SELECT 1", 0, nullptr).size();
+        return detail::exec_params(session.pg(), "SELECT 1", 0, nullptr).size();
     });
     if (!r)
         return r.error();
@@ -447,13 +434,22 @@ Result<std::int64_t> PostgresRepository::upsert_statuses(std::span<const ModelSt
 Result<Snapshot> PostgresRepository::export_snapshot() {
     return impl_->run([&](Session& session) {
         // One snapshot of the database: the statements below run in this transaction.
-        pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::read_only> tx(
-            session.conn());
+        detail::PgTransaction tx(session.pg(), "ISOLATION LEVEL REPEATABLE READ READ ONLY");
         Snapshot s;
-        s.generated_at = from_micros(
-            tx.exec("SELECT (extract(epoch FROM now()) * 1000000)::bigint")[0][0].as<long long>());
-        for (const auto& row : tx.exec("SELECT slug, name, website FROM providers ORDER BY slug"))
-            s.providers.push_back({row[0].c_str(), row[1].c_str(), row[2].c_str()});
+        s.generated_at = from_micros(number<long long>(
+            detail::exec_script(session.pg(),
+                                "SELECT (extract(epoch FROM now()) * 1000000)::bigint")
+                .field(0, 0)));
+        auto providers = detail::exec_script(
+            session.pg(), "SELECT slug, name, website FROM providers ORDER BY slug");
+        for (int row = 0; row < providers.size(); ++row) {
+            Columns col(providers, row);
+            Provider p;
+            p.slug = col.text();
+            p.name = col.text();
+            p.website = col.text();
+            s.providers.push_back(std::move(p));
+        }
         auto models = impl_->exec(session, detail::sql::list_models);
         for (int row = 0; row < models.size(); ++row) {
             Model m = model_from_row(models, row);
@@ -471,30 +467,35 @@ Result<Snapshot> PostgresRepository::export_snapshot() {
 
 Result<int> PostgresRepository::schema_version() {
     return impl_->run([&](Session& session) {
-        pqxx::nontransaction tx(session.conn());
-        if (!tx.exec(std::string(detail::sql::has_migrations_table))[0][0].as<bool>())
+        auto has_table =
+            detail::exec_script(session.pg(), detail::sql::has_migrations_table.data());
+        if (has_table.field(0, 0).text != "t")
             return 0;
-        return tx.exec(std::string(detail::sql::schema_version))[0][0].as<int>();
+        return number<int>(
+            detail::exec_script(session.pg(), detail::sql::schema_version.data()).field(0, 0));
     });
 }
 
 Result<int> PostgresRepository::migrate() {
     return impl_->run([&](Session& session) {
-        detail::PgConnection& c = session.conn();
-        pqxx::work tx(c);
-        tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(detail::migration_lock_key) + ")");
+        PGconn* pg = session.pg();
+        detail::PgTransaction tx(pg);
+        auto script = [pg](const std::string& sql) { return detail::exec_script(pg, sql.c_str()); };
+        script("SELECT pg_advisory_xact_lock(" + std::to_string(detail::migration_lock_key) + ")");
         if (!impl_->config.schema.empty())
-            tx.exec("CREATE SCHEMA IF NOT EXISTS " + c.quote_name(impl_->config.schema));
-        tx.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
-                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
-        int current =
-            tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
+            script("CREATE SCHEMA IF NOT EXISTS " +
+                   detail::quote_identifier(pg, impl_->config.schema));
+        script("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+               "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+        int current = number<int>(script(std::string(detail::sql::schema_version)).field(0, 0));
         for (const auto& m : detail::migrations()) {
             if (m.version <= current)
                 continue;
-            tx.exec(std::string(m.sql));
-            tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                           m.version, std::string(m.name));
+            script(std::string(m.sql));
+            std::string version = std::to_string(m.version), name(m.name);
+            const char* values[] = {version.c_str(), name.c_str()};
+            detail::exec_params(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                                2, values);
             current = m.version;
         }
         tx.commit();
@@ -526,21 +527,27 @@ Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
     if (!snapshot.statuses.empty())
         statuses = status_arrays(snapshot.statuses);
     auto r = impl_->run([&](Session& session) {
-        pqxx::work tx(session.conn());
-        tx.exec("DELETE FROM model_status; DELETE FROM models; DELETE FROM providers");
-        tx.exec_params("INSERT INTO providers (slug, name, website) "
-                       "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
-                       text_array(p_slug), text_array(p_name), text_array(p_site));
-        tx.exec_params(
-            "INSERT INTO models (slug, name, provider_slug, description, context_window, active) "
-            "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
-            "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)",
-            text_array(m_slug), text_array(m_name), text_array(m_provider),
-            text_array(m_description), number_array(m_context), text_array(m_active));
+        detail::PgTransaction tx(session.pg());
+        detail::exec_script(session.pg(),
+                            "DELETE FROM model_status; DELETE FROM models; DELETE FROM providers");
+        auto exec = [&](const char* sql, std::initializer_list<std::string> params) {
+            std::vector<const char*> values;
+            for (const std::string& p : params)
+                values.push_back(p.c_str());
+            detail::exec_params(session.pg(), sql, static_cast<int>(values.size()), values.data());
+        };
+        exec("INSERT INTO providers (slug, name, website) "
+             "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
+             {text_array(p_slug), text_array(p_name), text_array(p_site)});
+        exec("INSERT INTO models (slug, name, provider_slug, description, context_window, active) "
+             "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
+             "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)",
+             {text_array(m_slug), text_array(m_name), text_array(m_provider),
+              text_array(m_description), number_array(m_context), text_array(m_active)});
         if (statuses)
-            tx.exec_params(std::string(detail::sql::upsert_statuses.sql), (*statuses)[0],
-                           (*statuses)[1], (*statuses)[2], (*statuses)[3], (*statuses)[4],
-                           (*statuses)[5], (*statuses)[6]);
+            impl_->exec(session, detail::sql::upsert_statuses, (*statuses)[0], (*statuses)[1],
+                        (*statuses)[2], (*statuses)[3], (*statuses)[4], (*statuses)[5],
+                        (*statuses)[6]);
         tx.commit();
         return 0;
     });

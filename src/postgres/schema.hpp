@@ -33,8 +33,8 @@ namespace sql {
 inline constexpr Statement count_models{0, "modelrepo_count_models", "SELECT count(*) FROM models"};
 inline constexpr Statement count_providers{1, "modelrepo_count_providers",
                                            "SELECT count(*) FROM providers"};
-inline constexpr Statement list_statuses{2, 
-    "modelrepo_list_statuses",
+inline constexpr Statement list_statuses{
+    2, "modelrepo_list_statuses",
     "SELECT model_slug, health, availability, latency_ms, error_rate, region, "
     "(extract(epoch FROM checked_at) * 1000000)::bigint "
     "FROM model_status ORDER BY model_slug"};
@@ -57,19 +57,20 @@ inline constexpr Statement list_models{5, "modelrepo_list_models",
                                        MODELREPO_MODEL_COLUMNS "ORDER BY m.slug"};
 #undef MODELREPO_MODEL_COLUMNS
 
-inline constexpr Statement system_stats{6, 
-    "modelrepo_system_stats", "SELECT count(*), count(*) FILTER (WHERE m.active), "
-                              "(SELECT count(*) FROM providers), "
-                              "count(*) FILTER (WHERE s.health = 'operational'), "
-                              "count(*) FILTER (WHERE s.health = 'degraded'), "
-                              "count(*) FILTER (WHERE s.health = 'outage'), "
-                              "count(*) FILTER (WHERE s.health IS NULL OR s.health = 'unknown'), "
-                              "(extract(epoch FROM now()) * 1000000)::bigint "
-                              "FROM models m LEFT JOIN model_status s ON s.model_slug = m.slug"};
+inline constexpr Statement system_stats{
+    6, "modelrepo_system_stats",
+    "SELECT count(*), count(*) FILTER (WHERE m.active), "
+    "(SELECT count(*) FROM providers), "
+    "count(*) FILTER (WHERE s.health = 'operational'), "
+    "count(*) FILTER (WHERE s.health = 'degraded'), "
+    "count(*) FILTER (WHERE s.health = 'outage'), "
+    "count(*) FILTER (WHERE s.health IS NULL OR s.health = 'unknown'), "
+    "(extract(epoch FROM now()) * 1000000)::bigint "
+    "FROM models m LEFT JOIN model_status s ON s.model_slug = m.slug"};
 
 // One multi-row upsert; a row older than the stored one is left alone.
-inline constexpr Statement upsert_statuses{7, 
-    "modelrepo_upsert_statuses",
+inline constexpr Statement upsert_statuses{
+    7, "modelrepo_upsert_statuses",
     "INSERT INTO model_status AS cur "
     "(model_slug, health, availability, latency_ms, error_rate, region, checked_at) "
     "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], "

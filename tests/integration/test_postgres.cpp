@@ -130,6 +130,27 @@ TEST_CASE("SCRAM login, migrate, import, and every read") {
     CHECK(sorted(exported) == sorted(builtin));
 }
 
+TEST_CASE("an import the server refuses half-way is rolled back, and its connection reused") {
+    // One connection, so every call below runs on the connection the import used.
+    auto repo = fresh_catalogue("catalogue_rollback", "connection_limit=1");
+    // A rule the client cannot know: the import deletes everything, then fails on the
+    // models' INSERT. (NOT VALID: the rows already there are not checked.)
+    server().psql("ALTER TABLE models ADD CONSTRAINT no_gpt5 CHECK (slug <> 'gpt-5') NOT VALID",
+                  "catalogue_rollback");
+    auto refused = repo->import_snapshot(builtin_snapshot());
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().sqlstate == "23514"); // check_violation
+    CHECK(refused.error().message.find("no_gpt5") != std::string::npos);
+
+    // Nothing of the import stayed (the DELETEs were rolled back) ...
+    CHECK(repo->count_models().value() == 32);
+    CHECK(repo->find_model("gpt-5").value().has_value());
+    // ... and the connection came back idle, not aborted: the next transaction works.
+    CHECK(repo->export_snapshot().value().models.size() == 32);
+    CHECK(repo->migrate().value() == 1);
+    CHECK(repo->pool_stats().connects == 1);
+}
+
 TEST_CASE("upserts: newer applied, older ignored, unknown model rejects the whole batch") {
     auto repo = fresh_catalogue("catalogue_upserts");
     Timestamp t = sys_days{2026y / December / 1} + 123456us;
