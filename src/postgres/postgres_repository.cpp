@@ -242,7 +242,19 @@ struct PostgresRepository::Impl {
             detail::prepare(pg, statement.name.data(), statement.sql.data());
             session.pooled.prepared |= bit;
         }
-        return detail::exec_prepared(pg, statement.name.data(), count, values);
+        try {
+            return detail::exec_prepared(pg, statement.name.data(), count, values);
+        } catch (const detail::PgFailure& e) {
+            // A migration changed a column's type under the prepared plan: the server
+            // answers "cached plan must not change result type" (0A000) until the
+            // statement is prepared again. Outside a transaction, do that once.
+            if (e.sqlstate() != "0A000" || PQtransactionStatus(pg) != PQTRANS_IDLE)
+                throw;
+            std::string deallocate = "DEALLOCATE " + std::string(statement.name);
+            detail::exec_script(pg, deallocate.c_str());
+            detail::prepare(pg, statement.name.data(), statement.sql.data());
+            return detail::exec_prepared(pg, statement.name.data(), count, values);
+        }
     }
 
     static const char* text_of(const std::string& s) { return s.c_str(); }

@@ -151,6 +151,21 @@ TEST_CASE("an import the server refuses half-way is rolled back, and its connect
     CHECK(repo->pool_stats().connects == 1);
 }
 
+TEST_CASE("a column type changed under a prepared statement: prepared again, answered") {
+    auto repo = fresh_catalogue("catalogue_retype", "connection_limit=1");
+    auto before = repo->find_model("gpt-5").value(); // prepared on the one connection
+    REQUIRE(before);
+    // A live migration: the result type of find_model's statement changes.
+    server().psql("ALTER TABLE models ALTER COLUMN description TYPE varchar(2000)",
+                  "catalogue_retype");
+    auto after = repo->find_model("gpt-5");
+    if (!after)
+        FAIL(after.error().to_string()); // 0A000 "cached plan must not change result type"
+    CHECK(after.value() == before);
+    CHECK(repo->list_models().value().size() == 32);
+    CHECK(repo->pool_stats().connects == 1);
+}
+
 TEST_CASE("upserts: newer applied, older ignored, unknown model rejects the whole batch") {
     auto repo = fresh_catalogue("catalogue_upserts");
     Timestamp t = sys_days{2026y / December / 1} + 123456us;
