@@ -8,7 +8,8 @@
 // and for each query (count_models, find_models of 5 slugs, system_stats) measures
 // transactions per second with 4 clients:
 //   modelrepo   4 threads on one PostgresRepository (pool of 4)
-//   pgbench     pgbench -M prepared -c 4 -j 2 with the very same SQL
+//   pgbench     pgbench -M prepared -c 4 -j 2 with the very same SQL (and -j 4, one
+//               connection per thread, for reference)
 //   node-pg     pg.Pool(max 4) with 4 async loops, named (prepared) query
 // and, as the floor for any library that makes blocking calls from 4 threads:
 //   libpq       4 threads, each PQexecPrepared on its own connection, results discarded

@@ -99,6 +99,12 @@ private:
 /// Runs a statement with text parameters: prepared (by name) or with its SQL text.
 PgRows exec_prepared(PGconn* conn, const char* name, int count, const char* const* values);
 PgRows exec_params(PGconn* conn, const char* sql, int count, const char* const* values);
+/// exec_params with the parameters as std::strings.
+template <class... Strings>
+PgRows exec_text(PGconn* conn, const char* sql, const Strings&... params) {
+    const char* values[] = {params.c_str()..., nullptr};
+    return exec_params(conn, sql, static_cast<int>(sizeof...(params)), values);
+}
 /// Prepares `sql` as `name` on this connection.
 void prepare(PGconn* conn, const char* name, const char* sql);
 /// Runs `sql`, which may hold several statements (simple query protocol, no

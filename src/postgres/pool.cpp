@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "pool.hpp"
 
+#include <exception>
+
 #include <sys/socket.h>
 
 #include "errors.hpp"
@@ -147,17 +149,18 @@ Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect() {
         pooled->slot = watchdog_.watch(pooled->conn->sock());
         // The setup statements are a call like any other: under the deadline.
         watchdog_.arm(*pooled->slot, SteadyClock::now() + config_.query_timeout);
+        std::exception_ptr failure;
         try {
             setup_(pooled->pg);
         } catch (...) {
-            if (Watchdog::disarm(*pooled->slot))
-                return query_error("session setup cut at the deadline", "", true, true, target_,
-                                   source_, config_.query_timeout);
-            throw;
+            failure = std::current_exception();
         }
+        // Cut at the deadline: that is the error, whatever the statement threw.
         if (Watchdog::disarm(*pooled->slot))
             return query_error("session setup cut at the deadline", "", true, true, target_,
                                source_, config_.query_timeout);
+        if (failure)
+            std::rethrow_exception(failure);
         pooled->created = pooled->last_used = SteadyClock::now();
         std::chrono::milliseconds lifetime;
         {
@@ -179,7 +182,7 @@ bool ConnectionPool::validate(PooledConnection& connection) {
         watchdog_.arm(*connection.slot, SteadyClock::now() + config_.query_timeout);
         bool ok = true;
         try {
-            exec_params(connection.pg, "SELECT 1", 0, nullptr);
+            exec_text(connection.pg, "SELECT 1");
         } catch (...) {
             ok = false;
         }
@@ -365,7 +368,7 @@ Result<Lease> ConnectionPool::acquire() {
 
 void ConnectionPool::release(std::size_t index, bool broken) {
     Slot& slot = slots_[index];
-    if (broken || !slot.connection->conn->is_open()) {
+    if (broken || PQstatus(slot.connection->pg) != CONNECTION_OK) {
         broken_replaced_.fetch_add(1, std::memory_order_relaxed);
         discard(slot);
         return;

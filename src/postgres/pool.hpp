@@ -83,7 +83,7 @@ private:
 struct PooledConnection {
     std::unique_ptr<PgConnection> conn;
     PGconn* pg = nullptr;       ///< conn's libpq handle
-    std::uint64_t prepared = 0; ///< bit i: prepared_statements()[i] is prepared here
+    std::uint64_t prepared = 0; ///< bit i: the Statement with id i is prepared here
     Watchdog* watchdog = nullptr;
     Watchdog::Slot* slot = nullptr;
     SteadyClock::time_point created;

@@ -198,7 +198,7 @@ struct PostgresRepository::Impl {
         Session session{lease.value().pooled()};
         auto& slot = *session.pooled.slot;
         pool->watchdog().arm(slot, lease.value().taken_at() + config.query_timeout);
-        auto broken = [&] { return PQstatus(session.pooled.pg) != CONNECTION_OK; };
+        auto broken = [&] { return PQstatus(session.pg()) != CONNECTION_OK; };
         try {
             auto value = fn(session);
             if (detail::Watchdog::disarm(slot)) {
@@ -231,9 +231,9 @@ struct PostgresRepository::Impl {
     /// pgbouncer=true. Inside a PgTransaction it runs in that transaction.
     template <class... Args>
     detail::PgRows exec(Session& session, const Statement& statement, const Args&... args) {
-        const char* values[sizeof...(Args) + 1] = {text_of(args)...};
+        const char* values[] = {args.c_str()..., nullptr};
         constexpr int count = static_cast<int>(sizeof...(Args));
-        PGconn* pg = session.pooled.pg;
+        PGconn* pg = session.pg();
         // name and sql view literals: data() is NUL-terminated (checked in schema.cpp).
         if (!config.prepared_statements)
             return detail::exec_params(pg, statement.sql.data(), count, values);
@@ -256,8 +256,6 @@ struct PostgresRepository::Impl {
             return detail::exec_prepared(pg, statement.name.data(), count, values);
         }
     }
-
-    static const char* text_of(const std::string& s) { return s.c_str(); }
 
     /// Runs on every new connection: deadline on the server side too, and the schema.
     void setup(PGconn* pg) {
@@ -409,9 +407,8 @@ Result<SystemStats> PostgresRepository::system_stats() {
 }
 
 Result<void> PostgresRepository::check_health() {
-    auto r = impl_->run([&](Session& session) {
-        return detail::exec_params(session.pg(), "SELECT 1", 0, nullptr).size();
-    });
+    auto r = impl_->run(
+        [&](Session& session) { return detail::exec_text(session.pg(), "SELECT 1").size(); });
     if (!r)
         return r.error();
     return success();
@@ -504,10 +501,8 @@ Result<int> PostgresRepository::migrate() {
             if (m.version <= current)
                 continue;
             script(std::string(m.sql));
-            std::string version = std::to_string(m.version), name(m.name);
-            const char* values[] = {version.c_str(), name.c_str()};
-            detail::exec_params(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                                2, values);
+            detail::exec_text(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                              std::to_string(m.version), std::string(m.name));
             current = m.version;
         }
         tx.commit();
@@ -542,20 +537,17 @@ Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
         detail::PgTransaction tx(session.pg());
         detail::exec_script(session.pg(),
                             "DELETE FROM model_status; DELETE FROM models; DELETE FROM providers");
-        auto exec = [&](const char* sql, std::initializer_list<std::string> params) {
-            std::vector<const char*> values;
-            for (const std::string& p : params)
-                values.push_back(p.c_str());
-            detail::exec_params(session.pg(), sql, static_cast<int>(values.size()), values.data());
-        };
-        exec("INSERT INTO providers (slug, name, website) "
-             "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
-             {text_array(p_slug), text_array(p_name), text_array(p_site)});
-        exec("INSERT INTO models (slug, name, provider_slug, description, context_window, active) "
-             "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
-             "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)",
-             {text_array(m_slug), text_array(m_name), text_array(m_provider),
-              text_array(m_description), number_array(m_context), text_array(m_active)});
+        detail::exec_text(session.pg(),
+                          "INSERT INTO providers (slug, name, website) "
+                          "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
+                          text_array(p_slug), text_array(p_name), text_array(p_site));
+        detail::exec_text(
+            session.pg(),
+            "INSERT INTO models (slug, name, provider_slug, description, context_window, active) "
+            "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
+            "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)",
+            text_array(m_slug), text_array(m_name), text_array(m_provider),
+            text_array(m_description), number_array(m_context), text_array(m_active));
         if (statuses)
             impl_->exec(session, detail::sql::upsert_statuses, (*statuses)[0], (*statuses)[1],
                         (*statuses)[2], (*statuses)[3], (*statuses)[4], (*statuses)[5],

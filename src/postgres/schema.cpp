@@ -36,6 +36,7 @@ CREATE INDEX model_status_health_idx ON model_status (health);
 )sql"},
 };
 
+/// Every Statement of schema.hpp, in id order (checked below).
 constexpr std::array all_prepared{
     sql::count_models, sql::count_providers, sql::list_statuses, sql::find_models,
     sql::find_model,   sql::list_models,     sql::system_stats,  sql::upsert_statuses,
@@ -47,6 +48,7 @@ std::span<const Migration> migrations() {
     return all_migrations;
 }
 
+// Each Statement's id is its position in all_prepared, so ids are distinct and below 64.
 static_assert(all_prepared.size() <= 64, "PooledConnection::prepared is a 64-bit set");
 
 consteval bool ids_and_terminators_hold() {
@@ -60,9 +62,5 @@ consteval bool ids_and_terminators_hold() {
 }
 static_assert(ids_and_terminators_hold(),
               "each Statement's id is its position in all_prepared, and views a literal");
-
-std::span<const Statement> prepared_statements() {
-    return all_prepared;
-}
 
 } // namespace modelrepo::detail

@@ -23,7 +23,7 @@ inline constexpr long long migration_lock_key = 0x6d6f64656c7265; // "modelre"
 /// A statement with the name it is prepared under. `name` and `sql` view string
 /// literals, so `data()` is NUL-terminated (libpq takes C strings; schema.cpp checks).
 struct Statement {
-    std::size_t id; ///< its position in prepared_statements()
+    std::size_t id; ///< its bit in PooledConnection::prepared (checked in schema.cpp)
     std::string_view name;
     std::string_view sql;
 };
@@ -88,8 +88,5 @@ inline constexpr std::string_view schema_version =
     "SELECT coalesce(max(version), 0) FROM schema_migrations";
 
 } // namespace sql
-
-/// The statements prepared on every connection (when prepared statements are on).
-std::span<const Statement> prepared_statements();
 
 } // namespace modelrepo::detail
