@@ -65,6 +65,8 @@ struct SourceMetrics {
     std::array<std::uint64_t, latency_bounds_s.size()> latency_buckets{};
     double latency_sum_s = 0;
     BreakerState breaker = BreakerState::closed;
+    /// The source's own metrics (`ModelRepository::backend_metrics()`: a pool, a copy).
+    std::vector<MetricFamily> backend;
 };
 
 struct FallbackMetrics {
@@ -114,8 +116,9 @@ public:
     /// Replaces the event subscriber (called on the event thread).
     void subscribe(std::function<void(const FallbackEvent&)> subscriber);
     FallbackMetrics metrics() const;
-    /// The metrics (and the pool statistics of PostgreSQL sources) in the Prometheus
-    /// text exposition format, `modelrepo_*` names with `source` labels.
+    /// The metrics, each source's own included (its `backend_metrics()`: a PostgreSQL
+    /// pool, a copy's age), in the Prometheus text exposition format, `modelrepo_*`
+    /// names with `source` labels.
     std::string prometheus() const;
     /// The sources, in order.
     const std::vector<std::shared_ptr<ModelRepository>>& sources() const noexcept;

@@ -85,6 +85,9 @@ public:
         std::uint64_t stale_served = 0; ///< calls answered from a copy whose revalidation failed
     };
     Stats stats() const;
+    /// `modelrepo_http_requests_total`, `modelrepo_http_answers_total{outcome}`,
+    /// `modelrepo_copy_stale_served_total`, `modelrepo_copy_age_seconds`.
+    std::vector<MetricFamily> backend_metrics() const override;
 
 private:
     struct Impl;

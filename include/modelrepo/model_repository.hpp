@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <modelrepo/error.hpp>
+#include <modelrepo/metrics.hpp>
 #include <modelrepo/snapshot.hpp>
 #include <modelrepo/types.hpp>
 
@@ -60,6 +61,12 @@ public:
     /// The whole catalogue, as the backup format stores it.
     /// The default answers `Errc::not_supported`.
     virtual Result<Snapshot> export_snapshot();
+
+    /// The backend's own metrics — a pool's connections and waits, a copy's age, a feed's
+    /// state — for `FallbackRepository::metrics()`/`prometheus()` and `modelrepo serve`'s
+    /// /metrics. Names start with `modelrepo_`; no `source` label (the caller adds it).
+    /// The default has none.
+    virtual std::vector<MetricFamily> backend_metrics() const;
 
 protected:
     ModelRepository() = default;

@@ -7,6 +7,7 @@
 #include <modelrepo/error.hpp>
 #include <modelrepo/fallback_repository.hpp>
 #include <modelrepo/memory_repository.hpp>
+#include <modelrepo/metrics.hpp>
 #include <modelrepo/model_repository.hpp>
 #include <modelrepo/open.hpp>
 #include <modelrepo/snapshot.hpp>

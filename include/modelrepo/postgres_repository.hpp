@@ -5,7 +5,6 @@
 /// headers are included here.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -13,6 +12,7 @@
 #include <string_view>
 
 #include <modelrepo/model_repository.hpp>
+#include <modelrepo/pool_stats.hpp>
 
 namespace modelrepo {
 
@@ -59,24 +59,6 @@ struct PostgresConfig {
     static Result<PostgresConfig> from_url(std::string_view url);
 };
 
-/// A snapshot of the pool, for metrics and for tests.
-struct PoolStats {
-    /// Upper bounds (ms) of the acquire-wait histogram buckets; the last is +inf.
-    static constexpr std::array<double, 8> wait_bounds_ms{0.1, 1, 5, 25, 100, 500, 2'500, 1e300};
-
-    int max_size = 0;
-    int open = 0;                       ///< connections open or being opened
-    int idle = 0;                       ///< open and free
-    int busy = 0;                       ///< lent to a caller
-    int waiting = 0;                    ///< callers waiting for a connection
-    bool server_down = false;           ///< the last connect failed; callers fail fast until retry
-    std::uint64_t connects = 0;         ///< successful connects, ever
-    std::uint64_t connect_failures = 0; ///< failed connects, ever
-    std::uint64_t acquire_timeouts = 0; ///< callers that got pool_exhausted
-    std::uint64_t broken_replaced = 0;  ///< connections discarded as broken or timed out
-    std::uint64_t expired_replaced = 0; ///< connections closed at max_lifetime
-    std::array<std::uint64_t, wait_bounds_ms.size()> acquire_wait_buckets{};
-};
 
 /// The catalogue in PostgreSQL (tables `providers`, `models`, `model_status`; see
 /// `migrate()`).
@@ -129,6 +111,12 @@ public:
     /// Replaces the whole catalogue with `snapshot` in one transaction.
     /// Errors: `Errc::bad_data` (invalid snapshot), database errors.
     Result<void> import_snapshot(const Snapshot& snapshot);
+
+    /// The pool: `modelrepo_pool_connections{state}`, `modelrepo_pool_waiting`,
+    /// `modelrepo_pool_connects_total`, `modelrepo_pool_connect_failures_total`,
+    /// `modelrepo_pool_acquire_timeouts_total`, `modelrepo_pool_replaced_total{why}`,
+    /// `modelrepo_pool_acquire_wait_seconds` (histogram), `modelrepo_pool_server_down`.
+    std::vector<MetricFamily> backend_metrics() const override;
 
     PoolStats pool_stats() const;
     const PostgresConfig& config() const noexcept;

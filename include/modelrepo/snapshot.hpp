@@ -6,6 +6,7 @@
 /// builtin snapshot, which is built once).
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -40,15 +41,21 @@ Result<void> validate(const Snapshot& snapshot);
 /// Errors: `Errc::bad_data` naming the JSON path of the first problem.
 Result<Snapshot> parse_snapshot(std::string_view json);
 
-/// Reads a snapshot file. Errors: `Errc::io_error` (file unreadable), `Errc::bad_data`.
+/// The largest snapshot file `read_snapshot_file` reads (64 MiB; a 10,000-model
+/// catalogue is about 4.4 MB).
+inline constexpr std::size_t max_snapshot_file_bytes = 64 * 1024 * 1024;
+
+/// Reads a snapshot file. Errors: `Errc::io_error` (file unreadable), `Errc::bad_data`
+/// (invalid, or larger than `max_snapshot_file_bytes`).
 Result<Snapshot> read_snapshot_file(const std::filesystem::path& path);
 
 /// The JSON form of `snapshot`; `indent` < 0 gives one line. Models and statuses
 /// keep their order, so write(parse(x)) is stable.
 std::string write_snapshot(const Snapshot& snapshot, int indent = 2);
 
-/// Writes the JSON form atomically: a temporary file beside `path`, then rename.
-/// Errors: `Errc::io_error`.
+/// Writes the JSON form atomically: a new temporary file beside `path` (made with
+/// mkstemp, so a planted symlink is never followed), then rename. Errors:
+/// `Errc::io_error`.
 Result<void> write_snapshot_file(const Snapshot& snapshot, const std::filesystem::path& path);
 
 /// The catalogue bundled with the library (data/models.json, embedded at build time).

@@ -84,9 +84,20 @@ std::string mask_nonnumeric_ports(std::string_view rest) {
         std::size_t comma = authority.find(',', start);
         std::string_view item = authority.substr(
             start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-        std::size_t colon = item.find(':');
-        bool bracketed = !item.empty() && item.front() == '[';
-        if (!bracketed && colon != std::string_view::npos) {
+        // "user@host:port": only the host part has a port; "[::1]:5432" and
+        // "[fe80::1%25eth0]:5432" have theirs after the bracket.
+        std::size_t at = item.rfind('@');
+        std::size_t host = at == std::string_view::npos ? 0 : at + 1;
+        std::size_t colon = std::string_view::npos;
+        if (host < item.size() && item[host] == '[') {
+            std::size_t close = item.find(']', host);
+            if (close != std::string_view::npos && close + 1 < item.size() &&
+                item[close + 1] == ':')
+                colon = close + 1;
+        } else {
+            colon = item.find(':', host);
+        }
+        if (colon != std::string_view::npos) {
             std::string_view port = item.substr(colon + 1);
             bool digits = !port.empty();
             for (char c : port)

@@ -27,4 +27,8 @@ Result<Snapshot> ModelRepository::export_snapshot() {
     return error;
 }
 
+std::vector<MetricFamily> ModelRepository::backend_metrics() const {
+    return {};
+}
+
 } // namespace modelrepo

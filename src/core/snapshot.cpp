@@ -3,14 +3,13 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include <modelrepo/snapshot.hpp>
+
+#include "files.hpp"
 
 namespace modelrepo {
 
@@ -529,15 +528,13 @@ Result<Snapshot> parse_snapshot(std::string_view text) {
 }
 
 Result<Snapshot> read_snapshot_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        return make_error(Errc::io_error, "cannot open snapshot file '" + path.string() +
-                                              "': " + std::strerror(errno));
-    std::ostringstream content;
-    content << in.rdbuf();
-    if (in.bad())
-        return make_error(Errc::io_error, "cannot read snapshot file '" + path.string() + "'");
-    auto snapshot = parse_snapshot(content.str());
+    auto content = detail::read_file_limited(path, max_snapshot_file_bytes);
+    if (!content) {
+        Error error = std::move(content).error();
+        error.message = "cannot read snapshot file: " + error.message;
+        return error;
+    }
+    auto snapshot = parse_snapshot(content.value());
     if (!snapshot) {
         Error error = snapshot.error();
         error.target = path.string();
@@ -575,30 +572,7 @@ std::string write_snapshot(const Snapshot& snapshot, int indent) {
 }
 
 Result<void> write_snapshot_file(const Snapshot& snapshot, const std::filesystem::path& path) {
-    std::filesystem::path temp = path;
-    temp += ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-        if (!out)
-            return make_error(Errc::io_error,
-                              "cannot create '" + temp.string() + "': " + std::strerror(errno));
-        out << write_snapshot(snapshot);
-        out.flush();
-        if (!out) {
-            std::error_code ignored;
-            std::filesystem::remove(temp, ignored);
-            return make_error(Errc::io_error, "cannot write '" + temp.string() + "'");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(temp, path, ec);
-    if (ec) {
-        std::error_code ignored;
-        std::filesystem::remove(temp, ignored);
-        return make_error(Errc::io_error, "cannot rename '" + temp.string() + "' to '" +
-                                              path.string() + "': " + ec.message());
-    }
-    return success();
+    return detail::write_file_atomically(path, write_snapshot(snapshot));
 }
 
 } // namespace modelrepo

@@ -103,6 +103,9 @@ struct CircuitBreaker::Impl {
             std::uniform_real_distribution<double> spread(1.0 - config.jitter, 1.0);
             open_until =
                 at + duration_cast<nanoseconds>(duration<double, std::milli>(ms * spread(random)));
+            // permit() reads this without the mutex while open: rejections take no lock.
+            open_until_ns.store(duration_cast<nanoseconds>(open_until.time_since_epoch()).count(),
+                                std::memory_order_relaxed);
             trials_in_flight = trial_successes = 0;
         } else if (to == BreakerState::closed) {
             opens.store(0, std::memory_order_relaxed); // a clean close resets the backoff
@@ -162,8 +165,10 @@ bool CircuitBreaker::permit() {
     BreakerState s = impl_->state.load(std::memory_order_acquire);
     if (s == BreakerState::closed)
         return true;
-    if (s == BreakerState::open &&
-        now().time_since_epoch().count() < impl_->open_until_ns.load(std::memory_order_relaxed))
+    // While open and before the open time ends: rejected without the mutex. The state is
+    // stored (release) after open_until_ns, so an acquire load of `open` sees its time.
+    if (s == BreakerState::open && duration_cast<nanoseconds>(now().time_since_epoch()).count() <
+                                       impl_->open_until_ns.load(std::memory_order_relaxed))
         return false;
 
     std::optional<BreakerTransition> changed;

@@ -46,11 +46,14 @@ public:
         return dropped_;
     }
 
-    /// Delivers what is queued, then stops the thread.
+    /// Stops the thread: waits for a subscriber call under way, drops (and counts) what
+    /// is still queued, so a slow subscriber cannot hold up the owner's destruction.
     void stop() {
         {
             std::lock_guard lock(mutex_);
             stopping_ = true;
+            dropped_ += queue_.size();
+            queue_.clear();
         }
         wake_.notify_all();
         if (thread_.joinable())
@@ -62,7 +65,7 @@ private:
         std::unique_lock lock(mutex_);
         for (;;) {
             wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty() && stopping_)
+            if (stopping_)
                 return;
             Event event = std::move(queue_.front());
             queue_.pop_front();

@@ -1,12 +1,4 @@
 // SPDX-License-Identifier: MIT
-#include <modelrepo/fallback_repository.hpp>
-
-#include "event_queue.hpp"
-
-#if MODELREPO_WITH_POSTGRES
-#include <modelrepo/postgres_repository.hpp>
-#endif
-
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -14,6 +6,10 @@
 #include <thread>
 
 #include <time.h>
+
+#include <modelrepo/fallback_repository.hpp>
+
+#include "event_queue.hpp"
 
 namespace modelrepo {
 
@@ -150,20 +146,6 @@ struct LastAnswer {
     std::size_t index = 0;
 };
 [[gnu::tls_model("initial-exec")]] thread_local LastAnswer last_answer;
-
-std::string escape_label(std::string_view value) {
-    std::string out;
-    for (char c : value) {
-        if (c == '\\' || c == '"')
-            out.push_back('\\');
-        if (c == '\n') {
-            out += "\\n";
-            continue;
-        }
-        out.push_back(c);
-    }
-    return out;
-}
 
 } // namespace
 
@@ -473,105 +455,65 @@ FallbackMetrics FallbackRepository::metrics() const {
         for (const auto& [errc, n] : m.failures)
             m.calls += n;
         m.breaker = s->breaker->state();
+        m.backend = s->repo->backend_metrics();
         out.sources.push_back(std::move(m));
     }
     return out;
 }
 
 std::string FallbackRepository::prometheus() const {
+    using Type = MetricFamily::Type;
     FallbackMetrics m = metrics();
-    std::string out;
-    auto family = [&](const char* name, const char* type, const char* help) {
-        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    std::vector<MetricFamily> families;
+    auto per_source = [&](const char* name, Type type, const char* help, auto value) {
+        MetricFamily f{name, type, help, {}};
+        for (const auto& s : m.sources)
+            f.add({{"source", s.source}}, static_cast<double>(value(s)));
+        families.push_back(std::move(f));
     };
-    auto sample = [&](const std::string& name, const std::string& labels, double value) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.17g", value);
-        out += name + "{" + labels + "} " + buf + "\n";
-    };
-    auto src = [](const SourceMetrics& s) { return "source=\"" + escape_label(s.source) + "\""; };
-
-    family("modelrepo_source_calls_total", "counter",
-           "Calls made to a source (rejections excluded).");
-    for (const auto& s : m.sources)
-        sample("modelrepo_source_calls_total", src(s), static_cast<double>(s.calls));
-    family("modelrepo_source_successes_total", "counter",
-           "Calls a source completed without error.");
-    for (const auto& s : m.sources)
-        sample("modelrepo_source_successes_total", src(s), static_cast<double>(s.successes));
-    family("modelrepo_source_answers_total", "counter", "Reads of the chain this source answered.");
-    for (const auto& s : m.sources)
-        sample("modelrepo_source_answers_total", src(s), static_cast<double>(s.answers));
-    family("modelrepo_source_failures_total", "counter", "Failed calls by error code.");
+    per_source("modelrepo_source_calls_total", Type::counter,
+               "Calls made to a source (rejections excluded).",
+               [](const SourceMetrics& s) { return s.calls; });
+    per_source("modelrepo_source_successes_total", Type::counter,
+               "Calls a source completed without error.",
+               [](const SourceMetrics& s) { return s.successes; });
+    per_source("modelrepo_source_answers_total", Type::counter,
+               "Reads of the chain this source answered.",
+               [](const SourceMetrics& s) { return s.answers; });
+    MetricFamily failures{
+        "modelrepo_source_failures_total", Type::counter, "Failed calls by error code.", {}};
     for (const auto& s : m.sources)
         for (const auto& [errc, n] : s.failures)
-            sample("modelrepo_source_failures_total", src(s) + ",errc=\"" + errc + "\"",
-                   static_cast<double>(n));
-    family("modelrepo_source_rejections_total", "counter", "Calls the circuit breaker refused.");
+            failures.add({{"source", s.source}, {"errc", errc}}, static_cast<double>(n));
+    families.push_back(std::move(failures));
+    per_source("modelrepo_source_rejections_total", Type::counter,
+               "Calls the circuit breaker refused.",
+               [](const SourceMetrics& s) { return s.rejections; });
+    per_source("modelrepo_breaker_state", Type::gauge,
+               "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+               [](const SourceMetrics& s) { return static_cast<int>(s.breaker); });
+    MetricFamily latency{"modelrepo_source_latency_seconds",
+                         Type::histogram,
+                         "Latency of calls to a source (a uniform sample: one call in "
+                         "latency_sample_every per thread).",
+                         {}};
     for (const auto& s : m.sources)
-        sample("modelrepo_source_rejections_total", src(s), static_cast<double>(s.rejections));
-    family("modelrepo_breaker_state", "gauge",
-           "Circuit breaker state: 0 closed, 1 open, 2 half-open.");
+        latency.add_histogram({{"source", s.source}}, SourceMetrics::latency_bounds_s,
+                              s.latency_buckets, s.latency_sum_s);
+    families.push_back(std::move(latency));
+    families.push_back(
+        {"modelrepo_all_sources_failed_total", Type::counter, "Reads no source could answer.", {}});
+    families.back().add({}, static_cast<double>(m.all_failed));
+    families.push_back({"modelrepo_events_dropped_total",
+                        Type::counter,
+                        "Events dropped for a slow subscriber, or left at shutdown.",
+                        {}});
+    families.back().add({}, static_cast<double>(m.events_dropped));
+    // What each source says of itself (a pool, a copy, a feed), labelled with its name.
     for (const auto& s : m.sources)
-        sample("modelrepo_breaker_state", src(s), static_cast<double>(static_cast<int>(s.breaker)));
-    family("modelrepo_source_latency_seconds", "histogram",
-           "Latency of calls to a source (a uniform sample: one call in "
-           "latency_sample_every per thread).");
-    for (const auto& s : m.sources) {
-        std::uint64_t cumulative = 0;
-        for (std::size_t i = 0; i < s.latency_buckets.size(); ++i) {
-            cumulative += s.latency_buckets[i];
-            double bound = SourceMetrics::latency_bounds_s[i];
-            char le[32];
-            if (i + 1 == s.latency_buckets.size())
-                std::snprintf(le, sizeof le, "+Inf");
-            else
-                std::snprintf(le, sizeof le, "%g", bound);
-            sample("modelrepo_source_latency_seconds_bucket", src(s) + ",le=\"" + le + "\"",
-                   static_cast<double>(cumulative));
-        }
-        sample("modelrepo_source_latency_seconds_sum", src(s), s.latency_sum_s);
-        sample("modelrepo_source_latency_seconds_count", src(s), static_cast<double>(cumulative));
-    }
-    family("modelrepo_all_sources_failed_total", "counter", "Reads no source could answer.");
-    out += "modelrepo_all_sources_failed_total " + std::to_string(m.all_failed) + "\n";
-    family("modelrepo_events_dropped_total", "counter", "Events dropped for a slow subscriber.");
-    out += "modelrepo_events_dropped_total " + std::to_string(m.events_dropped) + "\n";
-
-#if MODELREPO_WITH_POSTGRES
-    bool header = false;
-    for (const auto& repo : impl_->repos) {
-        auto* pg = dynamic_cast<PostgresRepository*>(repo.get());
-        if (!pg)
-            continue;
-        if (!header) {
-            family("modelrepo_pool_connections", "gauge", "Pooled connections by state.");
-            header = true;
-        }
-        PoolStats p = pg->pool_stats();
-        std::string l = "source=\"" + escape_label(pg->name()) + "\"";
-        sample("modelrepo_pool_connections", l + ",state=\"open\"", p.open);
-        sample("modelrepo_pool_connections", l + ",state=\"idle\"", p.idle);
-        sample("modelrepo_pool_connections", l + ",state=\"busy\"", p.busy);
-        sample("modelrepo_pool_connections", l + ",state=\"max\"", p.max_size);
-        sample("modelrepo_pool_waiting", l, p.waiting);
-        sample("modelrepo_pool_connects_total", l, static_cast<double>(p.connects));
-        sample("modelrepo_pool_connect_failures_total", l, static_cast<double>(p.connect_failures));
-        sample("modelrepo_pool_acquire_timeouts_total", l, static_cast<double>(p.acquire_timeouts));
-        std::uint64_t cumulative = 0;
-        for (std::size_t i = 0; i < p.acquire_wait_buckets.size(); ++i) {
-            cumulative += p.acquire_wait_buckets[i];
-            char le[32];
-            if (i + 1 == p.acquire_wait_buckets.size())
-                std::snprintf(le, sizeof le, "+Inf");
-            else
-                std::snprintf(le, sizeof le, "%g", PoolStats::wait_bounds_ms[i] / 1000.0);
-            sample("modelrepo_pool_acquire_wait_seconds_bucket", l + ",le=\"" + le + "\"",
-                   static_cast<double>(cumulative));
-        }
-    }
-#endif
-    return out;
+        for (const auto& family : s.backend)
+            merge_into(families, family, {{"source", s.source}});
+    return to_prometheus(families);
 }
 
 } // namespace modelrepo

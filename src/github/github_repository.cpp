@@ -12,6 +12,7 @@
 #include <modelrepo/memory_repository.hpp>
 #include <modelrepo/version.hpp>
 
+#include "../core/files.hpp"
 #include "../core/uri.hpp"
 #include "http_fetch.hpp"
 
@@ -53,22 +54,6 @@ std::string cache_key(const std::string& url) {
     char buf[17];
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
     return buf;
-}
-
-bool write_atomically(const std::filesystem::path& path, const std::string& content) {
-    auto temp = path;
-    temp += ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-        out << content;
-        if (!out.flush())
-            return false;
-    }
-    std::error_code ec;
-    std::filesystem::rename(temp, path, ec);
-    if (ec)
-        std::filesystem::remove(temp, ec);
-    return !ec;
 }
 
 } // namespace
@@ -159,6 +144,9 @@ struct GithubRepository::Impl {
     std::atomic<std::int64_t> next_check_ns{0};  ///< steady clock
     std::atomic<std::int64_t> confirmed_at_s{0}; ///< system clock: last 200 or 304
 
+    /// Revalidations finished so far; a caller that waited for the fetch lock takes the
+    /// outcome of the fetch that ran meanwhile instead of starting another.
+    std::atomic<std::uint64_t> fetches_done{0};
     std::mutex fetch_mutex; ///< one revalidation at a time; guards all below
     detail::HttpClient client;
     std::string etag;
@@ -215,9 +203,10 @@ struct GithubRepository::Impl {
             return;
         std::error_code ec;
         std::filesystem::create_directories(config.cache_dir, ec);
-        if (!body.empty() && !write_atomically(body_path(), body))
+        if (!body.empty() && !detail::write_file_atomically(body_path(), body))
             return;
-        write_atomically(meta_path(), etag + "\n" + std::to_string(confirmed_at_s.load()) + "\n");
+        (void)detail::write_file_atomically(
+            meta_path(), etag + "\n" + std::to_string(confirmed_at_s.load()) + "\n");
     }
 
     std::int64_t now_s() const {
@@ -299,10 +288,18 @@ struct GithubRepository::Impl {
         bool limited = (r.status == 403 || r.status == 429) &&
                        (r.retry_after || (r.ratelimit_remaining && *r.ratelimit_remaining == 0));
         if (limited) {
-            system_clock::time_point until =
-                r.retry_after       ? system_clock::now() + seconds(*r.retry_after)
-                : r.ratelimit_reset ? system_clock::time_point(seconds(*r.ratelimit_reset))
-                                    : system_clock::now() + seconds(60);
+            // X-RateLimit-Reset is epoch seconds; one in the past or more than a day
+            // ahead (an overflow, a clock gone wrong) is not trusted: a minute instead.
+            auto now_wall = system_clock::now();
+            std::optional<system_clock::time_point> reset;
+            if (r.ratelimit_reset && *r.ratelimit_reset > 0 && *r.ratelimit_reset < (1LL << 40)) {
+                auto at = system_clock::time_point(seconds(*r.ratelimit_reset));
+                if (at >= now_wall && at <= now_wall + hours(24))
+                    reset = at;
+            }
+            system_clock::time_point until = r.retry_after ? now_wall + seconds(*r.retry_after)
+                                             : reset       ? *reset
+                                                           : now_wall + seconds(60);
             rate_limit_reset = until;
             rate_limited_until =
                 now + duration_cast<SteadyClock::duration>(
@@ -318,6 +315,15 @@ struct GithubRepository::Impl {
             e.retry_after = until;
             return tag(e, static_cast<int>(r.status));
         }
+        if (r.status == 401)
+            return tag(make_error(Errc::auth_failed,
+                                  "GET " + config.name + ": HTTP 401, the server refused the " +
+                                      (config.token.empty()
+                                           ? std::string("request without a token (set "
+                                                         "GITHUB_TOKEN)")
+                                           : std::string("token in GITHUB_TOKEN (expired, "
+                                                         "revoked or without access)"))),
+                       401);
         std::string hint = r.status == 404   ? " (check owner, repository, path and ref)"
                            : r.status == 401 ? " (check GITHUB_TOKEN)"
                            : r.status >= 500
@@ -334,11 +340,19 @@ struct GithubRepository::Impl {
         auto now_ns = SteadyClock::now().time_since_epoch().count();
         if (have_data.load(std::memory_order_acquire) && now_ns < next_check_ns.load())
             return success();
+        std::uint64_t seen = fetches_done.load(std::memory_order_acquire);
         std::unique_lock lock(fetch_mutex, std::try_to_lock);
         if (!lock.owns_lock()) {
             if (have_data.load(std::memory_order_acquire))
                 return success(); // another caller revalidates; keep serving this copy
             lock.lock();
+            // Single flight: the fetch this caller waited for is its answer too.
+            if (fetches_done.load(std::memory_order_acquire) != seen) {
+                if (have_data.load())
+                    return success();
+                if (last_error)
+                    return *last_error;
+            }
         }
         now_ns = SteadyClock::now().time_since_epoch().count();
         if (have_data.load() && now_ns < next_check_ns.load())
@@ -346,11 +360,13 @@ struct GithubRepository::Impl {
         if (!have_data.load() && last_error && now_ns < next_check_ns.load())
             return *last_error; // the fetch just before ours failed: do not repeat it
         auto fresh = revalidate();
-        if (fresh) {
+        if (fresh)
             last_error.reset();
+        else
+            last_error = fresh.error();
+        fetches_done.fetch_add(1, std::memory_order_release);
+        if (fresh)
             return success();
-        }
-        last_error = fresh.error();
         auto age = now_s() - confirmed_at_s.load();
         if (have_data.load() && seconds(age) <= config.max_stale) {
             stale_served.fetch_add(1, std::memory_order_relaxed);
@@ -427,7 +443,42 @@ Result<void> GithubRepository::check_health() {
     auto r = impl_->revalidate();
     if (!r)
         impl_->last_error = r.error();
+    else
+        impl_->last_error.reset();
+    impl_->fetches_done.fetch_add(1, std::memory_order_release);
     return r;
+}
+
+std::vector<MetricFamily> GithubRepository::backend_metrics() const {
+    using Type = MetricFamily::Type;
+    Stats s = stats();
+    std::vector<MetricFamily> out;
+    out.push_back({"modelrepo_http_requests_total",
+                   Type::counter,
+                   "HTTP requests sent for the backup copy.",
+                   {}});
+    out.back().add({}, static_cast<double>(s.requests));
+    out.push_back({"modelrepo_http_answers_total",
+                   Type::counter,
+                   "Revalidations by outcome: a new copy (200), unchanged (304), failed.",
+                   {}});
+    out.back()
+        .add({{"outcome", "downloaded"}}, static_cast<double>(s.downloads))
+        .add({{"outcome", "not_modified"}}, static_cast<double>(s.not_modified))
+        .add({{"outcome", "failed"}}, static_cast<double>(s.failures));
+    out.push_back({"modelrepo_copy_stale_served_total",
+                   Type::counter,
+                   "Calls answered from a copy whose revalidation failed.",
+                   {}});
+    out.back().add({}, static_cast<double>(s.stale_served));
+    if (auto a = age()) {
+        out.push_back({"modelrepo_copy_age_seconds",
+                       Type::gauge,
+                       "How long ago the copy served was fetched or confirmed.",
+                       {}});
+        out.back().add({}, static_cast<double>(a->count()));
+    }
+    return out;
 }
 
 std::optional<std::chrono::seconds> GithubRepository::age() const {

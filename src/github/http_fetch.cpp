@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "http_fetch.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <ctime>
 #include <mutex>
 
 #include <curl/curl.h>
@@ -50,6 +52,19 @@ std::optional<long long> number(const std::string& s) {
     return v;
 }
 
+/// Retry-After: delay-seconds or an HTTP-date (RFC 9110 10.2.3), as seconds from now,
+/// within 0..1 day (a longer or garbled value is not trusted to silence the source).
+std::optional<long long> retry_after_seconds(const std::string& value) {
+    std::optional<long long> seconds = number(value);
+    if (!seconds || value.find_first_not_of("0123456789") != std::string::npos) {
+        time_t at = curl_getdate(value.c_str(), nullptr);
+        if (at < 0)
+            return std::nullopt;
+        seconds = static_cast<long long>(at) - static_cast<long long>(std::time(nullptr));
+    }
+    return std::clamp<long long>(*seconds, 0, 86'400);
+}
+
 std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
     auto* t = static_cast<Transfer*>(user);
     std::size_t n = size * count;
@@ -72,7 +87,7 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
     if (name == "etag")
         t->response->etag = value;
     else if (name == "retry-after")
-        t->response->retry_after = number(value);
+        t->response->retry_after = retry_after_seconds(value);
     else if (name == "x-ratelimit-remaining")
         t->response->ratelimit_remaining = number(value);
     else if (name == "x-ratelimit-reset")

@@ -6,6 +6,7 @@
 #include <modelrepo/postgres_repository.hpp>
 
 #include "../core/uri.hpp"
+#include "session_config.hpp"
 
 namespace modelrepo {
 
@@ -50,15 +51,30 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
         config.conninfo = std::string(url);
         if (config.conninfo.find("connect_timeout") == std::string::npos)
             config.conninfo += " connect_timeout=5";
+        auto session = detail::parse_session_config(config.conninfo);
+        if (!session)
+            return std::move(session).error();
+        config.connect_timeout =
+            std::chrono::duration_cast<std::chrono::seconds>(session.value().connect_timeout);
         return config;
     }
 
-    std::string_view base = url;
-    std::string_view query;
-    if (auto q = url.find('?'); q != std::string_view::npos) {
-        base = url.substr(0, q);
-        query = url.substr(q + 1);
-    }
+    // Where the query string starts, as libpq reads the URI: the userinfo ends at the
+    // first '@' before any '/', so a '?' or '#' in a password is part of the password.
+    std::size_t after_scheme = url.find("://") + 3;
+    std::size_t userinfo_end = url.find_first_of("@/", after_scheme);
+    std::size_t rest = userinfo_end != std::string_view::npos && url[userinfo_end] == '@'
+                           ? userinfo_end + 1
+                           : after_scheme;
+    std::size_t q = url.find('?', rest);
+    std::string_view base = url.substr(0, q);
+    std::string_view query = q == std::string_view::npos ? std::string_view() : url.substr(q + 1);
+    // An '@' past that point: libpq would read a password with an unencoded '/' or '@'
+    // as host, port and database (and print it in its error). Say so without it.
+    if (base.find('@', rest) != std::string_view::npos)
+        return invalid(url, "an '@' after the host part: the user or password holds an "
+                            "unencoded '/' or '@'; percent-encode them ('/' as %2F, '@' as "
+                            "%40, ':' as %3A)");
 
     std::vector<std::string> kept; // raw "key=value" pairs libpq gets
     bool have_connect_timeout = false;
@@ -139,9 +155,16 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
     if (!have_application_name)
         kept.emplace_back("application_name=modelrepo");
 
+    if (config.schema.find('\0') != std::string::npos)
+        return invalid(url, "schema holds a NUL byte (%00)");
+
     config.conninfo = std::string(base);
     for (std::size_t i = 0; i < kept.size(); ++i)
         config.conninfo += (i == 0 ? "?" : "&") + kept[i];
+    // libpq is the judge of its own parameters: a typo or a value it would refuse is a
+    // configuration error now, not an outage at the first call.
+    if (auto session = detail::parse_session_config(config.conninfo); !session)
+        return std::move(session).error();
     return config;
 }
 

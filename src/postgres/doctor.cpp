@@ -17,6 +17,7 @@
 
 #include "auth_probe.hpp"
 #include "errors.hpp"
+#include "session_config.hpp"
 #include "target.hpp"
 
 namespace modelrepo {
@@ -317,13 +318,19 @@ bool DoctorReport::healthy() const noexcept {
 namespace {
 
 Result<DoctorReport> run_checks(const std::string& url, const std::string& admin_url) {
-    auto config = PostgresConfig::from_url(url);
-    if (!config)
-        return config.error();
     DoctorReport report;
     auto& checks = report.checks;
     check_url(url, checks);
-    auto target = detail::parse_pg_target(config.value().conninfo);
+    auto config = PostgresConfig::from_url(url);
+    if (!config) {
+        if (!config.error().is(Errc::invalid_argument))
+            return config.error();
+        checks.push_back({"url", "parse", Status::fail, config.error().message,
+                          "fix the URL; libpq refuses it as it is"});
+        return report;
+    }
+    auto session = detail::parse_session_config(config.value().conninfo).value();
+    const auto& target = session.target;
     const auto& [host, port] = target.hosts.front();
 
     std::string resolve_error;
@@ -393,7 +400,7 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
                                       : ""});
             }
         } catch (const std::exception& e) {
-            Error error = detail::connect_error(e.what(), target, "doctor");
+            Error error = detail::connect_error(e.what(), session, session.hosts.front(), 1500ms);
             checks.push_back({address.label, "auth", Status::fail,
                               std::string(to_string(*error.errc())) +
                                   (error.sqlstate.empty() ? "" : " [" + error.sqlstate + "]") +

@@ -70,8 +70,10 @@ std::string trim(std::string text) {
 
 } // namespace
 
-Error connect_error(const std::string& libpq_message, const PgTarget& target,
-                    const std::string& source) {
+Error connect_error(const std::string& raw_message, const SessionConfig& config,
+                    const HostParams& host, std::chrono::milliseconds probe_budget) {
+    const PgTarget& target = config.target;
+    std::string libpq_message = mask_secrets(raw_message, config.secrets);
     const Cause* cause = nullptr;
     for (const Cause& c : causes)
         if (libpq_message.find(c.needle) != std::string::npos) {
@@ -84,25 +86,39 @@ Error connect_error(const std::string& libpq_message, const PgTarget& target,
     std::string message =
         "cannot connect to " + target.display() + " as user \"" + target.user + "\": " +
         std::string(cause ? cause->explanation : "the connection failed (see libpq's message)");
-    if (code == Errc::auth_failed && !target.hosts.empty()) {
-        auto probe =
-            probe_auth_method(target.hosts.front().first, target.hosts.front().second, target.user,
-                              target.database, std::chrono::milliseconds(1500));
+    if (code == Errc::auth_failed && probe_budget.count() > 0) {
+        auto probe = probe_auth_method(host.host, host.port, target.user, target.database,
+                                       std::min(probe_budget, std::chrono::milliseconds(1500)));
         if (probe.reached && !probe.method.empty())
             message += ". The server at " + probe.address + " asks this client for " + probe.method;
     }
     message += ". libpq: " + trim(libpq_message);
     Error error = make_error(code, message);
-    error.source = source;
-    error.target = target.host_list();
+    error.source = config.source;
+    error.target = host.label;
     if (cause)
         error.sqlstate = std::string(cause->sqlstate);
     return error;
 }
 
-Error query_error(const std::string& what, const std::string& sqlstate, bool broken, bool timed_out,
-                  const PgTarget& target, const std::string& source,
-                  std::chrono::milliseconds timeout) {
+Error connect_timeout_error(const SessionConfig& config, const HostParams& host,
+                            std::chrono::milliseconds waited) {
+    Error error = make_error(
+        Errc::timeout, "cannot connect to " + config.target.display() + " as user \"" +
+                           config.target.user + "\": " + host.label +
+                           " did not complete a login within " + std::to_string(waited.count()) +
+                           " ms (connect_timeout, or the call's deadline); the server is stopped, "
+                           "overloaded or firewalled");
+    error.source = config.source;
+    error.target = host.label;
+    return error;
+}
+
+Error query_error(const std::string& raw_what, const std::string& sqlstate, bool broken,
+                  bool timed_out, const SessionConfig& config) {
+    const PgTarget& target = config.target;
+    const auto timeout = config.statement_timeout;
+    std::string what = mask_secrets(raw_what, config.secrets);
     Errc code = Errc::query_failed;
     std::string advice;
     if (timed_out) {
@@ -118,6 +134,11 @@ Error query_error(const std::string& what, const std::string& sqlstate, bool bro
         code = Errc::schema_missing;
         advice = "modelrepo's tables are missing or outdated in this database/schema; run "
                  "`modelrepo migrate --source URL`";
+    } else if (sqlstate == "22021") {
+        code = Errc::bad_data;
+        advice = "the database holds text that is not valid UTF-8 (an SQL_ASCII database "
+                 "stores bytes unchecked); modelrepo's sessions speak UTF-8, so the server "
+                 "refuses to send it. Fix the row, or store the data in a UTF8 database";
     } else if (sqlstate == "23503") {
         code = Errc::invalid_argument;
         advice = "a status names a model that is not in the catalogue; nothing was written";
@@ -140,7 +161,7 @@ Error query_error(const std::string& what, const std::string& sqlstate, bool bro
     Error error =
         make_error(code, "PostgreSQL " + target.display() + ": " + advice + ". " +
                              (sqlstate.empty() ? "" : "[" + sqlstate + "] ") + trim(what));
-    error.source = source;
+    error.source = config.source;
     error.target = target.host_list();
     error.sqlstate = sqlstate;
     return error;

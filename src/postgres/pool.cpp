@@ -1,195 +1,13 @@
 // SPDX-License-Identifier: MIT
 #include "pool.hpp"
 
-#include <exception>
-
-#include <sys/socket.h>
-
-#include "errors.hpp"
+#include <thread>
 
 namespace modelrepo::detail {
 
-// --- Watchdog ---------------------------------------------------------------------
-
-namespace {
-
-std::int64_t to_ns(SteadyClock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-
-} // namespace
-
-Watchdog::~Watchdog() {
-    {
-        std::lock_guard lock(mutex_);
-        stopping_ = true;
-    }
-    wake_.notify_all();
-    if (thread_.joinable())
-        thread_.join();
-}
-
-Watchdog::Slot* Watchdog::watch(int fd) {
-    std::lock_guard lock(mutex_);
-    if (!started_) {
-        started_ = true;
-        thread_ = std::thread([this] { run(); });
-    }
-    slots_.push_back(std::make_unique<Slot>());
-    slots_.back()->fd = fd;
-    return slots_.back().get();
-}
-
-void Watchdog::forget(Slot* slot) {
-    std::lock_guard lock(mutex_);
-    std::erase_if(slots_, [slot](const auto& s) { return s.get() == slot; });
-}
-
-void Watchdog::arm(Slot& slot, SteadyClock::time_point deadline) {
-    std::int64_t ns = std::max<std::int64_t>(to_ns(deadline), 1);
-    slot.deadline.store(ns, std::memory_order_seq_cst);
-    // The thread looks again at next_wake_ anyway: wake it only for an earlier deadline.
-    // Both sides are seq_cst: either this load sees the thread's new next_wake_, or the
-    // thread's rescan after publishing it sees this deadline (see run()).
-    if (ns < next_wake_.load(std::memory_order_seq_cst)) {
-        std::lock_guard lock(mutex_);
-        woken_ = true;
-        wake_.notify_one();
-    }
-}
-
-bool Watchdog::disarm(Slot& slot) {
-    return slot.deadline.exchange(Slot::idle, std::memory_order_acq_rel) == Slot::fired;
-}
-
-std::int64_t Watchdog::scan(std::int64_t now) {
-    std::int64_t next = std::numeric_limits<std::int64_t>::max();
-    for (auto& slot : slots_) {
-        std::int64_t d = slot->deadline.load(std::memory_order_seq_cst);
-        if (d <= 0)
-            continue; // idle or already fired
-        if (d > now) {
-            next = std::min(next, d);
-        } else if (slot->deadline.compare_exchange_strong(d, Slot::fired)) {
-            // Still the same call (a new call would have a new deadline): wake its
-            // blocked read at once. The connection is discarded by the caller, and
-            // cannot close before this scan ends (forget() takes the mutex).
-            ::shutdown(slot->fd, SHUT_RDWR);
-        }
-    }
-    return next;
-}
-
-void Watchdog::run() {
-    std::unique_lock lock(mutex_);
-    while (!stopping_) {
-        std::int64_t next = scan(to_ns(SteadyClock::now()));
-        next_wake_.store(next, std::memory_order_seq_cst);
-        // An arm() between the scan and the store may have read the old next_wake_ and
-        // not woken us: look once more now that the new one is published.
-        std::int64_t again = scan(to_ns(SteadyClock::now()));
-        if (again < next) {
-            next_wake_.store(again, std::memory_order_seq_cst);
-            next = again;
-        }
-        auto woken = [&] { return woken_ || stopping_; };
-        if (next == std::numeric_limits<std::int64_t>::max())
-            wake_.wait(lock, woken);
-        else
-            wake_.wait_until(lock, SteadyClock::time_point(std::chrono::nanoseconds(next)), woken);
-        woken_ = false;
-    }
-}
-
-// --- Lease ------------------------------------------------------------------------
-
 Lease::~Lease() {
     if (pool_)
-        pool_->release(slot_, broken_);
-}
-
-// --- ConnectionPool ---------------------------------------------------------------
-
-namespace {
-
-int default_pool_size() {
-    unsigned cores = std::thread::hardware_concurrency();
-    return static_cast<int>(2 * (cores ? cores : 1) + 1);
-}
-
-} // namespace
-
-ConnectionPool::ConnectionPool(const PostgresConfig& config, PgTarget target, std::string source,
-                               std::function<void(PGconn*)> setup)
-    : config_(config)
-    , target_(std::move(target))
-    , source_(std::move(source))
-    , setup_(std::move(setup))
-    , max_size_(config.pool_size > 0 ? config.pool_size : default_pool_size())
-    , slots_(std::make_unique<Slot[]>(static_cast<std::size_t>(max_size_)))
-    , backoff_(config.reconnect_backoff_initial) {}
-
-ConnectionPool::~ConnectionPool() = default;
-
-std::chrono::milliseconds ConnectionPool::jitter(std::chrono::milliseconds base, double fraction) {
-    std::uniform_real_distribution<double> spread(1.0 - fraction, 1.0);
-    return std::chrono::milliseconds(static_cast<long long>(base.count() * spread(random_)));
-}
-
-Result<std::unique_ptr<PooledConnection>> ConnectionPool::connect() {
-    try {
-        auto pooled = std::make_unique<PooledConnection>();
-        pooled->conn = open_connection(config_.conninfo, &pooled->pg);
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-        // A broken connection is replaced by the pool, never silently reconnected.
-        pooled->conn->inhibit_reactivation(true);
-#pragma GCC diagnostic pop
-        pooled->watchdog = &watchdog_;
-        pooled->slot = watchdog_.watch(pooled->conn->sock());
-        // The setup statements are a call like any other: under the deadline.
-        watchdog_.arm(*pooled->slot, SteadyClock::now() + config_.query_timeout);
-        std::exception_ptr failure;
-        try {
-            setup_(pooled->pg);
-        } catch (...) {
-            failure = std::current_exception();
-        }
-        // Cut at the deadline: that is the error, whatever the statement threw.
-        if (Watchdog::disarm(*pooled->slot))
-            return query_error("session setup cut at the deadline", "", true, true, target_,
-                               source_, config_.query_timeout);
-        if (failure)
-            std::rethrow_exception(failure);
-        pooled->created = pooled->last_used = SteadyClock::now();
-        std::chrono::milliseconds lifetime;
-        {
-            std::lock_guard lock(mutex_);
-            lifetime = jitter(config_.max_lifetime, 0.1);
-        }
-        pooled->expires = pooled->created + lifetime;
-        return pooled;
-    } catch (const PgFailure& e) {
-        return query_error(e.what(), e.sqlstate(), e.broken(), false, target_, source_,
-                           config_.query_timeout);
-    } catch (const std::exception& e) { // libpqxx's broken_connection: no connection
-        return connect_error(e.what(), target_, source_);
-    }
-}
-
-bool ConnectionPool::validate(PooledConnection& connection) {
-    try {
-        watchdog_.arm(*connection.slot, SteadyClock::now() + config_.query_timeout);
-        bool ok = true;
-        try {
-            exec_text(connection.pg, "SELECT 1");
-        } catch (...) {
-            ok = false;
-        }
-        return !Watchdog::disarm(*connection.slot) && ok;
-    } catch (...) {
-        return false;
-    }
+        pool_->release(slot_);
 }
 
 namespace {
@@ -206,20 +24,6 @@ constexpr auto wait_bounds = [] {
 }();
 static_assert(SteadyClock::period::num == 1 && SteadyClock::period::den % 1000 == 0);
 
-} // namespace
-
-void ConnectionPool::record_wait(
-    std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()>& into,
-    SteadyClock::duration waited) {
-    for (std::size_t i = 0; i < wait_bounds.size(); ++i)
-        if (waited.count() <= wait_bounds[i]) {
-            into[i].fetch_add(1, std::memory_order_relaxed);
-            break;
-        }
-}
-
-namespace {
-
 /// The slot this thread last returned a connection to, per pool: tried first, so a
 /// thread keeps talking to the same backend process and the scheduler keeps the pair
 /// together (HikariCP does the same). With connections shuffled between threads
@@ -232,9 +36,32 @@ struct LastSlot {
 
 } // namespace
 
+ConnectionPool::ConnectionPool(std::shared_ptr<const SessionConfig> session, PoolOptions options,
+                               ClockFn clock)
+    : session_(std::move(session))
+    , options_(std::move(options))
+    , clock_(std::move(clock))
+    , slots_(std::make_unique<Slot[]>(static_cast<std::size_t>(std::max(options_.max_size, 1))))
+    , backoff_(options_.backoff_initial) {}
+
+ConnectionPool::~ConnectionPool() = default;
+
+std::chrono::milliseconds ConnectionPool::jitter(std::chrono::milliseconds base, double fraction) {
+    std::uniform_real_distribution<double> spread(1.0 - fraction, 1.0);
+    return std::chrono::milliseconds(static_cast<long long>(base.count() * spread(random_)));
+}
+
+void ConnectionPool::record_wait(WaitHistogram& into, SteadyClock::duration waited) {
+    for (std::size_t i = 0; i < wait_bounds.size(); ++i)
+        if (waited.count() <= wait_bounds[i]) {
+            into[i].fetch_add(1, std::memory_order_relaxed);
+            break;
+        }
+}
+
 std::array<int, 4> ConnectionPool::census() const {
     std::array<int, 4> count{};
-    for (int i = 0; i < max_size_; ++i)
+    for (int i = 0; i < std::max(options_.max_size, 1); ++i)
         ++count[static_cast<std::size_t>(
             slots_[static_cast<std::size_t>(i)].state.load(std::memory_order_seq_cst))];
     return count;
@@ -255,8 +82,8 @@ void ConnectionPool::discard(Slot& slot) {
     wake_waiter();
 }
 
-std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point start) {
-    auto n = static_cast<std::size_t>(max_size_);
+std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point started, Deadline deadline) {
+    auto n = static_cast<std::size_t>(std::max(options_.max_size, 1));
     std::size_t first = last_slot.pool == this ? last_slot.slot : 0;
     for (std::size_t k = 0; k < n; ++k) {
         std::size_t i = (first + k) % n;
@@ -266,44 +93,52 @@ std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point start) {
             !slot.state.compare_exchange_strong(expected, busy, std::memory_order_acquire))
             continue;
         // The slot is this thread's now.
-        PooledConnection& pooled = *slot.connection;
-        auto now = SteadyClock::now();
-        if (now >= pooled.expires) {
+        auto at = now();
+        if (at >= slot.expires) {
             expired_replaced_.fetch_add(1, std::memory_order_relaxed);
             discard(slot);
             continue;
         }
-        bool stale = now - pooled.last_used >= config_.validate_after_idle;
-        if (stale && !validate(pooled)) {
+        if (at - slot.last_used >= options_.validate_after_idle &&
+            !slot.connection->validate(deadline)) {
             broken_replaced_.fetch_add(1, std::memory_order_relaxed);
             discard(slot);
             continue;
         }
-        // A validation round trip is part of the wait; otherwise `now` is still now.
-        if (stale)
-            now = SteadyClock::now();
-        record_wait(slot.waits, now - start);
-        return Lease(this, i, now);
+        record_wait(slot.waits, SteadyClock::now() - started);
+        return Lease(this, i);
     }
     return std::nullopt;
 }
 
-Result<Lease> ConnectionPool::acquire() {
-    auto start = SteadyClock::now();
-    auto deadline = start + config_.acquire_timeout;
+Error ConnectionPool::exhausted(std::chrono::milliseconds waited) const {
+    Error error = make_error(
+        Errc::pool_exhausted,
+        "all " + std::to_string(options_.max_size) + " connections to " +
+            session_->target.display() + " stayed busy for " + std::to_string(waited.count()) +
+            " ms (pool_timeout " + std::to_string(options_.acquire_timeout.count()) +
+            " ms, or the call's deadline); raise connection_limit or find what holds them");
+    error.source = session_->source;
+    error.target = session_->target.host_list();
+    return error;
+}
+
+Result<Lease> ConnectionPool::acquire(Deadline deadline) {
+    auto started = SteadyClock::now();
+    auto wait_until = std::min(deadline, started + options_.acquire_timeout);
     for (;;) {
         // 1. A free connection, without the lock.
-        if (auto lease = take_idle(start))
+        if (auto lease = take_idle(started, deadline))
             return std::move(*lease);
 
         std::unique_lock lock(mutex_);
         // 2. While the server is down, fail fast until the next attempt is due; then
         //    let one caller try while the others keep failing fast.
-        auto now = SteadyClock::now();
-        if (down_error_ && (now < retry_at_ || probing_ || census()[empty] == 0)) {
+        auto at = now();
+        if (down_error_ && (at < retry_at_ || probing_ || census()[empty] == 0)) {
             Error error = *down_error_;
             auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               std::max(retry_at_ - now, SteadyClock::duration::zero()))
+                               std::max(retry_at_ - at, SteadyClock::duration::zero()))
                                .count();
             error.message += " (the server is treated as down; next reconnect attempt in " +
                              std::to_string(wait_ms) + " ms)";
@@ -311,34 +146,34 @@ Result<Lease> ConnectionPool::acquire() {
         }
 
         // 3. An empty slot: open a connection in it, outside the lock.
-        for (std::size_t i = 0; i < static_cast<std::size_t>(max_size_); ++i) {
+        for (std::size_t i = 0; i < static_cast<std::size_t>(options_.max_size); ++i) {
             Slot& slot = slots_[i];
             int expected = empty;
             if (!slot.state.compare_exchange_strong(expected, opening))
                 continue;
-            bool probe = down_error_.has_value();
-            probing_ = probe;
+            probing_ = down_error_.has_value();
             lock.unlock();
-            auto connected = connect();
+            auto connected = Connection::open(session_, watchdog_, deadline);
             lock.lock();
             probing_ = false;
             if (!connected) {
                 connect_failures_.fetch_add(1, std::memory_order_relaxed);
                 down_error_ = connected.error();
-                retry_at_ = SteadyClock::now() + jitter(backoff_, 0.5);
-                backoff_ = std::min(backoff_ * 2, config_.reconnect_backoff_max);
+                retry_at_ = now() + jitter(backoff_, 0.5);
+                backoff_ = std::min(backoff_ * 2, options_.backoff_max);
                 slot.state.store(empty, std::memory_order_seq_cst);
                 available_.notify_all(); // waiters fail fast too
-                return connected.error();
+                return std::move(connected).error();
             }
             connects_.fetch_add(1, std::memory_order_relaxed);
             down_error_.reset();
-            backoff_ = config_.reconnect_backoff_initial;
+            backoff_ = options_.backoff_initial;
             slot.connection = std::move(connected).value();
+            slot.last_used = now();
+            slot.expires = slot.last_used + jitter(options_.max_lifetime, 0.1);
             slot.state.store(busy, std::memory_order_release);
-            auto now = SteadyClock::now();
-            record_wait(slot.waits, now - start);
-            return Lease(this, i, now);
+            record_wait(slot.waits, SteadyClock::now() - started);
+            return Lease(this, i);
         }
 
         // 4. Every slot busy or opening: wait for a release, at most until the deadline.
@@ -349,41 +184,35 @@ Result<Lease> ConnectionPool::acquire() {
             return count[idle] + count[empty] > 0;
         };
         if (!any_free())
-            available_.wait_until(lock, deadline);
+            available_.wait_until(lock, wait_until);
         waiting_.fetch_sub(1, std::memory_order_seq_cst);
-        if (SteadyClock::now() >= deadline && !any_free()) {
+        if (SteadyClock::now() >= wait_until && !any_free()) {
             acquire_timeouts_.fetch_add(1, std::memory_order_relaxed);
-            record_wait(failed_waits_, SteadyClock::now() - start);
-            Error error = make_error(
-                Errc::pool_exhausted,
-                "all " + std::to_string(max_size_) + " connections to " + target_.display() +
-                    " stayed busy for " + std::to_string(config_.acquire_timeout.count()) +
-                    " ms (pool_timeout); raise connection_limit or find what holds them");
-            error.source = source_;
-            error.target = target_.host_list();
-            return error;
+            auto waited = SteadyClock::now() - started;
+            record_wait(failed_waits_, waited);
+            return exhausted(std::chrono::duration_cast<std::chrono::milliseconds>(waited));
         }
     }
 }
 
-void ConnectionPool::release(std::size_t index, bool broken) {
+void ConnectionPool::release(std::size_t index) {
     Slot& slot = slots_[index];
-    if (broken || PQstatus(slot.connection->pg) != CONNECTION_OK) {
+    if (!slot.connection->usable()) {
         broken_replaced_.fetch_add(1, std::memory_order_relaxed);
         discard(slot);
         return;
     }
-    slot.connection->last_used = SteadyClock::now();
+    slot.last_used = now();
     last_slot = {this, index};
     slot.state.store(idle, std::memory_order_seq_cst);
     wake_waiter();
 }
 
-PoolStats ConnectionPool::stats() const {
+PoolStats ConnectionPool::counters() const {
     PoolStats s;
-    s.max_size = max_size_;
+    s.max_size = options_.max_size;
     auto count = census();
-    s.open = max_size_ - count[empty];
+    s.open = s.max_size - count[empty];
     s.idle = count[idle];
     s.busy = count[busy];
     s.waiting = waiting_.load(std::memory_order_relaxed);
@@ -394,7 +223,7 @@ PoolStats ConnectionPool::stats() const {
     s.expired_replaced = expired_replaced_.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < s.acquire_wait_buckets.size(); ++i) {
         s.acquire_wait_buckets[i] = failed_waits_[i].load(std::memory_order_relaxed);
-        for (int k = 0; k < max_size_; ++k)
+        for (int k = 0; k < s.max_size; ++k)
             s.acquire_wait_buckets[i] +=
                 slots_[static_cast<std::size_t>(k)].waits[i].load(std::memory_order_relaxed);
     }

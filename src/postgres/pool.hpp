@@ -1,140 +1,70 @@
 // SPDX-License-Identifier: MIT
-// ConnectionPool: modelrepo's own pool of connections, and the Watchdog that
-// breaks a blocked read when a call passes its deadline.
+// ConnectionPool: a fixed number of Connections lent to one caller at a time. It knows
+// no SQL and nothing of the repository above it: it opens sessions with
+// Connection::open, checks idle ones with Connection::validate, and replaces what broke.
 #pragma once
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
-#include <thread>
+#include <string>
 #include <utility>
-#include <vector>
 
-#include <pqxx/connection>
+#include <modelrepo/error.hpp>
+#include <modelrepo/pool_stats.hpp>
 
-#include <modelrepo/postgres_repository.hpp>
-
-#include "libpq.hpp"
-#include "target.hpp"
+#include "connection.hpp"
 
 namespace modelrepo::detail {
 
-using SteadyClock = std::chrono::steady_clock;
-
-/// Shuts a connection's socket down when its call passes its deadline, so that a read
-/// blocked on a stopped server returns at once. One thread per pool, started on first
-/// use; it sleeps until the earliest armed deadline, not in a poll loop.
-///
-/// Each pooled connection has a `Slot`. Arming and disarming a slot are single atomic
-/// operations: calls on different connections share no lock and no cache line (a
-/// mutex and a map here cost a fifth of the pool's throughput). The watchdog thread
-/// is woken only when a deadline is earlier than its planned wake-up, which, as every
-/// deadline is "now + query_timeout", happens when it was asleep with nothing armed.
-class Watchdog {
-public:
-    /// The deadline state of one connection's socket.
-    struct Slot {
-        static constexpr std::int64_t idle = 0;   ///< no call in progress
-        static constexpr std::int64_t fired = -1; ///< the deadline passed; socket shut down
-        int fd = -1;
-        std::atomic<std::int64_t> deadline{idle}; ///< steady_clock ns, or idle / fired
-    };
-
-    Watchdog() = default;
-    ~Watchdog();
-    Watchdog(const Watchdog&) = delete;
-    Watchdog& operator=(const Watchdog&) = delete;
-
-    /// Starts watching socket `fd`; the slot stays valid until `forget()`.
-    Slot* watch(int fd);
-    /// Stops watching; call before the socket is closed. Waits for a running scan.
-    void forget(Slot* slot);
-    /// The call on `slot` must end by `deadline`.
-    void arm(Slot& slot, SteadyClock::time_point deadline);
-    /// The call ended; returns true when the deadline had fired (the socket is shut down
-    /// and the connection must be discarded).
-    static bool disarm(Slot& slot);
-
-private:
-    void run();
-    /// Fires passed deadlines; returns the earliest deadline still armed (max if none).
-    std::int64_t scan(std::int64_t now);
-
-    std::mutex mutex_; ///< guards slots_, woken_, stopping_, started_ and the scans
-    std::condition_variable wake_;
-    std::vector<std::unique_ptr<Slot>> slots_;
-    /// When the watchdog thread will next look: steady_clock ns, max while it has
-    /// nothing to wait for.
-    std::atomic<std::int64_t> next_wake_{std::numeric_limits<std::int64_t>::max()};
-    bool woken_ = false;
-    bool stopping_ = false;
-    bool started_ = false;
-    std::thread thread_;
+struct PoolOptions {
+    int max_size = 1;
+    /// Longest wait for a free connection (the call's own deadline may end it sooner).
+    std::chrono::milliseconds acquire_timeout{10'000};
+    /// An idle connection unused this long is checked with a round trip before reuse.
+    std::chrono::milliseconds validate_after_idle{30'000};
+    /// Connections are replaced after about this long (minus up to 10 % jitter).
+    std::chrono::milliseconds max_lifetime{30 * 60'000};
+    /// While the server is down: the wait before the next connect, doubling from the
+    /// first to the second, with jitter. Callers fail fast in between.
+    std::chrono::milliseconds backoff_initial{100};
+    std::chrono::milliseconds backoff_max{5'000};
 };
 
-/// One pooled connection, with its watchdog slot (released before the connection
-/// closes: the watchdog must never shut down a socket number that was reused).
-struct PooledConnection {
-    std::unique_ptr<PgConnection> conn;
-    PGconn* pg = nullptr;       ///< conn's libpq handle
-    std::uint64_t prepared = 0; ///< bit i: the Statement with id i is prepared here
-    Watchdog* watchdog = nullptr;
-    Watchdog::Slot* slot = nullptr;
-    SteadyClock::time_point created;
-    SteadyClock::time_point expires;
-    SteadyClock::time_point last_used;
-
-    PooledConnection() = default;
-    PooledConnection(const PooledConnection&) = delete;
-    PooledConnection& operator=(const PooledConnection&) = delete;
-    ~PooledConnection() {
-        if (slot)
-            watchdog->forget(slot);
-    }
-};
 
 class ConnectionPool;
 
-/// A borrowed connection (the pool's slot `slot`); goes back to the pool on
-/// destruction unless marked broken.
+/// A borrowed connection; goes back to the pool on destruction, or is discarded when it
+/// is no longer usable.
 class Lease {
 public:
-    Lease(ConnectionPool* pool, std::size_t slot, SteadyClock::time_point taken_at)
+    Lease(ConnectionPool* pool, std::size_t slot)
         : pool_(pool)
-        , slot_(slot)
-        , taken_at_(taken_at) {}
+        , slot_(slot) {}
     Lease(Lease&& other) noexcept
         : pool_(std::exchange(other.pool_, nullptr))
-        , slot_(other.slot_)
-        , taken_at_(other.taken_at_)
-        , broken_(other.broken_) {}
+        , slot_(other.slot_) {}
     Lease& operator=(Lease&&) = delete;
     ~Lease();
 
-    /// The connection, owned by the pool's slot while this lease holds it.
-    PooledConnection& pooled();
-    /// When the pool handed the connection over (the call's deadline counts from here;
-    /// the pool read the clock anyway).
-    SteadyClock::time_point taken_at() const { return taken_at_; }
-    /// The connection is discarded instead of returned.
-    void mark_broken() { broken_ = true; }
+    Connection& operator*() const;
+    Connection* operator->() const { return &**this; }
 
 private:
     ConnectionPool* pool_;
     std::size_t slot_;
-    SteadyClock::time_point taken_at_;
-    bool broken_ = false;
 };
 
-/// Fixed maximum; bounded waits; validation of long-idle connections; max lifetime
-/// with jitter; broken connections replaced; fail-fast with exponential backoff and
-/// jitter while the server is down. Thread-safe.
+/// Fixed maximum; bounded waits; validation of long-idle connections; max lifetime with
+/// jitter; broken connections replaced; fail-fast with exponential backoff and jitter
+/// while the server is down. Thread-safe.
 ///
 /// The pool is `max_size` slots, each empty, opening, idle or busy (an atomic). Taking
 /// an idle connection and giving it back are one compare-exchange and one store, with
@@ -143,21 +73,25 @@ private:
 /// opening a connection, the server-down state, and waiting when every slot is busy.
 /// With a mutex on every acquire and release, 4 threads on 2 cores spent half of each
 /// call's time in futex waits whenever the lock convoyed (bimodal 60k/120k calls/s).
+///
+/// Time: lifetimes, idle times and the backoff come from `clock` (tests drive it by
+/// hand); deadlines are real time (steady_clock), since sockets wait in real time.
 class ConnectionPool {
 public:
-    /// `setup` runs on each new connection (search_path, statement_timeout); it throws
-    /// PgFailure when the server refuses it.
-    ConnectionPool(const PostgresConfig& config, PgTarget target, std::string source,
-                   std::function<void(PGconn*)> setup);
+    using ClockFn = std::function<SteadyClock::time_point()>;
+
+    ConnectionPool(std::shared_ptr<const SessionConfig> session, PoolOptions options,
+                   ClockFn clock = {});
     ~ConnectionPool();
+    ConnectionPool(const ConnectionPool&) = delete;
+    ConnectionPool& operator=(const ConnectionPool&) = delete;
 
-    /// A connection within acquire_timeout, or pool_exhausted / the connect error.
-    Result<Lease> acquire();
+    /// A connection by `deadline` (and within acquire_timeout): pool_exhausted, or the
+    /// connect error.
+    Result<Lease> acquire(Deadline deadline);
 
-    PoolStats stats() const;
-    Watchdog& watchdog() { return watchdog_; }
-    const PgTarget& target() const { return target_; }
-    const std::string& source() const { return source_; }
+    PoolStats counters() const;
+    const SessionConfig& session() const noexcept { return *session_; }
 
 private:
     friend class Lease;
@@ -168,45 +102,42 @@ private:
         std::atomic<int> state{empty};
         /// Set while opening/idle/busy; touched only by the thread that moved the slot
         /// out of `idle` or `empty` (the compare-exchange hands it over).
-        std::unique_ptr<PooledConnection> connection;
-        /// Acquire waits of the callers that got this slot (summed by stats()).
+        std::unique_ptr<Connection> connection;
+        SteadyClock::time_point expires{};
+        SteadyClock::time_point last_used{};
+        /// Acquire waits of the callers that got this slot (summed by counters()).
         std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()> waits{};
     };
+    using WaitHistogram =
+        std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()>;
 
-    void release(std::size_t slot, bool broken);
+    void release(std::size_t slot);
     /// An idle connection, checked (lifetime, validation), without the lock: this
     /// thread's last slot first. Connections found expired or dead are closed.
-    std::optional<Lease> take_idle(SteadyClock::time_point start);
+    std::optional<Lease> take_idle(SteadyClock::time_point started, Deadline deadline);
     /// Empties a slot whose connection is closed, and tells a waiter there is room.
     void discard(Slot& slot);
     /// Wakes one waiter if any (after a slot became idle or empty).
     void wake_waiter();
     /// How many slots are in each state (seq_cst loads: the waiters' re-check).
     std::array<int, 4> census() const;
-    Result<std::unique_ptr<PooledConnection>> connect();
-    bool validate(PooledConnection& connection);
-    /// Counts an acquire's wait in `into` (the slot's histogram, or the pool's for
-    /// callers that got none).
-    static void
-    record_wait(std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()>& into,
-                SteadyClock::duration waited);
+    Error exhausted(std::chrono::milliseconds waited) const;
+    static void record_wait(WaitHistogram& into, SteadyClock::duration waited);
     std::chrono::milliseconds jitter(std::chrono::milliseconds base, double fraction);
+    SteadyClock::time_point now() const { return clock_ ? clock_() : SteadyClock::now(); }
 
-    const PostgresConfig config_;
-    const PgTarget target_;
-    const std::string source_;
-    const std::function<void(PGconn*)> setup_;
-    const int max_size_;
+    const std::shared_ptr<const SessionConfig> session_;
+    const PoolOptions options_;
+    const ClockFn clock_;
     /// Declared before the connections: they leave it when they close.
     Watchdog watchdog_;
     std::unique_ptr<Slot[]> slots_;
     std::atomic<int> waiting_{0};
 
-    // Counters, read by stats().
     std::atomic<std::uint64_t> connects_{0}, connect_failures_{0}, acquire_timeouts_{0},
         broken_replaced_{0}, expired_replaced_{0};
     /// Waits of callers that got no connection (slot histograms hold the others).
-    std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()> failed_waits_{};
+    WaitHistogram failed_waits_{};
 
     mutable std::mutex mutex_; ///< guards everything below, and the waits
     std::condition_variable available_;
@@ -219,7 +150,7 @@ private:
     std::mt19937_64 random_{std::random_device{}()};
 };
 
-inline PooledConnection& Lease::pooled() {
+inline Connection& Lease::operator*() const {
     return *pool_->slots_[slot_].connection;
 }
 

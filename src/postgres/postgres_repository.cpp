@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+// PostgresRepository: the SQL of each call and the decoding of its rows. Sessions,
+// deadlines and failures are the Connection's; lending sessions is the pool's.
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -16,7 +18,10 @@ namespace modelrepo {
 
 namespace {
 
-using detail::Statement;
+using detail::Connection;
+using detail::Deadline;
+using detail::Rows;
+using detail::StatementId;
 
 /// `{"a","b\"c"}`: a text[] literal (parameters carry it; nothing is spliced into SQL).
 template <class Strings>
@@ -58,69 +63,85 @@ std::string number_array(std::span<const std::optional<double>> items) {
     return out + "}";
 }
 
+/// The C strings of `strings`, for a statement's parameters.
+template <class... Strings>
+std::array<const char*, sizeof...(Strings)> params(const Strings&... strings) {
+    return {strings.c_str()...};
+}
+
 Timestamp from_micros(long long micros) {
     return Timestamp(
         std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(micros)));
 }
 
-/// A field's number, parsed with std::from_chars. Throws PgFailure (as a bad answer
-/// from the server) when the text is not one, or is NULL.
+/// The server answered something the decoding cannot read: bad_data at the boundary.
+struct BadAnswer {
+    std::string what;
+};
+
+/// A field's number, parsed with std::from_chars.
 template <class T>
-T number(detail::PgField field) {
+T number(std::string_view text, bool null) {
     T value{};
-    const char* end = field.text.data() + field.text.size();
-    auto [stop, ec] = std::from_chars(field.text.data(), end, value);
-    if (field.null || ec != std::errc() || stop != end)
-        throw detail::PgFailure("unexpected value \"" + std::string(field.text) +
-                                    "\" where a number was expected",
-                                "", false);
+    const char* end = text.data() + text.size();
+    auto [stop, ec] = std::from_chars(text.data(), end, value);
+    if (null || ec != std::errc() || stop != end)
+        throw BadAnswer{"unexpected value \"" + std::string(text) +
+                        "\" where a number was expected"};
     return value;
+}
+
+template <class T>
+T number(const Rows& rows, int row, int column) {
+    return number<T>(rows.text(row, column), rows.is_null(row, column));
 }
 
 /// Reads one result row's fields left to right.
 class Columns {
 public:
-    Columns(const detail::PgRows& rows, int row)
+    Columns(const Rows& rows, int row)
         : rows_(rows)
         , row_(row) {}
 
-    /// The next field.
-    detail::PgField next() { return rows_.field(row_, column_++); }
-    /// The next field as text.
-    std::string text() { return std::string(next().text); }
-    /// The next field as a boolean ("t" / "f").
-    bool boolean() { return next().text == "t"; }
+    std::string text() { return std::string(rows_.text(row_, column_++)); }
+    std::string_view view() { return rows_.text(row_, column_++); }
+    bool boolean() { return view() == "t"; }
+    template <class T>
+    T number() {
+        int c = column_++;
+        return modelrepo::number<T>(rows_, row_, c);
+    }
     /// The next field as a number, or nothing when it is NULL.
     template <class T>
     std::optional<T> optional_number() {
-        detail::PgField f = next();
-        return f.null ? std::nullopt : std::optional<T>(number<T>(f));
+        int c = column_++;
+        return rows_.is_null(row_, c) ? std::nullopt
+                                      : std::optional<T>(modelrepo::number<T>(rows_, row_, c));
     }
-    /// Whether field `column` of this row is NULL.
-    bool is_null(int column) const { return rows_.field(row_, column).null; }
+    bool is_null(int column) const { return rows_.is_null(row_, column); }
 
 private:
-    const detail::PgRows& rows_;
+    const Rows& rows_;
     int row_;
     int column_ = 0;
 };
 
-/// The last seven columns of model_from_row, and all of status_from_row.
+/// The last six columns of model_from_row, and all but the first of status_from_row.
 ModelStatus status_columns(Columns& col, std::string slug) {
     ModelStatus s;
     s.model_slug = std::move(slug);
-    s.health = parse_health(col.next().text).value_or(Health::unknown);
-    s.availability = number<double>(col.next());
+    s.health = parse_health(col.view()).value_or(Health::unknown);
+    s.availability = col.number<double>();
     s.latency_ms = col.optional_number<double>();
-    s.error_rate = number<double>(col.next());
+    s.error_rate = col.number<double>();
     s.region = col.text();
-    s.checked_at = from_micros(number<long long>(col.next()));
+    s.checked_at = from_micros(col.number<long long>());
     return s;
 }
 
 /// slug, name, provider_slug, description, context_window, active, provider name,
 /// provider website, then the status columns (NULL health: no status).
-Model model_from_row(const detail::PgRows& rows, int row) {
+Model model_from_row(const Rows& rows, int row) {
     Columns col(rows, row);
     Model m;
     m.slug = col.text();
@@ -137,14 +158,15 @@ Model model_from_row(const detail::PgRows& rows, int row) {
 }
 
 /// slug, then the status columns.
-ModelStatus status_from_row(const detail::PgRows& rows, int row) {
+ModelStatus status_from_row(const Rows& rows, int row) {
     Columns col(rows, row);
     std::string slug = col.text();
     return status_columns(col, std::move(slug));
 }
 
 /// The seven array parameters of the upsert statement, one row per model (the newest
-/// status of each wins: one statement cannot touch a row twice).
+/// status of each wins: one statement cannot touch a row twice), sorted by slug so
+/// that concurrent batches lock their rows in the same order and cannot deadlock.
 std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses) {
     std::unordered_map<std::string_view, const ModelStatus*> newest;
     std::vector<std::string_view> order;
@@ -155,6 +177,7 @@ std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses) 
         else if (it->second->checked_at <= s.checked_at)
             it->second = &s;
     }
+    std::sort(order.begin(), order.end());
     std::vector<std::string_view> health, regions;
     std::vector<std::string> times;
     std::vector<std::optional<double>> availability, latency, error_rate;
@@ -173,96 +196,91 @@ std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses) 
             text_array(time_views)};
 }
 
-} // namespace
-
-/// What a call gets to work with: the leased connection (`pooled.pg`, its libpq
-/// handle, and `pooled.prepared`, the statements prepared on it).
-struct Session {
-    detail::PooledConnection& pooled;
-    PGconn* pg() { return pooled.pg; }
+/// The Result of a call whose work returns Result<T>, or T.
+template <class T>
+struct AsResult {
+    using type = Result<T>;
 };
+template <class T>
+struct AsResult<Result<T>> {
+    using type = Result<T>;
+};
+
+detail::PoolOptions pool_options(const PostgresConfig& config) {
+    detail::PoolOptions o;
+    unsigned cores = std::thread::hardware_concurrency();
+    o.max_size =
+        config.pool_size > 0 ? config.pool_size : static_cast<int>(2 * (cores ? cores : 1) + 1);
+    o.acquire_timeout = config.acquire_timeout;
+    o.validate_after_idle = config.validate_after_idle;
+    o.max_lifetime = config.max_lifetime;
+    o.backoff_initial = config.reconnect_backoff_initial;
+    o.backoff_max = config.reconnect_backoff_max;
+    return o;
+}
+
+} // namespace
 
 struct PostgresRepository::Impl {
     PostgresConfig config;
-    detail::PgTarget target;
-    std::string name;
+    std::shared_ptr<const detail::SessionConfig> session;
+    detail::StatementSet statements;
+    std::string schema_prefix; ///< `"schema".` or ""
     std::unique_ptr<detail::ConnectionPool> pool;
 
-    /// Runs `fn(session)` on a pooled connection under the call's deadline and turns
-    /// every failure into an Error. `fn` returns the value.
-    template <class Fn>
-    auto run(Fn&& fn) -> Result<decltype(fn(std::declval<Session&>()))> {
-        auto lease = pool->acquire();
+    Impl(PostgresConfig c, std::shared_ptr<const detail::SessionConfig> s, std::string prefix,
+         detail::ConnectionPool::ClockFn clock)
+        : config(std::move(c))
+        , session(std::move(s))
+        , statements(prefix)
+        , schema_prefix(std::move(prefix))
+        , pool(std::make_unique<detail::ConnectionPool>(session, pool_options(config),
+                                                        std::move(clock))) {}
+
+    const std::string& name() const { return session->source; }
+
+    /// One deadline per call, whatever it does: waiting for the pool, connecting, the
+    /// statements.
+    Deadline deadline() const { return detail::SteadyClock::now() + config.query_timeout; }
+
+    /// `work(connection, deadline)` on a pooled connection; it returns a Result or a
+    /// value. A row the decoding cannot read is bad_data here, at the call's boundary.
+    template <class Work>
+    auto with_connection(Work&& work) ->
+        typename AsResult<std::invoke_result_t<Work, Connection&, Deadline>>::type {
+        Deadline until = deadline();
+        auto lease = pool->acquire(until);
         if (!lease)
-            return lease.error();
-        Session session{lease.value().pooled()};
-        auto& slot = *session.pooled.slot;
-        pool->watchdog().arm(slot, lease.value().taken_at() + config.query_timeout);
-        auto broken = [&] { return PQstatus(session.pg()) != CONNECTION_OK; };
+            return std::move(lease).error();
         try {
-            auto value = fn(session);
-            if (detail::Watchdog::disarm(slot)) {
-                lease.value().mark_broken();
-                return fail("", "", true, true);
-            }
-            return value;
-        } catch (const detail::PgFailure& e) {
-            bool fired = detail::Watchdog::disarm(slot);
-            bool gone = e.broken() || broken();
-            if (fired || gone)
-                lease.value().mark_broken();
-            return fail(e.what(), e.sqlstate(), gone, fired);
-        } catch (const std::exception& e) {
-            // Anything else (out of memory, say): the connection's state is unknown, so
-            // it is not reused.
-            bool fired = detail::Watchdog::disarm(slot);
-            lease.value().mark_broken();
-            return fail(e.what(), "", true, fired);
+            return work(*lease.value(), until);
+        } catch (const BadAnswer& bad) {
+            Error error = make_error(Errc::bad_data,
+                                     "PostgreSQL " + session->target.display() + ": " + bad.what);
+            error.source = name();
+            return error;
         }
     }
 
-    Error fail(const std::string& what, const std::string& sqlstate, bool broken, bool fired) {
-        return detail::query_error(what.empty() ? "connection cut at the deadline" : what, sqlstate,
-                                   broken, fired, target, name, config.query_timeout);
+    /// One of the repository's statements on a pooled connection; `decode(rows)` makes
+    /// the answer.
+    template <class Decode, std::size_t N = 0>
+    auto query(StatementId id, std::array<const char*, N> values, Decode&& decode) {
+        return with_connection(
+            [&](Connection& c,
+                Deadline until) -> Result<std::invoke_result_t<Decode, const Rows&>> {
+                auto rows = c.execute(statements[id], values, until);
+                if (!rows)
+                    return std::move(rows).error();
+                return decode(rows.value());
+            });
     }
 
-    /// Runs one of the library's statements with text parameters, on libpq directly:
-    /// server-side prepared (on first use on each connection) unless the URL said
-    /// pgbouncer=true. Inside a PgTransaction it runs in that transaction.
-    template <class... Args>
-    detail::PgRows exec(Session& session, const Statement& statement, const Args&... args) {
-        const char* values[] = {args.c_str()..., nullptr};
-        constexpr int count = static_cast<int>(sizeof...(Args));
-        PGconn* pg = session.pg();
-        // name and sql view literals: data() is NUL-terminated (checked in schema.cpp).
-        if (!config.prepared_statements)
-            return detail::exec_params(pg, statement.sql.data(), count, values);
-        std::uint64_t bit = std::uint64_t{1} << statement.id;
-        if (!(session.pooled.prepared & bit)) {
-            detail::prepare(pg, statement.name.data(), statement.sql.data());
-            session.pooled.prepared |= bit;
-        }
-        try {
-            return detail::exec_prepared(pg, statement.name.data(), count, values);
-        } catch (const detail::PgFailure& e) {
-            // A migration changed a column's type under the prepared plan: the server
-            // answers "cached plan must not change result type" (0A000) until the
-            // statement is prepared again. Outside a transaction, do that once.
-            if (e.sqlstate() != "0A000" || PQtransactionStatus(pg) != PQTRANS_IDLE)
-                throw;
-            std::string deallocate = "DEALLOCATE " + std::string(statement.name);
-            detail::exec_script(pg, deallocate.c_str());
-            detail::prepare(pg, statement.name.data(), statement.sql.data());
-            return detail::exec_prepared(pg, statement.name.data(), count, values);
-        }
-    }
-
-    /// Runs on every new connection: deadline on the server side too, and the schema.
-    void setup(PGconn* pg) {
-        std::string sql = "SET statement_timeout = " + std::to_string(config.query_timeout.count());
-        if (!config.schema.empty())
-            sql += "; SET search_path TO " + detail::quote_identifier(pg, config.schema);
-        detail::exec_script(pg, sql.c_str());
+    /// The schema's statements in a transaction see the repository's schema first.
+    std::string local_search_path() const {
+        return config.schema.empty()
+                   ? std::string()
+                   : "SET LOCAL search_path TO " + detail::quote_identifier(config.schema);
     }
 };
 
@@ -278,13 +296,20 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
         return make_error(Errc::invalid_argument,
                           "PostgresConfig timeouts must be positive (acquire_timeout, "
                           "query_timeout)");
-    auto impl = std::make_unique<Impl>();
-    impl->config = std::move(config);
-    impl->target = detail::parse_pg_target(impl->config.conninfo);
-    impl->name = impl->target.display();
-    Impl* raw = impl.get();
-    impl->pool = std::make_unique<detail::ConnectionPool>(impl->config, impl->target, impl->name,
-                                                          [raw](PGconn* pg) { raw->setup(pg); });
+    if (config.schema.find('\0') != std::string::npos)
+        return make_error(Errc::invalid_argument, "PostgresConfig::schema holds a NUL byte");
+    auto session = detail::parse_session_config(config.conninfo);
+    if (!session)
+        return std::move(session).error();
+    session.value().schema = config.schema;
+    session.value().statement_timeout = config.query_timeout;
+    session.value().connect_timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(config.connect_timeout);
+    session.value().prepared_statements = config.prepared_statements;
+    std::string prefix = config.schema.empty() ? "" : detail::quote_identifier(config.schema) + ".";
+    auto shared = std::make_shared<const detail::SessionConfig>(std::move(session).value());
+    auto impl = std::make_unique<Impl>(std::move(config), std::move(shared), std::move(prefix),
+                                       detail::ConnectionPool::ClockFn{});
     return std::shared_ptr<PostgresRepository>(new PostgresRepository(std::move(impl)));
 }
 
@@ -296,7 +321,7 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::open(std::string
 }
 
 std::string_view PostgresRepository::name() const noexcept {
-    return impl_->name;
+    return impl_->name();
 }
 
 const PostgresConfig& PostgresRepository::config() const noexcept {
@@ -304,24 +329,62 @@ const PostgresConfig& PostgresRepository::config() const noexcept {
 }
 
 PoolStats PostgresRepository::pool_stats() const {
-    return impl_->pool->stats();
+    return impl_->pool->counters();
+}
+
+std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
+    using Type = MetricFamily::Type;
+    PoolStats p = pool_stats();
+    std::vector<MetricFamily> out;
+    out.push_back({"modelrepo_pool_connections", Type::gauge, "Pooled connections by state.", {}});
+    out.back()
+        .add({{"state", "open"}}, p.open)
+        .add({{"state", "idle"}}, p.idle)
+        .add({{"state", "busy"}}, p.busy)
+        .add({{"state", "max"}}, p.max_size);
+    out.push_back({"modelrepo_pool_waiting", Type::gauge, "Callers waiting for a connection.", {}});
+    out.back().add({}, p.waiting);
+    out.push_back({"modelrepo_pool_server_down",
+                   Type::gauge,
+                   "1 while the last connect failed and callers fail fast until the backoff "
+                   "passes.",
+                   {}});
+    out.back().add({}, p.server_down ? 1 : 0);
+    out.push_back({"modelrepo_pool_connects_total", Type::counter, "Sessions opened.", {}});
+    out.back().add({}, static_cast<double>(p.connects));
+    out.push_back({"modelrepo_pool_connect_failures_total", Type::counter, "Failed connects.", {}});
+    out.back().add({}, static_cast<double>(p.connect_failures));
+    out.push_back({"modelrepo_pool_acquire_timeouts_total",
+                   Type::counter,
+                   "Callers that got pool_exhausted.",
+                   {}});
+    out.back().add({}, static_cast<double>(p.acquire_timeouts));
+    out.push_back({"modelrepo_pool_replaced_total",
+                   Type::counter,
+                   "Sessions closed: broken or cut at a deadline, or at max lifetime.",
+                   {}});
+    out.back()
+        .add({{"why", "broken"}}, static_cast<double>(p.broken_replaced))
+        .add({{"why", "expired"}}, static_cast<double>(p.expired_replaced));
+    out.push_back({"modelrepo_pool_acquire_wait_seconds", Type::histogram,
+                   "Time callers waited for a connection.", {}});
+    out.back().add_histogram({}, PoolStats::wait_bounds_ms, p.acquire_wait_buckets, std::nullopt,
+                             0.001);
+    return out;
 }
 
 Result<std::int64_t> PostgresRepository::count_models() {
-    return impl_->run([&](Session& session) {
-        return number<std::int64_t>(impl_->exec(session, detail::sql::count_models).field(0, 0));
-    });
+    return impl_->query(detail::count_models, std::array<const char*, 0>{},
+                        [](const Rows& rows) { return number<std::int64_t>(rows, 0, 0); });
 }
 
 Result<std::int64_t> PostgresRepository::count_providers() {
-    return impl_->run([&](Session& session) {
-        return number<std::int64_t>(impl_->exec(session, detail::sql::count_providers).field(0, 0));
-    });
+    return impl_->query(detail::count_providers, std::array<const char*, 0>{},
+                        [](const Rows& rows) { return number<std::int64_t>(rows, 0, 0); });
 }
 
 Result<std::vector<ModelStatus>> PostgresRepository::list_statuses() {
-    return impl_->run([&](Session& session) {
-        auto rows = impl_->exec(session, detail::sql::list_statuses);
+    return impl_->query(detail::list_statuses, std::array<const char*, 0>{}, [](const Rows& rows) {
         std::vector<ModelStatus> out;
         out.reserve(static_cast<std::size_t>(rows.size()));
         for (int row = 0; row < rows.size(); ++row)
@@ -334,8 +397,7 @@ Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::
     if (slugs.empty())
         return std::vector<Model>{};
     std::string array = text_array(slugs);
-    return impl_->run([&](Session& session) {
-        auto rows = impl_->exec(session, detail::sql::find_models, array);
+    return impl_->query(detail::find_models, params(array), [&](const Rows& rows) {
         // The answer in the order asked for, each row decoded once: the rows sorted by
         // slug (views into the result), one binary search per slug asked for. A slug
         // asked for twice gets a copy of the first answer.
@@ -347,7 +409,7 @@ Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::
         std::vector<Row> by_slug;
         by_slug.reserve(static_cast<std::size_t>(rows.size()));
         for (int row = 0; row < rows.size(); ++row)
-            by_slug.push_back({rows.field(row, 0).text, row});
+            by_slug.push_back({rows.text(row, 0), row});
         std::sort(by_slug.begin(), by_slug.end(),
                   [](const Row& a, const Row& b) { return a.slug < b.slug; });
         std::vector<Model> ordered;
@@ -370,16 +432,14 @@ Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::
 
 Result<std::optional<Model>> PostgresRepository::find_model(std::string_view slug) {
     std::string key(slug);
-    return impl_->run([&](Session& session) {
-        auto rows = impl_->exec(session, detail::sql::find_model, key);
+    return impl_->query(detail::find_model, params(key), [](const Rows& rows) {
         return rows.empty() ? std::optional<Model>()
                             : std::optional<Model>(model_from_row(rows, 0));
     });
 }
 
 Result<std::vector<Model>> PostgresRepository::list_models() {
-    return impl_->run([&](Session& session) {
-        auto rows = impl_->exec(session, detail::sql::list_models);
+    return impl_->query(detail::list_models, std::array<const char*, 0>{}, [](const Rows& rows) {
         std::vector<Model> out;
         out.reserve(static_cast<std::size_t>(rows.size()));
         for (int row = 0; row < rows.size(); ++row)
@@ -389,124 +449,151 @@ Result<std::vector<Model>> PostgresRepository::list_models() {
 }
 
 Result<SystemStats> PostgresRepository::system_stats() {
-    return impl_->run([&](Session& session) {
-        auto rows = impl_->exec(session, detail::sql::system_stats);
+    return impl_->query(detail::system_stats, std::array<const char*, 0>{}, [&](const Rows& rows) {
         Columns col(rows, 0);
         SystemStats s;
-        s.models = number<std::int64_t>(col.next());
-        s.active_models = number<std::int64_t>(col.next());
-        s.providers = number<std::int64_t>(col.next());
-        s.health.operational = number<std::int64_t>(col.next());
-        s.health.degraded = number<std::int64_t>(col.next());
-        s.health.outage = number<std::int64_t>(col.next());
-        s.health.unknown = number<std::int64_t>(col.next());
-        s.as_of = from_micros(number<long long>(col.next()));
-        s.source = impl_->name;
+        s.models = col.number<std::int64_t>();
+        s.active_models = col.number<std::int64_t>();
+        s.providers = col.number<std::int64_t>();
+        s.health.operational = col.number<std::int64_t>();
+        s.health.degraded = col.number<std::int64_t>();
+        s.health.outage = col.number<std::int64_t>();
+        s.health.unknown = col.number<std::int64_t>();
+        s.as_of = from_micros(col.number<long long>());
+        s.source = impl_->name();
         return s;
     });
 }
 
 Result<void> PostgresRepository::check_health() {
-    auto r = impl_->run(
-        [&](Session& session) { return detail::exec_text(session.pg(), "SELECT 1").size(); });
+    auto r = impl_->with_connection([](Connection& c, Deadline until) -> Result<int> {
+        auto rows = c.script("SELECT 1", until);
+        if (!rows)
+            return std::move(rows).error();
+        return 1;
+    });
     if (!r)
-        return r.error();
+        return std::move(r).error();
     return success();
 }
 
 Result<std::int64_t> PostgresRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
     // Validate here so a bad batch never reaches the server half-checked.
     for (std::size_t i = 0; i < statuses.size(); ++i) {
-        const ModelStatus& s = statuses[i];
-        auto reject = [&](const std::string& what) {
-            Error e =
-                make_error(Errc::invalid_argument, "statuses[" + std::to_string(i) + "]: " + what +
-                                                       "; nothing was written");
-            e.source = impl_->name;
+        if (auto problem = detail::status_problem(statuses[i])) {
+            Error e = make_error(Errc::invalid_argument, "statuses[" + std::to_string(i) + "]: " +
+                                                             *problem + "; nothing was written");
+            e.source = impl_->name();
             return e;
-        };
-        if (auto problem = detail::status_problem(s))
-            return reject(*problem);
+        }
     }
     if (statuses.empty())
         return std::int64_t{0};
-
     auto a = status_arrays(statuses);
-    return impl_->run([&](Session& session) {
-        // One statement: atomic on its own.
-        return impl_
-            ->exec(session, detail::sql::upsert_statuses, a[0], a[1], a[2], a[3], a[4], a[5], a[6])
-            .affected();
-    });
+    // One statement: atomic on its own.
+    return impl_->query(detail::upsert_statuses, params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
+                        [](const Rows& rows) { return rows.affected(); });
 }
 
 Result<Snapshot> PostgresRepository::export_snapshot() {
-    return impl_->run([&](Session& session) {
+    return impl_->with_connection([&](Connection& c, Deadline until) {
         // One snapshot of the database: the statements below run in this transaction.
-        detail::PgTransaction tx(session.pg(), "ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        Snapshot s;
-        s.generated_at = from_micros(number<long long>(
-            detail::exec_script(session.pg(),
-                                "SELECT (extract(epoch FROM now()) * 1000000)::bigint")
-                .field(0, 0)));
-        auto providers = detail::exec_script(
-            session.pg(), "SELECT slug, name, website FROM providers ORDER BY slug");
-        for (int row = 0; row < providers.size(); ++row) {
-            Columns col(providers, row);
-            Provider p;
-            p.slug = col.text();
-            p.name = col.text();
-            p.website = col.text();
-            s.providers.push_back(std::move(p));
-        }
-        auto models = impl_->exec(session, detail::sql::list_models);
-        for (int row = 0; row < models.size(); ++row) {
-            Model m = model_from_row(models, row);
-            m.provider.reset();
-            m.status.reset();
-            s.models.push_back(std::move(m));
-        }
-        auto statuses = impl_->exec(session, detail::sql::list_statuses);
-        for (int row = 0; row < statuses.size(); ++row)
-            s.statuses.push_back(status_from_row(statuses, row));
-        tx.commit();
-        return s;
+        return c.transaction(
+            "ISOLATION LEVEL REPEATABLE READ READ ONLY", until,
+            [&](Connection& c) -> Result<Snapshot> {
+                const auto& st = impl_->statements;
+                constexpr std::array<const char*, 0> none{};
+                auto now = c.script("SELECT (extract(epoch FROM now()) * 1000000)::bigint", until);
+                if (!now)
+                    return std::move(now).error();
+                auto providers = c.execute(st[detail::list_providers], none, until);
+                if (!providers)
+                    return std::move(providers).error();
+                auto models = c.execute(st[detail::list_models], none, until);
+                if (!models)
+                    return std::move(models).error();
+                auto statuses = c.execute(st[detail::list_statuses], none, until);
+                if (!statuses)
+                    return std::move(statuses).error();
+                Snapshot s;
+                s.generated_at = from_micros(number<long long>(now.value(), 0, 0));
+                for (int row = 0; row < providers.value().size(); ++row) {
+                    Columns col(providers.value(), row);
+                    Provider p;
+                    p.slug = col.text();
+                    p.name = col.text();
+                    p.website = col.text();
+                    s.providers.push_back(std::move(p));
+                }
+                for (int row = 0; row < models.value().size(); ++row) {
+                    Model m = model_from_row(models.value(), row);
+                    m.provider.reset();
+                    m.status.reset();
+                    s.models.push_back(std::move(m));
+                }
+                for (int row = 0; row < statuses.value().size(); ++row)
+                    s.statuses.push_back(status_from_row(statuses.value(), row));
+                return s;
+            });
     });
 }
 
 Result<int> PostgresRepository::schema_version() {
-    return impl_->run([&](Session& session) {
-        auto has_table =
-            detail::exec_script(session.pg(), detail::sql::has_migrations_table.data());
-        if (has_table.field(0, 0).text != "t")
-            return 0;
-        return number<int>(
-            detail::exec_script(session.pg(), detail::sql::schema_version.data()).field(0, 0));
+    return impl_->with_connection([&](Connection& c, Deadline until) -> Result<int> {
+        return c.transaction("READ ONLY", until, [&](Connection& c) -> Result<int> {
+            if (auto path = impl_->local_search_path(); !path.empty())
+                if (auto set = c.script(path, until); !set)
+                    return std::move(set).error();
+            auto has_table = c.script(std::string(detail::sql::has_migrations_table), until);
+            if (!has_table)
+                return std::move(has_table).error();
+            if (has_table.value().text(0, 0) != "t")
+                return 0;
+            auto version = c.script(std::string(detail::sql::schema_version), until);
+            if (!version)
+                return std::move(version).error();
+            return number<int>(version.value(), 0, 0);
+        });
     });
 }
 
 Result<int> PostgresRepository::migrate() {
-    return impl_->run([&](Session& session) {
-        PGconn* pg = session.pg();
-        detail::PgTransaction tx(pg);
-        auto script = [pg](const std::string& sql) { return detail::exec_script(pg, sql.c_str()); };
-        script("SELECT pg_advisory_xact_lock(" + std::to_string(detail::migration_lock_key) + ")");
-        if (!impl_->config.schema.empty())
-            script("CREATE SCHEMA IF NOT EXISTS " +
-                   detail::quote_identifier(pg, impl_->config.schema));
-        script("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
-               "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
-        int current = number<int>(script(std::string(detail::sql::schema_version)).field(0, 0));
-        for (const auto& m : detail::migrations()) {
-            if (m.version <= current)
-                continue;
-            script(std::string(m.sql));
-            detail::exec_text(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                              std::to_string(m.version), std::string(m.name));
-            current = m.version;
-        }
-        tx.commit();
-        return current;
+    return impl_->with_connection([&](Connection& c, Deadline until) -> Result<int> {
+        return c.transaction("", until, [&](Connection& c) -> Result<int> {
+            auto run = [&](const std::string& sql) { return c.script(sql, until); };
+            std::vector<std::string> setup{"SELECT pg_advisory_xact_lock(" +
+                                           std::to_string(detail::migration_lock_key) + ")"};
+            if (!impl_->config.schema.empty()) {
+                setup.push_back("CREATE SCHEMA IF NOT EXISTS " +
+                                detail::quote_identifier(impl_->config.schema));
+                setup.push_back(impl_->local_search_path());
+            }
+            setup.push_back("CREATE TABLE IF NOT EXISTS schema_migrations (version integer "
+                            "PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL "
+                            "DEFAULT now())");
+            for (const auto& sql : setup)
+                if (auto done = run(sql); !done)
+                    return std::move(done).error();
+            auto version = run(std::string(detail::sql::schema_version));
+            if (!version)
+                return std::move(version).error();
+            int current = number<int>(version.value(), 0, 0);
+            for (const auto& m : detail::migrations()) {
+                if (m.version <= current)
+                    continue;
+                if (auto done = run(std::string(m.sql)); !done)
+                    return std::move(done).error();
+                std::string number_text = std::to_string(m.version);
+                std::string name(m.name);
+                auto noted =
+                    c.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                              params(number_text, name), until);
+                if (!noted)
+                    return std::move(noted).error();
+                current = m.version;
+            }
+            return current;
+        });
     });
 }
 
@@ -530,33 +617,52 @@ Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
         m_context.push_back(m.context_window ? std::optional<double>(*m.context_window)
                                              : std::nullopt);
     }
+    std::array<std::string, 3> providers{text_array(p_slug), text_array(p_name),
+                                         text_array(p_site)};
+    std::array<std::string, 6> models{text_array(m_slug),      text_array(m_name),
+                                      text_array(m_provider),  text_array(m_description),
+                                      number_array(m_context), text_array(m_active)};
     std::optional<std::array<std::string, 7>> statuses;
     if (!snapshot.statuses.empty())
         statuses = status_arrays(snapshot.statuses);
-    auto r = impl_->run([&](Session& session) {
-        detail::PgTransaction tx(session.pg());
-        detail::exec_script(session.pg(),
-                            "DELETE FROM model_status; DELETE FROM models; DELETE FROM providers");
-        detail::exec_text(session.pg(),
-                          "INSERT INTO providers (slug, name, website) "
-                          "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
-                          text_array(p_slug), text_array(p_name), text_array(p_site));
-        detail::exec_text(
-            session.pg(),
-            "INSERT INTO models (slug, name, provider_slug, description, context_window, active) "
-            "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
-            "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)",
-            text_array(m_slug), text_array(m_name), text_array(m_provider),
-            text_array(m_description), number_array(m_context), text_array(m_active));
-        if (statuses)
-            impl_->exec(session, detail::sql::upsert_statuses, (*statuses)[0], (*statuses)[1],
-                        (*statuses)[2], (*statuses)[3], (*statuses)[4], (*statuses)[5],
-                        (*statuses)[6]);
-        tx.commit();
-        return 0;
+    const std::string& t = impl_->schema_prefix;
+    std::string insert_providers = "INSERT INTO " + t +
+                                   "providers (slug, name, website) "
+                                   "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])";
+    std::string insert_models =
+        "INSERT INTO " + t +
+        "models (slug, name, provider_slug, description, context_window, active) "
+        "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)";
+    auto r = impl_->with_connection([&](Connection& c, Deadline until) -> Result<int> {
+        return c.transaction("", until, [&](Connection& c) -> Result<int> {
+            if (auto done = c.script("DELETE FROM " + t + "model_status; DELETE FROM " + t +
+                                         "models; DELETE FROM " + t + "providers",
+                                     until);
+                !done)
+                return std::move(done).error();
+            if (auto done = c.execute(insert_providers.c_str(),
+                                      params(providers[0], providers[1], providers[2]), until);
+                !done)
+                return std::move(done).error();
+            if (auto done = c.execute(
+                    insert_models.c_str(),
+                    params(models[0], models[1], models[2], models[3], models[4], models[5]),
+                    until);
+                !done)
+                return std::move(done).error();
+            if (statuses) {
+                const auto& a = *statuses;
+                if (auto done = c.execute(impl_->statements[detail::upsert_statuses],
+                                          params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]), until);
+                    !done)
+                    return std::move(done).error();
+            }
+            return 0;
+        });
     });
     if (!r)
-        return r.error();
+        return std::move(r).error();
     return success();
 }
 

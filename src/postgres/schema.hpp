@@ -2,16 +2,20 @@
 // modelrepo's tables and the SQL of every repository call.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <span>
+#include <string>
 #include <string_view>
+
+#include "connection.hpp"
 
 namespace modelrepo::detail {
 
 struct Migration {
     int version;
     std::string_view name;
-    std::string_view sql;
+    std::string_view sql; ///< runs with search_path set to the repository's schema
 };
 
 /// Every migration, in order. Append only: a released migration never changes.
@@ -20,66 +24,48 @@ std::span<const Migration> migrations();
 /// Key of the advisory lock that serializes migrate() across processes.
 inline constexpr long long migration_lock_key = 0x6d6f64656c7265; // "modelre"
 
-/// A statement with the name it is prepared under. `name` and `sql` view string
-/// literals, so `data()` is NUL-terminated (libpq takes C strings; schema.cpp checks).
-struct Statement {
-    std::size_t id; ///< its bit in PooledConnection::prepared (checked in schema.cpp)
+/// The statements of the repository's calls, by id (`Statement::id`).
+enum StatementId : std::size_t {
+    count_models,
+    count_providers,
+    list_statuses,
+    find_models,
+    find_model,
+    list_models,
+    system_stats,
+    upsert_statuses,
+    list_providers,
+    statement_count
+};
+
+/// The SQL of one statement, `{t}` where a table's schema goes ("" or `"schema".`).
+struct StatementText {
+    StatementId id;
     std::string_view name;
     std::string_view sql;
 };
 
+/// Every statement's text, in id order (checked in schema.cpp).
+std::span<const StatementText> statement_texts();
+
+/// The statements of one repository: the texts with its schema filled in, so that no
+/// statement depends on a session's search_path (PgBouncer's transaction mode shares
+/// sessions between clients).
+class StatementSet {
+public:
+    /// `schema_prefix`: a quoted identifier and a dot (`"app".`), or "" for none.
+    explicit StatementSet(const std::string& schema_prefix);
+    StatementSet(const StatementSet&) = delete;
+    StatementSet& operator=(const StatementSet&) = delete;
+
+    const Statement& operator[](StatementId id) const noexcept { return statements_[id]; }
+
+private:
+    std::array<std::string, statement_count> sql_;
+    std::array<Statement, statement_count> statements_;
+};
+
 namespace sql {
-
-inline constexpr Statement count_models{0, "modelrepo_count_models", "SELECT count(*) FROM models"};
-inline constexpr Statement count_providers{1, "modelrepo_count_providers",
-                                           "SELECT count(*) FROM providers"};
-inline constexpr Statement list_statuses{
-    2, "modelrepo_list_statuses",
-    "SELECT model_slug, health, availability, latency_ms, error_rate, region, "
-    "(extract(epoch FROM checked_at) * 1000000)::bigint "
-    "FROM model_status ORDER BY model_slug"};
-
-// Columns: 0 slug, 1 name, 2 provider_slug, 3 description, 4 context_window, 5 active,
-// 6 provider name, 7 provider website, 8 health, 9 availability, 10 latency_ms,
-// 11 error_rate, 12 region, 13 checked_at (µs since the epoch)
-#define MODELREPO_MODEL_COLUMNS                                                                    \
-    "SELECT m.slug, m.name, m.provider_slug, m.description, m.context_window, m.active, "          \
-    "p.name, p.website, s.health, s.availability, s.latency_ms, s.error_rate, s.region, "          \
-    "(extract(epoch FROM s.checked_at) * 1000000)::bigint "                                        \
-    "FROM models m JOIN providers p ON p.slug = m.provider_slug "                                  \
-    "LEFT JOIN model_status s ON s.model_slug = m.slug "
-
-inline constexpr Statement find_models{3, "modelrepo_find_models",
-                                       MODELREPO_MODEL_COLUMNS "WHERE m.slug = ANY($1::text[])"};
-inline constexpr Statement find_model{4, "modelrepo_find_model",
-                                      MODELREPO_MODEL_COLUMNS "WHERE m.slug = $1"};
-inline constexpr Statement list_models{5, "modelrepo_list_models",
-                                       MODELREPO_MODEL_COLUMNS "ORDER BY m.slug"};
-#undef MODELREPO_MODEL_COLUMNS
-
-inline constexpr Statement system_stats{
-    6, "modelrepo_system_stats",
-    "SELECT count(*), count(*) FILTER (WHERE m.active), "
-    "(SELECT count(*) FROM providers), "
-    "count(*) FILTER (WHERE s.health = 'operational'), "
-    "count(*) FILTER (WHERE s.health = 'degraded'), "
-    "count(*) FILTER (WHERE s.health = 'outage'), "
-    "count(*) FILTER (WHERE s.health IS NULL OR s.health = 'unknown'), "
-    "(extract(epoch FROM now()) * 1000000)::bigint "
-    "FROM models m LEFT JOIN model_status s ON s.model_slug = m.slug"};
-
-// One multi-row upsert; a row older than the stored one is left alone.
-inline constexpr Statement upsert_statuses{
-    7, "modelrepo_upsert_statuses",
-    "INSERT INTO model_status AS cur "
-    "(model_slug, health, availability, latency_ms, error_rate, region, checked_at) "
-    "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], "
-    "$6::text[], $7::timestamptz[]) "
-    "ON CONFLICT (model_slug) DO UPDATE SET health = EXCLUDED.health, "
-    "availability = EXCLUDED.availability, latency_ms = EXCLUDED.latency_ms, "
-    "error_rate = EXCLUDED.error_rate, region = EXCLUDED.region, "
-    "checked_at = EXCLUDED.checked_at "
-    "WHERE cur.checked_at <= EXCLUDED.checked_at"};
 
 // Two steps: a statement naming a missing table fails even in an untaken CASE branch.
 inline constexpr std::string_view has_migrations_table =

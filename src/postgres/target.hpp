@@ -20,8 +20,13 @@ struct PgTarget {
     std::string host_list() const;
 };
 
-/// Reads user, hosts, ports and database from a postgresql:// URI or a conninfo string;
-/// missing parts take libpq's defaults (PGUSER/USER, PGHOST/localhost, PGPORT/5432).
+/// "host:port", with brackets around an IPv6 address ("[::1]:5432").
+std::string host_port(const std::string& host, int port);
+
+/// Reads user, hosts, ports and database from a postgresql:// URI or a conninfo string,
+/// as libpq reads them (PQconninfoParse); missing parts take libpq's defaults
+/// (PGUSER/USER, PGHOST/localhost, PGPORT/5432). A string libpq cannot parse gives
+/// the defaults.
 PgTarget parse_pg_target(const std::string& conninfo);
 
 } // namespace modelrepo::detail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# check_install.sh BUILD_DIR PROGRAM.cpp: meson install into a temporary DESTDIR, then
+# check_install.sh BUILD_DIR PROGRAM.cpp [with-cli|without-cli]: meson install into a temporary DESTDIR, then
 # compile PROGRAM.cpp against it with pkg-config alone and run it.
 set -euo pipefail
 build=$1
@@ -24,5 +24,7 @@ libdir=$(dirname "$(find "$dest" -name 'libmodelrepo.so' | head -n 1)")
 output=$(LD_LIBRARY_PATH=$libdir "$dest/program")
 echo "$output"
 grep -q "32 models from builtin" <<<"$output"
-LD_LIBRARY_PATH=$libdir "$dest$prefix/bin/modelrepo" stats >/dev/null
+if [ "${3:-with-cli}" = with-cli ]; then
+    LD_LIBRARY_PATH=$libdir "$dest$prefix/bin/modelrepo" stats >/dev/null
+fi
 echo "installed library, headers, pkg-config file, data and CLI work"

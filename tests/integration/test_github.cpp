@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // GithubRepository against a real HTTP server on loopback.
 #include <atomic>
+#include <ctime>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -166,6 +167,68 @@ TEST_CASE("429 with Retry-After is rate_limited with that delay") {
     CHECK(wait <= 120);
 }
 
+TEST_CASE("Retry-After as an HTTP date is honoured") {
+    HttpServer server;
+    auto when = system_clock::now() + 300s;
+    std::time_t t = system_clock::to_time_t(when);
+    char date[64];
+    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", std::gmtime(&t));
+    server.handle([&](const httplib::Request&, httplib::Response& res) {
+        res.status = 429;
+        res.set_header("Retry-After", date);
+    });
+    auto repo = repo_for(server, "refresh_interval=0");
+    auto e = expect_error(repo->count_models(), Errc::rate_limited);
+    REQUIRE(e.retry_after);
+    auto wait = duration_cast<seconds>(*e.retry_after - system_clock::now()).count();
+    CHECK(wait > 280);
+    CHECK(wait <= 301);
+    expect_error(repo->count_models(), Errc::rate_limited);
+    CHECK(server.requests() == 1);
+}
+
+TEST_CASE("an X-RateLimit-Reset that overflows is not trusted: a minute instead") {
+    HttpServer server;
+    server.handle([](const httplib::Request&, httplib::Response& res) {
+        res.status = 403;
+        res.set_header("X-RateLimit-Remaining", "0");
+        res.set_header("X-RateLimit-Reset", "99999999999999999999");
+    });
+    auto repo = repo_for(server, "refresh_interval=0");
+    auto e = expect_error(repo->count_models(), Errc::rate_limited);
+    REQUIRE(e.retry_after);
+    auto wait = duration_cast<seconds>(*e.retry_after - system_clock::now()).count();
+    CHECK(wait > 50);
+    CHECK(wait <= 60);
+    CHECK(e.message.find("rate limited until 2") != std::string::npos); // not year 1889
+}
+
+TEST_CASE("with no copy yet, callers share one download instead of queueing for their own") {
+    HttpServer server;
+    server.handle([](const httplib::Request&, httplib::Response& res) {
+        std::this_thread::sleep_for(3s);
+        res.status = 500;
+    });
+    // The transfer times out at 1 s; the refresh interval is shorter than that.
+    auto repo = repo_for(server, "timeout=1s&refresh_interval=100ms");
+    auto start = steady_clock::now();
+    std::vector<std::thread> callers;
+    std::atomic<int> timeouts{0};
+    for (int i = 0; i < 8; ++i)
+        callers.emplace_back([&] {
+            auto r = repo->count_models();
+            if (!r && r.error().is(Errc::timeout))
+                ++timeouts;
+        });
+    for (auto& t : callers)
+        t.join();
+    auto took = steady_clock::now() - start;
+    CAPTURE(duration_cast<milliseconds>(took).count());
+    CHECK(timeouts.load() == 8);
+    CHECK(took < 2500ms); // one timeout, not eight in a row
+    CHECK(server.requests() <= 2);
+}
+
 TEST_CASE("a slow answer past the timeout is timeout, within the deadline plus slack") {
     HttpServer server;
     server.handle([](const httplib::Request&, httplib::Response& res) {
@@ -262,7 +325,8 @@ TEST_CASE("the contents API: path, ref, headers; the token only when set and nev
     auto denied =
         GithubRepository::open("github://acme/catalogue/x.json?api_base=" + server.base()).value();
     ::unsetenv("GITHUB_TOKEN");
-    auto e = expect_error(denied->count_models(), Errc::http_status);
+    auto e = expect_error(denied->count_models(), Errc::auth_failed);
+    CHECK(e.http_status == 401);
     CHECK(e.message.find("GITHUB_TOKEN") != std::string::npos);
 }
 
@@ -313,6 +377,7 @@ TEST_CASE("32 threads while a revalidation is in flight: one request reaches the
     CHECK(server.requests() == 1);
 }
 
+#if MODELREPO_TEST_CLI
 TEST_CASE("modelrepo stats --source github://… against a loopback server") {
     HttpServer server;
     server.handle(etag_handler(std::make_shared<std::string>(snapshot_text()),
@@ -327,3 +392,4 @@ TEST_CASE("modelrepo stats --source github://… against a loopback server") {
     CHECK(r.out.find(token) == std::string::npos);
     CHECK(r.err.find(token) == std::string::npos);
 }
+#endif

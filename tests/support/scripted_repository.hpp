@@ -11,6 +11,8 @@
 
 #include <modelrepo/memory_repository.hpp>
 
+#include "manual_clock.hpp"
+
 namespace modelrepo::test {
 
 class ScriptedRepository final : public ModelRepository {
@@ -87,18 +89,6 @@ private:
     std::atomic<int> delay_ms_{0};
     std::atomic<int> calls_{0};
     std::atomic<int> health_checks_{0};
-};
-
-/// A clock tests move by hand.
-struct ManualClock {
-    std::atomic<std::int64_t> ns{1'000'000'000};
-    void advance(std::chrono::nanoseconds d) { ns += d.count(); }
-    std::chrono::steady_clock::time_point now() const {
-        return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(ns.load()));
-    }
-    auto fn() {
-        return [this] { return now(); };
-    }
 };
 
 } // namespace modelrepo::test

@@ -235,3 +235,24 @@ TEST_CASE("run() wraps a call; concurrent callers keep the counts consistent") {
         t.join();
     CHECK(rejected.load() > 0); // 50 % failures tripped it
 }
+
+TEST_CASE("while open, permit() rejects without the mutex: one clock read, no lock") {
+    // The slow path reads the clock a second time under the mutex; the lock-free path
+    // reads it once. Count the reads.
+    ManualClock clock;
+    std::atomic<int> reads{0};
+    CircuitBreaker b(small_config(), [&] {
+        ++reads;
+        return clock.now();
+    });
+    calls(b, 4, &timeout);
+    REQUIRE(b.state() == BreakerState::open);
+    reads = 0;
+    for (int i = 0; i < 100; ++i)
+        CHECK_FALSE(b.permit());
+    CHECK(reads.load() == 100);
+    // Once the open time has passed, the mutex path runs and goes half-open.
+    clock.advance(2s);
+    CHECK(b.permit());
+    CHECK(b.state() == BreakerState::half_open);
+}

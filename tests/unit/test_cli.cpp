@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Runs the built modelrepo binary and checks its output and exit codes.
+#include <chrono>
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -129,6 +131,23 @@ TEST_CASE("a bad --source is an error with its Errc name, exit 1") {
     auto secret = cli({"--source", "mysql://app:TopS3cretPw@db/x", "stats"});
     CHECK(secret.exit_code == 1);
     CHECK(secret.err.find("TopS3cretPw") == std::string::npos);
+}
+
+TEST_CASE("a DATABASE_URL libpq would refuse: invalid_argument naming it, no connect") {
+    for (auto [query, named] :
+         {std::pair{"foo=bar", "'foo'"}, std::pair{"sslmode=bogus", "sslmode"},
+          std::pair{"sslmod=require", "did you mean sslmode?"}}) {
+        CAPTURE(query);
+        auto start = std::chrono::steady_clock::now();
+        auto r = cli({"--source", std::string("postgresql://u:p4ss-W0rd@127.0.0.1:1/db?") + query,
+                      "--source", "builtin:", "stats"});
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("invalid_argument") != std::string::npos);
+        CHECK(r.err.find(named) != std::string::npos);
+        CHECK(r.err.find("p4ss-W0rd") == std::string::npos);
+        CHECK(r.out.empty()); // the backup did not answer in its place
+        CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+    }
 }
 
 TEST_CASE("usage errors exit 2; --help and --version exit 0") {

@@ -84,6 +84,25 @@ TEST_CASE("redact hides passwords and tokens in every shape") {
     CHECK(redact("password: '" + secret + "'") == "password: ***");
 }
 
+TEST_CASE("IPv6 hosts and zones survive redaction; their passwords do not") {
+    const std::string secret = "Zq9-SeCrEt-Pw";
+    // The incident's addresses: ::1 and 127.0.0.1 are different pg_hba lines.
+    for (std::string_view kept :
+         {"postgresql://aigo@[::1]:5432/ai_server_info", "postgresql://[::1]:5432/db",
+          "postgresql://aigo@[::1]:5432,127.0.0.1:5433/db",
+          "postgresql://aigo@[fe80::1%25eth0]:5432/db", "postgresql://aigo@[2001:db8::7]/db",
+          "cannot connect to postgresql://app@[::1]:41234/modelrepo as user \"app\""}) {
+        CAPTURE(kept);
+        CHECK(redact(kept) == std::string(kept));
+    }
+    CHECK(redact("postgresql://aigo:" + secret + "@[::1]:5432/ai_server_info") ==
+          "postgresql://aigo:***@[::1]:5432/ai_server_info");
+    CHECK(redact("postgresql://aigo:" + secret + "@[fe80::1%25eth0]:5432/db") ==
+          "postgresql://aigo:***@[fe80::1%25eth0]:5432/db");
+    // A bracketed host followed by a non-numeric "port" is still masked.
+    CHECK(redact("postgresql://[::1]:" + secret + "/db").find(secret) == std::string::npos);
+}
+
 TEST_CASE("make_error redacts the message") {
     Error error = make_error(Errc::auth_failed, "login to postgresql://u:hunter22@h/db failed");
     CHECK(error.message.find("hunter22") == std::string::npos);

@@ -213,6 +213,45 @@ TEST_CASE("Prometheus text has HELP and TYPE lines and per-source samples") {
     }
 }
 
+namespace {
+
+/// A source that reports metrics of its own, as a PostgreSQL pool or a copy does.
+class SelfReporting final : public ModelRepository {
+public:
+    std::string_view name() const noexcept override { return "reporting"; }
+    Result<std::int64_t> count_models() override { return 1; }
+    Result<std::int64_t> count_providers() override { return 1; }
+    Result<std::vector<ModelStatus>> list_statuses() override { return std::vector<ModelStatus>{}; }
+    Result<std::vector<Model>> find_models(std::span<const std::string>) override {
+        return std::vector<Model>{};
+    }
+    Result<std::optional<Model>> find_model(std::string_view) override {
+        return std::optional<Model>{};
+    }
+    Result<SystemStats> system_stats() override { return SystemStats{}; }
+    Result<void> check_health() override { return success(); }
+    std::vector<MetricFamily> backend_metrics() const override {
+        MetricFamily f{"modelrepo_pool_connections", MetricFamily::Type::gauge, "test pool", {}};
+        f.add({{"state", "idle"}}, 3);
+        return {f};
+    }
+};
+
+} // namespace
+
+TEST_CASE("each source's own metrics reach metrics() and prometheus() through the interface") {
+    auto reporting = std::make_shared<SelfReporting>();
+    auto chain = FallbackRepository::create({reporting, MemoryRepository::builtin()}).value();
+    auto m = chain->metrics();
+    REQUIRE(m.sources[0].backend.size() == 1);
+    CHECK(m.sources[0].backend[0].name == "modelrepo_pool_connections");
+    CHECK(m.sources[1].backend.empty());
+    std::string text = chain->prometheus();
+    CHECK(text.find("# TYPE modelrepo_pool_connections gauge") != std::string::npos);
+    CHECK(text.find("modelrepo_pool_connections{source=\"reporting\",state=\"idle\"} 3") !=
+          std::string::npos);
+}
+
 TEST_CASE("the latency histogram times one call in latency_sample_every per thread") {
     FallbackConfig config = Chain::quick();
     config.latency_sample_every = 4;
@@ -284,4 +323,27 @@ TEST_CASE("8 threads read while the primary flaps: every read answers") {
         t.join();
     CHECK(failed.load() == 0);
     CHECK(reads.load() > 0);
+}
+
+TEST_CASE("destroying the chain drops the events a slow subscriber has not taken, counted") {
+    auto config = Chain::quick();
+    config.event_queue_limit = 1'000;
+    auto c = std::make_unique<Chain>(config);
+    std::atomic<int> delivered{0};
+    c->repo->subscribe([&](const FallbackEvent&) {
+        ++delivered;
+        std::this_thread::sleep_for(300ms);
+    });
+    // Flapping the primary queues many events (opened, served by backup, ...).
+    for (int i = 0; i < 40; ++i) {
+        c->primary->fail_with(i % 2 ? std::optional<Errc>() : std::optional<Errc>(Errc::timeout));
+        (void)c->repo->count_models();
+        c->repo->breaker(0).probe_succeeded();
+    }
+    std::this_thread::sleep_for(50ms); // the subscriber is inside its first event
+    auto start = steady_clock::now();
+    c.reset();
+    // Waits for the one event being delivered (300 ms), not for the whole queue.
+    CHECK(steady_clock::now() - start < 1500ms);
+    CHECK(delivered.load() <= 2);
 }

@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
+#include <modelrepo/open.hpp>
 #include <modelrepo/snapshot.hpp>
 
 #include "temp_dir.hpp"
@@ -240,4 +245,33 @@ TEST_CASE("snapshot files: atomic write, read back, missing file") {
     auto unwritable = write_snapshot_file(builtin_snapshot(), dir.path() / "no/such/dir.json");
     REQUIRE_FALSE(unwritable);
     CHECK(unwritable.error().is(Errc::io_error));
+}
+
+TEST_CASE("a snapshot write never follows a symlink planted where a temporary file would go") {
+    test::TempDir dir;
+    auto victim = dir.write("victim.txt", "keep me");
+    auto path = dir.path() / "models.json";
+    // The name a predictable temporary file had (path + ".tmp." + pid).
+    auto planted = path;
+    planted += ".tmp." + std::to_string(::getpid());
+    std::filesystem::create_symlink(victim, planted);
+    REQUIRE(write_snapshot_file(builtin_snapshot(), path));
+    std::ifstream in(victim);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(content == "keep me");
+    CHECK(std::filesystem::is_regular_file(std::filesystem::symlink_status(path)));
+    CHECK(read_snapshot_file(path).value() == builtin_snapshot());
+}
+
+TEST_CASE("a snapshot file larger than the limit is refused while reading (/dev/zero)") {
+    auto start = std::chrono::steady_clock::now();
+    auto endless = read_snapshot_file("/dev/zero");
+    REQUIRE_FALSE(endless);
+    CHECK(endless.error().is(Errc::bad_data));
+    CHECK(endless.error().message.find("larger than") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+    // And through open(): the same refusal.
+    auto repo = modelrepo::open("file:///dev/zero");
+    REQUIRE_FALSE(repo);
+    CHECK(repo.error().is(Errc::bad_data));
 }

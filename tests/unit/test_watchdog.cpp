@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "postgres/pool.hpp"
+#include "postgres/watchdog.hpp"
 
 using modelrepo::detail::SteadyClock;
 using modelrepo::detail::Watchdog;

@@ -76,7 +76,10 @@ int fail(const Error& error) {
 }
 
 void print_json(const nlohmann::ordered_json& value) {
-    std::cout << value.dump(2) << '\n';
+    // Text from a database may not be UTF-8 (an SQL_ASCII database passes bytes through):
+    // replace what is not, rather than abort on nlohmann::json's type_error.
+    std::cout << value.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+              << '\n';
 }
 
 int run_stats(ModelRepository& repo, const Options& options) {

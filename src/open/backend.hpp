@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: MIT
+// What open() needs of each backend: the URI schemes it takes and a function that
+// builds it from a URI. Each backend folder defines its opener (src/<backend>/open_*.cpp);
+// src/open/open.cpp lists them, one line each.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string_view>
+
+#include <modelrepo/model_repository.hpp>
+
+#include "../core/uri.hpp"
+
+namespace modelrepo::detail {
+
+/// Builds a repository from the whole URI `text` (already split into `uri`).
+using Opener = Result<std::shared_ptr<ModelRepository>> (*)(std::string_view text, const Uri& uri);
+
+struct Backend {
+    std::string_view title;                  ///< "PostgreSQL", for messages
+    std::array<std::string_view, 3> schemes; ///< lower case; unused entries empty
+    Opener open;                             ///< nullptr when this build lacks the backend
+    std::string_view build_option;           ///< how to build it in ("-Dpostgres=enabled")
+};
+
+// The openers, each defined in its backend's folder.
+Result<std::shared_ptr<ModelRepository>> open_builtin(std::string_view text, const Uri& uri);
+Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const Uri& uri);
+Result<std::shared_ptr<ModelRepository>> open_postgres(std::string_view text, const Uri& uri);
+Result<std::shared_ptr<ModelRepository>> open_github(std::string_view text, const Uri& uri);
+
+} // namespace modelrepo::detail

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+// open() and open_chain(): the composition root. It reads a URI and wires the parts;
+// nothing below it knows which backends exist.
+#include <modelrepo/fallback_repository.hpp>
+#include <modelrepo/open.hpp>
+#include <modelrepo/version.hpp>
+
+#include "backend.hpp"
+
+namespace modelrepo {
+
+namespace {
+
+#if MODELREPO_HAS_POSTGRES
+constexpr detail::Opener postgres_opener = &detail::open_postgres;
+#else
+constexpr detail::Opener postgres_opener = nullptr;
+#endif
+#if MODELREPO_HAS_GITHUB
+constexpr detail::Opener github_opener = &detail::open_github;
+#else
+constexpr detail::Opener github_opener = nullptr;
+#endif
+
+// Every backend, one line each: a new backend is its folder and a line here.
+constexpr std::array<detail::Backend, 4> backends{{
+    {"the bundled catalogue", {"builtin"}, &detail::open_builtin, ""},
+    {"snapshot files", {"file"}, &detail::open_file, ""},
+    {"PostgreSQL", {"postgresql", "postgres"}, postgres_opener, "-Dpostgres=enabled"},
+    {"GitHub/HTTP", {"github", "https", "http"}, github_opener, "-Dgithub=enabled"},
+}};
+
+std::string known_schemes() {
+    std::string known;
+    for (const auto& backend : backends)
+        for (auto scheme : backend.schemes)
+            if (!scheme.empty())
+                known += (known.empty() ? "" : ", ") + std::string(scheme) + ":";
+    return known;
+}
+
+} // namespace
+
+Result<std::shared_ptr<ModelRepository>> open(std::string_view text) {
+    if (text.empty())
+        return make_error(Errc::invalid_argument,
+                          "empty source URI (expected e.g. builtin:, file:///path.json, "
+                          "postgresql://host/db, github://owner/repo/path)");
+    auto uri = detail::parse_uri(text);
+    if (!uri)
+        return uri.error();
+    for (const auto& backend : backends)
+        for (auto scheme : backend.schemes) {
+            if (scheme.empty() || scheme != uri.value().scheme)
+                continue;
+            if (!backend.open)
+                return make_error(Errc::not_supported, "cannot open '" + detail::redact_url(text) +
+                                                           "': this build of modelrepo has no " +
+                                                           std::string(backend.title) +
+                                                           " backend (rebuild with " +
+                                                           std::string(backend.build_option) + ")");
+            return backend.open(text, uri.value());
+        }
+    return make_error(Errc::invalid_argument, "unknown scheme '" + uri.value().scheme +
+                                                  "' in source URI '" + detail::redact_url(text) +
+                                                  "' (known: " + known_schemes() + ")");
+}
+
+Result<std::shared_ptr<ModelRepository>> open_chain(std::span<const std::string> uris) {
+    if (uris.empty())
+        return make_error(Errc::invalid_argument, "open_chain needs at least one source URI");
+    if (uris.size() == 1)
+        return open(uris.front());
+    std::vector<std::shared_ptr<ModelRepository>> sources;
+    for (const std::string& uri : uris) {
+        auto source = open(uri);
+        if (!source)
+            return source.error();
+        sources.push_back(std::move(source).value());
+    }
+    auto chain = FallbackRepository::create(std::move(sources));
+    if (!chain)
+        return chain.error();
+    return std::shared_ptr<ModelRepository>(std::move(chain).value());
+}
+
+} // namespace modelrepo

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: MIT
+#include "connection.hpp"
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include <poll.h>
+
+#include "errors.hpp"
+
+namespace modelrepo::detail {
+
+using namespace std::chrono;
+
+std::int64_t Rows::affected() const noexcept {
+    const char* text = PQcmdTuples(result_.get());
+    std::int64_t n = 0;
+    std::from_chars(text, text + std::char_traits<char>::length(text), n);
+    return n;
+}
+
+namespace {
+
+milliseconds until(Deadline deadline) {
+    return std::max(duration_cast<milliseconds>(deadline - SteadyClock::now()), milliseconds(0));
+}
+
+/// One login attempt on one host, by `deadline`: libpq's non-blocking connect, polled
+/// here so that the deadline holds (libpq's own connect_timeout applies only to its
+/// blocking connect).
+Result<PGconn*> connect_host(const SessionConfig& config, const HostParams& host,
+                             Deadline deadline) {
+    std::vector<const char*> keys, values;
+    for (const auto& [k, v] : host.params) {
+        keys.push_back(k.c_str());
+        values.push_back(v.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    auto started = SteadyClock::now();
+    std::unique_ptr<PGconn, void (*)(PGconn*)> pg(
+        PQconnectStartParams(keys.data(), values.data(), 0), &PQfinish);
+    if (!pg)
+        return make_error(Errc::unreachable, "libpq could not allocate a connection");
+    auto status =
+        PQstatus(pg.get()) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+    while (status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED) {
+        auto remaining = until(deadline);
+        if (remaining.count() == 0)
+            return connect_timeout_error(config, host,
+                                         duration_cast<milliseconds>(SteadyClock::now() - started));
+        pollfd fd{PQsocket(pg.get()),
+                  static_cast<short>(status == PGRES_POLLING_READING ? POLLIN : POLLOUT), 0};
+        int ready =
+            ::poll(&fd, 1, static_cast<int>(std::min<long long>(remaining.count() + 1, 60'000)));
+        if (ready < 0 && errno != EINTR)
+            return connect_error(std::string("poll() failed: ") + std::strerror(errno), config,
+                                 host, milliseconds(0));
+        if (ready > 0)
+            status = PQconnectPoll(pg.get());
+    }
+    if (status == PGRES_POLLING_FAILED || PQstatus(pg.get()) != CONNECTION_OK)
+        return connect_error(PQerrorMessage(pg.get()), config, host, until(deadline));
+    return pg.release();
+}
+
+/// How much an error says about a host, for the one error of a connect that tried several:
+/// what the user must fix first.
+int weight(const Error& error) {
+    auto e = error.errc().value_or(Errc::unreachable);
+    switch (e) {
+    case Errc::auth_failed:
+        return 6;
+    case Errc::database_missing:
+        return 5;
+    case Errc::too_many_connections:
+        return 4;
+    case Errc::tls_failed:
+        return 3;
+    case Errc::read_only:
+        return 2;
+    case Errc::timeout:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+} // namespace
+
+Result<std::unique_ptr<Connection>> Connection::open(std::shared_ptr<const SessionConfig> config,
+                                                     Watchdog& watchdog, Deadline deadline) {
+    std::optional<Error> chosen;
+    std::string others;
+    for (std::size_t i = 0; i < config->hosts.size(); ++i) {
+        const HostParams& host = config->hosts[i];
+        auto attempt_deadline = std::min(deadline, SteadyClock::now() + config->connect_timeout);
+        auto pg = connect_host(*config, host, attempt_deadline);
+        if (pg) {
+            std::unique_ptr<Connection> connection(new Connection(config, pg.value(), i, watchdog));
+            if (auto ready = connection->setup(deadline); !ready)
+                return ready.error();
+            return connection;
+        }
+        Error error = std::move(pg).error();
+        if (config->hosts.size() > 1)
+            others += "; " + host.label + ": " + std::string(to_string(*error.errc()));
+        if (!chosen || weight(error) > weight(*chosen))
+            chosen = std::move(error);
+        if (SteadyClock::now() >= deadline)
+            break;
+    }
+    if (!others.empty())
+        chosen->message += " (hosts tried" + others + ")";
+    return *chosen;
+}
+
+Connection::Connection(std::shared_ptr<const SessionConfig> config, PGconn* pg,
+                       std::size_t host_index, Watchdog& watchdog)
+    : config_(std::move(config))
+    , pg_(pg, &PQfinish)
+    , host_index_(host_index)
+    , watchdog_(&watchdog)
+    , slot_(watchdog.watch(PQsocket(pg))) {}
+
+Connection::~Connection() {
+    // Leave the watchdog before the socket closes: it must never shut down a socket
+    // number that was reused.
+    watchdog_->forget(slot_);
+}
+
+Result<void> Connection::setup(Deadline deadline) {
+    if (!config_->session_settings)
+        return success();
+    std::string sql =
+        "SET statement_timeout = " + std::to_string(config_->statement_timeout.count());
+    if (!config_->schema.empty())
+        sql += "; SET search_path TO " + quote_identifier(config_->schema);
+    if (auto done = script(sql, deadline); !done)
+        return done.error();
+    return success();
+}
+
+template <class Send>
+Result<Rows> Connection::run(Deadline deadline, Send&& send) {
+    watchdog_->arm(*slot_, deadline);
+    PGresult* result = send(pg_.get());
+    Rows rows(result);
+    if (Watchdog::disarm(*slot_)) {
+        // Cut at the deadline: that is the error, whatever libpq made of the shut socket.
+        broken_ = true;
+        return query_error("connection cut at the deadline", "", true, true, *config_);
+    }
+    ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+        return rows;
+    const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    std::string message = result ? PQresultErrorMessage(result) : "";
+    if (message.empty())
+        message = PQerrorMessage(pg_.get());
+    bool gone = PQstatus(pg_.get()) != CONNECTION_OK;
+    if (gone || status == PGRES_COPY_IN || status == PGRES_COPY_OUT || !result)
+        broken_ = true;
+    return query_error(message, state ? state : "", gone, false, *config_);
+}
+
+Result<Rows> Connection::execute(const Statement& statement, Params params, Deadline deadline) {
+    const int count = static_cast<int>(params.size());
+    if (!config_->prepared_statements)
+        return execute(statement.sql, params, deadline);
+    std::uint64_t bit = std::uint64_t{1} << statement.id;
+    if (!(prepared_ & bit)) {
+        auto prepared = run(deadline, [&](PGconn* pg) {
+            return PQprepare(pg, statement.name, statement.sql, 0, nullptr);
+        });
+        if (!prepared)
+            return prepared.error();
+        prepared_ |= bit;
+    }
+    auto send = [&](PGconn* pg) {
+        return PQexecPrepared(pg, statement.name, count, params.data(), nullptr, nullptr, 0);
+    };
+    auto rows = run(deadline, send);
+    // A migration changed a column's type under the prepared plan: the server answers
+    // "cached plan must not change result type" (0A000) until the statement is prepared
+    // again. Outside a transaction, do that once.
+    if (!rows && rows.error().sqlstate == "0A000" && usable() &&
+        PQtransactionStatus(pg_.get()) == PQTRANS_IDLE) {
+        auto again = run(deadline, [&](PGconn* pg) {
+            PQclear(PQexec(pg, ("DEALLOCATE " + std::string(statement.name)).c_str()));
+            return PQprepare(pg, statement.name, statement.sql, 0, nullptr);
+        });
+        if (!again)
+            return again.error();
+        return run(deadline, send);
+    }
+    return rows;
+}
+
+Result<Rows> Connection::execute(const char* sql, Params params, Deadline deadline) {
+    return run(deadline, [&](PGconn* pg) {
+        return PQexecParams(pg, sql, static_cast<int>(params.size()), nullptr, params.data(),
+                            nullptr, nullptr, 0);
+    });
+}
+
+Result<Rows> Connection::script(const std::string& sql, Deadline deadline) {
+    return run(deadline, [&](PGconn* pg) { return PQexec(pg, sql.c_str()); });
+}
+
+bool Connection::validate(Deadline deadline) {
+    return script("SELECT 1", deadline).has_value() && usable();
+}
+
+} // namespace modelrepo::detail

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: MIT
+// The opener of postgresql:// and postgres:// URIs.
+#include <modelrepo/postgres_repository.hpp>
+
+#include "../open/backend.hpp"
+
+namespace modelrepo::detail {
+
+Result<std::shared_ptr<ModelRepository>> open_postgres(std::string_view text, const Uri&) {
+    auto repo = PostgresRepository::open(text);
+    if (!repo)
+        return std::move(repo).error();
+    return std::shared_ptr<ModelRepository>(std::move(repo).value());
+}
+
+} // namespace modelrepo::detail

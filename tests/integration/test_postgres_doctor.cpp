@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MIT
+// modelrepo doctor against a real server: a healthy URL, an MD5 verifier, an
+// unreloaded pg_hba.conf, the CLI.
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <modelrepo/modelrepo.hpp>
+
+#include "pg_catalogue.hpp"
+#include "process.hpp"
+
+using namespace modelrepo;
+using namespace std::chrono;
+using namespace modelrepo::test;
+
+namespace {
+
+const DoctorCheck* find_check(const DoctorReport& report, const std::string& name,
+                              DoctorCheck::Status status) {
+    for (const auto& c : report.checks)
+        if (c.name == name && c.status == status)
+            return &c;
+    return nullptr;
+}
+
+std::string dump(const DoctorReport& report) {
+    std::string out;
+    for (const auto& c : report.checks)
+        out += std::string(to_string(c.status)) + " " + c.scope + " " + c.name + ": " + c.detail +
+               " | " + c.fix + "\n";
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("doctor: a healthy URL, every address of localhost") {
+    auto& s = server();
+    fresh_catalogue("catalogue_doctor");
+    auto report = diagnose_postgres(s.url("app", password, "catalogue_doctor", "localhost"),
+                                    s.admin_conninfo());
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    CHECK(report.value().healthy());
+    CHECK(find_check(report.value(), "auth", DoctorCheck::Status::ok));
+    CHECK(find_check(report.value(), "method", DoctorCheck::Status::ok)
+              ->detail.find("scram-sha-256") != std::string::npos);
+    CHECK(find_check(report.value(), "schema", DoctorCheck::Status::ok)->detail.find("32 models") !=
+          std::string::npos);
+    CHECK(find_check(report.value(), "verifier", DoctorCheck::Status::ok)->detail.find("scram") !=
+          std::string::npos);
+    CHECK(find_check(report.value(), "reload", DoctorCheck::Status::ok));
+    int tcp = 0;
+    for (const auto& c : report.value().checks)
+        tcp += c.name == "tcp" && c.status == DoctorCheck::Status::ok;
+    CHECK(tcp >= 1);
+    CHECK(dump(report.value()).find(password) == std::string::npos);
+}
+
+TEST_CASE("doctor: an MD5 verifier under a scram-sha-256 rule is named with its fix") {
+    auto& s = server();
+    s.psql("SET password_encryption = 'md5'; DROP ROLE IF EXISTS legacy; "
+           "CREATE ROLE legacy LOGIN PASSWORD '" +
+           password + "'");
+    auto report = diagnose_postgres(s.url("legacy", password, "modelrepo"), s.admin_conninfo());
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    CHECK_FALSE(report.value().healthy());
+    CHECK(find_check(report.value(), "auth", DoctorCheck::Status::fail));
+    auto hba = find_check(report.value(), "pg_hba", DoctorCheck::Status::fail);
+    REQUIRE(hba);
+    CHECK(hba->detail.find("MD5 verifier under a scram-sha-256 rule") != std::string::npos);
+    CHECK(hba->fix.find("ALTER ROLE \"legacy\" PASSWORD") != std::string::npos);
+    CHECK(find_check(report.value(), "verifier", DoctorCheck::Status::ok)->detail.find("md5") !=
+          std::string::npos);
+}
+
+TEST_CASE("doctor: a pg_hba.conf edit that was never reloaded") {
+    auto& s = server();
+    // The incident: 127.0.0.1 -> trust written to the file, the reload never done.
+    std::this_thread::sleep_for(1100ms); // file times have one-second resolution here
+    s.prepend_hba("host all all 127.0.0.1/32 trust");
+    auto report = diagnose_postgres(s.url("app", password), s.admin_conninfo());
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    auto reload = find_check(report.value(), "reload", DoctorCheck::Status::fail);
+    REQUIRE(reload);
+    CHECK(reload->fix.find("SELECT pg_reload_conf();") != std::string::npos);
+    // The file's first matching line is the new trust line, not yet in force.
+    CHECK(dump(report.value()).find("trust") != std::string::npos);
+
+    s.reload();
+    auto after = diagnose_postgres(s.url("app", password), s.admin_conninfo());
+    REQUIRE(after);
+    CHECK(find_check(after.value(), "reload", DoctorCheck::Status::ok));
+    // Put the scram rule back in force for the tests that follow.
+    std::string content = s.replace_hba("host all all 127.0.0.1/32 scram-sha-256\n"
+                                        "host all all ::1/128 scram-sha-256");
+    (void)content;
+    s.reload();
+}
+
+TEST_CASE("doctor CLI: exit 1 with findings, flags a raw reserved character in the password") {
+    auto& s = server();
+    std::string cli = test::require_env("MODELREPO_CLI");
+    auto bad = test::run_process({cli, "doctor", s.url("app", "wr@ng/" + password)});
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.out.find("[fail]") != std::string::npos);
+    CHECK(bad.out.find("password-encoding") != std::string::npos);
+    CHECK(bad.out.find(password) == std::string::npos);
+    CHECK(bad.err.find(password) == std::string::npos);
+    auto good = test::run_process({cli, "doctor", s.url("app", password, "catalogue_doctor"),
+                                   "--admin-url", s.admin_conninfo(), "--json"});
+    CHECK(good.exit_code == 0);
+    CHECK(good.out.find("\"healthy\": true") != std::string::npos);
+}
+
+TEST_CASE("doctor --json against a server answering bytes that are not UTF-8: no abort") {
+    // A listener on loopback that answers every connection with garbage.
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    REQUIRE(::listen(listener, 16) == 0);
+    std::atomic<bool> stop{false};
+    std::thread garbage([&] {
+        while (!stop) {
+            pollfd p{listener, POLLIN, 0};
+            if (::poll(&p, 1, 50) <= 0)
+                continue;
+            int c = ::accept(listener, nullptr, nullptr);
+            if (c < 0)
+                continue;
+            const char bytes[] = "\xff\xfe\xc3(R\x80garbage\xe9\n";
+            (void)!::write(c, bytes, sizeof bytes - 1);
+            ::close(c);
+        }
+    });
+    std::string cli = test::require_env("MODELREPO_CLI");
+    auto r = test::run_process({cli, "--json", "doctor",
+                                "postgresql://app:" + password +
+                                    "@127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/db"});
+    stop = true;
+    garbage.join();
+    ::close(listener);
+    CAPTURE(r.err);
+    CHECK(r.exit_code == 1); // findings, not a crash (134)
+    CHECK(r.out.find("\"healthy\": false") != std::string::npos);
+    CHECK(r.out.find(password) == std::string::npos);
+}
