@@ -27,6 +27,7 @@
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
 
+#include "peers.hpp"
 #include "pg_server.hpp"
 #include "postgres/schema.hpp"
 #include "process.hpp"
@@ -47,40 +48,8 @@ struct Workload {
     std::function<bool(PostgresRepository&)> call;
 };
 
-/// Calls per second of `call(thread)` from `clients` threads, counted for `seconds`
-/// after a 1 s warm-up; failed calls are reported under `who` and not counted.
-double threads_tps(const char* who, int seconds, const std::function<bool(int)>& call) {
-    std::atomic<bool> measuring{false}, stop{false};
-    std::atomic<long> count{0}, failures{0};
-    std::vector<std::thread> threads;
-    // Each thread counts on its own and adds once at the end, as pgbench's threads do:
-    // one shared counter bounced between the cores on every call.
-    for (int t = 0; t < clients; ++t)
-        threads.emplace_back([&, t] {
-            long done = 0, failed = 0;
-            while (!stop.load(std::memory_order_relaxed)) {
-                if (!call(t))
-                    ++failed;
-                else if (measuring.load(std::memory_order_relaxed))
-                    ++done;
-            }
-            count += done;
-            failures += failed;
-        });
-    std::this_thread::sleep_for(1s);
-    measuring = true;
-    std::this_thread::sleep_for(seconds * 1s);
-    measuring = false;
-    stop = true;
-    for (auto& t : threads)
-        t.join();
-    if (failures)
-        std::fprintf(stderr, "%s: %ld failed calls\n", who, failures.load());
-    return static_cast<double>(count) / seconds;
-}
-
 double modelrepo_tps(PostgresRepository& repo, const Workload& w, int seconds) {
-    return threads_tps("modelrepo", seconds, [&](int) { return w.call(repo); });
+    return bench::threads_tps("modelrepo", clients, seconds, [&](int) { return w.call(repo); });
 }
 
 /// 4 threads, each on its own libpq connection: the same prepared statement, the result
@@ -105,7 +74,7 @@ double libpq_tps(const std::string& conninfo, const Workload& w, int seconds) {
     }
     const char* params[1] = {w.param.c_str()};
     int n = w.param.empty() ? 0 : 1;
-    double tps = threads_tps("libpq", seconds, [&](int t) {
+    double tps = bench::threads_tps("libpq", clients, seconds, [&](int t) {
         PGresult* r =
             PQexecPrepared(conns[static_cast<std::size_t>(t)], "q", n, params, nullptr, nullptr, 0);
         bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
@@ -116,45 +85,13 @@ double libpq_tps(const std::string& conninfo, const Workload& w, int seconds) {
     return tps;
 }
 
-std::string replace_param(std::string sql, const std::string& with) {
-    auto at = sql.find("$1");
-    if (at != std::string::npos)
-        sql.replace(at, 2, with);
-    return sql;
-}
-
 /// pgbench -M prepared -c 4 -j `jobs`: with 2 jobs each pgbench thread drives 2
 /// connections asynchronously (the issue's peer); with 4, one connection per thread, the
 /// shape of 4 callers making blocking calls.
 double pgbench_tps(const test::PgServer& server, const test::TempDir& dir, const Workload& w,
                    int jobs, int seconds) {
-    std::string script = replace_param(std::string(w.sql), ":p") + ";\n";
-    auto file = dir.write(std::string(w.name) + ".sql", script);
-    std::vector<std::string> args{"/usr/lib/postgresql/15/bin/pgbench",
-                                  "-M",
-                                  "prepared",
-                                  "-c",
-                                  std::to_string(clients),
-                                  "-j",
-                                  std::to_string(jobs),
-                                  "-T",
-                                  std::to_string(seconds + 1),
-                                  "-n",
-                                  "-f",
-                                  file.string()};
-    if (!w.param.empty())
-        args.insert(args.end(), {"-D", "p=" + w.param});
-    args.push_back("host=127.0.0.1 port=" + std::to_string(server.port()) +
-                   " user=app dbname=modelrepo");
-    auto r = test::run_process(args, {{"PGPASSWORD", password}}, seconds * 1s + 60s);
-    std::smatch m;
-    std::regex tps(R"(tps = ([0-9.]+) \(without initial connection time\))");
-    if (r.exit_code != 0 || !std::regex_search(r.out, m, tps)) {
-        std::fprintf(stderr, "pgbench failed (%d): %s %s\n", r.exit_code, r.out.c_str(),
-                     r.err.c_str());
-        return 0;
-    }
-    return std::stod(m[1]);
+    return bench::pgbench_tps(server, dir, w.name, w.sql, w.param, "app", password, clients, jobs,
+                              seconds);
 }
 
 double node_tps(const test::PgServer& server, const test::TempDir& dir, const Workload& w,

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // The priority sync of the incident, as it should have been: every N seconds it loads
 // the priority models by slug (provider and status included) from whichever source
-// answers, then writes fresh statuses to the primary, and says plainly when they
-// cannot be written (writes never go to a backup).
+// answers, then writes fresh statuses to the primary. With an outbox on the primary
+// (postgresql://…&outbox=PATH) it keeps writing through an outage: the writes are queued
+// durably and applied when the database is back; it says which happened. Without one it
+// says plainly when they cannot be written (writes never go to a backup).
 #include <iostream>
 #include <thread>
 
@@ -60,9 +62,17 @@ int main(int argc, char** argv) {
         }
         std::cout << "sync " << i + 1 << ": " << models.value().size() << " priority models from "
                   << from << std::endl;
-        auto written = repo->upsert_statuses(fresh);
-        if (written)
-            std::cout << "  wrote " << written.value() << " statuses to the primary" << std::endl;
+        auto written = repo->write_statuses(fresh);
+        if (written && written.value().queued > 0)
+            std::cout << "  queued " << written.value().queued << " statuses in the outbox ("
+                      << written.value().outbox << "): the primary cannot take them now ("
+                      << (written.value().deferred_because
+                              ? written.value().deferred_because->to_string()
+                              : std::string("down"))
+                      << "); they are applied when it is back" << std::endl;
+        else if (written)
+            std::cout << "  wrote " << written.value().applied << " statuses to the primary"
+                      << std::endl;
         else {
             ++unwritten;
             std::cout << "  statuses NOT written (" << written.error().to_string() << ")"

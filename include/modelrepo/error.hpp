@@ -45,6 +45,7 @@ enum class Errc {
     too_many_connections, ///< the server has no free connection slots (53300)
     io_error,             ///< reading or writing a local file failed
     not_supported,        ///< the operation or URI scheme is not available in this build
+    outbox_full,          ///< a write the outbox cannot hold (outbox_max): refused, not queued
 };
 
 /// The error category of `Errc`; its name() is "modelrepo".

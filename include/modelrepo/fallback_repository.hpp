@@ -107,9 +107,21 @@ public:
     Result<SystemStats> system_stats() override;
     /// Healthy when any source is.
     Result<void> check_health() override;
+    /// The primary's write_statuses(); `applied + queued`.
     Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override;
+    /// To the primary only. While its breaker is open the write goes to the primary's
+    /// outbox (`defer_statuses`) when it has one, else `Errc::circuit_open`. A write the
+    /// primary queued counts as its failure for the breaker.
+    Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses) override;
+    Result<WriteReceipt> defer_statuses(std::span<const ModelStatus> statuses) override;
     Result<std::vector<Model>> list_models() override;
     Result<Snapshot> export_snapshot() override;
+    /// The serving source's changes (the one that answered last); when another source
+    /// starts serving, `resync`. Sources that cannot watch are skipped; when none can:
+    /// `Errc::not_supported`.
+    Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change) override;
+    /// Every source's own metrics, with a `source` label (what prometheus() appends).
+    std::vector<MetricFamily> backend_metrics() const override;
 
     /// The name of the source that answered this thread's last successful call.
     std::string last_source() const;

@@ -73,6 +73,11 @@ public:
     Result<std::vector<Model>> list_models() override;
     Result<Snapshot> export_snapshot() override;
 
+    /// A `resync` each time a revalidation brings a new body. While anyone watches, a
+    /// thread revalidates every `refresh_interval` (one conditional request: a 304 costs
+    /// nothing), so changes are seen without calls.
+    Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change) override;
+
     /// How long ago the copy being served was fetched or confirmed (304); nullopt
     /// before the first copy.
     std::optional<std::chrono::seconds> age() const;

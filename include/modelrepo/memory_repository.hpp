@@ -21,7 +21,8 @@ namespace modelrepo {
 /// new catalogue copy-on-write; readers never wait for a writer's work.
 ///
 /// Lookups: `find_model` is one hash lookup; `system_stats` is precomputed per
-/// catalogue.
+/// catalogue. An upsert copies pointers to the models, not the models: its cost grows
+/// with the size of the catalogue only by a pointer copy per model.
 class MemoryRepository final : public ModelRepository {
 public:
     /// A repository over `snapshot`, named `name` (what `name()` and
@@ -54,11 +55,15 @@ public:
     Result<std::vector<Model>> list_models() override;
     Result<Snapshot> export_snapshot() override;
 
-    /// Replaces the whole catalogue. Errors: `Errc::bad_data` from `validate()`.
+    /// Replaces the whole catalogue (watchers get a `resync`). Errors: `Errc::bad_data`
+    /// from `validate()`.
     Result<void> replace(Snapshot snapshot);
 
+    /// This repository's own changes: a `status` per model an upsert changed, a `resync`
+    /// per replace(). Versions count the changes made since it was built.
+    Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change) override;
+
 private:
-    struct Catalog;
     struct State;
     explicit MemoryRepository(std::unique_ptr<State> state);
 

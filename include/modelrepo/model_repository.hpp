@@ -5,18 +5,32 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include <modelrepo/catalog_change.hpp>
 #include <modelrepo/error.hpp>
 #include <modelrepo/metrics.hpp>
 #include <modelrepo/snapshot.hpp>
 #include <modelrepo/types.hpp>
 
 namespace modelrepo {
+
+/// How a write was taken: applied to the source now, or kept durably in its outbox to be
+/// applied when the source can take it (a write either way; `upsert_statuses` counts both).
+struct WriteReceipt {
+    std::int64_t applied = 0; ///< statuses the source applied now
+    std::int64_t queued = 0;  ///< statuses kept in the outbox for later
+    std::string outbox;       ///< where they are kept (the outbox file), when queued
+    /// The cause the source could not take them now, when queued.
+    std::optional<Error> deferred_because;
+
+    bool operator==(const WriteReceipt&) const = default;
+};
 
 /// The catalogue of AI models, their providers and live statuses.
 ///
@@ -55,12 +69,27 @@ public:
     /// The default answers `Errc::read_only`; so do read-only backends.
     virtual Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses);
 
+    /// `upsert_statuses`, saying how the write was taken: applied now, or queued in the
+    /// source's outbox because the source could not take it for an outage-class cause
+    /// (see PostgresRepository). The default calls `upsert_statuses` (applied).
+    virtual Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses);
+    /// Keeps `statuses` for when the source can take them, without trying it now: for a
+    /// caller that knows the source is down (a chain whose breaker for it is open). The
+    /// default answers `Errc::not_supported` (no outbox).
+    virtual Result<WriteReceipt> defer_statuses(std::span<const ModelStatus> statuses);
+
     /// Every model, provider and status included, ordered by slug.
     /// The default builds the list from `export_snapshot()`.
     virtual Result<std::vector<Model>> list_models();
     /// The whole catalogue, as the backup format stores it.
     /// The default answers `Errc::not_supported`.
     virtual Result<Snapshot> export_snapshot();
+
+    /// Calls `on_change` for every change to the catalogue, made through any client of
+    /// the source, until the returned `Subscription` is cancelled or destroyed. Callbacks
+    /// run on the source's delivery thread, in order; a slow callback delays only later
+    /// deliveries, never a read. The default answers `Errc::not_supported`.
+    virtual Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change);
 
     /// The backend's own metrics — a pool's connections and waits, a copy's age, a feed's
     /// state — for `FallbackRepository::metrics()`/`prometheus()` and `modelrepo serve`'s

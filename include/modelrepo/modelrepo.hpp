@@ -3,6 +3,7 @@
 /// Umbrella header: everything a service needs to use modelrepo.
 #pragma once
 
+#include <modelrepo/catalog_change.hpp>
 #include <modelrepo/circuit_breaker.hpp>
 #include <modelrepo/error.hpp>
 #include <modelrepo/fallback_repository.hpp>

@@ -7,9 +7,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <modelrepo/model_repository.hpp>
 #include <modelrepo/pool_stats.hpp>
@@ -48,10 +51,37 @@ struct PostgresConfig {
     /// transaction mode cannot keep them).
     bool prepared_statements = true;
 
+    /// The last-known copy (`cache_dir=DIR`): kept current through the change feed,
+    /// written here atomically (after the first load, then at most about once a second
+    /// after changes, and at exit) and loaded at start. While the database cannot
+    /// answer, reads are served from the copy. Empty: no copy on disk.
+    std::filesystem::path cache_dir;
+    /// How long after it was last known current the copy may stand in for the database
+    /// (`max_stale=`, a duration: 90s, 15m, 24h).
+    std::chrono::milliseconds max_stale{24 * 3'600'000};
+    /// Serve reads from the copy while the database is up too (`cache=live`): memory
+    /// speed, staleness bounded by the change feed.
+    bool live_cache = false;
+    /// The change feed's session makes a round trip after this long without traffic, so
+    /// a server that stopped answering is noticed (`feed_keepalive=`).
+    std::chrono::milliseconds feed_keepalive{5'000};
+
+    /// The outbox (`outbox=PATH`): an SQLite file that durably keeps the status writes
+    /// the database could not take for an outage-class cause, applied when it can.
+    /// Empty: no outbox (such a write fails with the database's error).
+    std::filesystem::path outbox;
+    /// Most statuses the outbox holds (`outbox_max=`); past it a write is refused with
+    /// `Errc::outbox_full`.
+    std::int64_t outbox_max = 100'000;
+
+    /// A copy is kept (in memory, and on disk with cache_dir).
+    bool keeps_copy() const noexcept { return live_cache || !cache_dir.empty(); }
+
     /// Parses a DATABASE_URL (`postgresql://…` or `postgres://…`) or a conninfo
     /// string. Takes out `schema`, `connection_limit`, `pool_timeout`,
     /// `socket_timeout`, `pgbouncer` (Prisma's; libpq rejects them) and modelrepo's
-    /// `acquire_timeout_ms`, `query_timeout_ms`, `max_lifetime_s`; passes libpq's own
+    /// `acquire_timeout_ms`, `query_timeout_ms`, `max_lifetime_s`, `cache_dir`,
+    /// `max_stale`, `cache`, `feed_keepalive`; passes libpq's own
     /// (`sslmode`, `connect_timeout`, `target_session_attrs`, `application_name`,
     /// several hosts, …) through, adding `connect_timeout=5` and
     /// `application_name=modelrepo` when absent.
@@ -59,6 +89,43 @@ struct PostgresConfig {
     static Result<PostgresConfig> from_url(std::string_view url);
 };
 
+/// Something the outbox did, for alerts (`PostgresRepository::on_outbox_event`).
+struct OutboxEvent {
+    enum class Kind {
+        replayed,    ///< a queued batch was applied
+        dead_letter, ///< the database refused a queued batch for good: kept aside, with why
+    };
+    Kind kind;
+    std::int64_t batch = 0;    ///< the batch's number in the outbox
+    std::int64_t statuses = 0; ///< how many statuses it held
+    std::string error;         ///< why it was refused (dead_letter)
+    Timestamp at{};
+};
+
+/// What a drain of the outbox did.
+struct OutboxDrain {
+    std::int64_t batches = 0;      ///< batches applied
+    std::int64_t statuses = 0;     ///< statuses in them
+    std::int64_t dead_letters = 0; ///< batches moved to the dead letters
+    std::int64_t remaining = 0;    ///< statuses still pending
+};
+
+/// The outbox's contents.
+struct OutboxState {
+    std::filesystem::path path;
+    std::int64_t batches = 0;  ///< pending
+    std::int64_t statuses = 0; ///< pending, in those batches
+    std::optional<Timestamp> oldest;
+    std::int64_t dead_letters = 0;
+    std::string last_error; ///< why the oldest batch's last attempt failed
+    struct DeadLetter {
+        std::int64_t batch = 0;
+        Timestamp queued_at{}, failed_at{};
+        std::int64_t statuses = 0;
+        std::string error;
+    };
+    std::vector<DeadLetter> recent_dead_letters; ///< the last 100, newest first
+};
 
 /// The catalogue in PostgreSQL (tables `providers`, `models`, `model_status`; see
 /// `migrate()`).
@@ -96,8 +163,28 @@ public:
     Result<void> check_health() override;
     /// One multi-row upsert in one transaction; rows older than the stored status are
     /// ignored. A status for an unknown model fails the whole batch with
-    /// `Errc::invalid_argument` and nothing is written.
+    /// `Errc::invalid_argument` and nothing is written. With a copy, the write shows in
+    /// this process's reads at once.
     Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override;
+    /// Tries the database first. With an outbox, a batch the database cannot take for an
+    /// outage-class cause (unreachable, timeout, auth_failed, too_many_connections,
+    /// pool_exhausted) is checked here (ranges; slugs against the last-known copy when
+    /// there is one), committed to the outbox (fsync'ed) and acknowledged as `queued`;
+    /// with a copy it shows in this process's reads at once. A wrong write
+    /// (`invalid_argument`, a constraint the server rejects) is refused at once, never
+    /// queued. A write the outbox cannot make durable is not acknowledged: the error is
+    /// the database's, with the outbox's failure. Errors also: `Errc::outbox_full`.
+    Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses) override;
+    /// Queues without trying the database (a chain whose breaker for it is open).
+    /// `Errc::not_supported` without an outbox.
+    Result<WriteReceipt> defer_statuses(std::span<const ModelStatus> statuses) override;
+    /// Every change made by any client of the database (triggers of schema version 2 and
+    /// LISTEN/NOTIFY on one dedicated session, not a pooled one). When that session is
+    /// lost it reconnects with backoff, catches up by version and delivers `resync`.
+    /// Callbacks run in order on the feed's delivery thread. Errors:
+    /// `Errc::schema_missing` when the database is on schema version 1 (run `modelrepo
+    /// migrate`). A database that is down is no error: delivery starts when it answers.
+    Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change) override;
     Result<std::vector<Model>> list_models() override;
     /// The whole catalogue in one repeatable-read transaction; `generated_at` is the
     /// server's time.
@@ -115,10 +202,37 @@ public:
     /// The pool: `modelrepo_pool_connections{state}`, `modelrepo_pool_waiting`,
     /// `modelrepo_pool_connects_total`, `modelrepo_pool_connect_failures_total`,
     /// `modelrepo_pool_acquire_timeouts_total`, `modelrepo_pool_replaced_total{why}`,
-    /// `modelrepo_pool_acquire_wait_seconds` (histogram), `modelrepo_pool_server_down`.
+    /// `modelrepo_pool_acquire_wait_seconds` (histogram), `modelrepo_pool_server_down`;
+    /// the change feed: `modelrepo_feed_connected`, `modelrepo_feed_changes_total`,
+    /// `modelrepo_feed_resyncs_total`, `modelrepo_feed_unknown_payloads_total`,
+    /// `modelrepo_feed_reconnects_total`, `modelrepo_watchers`; the copy:
+    /// `modelrepo_copy_age_seconds`, `modelrepo_copy_in_sync`,
+    /// `modelrepo_copy_served_while_down_total`, `modelrepo_copy_reloads_total`; the
+    /// outbox: `modelrepo_outbox_pending{unit}`, `modelrepo_outbox_oldest_age_seconds`,
+    /// `modelrepo_outbox_queued_total`, `modelrepo_outbox_replayed_total`,
+    /// `modelrepo_outbox_dead_letters`.
     std::vector<MetricFamily> backend_metrics() const override;
 
     PoolStats pool_stats() const;
+
+    /// The last-known copy, when one is kept.
+    struct CopyState {
+        bool has_data = false; ///< loaded from the database or from cache_dir
+        bool in_sync = false;  ///< loaded and kept current by a connected change feed
+        Timestamp as_of{};     ///< when it was last known current
+        std::int64_t version = 0;
+        std::uint64_t served_while_down = 0; ///< reads answered from it for the database
+    };
+    std::optional<CopyState> copy_state() const;
+
+    /// The outbox's contents. `Errc::not_supported` without `outbox=`.
+    Result<OutboxState> outbox_state() const;
+    /// Applies what the outbox holds now, on the calling thread (a background thread does
+    /// the same by itself as soon as the database answers). Errors: the database's, while
+    /// it still cannot take the oldest batch; `Errc::not_supported` without an outbox.
+    Result<OutboxDrain> drain_outbox();
+    /// Called on the outbox's thread for each batch replayed or moved to the dead letters.
+    void on_outbox_event(std::function<void(const OutboxEvent&)> listener);
     const PostgresConfig& config() const noexcept;
 
 private:

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,11 @@ struct Snapshot {
 
     bool operator==(const Snapshot&) const = default;
 };
+
+/// Orders providers, models and statuses by slug: the order in which every backend's
+/// `export_snapshot()` returns them. Two catalogues hold the same data when their sorted
+/// snapshots are equal (`generated_at` aside).
+Snapshot sorted_by_slug(Snapshot snapshot);
 
 /// Checks what JSON cannot: unique slugs, every model's provider and every status's
 /// model known, availability and error rate within 0..1, non-negative latency and
@@ -57,6 +63,14 @@ std::string write_snapshot(const Snapshot& snapshot, int indent = 2);
 /// mkstemp, so a planted symlink is never followed), then rename. Errors:
 /// `Errc::io_error`.
 Result<void> write_snapshot_file(const Snapshot& snapshot, const std::filesystem::path& path);
+
+/// Reads a JSON array of status objects in the snapshot's form (`{"model", "health",
+/// "availability", "latency_ms", "error_rate", "region", "checked_at"}`): what
+/// `modelrepo upsert` and `PUT /v1/statuses` take. Errors: `Errc::bad_data` naming the
+/// JSON path of the first problem (`$[2].availability: must be within 0..1`).
+Result<std::vector<ModelStatus>> parse_statuses(std::string_view json);
+/// The JSON array `parse_statuses` reads; `indent` < 0 gives one line.
+std::string write_statuses(std::span<const ModelStatus> statuses, int indent = -1);
 
 /// The catalogue bundled with the library (data/models.json, embedded at build time).
 const Snapshot& builtin_snapshot();

@@ -90,6 +90,8 @@ struct SystemStats {
 /// Formats as RFC 3339 UTC: "2026-11-24T09:30:00Z", with ".mmm" when the time has
 /// milliseconds.
 std::string format_timestamp(Timestamp t);
+/// RFC 3339 UTC with microseconds, always: "2026-11-24T09:30:00.000000Z".
+std::string format_timestamp_precise(Timestamp t);
 /// Parses RFC 3339 in UTC ("…Z" or "…+00:00"), with optional fractional seconds;
 /// nullopt for anything else, other offsets, impossible dates and years outside
 /// 1678..2261 (what `Timestamp`'s nanoseconds can hold) included.

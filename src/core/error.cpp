@@ -35,6 +35,7 @@ constexpr std::array errc_table{
     ErrcInfo{Errc::too_many_connections, "too_many_connections", "server has too many connections"},
     ErrcInfo{Errc::io_error, "io_error", "file I/O failed"},
     ErrcInfo{Errc::not_supported, "not_supported", "not supported by this build"},
+    ErrcInfo{Errc::outbox_full, "outbox_full", "the outbox is full"},
 };
 
 const ErrcInfo* find_info(int value) noexcept {

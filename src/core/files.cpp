@@ -2,6 +2,8 @@
 #include "files.hpp"
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 
 #include <fcntl.h>
@@ -20,6 +22,15 @@ Error io_error(const std::string& what, const std::filesystem::path& path, int e
 }
 
 } // namespace
+
+std::string fnv1a_hex(std::string_view text) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : text)
+        h = (h ^ c) * 1099511628211ull;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
 
 Result<void> write_file_atomically(const std::filesystem::path& path, std::string_view content,
                                    bool durable) {

@@ -24,4 +24,7 @@ Result<void> write_file_atomically(const std::filesystem::path& path, std::strin
 /// limit).
 Result<std::string> read_file_limited(const std::filesystem::path& path, std::size_t limit);
 
+/// 16 hex digits of the FNV-1a hash of `text`: a stable file name for a URL or a key.
+std::string fnv1a_hex(std::string_view text);
+
 } // namespace modelrepo::detail

@@ -13,6 +13,22 @@ Result<std::int64_t> ModelRepository::upsert_statuses(std::span<const ModelStatu
     return error;
 }
 
+Result<WriteReceipt> ModelRepository::write_statuses(std::span<const ModelStatus> statuses) {
+    auto applied = upsert_statuses(statuses);
+    if (!applied)
+        return std::move(applied).error();
+    WriteReceipt receipt;
+    receipt.applied = applied.value();
+    return receipt;
+}
+
+Result<WriteReceipt> ModelRepository::defer_statuses(std::span<const ModelStatus>) {
+    Error error =
+        make_error(Errc::not_supported, std::string(name()) + " has no outbox to keep writes in");
+    error.source = std::string(name());
+    return error;
+}
+
 Result<std::vector<Model>> ModelRepository::list_models() {
     auto snapshot = export_snapshot();
     if (!snapshot)
@@ -23,6 +39,13 @@ Result<std::vector<Model>> ModelRepository::list_models() {
 Result<Snapshot> ModelRepository::export_snapshot() {
     Error error =
         make_error(Errc::not_supported, std::string(name()) + " cannot export its catalogue");
+    error.source = std::string(name());
+    return error;
+}
+
+Result<Subscription> ModelRepository::watch(std::function<void(const CatalogChange&)>) {
+    Error error =
+        make_error(Errc::not_supported, std::string(name()) + " does not report changes (watch)");
     error.source = std::string(name());
     return error;
 }

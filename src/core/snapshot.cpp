@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Reading, validating and writing modelrepo.snapshot/1 (docs/snapshot-format.md).
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -472,6 +473,17 @@ nlohmann::ordered_json status_to_json(const ModelStatus& status) {
 
 } // namespace
 
+Snapshot sorted_by_slug(Snapshot s) {
+    std::sort(s.providers.begin(), s.providers.end(),
+              [](const Provider& a, const Provider& b) { return a.slug < b.slug; });
+    std::sort(s.models.begin(), s.models.end(),
+              [](const Model& a, const Model& b) { return a.slug < b.slug; });
+    std::sort(s.statuses.begin(), s.statuses.end(), [](const ModelStatus& a, const ModelStatus& b) {
+        return a.model_slug < b.model_slug;
+    });
+    return s;
+}
+
 Result<void> validate(const Snapshot& snapshot) {
     std::unordered_set<std::string_view> providers;
     for (std::size_t i = 0; i < snapshot.providers.size(); ++i) {
@@ -511,6 +523,92 @@ Result<void> validate(const Snapshot& snapshot) {
             return bad_data(at("statuses", i, "latency_ms"), "must be a non-negative number");
     }
     return success();
+}
+
+Result<std::vector<ModelStatus>> parse_statuses(std::string_view text) {
+    json doc = json::parse(text, nullptr, false);
+    if (doc.is_discarded())
+        return make_error(Errc::bad_data, "$: malformed JSON");
+    if (!doc.is_array())
+        return make_error(Errc::bad_data, "$: expected an array of statuses");
+    std::vector<ModelStatus> out;
+    out.reserve(doc.size());
+    for (std::size_t i = 0; i < doc.size(); ++i) {
+        const json& item = doc[i];
+        std::string where = "$[" + std::to_string(i) + "]";
+        auto bad = [&](const std::string& member, const std::string& what) {
+            return make_error(Errc::bad_data,
+                              where + (member.empty() ? "" : "." + member) + ": " + what);
+        };
+        if (!item.is_object())
+            return bad("", "expected an object");
+        ModelStatus s;
+        auto string_member = [&](const char* name, bool required,
+                                 std::string& into) -> std::optional<Error> {
+            auto it = item.find(name);
+            if (it == item.end() || it->is_null()) {
+                if (required)
+                    return bad(name, "missing");
+                return std::nullopt;
+            }
+            if (!it->is_string())
+                return bad(name, "expected a string");
+            into = it->get<std::string>();
+            return std::nullopt;
+        };
+        auto number_member = [&](const char* name, bool required,
+                                 std::optional<double>& into) -> std::optional<Error> {
+            auto it = item.find(name);
+            if (it == item.end() || it->is_null()) {
+                if (required)
+                    return bad(name, "missing");
+                return std::nullopt;
+            }
+            if (!it->is_number())
+                return bad(name, "expected a number");
+            into = it->get<double>();
+            return std::nullopt;
+        };
+        std::string health, checked_at;
+        std::optional<double> availability, error_rate;
+        for (auto problem :
+             {string_member("model", true, s.model_slug), string_member("health", true, health),
+              number_member("availability", true, availability),
+              number_member("latency_ms", false, s.latency_ms),
+              number_member("error_rate", true, error_rate),
+              string_member("region", false, s.region),
+              string_member("checked_at", true, checked_at)})
+            if (problem)
+                return *problem;
+        if (s.model_slug.empty())
+            return bad("model", "must not be empty");
+        auto h = parse_health(health);
+        if (!h)
+            return bad("health",
+                       "must be operational, degraded, outage or unknown, got '" + health + "'");
+        s.health = *h;
+        s.availability = *availability;
+        s.error_rate = *error_rate;
+        if (!in_unit_range(s.availability))
+            return bad("availability", "must be within 0..1");
+        if (!in_unit_range(s.error_rate))
+            return bad("error_rate", "must be within 0..1");
+        if (s.latency_ms && !(std::isfinite(*s.latency_ms) && *s.latency_ms >= 0))
+            return bad("latency_ms", "must be a non-negative number");
+        auto t = parse_timestamp(checked_at);
+        if (!t)
+            return bad("checked_at", "expected RFC 3339 UTC, e.g. 2026-11-24T09:30:00Z");
+        s.checked_at = *t;
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+std::string write_statuses(std::span<const ModelStatus> statuses, int indent) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const ModelStatus& s : statuses)
+        out.push_back(status_to_json(s));
+    return out.dump(indent, ' ', false, json::error_handler_t::replace);
 }
 
 Result<Snapshot> parse_snapshot(std::string_view text) {

@@ -46,6 +46,16 @@ std::int64_t HealthCounts::of(Health h) const noexcept {
     return unknown;
 }
 
+std::string format_timestamp_precise(Timestamp t) {
+    using namespace std::chrono;
+    std::string out = format_timestamp(floor<seconds>(t));
+    out.pop_back(); // 'Z'
+    auto us = duration_cast<microseconds>(t - floor<seconds>(t)).count();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, ".%06lldZ", static_cast<long long>(us));
+    return out + buf;
+}
+
 std::string format_timestamp(Timestamp t) {
     using namespace std::chrono;
     auto day = floor<days>(t);

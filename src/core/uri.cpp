@@ -2,6 +2,7 @@
 #include "uri.hpp"
 
 #include <cctype>
+#include <cstdlib>
 
 namespace modelrepo::detail {
 
@@ -50,6 +51,22 @@ std::optional<std::string> Uri::param(std::string_view key) const {
         if (k == key)
             value = v;
     return value;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+    char* end = nullptr;
+    double v = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || v < 0)
+        return std::nullopt;
+    std::string unit(end);
+    double ms = unit == "" || unit == "s" ? v * 1000
+                : unit == "ms"            ? v
+                : unit == "m"             ? v * 60'000
+                : unit == "h"             ? v * 3'600'000
+                                          : -1;
+    if (!(ms >= 0 && ms <= 10.0 * 365 * 86'400'000))
+        return std::nullopt;
+    return std::chrono::milliseconds(static_cast<long long>(ms));
 }
 
 std::optional<std::string> percent_decode(std::string_view text) {

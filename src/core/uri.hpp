@@ -2,6 +2,7 @@
 // A small URI splitter for the source URIs open() accepts (RFC 3986 shapes only).
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,10 @@ Result<Uri> parse_uri(std::string_view text);
 /// replaced by "***", then `redact()` runs over the rest. Every message that quotes
 /// a URI uses this, so the parser and the redaction agree on what the password is.
 std::string redact_url(std::string_view text);
+
+/// A duration parameter: "90" (seconds), "90s", "500ms", "15m", "24h"; at most ten years
+/// (larger values mean nothing here and would overflow a conversion: found by fuzz_uri).
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
 
 /// Decodes %XX escapes; nullopt when an escape is malformed.
 std::optional<std::string> percent_decode(std::string_view text);

@@ -17,7 +17,7 @@ namespace {
 
 using namespace std::chrono;
 
-constexpr int errc_slots = static_cast<int>(Errc::not_supported) + 2; // + "other"
+constexpr int errc_slots = static_cast<int>(Errc::outbox_full) + 2; // + "other"
 
 /// An error that is an answer, not a failure of the source: returned as it is.
 bool is_answer(const Error& error) {
@@ -175,6 +175,41 @@ struct FallbackRepository::Impl {
     detail::EventQueue<FallbackEvent> events;
     CallClock call_clock;
 
+    /// watch(): the sources' subscriptions, made on the first watch() (under watch_mutex);
+    /// what the serving source reports goes on to the chain's watchers.
+    ChangeHub hub;
+    std::mutex watch_mutex;
+    std::vector<Subscription> source_watches;
+    bool watching = false;
+    std::atomic<bool> watching_now{false};
+
+    Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change) {
+        std::lock_guard lock(watch_mutex);
+        if (!watching) {
+            std::string causes;
+            for (std::size_t i = 0; i < sources.size(); ++i) {
+                auto sub = sources[i]->repo->watch([this, i](const CatalogChange& change) {
+                    // Only the source that serves speaks for the chain.
+                    if (last_served.load(std::memory_order_relaxed) == static_cast<int>(i))
+                        hub.publish(change);
+                });
+                if (sub)
+                    source_watches.push_back(std::move(sub).value());
+                else
+                    causes += "\n  " + sources[i]->name + ": " + sub.error().to_string();
+            }
+            if (source_watches.empty()) {
+                Error error = make_error(Errc::not_supported,
+                                         "no source of " + name + " reports changes:" + causes);
+                error.source = name;
+                return error;
+            }
+            watching = true;
+            watching_now.store(true, std::memory_order_release);
+        }
+        return hub.subscribe(std::move(on_change));
+    }
+
     // The probe thread.
     std::mutex probe_mutex;
     std::condition_variable probe_wake;
@@ -197,6 +232,9 @@ struct FallbackRepository::Impl {
         int previous = last_served.exchange(static_cast<int>(index), std::memory_order_relaxed);
         if (previous == static_cast<int>(index))
             return;
+        // Watchers held what the previous source said: they must re-read.
+        if (watching_now.load(std::memory_order_acquire))
+            hub.publish({CatalogChange::Kind::resync, "", 0, Clock::now()});
         if (index > 0)
             emit(FallbackEvent::Kind::served_by_backup, sources[index]->name,
                  causes.empty() ? "earlier sources rejected by their breakers"
@@ -299,6 +337,11 @@ FallbackRepository::FallbackRepository(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 
 FallbackRepository::~FallbackRepository() {
+    // The sources stop calling into the hub before it goes.
+    {
+        std::lock_guard lock(impl_->watch_mutex);
+        impl_->source_watches.clear();
+    }
     {
         std::lock_guard lock(impl_->probe_mutex);
         impl_->stopping = true;
@@ -399,24 +442,62 @@ Result<void> FallbackRepository::check_health() {
 }
 
 Result<std::int64_t> FallbackRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
+    auto receipt = write_statuses(statuses);
+    if (!receipt)
+        return std::move(receipt).error();
+    return receipt.value().applied + receipt.value().queued;
+}
+
+Result<WriteReceipt> FallbackRepository::write_statuses(std::span<const ModelStatus> statuses) {
     // Writes go to the primary only: a backup answering a write would lose it.
     Source& primary = *impl_->sources.front();
     if (auto permit = primary.breaker->allow(primary.name); !permit) {
         primary.rejections.fetch_add(1, std::memory_order_relaxed);
+        // The primary is known to be down: it may still keep the write in its outbox.
+        auto deferred = primary.repo->defer_statuses(statuses);
+        if (deferred || !deferred.error().is(Errc::not_supported))
+            return deferred;
         Error error = permit.error();
         error.message =
             "status writes go to the primary only, and it is not taking calls: " + error.message;
         return error;
     }
-    auto result = impl_->attempt<std::int64_t>(
-        primary, [&](ModelRepository& r) { return r.upsert_statuses(statuses); });
-    if (result) {
+    auto watch = impl_->call_clock.start();
+    auto result = primary.repo->write_statuses(statuses);
+    auto elapsed = CallClock::elapsed(watch);
+    // A write kept in the outbox is the source's failure to take it, for the breaker.
+    const Error* failure = !result                           ? &result.error()
+                           : result.value().deferred_because ? &*result.value().deferred_because
+                                                             : nullptr;
+    primary.breaker->record(failure, elapsed);
+    if (watch.sampled)
+        primary.observe(elapsed);
+    if (failure)
+        primary.count_failure(*failure);
+    if (result && !result.value().deferred_because) {
         primary.write_successes.fetch_add(1, std::memory_order_relaxed);
         last_answer = {impl_.get(), 0};
-    } else {
-        primary.count_failure(result.error());
     }
     return result;
+}
+
+Result<WriteReceipt> FallbackRepository::defer_statuses(std::span<const ModelStatus> statuses) {
+    return impl_->sources.front()->repo->defer_statuses(statuses);
+}
+
+Result<Subscription>
+FallbackRepository::watch(std::function<void(const CatalogChange&)> on_change) {
+    if (!on_change)
+        return make_error(Errc::invalid_argument, "watch() needs a callback");
+    return impl_->watch(std::move(on_change));
+}
+
+std::vector<MetricFamily> FallbackRepository::backend_metrics() const {
+    std::vector<MetricFamily> out;
+    for (const auto& s : impl_->sources)
+        for (auto& family : s->repo->backend_metrics())
+            merge_into(out, std::move(family), {{"source", s->name}});
+    return out;
 }
 
 std::string FallbackRepository::last_source() const {

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include <unistd.h>
 
@@ -28,34 +30,6 @@ Error invalid(std::string_view uri, const std::string& what) {
                       "invalid backup URI '" + detail::redact_url(uri) + "': " + what);
 }
 
-/// "90" (seconds), "90s", "500ms", "15m", "24h".
-std::optional<milliseconds> parse_duration(const std::string& text) {
-    char* end = nullptr;
-    double v = std::strtod(text.c_str(), &end);
-    if (end == text.c_str() || v < 0)
-        return std::nullopt;
-    std::string unit(end);
-    double ms = unit == "" || unit == "s" ? v * 1000
-                : unit == "ms"            ? v
-                : unit == "m"             ? v * 60'000
-                : unit == "h"             ? v * 3'600'000
-                                          : -1;
-    // Ten years at most: larger values mean nothing here, and would overflow the
-    // conversion (found by fuzz_uri).
-    if (!(ms >= 0 && ms <= 10.0 * 365 * 86'400'000))
-        return std::nullopt;
-    return milliseconds(static_cast<long long>(ms));
-}
-
-std::string cache_key(const std::string& url) {
-    std::uint64_t h = 1469598103934665603ull; // FNV-1a
-    for (unsigned char c : url)
-        h = (h ^ c) * 1099511628211ull;
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
-}
-
 } // namespace
 
 Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
@@ -76,7 +50,7 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
         return invalid(text, "malformed %-escape in the query string");
     for (const auto& p : *params) {
         auto duration = [&](milliseconds& out) -> std::optional<Error> {
-            auto d = parse_duration(p.value);
+            auto d = detail::parse_duration(p.value);
             if (!d)
                 return invalid(text, p.key + " must be a duration like 60s, 500ms, 15m or 24h "
                                              "(at most ten years)");
@@ -150,6 +124,7 @@ struct GithubRepository::Impl {
     std::mutex fetch_mutex; ///< one revalidation at a time; guards all below
     detail::HttpClient client;
     std::string etag;
+    std::uint64_t loaded_from_cache = 0;
     std::optional<Error> last_error;
     SteadyClock::time_point rate_limited_until{};
     std::optional<system_clock::time_point> rate_limit_reset;
@@ -157,11 +132,49 @@ struct GithubRepository::Impl {
     std::atomic<std::uint64_t> requests{0}, downloads{0}, not_modified{0}, failures{0},
         stale_served{0};
 
+    /// watch(): a new body at a revalidation is a resync. While someone watches, a
+    /// thread revalidates every refresh_interval, so that changes are seen without calls.
+    ChangeHub hub;
+    std::mutex refresher_mutex; ///< guards refreshing, the thread
+    std::condition_variable refresher_wake;
+    bool refreshing = false;
+    bool refresher_stop = false;
+    std::thread refresher;
+
+    void start_refresher() {
+        std::lock_guard lock(refresher_mutex);
+        if (refreshing)
+            return;
+        refreshing = true;
+        refresher = std::thread([this] {
+            std::unique_lock lock(refresher_mutex);
+            while (!refresher_stop) {
+                refresher_wake.wait_for(lock, std::max(config.refresh_interval, milliseconds(100)),
+                                        [&] { return refresher_stop; });
+                if (refresher_stop)
+                    break;
+                lock.unlock();
+                (void)ensure_fresh();
+                lock.lock();
+            }
+        });
+    }
+
+    ~Impl() {
+        {
+            std::lock_guard lock(refresher_mutex);
+            refresher_stop = true;
+        }
+        refresher_wake.notify_all();
+        if (refresher.joinable())
+            refresher.join();
+    }
+
     std::filesystem::path body_path() const {
-        return config.cache_dir / (cache_key(config.url) + ".json");
+        return config.cache_dir / (detail::fnv1a_hex(config.url) + ".json");
     }
     std::filesystem::path meta_path() const {
-        return config.cache_dir / (cache_key(config.url) + ".meta");
+        return config.cache_dir / (detail::fnv1a_hex(config.url) + ".meta");
     }
 
     bool install(Snapshot snapshot) {
@@ -195,6 +208,7 @@ struct GithubRepository::Impl {
             return;
         etag = cached_etag;
         confirmed_at_s.store(fetched);
+        loaded_from_cache = 1;
         // A loaded copy is revalidated on the first call.
     }
 
@@ -278,10 +292,14 @@ struct GithubRepository::Impl {
                     make_error(Errc::bad_data, "GET " + config.name + ": the snapshot was refused"),
                     200);
             }
+            bool replaced = have_data.load() && downloads.load() + loaded_from_cache > 0;
             etag = r.etag;
             confirmed_at_s.store(now_s());
-            downloads.fetch_add(1, std::memory_order_relaxed);
+            std::uint64_t n = downloads.fetch_add(1, std::memory_order_relaxed) + 1;
             save_cache(r.body);
+            if (replaced) // a changed body: watchers re-read what they hold
+                hub.publish(
+                    {CatalogChange::Kind::resync, "", static_cast<std::int64_t>(n), Clock::now()});
             return success();
         }
         failures.fetch_add(1, std::memory_order_relaxed);
@@ -447,6 +465,14 @@ Result<void> GithubRepository::check_health() {
         impl_->last_error.reset();
     impl_->fetches_done.fetch_add(1, std::memory_order_release);
     return r;
+}
+
+Result<Subscription> GithubRepository::watch(std::function<void(const CatalogChange&)> on_change) {
+    if (!on_change)
+        return make_error(Errc::invalid_argument, "watch() needs a callback");
+    auto subscription = impl_->hub.subscribe(std::move(on_change));
+    impl_->start_refresher();
+    return subscription;
 }
 
 std::vector<MetricFamily> GithubRepository::backend_metrics() const {

@@ -1,65 +1,34 @@
 // SPDX-License-Identifier: MIT
 #include <algorithm>
-#include <cmath>
 #include <mutex>
-#include <unordered_map>
 
 #include <modelrepo/memory_repository.hpp>
 
 #include "../core/catalog_view.hpp"
+#include "catalog.hpp"
 #include "published.hpp"
 
 namespace modelrepo {
 
-namespace {
-
-struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-        return std::hash<std::string_view>{}(s);
-    }
-};
-
-} // namespace
-
-/// One immutable version of the catalogue, with everything the read calls need
-/// precomputed. Never modified after publication, so readers share it freely.
-struct MemoryRepository::Catalog {
-    Snapshot snapshot;
-    std::vector<Model> models; ///< joined with provider and status, ordered by slug
-    std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>> by_slug;
-    std::vector<ModelStatus> statuses; ///< ordered by model slug
-    SystemStats stats;
-};
-
 struct MemoryRepository::State {
-    explicit State(std::string repository_name, Snapshot snapshot)
+    State(std::string repository_name, const Snapshot& snapshot)
         : name(std::move(repository_name))
-        , catalog(build(name, std::move(snapshot))) {}
+        , catalog(build_catalog(name, snapshot, 0)) {}
 
     const std::string name;
     /// The published catalogue; readers read it lock-free, writers replace it.
-    detail::Published<Catalog> catalog;
+    detail::Published<detail::Catalog> catalog;
     /// Serializes writers, so no update is lost between reading and publishing.
     std::mutex write_mutex;
+    /// This repository's own writes, for watch().
+    ChangeHub hub;
 
-    const Catalog& current() const { return catalog.read(); }
+    const detail::Catalog& current() const { return catalog.read(); }
 
-    void publish(Snapshot snapshot) { catalog.publish(build(name, std::move(snapshot))); }
-
-    static std::shared_ptr<const Catalog> build(const std::string& name, Snapshot snapshot) {
-        auto next = std::make_shared<Catalog>();
-        next->models = detail::assemble_models(snapshot);
-        next->by_slug.reserve(next->models.size());
-        for (std::size_t i = 0; i < next->models.size(); ++i)
-            next->by_slug.emplace(next->models[i].slug, i);
-        next->statuses = snapshot.statuses;
-        std::sort(
-            next->statuses.begin(), next->statuses.end(),
-            [](const ModelStatus& a, const ModelStatus& b) { return a.model_slug < b.model_slug; });
-        next->stats = detail::compute_stats(snapshot);
+    static std::shared_ptr<detail::Catalog>
+    build_catalog(const std::string& name, const Snapshot& snapshot, std::int64_t version) {
+        auto next = detail::build_catalog(snapshot, version);
         next->stats.source = name;
-        next->snapshot = std::move(snapshot);
         return next;
     }
 };
@@ -73,7 +42,7 @@ Result<std::shared_ptr<MemoryRepository>> MemoryRepository::create(Snapshot snap
                                                                    std::string name) {
     if (auto valid = validate(snapshot); !valid)
         return valid.error();
-    auto state = std::make_unique<State>(std::move(name), std::move(snapshot));
+    auto state = std::make_unique<State>(std::move(name), snapshot);
     return std::shared_ptr<MemoryRepository>(new MemoryRepository(std::move(state)));
 }
 
@@ -102,25 +71,18 @@ Result<std::int64_t> MemoryRepository::count_providers() {
 }
 
 Result<std::vector<ModelStatus>> MemoryRepository::list_statuses() {
-    return state_->current().statuses;
+    return state_->current().statuses();
 }
 
 Result<std::vector<Model>> MemoryRepository::find_models(std::span<const std::string> slugs) {
-    const Catalog& catalog = state_->current();
-    std::vector<Model> found;
-    found.reserve(slugs.size());
-    for (const std::string& slug : slugs)
-        if (auto it = catalog.by_slug.find(slug); it != catalog.by_slug.end())
-            found.push_back(catalog.models[it->second]);
-    return found;
+    return state_->current().find_all(slugs);
 }
 
 Result<std::optional<Model>> MemoryRepository::find_model(std::string_view slug) {
-    const Catalog& catalog = state_->current();
+    const detail::Catalog& catalog = state_->current();
     using Answer = Result<std::optional<Model>>;
-    if (auto it = catalog.by_slug.find(slug); it != catalog.by_slug.end())
-        return Answer(boost::outcome_v2::in_place_type<std::optional<Model>>, std::in_place,
-                      catalog.models[it->second]);
+    if (const Model* m = catalog.find(slug))
+        return Answer(boost::outcome_v2::in_place_type<std::optional<Model>>, std::in_place, *m);
     return Answer(boost::outcome_v2::in_place_type<std::optional<Model>>);
 }
 
@@ -134,7 +96,7 @@ Result<void> MemoryRepository::check_health() {
 
 Result<std::int64_t> MemoryRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
     std::lock_guard lock(state_->write_mutex);
-    const Catalog& catalog = state_->current();
+    const detail::Catalog& catalog = state_->current();
 
     // Check the whole batch before touching anything: all or nothing.
     for (std::size_t i = 0; i < statuses.size(); ++i) {
@@ -148,46 +110,49 @@ Result<std::int64_t> MemoryRepository::upsert_statuses(std::span<const ModelStat
         };
         if (auto problem = detail::status_problem(s))
             return reject(*problem);
-        if (!catalog.by_slug.contains(s.model_slug))
+        if (!catalog.find(s.model_slug))
             return reject("unknown model '" + s.model_slug + "'");
     }
-
-    Snapshot next = catalog.snapshot;
-    std::unordered_map<std::string, std::size_t> position;
-    for (std::size_t i = 0; i < next.statuses.size(); ++i)
-        position.emplace(next.statuses[i].model_slug, i);
-    std::int64_t applied = 0;
-    for (const ModelStatus& s : statuses) {
-        auto it = position.find(s.model_slug);
-        if (it == position.end()) {
-            position.emplace(s.model_slug, next.statuses.size());
-            next.statuses.push_back(s);
-        } else if (next.statuses[it->second].checked_at <= s.checked_at) {
-            next.statuses[it->second] = s;
-        } else {
-            continue; // older than what is stored: a replay, ignored
-        }
-        ++applied;
-    }
-    if (applied > 0)
-        state_->publish(std::move(next));
-    return applied;
+    auto edit = detail::with_statuses(catalog, statuses);
+    if (!edit.next)
+        return std::int64_t{0}; // all older than what is stored: a replay
+    std::int64_t version = catalog.version;
+    edit.next->version = version + static_cast<std::int64_t>(edit.changed.size());
+    edit.next->stats.source = state_->name;
+    state_->catalog.publish(std::move(edit.next));
+    Timestamp now = Clock::now();
+    for (const std::string& slug : edit.changed)
+        state_->hub.publish({CatalogChange::Kind::status, slug, ++version, now});
+    return static_cast<std::int64_t>(edit.changed.size());
 }
 
 Result<std::vector<Model>> MemoryRepository::list_models() {
-    return state_->current().models;
+    const detail::Catalog& catalog = state_->current();
+    std::vector<Model> out;
+    out.reserve(catalog.models.size());
+    for (const auto& m : catalog.models)
+        out.push_back(*m);
+    return out;
 }
 
 Result<Snapshot> MemoryRepository::export_snapshot() {
-    return state_->current().snapshot;
+    return state_->current().snapshot();
 }
 
 Result<void> MemoryRepository::replace(Snapshot snapshot) {
     if (auto valid = validate(snapshot); !valid)
         return valid.error();
     std::lock_guard lock(state_->write_mutex);
-    state_->publish(std::move(snapshot));
+    std::int64_t version = state_->current().version + 1;
+    state_->catalog.publish(State::build_catalog(state_->name, snapshot, version));
+    state_->hub.publish({CatalogChange::Kind::resync, "", version, Clock::now()});
     return success();
+}
+
+Result<Subscription> MemoryRepository::watch(std::function<void(const CatalogChange&)> on_change) {
+    if (!on_change)
+        return make_error(Errc::invalid_argument, "watch() needs a callback");
+    return state_->hub.subscribe(std::move(on_change));
 }
 
 } // namespace modelrepo

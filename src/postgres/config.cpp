@@ -128,6 +128,30 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
             if (!b)
                 return invalid(url, "pgbouncer must be true or false, got '" + value + "'");
             config.prepared_statements = !*b;
+        } else if (key == "cache_dir") {
+            if (value.empty())
+                return invalid(url, "cache_dir must name a directory");
+            config.cache_dir = value;
+        } else if (key == "max_stale" || key == "feed_keepalive") {
+            auto d = detail::parse_duration(value);
+            if (!d || (key == "feed_keepalive" && d->count() == 0))
+                return invalid(url, key + " must be a duration like 90s, 15m or 24h, got '" +
+                                        value + "'");
+            (key == "max_stale" ? config.max_stale : config.feed_keepalive) = *d;
+        } else if (key == "outbox") {
+            if (value.empty())
+                return invalid(url, "outbox must name a file");
+            config.outbox = value;
+        } else if (key == "outbox_max") {
+            auto n = parse_number(value);
+            if (!n || *n < 1)
+                return invalid(url,
+                               "outbox_max must be a positive whole number, got '" + value + "'");
+            config.outbox_max = *n;
+        } else if (key == "cache") {
+            if (value != "live" && value != "off")
+                return invalid(url, "cache must be live or off, got '" + value + "'");
+            config.live_cache = value == "live";
         } else if (key == "statement_cache_size") {
             // Prisma's client-side cache; modelrepo prepares a fixed set. 0 disables
             // server-side prepared statements, as it does in Prisma.

@@ -166,36 +166,117 @@ Result<Rows> Connection::run(Deadline deadline, Send&& send) {
 }
 
 Result<Rows> Connection::execute(const Statement& statement, Params params, Deadline deadline) {
-    const int count = static_cast<int>(params.size());
     if (!config_->prepared_statements)
         return execute(statement.sql, params, deadline);
-    std::uint64_t bit = std::uint64_t{1} << statement.id;
-    if (!(prepared_ & bit)) {
-        auto prepared = run(deadline, [&](PGconn* pg) {
-            return PQprepare(pg, statement.name, statement.sql, 0, nullptr);
-        });
-        if (!prepared)
-            return prepared.error();
-        prepared_ |= bit;
-    }
+    if (!(prepared_ & (std::uint64_t{1} << statement.id)))
+        return prepare_and_execute(statement, params, deadline);
+    return execute_prepared(statement, params, deadline);
+}
+
+Result<Rows> Connection::prepare_and_execute(const Statement& statement, Params params,
+                                             Deadline deadline) {
+    auto prepared = run(deadline, [&](PGconn* pg) {
+        return PQprepare(pg, statement.name, statement.sql, 0, nullptr);
+    });
+    if (!prepared)
+        return prepared.error();
+    prepared_ |= std::uint64_t{1} << statement.id;
+    return execute_prepared(statement, params, deadline);
+}
+
+Result<Rows> Connection::execute_prepared(const Statement& statement, Params params,
+                                          Deadline deadline) {
+    const int count = static_cast<int>(params.size());
     auto send = [&](PGconn* pg) {
         return PQexecPrepared(pg, statement.name, count, params.data(), nullptr, nullptr, 0);
     };
-    auto rows = run(deadline, send);
+    Result<Rows> rows = run(deadline, send);
     // A migration changed a column's type under the prepared plan: the server answers
     // "cached plan must not change result type" (0A000) until the statement is prepared
     // again. Outside a transaction, do that once.
     if (!rows && rows.error().sqlstate == "0A000" && usable() &&
         PQtransactionStatus(pg_.get()) == PQTRANS_IDLE) {
-        auto again = run(deadline, [&](PGconn* pg) {
+        rows = run(deadline, [&](PGconn* pg) {
             PQclear(PQexec(pg, ("DEALLOCATE " + std::string(statement.name)).c_str()));
             return PQprepare(pg, statement.name, statement.sql, 0, nullptr);
         });
-        if (!again)
-            return again.error();
-        return run(deadline, send);
+        if (rows)
+            rows = run(deadline, send);
     }
     return rows;
+}
+
+Result<std::vector<Result<Rows>>> Connection::execute_each(const Statement& statement,
+                                                           std::span<const Params> params,
+                                                           Deadline deadline) {
+    std::vector<Result<Rows>> results;
+    if (params.empty())
+        return results;
+    const bool prepared = config_->prepared_statements;
+    if (prepared && !(prepared_ & (std::uint64_t{1} << statement.id))) {
+        auto done = run(deadline, [&](PGconn* pg) {
+            return PQprepare(pg, statement.name, statement.sql, 0, nullptr);
+        });
+        if (!done)
+            return std::move(done).error();
+        prepared_ |= std::uint64_t{1} << statement.id;
+    }
+    PGconn* pg = pg_.get();
+    auto lost = [&](const std::string& what) {
+        broken_ = true;
+        bool fired = Watchdog::disarm(*slot_);
+        return query_error(what + ": " + PQerrorMessage(pg), "", true, fired, *config_);
+    };
+    watchdog_->arm(*slot_, deadline);
+    if (!PQenterPipelineMode(pg)) {
+        Watchdog::disarm(*slot_);
+        return query_error(std::string("cannot enter pipeline mode: ") + PQerrorMessage(pg), "",
+                           false, false, *config_);
+    }
+    for (const Params& p : params) {
+        int ok = prepared ? PQsendQueryPrepared(pg, statement.name, static_cast<int>(p.size()),
+                                                p.data(), nullptr, nullptr, 0)
+                          : PQsendQueryParams(pg, statement.sql, static_cast<int>(p.size()),
+                                              nullptr, p.data(), nullptr, nullptr, 0);
+        // A Sync after each: each statement is a transaction of its own.
+        if (!ok || !PQpipelineSync(pg))
+            return lost("cannot send a pipelined statement");
+    }
+    if (PQflush(pg) != 0)
+        return lost("cannot send the pipeline");
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        PGresult* result = PQgetResult(pg);
+        if (!result)
+            return lost("the pipeline ended early");
+        Rows rows(result);
+        ExecStatusType status = PQresultStatus(result);
+        if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+            results.emplace_back(std::move(rows));
+        } else {
+            const char* state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+            std::string message = PQresultErrorMessage(result);
+            if (message.empty())
+                message = status == PGRES_PIPELINE_ABORTED ? "aborted in the pipeline"
+                                                           : PQerrorMessage(pg);
+            results.emplace_back(query_error(message, state ? state : "", false, false, *config_));
+        }
+        // The end of this statement's results, then its Sync.
+        while (PGresult* rest = PQgetResult(pg))
+            PQclear(rest);
+        PGresult* sync = PQgetResult(pg);
+        bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+        PQclear(sync);
+        if (!synced)
+            return lost("the pipeline lost its sync");
+    }
+    bool left = PQexitPipelineMode(pg) == 1;
+    if (Watchdog::disarm(*slot_)) {
+        broken_ = true;
+        return query_error("connection cut at the deadline", "", true, true, *config_);
+    }
+    if (!left)
+        broken_ = true; // not idle: the session cannot be trusted again
+    return results;
 }
 
 Result<Rows> Connection::execute(const char* sql, Params params, Deadline deadline) {

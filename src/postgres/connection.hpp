@@ -83,6 +83,12 @@ public:
     /// Runs one of the library's statements: prepared on first use here (and prepared
     /// again once when a migration changed a result type under it, SQLSTATE 0A000).
     Result<Rows> execute(const Statement& statement, Params params, Deadline deadline);
+    /// Runs `statement` once per parameter set, pipelined (one round trip for them all),
+    /// each in a transaction of its own: one failing does not affect the others. The
+    /// outer Result fails when the session did; the inner ones say how each statement
+    /// went, in order.
+    Result<std::vector<Result<Rows>>>
+    execute_each(const Statement& statement, std::span<const Params> params, Deadline deadline);
     /// Runs one statement with parameters, unprepared.
     Result<Rows> execute(const char* sql, Params params, Deadline deadline);
     /// Runs `sql`, which may hold several statements, without parameters (simple query
@@ -110,6 +116,11 @@ private:
     /// whatever failed into an Error: the one boundary.
     template <class Send>
     Result<Rows> run(Deadline deadline, Send&& send);
+    /// execute() of a statement already prepared here; one return, so the answer is
+    /// built in the caller's slot.
+    Result<Rows> execute_prepared(const Statement& statement, Params params, Deadline deadline);
+    /// execute() of a statement not yet prepared here.
+    Result<Rows> prepare_and_execute(const Statement& statement, Params params, Deadline deadline);
     Result<void> setup(Deadline deadline);
 
     std::shared_ptr<const SessionConfig> config_;

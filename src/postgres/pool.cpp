@@ -82,7 +82,8 @@ void ConnectionPool::discard(Slot& slot) {
     wake_waiter();
 }
 
-std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point started, Deadline deadline) {
+std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point started,
+                                               SteadyClock::time_point current, Deadline deadline) {
     auto n = static_cast<std::size_t>(std::max(options_.max_size, 1));
     std::size_t first = last_slot.pool == this ? last_slot.slot : 0;
     for (std::size_t k = 0; k < n; ++k) {
@@ -92,20 +93,24 @@ std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point started, 
         if (slot.state.load(std::memory_order_relaxed) != idle ||
             !slot.state.compare_exchange_strong(expected, busy, std::memory_order_acquire))
             continue;
-        // The slot is this thread's now.
-        auto at = now();
+        // The slot is this thread's now. (Without a test's clock, the caller's reading of
+        // the clock serves: one clock read fewer per call.)
+        auto at = clock_ ? clock_() : current;
         if (at >= slot.expires) {
             expired_replaced_.fetch_add(1, std::memory_order_relaxed);
             discard(slot);
             continue;
         }
-        if (at - slot.last_used >= options_.validate_after_idle &&
-            !slot.connection->validate(deadline)) {
-            broken_replaced_.fetch_add(1, std::memory_order_relaxed);
-            discard(slot);
-            continue;
+        if (at - slot.last_used >= options_.validate_after_idle) {
+            if (!slot.connection->validate(deadline)) {
+                broken_replaced_.fetch_add(1, std::memory_order_relaxed);
+                discard(slot);
+                continue;
+            }
+            record_wait(slot.waits, SteadyClock::now() - started);
+        } else {
+            record_wait(slot.waits, current - started);
         }
-        record_wait(slot.waits, SteadyClock::now() - started);
         return Lease(this, i);
     }
     return std::nullopt;
@@ -123,12 +128,12 @@ Error ConnectionPool::exhausted(std::chrono::milliseconds waited) const {
     return error;
 }
 
-Result<Lease> ConnectionPool::acquire(Deadline deadline) {
-    auto started = SteadyClock::now();
+Result<Lease> ConnectionPool::acquire(Deadline deadline, SteadyClock::time_point started) {
     auto wait_until = std::min(deadline, started + options_.acquire_timeout);
+    auto current = started;
     for (;;) {
         // 1. A free connection, without the lock.
-        if (auto lease = take_idle(started, deadline))
+        if (auto lease = take_idle(started, current, deadline))
             return std::move(*lease);
 
         std::unique_lock lock(mutex_);
@@ -186,6 +191,7 @@ Result<Lease> ConnectionPool::acquire(Deadline deadline) {
         if (!any_free())
             available_.wait_until(lock, wait_until);
         waiting_.fetch_sub(1, std::memory_order_seq_cst);
+        current = SteadyClock::now();
         if (SteadyClock::now() >= wait_until && !any_free()) {
             acquire_timeouts_.fetch_add(1, std::memory_order_relaxed);
             auto waited = SteadyClock::now() - started;

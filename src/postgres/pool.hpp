@@ -38,7 +38,6 @@ struct PoolOptions {
     std::chrono::milliseconds backoff_max{5'000};
 };
 
-
 class ConnectionPool;
 
 /// A borrowed connection; goes back to the pool on destruction, or is discarded when it
@@ -87,8 +86,8 @@ public:
     ConnectionPool& operator=(const ConnectionPool&) = delete;
 
     /// A connection by `deadline` (and within acquire_timeout): pool_exhausted, or the
-    /// connect error.
-    Result<Lease> acquire(Deadline deadline);
+    /// connect error. `started` is when the caller began (it read the clock anyway).
+    Result<Lease> acquire(Deadline deadline, SteadyClock::time_point started = SteadyClock::now());
 
     PoolStats counters() const;
     const SessionConfig& session() const noexcept { return *session_; }
@@ -108,13 +107,13 @@ private:
         /// Acquire waits of the callers that got this slot (summed by counters()).
         std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()> waits{};
     };
-    using WaitHistogram =
-        std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()>;
+    using WaitHistogram = std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()>;
 
     void release(std::size_t slot);
     /// An idle connection, checked (lifetime, validation), without the lock: this
     /// thread's last slot first. Connections found expired or dead are closed.
-    std::optional<Lease> take_idle(SteadyClock::time_point started, Deadline deadline);
+    std::optional<Lease> take_idle(SteadyClock::time_point started, SteadyClock::time_point current,
+                                   Deadline deadline);
     /// Empties a slot whose connection is closed, and tells a waiter there is room.
     void discard(Slot& slot);
     /// Wakes one waiter if any (after a slot became idle or empty).

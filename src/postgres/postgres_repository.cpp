@@ -1,286 +1,155 @@
 // SPDX-License-Identifier: MIT
-// PostgresRepository: the SQL of each call and the decoding of its rows. Sessions,
-// deadlines and failures are the Connection's; lending sessions is the pool's.
-#include <algorithm>
-#include <array>
-#include <charconv>
-#include <cstdio>
-#include <unordered_map>
+// PostgresRepository: the facade. A read goes to the last-known copy when it is live and
+// in sync, else to the SQL on the pool, and to the copy when the database cannot answer
+// and the copy is fresh enough; a write goes to the SQL, then into the copy; watch()
+// hands out the change feed. The parts: SqlCatalog (SQL and decoding), ConnectionPool
+// and Connection (sessions), ChangeFeed (LISTEN), LiveCopy (the copy), ChangeHub.
+#include <atomic>
+#include <mutex>
 
 #include <modelrepo/postgres_repository.hpp>
 
 #include "../core/catalog_view.hpp"
+#include "../core/files.hpp"
+#include "change_feed.hpp"
 #include "errors.hpp"
-#include "pool.hpp"
+#include "live_copy.hpp"
+#include "outbox_replay.hpp"
 #include "schema.hpp"
+#include "sql_catalog.hpp"
 
 namespace modelrepo {
 
-namespace {
-
-using detail::Connection;
-using detail::Deadline;
-using detail::Rows;
-using detail::StatementId;
-
-/// `{"a","b\"c"}`: a text[] literal (parameters carry it; nothing is spliced into SQL).
-template <class Strings>
-std::string text_array(const Strings& items) {
-    std::size_t size = 2;
-    for (const auto& item : items)
-        size += std::size(item) + 3; // quotes and comma; escapes may grow it further
-    std::string out;
-    out.reserve(size);
-    out.push_back('{');
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        if (i)
-            out.push_back(',');
-        out.push_back('"');
-        for (char c : items[i]) {
-            if (c == '"' || c == '\\')
-                out.push_back('\\');
-            out.push_back(c);
-        }
-        out.push_back('"');
-    }
-    out.push_back('}');
-    return out;
-}
-
-std::string number_array(std::span<const std::optional<double>> items) {
-    std::string out = "{";
-    char buf[40];
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        if (i)
-            out.push_back(',');
-        if (items[i]) {
-            std::snprintf(buf, sizeof buf, "%.17g", *items[i]);
-            out += buf;
-        } else {
-            out += "NULL";
-        }
-    }
-    return out + "}";
-}
-
-/// The C strings of `strings`, for a statement's parameters.
-template <class... Strings>
-std::array<const char*, sizeof...(Strings)> params(const Strings&... strings) {
-    return {strings.c_str()...};
-}
-
-Timestamp from_micros(long long micros) {
-    return Timestamp(
-        std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(micros)));
-}
-
-/// The server answered something the decoding cannot read: bad_data at the boundary.
-struct BadAnswer {
-    std::string what;
-};
-
-/// A field's number, parsed with std::from_chars.
-template <class T>
-T number(std::string_view text, bool null) {
-    T value{};
-    const char* end = text.data() + text.size();
-    auto [stop, ec] = std::from_chars(text.data(), end, value);
-    if (null || ec != std::errc() || stop != end)
-        throw BadAnswer{"unexpected value \"" + std::string(text) +
-                        "\" where a number was expected"};
-    return value;
-}
-
-template <class T>
-T number(const Rows& rows, int row, int column) {
-    return number<T>(rows.text(row, column), rows.is_null(row, column));
-}
-
-/// Reads one result row's fields left to right.
-class Columns {
-public:
-    Columns(const Rows& rows, int row)
-        : rows_(rows)
-        , row_(row) {}
-
-    std::string text() { return std::string(rows_.text(row_, column_++)); }
-    std::string_view view() { return rows_.text(row_, column_++); }
-    bool boolean() { return view() == "t"; }
-    template <class T>
-    T number() {
-        int c = column_++;
-        return modelrepo::number<T>(rows_, row_, c);
-    }
-    /// The next field as a number, or nothing when it is NULL.
-    template <class T>
-    std::optional<T> optional_number() {
-        int c = column_++;
-        return rows_.is_null(row_, c) ? std::nullopt
-                                      : std::optional<T>(modelrepo::number<T>(rows_, row_, c));
-    }
-    bool is_null(int column) const { return rows_.is_null(row_, column); }
-
-private:
-    const Rows& rows_;
-    int row_;
-    int column_ = 0;
-};
-
-/// The last six columns of model_from_row, and all but the first of status_from_row.
-ModelStatus status_columns(Columns& col, std::string slug) {
-    ModelStatus s;
-    s.model_slug = std::move(slug);
-    s.health = parse_health(col.view()).value_or(Health::unknown);
-    s.availability = col.number<double>();
-    s.latency_ms = col.optional_number<double>();
-    s.error_rate = col.number<double>();
-    s.region = col.text();
-    s.checked_at = from_micros(col.number<long long>());
-    return s;
-}
-
-/// slug, name, provider_slug, description, context_window, active, provider name,
-/// provider website, then the status columns (NULL health: no status).
-Model model_from_row(const Rows& rows, int row) {
-    Columns col(rows, row);
-    Model m;
-    m.slug = col.text();
-    m.name = col.text();
-    m.provider_slug = col.text();
-    m.description = col.text();
-    m.context_window = col.optional_number<std::int64_t>();
-    m.active = col.boolean();
-    std::string provider_name = col.text();
-    m.provider = Provider{m.provider_slug, std::move(provider_name), col.text()};
-    if (!col.is_null(8))
-        m.status = status_columns(col, m.slug);
-    return m;
-}
-
-/// slug, then the status columns.
-ModelStatus status_from_row(const Rows& rows, int row) {
-    Columns col(rows, row);
-    std::string slug = col.text();
-    return status_columns(col, std::move(slug));
-}
-
-/// The seven array parameters of the upsert statement, one row per model (the newest
-/// status of each wins: one statement cannot touch a row twice), sorted by slug so
-/// that concurrent batches lock their rows in the same order and cannot deadlock.
-std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses) {
-    std::unordered_map<std::string_view, const ModelStatus*> newest;
-    std::vector<std::string_view> order;
-    for (const ModelStatus& s : statuses) {
-        auto [it, inserted] = newest.emplace(s.model_slug, &s);
-        if (inserted)
-            order.push_back(s.model_slug);
-        else if (it->second->checked_at <= s.checked_at)
-            it->second = &s;
-    }
-    std::sort(order.begin(), order.end());
-    std::vector<std::string_view> health, regions;
-    std::vector<std::string> times;
-    std::vector<std::optional<double>> availability, latency, error_rate;
-    for (std::string_view slug : order) {
-        const ModelStatus& s = *newest[slug];
-        health.push_back(to_string(s.health));
-        regions.push_back(s.region);
-        times.push_back(format_timestamp(s.checked_at));
-        availability.push_back(s.availability);
-        latency.push_back(s.latency_ms);
-        error_rate.push_back(s.error_rate);
-    }
-    std::vector<std::string_view> time_views(times.begin(), times.end());
-    return {text_array(order),     text_array(health),       number_array(availability),
-            number_array(latency), number_array(error_rate), text_array(regions),
-            text_array(time_views)};
-}
-
-/// The Result of a call whose work returns Result<T>, or T.
-template <class T>
-struct AsResult {
-    using type = Result<T>;
-};
-template <class T>
-struct AsResult<Result<T>> {
-    using type = Result<T>;
-};
-
-detail::PoolOptions pool_options(const PostgresConfig& config) {
-    detail::PoolOptions o;
-    unsigned cores = std::thread::hardware_concurrency();
-    o.max_size =
-        config.pool_size > 0 ? config.pool_size : static_cast<int>(2 * (cores ? cores : 1) + 1);
-    o.acquire_timeout = config.acquire_timeout;
-    o.validate_after_idle = config.validate_after_idle;
-    o.max_lifetime = config.max_lifetime;
-    o.backoff_initial = config.reconnect_backoff_initial;
-    o.backoff_max = config.reconnect_backoff_max;
-    return o;
-}
-
-} // namespace
+using namespace std::chrono;
 
 struct PostgresRepository::Impl {
-    PostgresConfig config;
-    std::shared_ptr<const detail::SessionConfig> session;
-    detail::StatementSet statements;
-    std::string schema_prefix; ///< `"schema".` or ""
-    std::unique_ptr<detail::ConnectionPool> pool;
+    // Declared in the order the parts depend on each other; destroyed the other way:
+    // the outbox's replay thread first (it uses the outbox and the SQL), the feed (it
+    // feeds the copy), the copy (it feeds the hub), the hub, then the SQL and its pool
+    // (the copy reads through them).
+    detail::SqlCatalog sql;
+    const std::string copy_source; ///< SystemStats::source of answers from the copy
+    std::atomic<std::uint64_t> served_while_down{0};
+    ChangeHub hub;
+    std::unique_ptr<detail::LiveCopy> copy;
+    std::unique_ptr<detail::ChangeFeed> feed;
+    std::once_flag feed_started;
+    std::unique_ptr<detail::Outbox> outbox;
+    std::unique_ptr<detail::OutboxReplay> replay;
+    std::atomic<std::uint64_t> queued_statuses{0};
 
-    Impl(PostgresConfig c, std::shared_ptr<const detail::SessionConfig> s, std::string prefix,
-         detail::ConnectionPool::ClockFn clock)
-        : config(std::move(c))
-        , session(std::move(s))
-        , statements(prefix)
-        , schema_prefix(std::move(prefix))
-        , pool(std::make_unique<detail::ConnectionPool>(session, pool_options(config),
-                                                        std::move(clock))) {}
-
-    const std::string& name() const { return session->source; }
-
-    /// One deadline per call, whatever it does: waiting for the pool, connecting, the
-    /// statements.
-    Deadline deadline() const { return detail::SteadyClock::now() + config.query_timeout; }
-
-    /// `work(connection, deadline)` on a pooled connection; it returns a Result or a
-    /// value. A row the decoding cannot read is bad_data here, at the call's boundary.
-    template <class Work>
-    auto with_connection(Work&& work) ->
-        typename AsResult<std::invoke_result_t<Work, Connection&, Deadline>>::type {
-        Deadline until = deadline();
-        auto lease = pool->acquire(until);
-        if (!lease)
-            return std::move(lease).error();
-        try {
-            return work(*lease.value(), until);
-        } catch (const BadAnswer& bad) {
-            Error error = make_error(Errc::bad_data,
-                                     "PostgreSQL " + session->target.display() + ": " + bad.what);
-            error.source = name();
-            return error;
+    Impl(PostgresConfig config, std::shared_ptr<const detail::SessionConfig> session,
+         std::unique_ptr<detail::Outbox> opened_outbox)
+        : sql(std::move(config), std::move(session))
+        , copy_source(sql.name() + " (last-known copy)")
+        , outbox(std::move(opened_outbox)) {
+        const PostgresConfig& c = sql.config();
+        if (c.keeps_copy()) {
+            detail::LiveCopy::Options options;
+            options.dir = c.cache_dir;
+            options.key = "postgres-" + detail::fnv1a_hex(sql.name() + "|" + c.schema);
+            copy = std::make_unique<detail::LiveCopy>(options, sql, hub);
+        }
+        detail::ChangeFeed::Options feed_options;
+        feed_options.heartbeat = c.feed_keepalive;
+        feed_options.heartbeat_timeout = std::min(c.feed_keepalive, milliseconds(3'000));
+        feed_options.backoff_initial = c.reconnect_backoff_initial;
+        feed_options.backoff_max = c.reconnect_backoff_max;
+        auto sink = copy ? detail::ChangeFeed::Sink([this](std::vector<CatalogChange> changes) {
+            copy->on_changes(std::move(changes));
+        })
+                         : detail::ChangeFeed::Sink([this](std::vector<CatalogChange> changes) {
+                               for (auto& change : changes)
+                                   hub.publish(std::move(change));
+                           });
+        feed =
+            std::make_unique<detail::ChangeFeed>(sql.session(), sql.schema_prefix(), feed_options,
+                                                 std::move(sink), [this](bool connected) {
+                                                     if (copy)
+                                                         copy->on_feed(connected);
+                                                 });
+        if (copy) {
+            copy->start();
+            start_feed();
+        }
+        if (outbox) {
+            detail::OutboxReplay::Options replay_options;
+            replay_options.backoff_initial = c.reconnect_backoff_initial;
+            replay_options.backoff_max = c.reconnect_backoff_max;
+            replay = std::make_unique<detail::OutboxReplay>(*outbox, sql, replay_options);
+            replay->start(); // drains what an earlier process left, as soon as it can
         }
     }
 
-    /// One of the repository's statements on a pooled connection; `decode(rows)` makes
-    /// the answer.
-    template <class Decode, std::size_t N = 0>
-    auto query(StatementId id, std::array<const char*, N> values, Decode&& decode) {
-        return with_connection(
-            [&](Connection& c,
-                Deadline until) -> Result<std::invoke_result_t<Decode, const Rows&>> {
-                auto rows = c.execute(statements[id], values, until);
-                if (!rows)
-                    return std::move(rows).error();
-                return decode(rows.value());
-            });
+    /// Keeps a batch the database could not take (for `cause`) in the outbox.
+    Result<WriteReceipt> defer(std::span<const ModelStatus> statuses, const Error& cause) {
+        // Checked here as the database would: model slugs against the copy, when there is
+        // one (the ranges are checked before anything else).
+        if (copy && copy->has_data()) {
+            const auto& catalog = copy->catalog();
+            for (std::size_t i = 0; i < statuses.size(); ++i)
+                if (!catalog.find(statuses[i].model_slug)) {
+                    Error e = make_error(Errc::invalid_argument,
+                                         "statuses[" + std::to_string(i) + "]: unknown model '" +
+                                             statuses[i].model_slug +
+                                             "' (not in the last-known copy); nothing was "
+                                             "written or queued");
+                    e.source = sql.name();
+                    return e;
+                }
+        }
+        auto queued = outbox->enqueue(statuses);
+        if (!queued) {
+            if (queued.error().is(Errc::outbox_full))
+                return std::move(queued).error();
+            // Not durable, so not acknowledged: the database's error, and the outbox's.
+            Error e = cause;
+            e.message += "; the outbox could not keep the write either: " + queued.error().message;
+            return e;
+        }
+        if (copy)
+            copy->apply_statuses(statuses); // read your writes during the outage
+        queued_statuses.fetch_add(static_cast<std::uint64_t>(queued.value()),
+                                  std::memory_order_relaxed);
+        replay->wake();
+        WriteReceipt receipt;
+        receipt.queued = queued.value();
+        receipt.outbox = outbox->path().string();
+        receipt.deferred_because = cause;
+        return receipt;
     }
 
-    /// The schema's statements in a transaction see the repository's schema first.
-    std::string local_search_path() const {
-        return config.schema.empty()
-                   ? std::string()
-                   : "SET LOCAL search_path TO " + detail::quote_identifier(config.schema);
+    void start_feed() {
+        std::call_once(feed_started, [this] { feed->start(); });
+    }
+
+    /// `db()` or the copy (`from_copy(catalog, down)`), as the facade's comment says.
+    template <class Db, class FromCopy>
+    auto read(Db&& db, FromCopy&& from_copy) -> decltype(db()) {
+        // Without a copy the database's answer is returned as it comes (built in the
+        // caller's return slot: a Result of Boost 1.74 carries an Error beside the value,
+        // so a move costs a few dozen instructions on a path that is otherwise libpq's).
+        if (!copy)
+            return db();
+        if (sql.config().live_cache && copy->in_sync())
+            return from_copy(copy->catalog(), false);
+        return or_copy(db(), from_copy);
+    }
+
+    /// `answer`, or the copy's when the database could not answer for an outage.
+    template <class Answer, class FromCopy>
+    Answer or_copy(Answer answer, FromCopy& from_copy) {
+        if (answer || !detail::is_outage(answer.error()) || !copy->has_data())
+            return answer;
+        auto age = Clock::now() - copy->as_of();
+        if (age > sql.config().max_stale) {
+            answer.error().message += " (the last-known copy is " +
+                                      std::to_string(duration_cast<seconds>(age).count()) +
+                                      " s old, past max_stale)";
+            return answer;
+        }
+        served_while_down.fetch_add(1, std::memory_order_relaxed);
+        return from_copy(copy->catalog(), true);
     }
 };
 
@@ -298,18 +167,29 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
                           "query_timeout)");
     if (config.schema.find('\0') != std::string::npos)
         return make_error(Errc::invalid_argument, "PostgresConfig::schema holds a NUL byte");
+    if (config.feed_keepalive.count() <= 0)
+        return make_error(Errc::invalid_argument,
+                          "PostgresConfig::feed_keepalive must be positive");
     auto session = detail::parse_session_config(config.conninfo);
     if (!session)
         return std::move(session).error();
     session.value().schema = config.schema;
     session.value().statement_timeout = config.query_timeout;
-    session.value().connect_timeout =
-        std::chrono::duration_cast<std::chrono::milliseconds>(config.connect_timeout);
+    session.value().connect_timeout = duration_cast<milliseconds>(config.connect_timeout);
     session.value().prepared_statements = config.prepared_statements;
-    std::string prefix = config.schema.empty() ? "" : detail::quote_identifier(config.schema) + ".";
+    if (!config.outbox.empty() && config.outbox_max < 1)
+        return make_error(Errc::invalid_argument, "PostgresConfig::outbox_max must be positive");
+    std::unique_ptr<detail::Outbox> outbox;
+    if (!config.outbox.empty()) {
+        // A file that cannot be an outbox is an error now, naming it: not a surprise at
+        // the first outage.
+        auto opened = detail::Outbox::open(config.outbox, config.outbox_max);
+        if (!opened)
+            return std::move(opened).error();
+        outbox = std::move(opened).value();
+    }
     auto shared = std::make_shared<const detail::SessionConfig>(std::move(session).value());
-    auto impl = std::make_unique<Impl>(std::move(config), std::move(shared), std::move(prefix),
-                                       detail::ConnectionPool::ClockFn{});
+    auto impl = std::make_unique<Impl>(std::move(config), std::move(shared), std::move(outbox));
     return std::shared_ptr<PostgresRepository>(new PostgresRepository(std::move(impl)));
 }
 
@@ -321,44 +201,238 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::open(std::string
 }
 
 std::string_view PostgresRepository::name() const noexcept {
-    return impl_->name();
+    return impl_->sql.name();
 }
 
 const PostgresConfig& PostgresRepository::config() const noexcept {
-    return impl_->config;
+    return impl_->sql.config();
 }
 
 PoolStats PostgresRepository::pool_stats() const {
-    return impl_->pool->counters();
+    return impl_->sql.pool_stats();
+}
+
+Result<std::int64_t> PostgresRepository::count_models() {
+    return impl_->read(
+        [&] { return impl_->sql.count_models(); },
+        [](const detail::Catalog& c, bool) -> Result<std::int64_t> { return c.stats.models; });
+}
+
+Result<std::int64_t> PostgresRepository::count_providers() {
+    return impl_->read(
+        [&] { return impl_->sql.count_providers(); },
+        [](const detail::Catalog& c, bool) -> Result<std::int64_t> { return c.stats.providers; });
+}
+
+Result<std::vector<ModelStatus>> PostgresRepository::list_statuses() {
+    return impl_->read(
+        [&] {
+            auto answer = impl_->sql.list_statuses();
+            if (answer && impl_->copy)
+                impl_->copy->note_statuses(answer.value());
+            return answer;
+        },
+        [](const detail::Catalog& c, bool) -> Result<std::vector<ModelStatus>> {
+            return c.statuses();
+        });
+}
+
+Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::string> slugs) {
+    return impl_->read([&] { return impl_->sql.find_models(slugs); },
+                       [&](const detail::Catalog& c, bool) -> Result<std::vector<Model>> {
+                           return c.find_all(slugs);
+                       });
+}
+
+Result<std::optional<Model>> PostgresRepository::find_model(std::string_view slug) {
+    using Answer = Result<std::optional<Model>>;
+    return impl_->read([&] { return impl_->sql.find_model(slug); },
+                       [&](const detail::Catalog& c, bool) -> Answer {
+                           if (const Model* m = c.find(slug))
+                               return Answer(boost::outcome_v2::in_place_type<std::optional<Model>>,
+                                             std::in_place, *m);
+                           return Answer(boost::outcome_v2::in_place_type<std::optional<Model>>);
+                       });
+}
+
+Result<std::vector<Model>> PostgresRepository::list_models() {
+    return impl_->read([&] { return impl_->sql.list_models(); },
+                       [](const detail::Catalog& c, bool) -> Result<std::vector<Model>> {
+                           std::vector<Model> out;
+                           out.reserve(c.models.size());
+                           for (const auto& m : c.models)
+                               out.push_back(*m);
+                           return out;
+                       });
+}
+
+Result<SystemStats> PostgresRepository::system_stats() {
+    return impl_->read([&] { return impl_->sql.system_stats(); },
+                       [&](const detail::Catalog& c, bool down) -> Result<SystemStats> {
+                           SystemStats s = c.stats;
+                           s.as_of = impl_->copy->as_of();
+                           s.source = down ? impl_->copy_source : impl_->sql.name();
+                           return s;
+                       });
+}
+
+Result<Snapshot> PostgresRepository::export_snapshot() {
+    return impl_->read([&] { return impl_->sql.export_snapshot(); },
+                       [&](const detail::Catalog& c, bool) -> Result<Snapshot> {
+                           Snapshot s = c.snapshot();
+                           s.generated_at = impl_->copy->as_of();
+                           return s;
+                       });
+}
+
+Result<void> PostgresRepository::check_health() {
+    return impl_->sql.check_health();
+}
+
+Result<std::int64_t> PostgresRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
+    auto receipt = write_statuses(statuses);
+    if (!receipt)
+        return std::move(receipt).error();
+    return receipt.value().applied + receipt.value().queued;
+}
+
+Result<WriteReceipt> PostgresRepository::write_statuses(std::span<const ModelStatus> statuses) {
+    auto applied = impl_->sql.upsert_statuses(statuses); // checks the ranges first
+    if (applied) {
+        if (impl_->copy)
+            impl_->copy->apply_statuses(statuses); // read your writes, before the feed says so
+        WriteReceipt receipt;
+        receipt.applied = applied.value();
+        return receipt;
+    }
+    if (!impl_->outbox || !detail::is_outage(applied.error()))
+        return std::move(applied).error();
+    return impl_->defer(statuses, applied.error());
+}
+
+Result<WriteReceipt> PostgresRepository::defer_statuses(std::span<const ModelStatus> statuses) {
+    if (!impl_->outbox)
+        return ModelRepository::defer_statuses(statuses);
+    for (std::size_t i = 0; i < statuses.size(); ++i)
+        if (auto problem = detail::status_problem(statuses[i])) {
+            Error e = make_error(Errc::invalid_argument, "statuses[" + std::to_string(i) + "]: " +
+                                                             *problem + "; nothing was queued");
+            e.source = impl_->sql.name();
+            return e;
+        }
+    Error cause = make_error(Errc::circuit_open,
+                             impl_->sql.name() + ": the caller's circuit breaker for the database "
+                                                 "is open");
+    cause.source = impl_->sql.name();
+    return impl_->defer(statuses, cause);
+}
+
+Result<OutboxState> PostgresRepository::outbox_state() const {
+    if (!impl_->outbox)
+        return make_error(Errc::not_supported,
+                          impl_->sql.name() + " has no outbox (add outbox=PATH to the URL)");
+    auto state = impl_->outbox->state();
+    if (!state)
+        return std::move(state).error();
+    OutboxState out;
+    out.path = impl_->outbox->path();
+    out.batches = state.value().batches;
+    out.statuses = state.value().statuses;
+    out.oldest = state.value().oldest;
+    out.dead_letters = state.value().dead_letters;
+    out.last_error = state.value().last_error;
+    auto dead = impl_->outbox->dead_letters(100);
+    if (!dead)
+        return std::move(dead).error();
+    for (const auto& d : dead.value())
+        out.recent_dead_letters.push_back({d.id, d.queued_at, d.failed_at, d.statuses, d.error});
+    return out;
+}
+
+Result<OutboxDrain> PostgresRepository::drain_outbox() {
+    if (!impl_->outbox)
+        return make_error(Errc::not_supported,
+                          impl_->sql.name() + " has no outbox (add outbox=PATH to the URL)");
+    return impl_->replay->drain();
+}
+
+void PostgresRepository::on_outbox_event(std::function<void(const OutboxEvent&)> listener) {
+    if (impl_->replay)
+        impl_->replay->set_listener(std::move(listener));
+}
+
+Result<int> PostgresRepository::migrate() {
+    return impl_->sql.migrate();
+}
+
+Result<int> PostgresRepository::schema_version() {
+    return impl_->sql.schema_version();
+}
+
+Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
+    return impl_->sql.import_snapshot(snapshot);
+}
+
+Result<Subscription>
+PostgresRepository::watch(std::function<void(const CatalogChange&)> on_change) {
+    if (!on_change)
+        return make_error(Errc::invalid_argument, "watch() needs a callback");
+    // A database on schema 1 has no triggers: say so now, when it can be asked. One
+    // that does not answer is no error: the feed starts delivering when it does.
+    if (auto version = impl_->sql.schema_version();
+        version && version.value() < detail::sql::feed_schema_version) {
+        Error error =
+            make_error(Errc::schema_missing,
+                       "PostgreSQL " + impl_->sql.name() + ": the database is on schema version " +
+                           std::to_string(version.value()) +
+                           ", which has no change feed; run modelrepo migrate");
+        error.source = impl_->sql.name();
+        return error;
+    }
+    auto subscription = impl_->hub.subscribe(std::move(on_change));
+    impl_->start_feed();
+    return subscription;
+}
+
+std::optional<PostgresRepository::CopyState> PostgresRepository::copy_state() const {
+    if (!impl_->copy)
+        return std::nullopt;
+    CopyState s;
+    s.has_data = impl_->copy->has_data();
+    s.in_sync = impl_->copy->in_sync();
+    s.as_of = impl_->copy->as_of();
+    s.version = impl_->copy->stats().version;
+    s.served_while_down = impl_->served_while_down.load(std::memory_order_relaxed);
+    return s;
 }
 
 std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
     using Type = MetricFamily::Type;
     PoolStats p = pool_stats();
     std::vector<MetricFamily> out;
+    auto gauge = [&](const char* name, const char* help, double value) {
+        out.push_back({name, Type::gauge, help, {}});
+        out.back().add({}, value);
+    };
+    auto counter = [&](const char* name, const char* help, double value) {
+        out.push_back({name, Type::counter, help, {}});
+        out.back().add({}, value);
+    };
     out.push_back({"modelrepo_pool_connections", Type::gauge, "Pooled connections by state.", {}});
     out.back()
         .add({{"state", "open"}}, p.open)
         .add({{"state", "idle"}}, p.idle)
         .add({{"state", "busy"}}, p.busy)
         .add({{"state", "max"}}, p.max_size);
-    out.push_back({"modelrepo_pool_waiting", Type::gauge, "Callers waiting for a connection.", {}});
-    out.back().add({}, p.waiting);
-    out.push_back({"modelrepo_pool_server_down",
-                   Type::gauge,
-                   "1 while the last connect failed and callers fail fast until the backoff "
-                   "passes.",
-                   {}});
-    out.back().add({}, p.server_down ? 1 : 0);
-    out.push_back({"modelrepo_pool_connects_total", Type::counter, "Sessions opened.", {}});
-    out.back().add({}, static_cast<double>(p.connects));
-    out.push_back({"modelrepo_pool_connect_failures_total", Type::counter, "Failed connects.", {}});
-    out.back().add({}, static_cast<double>(p.connect_failures));
-    out.push_back({"modelrepo_pool_acquire_timeouts_total",
-                   Type::counter,
-                   "Callers that got pool_exhausted.",
-                   {}});
-    out.back().add({}, static_cast<double>(p.acquire_timeouts));
+    gauge("modelrepo_pool_waiting", "Callers waiting for a connection.", p.waiting);
+    gauge("modelrepo_pool_server_down",
+          "1 while the last connect failed and callers fail fast until the backoff passes.",
+          p.server_down ? 1 : 0);
+    counter("modelrepo_pool_connects_total", "Sessions opened.", static_cast<double>(p.connects));
+    counter("modelrepo_pool_connect_failures_total", "Failed connects.",
+            static_cast<double>(p.connect_failures));
+    counter("modelrepo_pool_acquire_timeouts_total", "Callers that got pool_exhausted.",
+            static_cast<double>(p.acquire_timeouts));
     out.push_back({"modelrepo_pool_replaced_total",
                    Type::counter,
                    "Sessions closed: broken or cut at a deadline, or at max lifetime.",
@@ -366,304 +440,74 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
     out.back()
         .add({{"why", "broken"}}, static_cast<double>(p.broken_replaced))
         .add({{"why", "expired"}}, static_cast<double>(p.expired_replaced));
-    out.push_back({"modelrepo_pool_acquire_wait_seconds", Type::histogram,
-                   "Time callers waited for a connection.", {}});
+    out.push_back({"modelrepo_pool_acquire_wait_seconds",
+                   Type::histogram,
+                   "Time callers waited for a connection.",
+                   {}});
     out.back().add_histogram({}, PoolStats::wait_bounds_ms, p.acquire_wait_buckets, std::nullopt,
                              0.001);
+
+    auto f = impl_->feed->stats();
+    auto h = impl_->hub.stats();
+    gauge("modelrepo_feed_connected", "1 while the change feed's session listens.",
+          f.connected ? 1 : 0);
+    counter("modelrepo_feed_changes_total",
+            "Changes the feed received (notifications and caught-up log rows).",
+            static_cast<double>(f.received + f.caught_up));
+    counter("modelrepo_feed_resyncs_total", "Resyncs: each (re)connect, each bulk import.",
+            static_cast<double>(f.resyncs));
+    counter("modelrepo_feed_unknown_payloads_total",
+            "Notifications on the channel that were not the triggers'.",
+            static_cast<double>(f.unknown));
+    counter("modelrepo_feed_reconnects_total", "Feed sessions lost.",
+            static_cast<double>(f.disconnects));
+    gauge("modelrepo_watchers", "Active watch() subscriptions.",
+          static_cast<double>(h.subscribers));
+    counter("modelrepo_watch_slow_callbacks_total", "Watch callbacks that took over 100 ms.",
+            static_cast<double>(h.slow_callbacks));
+    counter("modelrepo_watch_overflows_total",
+            "Times a backlog of undelivered changes collapsed into one resync.",
+            static_cast<double>(h.overflows));
+    if (auto c = copy_state()) {
+        auto stats = impl_->copy->stats();
+        gauge("modelrepo_copy_in_sync", "1 while the last-known copy is kept current by the feed.",
+              c->in_sync ? 1 : 0);
+        if (c->has_data)
+            gauge("modelrepo_copy_age_seconds",
+                  "Seconds since the last-known copy was last known current (0 in sync).",
+                  duration<double>(Clock::now() - c->as_of).count());
+        counter("modelrepo_copy_served_while_down_total",
+                "Reads the last-known copy answered while the database could not.",
+                static_cast<double>(c->served_while_down));
+        counter("modelrepo_copy_reloads_total", "Full reloads of the copy (resyncs).",
+                static_cast<double>(stats.reloads));
+    }
+    if (impl_->outbox) {
+        auto state = impl_->outbox->state();
+        auto replayed = impl_->replay->stats();
+        if (state) {
+            out.push_back({"modelrepo_outbox_pending",
+                           Type::gauge,
+                           "What the outbox holds for the database.",
+                           {}});
+            out.back()
+                .add({{"unit", "statuses"}}, static_cast<double>(state.value().statuses))
+                .add({{"unit", "batches"}}, static_cast<double>(state.value().batches));
+            gauge("modelrepo_outbox_oldest_age_seconds",
+                  "Age of the oldest pending batch (0 when empty).",
+                  state.value().oldest
+                      ? duration<double>(Clock::now() - *state.value().oldest).count()
+                      : 0.0);
+            gauge("modelrepo_outbox_dead_letters",
+                  "Batches the database refused for good, kept aside.",
+                  static_cast<double>(state.value().dead_letters));
+        }
+        counter("modelrepo_outbox_queued_total", "Statuses this process queued.",
+                static_cast<double>(impl_->queued_statuses.load()));
+        counter("modelrepo_outbox_replayed_total", "Statuses this process replayed.",
+                static_cast<double>(replayed.replayed_statuses));
+    }
     return out;
-}
-
-Result<std::int64_t> PostgresRepository::count_models() {
-    return impl_->query(detail::count_models, std::array<const char*, 0>{},
-                        [](const Rows& rows) { return number<std::int64_t>(rows, 0, 0); });
-}
-
-Result<std::int64_t> PostgresRepository::count_providers() {
-    return impl_->query(detail::count_providers, std::array<const char*, 0>{},
-                        [](const Rows& rows) { return number<std::int64_t>(rows, 0, 0); });
-}
-
-Result<std::vector<ModelStatus>> PostgresRepository::list_statuses() {
-    return impl_->query(detail::list_statuses, std::array<const char*, 0>{}, [](const Rows& rows) {
-        std::vector<ModelStatus> out;
-        out.reserve(static_cast<std::size_t>(rows.size()));
-        for (int row = 0; row < rows.size(); ++row)
-            out.push_back(status_from_row(rows, row));
-        return out;
-    });
-}
-
-Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::string> slugs) {
-    if (slugs.empty())
-        return std::vector<Model>{};
-    std::string array = text_array(slugs);
-    return impl_->query(detail::find_models, params(array), [&](const Rows& rows) {
-        // The answer in the order asked for, each row decoded once: the rows sorted by
-        // slug (views into the result), one binary search per slug asked for. A slug
-        // asked for twice gets a copy of the first answer.
-        struct Row {
-            std::string_view slug;
-            int row;
-            int answer = -1; // its position in `ordered`, once decoded
-        };
-        std::vector<Row> by_slug;
-        by_slug.reserve(static_cast<std::size_t>(rows.size()));
-        for (int row = 0; row < rows.size(); ++row)
-            by_slug.push_back({rows.text(row, 0), row});
-        std::sort(by_slug.begin(), by_slug.end(),
-                  [](const Row& a, const Row& b) { return a.slug < b.slug; });
-        std::vector<Model> ordered;
-        ordered.reserve(slugs.size());
-        for (const std::string& slug : slugs) {
-            auto it = std::lower_bound(by_slug.begin(), by_slug.end(), std::string_view(slug),
-                                       [](const Row& r, std::string_view s) { return r.slug < s; });
-            if (it == by_slug.end() || it->slug != slug)
-                continue;
-            if (it->answer >= 0) {
-                ordered.push_back(ordered[static_cast<std::size_t>(it->answer)]);
-            } else {
-                it->answer = static_cast<int>(ordered.size());
-                ordered.push_back(model_from_row(rows, it->row));
-            }
-        }
-        return ordered;
-    });
-}
-
-Result<std::optional<Model>> PostgresRepository::find_model(std::string_view slug) {
-    std::string key(slug);
-    return impl_->query(detail::find_model, params(key), [](const Rows& rows) {
-        return rows.empty() ? std::optional<Model>()
-                            : std::optional<Model>(model_from_row(rows, 0));
-    });
-}
-
-Result<std::vector<Model>> PostgresRepository::list_models() {
-    return impl_->query(detail::list_models, std::array<const char*, 0>{}, [](const Rows& rows) {
-        std::vector<Model> out;
-        out.reserve(static_cast<std::size_t>(rows.size()));
-        for (int row = 0; row < rows.size(); ++row)
-            out.push_back(model_from_row(rows, row));
-        return out;
-    });
-}
-
-Result<SystemStats> PostgresRepository::system_stats() {
-    return impl_->query(detail::system_stats, std::array<const char*, 0>{}, [&](const Rows& rows) {
-        Columns col(rows, 0);
-        SystemStats s;
-        s.models = col.number<std::int64_t>();
-        s.active_models = col.number<std::int64_t>();
-        s.providers = col.number<std::int64_t>();
-        s.health.operational = col.number<std::int64_t>();
-        s.health.degraded = col.number<std::int64_t>();
-        s.health.outage = col.number<std::int64_t>();
-        s.health.unknown = col.number<std::int64_t>();
-        s.as_of = from_micros(col.number<long long>());
-        s.source = impl_->name();
-        return s;
-    });
-}
-
-Result<void> PostgresRepository::check_health() {
-    auto r = impl_->with_connection([](Connection& c, Deadline until) -> Result<int> {
-        auto rows = c.script("SELECT 1", until);
-        if (!rows)
-            return std::move(rows).error();
-        return 1;
-    });
-    if (!r)
-        return std::move(r).error();
-    return success();
-}
-
-Result<std::int64_t> PostgresRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
-    // Validate here so a bad batch never reaches the server half-checked.
-    for (std::size_t i = 0; i < statuses.size(); ++i) {
-        if (auto problem = detail::status_problem(statuses[i])) {
-            Error e = make_error(Errc::invalid_argument, "statuses[" + std::to_string(i) + "]: " +
-                                                             *problem + "; nothing was written");
-            e.source = impl_->name();
-            return e;
-        }
-    }
-    if (statuses.empty())
-        return std::int64_t{0};
-    auto a = status_arrays(statuses);
-    // One statement: atomic on its own.
-    return impl_->query(detail::upsert_statuses, params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
-                        [](const Rows& rows) { return rows.affected(); });
-}
-
-Result<Snapshot> PostgresRepository::export_snapshot() {
-    return impl_->with_connection([&](Connection& c, Deadline until) {
-        // One snapshot of the database: the statements below run in this transaction.
-        return c.transaction(
-            "ISOLATION LEVEL REPEATABLE READ READ ONLY", until,
-            [&](Connection& c) -> Result<Snapshot> {
-                const auto& st = impl_->statements;
-                constexpr std::array<const char*, 0> none{};
-                auto now = c.script("SELECT (extract(epoch FROM now()) * 1000000)::bigint", until);
-                if (!now)
-                    return std::move(now).error();
-                auto providers = c.execute(st[detail::list_providers], none, until);
-                if (!providers)
-                    return std::move(providers).error();
-                auto models = c.execute(st[detail::list_models], none, until);
-                if (!models)
-                    return std::move(models).error();
-                auto statuses = c.execute(st[detail::list_statuses], none, until);
-                if (!statuses)
-                    return std::move(statuses).error();
-                Snapshot s;
-                s.generated_at = from_micros(number<long long>(now.value(), 0, 0));
-                for (int row = 0; row < providers.value().size(); ++row) {
-                    Columns col(providers.value(), row);
-                    Provider p;
-                    p.slug = col.text();
-                    p.name = col.text();
-                    p.website = col.text();
-                    s.providers.push_back(std::move(p));
-                }
-                for (int row = 0; row < models.value().size(); ++row) {
-                    Model m = model_from_row(models.value(), row);
-                    m.provider.reset();
-                    m.status.reset();
-                    s.models.push_back(std::move(m));
-                }
-                for (int row = 0; row < statuses.value().size(); ++row)
-                    s.statuses.push_back(status_from_row(statuses.value(), row));
-                return s;
-            });
-    });
-}
-
-Result<int> PostgresRepository::schema_version() {
-    return impl_->with_connection([&](Connection& c, Deadline until) -> Result<int> {
-        return c.transaction("READ ONLY", until, [&](Connection& c) -> Result<int> {
-            if (auto path = impl_->local_search_path(); !path.empty())
-                if (auto set = c.script(path, until); !set)
-                    return std::move(set).error();
-            auto has_table = c.script(std::string(detail::sql::has_migrations_table), until);
-            if (!has_table)
-                return std::move(has_table).error();
-            if (has_table.value().text(0, 0) != "t")
-                return 0;
-            auto version = c.script(std::string(detail::sql::schema_version), until);
-            if (!version)
-                return std::move(version).error();
-            return number<int>(version.value(), 0, 0);
-        });
-    });
-}
-
-Result<int> PostgresRepository::migrate() {
-    return impl_->with_connection([&](Connection& c, Deadline until) -> Result<int> {
-        return c.transaction("", until, [&](Connection& c) -> Result<int> {
-            auto run = [&](const std::string& sql) { return c.script(sql, until); };
-            std::vector<std::string> setup{"SELECT pg_advisory_xact_lock(" +
-                                           std::to_string(detail::migration_lock_key) + ")"};
-            if (!impl_->config.schema.empty()) {
-                setup.push_back("CREATE SCHEMA IF NOT EXISTS " +
-                                detail::quote_identifier(impl_->config.schema));
-                setup.push_back(impl_->local_search_path());
-            }
-            setup.push_back("CREATE TABLE IF NOT EXISTS schema_migrations (version integer "
-                            "PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL "
-                            "DEFAULT now())");
-            for (const auto& sql : setup)
-                if (auto done = run(sql); !done)
-                    return std::move(done).error();
-            auto version = run(std::string(detail::sql::schema_version));
-            if (!version)
-                return std::move(version).error();
-            int current = number<int>(version.value(), 0, 0);
-            for (const auto& m : detail::migrations()) {
-                if (m.version <= current)
-                    continue;
-                if (auto done = run(std::string(m.sql)); !done)
-                    return std::move(done).error();
-                std::string number_text = std::to_string(m.version);
-                std::string name(m.name);
-                auto noted =
-                    c.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                              params(number_text, name), until);
-                if (!noted)
-                    return std::move(noted).error();
-                current = m.version;
-            }
-            return current;
-        });
-    });
-}
-
-Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
-    if (auto valid = validate(snapshot); !valid)
-        return valid.error();
-    std::vector<std::string_view> p_slug, p_name, p_site;
-    for (const Provider& p : snapshot.providers) {
-        p_slug.push_back(p.slug);
-        p_name.push_back(p.name);
-        p_site.push_back(p.website);
-    }
-    std::vector<std::string_view> m_slug, m_name, m_provider, m_description, m_active;
-    std::vector<std::optional<double>> m_context;
-    for (const Model& m : snapshot.models) {
-        m_slug.push_back(m.slug);
-        m_name.push_back(m.name);
-        m_provider.push_back(m.provider_slug);
-        m_description.push_back(m.description);
-        m_active.push_back(m.active ? "true" : "false");
-        m_context.push_back(m.context_window ? std::optional<double>(*m.context_window)
-                                             : std::nullopt);
-    }
-    std::array<std::string, 3> providers{text_array(p_slug), text_array(p_name),
-                                         text_array(p_site)};
-    std::array<std::string, 6> models{text_array(m_slug),      text_array(m_name),
-                                      text_array(m_provider),  text_array(m_description),
-                                      number_array(m_context), text_array(m_active)};
-    std::optional<std::array<std::string, 7>> statuses;
-    if (!snapshot.statuses.empty())
-        statuses = status_arrays(snapshot.statuses);
-    const std::string& t = impl_->schema_prefix;
-    std::string insert_providers = "INSERT INTO " + t +
-                                   "providers (slug, name, website) "
-                                   "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])";
-    std::string insert_models =
-        "INSERT INTO " + t +
-        "models (slug, name, provider_slug, description, context_window, active) "
-        "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
-        "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)";
-    auto r = impl_->with_connection([&](Connection& c, Deadline until) -> Result<int> {
-        return c.transaction("", until, [&](Connection& c) -> Result<int> {
-            if (auto done = c.script("DELETE FROM " + t + "model_status; DELETE FROM " + t +
-                                         "models; DELETE FROM " + t + "providers",
-                                     until);
-                !done)
-                return std::move(done).error();
-            if (auto done = c.execute(insert_providers.c_str(),
-                                      params(providers[0], providers[1], providers[2]), until);
-                !done)
-                return std::move(done).error();
-            if (auto done = c.execute(
-                    insert_models.c_str(),
-                    params(models[0], models[1], models[2], models[3], models[4], models[5]),
-                    until);
-                !done)
-                return std::move(done).error();
-            if (statuses) {
-                const auto& a = *statuses;
-                if (auto done = c.execute(impl_->statements[detail::upsert_statuses],
-                                          params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]), until);
-                    !done)
-                    return std::move(done).error();
-            }
-            return 0;
-        });
-    });
-    if (!r)
-        return std::move(r).error();
-    return success();
 }
 
 } // namespace modelrepo

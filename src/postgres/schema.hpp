@@ -35,6 +35,7 @@ enum StatementId : std::size_t {
     system_stats,
     upsert_statuses,
     list_providers,
+    find_providers,
     statement_count
 };
 
@@ -72,6 +73,8 @@ inline constexpr std::string_view has_migrations_table =
     "SELECT to_regclass('schema_migrations') IS NOT NULL";
 inline constexpr std::string_view schema_version =
     "SELECT coalesce(max(version), 0) FROM schema_migrations";
+/// The schema version that has the change feed (catalog_version, triggers).
+inline constexpr int feed_schema_version = 2;
 
 } // namespace sql
 

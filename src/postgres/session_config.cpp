@@ -118,6 +118,15 @@ constexpr std::array own_parameters{
     std::string_view("acquire_timeout_ms"),
     std::string_view("query_timeout_ms"),
     std::string_view("max_lifetime_s"),
+    std::string_view("cache_dir"),
+    std::string_view("max_stale"),
+    std::string_view("cache"),
+    std::string_view("feed_keepalive"),
+    std::string_view("outbox"),
+    std::string_view("outbox_max"),
+    std::string_view("read_target"),
+    std::string_view("max_replication_lag"),
+    std::string_view("direct_url"),
 };
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -180,6 +189,16 @@ std::string quote_identifier(std::string_view name) {
         out.push_back(c);
     }
     return out + "\"";
+}
+
+std::string quote_literal(std::string_view text) {
+    std::string out = "'";
+    for (char c : text) {
+        if (c == '\'')
+            out.push_back('\'');
+        out.push_back(c);
+    }
+    return out + "'";
 }
 
 std::string mask_secrets(std::string text, const std::vector<std::string>& secrets) {

@@ -53,6 +53,9 @@ Result<SessionConfig> parse_session_config(const std::string& conninfo);
 /// `name` as a quoted SQL identifier (`app` -> `"app"`).
 std::string quote_identifier(std::string_view name);
 
+/// `text` as an SQL string literal (`it's` -> `'it''s'`).
+std::string quote_literal(std::string_view text);
+
 /// Replaces each of `secrets` in `text` with "***" (longest first).
 std::string mask_secrets(std::string text, const std::vector<std::string>& secrets);
 

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -14,14 +15,16 @@
 
 namespace modelrepo::test {
 
-ProcessResult run_process(const std::vector<std::string>& argv,
-                          const std::map<std::string, std::string>& env,
-                          std::chrono::milliseconds timeout) {
+namespace {
+
+/// Starts `argv` with `env`, standard input from /dev/null; its standard output and error
+/// go to the returned pipes (read ends).
+pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+            int& out, int& err) {
     int out_pipe[2];
     int err_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
         FAIL("pipe: " << std::strerror(errno));
-
     pid_t pid = ::fork();
     if (pid < 0)
         FAIL("fork: " << std::strerror(errno));
@@ -46,10 +49,22 @@ ProcessResult run_process(const std::vector<std::string>& argv,
     }
     ::close(out_pipe[1]);
     ::close(err_pipe[1]);
+    out = out_pipe[0];
+    err = err_pipe[0];
+    return pid;
+}
+
+} // namespace
+
+ProcessResult run_process(const std::vector<std::string>& argv,
+                          const std::map<std::string, std::string>& env,
+                          std::chrono::milliseconds timeout) {
+    int out = -1, err = -1;
+    pid_t pid = spawn(argv, env, out, err);
 
     ProcessResult result;
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    pollfd fds[2] = {{out, POLLIN, 0}, {err, POLLIN, 0}};
     int open_fds = 2;
     bool killed = false;
     while (open_fds > 0) {
@@ -90,6 +105,90 @@ ProcessResult run_process(const std::vector<std::string>& argv,
     if (killed)
         result.err += "\n[killed after timeout]";
     return result;
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv,
+                           const std::map<std::string, std::string>& env) {
+    pid_ = spawn(argv, env, out_, err_fd_);
+}
+
+ChildProcess::~ChildProcess() {
+    if (!waited_ && pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        int status = 0;
+        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    if (out_ >= 0)
+        ::close(out_);
+    if (err_fd_ >= 0)
+        ::close(err_fd_);
+}
+
+void ChildProcess::pump(std::chrono::milliseconds timeout) {
+    pollfd fds[2] = {{out_closed_ ? -1 : out_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+    int n = ::poll(fds, 2, static_cast<int>(timeout.count()));
+    if (n <= 0)
+        return;
+    char buf[4096];
+    if (fds[1].fd >= 0 && (fds[1].revents & (POLLIN | POLLHUP))) {
+        ssize_t got = ::read(err_fd_, buf, sizeof buf);
+        if (got > 0)
+            err_.append(buf, static_cast<std::size_t>(got));
+        else {
+            ::close(err_fd_);
+            err_fd_ = -1;
+        }
+    }
+    if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP))) {
+        ssize_t got = ::read(out_, buf, sizeof buf);
+        if (got > 0)
+            buffer_.append(buf, static_cast<std::size_t>(got));
+        else
+            out_closed_ = true;
+    }
+}
+
+std::optional<std::string> ChildProcess::read_line(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+            std::string line = buffer_.substr(0, nl);
+            buffer_.erase(0, nl + 1);
+            return line;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (out_closed_ || left.count() <= 0)
+            return std::nullopt;
+        pump(left);
+    }
+}
+
+void ChildProcess::signal(int signal) {
+    if (pid_ > 0 && !waited_)
+        ::kill(pid_, signal);
+}
+
+int ChildProcess::wait(std::chrono::milliseconds timeout) {
+    if (waited_)
+        return exit_code_;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    for (;;) {
+        pid_t done = ::waitpid(pid_, &status, WNOHANG);
+        if (done == pid_)
+            break;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status, 0);
+            break;
+        }
+        pump(std::chrono::milliseconds(20));
+    }
+    waited_ = true;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return exit_code_;
 }
 
 std::string require_env(const char* name) {

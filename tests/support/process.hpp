@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,55 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& env = {},
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+/// A program running beside the test, its standard output read line by line (for
+/// commands that stream: `modelrepo watch`, `modelrepo serve`). Killed (SIGKILL) on
+/// destruction unless it was waited for.
+class ChildProcess {
+public:
+    explicit ChildProcess(const std::vector<std::string>& argv,
+                          const std::map<std::string, std::string>& env = {});
+    ~ChildProcess();
+    ChildProcess(const ChildProcess&) = delete;
+    ChildProcess& operator=(const ChildProcess&) = delete;
+
+    int pid() const { return pid_; }
+    /// The next line of standard output (without the newline), or nullopt when none
+    /// came within `timeout` or the output ended.
+    std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+    /// The next line for which `accept` is true; the others are skipped.
+    template <class Accept>
+    std::optional<std::string> read_line_until(Accept&& accept, std::chrono::milliseconds timeout) {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0)
+                return std::nullopt;
+            auto line = read_line(left);
+            if (!line || accept(*line))
+                return line;
+        }
+    }
+    /// Sends `signal`.
+    void signal(int signal);
+    /// Waits for the exit (SIGKILL after `timeout`): the exit code, or 128 + signal.
+    int wait(std::chrono::milliseconds timeout);
+    /// Everything read from standard error so far.
+    const std::string& err() const { return err_; }
+
+private:
+    void pump(std::chrono::milliseconds timeout);
+
+    int pid_ = -1;
+    int out_ = -1;
+    int err_fd_ = -1;
+    std::string buffer_;
+    std::string err_;
+    bool out_closed_ = false;
+    bool waited_ = false;
+    int exit_code_ = -1;
+};
 
 /// The value of environment variable `name`; fails the test when unset.
 std::string require_env(const char* name);

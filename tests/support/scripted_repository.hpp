@@ -57,6 +57,15 @@ public:
             return *e;
         return success();
     }
+    /// The backing catalogue's own changes (its upserts), whatever the script says.
+    Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change) override {
+        return data_->watch(std::move(on_change));
+    }
+    /// A change in the backing catalogue, as another client's write would make it.
+    void change_status(const std::string& slug, Timestamp at) {
+        std::vector<ModelStatus> s{{slug, Health::degraded, 0.5, 1.0, 0.1, "", at}};
+        (void)data_->upsert_statuses(s);
+    }
     Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override {
         return run([&] { return data_->upsert_statuses(statuses); });
     }

@@ -91,7 +91,7 @@ TEST_CASE("export writes a snapshot that reads back") {
     REQUIRE(r.exit_code == 0);
     auto parsed = parse_snapshot(r.out);
     REQUIRE(parsed);
-    CHECK(parsed.value() == builtin_snapshot());
+    CHECK(parsed.value() == sorted_by_slug(builtin_snapshot()));
 }
 
 TEST_CASE("--source and MODELREPO_SOURCES choose the source") {
@@ -148,6 +148,21 @@ TEST_CASE("a DATABASE_URL libpq would refuse: invalid_argument naming it, no con
         CHECK(r.out.empty()); // the backup did not answer in its place
         CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
     }
+}
+
+TEST_CASE("upsert FILE|- on the bundled catalogue: applied N; bad input is bad_data, exit 1") {
+    test::TempDir dir;
+    auto file = dir.write("s.json", R"([{"model":"gpt-4o","health":"outage","availability":0.1,
+        "latency_ms":null,"error_rate":0.9,"region":"x","checked_at":"2030-01-01T00:00:00Z"}])");
+    auto r = cli({"upsert", file.string()});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "applied 1\n");
+    auto bad = cli({"upsert", dir.write("bad.json", "[{}]").string()});
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.err.find("bad_data: $[0].model: missing") != std::string::npos);
+    auto missing = cli({"upsert", (dir.path() / "nope.json").string()});
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.err.find("io_error") != std::string::npos);
 }
 
 TEST_CASE("usage errors exit 2; --help and --version exit 0") {

@@ -49,7 +49,8 @@ TEST_CASE("realtime_stats keeps publishing with the primary down, and alerts") {
     auto r = example("EXAMPLE_REALTIME_STATS",
                      {"-s", dead_primary, "-s", "builtin:", "-n", "7", "-i", "0.05"});
     CHECK(r.exit_code == 0);
-    CHECK(r.out.find("update 7: 32 models") != std::string::npos);
+    CHECK(r.out.find("update 7 (refresh): 32 models") != std::string::npos);
+    CHECK(r.out.find("pushing on every change") != std::string::npos);
     CHECK(r.out.find("from builtin") != std::string::npos);
     CHECK(r.out.find("ALERT") != std::string::npos);
     CHECK(r.out.find("served_by_backup builtin") != std::string::npos);

@@ -8,6 +8,7 @@
 #include <modelrepo/open.hpp>
 
 #include "scripted_repository.hpp"
+#include "stub_repository.hpp"
 
 using namespace modelrepo;
 using namespace std::chrono;
@@ -216,20 +217,10 @@ TEST_CASE("Prometheus text has HELP and TYPE lines and per-source samples") {
 namespace {
 
 /// A source that reports metrics of its own, as a PostgreSQL pool or a copy does.
-class SelfReporting final : public ModelRepository {
+class SelfReporting final : public test::StubRepository {
 public:
-    std::string_view name() const noexcept override { return "reporting"; }
-    Result<std::int64_t> count_models() override { return 1; }
-    Result<std::int64_t> count_providers() override { return 1; }
-    Result<std::vector<ModelStatus>> list_statuses() override { return std::vector<ModelStatus>{}; }
-    Result<std::vector<Model>> find_models(std::span<const std::string>) override {
-        return std::vector<Model>{};
-    }
-    Result<std::optional<Model>> find_model(std::string_view) override {
-        return std::optional<Model>{};
-    }
-    Result<SystemStats> system_stats() override { return SystemStats{}; }
-    Result<void> check_health() override { return success(); }
+    SelfReporting()
+        : StubRepository("reporting") {}
     std::vector<MetricFamily> backend_metrics() const override {
         MetricFamily f{"modelrepo_pool_connections", MetricFamily::Type::gauge, "test pool", {}};
         f.add({{"state", "idle"}}, 3);

@@ -275,3 +275,37 @@ TEST_CASE("a snapshot file larger than the limit is refused while reading (/dev/
     REQUIRE_FALSE(repo);
     CHECK(repo.error().is(Errc::bad_data));
 }
+
+TEST_CASE("a JSON array of statuses reads back; each problem names its path") {
+    Timestamp t =
+        std::chrono::sys_days{std::chrono::year{2026} / 12 / 1} + std::chrono::microseconds(1234);
+    std::vector<ModelStatus> statuses{{"gpt-4o", Health::degraded, 0.5, 12.5, 0.1, "eu", t},
+                                      {"gpt-5", Health::outage, 0.0, std::nullopt, 1.0, "", t}};
+    auto text = write_statuses(statuses);
+    auto back = parse_statuses(text);
+    REQUIRE(back);
+    CHECK(back.value() == statuses);
+    CHECK(parse_statuses("[]").value().empty());
+    struct Bad {
+        const char* json;
+        const char* path;
+    };
+    for (
+        auto [json, path] :
+        {Bad{"{", "$: malformed"}, Bad{"{}", "$: expected an array"},
+         Bad{"[1]", "$[0]: expected an object"},
+         Bad{R"([{"health":"outage","availability":0,"error_rate":0,"checked_at":"2026-12-01T00:00:00Z"}])",
+             "$[0].model: missing"},
+         Bad{R"([{"model":"a","health":"sunny","availability":0,"error_rate":0,"checked_at":"2026-12-01T00:00:00Z"}])",
+             "$[0].health"},
+         Bad{R"([{"model":"a","health":"outage","availability":2,"error_rate":0,"checked_at":"2026-12-01T00:00:00Z"}])",
+             "$[0].availability: must be within 0..1"},
+         Bad{R"([{"model":"a","health":"outage","availability":0,"error_rate":0,"checked_at":"yesterday"}])",
+             "$[0].checked_at"}}) {
+        CAPTURE(json);
+        auto r = parse_statuses(json);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().is(Errc::bad_data));
+        CHECK(r.error().message.starts_with(path));
+    }
+}

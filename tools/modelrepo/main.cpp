@@ -3,11 +3,15 @@
 //
 // Exit status: 0 success, 1 the repository answered an error (printed on stderr with
 // its Errc name), 2 usage error.
+#include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
+#include <pthread.h>
 
 #include <modelrepo/modelrepo.hpp>
 
@@ -168,6 +172,10 @@ int run_statuses(ModelRepository& repo, const Options& options) {
 Result<PostgresRepository*> postgres_of(ModelRepository& repo, const char* command) {
     if (auto* pg = dynamic_cast<PostgresRepository*>(&repo))
         return pg;
+    // A chain: the database is its primary.
+    if (auto* chain = dynamic_cast<FallbackRepository*>(&repo))
+        if (auto* pg = dynamic_cast<PostgresRepository*>(chain->sources().front().get()))
+            return pg;
     return make_error(Errc::invalid_argument,
                       std::string(command) + " works on a PostgreSQL source; " +
                           std::string(repo.name()) + " is not one (use --source postgresql://…)");
@@ -209,6 +217,61 @@ int run_doctor(const std::string& url, const std::string& admin_url, bool json) 
         std::cout << (report.value().healthy() ? "no problems found" : "problems found") << '\n';
     }
     return report.value().healthy() ? exit_ok : exit_error;
+}
+
+int run_outbox(ModelRepository& repo, bool drain, bool json) {
+    auto pg = postgres_of(repo, "outbox");
+    if (!pg)
+        return fail(pg.error());
+    if (drain) {
+        auto drained = pg.value()->drain_outbox();
+        if (!drained) {
+            std::cerr << "modelrepo: the database cannot take the outbox's writes yet\n";
+            return fail(drained.error());
+        }
+        const auto& d = drained.value();
+        std::cout << "applied " << d.statuses << " statuses in " << d.batches << " batches"
+                  << (d.dead_letters ? ", " + std::to_string(d.dead_letters) +
+                                           " batches moved to the dead letters"
+                                     : std::string())
+                  << "; " << d.remaining << " pending" << '\n';
+        return d.remaining == 0 ? exit_ok : exit_error;
+    }
+    auto state = pg.value()->outbox_state();
+    if (!state)
+        return fail(state.error());
+    const auto& o = state.value();
+    if (json) {
+        nlohmann::ordered_json out;
+        out["outbox"] = o.path.string();
+        out["pending_batches"] = o.batches;
+        out["pending_statuses"] = o.statuses;
+        out["oldest"] = o.oldest ? nlohmann::ordered_json(format_timestamp(*o.oldest))
+                                 : nlohmann::ordered_json(nullptr);
+        out["last_error"] = o.last_error;
+        out["dead_letters"] = o.dead_letters;
+        out["recent_dead_letters"] = nlohmann::ordered_json::array();
+        for (const auto& d : o.recent_dead_letters)
+            out["recent_dead_letters"].push_back({{"batch", d.batch},
+                                                  {"statuses", d.statuses},
+                                                  {"queued_at", format_timestamp(d.queued_at)},
+                                                  {"failed_at", format_timestamp(d.failed_at)},
+                                                  {"error", d.error}});
+        print_json(out);
+        return exit_ok;
+    }
+    std::cout << "outbox " << o.path.string() << ": " << o.statuses << " statuses in " << o.batches
+              << " batches pending";
+    if (o.oldest)
+        std::cout << ", the oldest queued " << format_timestamp(*o.oldest);
+    std::cout << '\n';
+    if (!o.last_error.empty())
+        std::cout << "last attempt: " << o.last_error << '\n';
+    std::cout << o.dead_letters << " dead letters" << '\n';
+    for (const auto& d : o.recent_dead_letters)
+        std::cout << "  batch " << d.batch << " (" << d.statuses << " statuses, queued "
+                  << format_timestamp(d.queued_at) << "): " << d.error << '\n';
+    return exit_ok;
 }
 
 int run_import(ModelRepository& repo, const std::string& from) {
@@ -257,6 +320,85 @@ int run_metrics(std::shared_ptr<ModelRepository> repo, int calls) {
     return exit_ok;
 }
 
+/// Reads a whole file, or standard input for "-", up to 16 MiB.
+Result<std::string> read_input(const std::string& from) {
+    constexpr std::size_t limit = 16 * 1024 * 1024;
+    std::string text;
+    if (from == "-") {
+        char buffer[65536];
+        while (std::cin.read(buffer, sizeof buffer) || std::cin.gcount() > 0) {
+            text.append(buffer, static_cast<std::size_t>(std::cin.gcount()));
+            if (text.size() > limit)
+                return make_error(Errc::bad_data, "standard input is larger than 16 MiB");
+        }
+        return text;
+    }
+    std::ifstream in(from, std::ios::binary);
+    if (!in)
+        return make_error(Errc::io_error, "cannot open '" + from + "'");
+    char buffer[65536];
+    while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+        text.append(buffer, static_cast<std::size_t>(in.gcount()));
+        if (text.size() > limit)
+            return make_error(Errc::bad_data, "'" + from + "' is larger than 16 MiB");
+    }
+    return text;
+}
+
+/// Writes statuses: "applied N", or "queued N in the outbox (PATH)" while the database
+/// cannot take them.
+int run_upsert(ModelRepository& repo, const std::string& from) {
+    auto text = read_input(from);
+    if (!text)
+        return fail(text.error());
+    auto statuses = parse_statuses(text.value());
+    if (!statuses)
+        return fail(statuses.error());
+    auto receipt = repo.write_statuses(statuses.value());
+    if (!receipt)
+        return fail(receipt.error());
+    const auto& r = receipt.value();
+    if (r.queued > 0) {
+        std::cout << "queued " << r.queued << " in the outbox (" << r.outbox << ")" << '\n';
+        if (r.deferred_because)
+            std::cerr << "modelrepo: the database could not take them now: "
+                      << r.deferred_because->to_string() << '\n';
+    } else {
+        std::cout << "applied " << r.applied << '\n';
+    }
+    return exit_ok;
+}
+
+/// One line per change until SIGINT or SIGTERM (exit 0). The signals are blocked in
+/// every thread (the mask is inherited by the library's threads, which start later) and
+/// taken here with sigwait, so nothing runs in a signal handler.
+int run_watch(ModelRepository& repo, bool json) {
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    std::mutex out;
+    auto subscription = repo.watch([&](const CatalogChange& change) {
+        std::lock_guard lock(out);
+        if (json)
+            std::cout << to_json(change) << std::endl;
+        else
+            std::cout << format_timestamp_precise(change.at) << " " << to_string(change.kind)
+                      << (change.slug.empty() ? "" : " " + change.slug) << " (version "
+                      << change.version << ")" << std::endl;
+    });
+    if (!subscription)
+        return fail(subscription.error());
+    {
+        std::lock_guard lock(out);
+        std::cerr << "modelrepo: watching " << repo.name() << " (Ctrl-C to stop)" << std::endl;
+    }
+    int signal = 0;
+    sigwait(&stop, &signal);
+    subscription.value().cancel();
+    return exit_ok;
+}
+
 int run_export(ModelRepository& repo) {
     auto snapshot = repo.export_snapshot();
     if (!snapshot)
@@ -283,14 +425,18 @@ int main(int argc, char** argv) {
                    "Default: $MODELREPO_SOURCES (comma-separated), then builtin:")
         ->type_name("URI");
     app.add_flag("--json", options.json, "Print JSON instead of tables");
-    app.footer("Exit status: 0 ok, 1 the source answered an error, 2 usage error.\n"
-               "Examples:\n"
-               "  modelrepo stats\n"
-               "  modelrepo models --priority gpt-5,claude-sonnet-4-5\n"
-               "  modelrepo --source file:///var/lib/models.json model gpt-4o --json\n"
-               "  modelrepo --source \"$DATABASE_URL\" migrate\n"
-               "  modelrepo --source \"$DATABASE_URL\" import builtin:\n"
-               "  modelrepo --source \"$DATABASE_URL\" export > models.json\n");
+    app.footer(
+        "Exit status: 0 ok, 1 the source answered an error, 2 usage error.\n"
+        "Examples:\n"
+        "  modelrepo stats\n"
+        "  modelrepo models --priority gpt-5,claude-sonnet-4-5\n"
+        "  modelrepo --source file:///var/lib/models.json model gpt-4o --json\n"
+        "  modelrepo --source \"$DATABASE_URL\" migrate\n"
+        "  modelrepo --source \"$DATABASE_URL\" import builtin:\n"
+        "  modelrepo --source \"$DATABASE_URL\" export > models.json\n"
+        "  modelrepo --source \"$DATABASE_URL\" watch --json\n"
+        "  modelrepo --source \"$DATABASE_URL&outbox=/var/lib/app/outbox.db\" upsert s.json\n"
+        "  modelrepo --source \"$DATABASE_URL&outbox=/var/lib/app/outbox.db\" outbox drain\n");
 
     auto* stats = app.add_subcommand("stats", "Counts of models and providers, per health");
     auto* models = app.add_subcommand("models", "List models with provider and status");
@@ -305,6 +451,17 @@ int main(int argc, char** argv) {
     auto* statuses = app.add_subcommand("statuses", "Current status of every model");
     statuses->add_option("--health", options.health, "Only this health")
         ->check(CLI::IsMember({"operational", "degraded", "outage", "unknown"}));
+    auto* watch = app.add_subcommand(
+        "watch", "Print one line per change to the catalogue, made by any client, until "
+                 "SIGINT/SIGTERM; with --json: {\"kind\",\"slug\",\"version\",\"at\"} "
+                 "(at in RFC 3339 UTC with microseconds). PostgreSQL needs schema version 2 "
+                 "(modelrepo migrate)");
+    std::string upsert_from;
+    auto* upsert = app.add_subcommand(
+        "upsert", "Write statuses (a JSON array of status objects, the snapshot's form) to the "
+                  "first source: says 'applied N', or 'queued N in the outbox (PATH)' while the "
+                  "database cannot take them (outbox=PATH)");
+    upsert->add_option("file", upsert_from, "A JSON file, or - for standard input")->required();
     auto* exported = app.add_subcommand("export", "Write the whole catalogue as snapshot JSON "
                                                   "(modelrepo.snapshot/1) to stdout");
     int metric_calls = 100;
@@ -333,6 +490,12 @@ int main(int argc, char** argv) {
                        "The URL to diagnose (default: the first --source, "
                        "then $DATABASE_URL)");
     doctor->add_option("--admin-url", admin_url, "A superuser URL for the server-side checks");
+    auto* outbox = app.add_subcommand(
+        "outbox", "Show what the PostgreSQL source's outbox (outbox=PATH) holds: pending batches "
+                  "and statuses, the oldest, dead letters");
+    auto* drain = outbox->add_subcommand(
+        "drain", "Apply what the outbox holds now; exit 1 while the database still cannot "
+                 "take it");
 #endif
 
     try {
@@ -362,6 +525,14 @@ int main(int argc, char** argv) {
     }
 #endif
 
+    if (watch->parsed()) {
+        // Before any thread starts: every thread inherits the mask; sigwait takes them.
+        sigset_t stop;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    }
     auto repo = modelrepo::open_chain(resolve_sources(options));
     if (!repo)
         return fail(repo.error());
@@ -377,6 +548,10 @@ int main(int argc, char** argv) {
         return run_statuses(source, options);
     if (exported->parsed())
         return run_export(source);
+    if (watch->parsed())
+        return run_watch(source, options.json);
+    if (upsert->parsed())
+        return run_upsert(source, upsert_from);
     if (metrics->parsed())
         return run_metrics(repo.value(), metric_calls);
 #if MODELREPO_HAS_POSTGRES
@@ -384,6 +559,8 @@ int main(int argc, char** argv) {
         return run_migrate(source);
     if (import->parsed())
         return run_import(source, import_from);
+    if (outbox->parsed())
+        return run_outbox(source, drain->parsed(), options.json);
 #endif
     return exit_usage;
 }

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+// Shared by the benchmarks that run against a PostgreSQL server: calls per second of a
+// function from N threads, and pgbench on the same SQL, as peers in the same run.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pg_server.hpp"
+#include "process.hpp"
+#include "temp_dir.hpp"
+
+namespace bench {
+
+/// Calls per second of `call(thread)` from `clients` threads, counted for `seconds`
+/// after a 1 s warm-up; failed calls are reported under `who` and not counted. Each
+/// thread counts on its own and adds once at the end, as pgbench's threads do (one
+/// shared counter bounced between the cores on every call).
+inline double threads_tps(const char* who, int clients, int seconds,
+                          const std::function<bool(int)>& call) {
+    std::atomic<bool> measuring{false}, stop{false};
+    std::atomic<long> count{0}, failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t)
+        threads.emplace_back([&, t] {
+            long done = 0, failed = 0;
+            while (!stop.load(std::memory_order_relaxed)) {
+                if (!call(t))
+                    ++failed;
+                else if (measuring.load(std::memory_order_relaxed))
+                    ++done;
+            }
+            count += done;
+            failures += failed;
+        });
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    measuring = true;
+    std::this_thread::sleep_for(std::chrono::seconds(seconds));
+    measuring = false;
+    stop = true;
+    for (auto& t : threads)
+        t.join();
+    if (failures)
+        std::fprintf(stderr, "%s: %ld failed calls\n", who, failures.load());
+    return static_cast<double>(count) / seconds;
+}
+
+/// The `p` quantile (0..1) of `values`; 0 when empty.
+inline double percentile(std::vector<double> values, double p) {
+    if (values.empty())
+        return 0;
+    std::sort(values.begin(), values.end());
+    return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
+}
+
+/// `sql` with its `$1` replaced by `with`.
+inline std::string replace_param(std::string sql, const std::string& with) {
+    auto at = sql.find("$1");
+    if (at != std::string::npos)
+        sql.replace(at, 2, with);
+    return sql;
+}
+
+/// `pgbench -M prepared -c CLIENTS -j JOBS` running `sql` (its $1 bound to `param` with
+/// -D) for `seconds` as user `user`: transactions per second, 0 on failure.
+inline double pgbench_tps(const modelrepo::test::PgServer& server,
+                          const modelrepo::test::TempDir& dir, const std::string& name,
+                          const std::string& sql, const std::string& param, const std::string& user,
+                          const std::string& password, int clients, int jobs, int seconds) {
+    std::string script = replace_param(sql, ":p") + ";\n";
+    auto file = dir.write(name + ".sql", script);
+    std::vector<std::string> args{"/usr/lib/postgresql/15/bin/pgbench",
+                                  "-M",
+                                  "prepared",
+                                  "-c",
+                                  std::to_string(clients),
+                                  "-j",
+                                  std::to_string(jobs),
+                                  "-T",
+                                  std::to_string(seconds + 1),
+                                  "-n",
+                                  "-f",
+                                  file.string()};
+    if (!param.empty())
+        args.insert(args.end(), {"-D", "p=" + param});
+    args.push_back("host=127.0.0.1 port=" + std::to_string(server.port()) + " user=" + user +
+                   " dbname=modelrepo");
+    auto r = modelrepo::test::run_process(args, {{"PGPASSWORD", password}},
+                                          std::chrono::seconds(seconds + 60));
+    std::smatch m;
+    std::regex tps(R"(tps = ([0-9.]+) \(without initial connection time\))");
+    if (r.exit_code != 0 || !std::regex_search(r.out, m, tps)) {
+        std::fprintf(stderr, "pgbench failed (%d): %s %s\n", r.exit_code, r.out.c_str(),
+                     r.err.c_str());
+        return 0;
+    }
+    return std::stod(m[1]);
+}
+
+} // namespace bench

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+#include "catalog.hpp"
+
+#include <algorithm>
+
+#include "../core/catalog_view.hpp"
+
+namespace modelrepo::detail {
+
+namespace {
+
+void count_health(SystemStats& stats, const Model& m, int sign) {
+    stats.models += sign;
+    stats.active_models += m.active ? sign : 0;
+    switch (m.status ? m.status->health : Health::unknown) {
+    case Health::operational:
+        stats.health.operational += sign;
+        break;
+    case Health::degraded:
+        stats.health.degraded += sign;
+        break;
+    case Health::outage:
+        stats.health.outage += sign;
+        break;
+    case Health::unknown:
+        stats.health.unknown += sign;
+        break;
+    }
+}
+
+std::shared_ptr<const SlugIndex> index_of(const std::vector<std::shared_ptr<const Model>>& models) {
+    auto index = std::make_shared<SlugIndex>();
+    index->reserve(models.size());
+    for (std::size_t i = 0; i < models.size(); ++i)
+        index->emplace(models[i]->slug, static_cast<std::uint32_t>(i));
+    return index;
+}
+
+/// A catalogue with `models` (sorted by slug) and `providers`, its stats and index
+/// computed; `index` reused when given (the slugs are the same as its catalogue's).
+std::shared_ptr<Catalog> assemble(const Catalog& base,
+                                  std::vector<std::shared_ptr<const Model>> models,
+                                  std::shared_ptr<const std::vector<Provider>> providers,
+                                  std::shared_ptr<const SlugIndex> index) {
+    auto next = std::make_shared<Catalog>();
+    next->generated_at = base.generated_at;
+    next->version = base.version;
+    next->providers = std::move(providers);
+    next->stats.providers = static_cast<std::int64_t>(next->providers->size());
+    next->stats.as_of = base.generated_at;
+    for (const auto& m : models)
+        count_health(next->stats, *m, +1);
+    next->index = index ? std::move(index) : index_of(models);
+    next->models = std::move(models);
+    return next;
+}
+
+} // namespace
+
+const Model* Catalog::find(std::string_view slug) const {
+    auto it = index->find(slug);
+    return it == index->end() ? nullptr : models[it->second].get();
+}
+
+std::vector<Model> Catalog::find_all(std::span<const std::string> slugs) const {
+    std::vector<Model> found;
+    found.reserve(slugs.size());
+    for (const std::string& slug : slugs)
+        if (const Model* m = find(slug))
+            found.push_back(*m);
+    return found;
+}
+
+Snapshot Catalog::snapshot() const {
+    Snapshot s;
+    s.generated_at = generated_at;
+    s.providers = *providers;
+    s.models.reserve(models.size());
+    for (const auto& m : models) {
+        Model bare = *m;
+        bare.provider.reset();
+        if (bare.status)
+            s.statuses.push_back(std::move(*bare.status));
+        bare.status.reset();
+        s.models.push_back(std::move(bare));
+    }
+    return s;
+}
+
+std::vector<ModelStatus> Catalog::statuses() const {
+    std::vector<ModelStatus> out;
+    out.reserve(models.size());
+    for (const auto& m : models)
+        if (m->status)
+            out.push_back(*m->status);
+    return out;
+}
+
+std::shared_ptr<Catalog> build_catalog(const Snapshot& snapshot, std::int64_t version) {
+    auto catalog = std::make_shared<Catalog>();
+    catalog->generated_at = snapshot.generated_at;
+    catalog->version = version;
+    auto providers = std::make_shared<std::vector<Provider>>(snapshot.providers);
+    std::sort(providers->begin(), providers->end(),
+              [](const Provider& a, const Provider& b) { return a.slug < b.slug; });
+    std::vector<std::shared_ptr<const Model>> models;
+    for (Model& m : assemble_models(snapshot))
+        models.push_back(std::make_shared<const Model>(std::move(m)));
+    return assemble(*catalog, std::move(models), std::move(providers), nullptr);
+}
+
+Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses) {
+    Edit edit;
+    std::vector<std::shared_ptr<const Model>> models; // copied on the first change
+    SystemStats stats = base.stats;
+    for (const ModelStatus& s : statuses) {
+        auto it = base.index->find(s.model_slug);
+        if (it == base.index->end())
+            continue;
+        if (models.empty())
+            models = base.models;
+        auto& slot = models[it->second];
+        if (slot->status && slot->status->checked_at > s.checked_at)
+            continue; // older than what is held: a replay
+        auto updated = std::make_shared<Model>(*slot);
+        count_health(stats, *updated, -1);
+        updated->status = s;
+        count_health(stats, *updated, +1);
+        slot = std::move(updated);
+        edit.changed.push_back(s.model_slug);
+    }
+    if (edit.changed.empty())
+        return edit;
+    auto next = std::make_shared<Catalog>();
+    next->models = std::move(models);
+    next->index = base.index; // the same slugs
+    next->providers = base.providers;
+    next->stats = stats;
+    next->generated_at = base.generated_at;
+    next->version = base.version;
+    edit.next = std::move(next);
+    return edit;
+}
+
+Edit with_models(const Catalog& base, std::span<const Model> upserts,
+                 std::span<const std::string> removed) {
+    Edit edit;
+    std::vector<std::shared_ptr<const Model>> models = base.models;
+    bool slugs_changed = false;
+    auto provider_of = [&](const std::string& slug) -> const Provider* {
+        auto it =
+            std::lower_bound(base.providers->begin(), base.providers->end(), slug,
+                             [](const Provider& p, const std::string& s) { return p.slug < s; });
+        return it != base.providers->end() && it->slug == slug ? &*it : nullptr;
+    };
+    auto position = [&](const std::string& slug) {
+        return std::lower_bound(models.begin(), models.end(), slug,
+                                [](const auto& m, const std::string& s) { return m->slug < s; });
+    };
+    for (const std::string& slug : removed) {
+        auto it = position(slug);
+        if (it == models.end() || (*it)->slug != slug)
+            continue;
+        models.erase(it);
+        slugs_changed = true;
+        edit.changed.push_back(slug);
+    }
+    for (const Model& m : upserts) {
+        const Provider* provider = provider_of(m.provider_slug);
+        if (!provider)
+            continue;
+        auto joined = std::make_shared<Model>(m);
+        joined->provider = *provider;
+        auto it = position(m.slug);
+        if (it != models.end() && (*it)->slug == m.slug) {
+            const auto& held = (*it)->status;
+            if (held && joined->status && held->checked_at > joined->status->checked_at)
+                joined->status = held;
+            if (**it == *joined)
+                continue;
+            *it = std::move(joined);
+        } else {
+            models.insert(it, std::move(joined));
+            slugs_changed = true;
+        }
+        edit.changed.push_back(m.slug);
+    }
+    if (edit.changed.empty())
+        return edit;
+    edit.next =
+        assemble(base, std::move(models), base.providers, slugs_changed ? nullptr : base.index);
+    return edit;
+}
+
+Edit with_providers(const Catalog& base, std::span<const Provider> upserts,
+                    std::span<const std::string> removed) {
+    Edit edit;
+    auto providers = std::make_shared<std::vector<Provider>>(*base.providers);
+    std::vector<std::shared_ptr<const Model>> models = base.models;
+    bool slugs_changed = false;
+    for (const std::string& slug : removed) {
+        auto before = providers->size();
+        std::erase_if(*providers, [&](const Provider& p) { return p.slug == slug; });
+        if (providers->size() == before)
+            continue;
+        auto models_before = models.size();
+        std::erase_if(models, [&](const auto& m) { return m->provider_slug == slug; });
+        slugs_changed = slugs_changed || models.size() != models_before;
+        edit.changed.push_back(slug);
+    }
+    for (const Provider& p : upserts) {
+        auto it =
+            std::lower_bound(providers->begin(), providers->end(), p.slug,
+                             [](const Provider& a, const std::string& s) { return a.slug < s; });
+        if (it != providers->end() && it->slug == p.slug) {
+            if (*it == p)
+                continue;
+            *it = p;
+        } else {
+            providers->insert(it, p);
+        }
+        for (auto& m : models)
+            if (m->provider_slug == p.slug) {
+                auto joined = std::make_shared<Model>(*m);
+                joined->provider = p;
+                m = std::move(joined);
+            }
+        edit.changed.push_back(p.slug);
+    }
+    if (edit.changed.empty())
+        return edit;
+    edit.next = assemble(base, std::move(models), std::move(providers),
+                         slugs_changed ? nullptr : base.index);
+    return edit;
+}
+
+} // namespace modelrepo::detail

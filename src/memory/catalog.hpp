@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+// Catalog: one immutable version of an in-memory catalogue, and the copy-on-write
+// edits that make the next version without copying what did not change. What
+// MemoryRepository serves and what PostgreSQL's last-known copy keeps.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <modelrepo/snapshot.hpp>
+#include <modelrepo/types.hpp>
+
+namespace modelrepo::detail {
+
+struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+        return std::hash<std::string_view>{}(s);
+    }
+};
+/// Slug -> position in Catalog::models.
+using SlugIndex = std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>>;
+
+/// Never modified after it is built, so readers share it freely. Models are shared
+/// between versions: an edit copies pointers, not models, and the index is shared while
+/// the set of slugs stays the same.
+struct Catalog {
+    std::vector<std::shared_ptr<const Model>> models; ///< joined with provider and status, by slug
+    std::shared_ptr<const SlugIndex> index;
+    std::shared_ptr<const std::vector<Provider>> providers; ///< by slug
+    SystemStats stats; ///< `source` empty; `as_of` is generated_at
+    Timestamp generated_at{};
+    std::int64_t version = 0; ///< the source's catalogue version this copy is at (0: unknown)
+
+    /// The model with this slug, or nullptr.
+    const Model* find(std::string_view slug) const;
+    /// The models with these slugs, in that order; unknown ones skipped.
+    std::vector<Model> find_all(std::span<const std::string> slugs) const;
+    /// The whole catalogue in the backup format (models and statuses by slug).
+    Snapshot snapshot() const;
+    /// Every status, by model slug.
+    std::vector<ModelStatus> statuses() const;
+};
+
+/// A catalogue built from a (valid) snapshot.
+std::shared_ptr<Catalog> build_catalog(const Snapshot& snapshot, std::int64_t version = 0);
+
+/// What an edit changed.
+struct Edit {
+    std::shared_ptr<Catalog> next;    ///< null when nothing changed; the caller may set its version
+    std::vector<std::string> changed; ///< the slugs that changed
+};
+
+/// `base` with `statuses` applied: a status older than the stored one (`checked_at`) is
+/// skipped, as are statuses of models `base` does not hold.
+Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses);
+
+/// `base` with these models (provider and status as given, or none) put in place of
+/// the models with their slugs or added, and the models with the `removed` slugs taken
+/// out. A model whose provider `base` lacks is skipped. A status older than the one held
+/// (`checked_at`) does not replace it: a copy never goes back in time.
+Edit with_models(const Catalog& base, std::span<const Model> upserts,
+                 std::span<const std::string> removed);
+
+/// `base` with these providers put in place or added (and each of their models joined
+/// to the new provider), and the `removed` ones taken out (with their models).
+Edit with_providers(const Catalog& base, std::span<const Provider> upserts,
+                    std::span<const std::string> removed);
+
+} // namespace modelrepo::detail

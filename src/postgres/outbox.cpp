@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+#include "outbox.hpp"
+
+#include <thread>
+
+#include <sqlite3.h>
+
+#include <modelrepo/snapshot.hpp>
+
+namespace modelrepo::detail {
+
+namespace {
+
+using namespace std::chrono;
+
+std::int64_t to_us(Timestamp t) {
+    return duration_cast<microseconds>(t.time_since_epoch()).count();
+}
+
+Timestamp from_us(std::int64_t us) {
+    return Timestamp(duration_cast<Clock::duration>(microseconds(us)));
+}
+
+/// One prepared SQLite statement, finalized on destruction.
+class Stmt {
+public:
+    Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+    ~Stmt() { sqlite3_finalize(stmt_); }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+
+    bool ok() const { return rc_ == SQLITE_OK; }
+    Stmt& bind(int i, std::int64_t v) {
+        sqlite3_bind_int64(stmt_, i, v);
+        return *this;
+    }
+    Stmt& bind(int i, const std::string& v) {
+        sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        return *this;
+    }
+    /// SQLITE_ROW, SQLITE_DONE or an error code.
+    int step() { return sqlite3_step(stmt_); }
+    /// Ready to step again with new bindings.
+    void reset() {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+    }
+    std::int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
+    std::string text(int col) {
+        const unsigned char* t = sqlite3_column_text(stmt_, col);
+        return t ? reinterpret_cast<const char*>(t) : "";
+    }
+
+private:
+    sqlite3_stmt* stmt_ = nullptr;
+    int rc_;
+};
+
+constexpr const char* schema = R"sql(
+CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO outbox_meta (key, value) VALUES ('format', 'modelrepo.outbox/1');
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queued_at INTEGER NOT NULL,
+    statuses TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    queued_at INTEGER NOT NULL,
+    failed_at INTEGER NOT NULL,
+    statuses TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    error TEXT NOT NULL
+);
+)sql";
+
+} // namespace
+
+Outbox::Outbox(std::filesystem::path path, sqlite3* db, std::int64_t max_statuses)
+    : path_(std::move(path))
+    , db_(db)
+    , max_statuses_(max_statuses) {}
+
+Outbox::~Outbox() {
+    sqlite3_close_v2(db_);
+}
+
+Error Outbox::failure(const std::string& what) const {
+    Error error = make_error(Errc::io_error, "outbox '" + path_.string() + "': " + what + ": " +
+                                                 sqlite3_errmsg(db_));
+    error.target = path_.string();
+    return error;
+}
+
+Result<std::unique_ptr<Outbox>> Outbox::open(const std::filesystem::path& path,
+                                             std::int64_t max_statuses) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                             nullptr);
+    std::unique_ptr<Outbox> outbox(new Outbox(path, db, max_statuses));
+    if (rc != SQLITE_OK)
+        return outbox->failure("cannot open it (check the directory exists and is writable)");
+    sqlite3_busy_timeout(db, 10'000); // another process holds the write lock for a moment
+    char* message = nullptr;
+    // WAL with synchronous=FULL: a committed batch survives a crash of the process or the
+    // machine. quick_check finds a corrupt file now rather than at the first write.
+    // Two processes creating the file at once: the switch to WAL wants the file to
+    // itself, and SQLite does not wait for it there; retry for a while.
+    for (int attempt = 0;; ++attempt) {
+        rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", nullptr,
+                          nullptr, &message);
+        sqlite3_free(message);
+        message = nullptr;
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || attempt == 500)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return outbox->failure("another process holds the file locked for over 10 s");
+    if (rc != SQLITE_OK)
+        return outbox->failure("not a usable SQLite file (corrupt, or not an outbox)");
+    {
+        Stmt check(db, "PRAGMA quick_check");
+        if (!check.ok() || check.step() != SQLITE_ROW || check.text(0) != "ok")
+            return outbox->failure("the file is corrupt (PRAGMA quick_check)");
+    }
+    rc = sqlite3_exec(db, schema, nullptr, nullptr, &message);
+    sqlite3_free(message);
+    if (rc != SQLITE_OK)
+        return outbox->failure("cannot set up its tables (is it writable?)");
+    {
+        Stmt format(db, "SELECT value FROM outbox_meta WHERE key = 'format'");
+        if (!format.ok() || format.step() != SQLITE_ROW || format.text(0) != "modelrepo.outbox/1")
+            return outbox->failure("not a modelrepo outbox (format)");
+    }
+    return outbox;
+}
+
+Result<std::int64_t> Outbox::enqueue(std::span<const ModelStatus> statuses) {
+    std::lock_guard lock(mutex_);
+    std::string json = write_statuses(statuses);
+    auto count = static_cast<std::int64_t>(statuses.size());
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+        return failure("cannot begin a write");
+    auto rollback = [&] { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); };
+    std::int64_t pending = 0;
+    {
+        Stmt sum(db_, "SELECT coalesce(sum(count), 0) FROM batches");
+        if (!sum.ok() || sum.step() != SQLITE_ROW) {
+            rollback();
+            return failure("cannot count pending statuses");
+        }
+        pending = sum.integer(0);
+    }
+    if (pending + count > max_statuses_) {
+        rollback();
+        Error error =
+            make_error(Errc::outbox_full,
+                       "outbox '" + path_.string() + "' is full: " + std::to_string(pending) +
+                           " statuses pending, " + std::to_string(count) +
+                           " more would pass outbox_max=" + std::to_string(max_statuses_) +
+                           "; the write was refused, not queued");
+        error.target = path_.string();
+        return error;
+    }
+    Stmt insert(db_, "INSERT INTO batches (queued_at, statuses, count) VALUES (?, ?, ?)");
+    if (!insert.ok() ||
+        insert.bind(1, to_us(Clock::now())).bind(2, json).bind(3, count).step() != SQLITE_DONE) {
+        rollback();
+        return failure("cannot write the batch");
+    }
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        rollback();
+        return failure("cannot commit the batch (not durable: not acknowledged)");
+    }
+    return count;
+}
+
+Result<std::vector<Outbox::Batch>> Outbox::oldest(int limit) {
+    std::lock_guard lock(mutex_);
+    Stmt select(db_, "SELECT id, queued_at, statuses, attempts FROM batches ORDER BY id LIMIT ?");
+    if (!select.ok())
+        return failure("cannot read");
+    select.bind(1, static_cast<std::int64_t>(limit));
+    std::vector<Batch> out;
+    int rc;
+    while ((rc = select.step()) == SQLITE_ROW) {
+        Batch b;
+        b.id = select.integer(0);
+        b.queued_at = from_us(select.integer(1));
+        b.attempts = static_cast<int>(select.integer(3));
+        auto statuses = parse_statuses(select.text(2));
+        if (!statuses)
+            return failure("a stored batch does not read back (" + statuses.error().message + ")");
+        b.statuses = std::move(statuses).value();
+        out.push_back(std::move(b));
+    }
+    if (rc != SQLITE_DONE)
+        return failure("cannot read");
+    return out;
+}
+
+Result<void> Outbox::remove(std::span<const std::int64_t> ids) {
+    if (ids.empty())
+        return success();
+    std::lock_guard lock(mutex_);
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+        return failure("cannot begin a write");
+    Stmt del(db_, "DELETE FROM batches WHERE id = ?");
+    bool ok = del.ok();
+    for (std::size_t i = 0; ok && i < ids.size(); ++i) {
+        ok = del.bind(1, ids[i]).step() == SQLITE_DONE;
+        del.reset();
+    }
+    if (!ok || sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return failure("cannot remove replayed batches");
+    }
+    return success();
+}
+
+Result<void> Outbox::bury(const Batch& batch, const Error& error) {
+    std::lock_guard lock(mutex_);
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+        return failure("cannot begin a write");
+    Stmt insert(db_, "INSERT OR REPLACE INTO dead_letters (id, queued_at, failed_at, statuses, "
+                     "count, error) SELECT id, queued_at, ?, statuses, count, ? FROM batches "
+                     "WHERE id = ?");
+    Stmt del(db_, "DELETE FROM batches WHERE id = ?");
+    bool ok =
+        insert.ok() && del.ok() &&
+        insert.bind(1, to_us(Clock::now())).bind(2, error.to_string()).bind(3, batch.id).step() ==
+            SQLITE_DONE &&
+        del.bind(1, batch.id).step() == SQLITE_DONE;
+    if (!ok || sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return failure("cannot move a batch to the dead letters");
+    }
+    return success();
+}
+
+Result<void> Outbox::note_attempt(std::int64_t id, const Error& error) {
+    std::lock_guard lock(mutex_);
+    Stmt update(db_, "UPDATE batches SET attempts = attempts + 1, last_error = ? WHERE id = ?");
+    if (!update.ok() || update.bind(1, error.to_string()).bind(2, id).step() != SQLITE_DONE)
+        return failure("cannot note an attempt");
+    return success();
+}
+
+Result<Outbox::State> Outbox::state() {
+    std::lock_guard lock(mutex_);
+    State s;
+    Stmt pending(db_, "SELECT count(*), coalesce(sum(count), 0), min(queued_at), "
+                      "(SELECT last_error FROM batches ORDER BY id LIMIT 1) FROM batches");
+    if (!pending.ok() || pending.step() != SQLITE_ROW)
+        return failure("cannot read");
+    s.batches = pending.integer(0);
+    s.statuses = pending.integer(1);
+    if (s.batches > 0)
+        s.oldest = from_us(pending.integer(2));
+    s.last_error = pending.text(3);
+    Stmt dead(db_, "SELECT count(*) FROM dead_letters");
+    if (!dead.ok() || dead.step() != SQLITE_ROW)
+        return failure("cannot read");
+    s.dead_letters = dead.integer(0);
+    return s;
+}
+
+Result<std::vector<Outbox::DeadLetter>> Outbox::dead_letters(int limit) {
+    std::lock_guard lock(mutex_);
+    Stmt select(db_, "SELECT id, queued_at, failed_at, count, error FROM dead_letters "
+                     "ORDER BY id DESC LIMIT ?");
+    if (!select.ok())
+        return failure("cannot read");
+    select.bind(1, static_cast<std::int64_t>(limit));
+    std::vector<DeadLetter> out;
+    for (int rc = select.step(); rc == SQLITE_ROW; rc = select.step())
+        out.push_back({select.integer(0), from_us(select.integer(1)), from_us(select.integer(2)),
+                       select.integer(3), select.text(4)});
+    return out;
+}
+
+} // namespace modelrepo::detail

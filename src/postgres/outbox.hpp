@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+// Outbox: status writes the database could not take, kept durably in an SQLite file
+// (WAL, synchronous=FULL) until they can be applied. What `outbox=PATH` adds to a
+// PostgreSQL repository.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <modelrepo/error.hpp>
+#include <modelrepo/types.hpp>
+
+struct sqlite3;
+
+namespace modelrepo::detail {
+
+/// Thread-safe (one mutex around the SQLite handle); several processes may share a file
+/// (SQLite's locking keeps each batch whole; both drain, and a batch applied twice is
+/// harmless: an upsert never moves a status back in time).
+class Outbox {
+public:
+    /// Opens or creates the file and checks it. Errors: `Errc::io_error` naming the file
+    /// (unwritable, corrupt, not an outbox).
+    static Result<std::unique_ptr<Outbox>> open(const std::filesystem::path& path,
+                                                std::int64_t max_statuses);
+    ~Outbox();
+    Outbox(const Outbox&) = delete;
+    Outbox& operator=(const Outbox&) = delete;
+
+    const std::filesystem::path& path() const noexcept { return path_; }
+
+    /// Commits the batch to the file (fsync'ed when this returns). Errors: `Errc::outbox_full`
+    /// past the limit, `Errc::io_error` when it could not be made durable.
+    Result<std::int64_t> enqueue(std::span<const ModelStatus> statuses);
+
+    struct Batch {
+        std::int64_t id = 0;
+        Timestamp queued_at{};
+        std::vector<ModelStatus> statuses;
+        int attempts = 0;
+    };
+    /// The oldest pending batches, at most `limit`, oldest first.
+    Result<std::vector<Batch>> oldest(int limit);
+    /// Removes batches once the database committed them (one commit for all).
+    Result<void> remove(std::span<const std::int64_t> ids);
+    /// Moves a batch the database refuses for good to the dead letters, with why.
+    Result<void> bury(const Batch& batch, const Error& error);
+    /// Counts a failed attempt on a batch (and why), for `modelrepo outbox`.
+    Result<void> note_attempt(std::int64_t id, const Error& error);
+
+    struct State {
+        std::int64_t batches = 0;
+        std::int64_t statuses = 0;
+        std::optional<Timestamp> oldest;
+        std::int64_t dead_letters = 0;
+        std::string last_error; ///< of the oldest batch's last attempt
+    };
+    Result<State> state();
+    struct DeadLetter {
+        std::int64_t id = 0;
+        Timestamp queued_at{}, failed_at{};
+        std::int64_t statuses = 0;
+        std::string error;
+    };
+    Result<std::vector<DeadLetter>> dead_letters(int limit = 100);
+
+private:
+    Outbox(std::filesystem::path path, sqlite3* db, std::int64_t max_statuses);
+    Error failure(const std::string& what) const;
+
+    const std::filesystem::path path_;
+    sqlite3* db_;
+    const std::int64_t max_statuses_;
+    std::mutex mutex_; ///< guards db_
+};
+
+} // namespace modelrepo::detail

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// OutboxReplay: applies what the outbox keeps as soon as the database takes it again:
+// a thread of its own (backoff while the database cannot, no traffic needed), oldest
+// batch first, each in one transaction, removed after commit; a batch the database
+// refuses for good goes to the dead letters and never blocks the rest.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include <modelrepo/postgres_repository.hpp>
+
+#include "outbox.hpp"
+#include "sql_catalog.hpp"
+
+namespace modelrepo::detail {
+
+class OutboxReplay {
+public:
+    struct Options {
+        std::chrono::milliseconds backoff_initial{100};
+        std::chrono::milliseconds backoff_max{5'000};
+        /// A look at the outbox this often when nothing woke the thread (another process
+        /// may have queued into the same file).
+        std::chrono::milliseconds idle_check{2'000};
+    };
+    using Listener = std::function<void(const OutboxEvent&)>;
+
+    OutboxReplay(Outbox& outbox, SqlCatalog& sql, Options options);
+    /// Stops the thread (waits for a batch being applied).
+    ~OutboxReplay();
+    OutboxReplay(const OutboxReplay&) = delete;
+    OutboxReplay& operator=(const OutboxReplay&) = delete;
+
+    void start();
+    /// Something was queued, or the database may be back: look now.
+    void wake();
+    /// Applies what is pending, on the caller's thread, until the outbox is empty or the
+    /// database cannot take a batch (that error).
+    Result<OutboxDrain> drain();
+    void set_listener(Listener listener);
+
+    struct Stats {
+        std::uint64_t replayed_batches = 0, replayed_statuses = 0, dead_letters = 0,
+                      failed_attempts = 0;
+    };
+    Stats stats() const;
+
+private:
+    void run();
+    void emit(const OutboxEvent& event);
+
+    Outbox& outbox_;
+    SqlCatalog& sql_;
+    const Options options_;
+    std::mutex drain_mutex_;   ///< one drain at a time in this process
+    mutable std::mutex mutex_; ///< guards everything below
+    std::condition_variable wake_;
+    bool woken_ = false;
+    bool stopping_ = false;
+    Stats stats_;
+    Listener listener_;
+    std::thread thread_;
+};
+
+} // namespace modelrepo::detail

@@ -1,0 +1,658 @@
+// SPDX-License-Identifier: MIT
+// SqlCatalog: the SQL of each call and the decoding of its rows. Sessions, deadlines and
+// failures are the Connection's; lending sessions is the pool's.
+#include "sql_catalog.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdio>
+#include <thread>
+#include <unordered_map>
+
+#include "../core/catalog_view.hpp"
+#include "errors.hpp"
+
+namespace modelrepo::detail {
+
+namespace {
+
+/// `{"a","b\"c"}`: a text[] literal (parameters carry it; nothing is spliced into SQL).
+template <class Strings>
+std::string text_array(const Strings& items) {
+    std::size_t size = 2;
+    for (const auto& item : items)
+        size += std::size(item) + 3; // quotes and comma; escapes may grow it further
+    std::string out;
+    out.reserve(size);
+    out.push_back('{');
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i)
+            out.push_back(',');
+        out.push_back('"');
+        for (char c : items[i]) {
+            if (c == '"' || c == '\\')
+                out.push_back('\\');
+            out.push_back(c);
+        }
+        out.push_back('"');
+    }
+    out.push_back('}');
+    return out;
+}
+
+std::string number_array(std::span<const std::optional<double>> items) {
+    std::string out = "{";
+    char buf[40];
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i)
+            out.push_back(',');
+        if (items[i]) {
+            std::snprintf(buf, sizeof buf, "%.17g", *items[i]);
+            out += buf;
+        } else {
+            out += "NULL";
+        }
+    }
+    return out + "}";
+}
+
+/// The C strings of `strings`, for a statement's parameters.
+template <class... Strings>
+std::array<const char*, sizeof...(Strings)> params(const Strings&... strings) {
+    return {strings.c_str()...};
+}
+
+Timestamp from_micros(long long micros) {
+    return Timestamp(
+        std::chrono::duration_cast<Clock::duration>(std::chrono::microseconds(micros)));
+}
+
+/// The server answered something the decoding cannot read: bad_data at the boundary.
+struct BadAnswer {
+    std::string what;
+};
+
+/// A field's number, parsed with std::from_chars.
+template <class T>
+T number(std::string_view text, bool null) {
+    T value{};
+    const char* end = text.data() + text.size();
+    auto [stop, ec] = std::from_chars(text.data(), end, value);
+    if (null || ec != std::errc() || stop != end)
+        throw BadAnswer{"unexpected value \"" + std::string(text) +
+                        "\" where a number was expected"};
+    return value;
+}
+
+template <class T>
+T number(const Rows& rows, int row, int column) {
+    return number<T>(rows.text(row, column), rows.is_null(row, column));
+}
+
+/// Reads one result row's fields left to right.
+class Columns {
+public:
+    Columns(const Rows& rows, int row)
+        : rows_(rows)
+        , row_(row) {}
+
+    std::string text() { return std::string(rows_.text(row_, column_++)); }
+    std::string_view view() { return rows_.text(row_, column_++); }
+    bool boolean() { return view() == "t"; }
+    template <class T>
+    T number() {
+        int c = column_++;
+        return detail::number<T>(rows_, row_, c);
+    }
+    /// The next field as a number, or nothing when it is NULL.
+    template <class T>
+    std::optional<T> optional_number() {
+        int c = column_++;
+        return rows_.is_null(row_, c) ? std::nullopt
+                                      : std::optional<T>(detail::number<T>(rows_, row_, c));
+    }
+    bool is_null(int column) const { return rows_.is_null(row_, column); }
+
+private:
+    const Rows& rows_;
+    int row_;
+    int column_ = 0;
+};
+
+/// The last six columns of model_from_row, and all but the first of status_from_row.
+ModelStatus status_columns(Columns& col, std::string slug) {
+    ModelStatus s;
+    s.model_slug = std::move(slug);
+    s.health = parse_health(col.view()).value_or(Health::unknown);
+    s.availability = col.number<double>();
+    s.latency_ms = col.optional_number<double>();
+    s.error_rate = col.number<double>();
+    s.region = col.text();
+    s.checked_at = from_micros(col.number<long long>());
+    return s;
+}
+
+/// slug, name, provider_slug, description, context_window, active, provider name,
+/// provider website, then the status columns (NULL health: no status).
+Model model_from_row(const Rows& rows, int row) {
+    Columns col(rows, row);
+    Model m;
+    m.slug = col.text();
+    m.name = col.text();
+    m.provider_slug = col.text();
+    m.description = col.text();
+    m.context_window = col.optional_number<std::int64_t>();
+    m.active = col.boolean();
+    std::string provider_name = col.text();
+    m.provider = Provider{m.provider_slug, std::move(provider_name), col.text()};
+    if (!col.is_null(8))
+        m.status = status_columns(col, m.slug);
+    return m;
+}
+
+/// slug, then the status columns.
+ModelStatus status_from_row(const Rows& rows, int row) {
+    Columns col(rows, row);
+    std::string slug = col.text();
+    return status_columns(col, std::move(slug));
+}
+
+/// The seven array parameters of the upsert statement, one row per model (the newest
+/// status of each wins: one statement cannot touch a row twice), sorted by slug so
+/// that concurrent batches lock their rows in the same order and cannot deadlock.
+std::array<std::string, 7> status_arrays(std::span<const ModelStatus> statuses) {
+    std::unordered_map<std::string_view, const ModelStatus*> newest;
+    std::vector<std::string_view> order;
+    for (const ModelStatus& s : statuses) {
+        auto [it, inserted] = newest.emplace(s.model_slug, &s);
+        if (inserted)
+            order.push_back(s.model_slug);
+        else if (it->second->checked_at <= s.checked_at)
+            it->second = &s;
+    }
+    std::sort(order.begin(), order.end());
+    std::vector<std::string_view> health, regions;
+    std::vector<std::string> times;
+    std::vector<std::optional<double>> availability, latency, error_rate;
+    for (std::string_view slug : order) {
+        const ModelStatus& s = *newest[slug];
+        health.push_back(to_string(s.health));
+        regions.push_back(s.region);
+        times.push_back(format_timestamp(s.checked_at));
+        availability.push_back(s.availability);
+        latency.push_back(s.latency_ms);
+        error_rate.push_back(s.error_rate);
+    }
+    std::vector<std::string_view> time_views(times.begin(), times.end());
+    return {text_array(order),     text_array(health),       number_array(availability),
+            number_array(latency), number_array(error_rate), text_array(regions),
+            text_array(time_views)};
+}
+
+/// The Result of a call whose work returns Result<T>, or T.
+template <class T>
+struct AsResult {
+    using type = Result<T>;
+};
+template <class T>
+struct AsResult<Result<T>> {
+    using type = Result<T>;
+};
+
+PoolOptions pool_options(const PostgresConfig& config) {
+    PoolOptions o;
+    unsigned cores = std::thread::hardware_concurrency();
+    o.max_size =
+        config.pool_size > 0 ? config.pool_size : static_cast<int>(2 * (cores ? cores : 1) + 1);
+    o.acquire_timeout = config.acquire_timeout;
+    o.validate_after_idle = config.validate_after_idle;
+    o.max_lifetime = config.max_lifetime;
+    o.backoff_initial = config.reconnect_backoff_initial;
+    o.backoff_max = config.reconnect_backoff_max;
+    return o;
+}
+
+} // namespace
+
+SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfig> session,
+                       ConnectionPool::ClockFn clock)
+    : config_(std::move(config))
+    , session_(std::move(session))
+    , prefix_(config_.schema.empty() ? "" : quote_identifier(config_.schema) + ".")
+    , statements_(prefix_)
+    , pool_(session_, pool_options(config_), std::move(clock)) {}
+
+template <class Work>
+auto SqlCatalog::with_connection(Work&& work) {
+    using Answer = typename AsResult<std::invoke_result_t<Work, Connection&, Deadline>>::type;
+    // One deadline per call, whatever it does: waiting for the pool, connecting, the
+    // statements.
+    auto now = SteadyClock::now();
+    Deadline until = now + config_.query_timeout;
+    auto lease = pool_.acquire(until, now);
+    if (!lease)
+        return Answer(std::move(lease).error());
+    try {
+        return Answer(work(*lease.value(), until));
+    } catch (const BadAnswer& bad) {
+        // A row the decoding cannot read: bad_data here, at the call's boundary.
+        Error error = make_error(Errc::bad_data,
+                                 "PostgreSQL " + session_->target.display() + ": " + bad.what);
+        error.source = name();
+        return Answer(std::move(error));
+    }
+}
+
+template <class Decode, std::size_t N>
+auto SqlCatalog::query(StatementId id, std::array<const char*, N> values, Decode&& decode) {
+    return with_connection(
+        [&](Connection& c, Deadline until) -> Result<std::invoke_result_t<Decode, const Rows&>> {
+            auto rows = c.execute(statements_[id], values, until);
+            if (!rows)
+                return std::move(rows).error();
+            return decode(rows.value());
+        });
+}
+
+std::string SqlCatalog::local_search_path() const {
+    return config_.schema.empty() ? std::string()
+                                  : "SET LOCAL search_path TO " + quote_identifier(config_.schema);
+}
+
+Result<std::int64_t> SqlCatalog::count_models() {
+    return query(StatementId::count_models, std::array<const char*, 0>{},
+                 [](const Rows& rows) { return number<std::int64_t>(rows, 0, 0); });
+}
+
+Result<std::int64_t> SqlCatalog::count_providers() {
+    return query(StatementId::count_providers, std::array<const char*, 0>{},
+                 [](const Rows& rows) { return number<std::int64_t>(rows, 0, 0); });
+}
+
+Result<std::vector<ModelStatus>> SqlCatalog::list_statuses() {
+    return query(StatementId::list_statuses, std::array<const char*, 0>{}, [](const Rows& rows) {
+        std::vector<ModelStatus> out;
+        out.reserve(static_cast<std::size_t>(rows.size()));
+        for (int row = 0; row < rows.size(); ++row)
+            out.push_back(status_from_row(rows, row));
+        return out;
+    });
+}
+
+Result<std::vector<Model>> SqlCatalog::find_models(std::span<const std::string> slugs) {
+    if (slugs.empty())
+        return std::vector<Model>{};
+    std::string array = text_array(slugs);
+    return query(StatementId::find_models, params(array), [&](const Rows& rows) {
+        // The answer in the order asked for, each row decoded once: the rows sorted by
+        // slug (views into the result), one binary search per slug asked for. A slug
+        // asked for twice gets a copy of the first answer.
+        struct Row {
+            std::string_view slug;
+            int row;
+            int answer = -1; // its position in `ordered`, once decoded
+        };
+        std::vector<Row> by_slug;
+        by_slug.reserve(static_cast<std::size_t>(rows.size()));
+        for (int row = 0; row < rows.size(); ++row)
+            by_slug.push_back({rows.text(row, 0), row});
+        std::sort(by_slug.begin(), by_slug.end(),
+                  [](const Row& a, const Row& b) { return a.slug < b.slug; });
+        std::vector<Model> ordered;
+        ordered.reserve(slugs.size());
+        for (const std::string& slug : slugs) {
+            auto it = std::lower_bound(by_slug.begin(), by_slug.end(), std::string_view(slug),
+                                       [](const Row& r, std::string_view s) { return r.slug < s; });
+            if (it == by_slug.end() || it->slug != slug)
+                continue;
+            if (it->answer >= 0) {
+                ordered.push_back(ordered[static_cast<std::size_t>(it->answer)]);
+            } else {
+                it->answer = static_cast<int>(ordered.size());
+                ordered.push_back(model_from_row(rows, it->row));
+            }
+        }
+        return ordered;
+    });
+}
+
+Result<std::optional<Model>> SqlCatalog::find_model(std::string_view slug) {
+    std::string key(slug);
+    return query(StatementId::find_model, params(key), [](const Rows& rows) {
+        return rows.empty() ? std::optional<Model>()
+                            : std::optional<Model>(model_from_row(rows, 0));
+    });
+}
+
+Result<std::vector<Model>> SqlCatalog::list_models() {
+    return query(StatementId::list_models, std::array<const char*, 0>{}, [](const Rows& rows) {
+        std::vector<Model> out;
+        out.reserve(static_cast<std::size_t>(rows.size()));
+        for (int row = 0; row < rows.size(); ++row)
+            out.push_back(model_from_row(rows, row));
+        return out;
+    });
+}
+
+Result<SystemStats> SqlCatalog::system_stats() {
+    return query(StatementId::system_stats, std::array<const char*, 0>{}, [&](const Rows& rows) {
+        Columns col(rows, 0);
+        SystemStats s;
+        s.models = col.number<std::int64_t>();
+        s.active_models = col.number<std::int64_t>();
+        s.providers = col.number<std::int64_t>();
+        s.health.operational = col.number<std::int64_t>();
+        s.health.degraded = col.number<std::int64_t>();
+        s.health.outage = col.number<std::int64_t>();
+        s.health.unknown = col.number<std::int64_t>();
+        s.as_of = from_micros(col.number<long long>());
+        s.source = name();
+        return s;
+    });
+}
+
+Result<void> SqlCatalog::check_health() {
+    auto r = with_connection([](Connection& c, Deadline until) -> Result<int> {
+        auto rows = c.script("SELECT 1", until);
+        if (!rows)
+            return std::move(rows).error();
+        return 1;
+    });
+    if (!r)
+        return std::move(r).error();
+    return success();
+}
+
+Result<std::int64_t> SqlCatalog::upsert_statuses(std::span<const ModelStatus> statuses) {
+    // Validate here so a bad batch never reaches the server half-checked.
+    for (std::size_t i = 0; i < statuses.size(); ++i) {
+        if (auto problem = status_problem(statuses[i])) {
+            Error e = make_error(Errc::invalid_argument, "statuses[" + std::to_string(i) + "]: " +
+                                                             *problem + "; nothing was written");
+            e.source = name();
+            return e;
+        }
+    }
+    if (statuses.empty())
+        return std::int64_t{0};
+    auto a = status_arrays(statuses);
+    // One statement: atomic on its own.
+    return query(StatementId::upsert_statuses, params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
+                 [](const Rows& rows) { return rows.affected(); });
+}
+
+Result<std::vector<Result<std::int64_t>>>
+SqlCatalog::upsert_each(std::span<const std::vector<ModelStatus>> batches) {
+    std::vector<Result<std::int64_t>> out(batches.size(), Result<std::int64_t>(std::int64_t{0}));
+    std::vector<std::array<std::string, 7>> arrays;
+    std::vector<std::array<const char*, 7>> values;
+    std::vector<std::size_t> sent; // which batches go to the server
+    for (std::size_t b = 0; b < batches.size(); ++b) {
+        std::optional<Error> problem;
+        for (std::size_t i = 0; i < batches[b].size() && !problem; ++i)
+            if (auto p = status_problem(batches[b][i]))
+                problem = make_error(Errc::invalid_argument,
+                                     "statuses[" + std::to_string(i) + "]: " + *p);
+        if (problem) {
+            out[b] = std::move(*problem);
+            continue;
+        }
+        if (batches[b].empty())
+            continue;
+        arrays.push_back(status_arrays(batches[b]));
+        sent.push_back(b);
+    }
+    for (const auto& a : arrays)
+        values.push_back({a[0].c_str(), a[1].c_str(), a[2].c_str(), a[3].c_str(), a[4].c_str(),
+                          a[5].c_str(), a[6].c_str()});
+    std::vector<Params> params(values.begin(), values.end());
+    auto done = with_connection([&](Connection& c, Deadline until) {
+        return c.execute_each(statements_[StatementId::upsert_statuses], params, until);
+    });
+    if (!done)
+        return std::move(done).error();
+    for (std::size_t k = 0; k < sent.size(); ++k) {
+        auto& r = done.value()[k];
+        out[sent[k]] = r ? Result<std::int64_t>(r.value().affected())
+                         : Result<std::int64_t>(std::move(r).error());
+    }
+    return out;
+}
+
+Result<Snapshot> SqlCatalog::export_snapshot() {
+    return export_at(nullptr);
+}
+
+Result<std::pair<Snapshot, std::int64_t>> SqlCatalog::load() {
+    std::int64_t version = 0;
+    auto snapshot = export_at(&version);
+    if (!snapshot)
+        return std::move(snapshot).error();
+    return std::pair<Snapshot, std::int64_t>(std::move(snapshot).value(), version);
+}
+
+Result<std::vector<Model>> SqlCatalog::models(std::span<const std::string> slugs) {
+    return find_models(slugs);
+}
+
+Result<std::vector<Provider>> SqlCatalog::providers(std::span<const std::string> slugs) {
+    if (slugs.empty())
+        return std::vector<Provider>{};
+    std::string array = text_array(slugs);
+    return query(StatementId::find_providers, params(array), [](const Rows& rows) {
+        std::vector<Provider> out;
+        for (int row = 0; row < rows.size(); ++row) {
+            Columns col(rows, row);
+            Provider p;
+            p.slug = col.text();
+            p.name = col.text();
+            p.website = col.text();
+            out.push_back(std::move(p));
+        }
+        return out;
+    });
+}
+
+Result<Snapshot> SqlCatalog::export_at(std::int64_t* version) {
+    return with_connection([&](Connection& c, Deadline until) {
+        // One snapshot of the database: the statements below run in this transaction.
+        return c.transaction(
+            "ISOLATION LEVEL REPEATABLE READ READ ONLY", until,
+            [&](Connection& c) -> Result<Snapshot> {
+                const auto& st = statements_;
+                constexpr std::array<const char*, 0> none{};
+                auto now = c.script("SELECT (extract(epoch FROM now()) * 1000000)::bigint", until);
+                if (!now)
+                    return std::move(now).error();
+                auto providers = c.execute(st[StatementId::list_providers], none, until);
+                if (!providers)
+                    return std::move(providers).error();
+                auto models = c.execute(st[StatementId::list_models], none, until);
+                if (!models)
+                    return std::move(models).error();
+                auto statuses = c.execute(st[StatementId::list_statuses], none, until);
+                if (!statuses)
+                    return std::move(statuses).error();
+                if (version) {
+                    // The catalogue version this snapshot is at (the change feed's), in
+                    // two steps: naming a missing table fails even in an untaken branch.
+                    auto has =
+                        c.script("SELECT to_regclass(" +
+                                     quote_literal(prefix_ + "catalog_version") + ") IS NOT NULL",
+                                 until);
+                    if (!has)
+                        return std::move(has).error();
+                    *version = 0;
+                    if (has.value().text(0, 0) == "t") {
+                        auto v =
+                            c.script("SELECT version FROM " + prefix_ + "catalog_version", until);
+                        if (!v)
+                            return std::move(v).error();
+                        if (!v.value().empty())
+                            *version = number<std::int64_t>(v.value(), 0, 0);
+                    }
+                }
+                Snapshot s;
+                s.generated_at = from_micros(number<long long>(now.value(), 0, 0));
+                for (int row = 0; row < providers.value().size(); ++row) {
+                    Columns col(providers.value(), row);
+                    Provider p;
+                    p.slug = col.text();
+                    p.name = col.text();
+                    p.website = col.text();
+                    s.providers.push_back(std::move(p));
+                }
+                for (int row = 0; row < models.value().size(); ++row) {
+                    Model m = model_from_row(models.value(), row);
+                    m.provider.reset();
+                    m.status.reset();
+                    s.models.push_back(std::move(m));
+                }
+                for (int row = 0; row < statuses.value().size(); ++row)
+                    s.statuses.push_back(status_from_row(statuses.value(), row));
+                return s;
+            });
+    });
+}
+
+Result<int> SqlCatalog::schema_version() {
+    return with_connection([&](Connection& c, Deadline until) -> Result<int> {
+        return c.transaction("READ ONLY", until, [&](Connection& c) -> Result<int> {
+            if (auto path = local_search_path(); !path.empty())
+                if (auto set = c.script(path, until); !set)
+                    return std::move(set).error();
+            auto has_table = c.script(std::string(sql::has_migrations_table), until);
+            if (!has_table)
+                return std::move(has_table).error();
+            if (has_table.value().text(0, 0) != "t")
+                return 0;
+            auto version = c.script(std::string(sql::schema_version), until);
+            if (!version)
+                return std::move(version).error();
+            return number<int>(version.value(), 0, 0);
+        });
+    });
+}
+
+Result<int> SqlCatalog::migrate() {
+    return with_connection([&](Connection& c, Deadline until) -> Result<int> {
+        return c.transaction("", until, [&](Connection& c) -> Result<int> {
+            auto run = [&](const std::string& sql) { return c.script(sql, until); };
+            std::vector<std::string> setup{"SELECT pg_advisory_xact_lock(" +
+                                           std::to_string(migration_lock_key) + ")"};
+            if (!config_.schema.empty()) {
+                setup.push_back("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(config_.schema));
+                setup.push_back(local_search_path());
+            }
+            setup.push_back("CREATE TABLE IF NOT EXISTS schema_migrations (version integer "
+                            "PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL "
+                            "DEFAULT now())");
+            for (const auto& sql : setup)
+                if (auto done = run(sql); !done)
+                    return std::move(done).error();
+            auto version = run(std::string(sql::schema_version));
+            if (!version)
+                return std::move(version).error();
+            int current = number<int>(version.value(), 0, 0);
+            for (const auto& m : migrations()) {
+                if (m.version <= current)
+                    continue;
+                if (auto done = run(std::string(m.sql)); !done)
+                    return std::move(done).error();
+                std::string number_text = std::to_string(m.version);
+                std::string name(m.name);
+                auto noted =
+                    c.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                              params(number_text, name), until);
+                if (!noted)
+                    return std::move(noted).error();
+                current = m.version;
+            }
+            return current;
+        });
+    });
+}
+
+Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
+    if (auto valid = validate(snapshot); !valid)
+        return valid.error();
+    std::vector<std::string_view> p_slug, p_name, p_site;
+    for (const Provider& p : snapshot.providers) {
+        p_slug.push_back(p.slug);
+        p_name.push_back(p.name);
+        p_site.push_back(p.website);
+    }
+    std::vector<std::string_view> m_slug, m_name, m_provider, m_description, m_active;
+    std::vector<std::optional<double>> m_context;
+    for (const Model& m : snapshot.models) {
+        m_slug.push_back(m.slug);
+        m_name.push_back(m.name);
+        m_provider.push_back(m.provider_slug);
+        m_description.push_back(m.description);
+        m_active.push_back(m.active ? "true" : "false");
+        m_context.push_back(m.context_window ? std::optional<double>(*m.context_window)
+                                             : std::nullopt);
+    }
+    std::array<std::string, 3> providers{text_array(p_slug), text_array(p_name),
+                                         text_array(p_site)};
+    std::array<std::string, 6> models{text_array(m_slug),      text_array(m_name),
+                                      text_array(m_provider),  text_array(m_description),
+                                      number_array(m_context), text_array(m_active)};
+    std::optional<std::array<std::string, 7>> statuses;
+    if (!snapshot.statuses.empty())
+        statuses = status_arrays(snapshot.statuses);
+    const std::string& t = prefix_;
+    std::string insert_providers = "INSERT INTO " + t +
+                                   "providers (slug, name, website) "
+                                   "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])";
+    std::string insert_models =
+        "INSERT INTO " + t +
+        "models (slug, name, provider_slug, description, context_window, active) "
+        "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)";
+    auto r = with_connection([&](Connection& c, Deadline until) -> Result<int> {
+        return c.transaction("", until, [&](Connection& c) -> Result<int> {
+            // The triggers stay quiet for the rows; one resync at the end says it all.
+            if (auto done = c.script("SET LOCAL modelrepo.bulk = 'on'; DELETE FROM " + t +
+                                         "model_status; DELETE FROM " + t + "models; DELETE FROM " +
+                                         t + "providers",
+                                     until);
+                !done)
+                return std::move(done).error();
+            if (auto done = c.execute(insert_providers.c_str(),
+                                      params(providers[0], providers[1], providers[2]), until);
+                !done)
+                return std::move(done).error();
+            if (auto done = c.execute(
+                    insert_models.c_str(),
+                    params(models[0], models[1], models[2], models[3], models[4], models[5]),
+                    until);
+                !done)
+                return std::move(done).error();
+            if (statuses) {
+                const auto& a = *statuses;
+                if (auto done = c.execute(statements_[StatementId::upsert_statuses],
+                                          params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]), until);
+                    !done)
+                    return std::move(done).error();
+            }
+            auto feed =
+                c.script("SELECT to_regprocedure(" +
+                             quote_literal(t + "modelrepo_catalog_resync()") + ") IS NOT NULL",
+                         until);
+            if (!feed)
+                return std::move(feed).error();
+            if (feed.value().text(0, 0) == "t")
+                if (auto done = c.script("SELECT " + t + "modelrepo_catalog_resync()", until);
+                    !done)
+                    return std::move(done).error();
+            return 0;
+        });
+    });
+    if (!r)
+        return std::move(r).error();
+    return success();
+}
+
+} // namespace modelrepo::detail

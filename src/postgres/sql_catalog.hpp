@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+// SqlCatalog: the SQL of each repository call and the decoding of its rows, on the
+// repository's connection pool. Below the facade (PostgresRepository), beside the
+// last-known copy, which reads through it.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <modelrepo/postgres_repository.hpp>
+
+#include "live_copy.hpp"
+#include "pool.hpp"
+#include "schema.hpp"
+
+namespace modelrepo::detail {
+
+/// Thread-safe: each call borrows one pooled connection.
+class SqlCatalog final : public CatalogReader {
+public:
+    SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfig> session,
+               ConnectionPool::ClockFn clock = {});
+
+    const std::string& name() const noexcept { return session_->source; }
+    const PostgresConfig& config() const noexcept { return config_; }
+    const std::shared_ptr<const SessionConfig>& session() const noexcept { return session_; }
+    /// `"schema".` or "".
+    const std::string& schema_prefix() const noexcept { return prefix_; }
+    PoolStats pool_stats() const { return pool_.counters(); }
+
+    Result<std::int64_t> count_models();
+    Result<std::int64_t> count_providers();
+    Result<std::vector<ModelStatus>> list_statuses();
+    Result<std::vector<Model>> find_models(std::span<const std::string> slugs);
+    Result<std::optional<Model>> find_model(std::string_view slug);
+    Result<std::vector<Model>> list_models();
+    Result<SystemStats> system_stats();
+    Result<void> check_health();
+    /// Validated here; one statement; rows sorted by slug.
+    Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses);
+    /// upsert_statuses of each batch, pipelined on one connection (one round trip), each
+    /// in its own transaction. The outer Result fails when the session did.
+    Result<std::vector<Result<std::int64_t>>>
+    upsert_each(std::span<const std::vector<ModelStatus>> batches);
+    Result<Snapshot> export_snapshot();
+    Result<int> schema_version();
+    Result<int> migrate();
+    /// In one transaction; the change feed hears one resync, not a change per row.
+    Result<void> import_snapshot(const Snapshot& snapshot);
+
+    // CatalogReader, for the last-known copy.
+    Result<std::pair<Snapshot, std::int64_t>> load() override;
+    Result<std::vector<Model>> models(std::span<const std::string> slugs) override;
+    Result<std::vector<Provider>> providers(std::span<const std::string> slugs) override;
+
+private:
+    /// `work(connection, deadline)` on a pooled connection under the call's one deadline.
+    template <class Work>
+    auto with_connection(Work&& work);
+    /// One statement; `decode(rows)` makes the answer.
+    template <class Decode, std::size_t N>
+    auto query(StatementId id, std::array<const char*, N> values, Decode&& decode);
+    /// The export's transaction; `version` gets catalog_version (0 on schema 1).
+    Result<Snapshot> export_at(std::int64_t* version);
+    std::string local_search_path() const;
+
+    const PostgresConfig config_;
+    const std::shared_ptr<const SessionConfig> session_;
+    const std::string prefix_;
+    const StatementSet statements_;
+    ConnectionPool pool_;
+};
+
+} // namespace modelrepo::detail

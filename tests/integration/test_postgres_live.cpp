@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: MIT
+// The live catalogue against a real server: the change feed (triggers, LISTEN/NOTIFY) as
+// other clients write, through kill -9 and SIGSTOP; the last-known copy (cache_dir,
+// cache=live) through outages and restarts; `modelrepo watch`.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+#include <nlohmann/json.hpp>
+
+#include <modelrepo/modelrepo.hpp>
+
+#include "pg_catalogue.hpp"
+#include "process.hpp"
+#include "temp_dir.hpp"
+#include "watching.hpp"
+
+using namespace modelrepo;
+using namespace std::chrono;
+using namespace modelrepo::test;
+
+namespace {
+
+/// A plain libpq session: another client of the database, not modelrepo.
+class RawClient {
+public:
+    explicit RawClient(const std::string& url)
+        : conn_(PQconnectdb(url.c_str())) {}
+    ~RawClient() { PQfinish(conn_); }
+    RawClient(const RawClient&) = delete;
+    RawClient& operator=(const RawClient&) = delete;
+
+    /// Runs `sql`; after a lost connection tries once to reconnect. False on failure.
+    bool exec(const std::string& sql) {
+        if (PQstatus(conn_) != CONNECTION_OK)
+            PQreset(conn_);
+        PGresult* r = PQexec(conn_, sql.c_str());
+        bool ok =
+            r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+        PQclear(r);
+        return ok;
+    }
+
+private:
+    PGconn* conn_;
+};
+
+std::string metric(ModelRepository& repo, const std::string& name) {
+    std::string text = to_prometheus(repo.backend_metrics());
+    auto at = text.find("\n" + name + " ");
+    if (at == std::string::npos)
+        return "";
+    auto start = at + name.size() + 2;
+    return text.substr(start, text.find('\n', start) - start);
+}
+
+} // namespace
+
+TEST_CASE("changes made by a plain libpq session reach a watcher; foreign payloads are counted") {
+    auto repo = fresh_catalogue("live_feed");
+    CHECK(repo->schema_version().value() == 2);
+    ChangeCollector seen;
+    auto sub = repo->watch(std::ref(seen));
+    if (!sub)
+        FAIL(sub.error().to_string());
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::resync), 10s)); // listening
+    RawClient other(server().url("app", password, "live_feed"));
+    REQUIRE(
+        other.exec("UPDATE model_status SET availability = 0.4242 WHERE model_slug = 'gpt-4o'"));
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::status, "gpt-4o"), 5s));
+    REQUIRE(other.exec("UPDATE models SET description = 'changed' WHERE slug = 'gpt-5'"));
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::model, "gpt-5"), 5s));
+    REQUIRE(
+        other.exec("UPDATE providers SET website = 'https://example.org' WHERE slug = 'openai'"));
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::provider, "openai"), 5s));
+    // Versions rise by one per change, in order.
+    {
+        std::lock_guard lock(seen.mutex);
+        std::vector<std::int64_t> versions;
+        for (const auto& c : seen.changes)
+            if (c.kind != CatalogChange::Kind::resync)
+                versions.push_back(c.version);
+        REQUIRE(versions.size() == 3);
+        CHECK(versions[1] == versions[0] + 1);
+        CHECK(versions[2] == versions[1] + 1);
+        CHECK(seen.changes.back().at > system_clock::now() - 1min);
+    }
+    // Someone else talks on the channel: ignored, counted.
+    REQUIRE(other.exec("NOTIFY \"modelrepo:public\", 'not ours'"));
+    CHECK(eventually([&] { return metric(*repo, "modelrepo_feed_unknown_payloads_total") == "1"; },
+                     5s));
+    CHECK(metric(*repo, "modelrepo_feed_connected") == "1");
+    CHECK(metric(*repo, "modelrepo_watchers") == "1");
+    sub.value().cancel();
+    CHECK_FALSE(sub.value().active());
+}
+
+TEST_CASE("a bulk import is one resync, not a change per row") {
+    auto repo = fresh_catalogue("live_bulk");
+    ChangeCollector seen;
+    auto sub = repo->watch(std::ref(seen)).value();
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::resync), 10s));
+    REQUIRE(repo->import_snapshot(builtin_snapshot()));
+    REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) == 2; }, 5s));
+    std::this_thread::sleep_for(300ms);
+    CHECK(seen.count(CatalogChange::Kind::status) == 0);
+    CHECK(seen.count(CatalogChange::Kind::model) == 0);
+    CHECK(seen.count(CatalogChange::Kind::resync) == 2);
+}
+
+TEST_CASE("a database still on schema 1 answers schema_missing: run modelrepo migrate") {
+    auto repo = fresh_catalogue("live_schema1");
+    server().psql("DROP TABLE catalog_version, catalog_changes CASCADE; "
+                  "DROP FUNCTION modelrepo_row_changed, modelrepo_truncated, "
+                  "modelrepo_catalog_resync, modelrepo_note_change CASCADE; "
+                  "DELETE FROM schema_migrations WHERE version = 2",
+                  "live_schema1");
+    REQUIRE(repo->schema_version().value() == 1);
+    auto e = expect_error(repo->watch([](const CatalogChange&) {}), Errc::schema_missing);
+    CHECK(e.message.find("run modelrepo migrate") != std::string::npos);
+    REQUIRE(repo->migrate().value() == 2);
+    CHECK(repo->watch([](const CatalogChange&) {}));
+}
+
+TEST_CASE("kill -9 and restart during 1,000 changes by another client, three times: "
+          "resync after each restart, no change lost, the copy equals the database") {
+    auto& s = server();
+    auto repo = fresh_catalogue("live_chaos", "cache=live&connect_timeout=2&socket_timeout=2");
+    ChangeCollector seen;
+    auto sub = repo->watch(std::ref(seen)).value();
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::resync), 10s));
+    std::vector<std::string> slugs; // models that have a status row to update
+    for (const ModelStatus& st : builtin_snapshot().statuses)
+        slugs.push_back(st.model_slug);
+
+    std::atomic<int> done{0};
+    std::atomic<bool> stop{false};
+    std::thread writer;
+    struct Joiner {
+        std::atomic<bool>& stop;
+        std::thread& thread;
+        ~Joiner() {
+            stop = true;
+            if (thread.joinable())
+                thread.join();
+        }
+    } joiner{stop, writer};
+    writer = std::thread([&] {
+        RawClient other(s.url("app", password, "live_chaos", "127.0.0.1", "connect_timeout=2"));
+        std::mt19937 random(7);
+        int i = 0;
+        while (done < 1000 && !stop) {
+            const std::string& slug = slugs[random() % slugs.size()];
+            if (other.exec("UPDATE model_status SET availability = " +
+                           std::to_string((random() % 1000) / 1000.0) +
+                           ", checked_at = now() WHERE model_slug = '" + slug + "'"))
+                ++done;
+            else
+                std::this_thread::sleep_for(50ms);
+            std::this_thread::sleep_for(4ms); // spread the stream over the three restarts
+            ++i;
+        }
+    });
+    for (int round = 0; round < 3; ++round) {
+        CAPTURE(round);
+        int before = done;
+        REQUIRE_MESSAGE(eventually([&] { return done >= before + 150; }, 30s),
+                        "writes done: " << done.load());
+        std::size_t resyncs = seen.count(CatalogChange::Kind::resync);
+        s.kill9();
+        std::this_thread::sleep_for(300ms);
+        s.start();
+        REQUIRE_MESSAGE(s.available(), s.why());
+        CHECK(eventually([&] { return seen.count(CatalogChange::Kind::resync) > resyncs; }, 20s));
+    }
+    writer.join();
+    REQUIRE(done == 1000);
+    // Once writes stop, every committed change was delivered, and the copy is the
+    // database.
+    auto committed = s.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM "
+                            "catalog_changes WHERE kind <> 'resync'",
+                            "live_chaos");
+    std::set<std::int64_t> expected;
+    for (std::size_t at = 0; at < committed.size();) {
+        auto comma = committed.find(',', at);
+        expected.insert(std::stoll(committed.substr(at, comma - at)));
+        at = comma == std::string::npos ? committed.size() : comma + 1;
+    }
+    CHECK(expected.size() >= 1000); // one more when a commit's answer was lost to a kill
+    auto missing = [&] {
+        std::lock_guard lock(seen.mutex);
+        std::set<std::int64_t> delivered;
+        for (const auto& c : seen.changes)
+            if (c.kind != CatalogChange::Kind::resync)
+                delivered.insert(c.version);
+        std::string out;
+        for (auto v : expected)
+            if (!delivered.count(v))
+                out += std::to_string(v) + " ";
+        return out;
+    };
+    CAPTURE(missing());
+    REQUIRE(eventually(
+        [&] {
+            std::lock_guard lock(seen.mutex);
+            std::set<std::int64_t> delivered;
+            for (const auto& c : seen.changes)
+                if (c.kind != CatalogChange::Kind::resync)
+                    delivered.insert(c.version);
+            return std::includes(delivered.begin(), delivered.end(), expected.begin(),
+                                 expected.end());
+        },
+        10s));
+    REQUIRE(eventually([&] { return repo->copy_state()->in_sync; }, 10s));
+    auto from_copy = repo->list_statuses().value(); // cache=live: the copy answers
+    auto direct = open_repo(s.url("app", password, "live_chaos"))->list_statuses().value();
+    CHECK(from_copy == direct);
+}
+
+TEST_CASE("SIGSTOP of the server: the feed notices within its keepalive, recovers after SIGCONT") {
+    auto& s = server();
+    auto repo = fresh_catalogue("live_sigstop", "feed_keepalive=1s&connect_timeout=2");
+    ChangeCollector seen;
+    auto sub = repo->watch(std::ref(seen)).value();
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::resync), 10s));
+    s.stop_processes();
+    auto stopped = steady_clock::now();
+    bool noticed =
+        eventually([&] { return metric(*repo, "modelrepo_feed_connected") == "0"; }, 10s);
+    auto took = steady_clock::now() - stopped;
+    s.continue_processes();
+    CHECK(noticed);
+    CAPTURE(duration_cast<milliseconds>(took).count());
+    CHECK(took < 1s + 1s + 3s); // keepalive + its round trip + slack
+    CHECK(
+        seen.wait_for([](const CatalogChange& c) { return c.kind == CatalogChange::Kind::resync; },
+                      1ms)); // the first one
+    REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 2; }, 20s));
+    RawClient other(s.url("app", password, "live_sigstop"));
+    REQUIRE(other.exec("UPDATE model_status SET availability = 0.5 WHERE model_slug = 'gpt-5'"));
+    CHECK(seen.wait_for(is(CatalogChange::Kind::status, "gpt-5"), 5s));
+}
+
+TEST_CASE("started with the server down and a cache_dir from an earlier run: that run's newest "
+          "state, said so; without one, the chain fails over as before") {
+    auto& s = server();
+    fresh_catalogue("live_cache");
+    TempDir dir;
+    const std::string url = s.url("app", password, "live_cache", "127.0.0.1",
+                                  "cache_dir=" + dir.path().string() + "&connect_timeout=2");
+    {
+        auto first = open_repo(url);
+        REQUIRE(eventually([&] { return first->copy_state()->in_sync; }, 10s));
+        RawClient other(s.url("app", password, "live_cache"));
+        REQUIRE(other.exec("UPDATE model_status SET availability = 0.4242, checked_at = now() "
+                           "WHERE model_slug = 'gpt-4o'"));
+        // The copy follows the feed.
+        REQUIRE(eventually(
+            [&] {
+                auto m = first->find_model("gpt-4o");
+                return m && m.value() && m.value()->status->availability == 0.4242;
+            },
+            5s));
+        std::this_thread::sleep_for(1500ms); // the copy is written at most once a second
+    }                                        // and at exit
+    s.kill9();
+    struct Restart {
+        PgServer& s;
+        ~Restart() { s.start(); }
+    } restart{s};
+
+    auto second = open_repo(url);
+    auto model = second->find_model("gpt-4o");
+    if (!model)
+        FAIL(model.error().to_string());
+    CHECK(model.value()->status->availability == 0.4242);
+    auto stats = second->system_stats().value();
+    CHECK(stats.source.find("last-known copy") != std::string::npos);
+    CHECK(stats.models == 32);
+    CHECK(second->copy_state()->served_while_down >= 2);
+    CHECK(metric(*second, "modelrepo_copy_served_while_down_total") == "2");
+
+    // Through a chain with the bundled catalogue behind it: the copy answers, not the
+    // bundle, which has the day the library was built.
+    std::vector<std::string> chain_urls{url, "builtin:"};
+    auto chain = open_chain(chain_urls).value();
+    auto chained = chain->find_model("gpt-4o").value();
+    CHECK(chained->status->availability == 0.4242);
+
+    // No copy: the chain answers from the bundle, as before.
+    TempDir empty;
+    std::vector<std::string> bare{
+        s.url("app", password, "live_cache", "127.0.0.1",
+              "cache_dir=" + empty.path().string() + "&connect_timeout=2"),
+        "builtin:"};
+    auto fallback = open_chain(bare).value();
+    auto stats2 = fallback->system_stats().value();
+    CHECK(stats2.source == "builtin");
+}
+
+TEST_CASE("cache=live: reads at memory speed from the copy; this process's writes show at once") {
+    auto& s = server();
+    auto repo = fresh_catalogue("live_reads", "cache=live&feed_keepalive=30s");
+    REQUIRE(eventually([&] { return repo->copy_state()->in_sync; }, 10s));
+    auto acquires = [&] {
+        std::uint64_t n = 0;
+        for (auto b : repo->pool_stats().acquire_wait_buckets)
+            n += b;
+        return n;
+    };
+    auto before = acquires();
+    for (int i = 0; i < 1000; ++i) {
+        REQUIRE(repo->count_models().value() == 32);
+        REQUIRE(repo->find_model("gpt-5").value());
+    }
+    CHECK(acquires() == before); // not one of them touched the pool
+    Timestamp t = floor<microseconds>(system_clock::now());
+    std::vector<ModelStatus> write{{"gpt-5", Health::outage, 0.1, 10.0, 0.9, "test", t}};
+    REQUIRE(repo->upsert_statuses(write).value() == 1);
+    // The next read, straight from the copy, holds it (before the feed reports it).
+    CHECK(repo->find_model("gpt-5").value()->status->health == Health::outage);
+    CHECK(repo->system_stats().value().source == repo->name());
+    // A stopped server is not asked: the copy keeps answering at once (until the feed's
+    // keepalive, 30 s here, notices).
+    s.stop_processes();
+    auto started = steady_clock::now();
+    auto answer = repo->find_model("gpt-5");
+    auto took = steady_clock::now() - started;
+    s.continue_processes();
+    REQUIRE(answer);
+    CHECK(took < 100ms);
+}
+
+TEST_CASE("modelrepo watch --json prints every psql UPDATE, and again after a restart") {
+    auto& s = server();
+    fresh_catalogue("live_cli");
+    std::string cli = require_env("MODELREPO_CLI");
+    ChildProcess watch({cli, "--source",
+                        s.url("app", password, "live_cli", "127.0.0.1", "connect_timeout=2"),
+                        "watch", "--json"},
+                       {{"MODELREPO_SOURCES", ""}});
+    auto resync = watch.read_line_until(
+        [](const std::string& l) { return l.find("\"kind\":\"resync\"") != std::string::npos; },
+        15s);
+    REQUIRE(resync);
+    s.psql("UPDATE model_status SET availability = 0.31 WHERE model_slug = 'claude-sonnet-4-5'",
+           "live_cli");
+    auto line = watch.read_line(5s);
+    REQUIRE(line);
+    auto doc = nlohmann::json::parse(*line);
+    CHECK(doc["kind"] == "status");
+    CHECK(doc["slug"] == "claude-sonnet-4-5");
+    CHECK(doc["version"].get<std::int64_t>() > 0);
+    std::string at = doc["at"];
+    CHECK(at.size() == std::string("2026-12-01T10:00:00.000000Z").size());
+    CHECK(at.back() == 'Z');
+
+    s.kill9();
+    s.start();
+    REQUIRE_MESSAGE(s.available(), s.why());
+    REQUIRE(watch.read_line_until(
+        [](const std::string& l) { return l.find("\"kind\":\"resync\"") != std::string::npos; },
+        20s));
+    s.psql("UPDATE model_status SET availability = 0.32 WHERE model_slug = 'claude-sonnet-4-5'",
+           "live_cli");
+    auto after = watch.read_line(5s);
+    REQUIRE(after);
+    CHECK(after->find("\"slug\":\"claude-sonnet-4-5\"") != std::string::npos);
+    watch.signal(SIGTERM);
+    CHECK(watch.wait(5s) == 0);
+    CHECK(watch.err().find(password) == std::string::npos);
+}
+
+TEST_CASE("modelrepo with cache_dir: after the server was killed, `model SLUG` answers the last "
+          "value the database held, not the bundled one") {
+    auto& s = server();
+    fresh_catalogue("live_cli_cache");
+    TempDir dir;
+    std::string cli = require_env("MODELREPO_CLI");
+    const std::string url = s.url("app", password, "live_cli_cache", "127.0.0.1",
+                                  "connect_timeout=2&cache_dir=" + dir.path().string());
+    s.psql("UPDATE model_status SET availability = 0.4242, checked_at = now() "
+           "WHERE model_slug = 'gpt-4o'",
+           "live_cli_cache");
+    auto up = run_process({cli, "--source", url, "--source", "builtin:", "model", "gpt-4o"},
+                          {{"MODELREPO_SOURCES", ""}});
+    REQUIRE(up.exit_code == 0);
+    s.kill9();
+    struct Restart {
+        PgServer& s;
+        ~Restart() { s.start(); }
+    } restart{s};
+    auto down =
+        run_process({cli, "--source", url, "--source", "builtin:", "--json", "model", "gpt-4o"},
+                    {{"MODELREPO_SOURCES", ""}});
+    CAPTURE(down.err);
+    REQUIRE(down.exit_code == 0);
+    auto doc = nlohmann::json::parse(down.out);
+    CHECK(doc["status"]["availability"] == 0.4242);
+    CHECK(doc["source"].get<std::string>().find("postgresql://app@") == 0);
+    auto bundled = builtin_snapshot();
+    for (const auto& st : bundled.statuses)
+        if (st.model_slug == "gpt-4o")
+            CHECK(st.availability != 0.4242);
+}
+
+TEST_CASE("examples/realtime_stats pushes on change, and says when it answers from the copy") {
+    const char* example = std::getenv("EXAMPLE_REALTIME_STATS");
+    if (!example) {
+        MESSAGE("examples not built (-Dexamples=false)");
+        return;
+    }
+    auto& s = server();
+    fresh_catalogue("live_example");
+    TempDir dir;
+    const std::string url = s.url("app", password, "live_example", "127.0.0.1",
+                                  "cache_dir=" + dir.path().string() + "&connect_timeout=2");
+    {
+        ChildProcess realtime({example, "-s", url, "-s", "builtin:", "-i", "60", "-n", "2"},
+                              {{"MODELREPO_SOURCES", ""}});
+        REQUIRE(realtime.read_line_until(
+            [](const std::string& l) { return l.starts_with("update 1"); }, 15s));
+        std::this_thread::sleep_for(500ms); // its feed is listening by now
+        s.psql("UPDATE model_status SET health = 'outage' WHERE model_slug = 'gpt-5'",
+               "live_example");
+        auto pushed = realtime.read_line_until(
+            [](const std::string& l) { return l.starts_with("update 2"); }, 10s);
+        REQUIRE(pushed); // long before the 60 s refresh
+        CHECK(pushed->find("(change)") != std::string::npos);
+        CHECK(realtime.wait(10s) == 0);
+    }
+    s.kill9();
+    struct Restart {
+        PgServer& s;
+        ~Restart() { s.start(); }
+    } restart{s};
+    auto down =
+        run_process({example, "-s", url, "-s", "builtin:", "-n", "1"}, {{"MODELREPO_SOURCES", ""}});
+    CHECK(down.exit_code == 0);
+    CHECK(down.out.find("last-known copy") != std::string::npos);
+    CHECK(down.out.find("the database does not answer") != std::string::npos);
+    CHECK(down.out.find(password) == std::string::npos);
+}
+
+TEST_CASE("no message ever held the password") {
+    check_no_password_seen(1);
+}

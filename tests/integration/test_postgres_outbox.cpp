@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: MIT
+// The outbox against a real server and real SQLite files: writes acknowledged through an
+// outage are applied when the database returns, through kill -9 of the writer; wrong
+// writes are refused at once; dead letters; a full, unwritable, corrupt or shared file.
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <random>
+#include <thread>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <modelrepo/modelrepo.hpp>
+
+#include "pg_catalogue.hpp"
+#include "process.hpp"
+#include "temp_dir.hpp"
+#include "watching.hpp"
+
+using namespace modelrepo;
+using namespace std::chrono;
+using namespace modelrepo::test;
+
+namespace {
+
+/// Restarts the server when the test ends, however it ends.
+struct Restart {
+    PgServer& s;
+    ~Restart() {
+        if (!s.available())
+            s.start();
+    }
+};
+
+ModelStatus status(const std::string& slug, Timestamp at, double availability = 0.25) {
+    return {slug, Health::outage, availability, 42.0, 0.75, "outbox-test", at};
+}
+
+/// checked_at of each model's status in database `db`, in microseconds.
+std::map<std::string, long long> stored(const std::string& db) {
+    std::string rows = server().psql("SELECT string_agg(model_slug || '=' || (extract(epoch FROM "
+                                     "checked_at) * 1000000)::bigint, "
+                                     "',') FROM model_status WHERE region = 'crash-test'",
+                                     db);
+    std::map<std::string, long long> out;
+    for (std::size_t at = 0; at < rows.size();) {
+        auto comma = rows.find(',', at);
+        std::string item = rows.substr(at, comma - at);
+        auto eq = item.find('=');
+        if (eq != std::string::npos)
+            out[item.substr(0, eq)] = std::stoll(item.substr(eq + 1));
+        at = comma == std::string::npos ? rows.size() : comma + 1;
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("through an outage: writes are queued, acknowledged, read back, and applied "
+          "when the database returns") {
+    auto& s = server();
+    fresh_catalogue("outbox_basic");
+    TempDir dir;
+    const std::string url =
+        s.url("app", password, "outbox_basic", "127.0.0.1",
+              "connect_timeout=2&outbox=" + (dir.path() / "outbox.db").string() +
+                  "&cache_dir=" + dir.path().string());
+    auto repo = open_repo(url);
+    REQUIRE(eventually([&] { return repo->copy_state()->in_sync; }, 10s));
+    std::vector<OutboxEvent> events;
+    std::mutex events_mutex;
+    repo->on_outbox_event([&](const OutboxEvent& e) {
+        std::lock_guard lock(events_mutex);
+        events.push_back(e);
+    });
+    Timestamp t = floor<microseconds>(system_clock::now());
+    std::vector<ModelStatus> up{status("gpt-5", t)};
+    auto applied = repo->write_statuses(up).value();
+    CHECK(applied.applied == 1);
+    CHECK(applied.queued == 0);
+
+    s.kill9();
+    Restart restart{s};
+    std::vector<ModelStatus> batch{status("gpt-4o", t + 1s), status("gpt-5", t + 1s, 0.125)};
+    auto queued = repo->write_statuses(batch);
+    if (!queued)
+        FAIL(queued.error().to_string());
+    CHECK(queued.value().applied == 0);
+    CHECK(queued.value().queued == 2);
+    CHECK(queued.value().outbox == (dir.path() / "outbox.db").string());
+    REQUIRE(queued.value().deferred_because);
+    CHECK(queued.value().deferred_because->is(Errc::unreachable));
+    // Read your writes: the copy that stands in for the database holds them.
+    auto gpt5 = repo->find_model("gpt-5").value();
+    CHECK(gpt5->status->availability == 0.125);
+    auto state = repo->outbox_state().value();
+    CHECK(state.statuses == 2);
+    CHECK(state.batches == 1);
+    CHECK(state.oldest.has_value());
+    // upsert_statuses counts a queued write as accepted.
+    std::vector<ModelStatus> more{status("claude-sonnet-4-5", t + 2s)};
+    CHECK(repo->upsert_statuses(more).value() == 1);
+    CHECK(repo->outbox_state().value().statuses == 3);
+    std::string text = to_prometheus(repo->backend_metrics());
+    CHECK(text.find("modelrepo_outbox_pending{unit=\"statuses\"} 3") != std::string::npos);
+
+    s.start();
+    REQUIRE_MESSAGE(s.available(), s.why());
+    // The replay thread applies them by itself, oldest first, with no call needed.
+    REQUIRE(eventually([&] { return repo->outbox_state().value().statuses == 0; }, 20s));
+    CHECK(s.psql("SELECT availability FROM model_status WHERE model_slug = 'gpt-5'",
+                 "outbox_basic") == "0.125");
+    CHECK(s.psql("SELECT count(*) FROM model_status WHERE region = 'outbox-test'",
+                 "outbox_basic") == "3");
+    std::lock_guard lock(events_mutex);
+    CHECK(events.size() == 2);
+    CHECK(events[0].kind == OutboxEvent::Kind::replayed);
+}
+
+TEST_CASE("a wrong write is refused at once and never queued") {
+    auto& s = server();
+    fresh_catalogue("outbox_refuse");
+    TempDir dir;
+    const std::string url = s.url("app", password, "outbox_refuse", "127.0.0.1",
+                                  "connect_timeout=2&outbox=" + (dir.path() / "o.db").string() +
+                                      "&cache_dir=" + dir.path().string());
+    auto repo = open_repo(url);
+    REQUIRE(eventually([&] { return repo->copy_state()->in_sync; }, 10s));
+    Timestamp t = system_clock::now();
+    std::vector<ModelStatus> unknown{status("gpt-99", t)};
+    auto e = expect_error(repo->write_statuses(unknown), Errc::invalid_argument);
+    CHECK(e.sqlstate == "23503"); // the server said so
+    std::vector<ModelStatus> range{status("gpt-5", t, 1.5)};
+    expect_error(repo->write_statuses(range), Errc::invalid_argument);
+    s.kill9();
+    Restart restart{s};
+    // Down: checked against the last-known copy.
+    auto down = expect_error(repo->write_statuses(unknown), Errc::invalid_argument);
+    CHECK(down.message.find("gpt-99") != std::string::npos);
+    expect_error(repo->write_statuses(range), Errc::invalid_argument);
+    CHECK(repo->outbox_state().value().statuses == 0);
+}
+
+TEST_CASE("dead letter: a queued status for a model deleted before the replay") {
+    auto& s = server();
+    fresh_catalogue("outbox_dead");
+    TempDir dir;
+    const std::string url = s.url("app", password, "outbox_dead", "127.0.0.1",
+                                  "connect_timeout=2&outbox=" + (dir.path() / "o.db").string());
+    Timestamp t = system_clock::now();
+    s.kill9();
+    {
+        Restart restart{s};
+        auto writer = open_repo(url); // no copy: no check of the slugs while down
+        std::vector<ModelStatus> doomed{status("gpt-4o", t)};
+        std::vector<ModelStatus> fine{status("gpt-5", t)};
+        REQUIRE(writer->write_statuses(doomed).value().queued == 1);
+        REQUIRE(writer->write_statuses(fine).value().queued == 1);
+    } // the writer goes before the database returns
+    REQUIRE(s.available());
+    s.psql("DELETE FROM models WHERE slug = 'gpt-4o'", "outbox_dead");
+    auto replayer = open_repo(url);
+    std::atomic<int> dead{0};
+    replayer->on_outbox_event([&](const OutboxEvent& e) {
+        if (e.kind == OutboxEvent::Kind::dead_letter)
+            ++dead;
+    });
+    auto drained = replayer->drain_outbox();
+    if (!drained)
+        FAIL(drained.error().to_string());
+    auto state = replayer->outbox_state().value();
+    CHECK(state.statuses == 0);
+    CHECK(state.dead_letters == 1);
+    REQUIRE(state.recent_dead_letters.size() == 1);
+    CHECK(state.recent_dead_letters[0].error.find("23503") != std::string::npos);
+    // The batch behind it was not blocked.
+    CHECK(s.psql("SELECT count(*) FROM model_status WHERE region = 'outbox-test'", "outbox_dead") ==
+          "1");
+    CHECK(eventually([&] { return dead.load() == 1 || drained.value().dead_letters == 1; }, 5s));
+}
+
+TEST_CASE("the outbox full: refused with outbox_full, not queued") {
+    auto& s = server();
+    fresh_catalogue("outbox_full");
+    TempDir dir;
+    auto repo =
+        open_repo(s.url("app", password, "outbox_full", "127.0.0.1",
+                        "connect_timeout=2&outbox_max=3&outbox=" + (dir.path() / "o.db").string()));
+    s.kill9();
+    Restart restart{s};
+    Timestamp t = system_clock::now();
+    std::vector<ModelStatus> two{status("gpt-5", t), status("gpt-4o", t)};
+    REQUIRE(repo->write_statuses(two).value().queued == 2);
+    auto e = expect_error(repo->write_statuses(two), Errc::outbox_full);
+    CHECK(e.message.find("outbox_max=3") != std::string::npos);
+    CHECK(repo->outbox_state().value().statuses == 2);
+}
+
+TEST_CASE("an outbox file that cannot be one is an error naming it, at open()") {
+    auto& s = server();
+    TempDir dir;
+    auto base = s.url("app", password, "modelrepo");
+    auto missing = modelrepo::open(base + "?outbox=" + (dir.path() / "no/such/dir/o.db").string());
+    auto e = expect_error(missing, Errc::io_error);
+    CHECK(e.message.find("no/such/dir/o.db") != std::string::npos);
+
+    auto garbage = dir.write("corrupt.db", std::string(8192, '\x5a'));
+    auto corrupt = modelrepo::open(base + "?outbox=" + garbage.string());
+    auto c = expect_error(corrupt, Errc::io_error);
+    CHECK(c.message.find("corrupt.db") != std::string::npos);
+
+    auto not_outbox = dir.path() / "other.db";
+    {
+        auto first = modelrepo::open(base + "?outbox=" + not_outbox.string());
+        REQUIRE(first);
+    }
+    CHECK(modelrepo::open(base + "?outbox=" + not_outbox.string())); // reopening is fine
+}
+
+TEST_CASE("two processes writing to one outbox while the database is down: nothing lost") {
+    auto& s = server();
+    fresh_catalogue("outbox_shared");
+    TempDir dir;
+    const std::string url = s.url("app", password, "outbox_shared", "127.0.0.1",
+                                  "connect_timeout=2&outbox=" + (dir.path() / "o.db").string());
+    std::string cli = require_env("MODELREPO_CLI");
+    s.kill9();
+    Restart restart{s};
+    auto statuses = [&](const std::string& slug, int i) {
+        Timestamp t = Timestamp(seconds(1'900'000'000) + seconds(i));
+        std::vector<ModelStatus> one{status(slug, t)};
+        return dir.write(slug + std::to_string(i) + ".json", write_statuses(one));
+    };
+    std::atomic<int> queued{0};
+    auto writer = [&](const std::string& slug) {
+        for (int i = 0; i < 10; ++i) {
+            auto r = run_process({cli, "--source", url, "upsert", statuses(slug, i).string()},
+                                 {{"MODELREPO_SOURCES", ""}});
+            if (r.exit_code == 0 && r.out.find("queued 1 in the outbox") != std::string::npos)
+                ++queued;
+            else
+                MESSAGE("upsert " << slug << " " << i << ": exit " << r.exit_code << ": " << r.out
+                                  << r.err);
+        }
+    };
+    std::thread a(writer, "gpt-5"), b(writer, "gpt-4o");
+    a.join();
+    b.join();
+    CHECK(queued.load() == 20);
+    auto down = run_process({cli, "--source", url, "outbox", "drain"}, {{"MODELREPO_SOURCES", ""}});
+    CHECK(down.exit_code == 1);
+    auto shown =
+        run_process({cli, "--source", url, "--json", "outbox"}, {{"MODELREPO_SOURCES", ""}});
+    REQUIRE(shown.exit_code == 0);
+    auto doc = nlohmann::json::parse(shown.out);
+    CHECK(doc["pending_statuses"] == 20);
+    s.start();
+    REQUIRE(s.available());
+    auto drained =
+        run_process({cli, "--source", url, "outbox", "drain"}, {{"MODELREPO_SOURCES", ""}});
+    CAPTURE(drained.err);
+    CHECK(drained.exit_code == 0);
+    CHECK(s.psql("SELECT count(*) FROM model_status WHERE region = 'outbox-test' AND "
+                 "checked_at = to_timestamp(1900000009)",
+                 "outbox_shared") == "2");
+}
+
+TEST_CASE("a writer killed -9 at random moments, 20 times, against a database that is down: "
+          "every acknowledged status is applied once it returns, none moved back in time") {
+    auto& s = server();
+    fresh_catalogue("outbox_crash");
+    TempDir dir;
+    const std::string url = s.url("app", password, "outbox_crash", "127.0.0.1",
+                                  "connect_timeout=2&outbox=" + (dir.path() / "o.db").string());
+    std::string writer = require_env("OUTBOX_WRITER");
+    std::string cli = require_env("MODELREPO_CLI");
+    s.kill9();
+    Restart restart{s};
+    std::map<std::string, long long> acked; // the newest acknowledged checked_at per model
+    std::mt19937 random(11);
+    long long next_us = 1'900'000'000'000'000;
+    int acks = 0;
+    for (int round = 0; round < 20; ++round) {
+        // Each writer's timestamps lie after all of the one before: a write of a killed
+        // writer that was durable but not yet acknowledged is never newer than the next
+        // writer's.
+        next_us = 1'900'000'000'000'000 + (round + 1) * 1'000'000'000LL;
+        ChildProcess child({writer, url, std::to_string(next_us)});
+        auto note = [&](const std::string& line) {
+            char slug[128];
+            long long us = 0;
+            if (std::sscanf(line.c_str(), "ack %127s %lld", slug, &us) == 2) {
+                acked[slug] = std::max(acked[slug], us);
+                next_us = std::max(next_us, us + 1);
+                ++acks;
+            }
+        };
+        auto until = steady_clock::now() + milliseconds(50 + random() % 250);
+        while (steady_clock::now() < until)
+            if (auto line = child.read_line(milliseconds(5)))
+                note(*line);
+        child.signal(SIGKILL);
+        child.wait(5s);
+        // Lines printed just before the kill are acknowledged writes too.
+        while (auto line = child.read_line(milliseconds(1)))
+            note(*line);
+    }
+    MESSAGE(acks << " writes acknowledged over 20 killed writers");
+    CHECK(acks > 20);
+    s.start();
+    REQUIRE_MESSAGE(s.available(), s.why());
+    auto drained =
+        run_process({cli, "--source", url, "outbox", "drain"}, {{"MODELREPO_SOURCES", ""}});
+    CAPTURE(drained.out);
+    CAPTURE(drained.err);
+    REQUIRE(drained.exit_code == 0);
+    auto in_db = stored("outbox_crash");
+    for (const auto& [slug, us] : acked) {
+        CAPTURE(slug);
+        REQUIRE(in_db.count(slug));
+        // The newest acknowledged, or a newer write that was durable when the kill came
+        // before its acknowledgement: never an older one, and one a writer made.
+        CHECK(in_db[slug] >= us);
+        CHECK(in_db[slug] < 1'900'000'000'000'000 + 21 * 1'000'000'000LL);
+    }
+}
+
+TEST_CASE(
+    "modelrepo upsert says applied or queued; priority_sync keeps writing through an outage") {
+    auto& s = server();
+    fresh_catalogue("outbox_cli");
+    TempDir dir;
+    const std::string url = s.url("app", password, "outbox_cli", "127.0.0.1",
+                                  "connect_timeout=2&outbox=" + (dir.path() / "o.db").string());
+    std::string cli = require_env("MODELREPO_CLI");
+    Timestamp t = floor<seconds>(system_clock::now());
+    std::vector<ModelStatus> one{status("gpt-5", t)};
+    auto file = dir.write("s.json", write_statuses(one));
+    auto up =
+        run_process({cli, "--source", url, "upsert", file.string()}, {{"MODELREPO_SOURCES", ""}});
+    CHECK(up.exit_code == 0);
+    CHECK(up.out == "applied 1\n");
+    s.kill9();
+    Restart restart{s};
+    one[0].checked_at = t + 1s;
+    file = dir.write("s2.json", write_statuses(one));
+    auto down = run_process({cli, "--source", url, "--source", "builtin:", "upsert", file.string()},
+                            {{"MODELREPO_SOURCES", ""}});
+    CAPTURE(down.err);
+    CHECK(down.exit_code == 0);
+    CHECK(down.out.find("queued 1 in the outbox (" + (dir.path() / "o.db").string() + ")") !=
+          std::string::npos);
+    auto bad = run_process({cli, "--source", url, "upsert", "-"}, {{"MODELREPO_SOURCES", ""}});
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.err.find("bad_data") != std::string::npos); // stdin was empty
+
+    if (const char* sync = std::getenv("EXAMPLE_PRIORITY_SYNC")) {
+        auto r = run_process({sync, "-s", url, "-s", "builtin:", "-n", "2", "-i", "0.05"},
+                             {{"MODELREPO_SOURCES", ""}});
+        CAPTURE(r.out);
+        CHECK(r.exit_code == 0);
+        CHECK(r.out.find("queued 5 statuses in the outbox") != std::string::npos);
+    }
+    CHECK(down.err.find(password) == std::string::npos);
+}
+
+TEST_CASE("no message ever held the password") {
+    check_no_password_seen(5);
+}
