@@ -19,6 +19,17 @@
 
 namespace modelrepo {
 
+/// Which sessions serve reads (`read_target=`). Writes and the change feed always use a
+/// read-write session.
+enum class ReadTarget {
+    any,            ///< whatever the URL's hosts give (libpq's target_session_attrs)
+    primary,        ///< the read-write server only
+    prefer_standby, ///< a standby within max_replication_lag when there is one, else the primary
+    standby,        ///< standbys only
+};
+/// "any", "primary", "prefer-standby", "standby".
+std::string_view to_string(ReadTarget t) noexcept;
+
 /// How to reach the database and how the pool behaves. `from_url()` fills it from a
 /// DATABASE_URL, Prisma's parameters included.
 struct PostgresConfig {
@@ -50,6 +61,11 @@ struct PostgresConfig {
     /// Server-side prepared statements. False with `pgbouncer=true` (PgBouncer's
     /// transaction mode cannot keep them).
     bool prepared_statements = true;
+    /// The URL goes through PgBouncer in transaction mode (`pgbouncer=true`): no
+    /// server-side prepared statements, nothing set on a session (statement_timeout and
+    /// search_path would leak to other clients of the pooled server connection); the
+    /// change feed needs `direct_url`.
+    bool pgbouncer = false;
 
     /// The last-known copy (`cache_dir=DIR`): kept current through the change feed,
     /// written here atomically (after the first load, then at most about once a second
@@ -74,6 +90,18 @@ struct PostgresConfig {
     /// `Errc::outbox_full`.
     std::int64_t outbox_max = 100'000;
 
+    /// Which sessions serve reads (`read_target=`); with several hosts in the URL
+    /// (primary and streaming standbys).
+    ReadTarget read_target = ReadTarget::any;
+    /// A standby further behind than this serves no reads (`max_replication_lag=`),
+    /// checked when a session is opened and every second while it is used, not per
+    /// call. Zero: no bound.
+    std::chrono::milliseconds max_replication_lag{0};
+    /// A direct session (`direct_url=`, percent-encoded; Prisma's `directUrl`) for the
+    /// change feed and migrations when the main URL goes through PgBouncer's transaction
+    /// mode, which cannot keep a LISTEN. Empty: the main URL.
+    std::string direct_url;
+
     /// A copy is kept (in memory, and on disk with cache_dir).
     bool keeps_copy() const noexcept { return live_cache || !cache_dir.empty(); }
 
@@ -81,7 +109,8 @@ struct PostgresConfig {
     /// string. Takes out `schema`, `connection_limit`, `pool_timeout`,
     /// `socket_timeout`, `pgbouncer` (Prisma's; libpq rejects them) and modelrepo's
     /// `acquire_timeout_ms`, `query_timeout_ms`, `max_lifetime_s`, `cache_dir`,
-    /// `max_stale`, `cache`, `feed_keepalive`; passes libpq's own
+    /// `max_stale`, `cache`, `feed_keepalive`, `outbox`, `outbox_max`, `read_target`,
+    /// `max_replication_lag`, `direct_url`; passes libpq's own
     /// (`sslmode`, `connect_timeout`, `target_session_attrs`, `application_name`,
     /// several hosts, …) through, adding `connect_timeout=5` and
     /// `application_name=modelrepo` when absent.

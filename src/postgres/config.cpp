@@ -128,6 +128,7 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
             if (!b)
                 return invalid(url, "pgbouncer must be true or false, got '" + value + "'");
             config.prepared_statements = !*b;
+            config.pgbouncer = *b;
         } else if (key == "cache_dir") {
             if (value.empty())
                 return invalid(url, "cache_dir must name a directory");
@@ -138,6 +139,33 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
                 return invalid(url, key + " must be a duration like 90s, 15m or 24h, got '" +
                                         value + "'");
             (key == "max_stale" ? config.max_stale : config.feed_keepalive) = *d;
+        } else if (key == "read_target") {
+            if (value == "any")
+                config.read_target = ReadTarget::any;
+            else if (value == "primary")
+                config.read_target = ReadTarget::primary;
+            else if (value == "prefer-standby")
+                config.read_target = ReadTarget::prefer_standby;
+            else if (value == "standby")
+                config.read_target = ReadTarget::standby;
+            else
+                return invalid(url, "read_target must be any, primary, prefer-standby or standby, "
+                                    "got '" +
+                                        value + "'");
+        } else if (key == "max_replication_lag") {
+            auto d = detail::parse_duration(value);
+            if (!d)
+                return invalid(url,
+                               "max_replication_lag must be a duration like 500ms or 10s, got '" +
+                                   value + "'");
+            config.max_replication_lag = *d;
+        } else if (key == "direct_url") {
+            if (!value.starts_with("postgresql://") && !value.starts_with("postgres://") &&
+                value.find('=') == std::string::npos)
+                return invalid(url, "direct_url must be a percent-encoded postgresql:// URL");
+            if (auto direct = PostgresConfig::from_url(value); !direct)
+                return invalid(url, "direct_url: " + direct.error().message);
+            config.direct_url = value;
         } else if (key == "outbox") {
             if (value.empty())
                 return invalid(url, "outbox must name a file");
@@ -190,6 +218,20 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
     if (auto session = detail::parse_session_config(config.conninfo); !session)
         return std::move(session).error();
     return config;
+}
+
+std::string_view to_string(ReadTarget t) noexcept {
+    switch (t) {
+    case ReadTarget::any:
+        return "any";
+    case ReadTarget::primary:
+        return "primary";
+    case ReadTarget::prefer_standby:
+        return "prefer-standby";
+    case ReadTarget::standby:
+        break;
+    }
+    return "standby";
 }
 
 } // namespace modelrepo

@@ -30,11 +30,17 @@ milliseconds until(Deadline deadline) {
 /// here so that the deadline holds (libpq's own connect_timeout applies only to its
 /// blocking connect).
 Result<PGconn*> connect_host(const SessionConfig& config, const HostParams& host,
-                             Deadline deadline) {
+                             const char* session_attrs, Deadline deadline) {
     std::vector<const char*> keys, values;
     for (const auto& [k, v] : host.params) {
+        if (session_attrs && k == "target_session_attrs")
+            continue; // the role's, below
         keys.push_back(k.c_str());
         values.push_back(v.c_str());
+    }
+    if (session_attrs) {
+        keys.push_back("target_session_attrs");
+        values.push_back(session_attrs);
     }
     keys.push_back(nullptr);
     values.push_back(nullptr);
@@ -93,27 +99,100 @@ Result<std::unique_ptr<Connection>> Connection::open(std::shared_ptr<const Sessi
                                                      Watchdog& watchdog, Deadline deadline) {
     std::optional<Error> chosen;
     std::string others;
-    for (std::size_t i = 0; i < config->hosts.size(); ++i) {
-        const HostParams& host = config->hosts[i];
-        auto attempt_deadline = std::min(deadline, SteadyClock::now() + config->connect_timeout);
-        auto pg = connect_host(*config, host, attempt_deadline);
-        if (pg) {
-            std::unique_ptr<Connection> connection(new Connection(config, pg.value(), i, watchdog));
-            if (auto ready = connection->setup(deadline); !ready)
-                return ready.error();
-            return connection;
+    // One pass over the hosts, in order, each attempt bounded by connect_timeout; a
+    // standby is taken only within the lag bound.
+    auto pass = [&](const char* session_attrs, bool standby,
+                    bool second_choice) -> std::unique_ptr<Connection> {
+        for (std::size_t i = 0; i < config->hosts.size(); ++i) {
+            const HostParams& host = config->hosts[i];
+            auto attempt_deadline =
+                std::min(deadline, SteadyClock::now() + config->connect_timeout);
+            auto pg = connect_host(*config, host, session_attrs, attempt_deadline);
+            std::optional<Error> error;
+            if (pg) {
+                std::unique_ptr<Connection> connection(
+                    new Connection(config, pg.value(), i, watchdog));
+                connection->second_choice_ = second_choice;
+                auto ready = connection->setup(deadline);
+                if (ready && (standby || config->role != SessionRole::any))
+                    ready = connection->check_role(deadline);
+                if (ready)
+                    return connection;
+                error = std::move(ready).error();
+            } else {
+                error = std::move(pg).error();
+            }
+            if (config->hosts.size() > 1)
+                others += "; " + host.label + ": " + std::string(to_string(*error->errc()));
+            if (!chosen || weight(*error) > weight(*chosen))
+                chosen = std::move(error);
+            if (SteadyClock::now() >= deadline)
+                break;
         }
-        Error error = std::move(pg).error();
-        if (config->hosts.size() > 1)
-            others += "; " + host.label + ": " + std::string(to_string(*error.errc()));
-        if (!chosen || weight(error) > weight(*chosen))
-            chosen = std::move(error);
-        if (SteadyClock::now() >= deadline)
-            break;
+        return nullptr;
+    };
+    std::unique_ptr<Connection> connection;
+    switch (config->role) {
+    case SessionRole::any:
+        connection = pass(nullptr, false, false);
+        break;
+    case SessionRole::read_write:
+        connection = pass("read-write", false, false);
+        break;
+    case SessionRole::standby:
+        connection = pass("standby", true, false);
+        break;
+    case SessionRole::prefer_standby:
+        connection = pass("standby", true, false);
+        if (!connection && SteadyClock::now() < deadline)
+            connection = pass("any", false, true);
+        break;
     }
+    if (connection)
+        return connection;
     if (!others.empty())
         chosen->message += " (hosts tried" + others + ")";
     return *chosen;
+}
+
+Result<void> Connection::check_role(Deadline deadline) {
+    // Where this session is, and for a standby how far behind: nothing when it has
+    // replayed all it received (an idle primary sends nothing), else the age of the last
+    // transaction it replayed (with replay paused, that grows).
+    auto rows = script("SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() THEN 0 "
+                       "WHEN pg_last_wal_receive_lsn() IS NOT NULL AND "
+                       "pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+                       "ELSE coalesce((extract(epoch FROM now() - pg_last_xact_replay_timestamp())"
+                       " * 1000)::bigint, 2147483647) END",
+                       deadline);
+    if (!rows)
+        return std::move(rows).error();
+    on_standby_ = rows.value().text(0, 0) == "t";
+    std::int64_t lag_ms = 0;
+    auto lag = rows.value().text(0, 1);
+    std::from_chars(lag.data(), lag.data() + lag.size(), lag_ms);
+    lag_ms_ = lag_ms;
+    auto refuse = [&](Errc code, const std::string& why) {
+        Error error = make_error(code, "PostgreSQL " + host().label + ": " + why);
+        error.source = config_->source;
+        error.target = host().label;
+        return error;
+    };
+    const auto role = config_->role;
+    if (role == SessionRole::read_write && on_standby_)
+        return refuse(Errc::read_only, "the server is a standby now; writes need the primary");
+    bool wants_standby =
+        role == SessionRole::standby || (role == SessionRole::prefer_standby && !second_choice_);
+    if (wants_standby && !on_standby_)
+        return refuse(Errc::unreachable, "the server is no longer a standby (promoted)");
+    if (wants_standby && config_->max_replication_lag.count() > 0 &&
+        lag_ms > config_->max_replication_lag.count())
+        return refuse(Errc::unreachable, "the standby is " + std::to_string(lag_ms) +
+                                             " ms behind, over "
+                                             "max_replication_lag (" +
+                                             std::to_string(config_->max_replication_lag.count()) +
+                                             " ms)");
+    return success();
 }
 
 Connection::Connection(std::shared_ptr<const SessionConfig> config, PGconn* pg,
@@ -122,7 +201,8 @@ Connection::Connection(std::shared_ptr<const SessionConfig> config, PGconn* pg,
     , pg_(pg, &PQfinish)
     , host_index_(host_index)
     , watchdog_(&watchdog)
-    , slot_(watchdog.watch(PQsocket(pg))) {}
+    , slot_(watchdog.watch(PQsocket(pg)))
+    , opened_at_(SteadyClock::now()) {}
 
 Connection::~Connection() {
     // Leave the watchdog before the socket closes: it must never shut down a socket
@@ -160,7 +240,10 @@ Result<Rows> Connection::run(Deadline deadline, Send&& send) {
     if (message.empty())
         message = PQerrorMessage(pg_.get());
     bool gone = PQstatus(pg_.get()) != CONNECTION_OK;
-    if (gone || status == PGRES_COPY_IN || status == PGRES_COPY_OUT || !result)
+    // 25006: a write on a server that is read-only (a standby where the primary was):
+    // this session will not take writes again; it is replaced, not retried.
+    bool read_only = state && std::string_view(state) == "25006";
+    if (gone || read_only || status == PGRES_COPY_IN || status == PGRES_COPY_OUT || !result)
         broken_ = true;
     return query_error(message, state ? state : "", gone, false, *config_);
 }
@@ -291,7 +374,13 @@ Result<Rows> Connection::script(const std::string& sql, Deadline deadline) {
 }
 
 bool Connection::validate(Deadline deadline) {
-    return script("SELECT 1", deadline).has_value() && usable();
+    if (config_->role == SessionRole::any)
+        return script("SELECT 1", deadline).has_value() && usable();
+    // A session on the primary that a prefer-standby read pool took as a second choice
+    // makes way, after a while, for a standby that may be back.
+    if (second_choice_ && SteadyClock::now() - opened_at_ > std::chrono::seconds(2))
+        return false;
+    return check_role(deadline).has_value() && usable();
 }
 
 } // namespace modelrepo::detail

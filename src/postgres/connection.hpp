@@ -94,8 +94,15 @@ public:
     /// Runs `sql`, which may hold several statements, without parameters (simple query
     /// protocol): the rows of the last one.
     Result<Rows> script(const std::string& sql, Deadline deadline);
-    /// A round trip (`SELECT 1`); false when the session is no longer good.
+    /// A round trip; false when the session is no longer good: broken, or no longer the
+    /// kind of server its role wants (a primary turned standby, a standby promoted or
+    /// past max_replication_lag), or a prefer-standby session on the primary that has
+    /// had its while.
     bool validate(Deadline deadline);
+    /// On a standby (as of connect or the last validation).
+    bool on_standby() const noexcept { return on_standby_; }
+    /// The standby's replay lag in ms at that time (0 on a primary).
+    std::int64_t lag_ms() const noexcept { return lag_ms_; }
 
     /// BEGIN `mode`; `fn(*this)` (a Result); COMMIT when it succeeded, ROLLBACK when not.
     template <class Fn>
@@ -122,6 +129,8 @@ private:
     /// execute() of a statement not yet prepared here.
     Result<Rows> prepare_and_execute(const Statement& statement, Params params, Deadline deadline);
     Result<void> setup(Deadline deadline);
+    /// Asks the server what it is and how far behind; an Error when the role says no.
+    Result<void> check_role(Deadline deadline);
 
     std::shared_ptr<const SessionConfig> config_;
     std::unique_ptr<PGconn, void (*)(PGconn*)> pg_;
@@ -130,6 +139,10 @@ private:
     Watchdog::Slot* slot_;
     std::uint64_t prepared_ = 0; ///< bit i: the Statement with id i is prepared here
     bool broken_ = false;
+    bool on_standby_ = false;
+    bool second_choice_ = false; ///< prefer-standby, and no standby would do
+    std::int64_t lag_ms_ = 0;
+    SteadyClock::time_point opened_at_;
 };
 
 template <class Fn>

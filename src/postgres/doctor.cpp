@@ -142,10 +142,22 @@ bool list_matches(std::string list, const std::string& name) {
     return false;
 }
 
-std::string with_hostaddr(const std::string& conninfo, const std::string& ip) {
-    if (conninfo.starts_with("postgres"))
-        return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "hostaddr=" + ip;
-    return conninfo + " hostaddr=" + ip;
+/// A key=value conninfo for one host of the URL, at address `ip`.
+std::string conninfo_at(const detail::HostParams& host, const std::string& ip) {
+    std::string out;
+    auto quoted = [](const std::string& v) {
+        std::string q = "'";
+        for (char c : v) {
+            if (c == '\\' || c == '\'')
+                q.push_back('\\');
+            q.push_back(c);
+        }
+        return q + "'";
+    };
+    for (const auto& [key, value] : host.params)
+        if (key != "hostaddr")
+            out += key + "=" + quoted(value) + " ";
+    return out + "hostaddr=" + quoted(ip);
 }
 
 /// Characters that must be %-encoded in a URL's password (RFC 3986 reserved).
@@ -317,41 +329,17 @@ bool DoctorReport::healthy() const noexcept {
 
 namespace {
 
-Result<DoctorReport> run_checks(const std::string& url, const std::string& admin_url) {
-    DoctorReport report;
-    auto& checks = report.checks;
-    check_url(url, checks);
-    auto config = PostgresConfig::from_url(url);
-    if (!config) {
-        if (!config.error().is(Errc::invalid_argument))
-            return config.error();
-        checks.push_back({"url", "parse", Status::fail, config.error().message,
-                          "fix the URL; libpq refuses it as it is"});
-        return report;
-    }
-    auto session = detail::parse_session_config(config.value().conninfo).value();
+/// TCP, TLS, the method, the login, the server's role and the schema at one address.
+void check_address(const Address& address, int port, const detail::HostParams& host,
+                   const detail::SessionConfig& session, const PostgresConfig& config,
+                   std::vector<DoctorCheck>& checks) {
     const auto& target = session.target;
-    const auto& [host, port] = target.hosts.front();
-
-    std::string resolve_error;
-    auto addresses = resolve(host, port, resolve_error);
-    if (addresses.empty()) {
-        checks.push_back({host, "resolve", Status::fail,
-                          "'" + host + "' does not resolve: " + resolve_error,
-                          "fix the host name in the URL"});
-        return report;
-    }
-    checks.push_back({host, "resolve", Status::ok,
-                      "'" + host + "' resolves to " + std::to_string(addresses.size()) +
-                          " address(es); pg_hba.conf may treat them differently",
-                      ""});
-
-    for (const Address& address : addresses) {
+    do {
         auto probe = detail::probe_auth_method(address.ip, port, target.user, target.database, 3s);
         if (!probe.reached) {
             checks.push_back({address.label, "tcp", Status::fail, probe.message,
                               "start the server, or check listen_addresses and port"});
-            continue;
+            break;
         }
         checks.push_back({address.label, "tcp", Status::ok, "a PostgreSQL server answers", ""});
         auto tls = server_offers_tls(address, port);
@@ -370,7 +358,7 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
                                   ? "add a pg_hba.conf line for this address and reload"
                                   : ""});
 
-        std::string conninfo = with_hostaddr(config.value().conninfo, address.ip);
+        std::string conninfo = conninfo_at(host, address.ip);
         try {
             pqxx::connection conn(conninfo);
             checks.push_back(
@@ -378,8 +366,26 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
                  "logged in as \"" + target.user + "\" to database \"" + target.database + "\"",
                  ""});
             pqxx::nontransaction tx(conn);
-            if (!config.value().schema.empty())
-                tx.exec("SET search_path TO " + conn.quote_name(config.value().schema));
+            // Which server this is: a primary, or a standby and how far behind.
+            auto role = tx.exec(
+                "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() THEN NULL "
+                "ELSE (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint "
+                "END, pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()")[0];
+            if (!role[0].as<bool>())
+                checks.push_back({address.label, "role", Status::ok, "primary (takes writes)", ""});
+            else
+                checks.push_back(
+                    {address.label, "role", Status::ok,
+                     std::string("standby (read-only); ") +
+                         (role[2].is_null() || !role[2].as<bool>()
+                              ? "replay is behind what it received; "
+                              : "replayed all it received; ") +
+                         (role[1].is_null() ? std::string("no transaction replayed yet")
+                                            : "the last transaction it replayed is " +
+                                                  std::string(role[1].c_str()) + " ms old"),
+                     ""});
+            if (!config.schema.empty())
+                tx.exec("SET search_path TO " + conn.quote_name(config.schema));
             bool has =
                 tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>();
             if (!has) {
@@ -400,14 +406,53 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
                                       : ""});
             }
         } catch (const std::exception& e) {
-            Error error = detail::connect_error(e.what(), session, session.hosts.front(), 1500ms);
+            Error error = detail::connect_error(e.what(), session, host, 1500ms);
             checks.push_back({address.label, "auth", Status::fail,
                               std::string(to_string(*error.errc())) +
                                   (error.sqlstate.empty() ? "" : " [" + error.sqlstate + "]") +
                                   ": " + error.message,
                               ""});
         }
+    } while (false);
+}
+
+Result<DoctorReport> run_checks(const std::string& url, const std::string& admin_url) {
+    DoctorReport report;
+    auto& checks = report.checks;
+    check_url(url, checks);
+    auto config = PostgresConfig::from_url(url);
+    if (!config) {
+        if (!config.error().is(Errc::invalid_argument))
+            return config.error();
+        checks.push_back({"url", "parse", Status::fail, config.error().message,
+                          "fix the URL; libpq refuses it as it is"});
+        return report;
     }
+    auto session = detail::parse_session_config(config.value().conninfo).value();
+    const auto& target = session.target;
+    std::vector<Address> first_addresses;
+    // Every host of the URL (a primary and its standbys), every address it resolves to.
+    for (const detail::HostParams& h : session.hosts) {
+        const std::string& host = h.host;
+        const int port = h.port;
+        std::string resolve_error;
+        auto addresses = resolve(host, port, resolve_error);
+        if (first_addresses.empty())
+            first_addresses = addresses;
+        if (addresses.empty()) {
+            checks.push_back({host, "resolve", Status::fail,
+                              "'" + host + "' does not resolve: " + resolve_error,
+                              "fix the host name in the URL"});
+            continue;
+        }
+        checks.push_back({host, "resolve", Status::ok,
+                          "'" + host + "' resolves to " + std::to_string(addresses.size()) +
+                              " address(es); pg_hba.conf may treat them differently",
+                          ""});
+        for (const Address& address : addresses)
+            check_address(address, port, h, session, config.value(), checks);
+    }
+    const auto& addresses = first_addresses;
 
     if (admin_url.empty()) {
         checks.push_back({"server", "admin", Status::skipped,

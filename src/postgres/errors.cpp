@@ -52,6 +52,17 @@ constexpr std::array causes{
     Cause{"No route to host", Errc::unreachable, "", "no route to the server"},
     Cause{"the database system is", Errc::unreachable, "57P03",
           "the server is starting up, shutting down or recovering; retry shortly"},
+    // target_session_attrs (libpq 15's words), as the read and write pools ask for it.
+    Cause{"server is not in hot standby mode", Errc::unreachable, "",
+          "the host is a primary, and a standby was asked for (read_target)"},
+    Cause{"session is not read-only", Errc::unreachable, "",
+          "the host takes writes, and a read-only session was asked for"},
+    Cause{"server is in hot standby mode", Errc::read_only, "",
+          "the host is a standby: writes need the primary (during a failover, until a "
+          "standby is promoted)"},
+    Cause{"session is read-only", Errc::read_only, "",
+          "the host is read-only: writes need the primary (during a failover, until a "
+          "standby is promoted)"},
     Cause{"SSL", Errc::tls_failed, "",
           "TLS failed; check sslmode and the server's ssl settings and certificates"},
     Cause{"certificate", Errc::tls_failed, "", "the server's certificate was not accepted"},

@@ -101,7 +101,10 @@ std::optional<Lease> ConnectionPool::take_idle(SteadyClock::time_point started,
             discard(slot);
             continue;
         }
-        if (at - slot.last_used >= options_.validate_after_idle) {
+        bool recheck = options_.recheck_interval.count() > 0 &&
+                       at - slot.last_checked >= options_.recheck_interval;
+        if (at - slot.last_used >= options_.validate_after_idle || recheck) {
+            slot.last_checked = at;
             if (!slot.connection->validate(deadline)) {
                 broken_replaced_.fetch_add(1, std::memory_order_relaxed);
                 discard(slot);
@@ -164,8 +167,15 @@ Result<Lease> ConnectionPool::acquire(Deadline deadline, SteadyClock::time_point
             if (!connected) {
                 connect_failures_.fetch_add(1, std::memory_order_relaxed);
                 down_error_ = connected.error();
-                retry_at_ = now() + jitter(backoff_, 0.5);
-                backoff_ = std::min(backoff_ * 2, options_.backoff_max);
+                if (connected.error().is(Errc::read_only)) {
+                    // A standby answered where a primary is wanted: a failover is under
+                    // way, and the promotion may come any moment. Look again soon.
+                    retry_at_ =
+                        now() + std::min(options_.backoff_initial, std::chrono::milliseconds(250));
+                } else {
+                    retry_at_ = now() + jitter(backoff_, 0.5);
+                    backoff_ = std::min(backoff_ * 2, options_.backoff_max);
+                }
                 slot.state.store(empty, std::memory_order_seq_cst);
                 available_.notify_all(); // waiters fail fast too
                 return std::move(connected).error();
@@ -174,7 +184,7 @@ Result<Lease> ConnectionPool::acquire(Deadline deadline, SteadyClock::time_point
             down_error_.reset();
             backoff_ = options_.backoff_initial;
             slot.connection = std::move(connected).value();
-            slot.last_used = now();
+            slot.last_used = slot.last_checked = now();
             slot.expires = slot.last_used + jitter(options_.max_lifetime, 0.1);
             slot.state.store(busy, std::memory_order_release);
             record_wait(slot.waits, SteadyClock::now() - started);

@@ -30,6 +30,9 @@ struct PoolOptions {
     std::chrono::milliseconds acquire_timeout{10'000};
     /// An idle connection unused this long is checked with a round trip before reuse.
     std::chrono::milliseconds validate_after_idle{30'000};
+    /// A connection is checked this often while it is used (its role: a standby still
+    /// within the lag bound, a primary still a primary); zero: only after idling.
+    std::chrono::milliseconds recheck_interval{0};
     /// Connections are replaced after about this long (minus up to 10 % jitter).
     std::chrono::milliseconds max_lifetime{30 * 60'000};
     /// While the server is down: the wait before the next connect, doubling from the
@@ -104,6 +107,7 @@ private:
         std::unique_ptr<Connection> connection;
         SteadyClock::time_point expires{};
         SteadyClock::time_point last_used{};
+        SteadyClock::time_point last_checked{};
         /// Acquire waits of the callers that got this slot (summed by counters()).
         std::array<std::atomic<std::uint64_t>, PoolStats::wait_bounds_ms.size()> waits{};
     };

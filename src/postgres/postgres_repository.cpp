@@ -39,8 +39,9 @@ struct PostgresRepository::Impl {
     std::atomic<std::uint64_t> queued_statuses{0};
 
     Impl(PostgresConfig config, std::shared_ptr<const detail::SessionConfig> session,
+         std::shared_ptr<const detail::SessionConfig> direct,
          std::unique_ptr<detail::Outbox> opened_outbox)
-        : sql(std::move(config), std::move(session))
+        : sql(std::move(config), std::move(session), std::move(direct))
         , copy_source(sql.name() + " (last-known copy)")
         , outbox(std::move(opened_outbox)) {
         const PostgresConfig& c = sql.config();
@@ -62,12 +63,12 @@ struct PostgresRepository::Impl {
                                for (auto& change : changes)
                                    hub.publish(std::move(change));
                            });
-        feed =
-            std::make_unique<detail::ChangeFeed>(sql.session(), sql.schema_prefix(), feed_options,
-                                                 std::move(sink), [this](bool connected) {
-                                                     if (copy)
-                                                         copy->on_feed(connected);
-                                                 });
+        feed = std::make_unique<detail::ChangeFeed>(sql.feed_session(), sql.schema_prefix(),
+                                                    feed_options, std::move(sink),
+                                                    [this](bool connected) {
+                                                        if (copy)
+                                                            copy->on_feed(connected);
+                                                    });
         if (copy) {
             copy->start();
             start_feed();
@@ -170,13 +171,39 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
     if (config.feed_keepalive.count() <= 0)
         return make_error(Errc::invalid_argument,
                           "PostgresConfig::feed_keepalive must be positive");
-    auto session = detail::parse_session_config(config.conninfo);
+    if (config.pgbouncer && config.keeps_copy() && config.direct_url.empty())
+        return make_error(Errc::invalid_argument,
+                          "cache_dir and cache=live keep the copy current through the change "
+                          "feed, which PgBouncer's transaction mode cannot carry (pgbouncer=true): "
+                          "set direct_url to a direct (percent-encoded) URL of the database");
+    auto session_of =
+        [&](const std::string& conninfo,
+            bool through_pgbouncer) -> Result<std::shared_ptr<const detail::SessionConfig>> {
+        auto session = detail::parse_session_config(conninfo);
+        if (!session)
+            return std::move(session).error();
+        session.value().schema = config.schema;
+        session.value().statement_timeout = config.query_timeout;
+        session.value().connect_timeout = duration_cast<milliseconds>(config.connect_timeout);
+        session.value().prepared_statements = config.prepared_statements && !through_pgbouncer;
+        // Session state is shared with other clients in PgBouncer's transaction mode.
+        session.value().session_settings = !through_pgbouncer;
+        return std::shared_ptr<const detail::SessionConfig>(
+            std::make_shared<detail::SessionConfig>(std::move(session).value()));
+    };
+    auto session = session_of(config.conninfo, config.pgbouncer);
     if (!session)
         return std::move(session).error();
-    session.value().schema = config.schema;
-    session.value().statement_timeout = config.query_timeout;
-    session.value().connect_timeout = duration_cast<milliseconds>(config.connect_timeout);
-    session.value().prepared_statements = config.prepared_statements;
+    std::shared_ptr<const detail::SessionConfig> direct;
+    if (!config.direct_url.empty()) {
+        auto direct_config = PostgresConfig::from_url(config.direct_url);
+        if (!direct_config)
+            return std::move(direct_config).error();
+        auto direct_session = session_of(direct_config.value().conninfo, false);
+        if (!direct_session)
+            return std::move(direct_session).error();
+        direct = std::move(direct_session).value();
+    }
     if (!config.outbox.empty() && config.outbox_max < 1)
         return make_error(Errc::invalid_argument, "PostgresConfig::outbox_max must be positive");
     std::unique_ptr<detail::Outbox> outbox;
@@ -188,8 +215,8 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
             return std::move(opened).error();
         outbox = std::move(opened).value();
     }
-    auto shared = std::make_shared<const detail::SessionConfig>(std::move(session).value());
-    auto impl = std::make_unique<Impl>(std::move(config), std::move(shared), std::move(outbox));
+    auto impl = std::make_unique<Impl>(std::move(config), std::move(session).value(),
+                                       std::move(direct), std::move(outbox));
     return std::shared_ptr<PostgresRepository>(new PostgresRepository(std::move(impl)));
 }
 
@@ -377,6 +404,16 @@ Result<Subscription>
 PostgresRepository::watch(std::function<void(const CatalogChange&)> on_change) {
     if (!on_change)
         return make_error(Errc::invalid_argument, "watch() needs a callback");
+    const auto& c = impl_->sql.config();
+    if (c.pgbouncer && c.direct_url.empty()) {
+        Error error = make_error(
+            Errc::not_supported,
+            "watch() needs a session of its own for LISTEN, which PgBouncer's transaction mode "
+            "cannot give (pgbouncer=true): set direct_url to a direct, percent-encoded URL of "
+            "the database (Prisma's directUrl)");
+        error.source = impl_->sql.name();
+        return error;
+    }
     // A database on schema 1 has no triggers: say so now, when it can be asked. One
     // that does not answer is no error: the feed starts delivering when it does.
     if (auto version = impl_->sql.schema_version();
@@ -446,6 +483,26 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
                    {}});
     out.back().add_histogram({}, PoolStats::wait_bounds_ms, p.acquire_wait_buckets, std::nullopt,
                              0.001);
+    if (auto r = impl_->sql.read_pool_stats()) {
+        // The read pool (read_target standby or prefer-standby), beside the main one.
+        auto read = [](const char* state) {
+            return std::vector<std::pair<std::string, std::string>>{{"pool", "read"},
+                                                                    {"state", state}};
+        };
+        out[0]
+            .add(read("open"), r->open)
+            .add(read("idle"), r->idle)
+            .add(read("busy"), r->busy)
+            .add(read("max"), r->max_size);
+        gauge("modelrepo_read_pool_server_down",
+              "1 while the read pool finds no server it may read from.", r->server_down ? 1 : 0);
+        counter("modelrepo_read_pool_connects_total",
+                "Read sessions opened (standbys, or the primary as a second choice).",
+                static_cast<double>(r->connects));
+        counter("modelrepo_read_pool_replaced_total",
+                "Read sessions closed: broken, past the lag bound, promoted, or expired.",
+                static_cast<double>(r->broken_replaced + r->expired_replaced));
+    }
 
     auto f = impl_->feed->stats();
     auto h = impl_->hub.stats();

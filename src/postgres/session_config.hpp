@@ -23,6 +23,14 @@ struct HostParams {
     std::vector<std::pair<std::string, std::string>> params; ///< keyword, value
 };
 
+/// What kind of server a session must be on.
+enum class SessionRole {
+    any,            ///< as the URL says (its target_session_attrs)
+    read_write,     ///< a primary
+    standby,        ///< a standby within the lag bound
+    prefer_standby, ///< a standby within the lag bound, else any server (second choice)
+};
+
 struct SessionConfig {
     /// Tried in order, as libpq tries the hosts of one URL.
     std::vector<HostParams> hosts;
@@ -39,6 +47,9 @@ struct SessionConfig {
     /// SET statement_timeout and search_path on each new session. False where a session
     /// is shared with other clients (PgBouncer's transaction mode).
     bool session_settings = true;
+    SessionRole role = SessionRole::any;
+    /// A standby further behind than this is not taken (zero: no bound).
+    std::chrono::milliseconds max_replication_lag{0};
     /// The password as written and as decoded: masked in every message libpq makes.
     std::vector<std::string> secrets;
 };

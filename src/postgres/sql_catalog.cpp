@@ -215,22 +215,61 @@ PoolOptions pool_options(const PostgresConfig& config) {
 
 } // namespace
 
+namespace {
+
+/// `base` for sessions of `role`.
+std::shared_ptr<const SessionConfig> with_role(const SessionConfig& base, SessionRole role,
+                                               std::chrono::milliseconds max_lag) {
+    auto config = std::make_shared<SessionConfig>(base);
+    config->role = role;
+    config->max_replication_lag = max_lag;
+    return config;
+}
+
+} // namespace
+
 SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfig> session,
-                       ConnectionPool::ClockFn clock)
+                       std::shared_ptr<const SessionConfig> direct, ConnectionPool::ClockFn clock)
     : config_(std::move(config))
-    , session_(std::move(session))
     , prefix_(config_.schema.empty() ? "" : quote_identifier(config_.schema) + ".")
-    , statements_(prefix_)
-    , pool_(session_, pool_options(config_), std::move(clock)) {}
+    , statements_(prefix_) {
+    // Writes (and the copy's re-reads) on a read-write session whenever the URL names
+    // standbys to read from; reads on their own pool then.
+    const bool split = config_.read_target != ReadTarget::any;
+    session_ = split ? with_role(*session, SessionRole::read_write, {}) : session;
+    write_pool_ = std::make_unique<ConnectionPool>(session_, pool_options(config_), clock);
+    if (config_.read_target == ReadTarget::prefer_standby ||
+        config_.read_target == ReadTarget::standby) {
+        auto role = config_.read_target == ReadTarget::standby ? SessionRole::standby
+                                                               : SessionRole::prefer_standby;
+        read_session_ = with_role(*session, role, config_.max_replication_lag);
+        PoolOptions options = pool_options(config_);
+        // The role (a standby within the lag bound) is checked every second while used.
+        options.recheck_interval = std::chrono::milliseconds(1'000);
+        if (config_.max_replication_lag.count() > 0)
+            options.recheck_interval =
+                std::min(options.recheck_interval,
+                         std::max(config_.max_replication_lag / 2, std::chrono::milliseconds(100)));
+        read_pool_ = std::make_unique<ConnectionPool>(read_session_, options, clock);
+    }
+    // The feed and migrations: the direct session when the main URL is PgBouncer's.
+    direct_session_ =
+        direct ? with_role(*direct, split ? SessionRole::read_write : direct->role, {}) : session_;
+    if (direct) {
+        PoolOptions options = pool_options(config_);
+        options.max_size = 1;
+        direct_pool_ = std::make_unique<ConnectionPool>(direct_session_, options, clock);
+    }
+}
 
 template <class Work>
-auto SqlCatalog::with_connection(Work&& work) {
+auto SqlCatalog::with_connection(ConnectionPool& pool, Work&& work) {
     using Answer = typename AsResult<std::invoke_result_t<Work, Connection&, Deadline>>::type;
     // One deadline per call, whatever it does: waiting for the pool, connecting, the
     // statements.
     auto now = SteadyClock::now();
     Deadline until = now + config_.query_timeout;
-    auto lease = pool_.acquire(until, now);
+    auto lease = pool.acquire(until, now);
     if (!lease)
         return Answer(std::move(lease).error());
     try {
@@ -245,8 +284,10 @@ auto SqlCatalog::with_connection(Work&& work) {
 }
 
 template <class Decode, std::size_t N>
-auto SqlCatalog::query(StatementId id, std::array<const char*, N> values, Decode&& decode) {
+auto SqlCatalog::query(ConnectionPool& pool, StatementId id, std::array<const char*, N> values,
+                       Decode&& decode) {
     return with_connection(
+        pool,
         [&](Connection& c, Deadline until) -> Result<std::invoke_result_t<Decode, const Rows&>> {
             auto rows = c.execute(statements_[id], values, until);
             if (!rows)
@@ -255,36 +296,50 @@ auto SqlCatalog::query(StatementId id, std::array<const char*, N> values, Decode
         });
 }
 
+ConnectionPool& SqlCatalog::reads() {
+    return read_pool_ ? *read_pool_ : *write_pool_;
+}
+
+ConnectionPool& SqlCatalog::direct() {
+    return direct_pool_ ? *direct_pool_ : *write_pool_;
+}
+
 std::string SqlCatalog::local_search_path() const {
     return config_.schema.empty() ? std::string()
                                   : "SET LOCAL search_path TO " + quote_identifier(config_.schema);
 }
 
 Result<std::int64_t> SqlCatalog::count_models() {
-    return query(StatementId::count_models, std::array<const char*, 0>{},
+    return query(reads(), StatementId::count_models, std::array<const char*, 0>{},
                  [](const Rows& rows) { return number<std::int64_t>(rows, 0, 0); });
 }
 
 Result<std::int64_t> SqlCatalog::count_providers() {
-    return query(StatementId::count_providers, std::array<const char*, 0>{},
+    return query(reads(), StatementId::count_providers, std::array<const char*, 0>{},
                  [](const Rows& rows) { return number<std::int64_t>(rows, 0, 0); });
 }
 
 Result<std::vector<ModelStatus>> SqlCatalog::list_statuses() {
-    return query(StatementId::list_statuses, std::array<const char*, 0>{}, [](const Rows& rows) {
-        std::vector<ModelStatus> out;
-        out.reserve(static_cast<std::size_t>(rows.size()));
-        for (int row = 0; row < rows.size(); ++row)
-            out.push_back(status_from_row(rows, row));
-        return out;
-    });
+    return query(reads(), StatementId::list_statuses, std::array<const char*, 0>{},
+                 [](const Rows& rows) {
+                     std::vector<ModelStatus> out;
+                     out.reserve(static_cast<std::size_t>(rows.size()));
+                     for (int row = 0; row < rows.size(); ++row)
+                         out.push_back(status_from_row(rows, row));
+                     return out;
+                 });
 }
 
 Result<std::vector<Model>> SqlCatalog::find_models(std::span<const std::string> slugs) {
+    return find_models_in(reads(), slugs);
+}
+
+Result<std::vector<Model>> SqlCatalog::find_models_in(ConnectionPool& pool,
+                                                      std::span<const std::string> slugs) {
     if (slugs.empty())
         return std::vector<Model>{};
     std::string array = text_array(slugs);
-    return query(StatementId::find_models, params(array), [&](const Rows& rows) {
+    return query(pool, StatementId::find_models, params(array), [&](const Rows& rows) {
         // The answer in the order asked for, each row decoded once: the rows sorted by
         // slug (views into the result), one binary search per slug asked for. A slug
         // asked for twice gets a copy of the first answer.
@@ -319,41 +374,43 @@ Result<std::vector<Model>> SqlCatalog::find_models(std::span<const std::string> 
 
 Result<std::optional<Model>> SqlCatalog::find_model(std::string_view slug) {
     std::string key(slug);
-    return query(StatementId::find_model, params(key), [](const Rows& rows) {
+    return query(reads(), StatementId::find_model, params(key), [](const Rows& rows) {
         return rows.empty() ? std::optional<Model>()
                             : std::optional<Model>(model_from_row(rows, 0));
     });
 }
 
 Result<std::vector<Model>> SqlCatalog::list_models() {
-    return query(StatementId::list_models, std::array<const char*, 0>{}, [](const Rows& rows) {
-        std::vector<Model> out;
-        out.reserve(static_cast<std::size_t>(rows.size()));
-        for (int row = 0; row < rows.size(); ++row)
-            out.push_back(model_from_row(rows, row));
-        return out;
-    });
+    return query(reads(), StatementId::list_models, std::array<const char*, 0>{},
+                 [](const Rows& rows) {
+                     std::vector<Model> out;
+                     out.reserve(static_cast<std::size_t>(rows.size()));
+                     for (int row = 0; row < rows.size(); ++row)
+                         out.push_back(model_from_row(rows, row));
+                     return out;
+                 });
 }
 
 Result<SystemStats> SqlCatalog::system_stats() {
-    return query(StatementId::system_stats, std::array<const char*, 0>{}, [&](const Rows& rows) {
-        Columns col(rows, 0);
-        SystemStats s;
-        s.models = col.number<std::int64_t>();
-        s.active_models = col.number<std::int64_t>();
-        s.providers = col.number<std::int64_t>();
-        s.health.operational = col.number<std::int64_t>();
-        s.health.degraded = col.number<std::int64_t>();
-        s.health.outage = col.number<std::int64_t>();
-        s.health.unknown = col.number<std::int64_t>();
-        s.as_of = from_micros(col.number<long long>());
-        s.source = name();
-        return s;
-    });
+    return query(reads(), StatementId::system_stats, std::array<const char*, 0>{},
+                 [&](const Rows& rows) {
+                     Columns col(rows, 0);
+                     SystemStats s;
+                     s.models = col.number<std::int64_t>();
+                     s.active_models = col.number<std::int64_t>();
+                     s.providers = col.number<std::int64_t>();
+                     s.health.operational = col.number<std::int64_t>();
+                     s.health.degraded = col.number<std::int64_t>();
+                     s.health.outage = col.number<std::int64_t>();
+                     s.health.unknown = col.number<std::int64_t>();
+                     s.as_of = from_micros(col.number<long long>());
+                     s.source = name();
+                     return s;
+                 });
 }
 
 Result<void> SqlCatalog::check_health() {
-    auto r = with_connection([](Connection& c, Deadline until) -> Result<int> {
+    auto r = with_connection(reads(), [](Connection& c, Deadline until) -> Result<int> {
         auto rows = c.script("SELECT 1", until);
         if (!rows)
             return std::move(rows).error();
@@ -378,7 +435,8 @@ Result<std::int64_t> SqlCatalog::upsert_statuses(std::span<const ModelStatus> st
         return std::int64_t{0};
     auto a = status_arrays(statuses);
     // One statement: atomic on its own.
-    return query(StatementId::upsert_statuses, params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
+    return query(*write_pool_, StatementId::upsert_statuses,
+                 params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
                  [](const Rows& rows) { return rows.affected(); });
 }
 
@@ -407,7 +465,7 @@ SqlCatalog::upsert_each(std::span<const std::vector<ModelStatus>> batches) {
         values.push_back({a[0].c_str(), a[1].c_str(), a[2].c_str(), a[3].c_str(), a[4].c_str(),
                           a[5].c_str(), a[6].c_str()});
     std::vector<Params> params(values.begin(), values.end());
-    auto done = with_connection([&](Connection& c, Deadline until) {
+    auto done = with_connection(*write_pool_, [&](Connection& c, Deadline until) {
         return c.execute_each(statements_[StatementId::upsert_statuses], params, until);
     });
     if (!done)
@@ -421,26 +479,28 @@ SqlCatalog::upsert_each(std::span<const std::vector<ModelStatus>> batches) {
 }
 
 Result<Snapshot> SqlCatalog::export_snapshot() {
-    return export_at(nullptr);
+    return export_at(reads(), nullptr);
 }
 
 Result<std::pair<Snapshot, std::int64_t>> SqlCatalog::load() {
     std::int64_t version = 0;
-    auto snapshot = export_at(&version);
+    auto snapshot = export_at(*write_pool_, &version);
     if (!snapshot)
         return std::move(snapshot).error();
     return std::pair<Snapshot, std::int64_t>(std::move(snapshot).value(), version);
 }
 
 Result<std::vector<Model>> SqlCatalog::models(std::span<const std::string> slugs) {
-    return find_models(slugs);
+    // The copy follows the primary's feed: it re-reads there, never from a standby that
+    // may not have replayed the change yet.
+    return find_models_in(*write_pool_, slugs);
 }
 
 Result<std::vector<Provider>> SqlCatalog::providers(std::span<const std::string> slugs) {
     if (slugs.empty())
         return std::vector<Provider>{};
     std::string array = text_array(slugs);
-    return query(StatementId::find_providers, params(array), [](const Rows& rows) {
+    return query(*write_pool_, StatementId::find_providers, params(array), [](const Rows& rows) {
         std::vector<Provider> out;
         for (int row = 0; row < rows.size(); ++row) {
             Columns col(rows, row);
@@ -454,8 +514,8 @@ Result<std::vector<Provider>> SqlCatalog::providers(std::span<const std::string>
     });
 }
 
-Result<Snapshot> SqlCatalog::export_at(std::int64_t* version) {
-    return with_connection([&](Connection& c, Deadline until) {
+Result<Snapshot> SqlCatalog::export_at(ConnectionPool& pool, std::int64_t* version) {
+    return with_connection(pool, [&](Connection& c, Deadline until) {
         // One snapshot of the database: the statements below run in this transaction.
         return c.transaction(
             "ISOLATION LEVEL REPEATABLE READ READ ONLY", until,
@@ -517,7 +577,7 @@ Result<Snapshot> SqlCatalog::export_at(std::int64_t* version) {
 }
 
 Result<int> SqlCatalog::schema_version() {
-    return with_connection([&](Connection& c, Deadline until) -> Result<int> {
+    return with_connection(direct(), [&](Connection& c, Deadline until) -> Result<int> {
         return c.transaction("READ ONLY", until, [&](Connection& c) -> Result<int> {
             if (auto path = local_search_path(); !path.empty())
                 if (auto set = c.script(path, until); !set)
@@ -536,7 +596,7 @@ Result<int> SqlCatalog::schema_version() {
 }
 
 Result<int> SqlCatalog::migrate() {
-    return with_connection([&](Connection& c, Deadline until) -> Result<int> {
+    return with_connection(direct(), [&](Connection& c, Deadline until) -> Result<int> {
         return c.transaction("", until, [&](Connection& c) -> Result<int> {
             auto run = [&](const std::string& sql) { return c.script(sql, until); };
             std::vector<std::string> setup{"SELECT pg_advisory_xact_lock(" +
@@ -611,7 +671,7 @@ Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
         "models (slug, name, provider_slug, description, context_window, active) "
         "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
         "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)";
-    auto r = with_connection([&](Connection& c, Deadline until) -> Result<int> {
+    auto r = with_connection(*write_pool_, [&](Connection& c, Deadline until) -> Result<int> {
         return c.transaction("", until, [&](Connection& c) -> Result<int> {
             // The triggers stay quiet for the rows; one resync at the end says it all.
             if (auto done = c.script("SET LOCAL modelrepo.bulk = 'on'; DELETE FROM " + t +

@@ -22,15 +22,28 @@ namespace modelrepo::detail {
 /// Thread-safe: each call borrows one pooled connection.
 class SqlCatalog final : public CatalogReader {
 public:
+    /// `direct`: the session for migrations and the change feed when the main one goes
+    /// through PgBouncer (`direct_url`); null for the main one.
     SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfig> session,
+               std::shared_ptr<const SessionConfig> direct = {},
                ConnectionPool::ClockFn clock = {});
 
     const std::string& name() const noexcept { return session_->source; }
     const PostgresConfig& config() const noexcept { return config_; }
+    /// The read-write (main) sessions' config.
     const std::shared_ptr<const SessionConfig>& session() const noexcept { return session_; }
+    /// Where the change feed listens: the direct session, else the main one.
+    const std::shared_ptr<const SessionConfig>& feed_session() const noexcept {
+        return direct_session_;
+    }
     /// `"schema".` or "".
     const std::string& schema_prefix() const noexcept { return prefix_; }
-    PoolStats pool_stats() const { return pool_.counters(); }
+    PoolStats pool_stats() const { return write_pool_->counters(); }
+    /// The read pool's, when reads have one of their own (read_target standby or
+    /// prefer-standby).
+    std::optional<PoolStats> read_pool_stats() const {
+        return read_pool_ ? std::optional<PoolStats>(read_pool_->counters()) : std::nullopt;
+    }
 
     Result<std::int64_t> count_models();
     Result<std::int64_t> count_providers();
@@ -60,19 +73,29 @@ public:
 private:
     /// `work(connection, deadline)` on a pooled connection under the call's one deadline.
     template <class Work>
-    auto with_connection(Work&& work);
+    auto with_connection(ConnectionPool& pool, Work&& work);
     /// One statement; `decode(rows)` makes the answer.
     template <class Decode, std::size_t N>
-    auto query(StatementId id, std::array<const char*, N> values, Decode&& decode);
+    auto query(ConnectionPool& pool, StatementId id, std::array<const char*, N> values,
+               Decode&& decode);
     /// The export's transaction; `version` gets catalog_version (0 on schema 1).
-    Result<Snapshot> export_at(std::int64_t* version);
+    Result<Snapshot> export_at(ConnectionPool& pool, std::int64_t* version);
+    Result<std::vector<Model>> find_models_in(ConnectionPool& pool,
+                                              std::span<const std::string> slugs);
+    /// Where reads go; where migrations go.
+    ConnectionPool& reads();
+    ConnectionPool& direct();
     std::string local_search_path() const;
 
     const PostgresConfig config_;
-    const std::shared_ptr<const SessionConfig> session_;
     const std::string prefix_;
     const StatementSet statements_;
-    ConnectionPool pool_;
+    std::shared_ptr<const SessionConfig> session_;
+    std::shared_ptr<const SessionConfig> read_session_;
+    std::shared_ptr<const SessionConfig> direct_session_;
+    std::unique_ptr<ConnectionPool> write_pool_;
+    std::unique_ptr<ConnectionPool> read_pool_;   ///< when reads have their own
+    std::unique_ptr<ConnectionPool> direct_pool_; ///< with direct_url
 };
 
 } // namespace modelrepo::detail

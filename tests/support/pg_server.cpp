@@ -21,9 +21,7 @@ namespace modelrepo::test {
 
 bool report_with_doctest = true;
 
-namespace {
-
-int free_port() {
+int free_loopback_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -36,6 +34,8 @@ int free_port() {
     ::close(fd);
     return port;
 }
+
+namespace {
 
 std::string shell_quote(const std::string& s) {
     std::string out = "'";
@@ -86,7 +86,7 @@ PgServer::PgServer() {
         why_ = "initdb failed: " + out;
         return;
     }
-    port_ = free_port();
+    port_ = free_loopback_port();
     std::ofstream conf(data_dir_ / "postgresql.conf", std::ios::app);
     conf << "\nlisten_addresses = '127.0.0.1,::1'\n"
          << "port = " << port_ << "\n"
@@ -102,6 +102,63 @@ PgServer::PgServer() {
         run_shell("chown postgres:postgres " +
                   shell_quote((data_dir_ / "postgresql.conf").string()));
     start();
+}
+
+PgServer::PgServer(const PgServer& primary, Standby) {
+    if (!primary.available()) {
+        why_ = "no primary to stand by for: " + primary.why();
+        return;
+    }
+    as_root_ = primary.as_root_;
+    char pattern[] = "/tmp/modelrepo-standby-XXXXXX";
+    if (!::mkdtemp(pattern)) {
+        why_ = "mkdtemp failed";
+        return;
+    }
+    root_ = pattern;
+    data_dir_ = root_ / "data";
+    if (as_root_ && run_shell("chown postgres:postgres " + shell_quote(root_.string())) != 0) {
+        why_ = "cannot hand the data directory to the postgres user";
+        return;
+    }
+    std::string out;
+    // -R writes standby.signal and primary_conninfo (over the primary's unix socket,
+    // where pg_hba.conf trusts the superuser for replication).
+    if (run_shell(as_server_user(shell_quote((bin_dir_ / "pg_basebackup").string()) + " -D " +
+                                 shell_quote(data_dir_.string()) + " -R -X stream -c fast -h " +
+                                 shell_quote(primary.root_.string()) + " -p " +
+                                 std::to_string(primary.port_) + " -U postgres"),
+                  &out) != 0) {
+        why_ = "pg_basebackup failed: " + out;
+        return;
+    }
+    port_ = free_loopback_port();
+    std::ofstream conf(data_dir_ / "postgresql.conf", std::ios::app);
+    conf << "\nport = " << port_ << "\n"
+         << "unix_socket_directories = '" << root_.string() << "'\n"
+         << "hot_standby = on\n";
+    conf.close();
+    if (as_root_)
+        run_shell("chown postgres:postgres " +
+                  shell_quote((data_dir_ / "postgresql.conf").string()));
+    start();
+}
+
+void PgServer::promote() const {
+    run_shell(as_server_user(shell_quote((bin_dir_ / "pg_ctl").string()) + " -D " +
+                             shell_quote(data_dir_.string()) + " -w promote"));
+}
+
+void PgServer::pause_replay() const {
+    psql("SELECT pg_wal_replay_pause()");
+}
+
+void PgServer::resume_replay() const {
+    psql("SELECT pg_wal_replay_resume()");
+}
+
+int PgServer::shell_as_server_user(const std::string& command, std::string* output) const {
+    return run_shell(as_server_user(command), output);
 }
 
 void PgServer::start() {

@@ -12,6 +12,9 @@ namespace modelrepo::test {
 /// printed and end the program instead of failing a test.
 extern bool report_with_doctest;
 
+/// A TCP port on 127.0.0.1 that nothing listens on (now).
+int free_loopback_port();
+
 /// initdb into a temporary directory, scram-sha-256 for TCP from 127.0.0.1 and ::1,
 /// a free port, `pg_ctl start -w`; everything is removed on destruction.
 ///
@@ -24,6 +27,9 @@ extern bool report_with_doctest;
 class PgServer {
 public:
     PgServer();
+    /// A streaming standby of `primary`: pg_basebackup -R from it, its own port.
+    struct Standby {};
+    PgServer(const PgServer& primary, Standby);
     ~PgServer();
     PgServer(const PgServer&) = delete;
     PgServer& operator=(const PgServer&) = delete;
@@ -70,6 +76,15 @@ public:
     void continue_processes() const;
     /// Start again after kill9() (same data directory and port).
     void start();
+
+    /// A standby: promote it to a primary (pg_ctl promote, waits).
+    void promote() const;
+    /// A standby: pause / resume the replay of WAL (pg_wal_replay_pause()).
+    void pause_replay() const;
+    void resume_replay() const;
+
+    /// Runs `command` in a shell as the server's user; its exit status.
+    int shell_as_server_user(const std::string& command, std::string* output = nullptr) const;
 
 private:
     std::string as_server_user(const std::string& command) const;
