@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,13 @@ struct SourceMetrics {
     std::array<std::uint64_t, latency_bounds_s.size()> latency_buckets{};
     double latency_sum_s = 0;
     BreakerState breaker = BreakerState::closed;
+    /// The Errc name of this source's last failure ("other" for a failure without one);
+    /// empty when it never failed. It stays after the source recovers: compare
+    /// `last_error_at` with the breaker state.
+    std::string last_error;
+    std::optional<Timestamp> last_error_at;
+    /// The source's `data_as_of()`.
+    std::optional<Timestamp> data_as_of;
     /// The source's own metrics (`ModelRepository::backend_metrics()`: a pool, a copy).
     std::vector<MetricFamily> backend;
 };
@@ -73,6 +81,7 @@ struct FallbackMetrics {
     std::vector<SourceMetrics> sources; ///< in chain order
     std::uint64_t all_failed = 0;       ///< reads no source could answer
     std::uint64_t events_dropped = 0;
+    std::size_t serving = 0; ///< index of the source that answered the last read (any thread)
 };
 
 /// Reads go down the list until a source answers; the answer's provenance is in
@@ -122,6 +131,8 @@ public:
     Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change) override;
     /// Every source's own metrics, with a `source` label (what prometheus() appends).
     std::vector<MetricFamily> backend_metrics() const override;
+    /// The serving source's (the one that answered the last read, on any thread).
+    std::optional<Timestamp> data_as_of() const override;
 
     /// The name of the source that answered this thread's last successful call.
     std::string last_source() const;

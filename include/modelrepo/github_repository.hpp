@@ -93,6 +93,8 @@ public:
     /// `modelrepo_http_requests_total`, `modelrepo_http_answers_total{outcome}`,
     /// `modelrepo_copy_stale_served_total`, `modelrepo_copy_age_seconds`.
     std::vector<MetricFamily> backend_metrics() const override;
+    /// The copy's `generated_at`; nothing before the first copy.
+    std::optional<Timestamp> data_as_of() const override;
 
 private:
     struct Impl;

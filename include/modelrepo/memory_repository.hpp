@@ -54,6 +54,8 @@ public:
     Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override;
     Result<std::vector<Model>> list_models() override;
     Result<Snapshot> export_snapshot() override;
+    /// The snapshot's `generated_at` (the last replace()'s).
+    std::optional<Timestamp> data_as_of() const override;
 
     /// Replaces the whole catalogue (watchers get a `resync`). Errors: `Errc::bad_data`
     /// from `validate()`.

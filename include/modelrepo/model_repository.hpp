@@ -97,6 +97,13 @@ public:
     /// The default has none.
     virtual std::vector<MetricFamily> backend_metrics() const;
 
+    /// When the data this source answers with was last known to be current at its
+    /// origin: a snapshot's `generated_at` for memory and backup sources, the moment a
+    /// last-known copy was last confirmed by its feed, nothing (`nullopt`) for a source
+    /// that reads its origin on every call. For health reports (`modelrepo serve`'s
+    /// /readyz); cheap, never does I/O. The default is `nullopt`.
+    virtual std::optional<Timestamp> data_as_of() const;
+
 protected:
     ModelRepository() = default;
     ModelRepository(const ModelRepository&) = default;

@@ -11,6 +11,7 @@
 #include <modelrepo/metrics.hpp>
 #include <modelrepo/model_repository.hpp>
 #include <modelrepo/open.hpp>
+#include <modelrepo/publish.hpp>
 #include <modelrepo/snapshot.hpp>
 #include <modelrepo/types.hpp>
 #include <modelrepo/version.hpp>

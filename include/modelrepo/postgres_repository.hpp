@@ -241,6 +241,9 @@ public:
     /// `modelrepo_outbox_queued_total`, `modelrepo_outbox_replayed_total`,
     /// `modelrepo_outbox_dead_letters`.
     std::vector<MetricFamily> backend_metrics() const override;
+    /// With a copy that holds data: when it was last known current (now, while its feed
+    /// keeps it in sync). Without a copy every read goes to the database: `nullopt`.
+    std::optional<Timestamp> data_as_of() const override;
 
     PoolStats pool_stats() const;
 

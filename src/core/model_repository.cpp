@@ -50,6 +50,10 @@ Result<Subscription> ModelRepository::watch(std::function<void(const CatalogChan
     return error;
 }
 
+std::optional<Timestamp> ModelRepository::data_as_of() const {
+    return std::nullopt;
+}
+
 std::vector<MetricFamily> ModelRepository::backend_metrics() const {
     return {};
 }

@@ -80,10 +80,19 @@ struct Source {
         m.latency_sum_s = static_cast<double>(latency_ns) / 1e9;
     }
 
+    /// The last failure's slot (-1: none yet) and when (system clock, ns since the epoch):
+    /// for health reports. Written on the failure path only.
+    std::atomic<int> last_failure_slot{-1};
+    std::atomic<std::int64_t> last_failure_ns{0};
+
     void count_failure(const Error& error) {
         auto code = error.errc();
         int slot = code ? static_cast<int>(*code) : errc_slots - 1;
         failures[static_cast<std::size_t>(slot)].fetch_add(1, std::memory_order_relaxed);
+        last_failure_ns.store(
+            duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count(),
+            std::memory_order_relaxed);
+        last_failure_slot.store(slot, std::memory_order_relaxed);
     }
 };
 
@@ -500,6 +509,11 @@ std::vector<MetricFamily> FallbackRepository::backend_metrics() const {
     return out;
 }
 
+std::optional<Timestamp> FallbackRepository::data_as_of() const {
+    auto index = static_cast<std::size_t>(impl_->last_served.load(std::memory_order_relaxed));
+    return impl_->sources[index]->repo->data_as_of();
+}
+
 std::string FallbackRepository::last_source() const {
     if (last_answer.chain != impl_.get() || last_answer.index >= impl_->sources.size())
         return {};
@@ -522,6 +536,7 @@ FallbackMetrics FallbackRepository::metrics() const {
     FallbackMetrics out;
     out.all_failed = impl_->all_failed.load(std::memory_order_relaxed);
     out.events_dropped = impl_->events.dropped();
+    out.serving = static_cast<std::size_t>(impl_->last_served.load(std::memory_order_relaxed));
     for (const auto& s : impl_->sources) {
         SourceMetrics m;
         m.source = s->name;
@@ -536,6 +551,13 @@ FallbackMetrics FallbackRepository::metrics() const {
         for (const auto& [errc, n] : m.failures)
             m.calls += n;
         m.breaker = s->breaker->state();
+        if (int slot = s->last_failure_slot.load(std::memory_order_relaxed); slot >= 0) {
+            m.last_error =
+                slot == errc_slots - 1 ? "other" : std::string(to_string(static_cast<Errc>(slot)));
+            m.last_error_at = Timestamp(duration_cast<Timestamp::duration>(
+                nanoseconds(s->last_failure_ns.load(std::memory_order_relaxed))));
+        }
+        m.data_as_of = s->repo->data_as_of();
         m.backend = s->repo->backend_metrics();
         out.sources.push_back(std::move(m));
     }

@@ -507,6 +507,12 @@ std::vector<MetricFamily> GithubRepository::backend_metrics() const {
     return out;
 }
 
+std::optional<Timestamp> GithubRepository::data_as_of() const {
+    if (!impl_->have_data.load())
+        return std::nullopt;
+    return impl_->data->data_as_of();
+}
+
 std::optional<std::chrono::seconds> GithubRepository::age() const {
     if (!impl_->have_data.load())
         return std::nullopt;

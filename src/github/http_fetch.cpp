@@ -112,7 +112,7 @@ HttpClient::HttpClient()
 
 HttpClient::~HttpClient() = default;
 
-Result<HttpResponse> HttpClient::get(const HttpRequest& request, const std::string& display_url) {
+Result<HttpResponse> HttpClient::send(const HttpRequest& request, const std::string& display_url) {
     if (!handle_->curl)
         handle_->curl = curl_easy_init();
     CURL* curl = handle_->curl;
@@ -131,7 +131,15 @@ Result<HttpResponse> HttpClient::get(const HttpRequest& request, const std::stri
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    const bool get = request.method == "GET";
+    if (!get)
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    if (request.body) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(request.body->size()));
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body->data());
+    }
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, get ? 1L : 0L);
     curl_easy_setopt(curl, CURLOPT_MAXREDIRS, static_cast<long>(request.max_redirects));
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(request.connect_timeout.count()));
@@ -198,7 +206,7 @@ Result<HttpResponse> HttpClient::get(const HttpRequest& request, const std::stri
     }
     if (rc == CURLE_WRITE_ERROR && !transfer.too_large)
         what = curl_easy_strerror(rc);
-    Error error = make_error(code, "GET " + display_url + ": " + what);
+    Error error = make_error(code, request.method + " " + display_url + ": " + what);
     error.target = display_url;
     return error;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// One HTTP GET with libcurl, as the GitHub backend needs it. Nothing of libcurl
-// crosses this header.
+// One HTTP request with libcurl, as the GitHub backend (GET) and `publish` (GET, PUT)
+// need it. Nothing of libcurl crosses this header.
 #pragma once
 
 #include <chrono>
@@ -14,7 +14,9 @@
 namespace modelrepo::detail {
 
 struct HttpRequest {
+    std::string method = "GET";
     std::string url;
+    std::optional<std::string> body; ///< sent as is (set Content-Type in `headers`)
     std::vector<std::string> headers; ///< "Name: value"
     std::chrono::milliseconds connect_timeout{5'000};
     std::chrono::milliseconds timeout{10'000};
@@ -42,7 +44,12 @@ public:
     /// Any HTTP status is a response; transport failures are errors: timeout,
     /// unreachable (DNS, refused), tls_failed, bad_data (body over the limit, or shorter
     /// than its Content-Length). `display_url` goes into messages instead of the URL.
-    Result<HttpResponse> get(const HttpRequest& request, const std::string& display_url);
+    /// Redirects are followed for GET only.
+    Result<HttpResponse> send(const HttpRequest& request, const std::string& display_url);
+    /// send(), for a request whose method is GET.
+    Result<HttpResponse> get(const HttpRequest& request, const std::string& display_url) {
+        return send(request, display_url);
+    }
 
 private:
     struct Handle;

@@ -90,6 +90,10 @@ Result<SystemStats> MemoryRepository::system_stats() {
     return state_->current().stats;
 }
 
+std::optional<Timestamp> MemoryRepository::data_as_of() const {
+    return state_->current().stats.as_of;
+}
+
 Result<void> MemoryRepository::check_health() {
     return success();
 }

@@ -443,6 +443,12 @@ std::optional<PostgresRepository::CopyState> PostgresRepository::copy_state() co
     return s;
 }
 
+std::optional<Timestamp> PostgresRepository::data_as_of() const {
+    if (!impl_->copy || !impl_->copy->has_data())
+        return std::nullopt;
+    return impl_->copy->as_of();
+}
+
 std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
     using Type = MetricFamily::Type;
     PoolStats p = pool_stats();

@@ -21,28 +21,11 @@ modelrepo::test::ProcessResult example(const char* env, std::vector<std::string>
 
 TEST_CASE("every example has a --help") {
     for (const char* env :
-         {"EXAMPLE_REALTIME_STATS", "EXAMPLE_PRIORITY_SYNC", "EXAMPLE_API_STATS"}) {
+         {"EXAMPLE_REALTIME_STATS", "EXAMPLE_PRIORITY_SYNC"}) {
         auto r = example(env, {"--help"});
         CHECK(r.exit_code == 0);
         CHECK(r.out.find("--source") != std::string::npos);
     }
-}
-
-TEST_CASE("api_stats: one JSON answer with source, backup flag and as_of") {
-    auto r = example("EXAMPLE_API_STATS", {});
-    REQUIRE(r.exit_code == 0);
-    auto doc = nlohmann::json::parse(r.out);
-    CHECK(doc["models"] == 32);
-    CHECK(doc["source"] == "builtin");
-    CHECK(doc["backup"] == false);
-    CHECK(doc["as_of"] == "2026-11-23T06:00:00Z");
-
-    auto down = example("EXAMPLE_API_STATS", {"-s", dead_primary, "-s", "builtin:"});
-    REQUIRE(down.exit_code == 0);
-    auto d = nlohmann::json::parse(down.out);
-    CHECK(d["source"] == "builtin");
-    CHECK(d["backup"] == true);
-    CHECK(down.out.find("Hidden-Pw-1") == std::string::npos);
 }
 
 TEST_CASE("realtime_stats keeps publishing with the primary down, and alerts") {

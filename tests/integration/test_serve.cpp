@@ -1,0 +1,956 @@
+// SPDX-License-Identifier: MIT
+// `modelrepo serve` and `modelrepo publish` from outside: the CLI started as a process,
+// asked by real clients (curl, node's fetch, cpp-httplib, raw sockets, the library's own
+// HTTP source), over the embedded catalogue and over a real PostgreSQL killed under
+// load; publish against a loopback stand-in of GitHub's contents API.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <modelrepo/modelrepo.hpp>
+
+#include "pg_catalogue.hpp"
+#include "process.hpp"
+#include "temp_dir.hpp"
+
+using namespace modelrepo;
+using namespace modelrepo::test;
+using namespace std::chrono;
+using nlohmann::json;
+
+namespace {
+
+const std::string token = "tok-Qv93-serve-Lm27";
+
+bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci && *ci && std::string(ci) != "false" && std::string(ci) != "0";
+}
+
+/// True when `tool` runs; in CI its absence fails the test (scripts/setup installs it).
+bool have_tool(const std::string& tool) {
+    auto r = run_process({tool, "--version"}, {}, seconds(20));
+    if (r.exit_code == 0)
+        return true;
+    if (in_ci())
+        FAIL(tool << " is required in CI (scripts/setup test installs it)");
+    MESSAGE("skipped: " << tool << " is not installed (scripts/setup test)");
+    return false;
+}
+
+std::string token_file(const TempDir& dir) {
+    auto path = dir.path() / "token";
+    std::ofstream(path) << token << "\n";
+    return path.string();
+}
+
+/// `modelrepo [--source …] serve --listen 127.0.0.1:0 …`, its port read from stdout.
+class Serve {
+public:
+    explicit Serve(std::vector<std::string> sources, std::vector<std::string> args = {},
+                   std::map<std::string, std::string> env = {})
+        : process_(command(std::move(sources), std::move(args)), env) {
+        auto line = process_.read_line_until(
+            [](const std::string& l) { return l.starts_with("listening on http://"); }, 30s);
+        REQUIRE_MESSAGE(line, "serve did not start: " << process_.err());
+        port_ = std::stoi(line->substr(line->rfind(':') + 1));
+    }
+
+    int port() const { return port_; }
+    std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    ChildProcess& process() { return process_; }
+    httplib::Client client() const {
+        httplib::Client c("127.0.0.1", port_);
+        c.set_read_timeout(10, 0);
+        c.set_connection_timeout(5, 0);
+        return c;
+    }
+    /// One sample of GET /metrics, e.g. metric("modelrepo_serve_streams").
+    double metric(const std::string& name) {
+        auto c = client();
+        auto r = c.Get("/metrics");
+        REQUIRE(r);
+        auto at = r->body.find("\n" + name + " ");
+        REQUIRE_MESSAGE(at != std::string::npos, name << " missing from\n" << r->body);
+        return std::stod(r->body.substr(at + name.size() + 2));
+    }
+
+private:
+    static std::vector<std::string> command(std::vector<std::string> sources,
+                                            std::vector<std::string> args) {
+        std::vector<std::string> argv{require_env("MODELREPO_CLI")};
+        for (auto& s : sources) {
+            argv.push_back("--source");
+            argv.push_back(s);
+        }
+        argv.push_back("serve");
+        argv.push_back("--listen");
+        argv.push_back("127.0.0.1:0");
+        argv.insert(argv.end(), args.begin(), args.end());
+        return argv;
+    }
+    ChildProcess process_;
+    int port_ = 0;
+};
+
+/// curl's answer: the body and, on the last line, the status (-w).
+struct CurlAnswer {
+    int status = 0;
+    std::string body;
+};
+CurlAnswer curl(std::vector<std::string> args) {
+    std::vector<std::string> argv{"curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run_process(argv, {}, seconds(30));
+    REQUIRE_MESSAGE(r.exit_code == 0, "curl failed: " << r.err);
+    auto nl = r.out.rfind('\n');
+    return {std::stoi(r.out.substr(nl + 1)), r.out.substr(0, nl)};
+}
+
+json error_of(const std::string& body) {
+    auto parsed = json::parse(body);
+    REQUIRE(parsed.contains("error"));
+    REQUIRE(parsed["error"]["code"].is_string());
+    REQUIRE(parsed["error"]["message"].is_string());
+    return parsed["error"];
+}
+
+std::string status_json(const std::string& slug, const std::string& health, double availability) {
+    json s = json::array({{{"model", slug},
+                           {"health", health},
+                           {"availability", availability},
+                           {"latency_ms", 321.0},
+                           {"error_rate", 1 - availability},
+                           {"region", "eu-west"},
+                           {"checked_at", "2026-12-02T10:00:00Z"}}});
+    return s.dump();
+}
+
+/// A plain TCP connection to the server, for what HTTP clients will not do: drip a
+/// request, hold a stream open without a library, read raw chunks.
+class RawSocket {
+public:
+    explicit RawSocket(int port) {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(static_cast<std::uint16_t>(port));
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    }
+    ~RawSocket() { close(); }
+    RawSocket(const RawSocket&) = delete;
+    RawSocket& operator=(const RawSocket&) = delete;
+
+    bool send(std::string_view text) {
+        return ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+    }
+    /// Reads until `needle` is in what was received (true), the peer closes or the
+    /// timeout passes (false).
+    bool wait_for(std::string_view needle, milliseconds timeout) {
+        auto deadline = steady_clock::now() + timeout;
+        while (received_.find(needle) == std::string::npos) {
+            auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+            if (left.count() <= 0 || !read_some(left))
+                return false;
+        }
+        return true;
+    }
+    /// True when the peer closed the connection within `timeout`.
+    bool closed_within(milliseconds timeout) {
+        auto deadline = steady_clock::now() + timeout;
+        for (;;) {
+            auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+            if (left.count() <= 0)
+                return false;
+            if (!read_some(left))
+                return eof_;
+        }
+    }
+    const std::string& received() const { return received_; }
+    void close() {
+        if (fd_ >= 0)
+            ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    bool read_some(milliseconds timeout) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0)
+            return false;
+        char buf[8192];
+        ssize_t got = ::recv(fd_, buf, sizeof buf, 0);
+        if (got <= 0) {
+            eof_ = true;
+            return false;
+        }
+        received_.append(buf, static_cast<std::size_t>(got));
+        return true;
+    }
+    int fd_ = -1;
+    std::string received_;
+    bool eof_ = false;
+};
+
+/// GET /v1/changes on a raw socket, up to the ": connected" comment.
+std::unique_ptr<RawSocket> open_stream(int port) {
+    auto s = std::make_unique<RawSocket>(port);
+    REQUIRE(s->send("GET /v1/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"));
+    REQUIRE_MESSAGE(s->wait_for(": connected", 10s), s->received());
+    REQUIRE(s->received().starts_with("HTTP/1.1 200"));
+    REQUIRE(s->received().find("Content-Type: text/event-stream") != std::string::npos);
+    return s;
+}
+
+template <class Pred>
+bool eventually(Pred&& pred, milliseconds timeout) {
+    auto deadline = steady_clock::now() + timeout;
+    while (steady_clock::now() < deadline) {
+        if (pred())
+            return true;
+        std::this_thread::sleep_for(50ms);
+    }
+    return pred();
+}
+
+} // namespace
+
+TEST_CASE("serve on the embedded catalogue: every read endpoint, over curl") {
+    if (!have_tool("curl"))
+        return;
+    Serve serve({"builtin:"});
+    auto stats = curl({serve.base() + "/v1/stats"});
+    CHECK(stats.status == 200);
+    auto s = json::parse(stats.body);
+    CHECK(s["source"] == "builtin");
+    CHECK(s["models"] == 32);
+    CHECK(s["backup"] == false);
+    CHECK(s["health"]["operational"].is_number());
+    // The same object `modelrepo --json stats` prints, plus "backup".
+    auto cli = run_process({require_env("MODELREPO_CLI"), "--json", "stats"});
+    REQUIRE(cli.exit_code == 0);
+    auto printed = json::parse(cli.out);
+    printed["backup"] = false;
+    CHECK(printed == s);
+
+    auto all = json::parse(curl({serve.base() + "/v1/models"}).body);
+    CHECK(all["models"].size() == 32);
+    auto some = curl({serve.base() + "/v1/models?slug=gpt-5&slug=no-such-model&slug=gpt-4o"});
+    CHECK(some.status == 200);
+    auto picked = json::parse(some.body)["models"];
+    REQUIRE(picked.size() == 2); // in the order asked, the unknown one skipped
+    CHECK(picked[0]["slug"] == "gpt-5");
+    CHECK(picked[1]["slug"] == "gpt-4o");
+    CHECK(picked[1]["provider"]["slug"] == "openai");
+    CHECK(picked[1]["status"]["health"].is_string());
+
+    auto one = curl({serve.base() + "/v1/models/claude-sonnet-4-5"});
+    CHECK(one.status == 200);
+    CHECK(json::parse(one.body)["model"]["slug"] == "claude-sonnet-4-5");
+    auto missing = curl({serve.base() + "/v1/models/no-such-model"});
+    CHECK(missing.status == 404);
+    CHECK(error_of(missing.body)["code"] == "not_found");
+
+    auto outage = json::parse(curl({serve.base() + "/v1/statuses?health=outage"}).body);
+    CHECK(!outage["statuses"].empty());
+    for (auto& st : outage["statuses"])
+        CHECK(st["health"] == "outage");
+    auto cli_statuses = run_process({require_env("MODELREPO_CLI"), "--json", "statuses"});
+    REQUIRE(cli_statuses.exit_code == 0);
+    CHECK(json::parse(curl({serve.base() + "/v1/statuses"}).body)["statuses"].size() ==
+          json::parse(cli_statuses.out)["statuses"].size());
+    auto bad_health = curl({serve.base() + "/v1/statuses?health=sideways"});
+    CHECK(bad_health.status == 400);
+    CHECK(error_of(bad_health.body)["code"] == "invalid_argument");
+    auto bad_param = curl({serve.base() + "/v1/models?slgu=gpt-4o"});
+    CHECK(bad_param.status == 400);
+    auto bad_escape = curl({serve.base() + "/v1/models?slug=%zz"});
+    CHECK(bad_escape.status == 400);
+
+    auto nowhere = curl({serve.base() + "/v2/anything"});
+    CHECK(nowhere.status == 404);
+    CHECK(error_of(nowhere.body)["code"] == "not_found");
+    auto wrong_method = curl({"-X", "DELETE", serve.base() + "/v1/stats"});
+    CHECK(wrong_method.status == 405);
+    CHECK(error_of(wrong_method.body)["code"] == "invalid_argument");
+
+    auto health = curl({serve.base() + "/healthz"});
+    CHECK(health.status == 200);
+    auto ready = curl({serve.base() + "/readyz"});
+    CHECK(ready.status == 200);
+    auto r = json::parse(ready.body);
+    CHECK(r["state"] == "ready");
+    REQUIRE(r["sources"].size() == 1);
+    CHECK(r["sources"][0]["breaker"] == "closed");
+    CHECK(r["sources"][0]["data_as_of"].is_string());
+
+    auto metrics = curl({serve.base() + "/metrics"});
+    CHECK(metrics.status == 200);
+    CHECK(metrics.body.find("modelrepo_source_calls_total{source=\"builtin\"}") != std::string::npos);
+    CHECK(metrics.body.find("modelrepo_serve_requests_total{code=\"404\"}") != std::string::npos);
+    CHECK(metrics.body.find("modelrepo_serve_connections") != std::string::npos);
+}
+
+TEST_CASE("serve with its first source down: answers from the backup say so, /readyz is degraded") {
+    Serve serve({"postgresql://nobody:Hidden-Pw-1@127.0.0.1:1/models", "builtin:"});
+    auto c = serve.client();
+    auto stats = c.Get("/v1/stats");
+    REQUIRE(stats);
+    CHECK(stats->status == 200);
+    auto s = json::parse(stats->body);
+    CHECK(s["source"] == "builtin");
+    CHECK(s["backup"] == true);
+    auto ready = c.Get("/readyz");
+    REQUIRE(ready);
+    CHECK(ready->status == 200);
+    auto r = json::parse(ready->body);
+    CHECK(r["state"] == "degraded");
+    CHECK(r["serving"] == "builtin");
+    REQUIRE(r["sources"].size() == 2);
+    CHECK(r["sources"][0]["last_error"] == "unreachable");
+    CHECK(r["sources"][1]["serving"] == true);
+    auto write = c.Put("/v1/statuses", status_json("gpt-4o", "outage", 0.1), "application/json");
+    REQUIRE(write);
+    CHECK(write->status == 403); // no token file: read-only, before anything is tried
+    for (auto* body : {&stats->body, &ready->body})
+        CHECK(body->find("Hidden-Pw-1") == std::string::npos);
+
+    Serve nothing({"postgresql://nobody:Hidden-Pw-1@127.0.0.1:1/models"});
+    auto down = nothing.client().Get("/v1/stats");
+    REQUIRE(down);
+    CHECK(down->status == 503);
+    CHECK(!down->get_header_value("Retry-After").empty());
+    CHECK(error_of(down->body)["code"].is_string());
+    auto unready = nothing.client().Get("/readyz");
+    REQUIRE(unready);
+    CHECK(unready->status == 503);
+    CHECK(json::parse(unready->body)["state"] == "unavailable");
+    CHECK(nothing.client().Get("/healthz")->status == 200);
+}
+
+TEST_CASE("the library's own HTTP source reads /v1/snapshot, with an ETag") {
+    Serve serve({"builtin:"});
+    auto c = serve.client();
+    auto first = c.Get("/v1/snapshot");
+    REQUIRE(first);
+    CHECK(first->status == 200);
+    std::string etag = first->get_header_value("ETag");
+    CHECK(!etag.empty());
+    auto again = c.Get("/v1/snapshot", {{"If-None-Match", etag}});
+    REQUIRE(again);
+    CHECK(again->status == 304);
+    CHECK(again->body.empty());
+
+    auto remote = modelrepo::open(serve.base() + "/v1/snapshot");
+    REQUIRE_MESSAGE(remote, remote.error().to_string());
+    auto count = remote.value()->count_models();
+    REQUIRE(count);
+    CHECK(count.value() == 32);
+    auto model = remote.value()->find_model("gpt-4o");
+    REQUIRE(model);
+    REQUIRE(model.value());
+    REQUIRE(model.value()->provider);
+    CHECK(model.value()->provider->slug == "openai");
+}
+
+TEST_CASE("writes: 403 without a token file, 401 without or with a wrong token, applied with it") {
+    if (!have_tool("curl"))
+        return;
+    TempDir dir;
+    {
+        Serve read_only({"builtin:"});
+        auto refused = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
+                             status_json("gpt-4o", "outage", 0.1), read_only.base() + "/v1/statuses"});
+        CHECK(refused.status == 403);
+        CHECK(error_of(refused.body)["code"] == "read_only");
+    }
+    Serve serve({"builtin:"}, {"--token-file", token_file(dir), "--log"});
+    const std::string body = status_json("gpt-4o", "outage", 0.125);
+    auto none = curl({"-X", "PUT", "--data-binary", body, serve.base() + "/v1/statuses"});
+    CHECK(none.status == 401);
+    CHECK(error_of(none.body)["code"] == "auth_failed");
+    auto wrong = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token + "x", "--data-binary",
+                       body, serve.base() + "/v1/statuses"});
+    CHECK(wrong.status == 401);
+    auto shorter = curl({"-X", "PUT", "-H", "Authorization: Bearer tok", "--data-binary", body,
+                         serve.base() + "/v1/statuses"});
+    CHECK(shorter.status == 401);
+    auto basic = curl({"-X", "PUT", "-H", "Authorization: Basic " + token, "--data-binary", body,
+                       serve.base() + "/v1/statuses"});
+    CHECK(basic.status == 401);
+
+    auto malformed = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
+                           "[{\"model\": ", serve.base() + "/v1/statuses"});
+    CHECK(malformed.status == 400);
+    CHECK(error_of(malformed.body)["code"] == "bad_data");
+    auto unknown = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
+                         status_json("no-such-model", "outage", 0.5), serve.base() + "/v1/statuses"});
+    CHECK(unknown.status / 100 == 4);
+
+    auto applied = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary", body,
+                         serve.base() + "/v1/statuses"});
+    CHECK(applied.status == 200);
+    CHECK(json::parse(applied.body)["applied"] == 1);
+    auto after = json::parse(curl({serve.base() + "/v1/models/gpt-4o"}).body);
+    CHECK(after["model"]["status"]["health"] == "outage");
+    CHECK(after["model"]["status"]["availability"] == doctest::Approx(0.125));
+
+    // A body over the cap (1 MiB) is refused before it is read.
+    std::string big(2 * 1024 * 1024, ' ');
+    auto path = dir.path() / "big.json";
+    std::ofstream(path) << big;
+    auto too_big = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
+                         "@" + path.string(), serve.base() + "/v1/statuses"});
+    CHECK(too_big.status == 413);
+    CHECK(error_of(too_big.body)["code"] == "bad_data");
+    // Headers over the cap (16 KiB).
+    auto huge_header = curl({"-H", "X-Filler: " + std::string(20'000, 'a'), serve.base() + "/v1/stats"});
+    CHECK(huge_header.status == 431);
+
+    // The token is in no answer and in no log line; every request has one.
+    for (auto* answer : {&none, &wrong, &applied, &malformed, &too_big})
+        CHECK(answer->body.find(token) == std::string::npos);
+    serve.process().signal(SIGTERM);
+    CHECK(serve.process().wait(10s) == 0);
+    const std::string& log = serve.process().err();
+    CHECK(log.find(token) == std::string::npos);
+    CHECK(log.find("PUT /v1/statuses 401") != std::string::npos);
+    CHECK(log.find("PUT /v1/statuses 200") != std::string::npos);
+    CHECK(log.find("GET /v1/models/gpt-4o 200") != std::string::npos);
+}
+
+TEST_CASE("a client that sends its headers a byte a second is cut and holds no worker") {
+    Serve serve({"builtin:"}, {"--request-timeout", "2s"});
+    // More drippers than the server has I/O threads (at least 2).
+    std::vector<std::unique_ptr<RawSocket>> drippers;
+    for (int i = 0; i < 6; ++i)
+        drippers.push_back(std::make_unique<RawSocket>(serve.port()));
+    const std::string request = "GET /v1/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n\r\n";
+    auto started = steady_clock::now();
+    std::atomic<int> answered{0};
+    std::thread others([&] {
+        auto c = serve.client();
+        for (int i = 0; i < 20; ++i) {
+            auto r = c.Get("/v1/stats");
+            if (r && r->status == 200)
+                ++answered;
+            std::this_thread::sleep_for(50ms);
+        }
+    });
+    std::size_t sent = 0;
+    bool all_closed = false;
+    while (sent < request.size() && steady_clock::now() - started < 20s) {
+        bool any_open = false;
+        for (auto& d : drippers)
+            if (d->send(request.substr(sent, 1)))
+                any_open = true;
+        ++sent;
+        if (!any_open) {
+            all_closed = true;
+            break;
+        }
+        for (auto& d : drippers)
+            (void)d->closed_within(1000ms / static_cast<long>(drippers.size()));
+    }
+    others.join();
+    CHECK(answered == 20); // served while the drippers were connected
+    // Cut at the deadline: long before the ~50-second request was complete.
+    for (auto& d : drippers)
+        CHECK(d->closed_within(5s));
+    CHECK(sent < request.size());
+    (void)all_closed;
+    CHECK(serve.metric("modelrepo_serve_rejected_total{reason=\"timeout\"}") >= 6);
+}
+
+TEST_CASE("200 change streams connect, half drop, the rest get the change; the cap answers 429") {
+    TempDir dir;
+    Serve serve({"builtin:"}, {"--token-file", token_file(dir)});
+    std::vector<std::unique_ptr<RawSocket>> streams;
+    for (int i = 0; i < 200; ++i)
+        streams.push_back(open_stream(serve.port()));
+    CHECK(eventually([&] { return serve.metric("modelrepo_serve_streams") == 200; }, 10s));
+    for (int i = 0; i < 100; ++i)
+        streams[static_cast<std::size_t>(i)]->close();
+    CHECK(eventually([&] { return serve.metric("modelrepo_serve_streams") == 100; }, 10s));
+
+    auto c = serve.client();
+    auto put = c.Put("/v1/statuses", {{"Authorization", "Bearer " + token}},
+                     status_json("gemini-2.5-pro", "degraded", 0.75), "application/json");
+    REQUIRE(put);
+    CHECK(put->status == 200);
+    int got = 0;
+    for (int i = 100; i < 200; ++i)
+        if (streams[static_cast<std::size_t>(i)]->wait_for("\"slug\":\"gemini-2.5-pro\"", 10s))
+            ++got;
+    CHECK(got == 100);
+    CHECK(streams[150]->received().find("data: {\"kind\":\"status\"") != std::string::npos);
+    streams.clear();
+    CHECK(eventually([&] { return serve.metric("modelrepo_serve_streams") == 0; }, 10s));
+
+    Serve capped({"builtin:"}, {"--max-streams", "3"});
+    std::vector<std::unique_ptr<RawSocket>> held;
+    for (int i = 0; i < 3; ++i)
+        held.push_back(open_stream(capped.port()));
+    auto more = capped.client().Get("/v1/changes");
+    REQUIRE(more);
+    CHECK(more->status == 429);
+    CHECK(error_of(more->body)["code"] == "too_many_connections");
+}
+
+TEST_CASE("SIGTERM during requests: answers in flight complete, streams end, exit 0") {
+    Serve serve({"builtin:"});
+    auto stream = open_stream(serve.port());
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0}, bad{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 4; ++t)
+        clients.emplace_back([&] {
+            httplib::Client c("127.0.0.1", serve.port());
+            c.set_read_timeout(10, 0);
+            while (!stop) {
+                auto r = c.Get("/v1/models?slug=gpt-4o&slug=gpt-5");
+                if (!r)
+                    continue; // refused or closed before a request was taken: not an answer
+                if (r->status == 200 && json::parse(r->body)["models"].size() == 2)
+                    ++ok;
+                else
+                    ++bad;
+            }
+        });
+    std::this_thread::sleep_for(500ms);
+    auto signalled = steady_clock::now();
+    serve.process().signal(SIGTERM);
+    int code = serve.process().wait(15s);
+    auto took = steady_clock::now() - signalled;
+    stop = true;
+    for (auto& t : clients)
+        t.join();
+    CHECK(code == 0);
+    CHECK(took < 7s); // the grace is 5 s; generous for a loaded machine
+    CHECK(ok > 0);
+    CHECK(bad == 0); // no answer was cut or wrong
+    CHECK(stream->closed_within(5s));
+    CHECK(stream->received().find("0\r\n\r\n") != std::string::npos); // the last chunk
+    CHECK(serve.process().err().find("stopped") != std::string::npos);
+}
+
+TEST_CASE("node's fetch: the seed's API route and realtime consumer (examples/node)") {
+    if (!have_tool("node"))
+        return;
+    TempDir dir;
+    Serve serve({"builtin:"}, {"--token-file", token_file(dir)});
+    const std::string examples = require_env("EXAMPLES_NODE_DIR");
+    auto route = run_process({"node", examples + "/api_route.mjs"}, {{"MODELREPO_URL", serve.base()}});
+    REQUIRE_MESSAGE(route.exit_code == 0, route.err);
+    auto answer = json::parse(route.out);
+    CHECK(answer["source"] == "builtin");
+    CHECK(answer["backup"] == false);
+    CHECK(answer["totals"]["models"] == 32);
+    REQUIRE(answer["priority"].size() == 5);
+    CHECK(answer["priority"][0]["slug"] == "gpt-5");
+    CHECK(answer["priority"][1]["provider"] == "OpenAI");
+
+    ChildProcess realtime({"node", examples + "/realtime.mjs", "--count", "1"},
+                          {{"MODELREPO_URL", serve.base()}});
+    REQUIRE(eventually([&] { return serve.metric("modelrepo_serve_streams") == 1; }, 20s));
+    auto c = serve.client();
+    auto put = c.Put("/v1/statuses", {{"Authorization", "Bearer " + token}},
+                     status_json("llama-4-maverick", "outage", 0.2), "application/json");
+    REQUIRE(put);
+    CHECK(put->status == 200);
+    auto line = realtime.read_line(15s);
+    REQUIRE(line);
+    CHECK(*line == "change status llama-4-maverick 1");
+    CHECK(realtime.wait(10s) == 0);
+
+    // Nothing listening: a typed error in a second, not a hang.
+    int closed_port = serve.port();
+    serve.process().signal(SIGTERM);
+    REQUIRE(serve.process().wait(10s) == 0);
+    auto down = run_process({"node", examples + "/api_route.mjs"},
+                            {{"MODELREPO_URL", "http://127.0.0.1:" + std::to_string(closed_port)}},
+                            seconds(30));
+    CHECK(down.exit_code == 1);
+    CHECK(down.err.find("unreachable") != std::string::npos);
+}
+
+// --- PostgreSQL -------------------------------------------------------------------------
+
+TEST_CASE("serve on PostgreSQL (cache=live) and builtin: psql changes stream, PUTs show, the "
+          "database killed under load") {
+    if (!have_tool("curl"))
+        return;
+    PgServer& pg = server();
+    auto repo = fresh_catalogue("serve_pg");
+    repo.reset();
+    TempDir dir;
+    const std::string url = server().url("app", password, "serve_pg", "127.0.0.1",
+                                         "cache=live&outbox=" + (dir.path() / "outbox.db").string());
+    Serve serve({url, "builtin:"}, {"--token-file", token_file(dir)});
+
+    auto stream = open_stream(serve.port());
+    server().psql("UPDATE model_status SET availability = 0.4321 WHERE model_slug = 'gpt-5'", "serve_pg");
+    CHECK_MESSAGE(stream->wait_for("\"slug\":\"gpt-5\"", 10s), stream->received());
+
+    auto put = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
+                     status_json("gpt-4o", "degraded", 0.625), serve.base() + "/v1/statuses"});
+    CHECK(put.status == 200);
+    CHECK(json::parse(put.body)["applied"] == 1);
+    auto seen = json::parse(curl({serve.base() + "/v1/models/gpt-4o"}).body);
+    CHECK(seen["model"]["status"]["availability"] == doctest::Approx(0.625));
+    CHECK(server().psql("SELECT availability FROM model_status WHERE model_slug = 'gpt-4o'",
+                        "serve_pg").find("0.625") != std::string::npos);
+    auto stats = json::parse(curl({serve.base() + "/v1/stats"}).body);
+    CHECK(stats["backup"] == false);
+    CHECK(std::string(stats["source"]).starts_with("postgresql://"));
+    CHECK(stats["source"].get<std::string>().find(password) == std::string::npos);
+    CHECK(json::parse(curl({serve.base() + "/readyz"}).body)["state"] == "ready");
+
+    // Load, then the database dies under it.
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0}, failed{0};
+    std::vector<std::thread> load;
+    for (int t = 0; t < 2; ++t)
+        load.emplace_back([&] {
+            httplib::Client c("127.0.0.1", serve.port());
+            c.set_read_timeout(10, 0);
+            while (!stop) {
+                auto r = c.Get(ok % 2 ? "/v1/stats" : "/v1/models?slug=gpt-4o&slug=gpt-5");
+                (r && r->status == 200 ? ok : failed)++;
+            }
+        });
+    std::this_thread::sleep_for(500ms);
+    int before = ok;
+    pg.kill9();
+    std::this_thread::sleep_for(1500ms);
+    stop = true;
+    for (auto& t : load)
+        t.join();
+    CHECK(ok > before);
+    CHECK(failed == 0);
+
+    auto down_stats = curl({serve.base() + "/v1/stats"});
+    CHECK(down_stats.status == 200);
+    auto ready = curl({serve.base() + "/readyz"});
+    CHECK(ready.status == 200);
+    auto r = json::parse(ready.body);
+    CHECK(r["state"] == "degraded");
+    CHECK(r["primary_error"]["code"].is_string());
+    CHECK(ready.body.find(password) == std::string::npos);
+
+    // A write while it is down is kept in the outbox (202), and applied after.
+    auto queued = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
+                        status_json("gpt-4o", "outage", 0.0625), serve.base() + "/v1/statuses"});
+    CHECK(queued.status == 202);
+    CHECK(json::parse(queued.body)["queued"] == 1);
+    CHECK(queued.body.find(password) == std::string::npos);
+
+    pg.start(); // not server(): it skips while the server is down
+    CHECK(eventually(
+        [&] {
+            auto out = pg.try_psql(
+                "SELECT availability FROM model_status WHERE model_slug = 'gpt-4o'", "serve_pg");
+            return out && out->find("0.0625") != std::string::npos;
+        },
+        30s));
+    CHECK(eventually([&] { return json::parse(curl({serve.base() + "/readyz"}).body)["state"] == "ready"; },
+                     30s));
+    serve.process().signal(SIGTERM);
+    CHECK(serve.process().wait(10s) == 0);
+    CHECK(serve.process().err().find(password) == std::string::npos);
+}
+
+// --- publish ----------------------------------------------------------------------------
+
+namespace {
+
+std::string base64(std::string_view in) {
+    static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 2 < in.size(); i += 3) {
+        unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
+        out += {table[v >> 18], table[(v >> 12) & 63], table[(v >> 6) & 63], table[v & 63]};
+    }
+    if (i + 1 == in.size()) {
+        unsigned v = (unsigned char)in[i] << 16;
+        out += {table[v >> 18], table[(v >> 12) & 63], '=', '='};
+    } else if (i + 2 == in.size()) {
+        unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8;
+        out += {table[v >> 18], table[(v >> 12) & 63], table[(v >> 6) & 63], '='};
+    }
+    // The API wraps at 60 columns; the client must not care.
+    std::string wrapped;
+    for (std::size_t at = 0; at < out.size(); at += 60)
+        wrapped += out.substr(at, 60) + "\n";
+    return wrapped;
+}
+
+std::string unbase64(std::string_view in) {
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    };
+    std::string out;
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : in) {
+        int v = value(c);
+        if (v < 0)
+            continue;
+        acc = acc << 6 | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((acc >> bits) & 0xff));
+        }
+    }
+    return out;
+}
+
+/// GitHub's contents API for one file, on loopback: GET answers its sha and base64
+/// content (404 before the first PUT); PUT needs the current sha, makes a "commit".
+class ContentsStandIn {
+public:
+    ContentsStandIn() {
+        const std::string path = "/repos/acme/catalogue/contents/data/models.json";
+        server_.Get(path, [this](const httplib::Request& req, httplib::Response& res) {
+            std::lock_guard lock(mutex_);
+            ++gets_;
+            auths_.push_back(req.get_header_value("Authorization"));
+            refs_.push_back(req.get_param_value("ref"));
+            if (status_override_) {
+                res.status = status_override_;
+                res.set_content(R"({"message":"Bad credentials"})", "application/json");
+                return;
+            }
+            if (content_.empty()) {
+                res.status = 404;
+                res.set_content(R"({"message":"Not Found"})", "application/json");
+                return;
+            }
+            json body{{"type", "file"}, {"encoding", "base64"}, {"sha", sha_}, {"content", base64(content_)}};
+            res.set_content(body.dump(), "application/json");
+        });
+        server_.Put(path, [this](const httplib::Request& req, httplib::Response& res) {
+            std::lock_guard lock(mutex_);
+            ++puts_;
+            auths_.push_back(req.get_header_value("Authorization"));
+            auto body = json::parse(req.body);
+            std::string sent_sha = body.value("sha", "");
+            if (conflicts_ > 0) {
+                --conflicts_;
+                // Someone else committed in between: the file changed under the client.
+                content_ += " ";
+                sha_ = "other" + std::to_string(puts_);
+                res.status = 409;
+                res.set_content(R"({"message":"is at a different sha"})", "application/json");
+                return;
+            }
+            if (sent_sha != sha_) {
+                res.status = 409;
+                res.set_content(R"({"message":"sha mismatch"})", "application/json");
+                return;
+            }
+            content_ = unbase64(body["content"].get<std::string>());
+            branch_ = body.value("branch", "");
+            message_ = body.value("message", "");
+            sha_ = "blob" + std::to_string(puts_);
+            res.status = 201;
+            res.set_content(json{{"content", {{"sha", sha_}}}, {"commit", {{"sha", "commit" + std::to_string(puts_)}}}}.dump(),
+                            "application/json");
+        });
+        port_ = server_.bind_to_any_port("127.0.0.1");
+        thread_ = std::thread([this] { server_.listen_after_bind(); });
+        for (int i = 0; i < 500 && !server_.is_running(); ++i)
+            std::this_thread::sleep_for(2ms);
+    }
+    ~ContentsStandIn() {
+        server_.stop();
+        thread_.join();
+    }
+    std::string destination() const {
+        return "github://acme/catalogue/data/models.json@main?api_base=http://127.0.0.1:" +
+               std::to_string(port_);
+    }
+    int puts() const { std::lock_guard lock(mutex_); return puts_; }
+    int gets() const { std::lock_guard lock(mutex_); return gets_; }
+    std::string content() const { std::lock_guard lock(mutex_); return content_; }
+    std::string branch() const { std::lock_guard lock(mutex_); return branch_; }
+    std::vector<std::string> auths() const { std::lock_guard lock(mutex_); return auths_; }
+    std::vector<std::string> refs() const { std::lock_guard lock(mutex_); return refs_; }
+    void conflict(int n) { std::lock_guard lock(mutex_); conflicts_ = n; }
+    void answer(int status) { std::lock_guard lock(mutex_); status_override_ = status; }
+
+private:
+    httplib::Server server_;
+    std::thread thread_;
+    int port_ = 0;
+    mutable std::mutex mutex_;
+    std::string content_, sha_, branch_, message_;
+    int puts_ = 0, gets_ = 0, conflicts_ = 0, status_override_ = 0;
+    std::vector<std::string> auths_, refs_;
+};
+
+const std::string github_token = "ghp_TestOnly0123456789abcdefABCDEF0123";
+
+ProcessResult publish(const std::vector<std::string>& sources, const std::string& dest,
+                      std::map<std::string, std::string> env = {{"GITHUB_TOKEN", github_token}}) {
+    std::vector<std::string> argv{require_env("MODELREPO_CLI")};
+    for (auto& s : sources) {
+        argv.push_back("--source");
+        argv.push_back(s);
+    }
+    argv.push_back("publish");
+    argv.push_back(dest);
+    return run_process(argv, env);
+}
+
+} // namespace
+
+TEST_CASE("publish github://: one commit per change, none when unchanged, a conflict retried once") {
+    ContentsStandIn github;
+    auto first = publish({"builtin:"}, github.destination());
+    CHECK_MESSAGE(first.exit_code == 0, first.err);
+    CHECK(first.out.find("published 32 models") != std::string::npos);
+    CHECK(github.puts() == 1);
+    CHECK(github.branch() == "main");
+    REQUIRE(!github.refs().empty());
+    CHECK(github.refs().back() == "main");
+    auto stored = parse_snapshot(github.content());
+    REQUIRE_MESSAGE(stored, stored.error().to_string());
+    CHECK(stored.value().models.size() == 32);
+    for (auto& auth : github.auths())
+        CHECK(auth == "Bearer " + github_token);
+
+    auto unchanged = publish({"builtin:"}, github.destination());
+    CHECK(unchanged.exit_code == 0);
+    CHECK(unchanged.out.find("unchanged") != std::string::npos);
+    CHECK(github.puts() == 1);
+
+    // A changed catalogue: a snapshot file with one status changed.
+    TempDir dir;
+    Snapshot changed = stored.value();
+    changed.statuses[0].availability = 0.5;
+    changed.statuses[0].health = Health::degraded;
+    auto file = dir.path() / "changed.json";
+    std::ofstream(file) << write_snapshot(changed);
+    auto next = publish({"file://" + file.string()}, github.destination());
+    CHECK_MESSAGE(next.exit_code == 0, next.err);
+    CHECK(github.puts() == 2);
+    CHECK(parse_snapshot(github.content()).value().statuses == changed.statuses);
+
+    // Someone commits between our GET and PUT: read again and retry, once.
+    github.conflict(1);
+    auto retried = publish({"builtin:"}, github.destination());
+    CHECK_MESSAGE(retried.exit_code == 0, retried.err);
+    CHECK(github.puts() == 4);
+    CHECK(parse_snapshot(github.content()).value().statuses == stored.value().statuses);
+    github.conflict(2);
+    auto gave_up = publish({"file://" + file.string()}, github.destination());
+    CHECK(gave_up.exit_code == 1);
+    CHECK(gave_up.err.find("http_status") != std::string::npos);
+    CHECK(github.puts() == 6);
+
+    github.answer(401);
+    auto refused = publish({"builtin:"}, github.destination());
+    CHECK(refused.exit_code == 1);
+    CHECK(refused.err.find("auth_failed") != std::string::npos);
+    github.answer(0);
+
+    auto no_token = publish({"builtin:"}, github.destination(), {{"GITHUB_TOKEN", ""}});
+    CHECK(no_token.exit_code == 1);
+    CHECK(no_token.err.find("GITHUB_TOKEN") != std::string::npos);
+    auto bad = publish({"builtin:"}, "github://acme");
+    CHECK(bad.exit_code == 1);
+    CHECK(bad.err.find("invalid_argument") != std::string::npos);
+    auto nowhere = publish({"builtin:"}, "github://acme/catalogue/models.json@main?api_base=http://127.0.0.1:1");
+    CHECK(nowhere.exit_code == 1);
+    CHECK(nowhere.err.find("unreachable") != std::string::npos);
+
+    for (auto* r : {&first, &unchanged, &next, &retried, &gave_up, &refused, &no_token, &nowhere}) {
+        CHECK(r->out.find(github_token) == std::string::npos);
+        CHECK(r->err.find(github_token) == std::string::npos);
+    }
+}
+
+TEST_CASE("publish file://: atomic, and nothing written when unchanged") {
+    TempDir dir;
+    auto target = dir.path() / "backup.json";
+    auto first = publish({"builtin:"}, "file://" + target.string());
+    CHECK_MESSAGE(first.exit_code == 0, first.err);
+    auto stored = parse_snapshot([&] {
+        std::ifstream in(target);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }());
+    REQUIRE(stored);
+    CHECK(stored.value().models.size() == 32);
+    auto written = std::filesystem::last_write_time(target);
+    std::this_thread::sleep_for(20ms);
+    auto again = publish({"builtin:"}, "file://" + target.string());
+    CHECK(again.out.find("unchanged") != std::string::npos);
+    CHECK(std::filesystem::last_write_time(target) == written);
+    // No temporary file is left beside it.
+    int files = 0;
+    for (auto& e : std::filesystem::directory_iterator(dir.path()))
+        (void)e, ++files;
+    CHECK(files == 1);
+    auto relative = publish({"builtin:"}, "file:backup.json");
+    CHECK(relative.exit_code == 1);
+    CHECK(relative.err.find("invalid_argument") != std::string::npos);
+}
+
+TEST_CASE("serve --publish: the backup follows the changes, at most once per interval") {
+    ContentsStandIn github;
+    TempDir dir;
+    Serve serve({"builtin:"},
+                {"--token-file", token_file(dir), "--publish", github.destination(),
+                 "--publish-interval", "1s"},
+                {{"GITHUB_TOKEN", github_token}});
+    REQUIRE(eventually([&] { return github.puts() == 1; }, 10s)); // at start
+    auto c = serve.client();
+    for (double a : {0.25, 0.5, 0.75}) {
+        auto put = c.Put("/v1/statuses", {{"Authorization", "Bearer " + token}},
+                         status_json("gpt-5", "degraded", a), "application/json");
+        REQUIRE(put);
+        CHECK(put->status == 200);
+    }
+    REQUIRE(eventually(
+        [&] {
+            auto s = parse_snapshot(github.content());
+            if (!s)
+                return false;
+            for (auto& st : s.value().statuses)
+                if (st.model_slug == "gpt-5")
+                    return st.availability == 0.75;
+            return false;
+        },
+        15s));
+    int after_changes = github.puts();
+    CHECK(after_changes >= 2);
+    CHECK(after_changes <= 3); // three changes within one interval: not three commits
+    std::this_thread::sleep_for(2500ms); // nothing changed: nothing published
+    CHECK(github.puts() == after_changes);
+    CHECK(serve.metric("modelrepo_publish_total{result=\"changed\"}") == after_changes);
+    serve.process().signal(SIGTERM);
+    CHECK(serve.process().wait(10s) == 0);
+    CHECK(serve.process().err().find(github_token) == std::string::npos);
+}

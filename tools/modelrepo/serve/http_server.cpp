@@ -1,0 +1,610 @@
+// SPDX-License-Identifier: MIT
+// HttpServer on Boost.Beast. One Session per connection, all of its work on its own
+// strand: read a request (header, then body, both under one deadline), call the
+// handler, write the answer, read the next one; or, for an event stream, write the
+// header and then chunks as they are queued, while a one-byte read notices the client
+// leaving.
+#include "http_server.hpp"
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+namespace modelrepo::serve {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using std::chrono::steady_clock;
+
+std::string error_body(std::string_view code, std::string_view message) {
+    nlohmann::ordered_json body;
+    body["error"] = {{"code", code}, {"message", message}};
+    return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+namespace {
+
+class Session;
+
+/// Why a connection was closed or a request refused by the transport itself.
+enum class Rejected { timeout, body_too_large, header_too_large, malformed, connections, slow_stream };
+constexpr std::array<const char*, 6> rejected_names{
+    "timeout", "body_too_large", "header_too_large", "malformed", "connections", "slow_stream"};
+
+} // namespace
+
+struct HttpServer::Impl {
+    Impl(ServerOptions o, Handler h)
+        : options(std::move(o))
+        , handler(std::move(h)) {}
+    ~Impl() { shutdown(); }
+
+    ServerOptions options;
+    Handler handler;
+    std::atomic<bool> stopping{false};
+
+    std::mutex mutex; ///< guards sessions, shut_down
+    std::condition_variable sessions_gone;
+    std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+    bool shut_down = false;
+
+    std::atomic<std::size_t> streams{0};
+    std::array<std::atomic<std::uint64_t>, 600> answers{}; ///< by HTTP status
+    std::array<std::atomic<std::uint64_t>, rejected_names.size()> rejected{};
+
+    // Declared after what sessions touch in their destructors: the io_context destroys
+    // the sessions its handlers still hold when it goes, and they unregister.
+    net::io_context ioc;
+    tcp::acceptor acceptor{net::make_strand(ioc)};
+    std::vector<std::thread> threads;
+
+    void count(Rejected why) { rejected[static_cast<std::size_t>(why)].fetch_add(1); }
+    void count_answer(int status) {
+        if (status >= 0 && status < static_cast<int>(answers.size()))
+            answers[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void accept();
+    void shutdown();
+};
+
+namespace {
+
+/// Beast 1.74 speaks boost::string_view.
+std::string_view view(beast::string_view text) {
+    return {text.data(), text.size()};
+}
+
+class Session : public std::enable_shared_from_this<Session>, public EventStream {
+public:
+    Session(tcp::socket socket, HttpServer::Impl& server)
+        : stream_(std::move(socket))
+        , server_(server) {
+        beast::error_code ec;
+        auto peer = stream_.socket().remote_endpoint(ec);
+        if (!ec)
+            remote_ = (peer.address().is_v6() ? "[" + peer.address().to_string() + "]"
+                                              : peer.address().to_string()) +
+                      ":" + std::to_string(peer.port());
+    }
+
+    ~Session() override { finished(); }
+
+    /// The connection is closed: shutdown() no longer waits for it (whoever still holds
+    /// the session, an event-stream subscriber, may drop it later).
+    void finished() {
+        if (!registered_.exchange(false))
+            return;
+        if (was_stream_)
+            server_.streams.fetch_sub(1);
+        std::lock_guard lock(server_.mutex);
+        server_.sessions.erase(this);
+        if (server_.sessions.empty())
+            server_.sessions_gone.notify_all();
+    }
+
+    /// Registers with the server (false: at its connection cap) and reads.
+    void start() {
+        {
+            std::lock_guard lock(server_.mutex);
+            if (server_.sessions.size() >= server_.options.max_connections) {
+                server_.count(Rejected::connections);
+                beast::error_code ec;
+                stream_.socket().close(ec);
+                return;
+            }
+            server_.sessions.emplace(this, weak_from_this());
+            registered_.store(true);
+        }
+        net::dispatch(stream_.get_executor(),
+                      beast::bind_front_handler(&Session::read_request, shared_from_this()));
+    }
+
+    /// From shutdown(): idle connections and streams end; a request being handled
+    /// finishes, and its connection closes after the answer.
+    void stop() {
+        net::post(stream_.get_executor(), [self = shared_from_this()] {
+            if (self->state_ == State::reading && !self->header_done_)
+                self->stream_.cancel(); // the read ends with operation_aborted
+            else if (self->state_ == State::streaming)
+                self->end_stream();
+        });
+    }
+
+    // EventStream
+    bool send(std::shared_ptr<const std::string> text) override {
+        if (!stream_open_.load())
+            return false;
+        if (queued_.fetch_add(1) >= server_.options.stream_queue_limit) {
+            queued_.fetch_sub(1);
+            server_.count(Rejected::slow_stream);
+            close();
+            return false;
+        }
+        net::post(stream_.get_executor(), [self = shared_from_this(), text = std::move(text)] {
+            self->queue_.push_back(text);
+            self->pump();
+        });
+        return true;
+    }
+    bool is_open() const noexcept override { return stream_open_.load(); }
+    void close() override {
+        net::post(stream_.get_executor(), [self = shared_from_this()] { self->end_stream(); });
+    }
+
+private:
+    enum class State { reading, handling, writing, streaming };
+
+    // --- requests ---------------------------------------------------------------------
+
+    void read_request() {
+        state_ = State::reading;
+        header_done_ = false;
+        if (server_.stopping.load())
+            return close_connection();
+        parser_.emplace();
+        parser_->body_limit(server_.options.max_body_bytes);
+        parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
+        stream_.expires_after(server_.options.request_timeout);
+        http::async_read_header(stream_, buffer_, *parser_,
+                                beast::bind_front_handler(&Session::on_header, shared_from_this()));
+    }
+
+    void on_header(beast::error_code ec, std::size_t) {
+        if (ec)
+            return on_read_error(ec);
+        header_done_ = true;
+        started_ = steady_clock::now();
+        auto& request = parser_->get();
+        if (parser_->is_done())
+            return handle();
+        if (beast::iequals(request[http::field::expect], "100-continue")) {
+            auto interim = std::make_shared<http::response<http::empty_body>>(
+                http::status::continue_, request.version());
+            http::async_write(stream_, *interim,
+                              [self = shared_from_this(), interim](beast::error_code e, std::size_t) {
+                                  if (e)
+                                      return self->close_connection();
+                                  self->read_body();
+                              });
+            return;
+        }
+        read_body();
+    }
+
+    void read_body() {
+        // Under the deadline set for the header: one budget for the whole request.
+        http::async_read(stream_, buffer_, *parser_,
+                         beast::bind_front_handler(&Session::on_body, shared_from_this()));
+    }
+
+    void on_body(beast::error_code ec, std::size_t) {
+        if (ec)
+            return on_read_error(ec);
+        handle();
+    }
+
+    void on_read_error(beast::error_code ec) {
+        if (ec == net::error::operation_aborted && server_.stopping.load()) {
+            // An idle connection at shutdown: nothing of an answer is in flight.
+            beast::error_code ignored;
+            stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+            stream_.close();
+            return finished();
+        }
+        if (ec == http::error::end_of_stream || ec == net::error::eof ||
+            ec == net::error::operation_aborted || ec == net::error::connection_reset)
+            return close_connection();
+        if (ec == beast::error::timeout) {
+            server_.count(Rejected::timeout); // the stream closed the socket
+            return finished();
+        }
+        if (ec == http::error::body_limit) {
+            server_.count(Rejected::body_too_large);
+            return refuse(413, "bad_data",
+                          "the request body is larger than the limit of " +
+                              std::to_string(server_.options.max_body_bytes) + " bytes");
+        }
+        if (ec == http::error::header_limit) {
+            server_.count(Rejected::header_too_large);
+            return refuse(431, "bad_data",
+                          "the request's headers are larger than the limit of " +
+                              std::to_string(server_.options.max_header_bytes) + " bytes");
+        }
+        server_.count(Rejected::malformed);
+        refuse(400, "invalid_argument", "not a well-formed HTTP/1.1 request (" + ec.message() + ")");
+    }
+
+    /// An answer from the transport (the request was not read whole): sent, then the
+    /// connection is closed.
+    void refuse(int status, std::string_view code, const std::string& message) {
+        if (!header_done_) {
+            request_ = Request{};
+            request_.remote = remote_;
+            if (parser_) { // what of the header was parsed, for the log
+                request_.method = std::string(parser_->get().method_string());
+                request_.path = std::string(parser_->get().target());
+            }
+        }
+        started_ = steady_clock::now();
+        auto answer = std::make_shared<http::response<http::string_body>>(
+            static_cast<http::status>(status), 11);
+        answer->set(http::field::server, "modelrepo");
+        answer->set(http::field::content_type, "application/json");
+        answer->body() = error_body(code, message);
+        answer->keep_alive(false);
+        answer->prepare_payload();
+        write(std::move(answer));
+    }
+
+    void handle() {
+        state_ = State::handling;
+        auto& message = parser_->get();
+        request_.method = std::string(message.method_string());
+        std::string_view target = view(message.target());
+        auto question = target.find('?');
+        request_.path = std::string(target.substr(0, question));
+        request_.query = question == std::string_view::npos
+                             ? std::string()
+                             : std::string(target.substr(question + 1));
+        request_.authorization = std::string(message[http::field::authorization]);
+        request_.if_none_match = std::string(message[http::field::if_none_match]);
+        request_.body = std::move(message.body());
+        request_.remote = remote_;
+
+        Response response;
+        try {
+            response = server_.handler(request_);
+        } catch (const std::exception& e) {
+            response = Response{500, "application/json",
+                                error_body("internal", std::string("the handler failed: ") + e.what()),
+                                {}, {}};
+        }
+        request_.authorization.clear();
+        request_.body.clear();
+        if (response.on_stream)
+            return start_stream(std::move(response), message.version());
+
+        auto answer = std::make_shared<http::response<http::string_body>>(
+            static_cast<http::status>(response.status), message.version());
+        answer->set(http::field::server, "modelrepo");
+        answer->set(http::field::content_type, response.content_type);
+        for (auto& [name, value] : response.headers)
+            answer->set(name, value);
+        answer->body() = std::move(response.body);
+        answer->keep_alive(message.keep_alive() && !server_.stopping.load());
+        answer->prepare_payload();
+        write(std::move(answer));
+    }
+
+    void write(std::shared_ptr<http::response<http::string_body>> answer) {
+        state_ = State::writing;
+        answer_ = std::move(answer);
+        stream_.expires_after(server_.options.write_timeout);
+        http::async_write(stream_, *answer_,
+                          beast::bind_front_handler(&Session::on_write, shared_from_this()));
+    }
+
+    void on_write(beast::error_code ec, std::size_t bytes) {
+        int status = static_cast<int>(answer_->result_int());
+        log(status, bytes);
+        bool again = !ec && answer_->keep_alive() && !server_.stopping.load();
+        answer_.reset();
+        if (ec == beast::error::timeout)
+            server_.count(Rejected::timeout);
+        if (!again)
+            return close_connection();
+        read_request();
+    }
+
+    void log(int status, std::size_t bytes) {
+        server_.count_answer(status);
+        if (server_.options.on_request)
+            server_.options.on_request(request_, status, bytes,
+                                       std::chrono::duration_cast<std::chrono::microseconds>(
+                                           steady_clock::now() - started_));
+    }
+
+    /// Ends the connection after an answer: our side first, so the client reads all of
+    /// it; then whatever the client still sends is drained for a moment rather than
+    /// answered with a reset that could destroy the answer in flight.
+    void close_connection() {
+        beast::error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        if (ec) {
+            stream_.close();
+            return finished();
+        }
+        stream_.expires_after(std::chrono::seconds(2));
+        drain();
+    }
+
+    void drain() {
+        stream_.async_read_some(net::buffer(scratch_),
+                                [self = shared_from_this()](beast::error_code e, std::size_t) {
+                                    if (e) {
+                                        self->stream_.close();
+                                        return self->finished();
+                                    }
+                                    self->drain();
+                                });
+    }
+
+    // --- event streams ----------------------------------------------------------------
+
+    void start_stream(Response response, unsigned version) {
+        state_ = State::streaming;
+        was_stream_ = true;
+        server_.streams.fetch_add(1);
+        stream_attach_ = std::move(response.on_stream);
+        stream_head_ = std::make_shared<http::response<http::empty_body>>(http::status::ok, version);
+        stream_head_->set(http::field::server, "modelrepo");
+        stream_head_->set(http::field::content_type, "text/event-stream");
+        stream_head_->set(http::field::cache_control, "no-cache");
+        for (auto& [name, value] : response.headers)
+            stream_head_->set(name, value);
+        stream_head_->chunked(true);
+        stream_head_->keep_alive(false);
+        stream_serializer_ =
+            std::make_shared<http::response_serializer<http::empty_body>>(*stream_head_);
+        stream_.expires_after(server_.options.write_timeout);
+        http::async_write_header(
+            stream_, *stream_serializer_,
+            beast::bind_front_handler(&Session::on_stream_head, shared_from_this()));
+    }
+
+    void on_stream_head(beast::error_code ec, std::size_t bytes) {
+        log(200, bytes);
+        if (ec)
+            return teardown();
+        stream_.expires_never();
+        stream_open_.store(true);
+        watch_peer();
+        auto attach = std::move(stream_attach_);
+        attach(shared_from_this());
+        if (server_.stopping.load())
+            end_stream();
+    }
+
+    /// Nothing is expected from the client of a stream: a read that completes means it
+    /// left (or sent something it should not have; both end the stream).
+    void watch_peer() {
+        stream_.async_read_some(net::buffer(scratch_),
+                                [self = shared_from_this()](beast::error_code, std::size_t) {
+                                    self->teardown();
+                                });
+    }
+
+    void pump() {
+        if (writing_ || queue_.empty() || !stream_open_.load())
+            return;
+        writing_ = true;
+        stream_.expires_after(server_.options.write_timeout);
+        net::async_write(stream_, http::make_chunk(net::buffer(*queue_.front())),
+                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             self->writing_ = false;
+                             self->queue_.pop_front();
+                             self->queued_.fetch_sub(1);
+                             if (ec)
+                                 return self->teardown();
+                             if (self->ending_)
+                                 return self->write_last_chunk();
+                             self->stream_.expires_never();
+                             self->pump();
+                         });
+    }
+
+    void end_stream() {
+        if (!stream_open_.exchange(false) || ending_)
+            return;
+        ending_ = true;
+        // What was queued but not started is dropped: the client is told the stream
+        // ended (the last chunk) and reconnects.
+        while (queue_.size() > (writing_ ? 1u : 0u)) {
+            queue_.pop_back();
+            queued_.fetch_sub(1);
+        }
+        if (!writing_)
+            write_last_chunk();
+    }
+
+    void write_last_chunk() {
+        stream_.expires_after(std::chrono::seconds(2));
+        net::async_write(stream_, http::make_chunk_last(),
+                         [self = shared_from_this()](beast::error_code, std::size_t) {
+                             self->teardown();
+                         });
+    }
+
+    void teardown() {
+        stream_open_.store(false);
+        beast::error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+        stream_.close();
+        finished();
+    }
+
+    beast::tcp_stream stream_;
+    HttpServer::Impl& server_;
+    std::string remote_;
+    beast::flat_buffer buffer_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    State state_ = State::reading;
+    bool header_done_ = false;
+    Request request_;
+    steady_clock::time_point started_{};
+    std::shared_ptr<http::response<http::string_body>> answer_;
+    std::array<char, 512> scratch_{};
+
+    bool was_stream_ = false;
+    std::function<void(std::shared_ptr<EventStream>)> stream_attach_;
+    std::shared_ptr<http::response<http::empty_body>> stream_head_;
+    std::shared_ptr<http::response_serializer<http::empty_body>> stream_serializer_;
+    std::deque<std::shared_ptr<const std::string>> queue_; ///< the strand's
+    bool writing_ = false;                                  ///< the strand's
+    bool ending_ = false;                                   ///< the strand's
+    std::atomic<bool> stream_open_{false};
+    std::atomic<bool> registered_{false};
+    std::atomic<std::size_t> queued_{0};
+};
+
+} // namespace
+
+void HttpServer::Impl::accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+        if (stopping.load() || !acceptor.is_open())
+            return;
+        if (!ec)
+            std::make_shared<Session>(std::move(socket), *this)->start();
+        accept();
+    });
+}
+
+void HttpServer::Impl::shutdown() {
+    {
+        std::lock_guard lock(mutex);
+        if (shut_down)
+            return;
+        shut_down = true;
+    }
+    stopping.store(true);
+    net::post(acceptor.get_executor(), [this] {
+        beast::error_code ec;
+        acceptor.close(ec);
+    });
+    std::vector<std::shared_ptr<Session>> live;
+    {
+        std::lock_guard lock(mutex);
+        for (auto& [raw, weak] : sessions)
+            if (auto session = weak.lock())
+                live.push_back(std::move(session));
+    }
+    for (auto& session : live)
+        session->stop();
+    live.clear();
+    {
+        std::unique_lock lock(mutex);
+        sessions_gone.wait_for(lock, options.shutdown_grace, [&] { return sessions.empty(); });
+    }
+    ioc.stop();
+    for (auto& t : threads)
+        if (t.joinable())
+            t.join();
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Handler handler) {
+    auto impl = std::make_shared<Impl>(std::move(options), std::move(handler));
+    const ServerOptions& o = impl->options;
+    beast::error_code ec;
+    auto address = net::ip::make_address(o.host, ec);
+    if (ec)
+        return make_error(Errc::invalid_argument,
+                          "cannot listen on '" + o.host + "': not an IP address (use 127.0.0.1, "
+                          "::1, or 0.0.0.0 for every interface)");
+    tcp::endpoint endpoint(address, o.port);
+    std::string where = (address.is_v6() ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
+    auto& acceptor = impl->acceptor;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec)
+        acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec)
+        acceptor.bind(endpoint, ec);
+    if (!ec)
+        acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec)
+        return make_error(Errc::io_error, "cannot listen on " + where + ": " + ec.message() +
+                                              (ec == net::error::address_in_use
+                                                   ? " (another process has the port: choose "
+                                                     "another with --listen HOST:PORT)"
+                                                   : ""));
+    impl->accept();
+    int threads = o.threads > 0 ? o.threads
+                                : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+    for (int i = 0; i < threads; ++i)
+        impl->threads.emplace_back([raw = impl.get()] { raw->ioc.run(); });
+    return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::HttpServer(std::shared_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() {
+    impl_->shutdown();
+}
+
+std::uint16_t HttpServer::port() const noexcept {
+    beast::error_code ec;
+    auto endpoint = impl_->acceptor.local_endpoint(ec);
+    return ec ? impl_->options.port : endpoint.port();
+}
+
+void HttpServer::shutdown() {
+    impl_->shutdown();
+}
+
+std::vector<MetricFamily> HttpServer::metrics() const {
+    using Type = MetricFamily::Type;
+    std::vector<MetricFamily> out;
+    MetricFamily answers{"modelrepo_serve_requests_total", Type::counter,
+                         "HTTP answers sent, by status.", {}};
+    for (std::size_t status = 0; status < impl_->answers.size(); ++status)
+        if (auto n = impl_->answers[status].load(std::memory_order_relaxed))
+            answers.add({{"code", std::to_string(status)}}, static_cast<double>(n));
+    out.push_back(std::move(answers));
+    std::size_t connections = 0;
+    {
+        std::lock_guard lock(impl_->mutex);
+        connections = impl_->sessions.size();
+    }
+    out.push_back({"modelrepo_serve_connections", Type::gauge, "Open HTTP connections.", {}});
+    out.back().add({}, static_cast<double>(connections));
+    out.push_back({"modelrepo_serve_streams", Type::gauge,
+                   "Open server-sent-event streams (GET /v1/changes).", {}});
+    out.back().add({}, static_cast<double>(impl_->streams.load()));
+    MetricFamily rejected{"modelrepo_serve_rejected_total", Type::counter,
+                          "Requests and connections the transport refused or cut, by reason.",
+                          {}};
+    for (std::size_t i = 0; i < rejected_names.size(); ++i)
+        rejected.add({{"reason", rejected_names[i]}},
+                     static_cast<double>(impl_->rejected[i].load()));
+    out.push_back(std::move(rejected));
+    return out;
+}
+
+} // namespace modelrepo::serve

@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: MIT
+// The HTTP/1.1 transport of `modelrepo serve`, on Boost.Beast: accepts connections,
+// reads requests within their limits and deadlines, hands each one to a handler, and
+// keeps server-sent-event streams. Nothing of Beast or Asio crosses this header; the
+// routes are the Service's (service.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <modelrepo/error.hpp>
+#include <modelrepo/metrics.hpp>
+
+namespace modelrepo::serve {
+
+/// One request as the handler sees it; the body is complete and within its limit.
+struct Request {
+    std::string method; ///< "GET", "PUT", …
+    std::string path;   ///< the target's path, still percent-encoded ("/v1/models/gpt-4o")
+    std::string query;  ///< the target's query string without '?', still encoded
+    std::string authorization; ///< the Authorization header's value; never logged
+    std::string if_none_match; ///< the If-None-Match header's value
+    std::string body;
+    std::string remote; ///< the peer's address and port
+};
+
+class EventStream;
+
+struct Response {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers; ///< e.g. Retry-After, Allow
+    /// Set: the answer is a stream of server-sent events. The server writes a 200 with
+    /// `text/event-stream`, then calls this with the stream (on one of its threads).
+    std::function<void(std::shared_ptr<EventStream>)> on_stream;
+};
+
+/// The body of every error answer: {"error": {"code": "<errc>", "message": "…"}}.
+std::string error_body(std::string_view code, std::string_view message);
+
+/// One open server-sent-events response. Thread-safe: send() and close() may be called
+/// from any thread; the connection's own thread writes.
+class EventStream {
+public:
+    virtual ~EventStream() = default;
+    /// Queues `text` (whole events) for the client. False, and the stream is closed,
+    /// when the client is gone or has not taken what was queued before (over the
+    /// server's `stream_queue_limit`): a slow client is dropped, never waited for.
+    virtual bool send(std::shared_ptr<const std::string> text) = 0;
+    /// False once the client went away or the stream was closed.
+    virtual bool is_open() const noexcept = 0;
+    /// Ends the stream (the last chunk) and the connection.
+    virtual void close() = 0;
+};
+
+struct ServerOptions {
+    std::string host = "127.0.0.1"; ///< loopback unless told otherwise
+    std::uint16_t port = 8080;      ///< 0: any free port (see HttpServer::port())
+    int threads = 0;                ///< I/O threads; 0: the number of cores, at least 2
+    std::size_t max_body_bytes = 1024 * 1024; ///< larger: 413, before the body is read
+    std::size_t max_header_bytes = 16 * 1024; ///< larger: 431
+    /// A request's headers and body must arrive within this of the first wait for it
+    /// (on a kept-alive connection: of the previous answer). A client that sends a byte
+    /// a second is closed when it passes; it holds no thread meanwhile.
+    std::chrono::milliseconds request_timeout{10'000};
+    std::chrono::milliseconds write_timeout{10'000};
+    std::size_t max_connections = 1'024; ///< more are closed at once
+    std::size_t stream_queue_limit = 256; ///< events queued for one stream client
+    /// On shutdown(): how long in-flight requests may take to finish.
+    std::chrono::milliseconds shutdown_grace{5'000};
+    /// Called once per answered request (the access log), on an I/O thread.
+    std::function<void(const Request&, int status, std::size_t bytes,
+                       std::chrono::microseconds took)>
+        on_request;
+};
+
+/// Thread safety: shutdown(), port() and metrics() may be called from any thread.
+/// Handlers run on the server's I/O threads, several at a time: a handler that blocks
+/// holds one of them (size `threads` for the longest call a handler makes).
+class HttpServer {
+public:
+    using Handler = std::function<Response(const Request&)>;
+
+    /// Binds and starts the I/O threads. Errors: `Errc::invalid_argument` (an address
+    /// that is not one), `Errc::io_error` (the port is taken, no permission).
+    static Result<std::unique_ptr<HttpServer>> start(ServerOptions options, Handler handler);
+    /// shutdown(), then joins the threads.
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    /// The bound port (useful with port 0).
+    std::uint16_t port() const noexcept;
+    /// Stops accepting, closes idle connections and streams, lets requests being
+    /// handled finish and their answers be written (up to `shutdown_grace`), then stops.
+    /// Idempotent; returns when it is done.
+    void shutdown();
+    /// `modelrepo_serve_requests_total{code}`, `modelrepo_serve_connections`,
+    /// `modelrepo_serve_streams`, `modelrepo_serve_rejected_total{reason}`.
+    std::vector<MetricFamily> metrics() const;
+
+    struct Impl; ///< public for the sessions in http_server.cpp; defined there only
+
+private:
+    explicit HttpServer(std::shared_ptr<Impl> impl);
+    std::shared_ptr<Impl> impl_;
+};
+
+} // namespace modelrepo::serve

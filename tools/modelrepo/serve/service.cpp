@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: MIT
+// The routes of `modelrepo serve`. Each read is one call on the chain; its answer's
+// provenance comes from the chain (SystemStats::source, last_source() of this thread).
+#include "service.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "../output.hpp"
+
+namespace modelrepo::serve {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+using std::chrono::system_clock;
+
+std::string dump(const ojson& value) {
+    // Text from a database may not be UTF-8: replace what is not, rather than throw.
+    return value.dump(-1, ' ', false, ojson::error_handler_t::replace);
+}
+
+Response json_answer(int status, const ojson& value) {
+    return Response{status, "application/json", dump(value), {}, {}};
+}
+
+Response error_answer(int status, std::string_view code, std::string_view message) {
+    return Response{status, "application/json", error_body(code, message), {}, {}};
+}
+
+Response error_answer(const Error& error) {
+    int status = http_status_of(error);
+    std::string code = error.errc() ? std::string(to_string(*error.errc())) : "other";
+    Response answer = error_answer(status, code, error.message);
+    if (error.retry_after) {
+        auto wait = std::chrono::ceil<std::chrono::seconds>(*error.retry_after - system_clock::now());
+        answer.headers.emplace_back("Retry-After", std::to_string(std::max<long long>(1, wait.count())));
+    } else if (status == 503) {
+        answer.headers.emplace_back("Retry-After", "1");
+    }
+    return answer;
+}
+
+Response method_not_allowed(std::string_view allow) {
+    Response answer = error_answer(405, "invalid_argument",
+                                   "this path answers " + std::string(allow) + " only");
+    answer.headers.emplace_back("Allow", std::string(allow));
+    return answer;
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/// Percent-decoding of a path segment or a query component ('+' is a space in the
+/// query only). nullopt for a '%' not followed by two hex digits.
+std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '%') {
+            int hi = i + 1 < text.size() ? hex_digit(text[i + 1]) : -1;
+            int lo = i + 2 < text.size() ? hex_digit(text[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return std::nullopt;
+            out.push_back(static_cast<char>(hi * 16 + lo));
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            out.push_back(' ');
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+/// The query's name=value pairs, decoded, in order. nullopt: a malformed escape.
+std::optional<std::vector<std::pair<std::string, std::string>>> parse_query(std::string_view query) {
+    std::vector<std::pair<std::string, std::string>> out;
+    while (!query.empty()) {
+        auto amp = query.find('&');
+        std::string_view part = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        if (part.empty())
+            continue;
+        auto eq = part.find('=');
+        auto name = percent_decode(part.substr(0, eq), true);
+        auto value = percent_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1),
+                                    true);
+        if (!name || !value)
+            return std::nullopt;
+        out.emplace_back(std::move(*name), std::move(*value));
+    }
+    return out;
+}
+
+/// Compares in time that depends on the expected token's length only.
+bool same_token(std::string_view given, std::string_view expected) {
+    unsigned char diff = given.size() == expected.size() ? 0 : 1;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+        diff |= static_cast<unsigned char>(g ^ static_cast<unsigned char>(expected[i]));
+    }
+    return diff == 0;
+}
+
+} // namespace
+
+int http_status_of(const Error& error) {
+    auto code = error.errc();
+    if (!code)
+        return 500;
+    switch (*code) {
+    case Errc::invalid_argument:
+    case Errc::bad_data: return 400;
+    case Errc::not_found: return 404;
+    case Errc::read_only: return 403;
+    case Errc::timeout: return 504;
+    case Errc::not_supported: return 501;
+    case Errc::query_failed:
+        // The caller's data (22xxx data exception, 23xxx integrity) or the server's fault.
+        return error.sqlstate.starts_with("22") || error.sqlstate.starts_with("23") ? 400 : 500;
+    case Errc::auth_failed: // the service's credentials, not the caller's
+    case Errc::unreachable:
+    case Errc::tls_failed:
+    case Errc::database_missing:
+    case Errc::schema_missing:
+    case Errc::pool_exhausted:
+    case Errc::circuit_open:
+    case Errc::all_sources_failed:
+    case Errc::http_status:
+    case Errc::rate_limited:
+    case Errc::too_many_connections:
+    case Errc::io_error:
+    case Errc::outbox_full: return 503;
+    }
+    return 500;
+}
+
+struct Service::Impl {
+    Impl(std::shared_ptr<FallbackRepository> c, ServiceOptions o)
+        : chain(std::move(c))
+        , options(std::move(o))
+        , primary(chain->sources().front()->name()) {}
+
+    std::shared_ptr<FallbackRepository> chain;
+    ServiceOptions options;
+    std::string primary;
+
+    // GET /v1/changes: one subscription to the chain, made for the first stream, fanned
+    // out to every open stream; a heartbeat thread keeps idle streams alive.
+    mutable std::mutex mutex; ///< guards all below
+    std::vector<std::shared_ptr<EventStream>> streams;
+    std::optional<Subscription> subscription;
+    std::condition_variable wake;
+    bool stopping = false;
+    std::thread heartbeat;
+
+    void broadcast(std::shared_ptr<const std::string> text) {
+        std::lock_guard lock(mutex);
+        std::erase_if(streams, [&](const std::shared_ptr<EventStream>& s) { return !s->send(text); });
+    }
+
+    void on_change(const CatalogChange& change) {
+        std::string event;
+        if (change.version > 0)
+            event += "id: " + std::to_string(change.version) + "\n";
+        if (change.kind == CatalogChange::Kind::resync)
+            event += "event: resync\n";
+        event += "data: " + to_json(change) + "\n\n";
+        broadcast(std::make_shared<const std::string>(std::move(event)));
+    }
+
+    void beat() {
+        std::unique_lock lock(mutex);
+        while (!stopping) {
+            wake.wait_for(lock, options.heartbeat);
+            if (stopping)
+                break;
+            lock.unlock();
+            broadcast(std::make_shared<const std::string>(": heartbeat\n\n"));
+            lock.lock();
+        }
+    }
+
+    Response changes() {
+        std::unique_lock lock(mutex);
+        std::erase_if(streams, [](const std::shared_ptr<EventStream>& s) { return !s->is_open(); });
+        if (streams.size() >= options.max_streams)
+            return error_answer(429, "too_many_connections",
+                                "this server keeps at most " + std::to_string(options.max_streams) +
+                                    " change streams open; try again later");
+        if (!subscription) {
+            lock.unlock(); // watch() may deliver at once, on another thread, into broadcast()
+            auto sub = chain->watch([this](const CatalogChange& change) { on_change(change); });
+            if (!sub)
+                return error_answer(sub.error());
+            lock.lock();
+            if (!subscription) {
+                subscription.emplace(std::move(sub).value());
+                heartbeat = std::thread([this] { beat(); });
+            }
+        }
+        Response answer;
+        answer.on_stream = [this](std::shared_ptr<EventStream> stream) {
+            // retry: how long EventSource clients wait before they reconnect.
+            stream->send(std::make_shared<const std::string>("retry: 1000\n: connected\n\n"));
+            std::lock_guard lock(mutex);
+            if (stopping || streams.size() >= options.max_streams)
+                return stream->close();
+            streams.push_back(std::move(stream));
+        };
+        return answer;
+    }
+
+    // --- reads ------------------------------------------------------------------------
+
+    Response stats() {
+        auto stats = chain->system_stats();
+        if (!stats)
+            return error_answer(stats.error());
+        ojson body = cli::to_json(stats.value());
+        body["backup"] = stats.value().source != primary;
+        return json_answer(200, body);
+    }
+
+    Response models(const std::vector<std::pair<std::string, std::string>>& query) {
+        std::vector<std::string> slugs;
+        bool asked = false;
+        for (auto& [name, value] : query) {
+            if (name != "slug")
+                return error_answer(400, "invalid_argument",
+                                    "unknown query parameter '" + name + "' (this path takes slug=)");
+            asked = true;
+            if (!value.empty())
+                slugs.push_back(value);
+        }
+        if (slugs.size() > options.max_slugs)
+            return error_answer(400, "invalid_argument",
+                                "at most " + std::to_string(options.max_slugs) +
+                                    " slug= values in one request");
+        auto models = asked ? chain->find_models(slugs) : chain->list_models();
+        if (!models)
+            return error_answer(models.error());
+        ojson list = ojson::array();
+        for (const Model& model : models.value())
+            list.push_back(cli::to_json(model));
+        ojson body;
+        body["source"] = chain->last_source();
+        body["models"] = std::move(list);
+        return json_answer(200, body);
+    }
+
+    Response model(std::string_view encoded) {
+        auto slug = percent_decode(encoded, false);
+        if (!slug || slug->empty() || slug->find('/') != std::string::npos)
+            return error_answer(400, "invalid_argument", "not a model slug: '" + std::string(encoded) + "'");
+        auto model = chain->find_model(*slug);
+        if (!model)
+            return error_answer(model.error());
+        if (!model.value())
+            return error_answer(404, "not_found", "no model '" + *slug + "' in the catalogue");
+        ojson body;
+        body["source"] = chain->last_source();
+        body["model"] = cli::to_json(*model.value());
+        return json_answer(200, body);
+    }
+
+    Response statuses(const std::vector<std::pair<std::string, std::string>>& query) {
+        std::optional<Health> only;
+        for (auto& [name, value] : query) {
+            if (name != "health")
+                return error_answer(400, "invalid_argument",
+                                    "unknown query parameter '" + name + "' (this path takes health=)");
+            only = parse_health(value);
+            if (!only)
+                return error_answer(400, "invalid_argument",
+                                    "health must be operational, degraded, outage or unknown, not '" +
+                                        value + "'");
+        }
+        auto statuses = chain->list_statuses();
+        if (!statuses)
+            return error_answer(statuses.error());
+        ojson list = ojson::array();
+        for (const ModelStatus& status : statuses.value())
+            if (!only || status.health == *only)
+                list.push_back(cli::to_json(status));
+        ojson body;
+        body["source"] = chain->last_source();
+        body["statuses"] = std::move(list);
+        return json_answer(200, body);
+    }
+
+    /// The whole catalogue as snapshot JSON: what another modelrepo reads as a source
+    /// (`--source http://HOST:PORT/v1/snapshot`), with an ETag so its polls cost a 304.
+    Response snapshot(const Request& request) {
+        auto snapshot = chain->export_snapshot();
+        if (!snapshot)
+            return error_answer(snapshot.error());
+        std::string text = write_snapshot(snapshot.value());
+        char tag[32];
+        std::snprintf(tag, sizeof tag, "\"%016zx\"", std::hash<std::string>{}(text));
+        Response answer{200, "application/json", {}, {{"ETag", tag}}, {}};
+        if (request.if_none_match == tag)
+            answer.status = 304;
+        else
+            answer.body = std::move(text);
+        return answer;
+    }
+
+    // --- writes -----------------------------------------------------------------------
+
+    Response put_statuses(const Request& request) {
+        if (!options.token)
+            return error_answer(403, "read_only",
+                                "this server takes no writes: start it with --token-file FILE");
+        std::string_view auth = request.authorization;
+        constexpr std::string_view scheme = "bearer ";
+        bool bearer = auth.size() > scheme.size() &&
+                      std::equal(scheme.begin(), scheme.end(), auth.begin(),
+                                 [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+        if (!bearer || !same_token(auth.substr(scheme.size()), *options.token)) {
+            Response answer = error_answer(401, "auth_failed",
+                                           bearer ? "the bearer token is not this server's"
+                                                  : "writes need 'Authorization: Bearer TOKEN'");
+            answer.headers.emplace_back("WWW-Authenticate", "Bearer");
+            return answer;
+        }
+        auto statuses = parse_statuses(request.body);
+        if (!statuses)
+            return error_answer(statuses.error());
+        auto receipt = chain->write_statuses(statuses.value());
+        if (!receipt)
+            return error_answer(receipt.error());
+        const WriteReceipt& r = receipt.value();
+        ojson body;
+        body["applied"] = r.applied;
+        body["queued"] = r.queued;
+        if (r.queued > 0) {
+            body["outbox"] = r.outbox;
+            if (r.deferred_because)
+                body["deferred_because"] = {
+                    {"code", r.deferred_because->errc() ? std::string(to_string(*r.deferred_because->errc()))
+                                                        : "other"},
+                    {"message", r.deferred_because->message}};
+        }
+        return json_answer(r.queued > 0 ? 202 : 200, body);
+    }
+
+    // --- operations -------------------------------------------------------------------
+
+    Response metrics() {
+        std::string text = chain->prometheus();
+        if (options.extra_metrics) {
+            auto extra = options.extra_metrics();
+            text += to_prometheus(extra);
+        }
+        return Response{200, "text/plain; version=0.0.4; charset=utf-8", std::move(text), {}, {}};
+    }
+
+    Response ready() {
+        auto stats = chain->system_stats();
+        auto health = chain->sources().front()->check_health();
+        FallbackMetrics m = chain->metrics();
+        auto now = system_clock::now();
+        ojson sources = ojson::array();
+        for (std::size_t i = 0; i < m.sources.size(); ++i) {
+            const SourceMetrics& s = m.sources[i];
+            ojson entry;
+            entry["source"] = s.source;
+            entry["breaker"] = to_string(s.breaker);
+            entry["serving"] = stats && i == m.serving;
+            if (s.last_error.empty()) {
+                entry["last_error"] = nullptr;
+            } else {
+                entry["last_error"] = s.last_error;
+                if (s.last_error_at)
+                    entry["last_error_at"] = format_timestamp(*s.last_error_at);
+            }
+            if (s.data_as_of) {
+                entry["data_as_of"] = format_timestamp(*s.data_as_of);
+                entry["data_age_seconds"] =
+                    std::chrono::duration<double>(now - *s.data_as_of).count();
+            } else {
+                entry["data_as_of"] = nullptr;
+            }
+            sources.push_back(std::move(entry));
+        }
+        ojson body;
+        if (!stats) {
+            body["state"] = "unavailable";
+            body["error"] = {{"code", stats.error().errc() ? std::string(to_string(*stats.error().errc()))
+                                                           : "other"},
+                             {"message", stats.error().message}};
+        } else {
+            bool backup = stats.value().source != primary;
+            // Answering from a backup, or the first source answers but its server does
+            // not (a copy stands in for it).
+            body["state"] = backup || !health ? "degraded" : "ready";
+            body["serving"] = stats.value().source;
+        }
+        if (!health)
+            body["primary_error"] = {{"code", health.error().errc() ? std::string(to_string(*health.error().errc()))
+                                                                    : "other"},
+                                     {"message", health.error().message}};
+        body["sources"] = std::move(sources);
+        return json_answer(stats ? 200 : 503, body);
+    }
+
+    Response handle(const Request& request) {
+        const std::string& path = request.path;
+        const bool get = request.method == "GET";
+        auto query = parse_query(request.query);
+        if (!query)
+            return error_answer(400, "invalid_argument", "the query string has a malformed %-escape");
+        auto only_get = [&](auto&& answer) -> Response {
+            if (!get)
+                return method_not_allowed("GET");
+            return answer();
+        };
+        if (path == "/v1/stats")
+            return only_get([&] { return stats(); });
+        if (path == "/v1/models")
+            return only_get([&] { return models(*query); });
+        if (path.starts_with("/v1/models/"))
+            return only_get([&] { return model(std::string_view(path).substr(11)); });
+        if (path == "/v1/statuses") {
+            if (request.method == "PUT")
+                return put_statuses(request);
+            if (!get)
+                return method_not_allowed("GET, PUT");
+            return statuses(*query);
+        }
+        if (path == "/v1/snapshot")
+            return only_get([&] { return snapshot(request); });
+        if (path == "/v1/changes")
+            return only_get([&] { return changes(); });
+        if (path == "/metrics")
+            return only_get([&] { return metrics(); });
+        if (path == "/healthz")
+            return only_get([&] { return json_answer(200, ojson{{"state", "alive"}}); });
+        if (path == "/readyz")
+            return only_get([&] { return ready(); });
+        return error_answer(404, "not_found",
+                            "no such path: " + path +
+                                " (try /v1/stats, /v1/models, /v1/statuses, /v1/changes, /metrics, "
+                                "/healthz, /readyz)");
+    }
+};
+
+Service::Service(std::shared_ptr<FallbackRepository> chain, ServiceOptions options)
+    : impl_(std::make_unique<Impl>(std::move(chain), std::move(options))) {}
+
+Service::~Service() {
+    std::vector<std::shared_ptr<EventStream>> open;
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->stopping = true;
+        open.swap(impl_->streams);
+    }
+    impl_->wake.notify_all();
+    if (impl_->heartbeat.joinable())
+        impl_->heartbeat.join();
+    if (impl_->subscription)
+        impl_->subscription->cancel();
+    for (auto& stream : open)
+        stream->close();
+}
+
+Response Service::handle(const Request& request) {
+    return impl_->handle(request);
+}
+
+std::size_t Service::streams() const {
+    std::lock_guard lock(impl_->mutex);
+    return static_cast<std::size_t>(
+        std::count_if(impl_->streams.begin(), impl_->streams.end(),
+                      [](const std::shared_ptr<EventStream>& s) { return s->is_open(); }));
+}
+
+} // namespace modelrepo::serve

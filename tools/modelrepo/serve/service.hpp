@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+// The routes of `modelrepo serve`: requests in, answers out, over one chain of sources.
+// It knows HTTP only as the transport-neutral Request/Response of http_server.hpp, so
+// every route can be called directly (tests/unit/test_serve.cpp) as well as over a
+// socket.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <modelrepo/fallback_repository.hpp>
+
+#include "http_server.hpp"
+
+namespace modelrepo::serve {
+
+struct ServiceOptions {
+    /// The bearer token PUT /v1/statuses needs; nullopt: writes are refused (403).
+    std::optional<std::string> token;
+    std::size_t max_streams = 256;                ///< GET /v1/changes clients; more: 429
+    std::chrono::milliseconds heartbeat{15'000};  ///< a comment on every stream this often
+    std::size_t max_slugs = 1'000;                ///< ?slug= values in one request
+    /// More metrics for GET /metrics (the transport's, a publisher's).
+    std::function<std::vector<MetricFamily>()> extra_metrics;
+};
+
+/// Routes:
+///   GET /v1/stats                       SystemStats + "backup"
+///   GET /v1/models[?slug=A&slug=B]      all, or these in the order asked
+///   GET /v1/models/{slug}               one (404 when unknown)
+///   GET /v1/statuses[?health=H]
+///   GET /v1/snapshot                    the catalogue as snapshot JSON (ETag, 304)
+///   PUT /v1/statuses                    Authorization: Bearer TOKEN; JSON array
+///   GET /v1/changes                     server-sent events from watch()
+///   GET /metrics, /healthz, /readyz
+///
+/// Thread safety: handle() is called from several threads at once.
+/// Lifetime: the streams it holds are connections of the HttpServer that called it:
+/// shut that server down, destroy the Service, then the server.
+class Service {
+public:
+    Service(std::shared_ptr<FallbackRepository> chain, ServiceOptions options);
+    /// Ends every stream and the subscription behind them.
+    ~Service();
+    Service(const Service&) = delete;
+    Service& operator=(const Service&) = delete;
+
+    Response handle(const Request& request);
+
+    /// Streams open now.
+    std::size_t streams() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// The HTTP status an error of a source maps to: 400 for what the caller sent wrong,
+/// 404 not found, 503 for outages (with Retry-After when known), 504 for timeouts.
+int http_status_of(const Error& error);
+
+} // namespace modelrepo::serve
