@@ -118,16 +118,8 @@ int main(int argc, char** argv) {
     test::report_with_doctest = false;
     int seconds = argc > 1 ? std::atoi(argv[1]) : 5;
     std::string node_dir = std::string(MODELREPO_SOURCE_ROOT) + "/bench/node";
-    if (!std::filesystem::exists(node_dir + "/node_modules/pg")) {
-        std::fprintf(stderr, "installing node-postgres into bench/node (npm ci/install)...\n");
-        auto r = test::run_process(
-            {"npm", "install", "--prefix", node_dir, "--no-audit", "--no-fund", "--silent"}, {},
-            300s);
-        if (r.exit_code != 0) {
-            std::fprintf(stderr, "npm install failed: %s\n", r.err.c_str());
-            return 1;
-        }
-    }
+    if (!bench::ensure_node_pg(node_dir))
+        return 1;
 
     test::PgServer server;
     if (!server.available()) {

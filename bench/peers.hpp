@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <regex>
 #include <string>
@@ -50,6 +51,20 @@ inline double threads_tps(const char* who, int clients, int seconds,
     if (failures)
         std::fprintf(stderr, "%s: %ld failed calls\n", who, failures.load());
     return static_cast<double>(count) / seconds;
+}
+
+/// node-postgres (`pg`) in `node_dir`/node_modules, installed with npm when missing
+/// (bench/node/package.json pins it). False, with the reason on stderr, when it cannot be.
+inline bool ensure_node_pg(const std::string& node_dir) {
+    if (std::filesystem::exists(node_dir + "/node_modules/pg"))
+        return true;
+    std::fprintf(stderr, "installing node-postgres into bench/node (npm install)...\n");
+    auto r = modelrepo::test::run_process(
+        {"npm", "install", "--prefix", node_dir, "--no-audit", "--no-fund", "--silent"}, {},
+        std::chrono::seconds(300));
+    if (r.exit_code != 0)
+        std::fprintf(stderr, "npm install failed: %s\n", r.err.c_str());
+    return r.exit_code == 0;
 }
 
 /// The `p` quantile (0..1) of `values`; 0 when empty.

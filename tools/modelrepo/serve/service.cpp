@@ -225,12 +225,30 @@ struct Service::Impl {
         return answer;
     }
 
+    /// A read's error: when every source of the chain failed by timing out, a gateway
+    /// timeout (504) rather than an outage (503).
+    Response read_error(const Error& error) {
+        if (error.is(Errc::all_sources_failed)) {
+            FallbackMetrics m = chain->metrics();
+            bool all_timed_out = !m.sources.empty() &&
+                                 std::all_of(m.sources.begin(), m.sources.end(),
+                                             [](const SourceMetrics& s) { return s.last_error == "timeout"; });
+            if (all_timed_out) {
+                Response answer = error_answer(error);
+                answer.status = 504;
+                answer.headers.clear();
+                return answer;
+            }
+        }
+        return error_answer(error);
+    }
+
     // --- reads ------------------------------------------------------------------------
 
     Response stats() {
         auto stats = chain->system_stats();
         if (!stats)
-            return error_answer(stats.error());
+            return read_error(stats.error());
         ojson body = cli::to_json(stats.value());
         body["backup"] = stats.value().source != primary;
         return json_answer(200, body);
@@ -253,7 +271,7 @@ struct Service::Impl {
                                     " slug= values in one request");
         auto models = asked ? chain->find_models(slugs) : chain->list_models();
         if (!models)
-            return error_answer(models.error());
+            return read_error(models.error());
         ojson list = ojson::array();
         for (const Model& model : models.value())
             list.push_back(cli::to_json(model));
@@ -269,7 +287,7 @@ struct Service::Impl {
             return error_answer(400, "invalid_argument", "not a model slug: '" + std::string(encoded) + "'");
         auto model = chain->find_model(*slug);
         if (!model)
-            return error_answer(model.error());
+            return read_error(model.error());
         if (!model.value())
             return error_answer(404, "not_found", "no model '" + *slug + "' in the catalogue");
         ojson body;
@@ -292,7 +310,7 @@ struct Service::Impl {
         }
         auto statuses = chain->list_statuses();
         if (!statuses)
-            return error_answer(statuses.error());
+            return read_error(statuses.error());
         ojson list = ojson::array();
         for (const ModelStatus& status : statuses.value())
             if (!only || status.health == *only)
@@ -308,7 +326,7 @@ struct Service::Impl {
     Response snapshot(const Request& request) {
         auto snapshot = chain->export_snapshot();
         if (!snapshot)
-            return error_answer(snapshot.error());
+            return read_error(snapshot.error());
         std::string text = write_snapshot(snapshot.value());
         char tag[32];
         std::snprintf(tag, sizeof tag, "\"%016zx\"", std::hash<std::string>{}(text));

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+// The routes of `modelrepo serve` called directly (no socket), over scripted sources:
+// the error-to-status map, provenance, backup and readiness, the token check, the
+// query parsing; and the transport's duration parser.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <modelrepo/modelrepo.hpp>
+
+#include "scripted_repository.hpp"
+#include "serve/publisher.hpp"
+#include "serve/service.hpp"
+
+using namespace modelrepo;
+using namespace modelrepo::serve;
+using namespace std::chrono;
+using nlohmann::json;
+
+namespace {
+
+struct Fixture {
+    std::shared_ptr<test::ScriptedRepository> primary =
+        std::make_shared<test::ScriptedRepository>("primary");
+    std::shared_ptr<test::ScriptedRepository> backup =
+        std::make_shared<test::ScriptedRepository>("backup");
+    std::shared_ptr<FallbackRepository> chain;
+    std::unique_ptr<Service> service;
+
+    explicit Fixture(bool with_backup = true, std::optional<std::string> token = "s3cret") {
+        std::vector<std::shared_ptr<ModelRepository>> sources{primary};
+        if (with_backup)
+            sources.push_back(backup);
+        chain = std::shared_ptr<FallbackRepository>(FallbackRepository::create(sources).value());
+        ServiceOptions options;
+        options.token = std::move(token);
+        service = std::make_unique<Service>(chain, options);
+    }
+    Response get(const std::string& target) {
+        Request r;
+        r.method = "GET";
+        auto q = target.find('?');
+        r.path = target.substr(0, q);
+        r.query = q == std::string::npos ? "" : target.substr(q + 1);
+        return service->handle(r);
+    }
+    Response put(const std::string& body, const std::string& auth) {
+        Request r;
+        r.method = "PUT";
+        r.path = "/v1/statuses";
+        r.authorization = auth;
+        r.body = body;
+        return service->handle(r);
+    }
+};
+
+std::string code_of(const Response& r) {
+    return json::parse(r.body)["error"]["code"];
+}
+
+std::string header(const Response& r, const std::string& name) {
+    for (auto& [k, v] : r.headers)
+        if (k == name)
+            return v;
+    return "";
+}
+
+const std::string one_status =
+    R"([{"model":"gpt-4o","health":"outage","availability":0.25,"latency_ms":null,)"
+    R"("error_rate":0.75,"region":"eu","checked_at":"2026-12-02T10:00:00Z"}])";
+
+} // namespace
+
+TEST_CASE("errors map to HTTP statuses") {
+    auto status = [](Errc code, std::string sqlstate = "") {
+        Error e = make_error(code, "x");
+        e.sqlstate = std::move(sqlstate);
+        return http_status_of(e);
+    };
+    CHECK(status(Errc::invalid_argument) == 400);
+    CHECK(status(Errc::bad_data) == 400);
+    CHECK(status(Errc::not_found) == 404);
+    CHECK(status(Errc::read_only) == 403);
+    CHECK(status(Errc::timeout) == 504);
+    CHECK(status(Errc::not_supported) == 501);
+    CHECK(status(Errc::query_failed, "22003") == 400);
+    CHECK(status(Errc::query_failed, "23503") == 400);
+    CHECK(status(Errc::query_failed, "42P01") == 500);
+    for (Errc outage : {Errc::unreachable, Errc::auth_failed, Errc::circuit_open,
+                        Errc::all_sources_failed, Errc::pool_exhausted, Errc::outbox_full,
+                        Errc::rate_limited, Errc::too_many_connections})
+        CHECK(status(outage) == 503);
+    Error foreign;
+    foreign.code = std::make_error_code(std::errc::io_error);
+    CHECK(http_status_of(foreign) == 500);
+}
+
+TEST_CASE("sources that time out and sources that are down: 504 only when all timed out") {
+    Fixture f;
+    f.primary->fail_with(Errc::timeout);
+    f.backup->fail_with(Errc::timeout);
+    CHECK(f.get("/v1/stats").status == 504);
+    f.backup->fail_with(Errc::unreachable);
+    CHECK(f.get("/v1/stats").status == 503);
+}
+
+TEST_CASE("reads carry their provenance; a backup's answer says backup") {
+    Fixture f;
+    auto stats = f.get("/v1/stats");
+    CHECK(stats.status == 200);
+    CHECK(json::parse(stats.body)["backup"] == false);
+    CHECK(json::parse(stats.body)["source"] == "primary");
+    CHECK(json::parse(f.get("/readyz").body)["state"] == "ready");
+
+    f.primary->fail_with(Errc::unreachable);
+    auto from_backup = f.get("/v1/stats");
+    CHECK(from_backup.status == 200);
+    CHECK(json::parse(from_backup.body)["backup"] == true);
+    CHECK(json::parse(from_backup.body)["source"] == "backup");
+    auto models = f.get("/v1/models?slug=gpt-4o");
+    CHECK(json::parse(models.body)["source"] == "backup");
+    auto ready = json::parse(f.get("/readyz").body);
+    CHECK(ready["state"] == "degraded");
+    CHECK(ready["sources"][0]["last_error"] == "unreachable");
+    CHECK(ready["primary_error"]["code"] == "unreachable");
+
+    f.backup->fail_with(Errc::timeout);
+    auto none = f.get("/v1/stats");
+    CHECK(none.status == 503);
+    CHECK(code_of(none) == "all_sources_failed");
+    CHECK(!header(none, "Retry-After").empty());
+    CHECK(f.get("/readyz").status == 503);
+    CHECK(f.get("/healthz").status == 200);
+}
+
+TEST_CASE("a single source's timeout is a 504, its unknown model a 404") {
+    Fixture f(false);
+    CHECK(f.get("/v1/models/no-such").status == 404);
+    CHECK(f.get("/v1/models/gpt%2D4o").status == 200); // percent-decoded
+    CHECK(f.get("/v1/models/a%2Fb").status == 400);
+    f.primary->fail_with(Errc::timeout);
+    auto r = f.get("/v1/models/gpt-4o");
+    CHECK(r.status == 504); // every source timed out: a gateway timeout, not an outage
+    CHECK(code_of(r) == "all_sources_failed");
+}
+
+TEST_CASE("queries: slugs in order, limits, bad escapes and parameters") {
+    Fixture f;
+    auto r = json::parse(f.get("/v1/models?slug=gpt-5&slug=nope&slug=gpt-4o&slug=").body);
+    REQUIRE(r["models"].size() == 2);
+    CHECK(r["models"][0]["slug"] == "gpt-5");
+    CHECK(r["models"][1]["slug"] == "gpt-4o");
+    CHECK(json::parse(f.get("/v1/models?slug=").body)["models"].empty());
+    CHECK(f.get("/v1/models?slug=%4").status == 400);
+    CHECK(f.get("/v1/models?size=3").status == 400);
+    std::string many = "/v1/models?";
+    for (int i = 0; i < 1001; ++i)
+        many += "slug=s" + std::to_string(i) + "&";
+    CHECK(f.get(many).status == 400);
+    CHECK(f.get("/v1/statuses?health=degraded").status == 200);
+    for (auto& s : json::parse(f.get("/v1/statuses?health=degraded").body)["statuses"])
+        CHECK(s["health"] == "degraded");
+    CHECK(f.get("/v1/statuses?health=fine").status == 400);
+}
+
+TEST_CASE("PUT /v1/statuses: the bearer token, and what the chain says") {
+    Fixture f;
+    CHECK(f.put(one_status, "").status == 401);
+    CHECK(f.put(one_status, "Bearer s3cre").status == 401);
+    CHECK(f.put(one_status, "Bearer s3cret!").status == 401);
+    CHECK(f.put(one_status, "Basic s3cret").status == 401);
+    auto ok = f.put(one_status, "bearer s3cret"); // the scheme is case-insensitive
+    CHECK(ok.status == 200);
+    CHECK(json::parse(ok.body)["applied"] == 1);
+    CHECK(json::parse(f.get("/v1/models/gpt-4o").body)["model"]["status"]["health"] == "outage");
+    CHECK(f.put("{", "Bearer s3cret").status == 400);
+    // Writes go to the first source only: while it is down, the caller hears so.
+    f.primary->fail_with(Errc::unreachable);
+    auto down = f.put(one_status, "Bearer s3cret");
+    CHECK(down.status == 503);
+    for (auto* r : {&ok, &down})
+        CHECK(r->body.find("s3cret") == std::string::npos);
+
+    Fixture read_only(true, std::nullopt);
+    auto refused = read_only.put(one_status, "Bearer s3cret");
+    CHECK(refused.status == 403);
+    CHECK(code_of(refused) == "read_only");
+}
+
+TEST_CASE("methods and paths") {
+    Fixture f;
+    Request r;
+    r.method = "POST";
+    r.path = "/v1/stats";
+    auto post = f.service->handle(r);
+    CHECK(post.status == 405);
+    CHECK(header(post, "Allow") == "GET");
+    r.path = "/v1/statuses";
+    CHECK(header(f.service->handle(r), "Allow") == "GET, PUT");
+    CHECK(f.get("/nowhere").status == 404);
+    CHECK(f.get("/metrics").content_type.starts_with("text/plain"));
+    CHECK(f.get("/metrics").body.find("modelrepo_source_calls_total") != std::string::npos);
+    auto changes = f.get("/v1/changes");
+    CHECK(changes.status == 200);
+    CHECK(static_cast<bool>(changes.on_stream));
+}
+
+TEST_CASE("--publish-interval durations") {
+    CHECK(parse_duration("5m") == minutes(5));
+    CHECK(parse_duration("30s") == seconds(30));
+    CHECK(parse_duration("1500ms") == milliseconds(1500));
+    CHECK(parse_duration("2h") == hours(2));
+    CHECK(!parse_duration("5"));
+    CHECK(!parse_duration("m"));
+    CHECK(!parse_duration("-1s"));
+    CHECK(!parse_duration("5 m"));
+    CHECK(!parse_duration("99999999h"));
+}
