@@ -138,7 +138,10 @@ public:
     std::string last_source() const;
     /// Replaces the event subscriber (called on the event thread).
     void subscribe(std::function<void(const FallbackEvent&)> subscriber);
-    FallbackMetrics metrics() const;
+    /// With `with_backend` false, `SourceMetrics::backend` stays empty: no source is
+    /// asked for its own metrics (a pool's census, an outbox's contents read from its
+    /// file), for callers that want the chain's counters and states only, often.
+    FallbackMetrics metrics(bool with_backend = true) const;
     /// The metrics, each source's own included (its `backend_metrics()`: a PostgreSQL
     /// pool, a copy's age), in the Prometheus text exposition format, `modelrepo_*`
     /// names with `source` labels.

@@ -532,7 +532,7 @@ CircuitBreaker& FallbackRepository::breaker(std::size_t index) {
     return *impl_->sources.at(index)->breaker;
 }
 
-FallbackMetrics FallbackRepository::metrics() const {
+FallbackMetrics FallbackRepository::metrics(bool with_backend) const {
     FallbackMetrics out;
     out.all_failed = impl_->all_failed.load(std::memory_order_relaxed);
     out.events_dropped = impl_->events.dropped();
@@ -558,7 +558,8 @@ FallbackMetrics FallbackRepository::metrics() const {
                 nanoseconds(s->last_failure_ns.load(std::memory_order_relaxed))));
         }
         m.data_as_of = s->repo->data_as_of();
-        m.backend = s->repo->backend_metrics();
+        if (with_backend)
+            m.backend = s->repo->backend_metrics();
         out.sources.push_back(std::move(m));
     }
     return out;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../output.hpp"
+#include "core/uri.hpp" // detail::percent_decode, detail::split_query
 
 namespace modelrepo::serve {
 
@@ -33,14 +34,17 @@ Response error_answer(int status, std::string_view code, std::string_view messag
     return Response{status, "application/json", error_body(code, message), {}, {}};
 }
 
+/// The Errc name an error answer carries ("other" for a foreign code).
+std::string code_name(const Error& error) {
+    return error.errc() ? std::string(to_string(*error.errc())) : "other";
+}
+
 Response error_answer(const Error& error) {
-    int status = http_status_of(error);
-    std::string code = error.errc() ? std::string(to_string(*error.errc())) : "other";
-    Response answer = error_answer(status, code, error.message);
+    Response answer = error_answer(http_status_of(error), code_name(error), error.message);
     if (error.retry_after) {
         auto wait = std::chrono::ceil<std::chrono::seconds>(*error.retry_after - system_clock::now());
         answer.headers.emplace_back("Retry-After", std::to_string(std::max<long long>(1, wait.count())));
-    } else if (status == 503) {
+    } else if (answer.status == 503) {
         answer.headers.emplace_back("Retry-After", "1");
     }
     return answer;
@@ -53,57 +57,18 @@ Response method_not_allowed(std::string_view allow) {
     return answer;
 }
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/// Percent-decoding of a path segment or a query component ('+' is a space in the
-/// query only). nullopt for a '%' not followed by two hex digits.
-std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space) {
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (c == '%') {
-            int hi = i + 1 < text.size() ? hex_digit(text[i + 1]) : -1;
-            int lo = i + 2 < text.size() ? hex_digit(text[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return std::nullopt;
-            out.push_back(static_cast<char>(hi * 16 + lo));
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            out.push_back(' ');
-        } else {
-            out.push_back(c);
-        }
-    }
-    return out;
-}
-
-/// The query's name=value pairs, decoded, in order. nullopt: a malformed escape.
-std::optional<std::vector<std::pair<std::string, std::string>>> parse_query(std::string_view query) {
-    std::vector<std::pair<std::string, std::string>> out;
-    while (!query.empty()) {
-        auto amp = query.find('&');
-        std::string_view part = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-        if (part.empty())
-            continue;
-        auto eq = part.find('=');
-        auto name = percent_decode(part.substr(0, eq), true);
-        auto value = percent_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1),
-                                    true);
-        if (!name || !value)
-            return std::nullopt;
-        out.emplace_back(std::move(*name), std::move(*value));
-    }
-    return out;
+/// The query's name=value pairs, decoded, in order ('+' is a space, as forms and
+/// URLSearchParams encode it). nullopt: a malformed escape.
+std::optional<std::vector<detail::QueryParam>> parse_query(std::string_view query) {
+    std::string spaced;
+    spaced.reserve(query.size());
+    for (char c : query)
+        spaced += c == '+' ? std::string_view("%20") : std::string_view(&c, 1);
+    auto params = detail::split_query(spaced);
+    if (params)
+        for (auto& p : *params)
+            p.raw = {}; // a view into `spaced`, which goes now
+    return params;
 }
 
 /// Compares in time that depends on the expected token's length only.
@@ -229,7 +194,7 @@ struct Service::Impl {
     /// timeout (504) rather than an outage (503).
     Response read_error(const Error& error) {
         if (error.is(Errc::all_sources_failed)) {
-            FallbackMetrics m = chain->metrics();
+            FallbackMetrics m = chain->metrics(/*with_backend=*/false);
             bool all_timed_out = !m.sources.empty() &&
                                  std::all_of(m.sources.begin(), m.sources.end(),
                                              [](const SourceMetrics& s) { return s.last_error == "timeout"; });
@@ -254,16 +219,16 @@ struct Service::Impl {
         return json_answer(200, body);
     }
 
-    Response models(const std::vector<std::pair<std::string, std::string>>& query) {
+    Response models(const std::vector<detail::QueryParam>& query) {
         std::vector<std::string> slugs;
         bool asked = false;
-        for (auto& [name, value] : query) {
-            if (name != "slug")
+        for (const auto& param : query) {
+            if (param.key != "slug")
                 return error_answer(400, "invalid_argument",
-                                    "unknown query parameter '" + name + "' (this path takes slug=)");
+                                    "unknown query parameter '" + param.key + "' (this path takes slug=)");
             asked = true;
-            if (!value.empty())
-                slugs.push_back(value);
+            if (!param.value.empty())
+                slugs.push_back(param.value);
         }
         if (slugs.size() > options.max_slugs)
             return error_answer(400, "invalid_argument",
@@ -282,7 +247,7 @@ struct Service::Impl {
     }
 
     Response model(std::string_view encoded) {
-        auto slug = percent_decode(encoded, false);
+        auto slug = detail::percent_decode(encoded);
         if (!slug || slug->empty() || slug->find('/') != std::string::npos)
             return error_answer(400, "invalid_argument", "not a model slug: '" + std::string(encoded) + "'");
         auto model = chain->find_model(*slug);
@@ -296,17 +261,17 @@ struct Service::Impl {
         return json_answer(200, body);
     }
 
-    Response statuses(const std::vector<std::pair<std::string, std::string>>& query) {
+    Response statuses(const std::vector<detail::QueryParam>& query) {
         std::optional<Health> only;
-        for (auto& [name, value] : query) {
-            if (name != "health")
+        for (const auto& param : query) {
+            if (param.key != "health")
                 return error_answer(400, "invalid_argument",
-                                    "unknown query parameter '" + name + "' (this path takes health=)");
-            only = parse_health(value);
+                                    "unknown query parameter '" + param.key + "' (this path takes health=)");
+            only = parse_health(param.value);
             if (!only)
                 return error_answer(400, "invalid_argument",
                                     "health must be operational, degraded, outage or unknown, not '" +
-                                        value + "'");
+                                        param.value + "'");
         }
         auto statuses = chain->list_statuses();
         if (!statuses)
@@ -370,8 +335,7 @@ struct Service::Impl {
             body["outbox"] = r.outbox;
             if (r.deferred_because)
                 body["deferred_because"] = {
-                    {"code", r.deferred_because->errc() ? std::string(to_string(*r.deferred_because->errc()))
-                                                        : "other"},
+                    {"code", code_name(*r.deferred_because)},
                     {"message", r.deferred_because->message}};
         }
         return json_answer(r.queued > 0 ? 202 : 200, body);
@@ -391,7 +355,7 @@ struct Service::Impl {
     Response ready() {
         auto stats = chain->system_stats();
         auto health = chain->sources().front()->check_health();
-        FallbackMetrics m = chain->metrics();
+        FallbackMetrics m = chain->metrics(/*with_backend=*/false);
         auto now = system_clock::now();
         ojson sources = ojson::array();
         for (std::size_t i = 0; i < m.sources.size(); ++i) {
@@ -419,8 +383,7 @@ struct Service::Impl {
         ojson body;
         if (!stats) {
             body["state"] = "unavailable";
-            body["error"] = {{"code", stats.error().errc() ? std::string(to_string(*stats.error().errc()))
-                                                           : "other"},
+            body["error"] = {{"code", code_name(stats.error())},
                              {"message", stats.error().message}};
         } else {
             bool backup = stats.value().source != primary;
@@ -430,8 +393,7 @@ struct Service::Impl {
             body["serving"] = stats.value().source;
         }
         if (!health)
-            body["primary_error"] = {{"code", health.error().errc() ? std::string(to_string(*health.error().errc()))
-                                                                    : "other"},
+            body["primary_error"] = {{"code", code_name(health.error())},
                                      {"message", health.error().message}};
         body["sources"] = std::move(sources);
         return json_answer(stats ? 200 : 503, body);
