@@ -10,6 +10,7 @@
 #include <modelrepo/modelrepo.hpp>
 
 #include "pg_catalogue.hpp"
+#include "watching.hpp"
 
 #if MODELREPO_HAS_GITHUB
 #include "http_server.hpp"
@@ -103,17 +104,7 @@ TEST_CASE("chaos: PostgreSQL -> GitHub (loopback) -> builtin under 8 readers whi
     std::atomic<bool> stop{false};
     std::atomic<int> failed{0}, reads{0};
     std::vector<std::thread> readers;
-    // Joins the readers however the test ends (a failed REQUIRE throws).
-    struct Joiner {
-        std::atomic<bool>& stop;
-        std::vector<std::thread>& threads;
-        ~Joiner() {
-            stop = true;
-            for (auto& t : threads)
-                if (t.joinable())
-                    t.join();
-        }
-    } joiner{stop, readers};
+    StopAndJoin joiner{stop, readers};
     for (int t = 0; t < 8; ++t)
         readers.emplace_back([&] {
             std::vector<std::string> slugs{"gpt-5", "claude-sonnet-4-5"};

@@ -251,16 +251,7 @@ TEST_CASE("failover under load: primary killed, standby promoted; prefer-standby
     std::string first_failure;
     std::mutex failure_mutex;
     std::vector<std::thread> threads;
-    struct Joiner {
-        std::atomic<bool>& stop;
-        std::vector<std::thread>& threads;
-        ~Joiner() {
-            stop = true;
-            for (auto& t : threads)
-                if (t.joinable())
-                    t.join();
-        }
-    } joiner{stop, threads};
+    StopAndJoin joiner{stop, threads};
     for (int t = 0; t < 4; ++t)
         threads.emplace_back([&] {
             std::vector<std::string> slugs{"gpt-5", "claude-sonnet-4-5"};

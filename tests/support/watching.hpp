@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -14,6 +15,19 @@
 #include <modelrepo/catalog_change.hpp>
 
 namespace modelrepo::test {
+
+/// Sets `stop` and joins `threads` when it goes out of scope, however the test ends (a
+/// failed REQUIRE throws past the threads that would otherwise terminate the process).
+struct StopAndJoin {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~StopAndJoin() {
+        stop = true;
+        for (auto& t : threads)
+            if (t.joinable())
+                t.join();
+    }
+};
 
 /// A watch() callback that keeps every change; waits by count or by predicate.
 struct ChangeCollector {
