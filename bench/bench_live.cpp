@@ -83,10 +83,11 @@ struct Arrivals {
     }
 };
 
-bool wait_in_sync(PostgresRepository& repo, milliseconds limit) {
+bool wait_in_sync(ModelRepository& repo, milliseconds limit) {
     auto deadline = steady_clock::now() + limit;
-    while (steady_clock::now() < deadline) {
-        if (auto c = repo.copy_state(); c && c->in_sync)
+    auto* copy = repo.capability<CopyControl>();
+    while (copy && steady_clock::now() < deadline) {
+        if (copy->copy_state().in_sync)
             return true;
         std::this_thread::sleep_for(1ms);
     }
@@ -129,11 +130,11 @@ int main(int argc, char** argv) {
     test::TempDir dir;
 
     // --- Reads ------------------------------------------------------------------------
-    auto live = PostgresRepository::open(server.url("app", password, "modelrepo", "127.0.0.1",
-                                                    "cache=live&connection_limit=4"))
+    auto live = modelrepo::open(server.url("app", password, "modelrepo", "127.0.0.1",
+                                           "cache=live&connection_limit=4"))
                     .value();
-    live->migrate().value();
-    if (auto r = live->import_snapshot(builtin_snapshot()); !r) {
+    live->capability<CatalogAdmin>()->migrate().value();
+    if (auto r = live->capability<CatalogAdmin>()->import_snapshot(builtin_snapshot()); !r) {
         std::fprintf(stderr, "%s\n", r.error().to_string().c_str());
         return 1;
     }
@@ -196,11 +197,12 @@ int main(int argc, char** argv) {
     for (const ModelStatus& s : builtin_snapshot().statuses)
         with_status.push_back(s.model_slug);
     auto plain = PostgresRepository::open(server.url("app", password)).value();
-    for (auto* repo : {plain.get(), live.get()}) {
+    for (ModelRepository* repo : {static_cast<ModelRepository*>(plain.get()), live.get()}) {
         Arrivals arrivals;
         auto sub = repo->watch(std::ref(arrivals)).value();
         // A new feed says resync once it listens; the copy's feed listens already.
-        if (repo == plain.get() && !arrivals.after(-1, 10s, CatalogChange::Kind::resync)) {
+        if (repo == static_cast<ModelRepository*>(plain.get()) &&
+            !arrivals.after(-1, 10s, CatalogChange::Kind::resync)) {
             std::fprintf(stderr, "the feed did not start\n");
             return 1;
         }
@@ -239,7 +241,7 @@ int main(int argc, char** argv) {
         loader->import_snapshot(big).value();
     }
     auto opened_at = steady_clock::now();
-    auto large = PostgresRepository::open(large_url).value();
+    auto large = modelrepo::open(large_url).value();
     if (!wait_in_sync(*large, 30s)) {
         std::fprintf(stderr, "the 10k copy did not get in sync\n");
         return 1;

@@ -62,9 +62,9 @@ int main(int argc, char** argv) {
     const std::string url =
         server.url("app", password, "modelrepo", "127.0.0.1",
                    "connection_limit=1&connect_timeout=2&outbox=" + outbox.string());
-    auto repo = PostgresRepository::open(url).value();
-    repo->migrate().value();
-    repo->import_snapshot(builtin_snapshot()).value();
+    auto repo = modelrepo::open(url).value();
+    repo->capability<CatalogAdmin>()->migrate().value();
+    repo->capability<CatalogAdmin>()->import_snapshot(builtin_snapshot()).value();
     Timestamp base = floor<microseconds>(Clock::now());
 
     // Direct: the batches to a healthy server, one after another.
@@ -99,14 +99,13 @@ int main(int argc, char** argv) {
     // Drain: a fresh repository on the same file, the database back.
     repo.reset();
     server.start();
-    auto drainer =
-        PostgresRepository::open(server.url("app", password, "modelrepo", "127.0.0.1",
-                                            "connection_limit=1&outbox=" + outbox.string()))
-            .value();
+    auto drainer = modelrepo::open(server.url("app", password, "modelrepo", "127.0.0.1",
+                                              "connection_limit=1&outbox=" + outbox.string()))
+                       .value();
     auto drain_start = steady_clock::now();
     std::int64_t drained = 0;
     for (;;) {
-        auto d = drainer->drain_outbox();
+        auto d = drainer->capability<OutboxControl>()->drain_outbox();
         if (!d) {
             std::this_thread::sleep_for(10ms); // the server is still starting
             continue;
@@ -118,7 +117,7 @@ int main(int argc, char** argv) {
     double drain_s = duration<double>(steady_clock::now() - drain_start).count();
     // The replay thread of the drainer may have taken some of the batches itself; what
     // counts is that the outbox is empty and every status arrived.
-    auto left = drainer->outbox_state().value();
+    auto left = drainer->capability<OutboxControl>()->outbox_state().value();
     auto in_db = server.psql("SELECT count(*) FROM model_status WHERE region = 'bench' AND "
                              "checked_at >= '" +
                                  format_timestamp(base + hours(1)) + "'",

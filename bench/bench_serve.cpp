@@ -11,20 +11,19 @@
 // session (what psql does), the time until each client has the event: p50/p99.
 //
 // usage: bench_serve [SECONDS_PER_ROUND=8] [ROUNDS=3]
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <thread>
 
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 // The harness reports through doctest; its implementation, without a test runner.
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -72,7 +71,9 @@ WrkResult wrk(int port, const std::string& path, int seconds) {
         out.p99_ms = to_ms(m[1], m[2]);
     if (std::regex_search(r.out, m, std::regex(R"(Non-2xx or 3xx responses:\s+(\d+))")))
         out.errors += std::stol(m[1]);
-    if (std::regex_search(r.out, m, std::regex(R"(Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+))")))
+    if (std::regex_search(
+            r.out, m,
+            std::regex(R"(Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+))")))
         out.errors += std::stol(m[1]) + std::stol(m[2]) + std::stol(m[3]) + std::stol(m[4]);
     if (r.exit_code != 0 || out.rps == 0)
         std::fprintf(stderr, "wrk failed (%d): %s %s\n", r.exit_code, r.out.c_str(), r.err.c_str());
@@ -153,12 +154,13 @@ std::vector<double> fan_out(int port, const std::string& conninfo, int clients, 
     std::vector<double> arrivals;
     for (int c = 0; c < changes; ++c) {
         std::string marker = std::to_string(0.5 + c / 1000.0);
-        std::string sql = "UPDATE model_status SET availability = " + marker +
-                          " WHERE model_slug = 'gpt-4o'";
+        std::string sql =
+            "UPDATE model_status SET availability = " + marker + " WHERE model_slug = 'gpt-4o'";
         auto sent = steady_clock::now();
         PQclear(PQexec(conn, sql.c_str()));
-        read_until([](const std::string& s) { return s.find("\"slug\":\"gpt-4o\"") != std::string::npos; },
-                   10s, &arrivals, sent);
+        read_until(
+            [](const std::string& s) { return s.find("\"slug\":\"gpt-4o\"") != std::string::npos; },
+            10s, &arrivals, sent);
         std::this_thread::sleep_for(50ms);
     }
     PQfinish(conn);
@@ -168,7 +170,8 @@ std::vector<double> fan_out(int port, const std::string& conninfo, int clients, 
 }
 
 int wait_port(test::ChildProcess& process, const std::string& prefix) {
-    auto line = process.read_line_until([&](const std::string& l) { return l.starts_with(prefix); }, 60s);
+    auto line =
+        process.read_line_until([&](const std::string& l) { return l.starts_with(prefix); }, 60s);
     if (!line) {
         std::fprintf(stderr, "did not start: %s\n", process.err().c_str());
         return -1;
@@ -205,8 +208,8 @@ int main(int argc, char** argv) {
     }
     const std::string url = server.url("app", password, "modelrepo");
     test::ChildProcess serve({MODELREPO_CLI_PATH, "--source",
-                              server.url("app", password, "modelrepo", "127.0.0.1", "cache=live"), "--source",
-                              "builtin:", "serve", "--listen", "127.0.0.1:0"});
+                              server.url("app", password, "modelrepo", "127.0.0.1", "cache=live"),
+                              "--source", "builtin:", "serve", "--listen", "127.0.0.1:0"});
     int serve_port = wait_port(serve, "listening on http://");
     test::ChildProcess node({"node", node_dir + "/serve_peer.js", url, "0"});
     int node_port = wait_port(node, "listening ");
@@ -224,7 +227,8 @@ int main(int argc, char** argv) {
                 seconds, rounds, std::thread::hardware_concurrency());
     std::printf("%-22s %12s %9s %9s %12s %9s %9s %8s %8s\n", "endpoint", "serve rps", "p50 ms",
                 "p99 ms", "node-pg rps", "p50 ms", "p99 ms", "ratio", "errors");
-    for (const Endpoint& e : {Endpoint{"/v1/stats", "/v1/stats"}, Endpoint{"/v1/models?slug=x5", five}}) {
+    for (const Endpoint& e :
+         {Endpoint{"/v1/stats", "/v1/stats"}, Endpoint{"/v1/models?slug=x5", five}}) {
         std::vector<double> s_rps, s_p50, s_p99, n_rps, n_p50, n_p99;
         long errors = 0;
         wrk(serve_port, e.path, 2); // warm-up
@@ -232,16 +236,16 @@ int main(int argc, char** argv) {
         for (int r = 0; r < rounds; ++r) {
             auto a = wrk(serve_port, e.path, seconds);
             auto b = wrk(node_port, e.path, seconds);
-            std::printf("  round %d: serve %.0f rps p99 %.2f ms | node-pg %.0f rps p99 %.2f ms\n", r + 1,
-                        a.rps, a.p99_ms, b.rps, b.p99_ms);
+            std::printf("  round %d: serve %.0f rps p99 %.2f ms | node-pg %.0f rps p99 %.2f ms\n",
+                        r + 1, a.rps, a.p99_ms, b.rps, b.p99_ms);
             s_rps.push_back(a.rps), s_p50.push_back(a.p50_ms), s_p99.push_back(a.p99_ms);
             n_rps.push_back(b.rps), n_p50.push_back(b.p50_ms), n_p99.push_back(b.p99_ms);
             errors += a.errors + b.errors;
         }
         double ratio = median(n_rps) > 0 ? median(s_rps) / median(n_rps) : 0;
-        std::printf("%-22s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2fx %8ld\n", e.name, median(s_rps),
-                    median(s_p50), median(s_p99), median(n_rps), median(n_p50), median(n_p99), ratio,
-                    errors);
+        std::printf("%-22s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2fx %8ld\n", e.name,
+                    median(s_rps), median(s_p50), median(s_p99), median(n_rps), median(n_p50),
+                    median(n_p99), ratio, errors);
     }
     node.signal(SIGTERM);
     node.wait(10s);
@@ -251,8 +255,8 @@ int main(int argc, char** argv) {
     auto arrivals = fan_out(serve_port, conninfo, 100, 20);
     std::printf("SSE fan-out: 100 clients x 20 UPDATEs (plain libpq session) -> /v1/changes: "
                 "%zu of 2000 events, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-                arrivals.size(), bench::percentile(arrivals, 0.5), bench::percentile(arrivals, 0.99),
-                bench::percentile(arrivals, 1.0));
+                arrivals.size(), bench::percentile(arrivals, 0.5),
+                bench::percentile(arrivals, 0.99), bench::percentile(arrivals, 1.0));
     serve.signal(SIGTERM);
     serve.wait(10s);
     return 0;

@@ -32,25 +32,25 @@ int main(int argc, char** argv) {
     app.add_option("-n,--iterations", iterations, "Stop after this many syncs (0: run forever)");
     CLI11_PARSE(app, argc, argv);
 
-    auto opened = modelrepo::open_chain(example::sources_or_default(sources));
+    auto opened = modelrepo::open_fallback(example::sources_or_default(sources));
     if (!opened) {
         std::cerr << "priority_sync: " << opened.error().to_string() << '\n';
         return 1;
     }
-    auto repo = opened.value();
-    auto chain = std::dynamic_pointer_cast<modelrepo::FallbackRepository>(repo);
+    auto repo = opened.value(); // a chain, even of one source: it says who answered
     int unwritten = 0;
     for (int i = 0; iterations == 0 || i < iterations; ++i) {
         if (i > 0)
             std::this_thread::sleep_for(std::chrono::duration<double>(interval));
-        auto models = repo->find_models(priority);
+        modelrepo::Provenance answered_by;
+        auto models = repo->find_models(priority, answered_by);
         if (!models) {
             std::cout << "sync " << i + 1
                       << ": cannot load priority models: " << models.error().to_string()
                       << std::endl;
             continue;
         }
-        std::string from = chain ? chain->last_source() : std::string(repo->name());
+        std::string from(answered_by.source);
         std::vector<modelrepo::ModelStatus> fresh;
         for (const auto& m : models.value()) {
             modelrepo::ModelStatus s;

@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     app.add_option("-n,--iterations", iterations, "Stop after this many updates (0: run forever)");
     CLI11_PARSE(app, argc, argv);
 
-    auto opened = modelrepo::open_chain(example::sources_or_default(sources));
+    auto opened = modelrepo::open_fallback(example::sources_or_default(sources));
     if (!opened) {
         std::cerr << "realtime_stats: " << opened.error().to_string() << '\n';
         return 1;
@@ -38,13 +38,12 @@ int main(int argc, char** argv) {
     std::mutex mutex; // guards the output and `changed`
     std::condition_variable wake;
     int changed = 0;
-    if (auto chain = std::dynamic_pointer_cast<modelrepo::FallbackRepository>(repo))
-        chain->subscribe([&](const modelrepo::FallbackEvent& e) {
-            std::lock_guard lock(mutex);
-            std::cout << "ALERT " << modelrepo::format_timestamp(e.at) << " "
-                      << modelrepo::to_string(e.kind) << " " << e.source << ": " << e.cause
-                      << std::endl;
-        });
+    repo->subscribe([&](const modelrepo::FallbackEvent& e) {
+        std::lock_guard lock(mutex);
+        std::cout << "ALERT " << modelrepo::format_timestamp(e.at) << " "
+                  << modelrepo::to_string(e.kind) << " " << e.source << ": " << e.cause
+                  << std::endl;
+    });
     // Push on change; the periodic refresh stays as the safety net.
     auto watching = repo->watch([&](const modelrepo::CatalogChange&) {
         std::lock_guard lock(mutex);

@@ -86,6 +86,36 @@ struct Error {
     bool operator==(const Error&) const = default;
 };
 
+/// How modelrepo treats an error. One table (beside the `Errc` names in
+/// src/core/error.cpp) decides it for every part: a backend's last-known copy and outbox
+/// stand in on an `outage`, a circuit breaker counts `trips_breaker`, a chain returns an
+/// `answer` instead of asking the next source, `modelrepo serve` answers `http_status`.
+struct ErrorClass {
+    /// The source cannot answer now for a cause outside the call (its server, the
+    /// network, credentials, capacity): a last-known copy may answer instead, an outbox
+    /// may keep a write.
+    bool outage = false;
+    /// What the caller passed is wrong (a bad argument, invalid data): retrying the same
+    /// call cannot help.
+    bool caller_fault = false;
+    /// Counts as the source's failure for its circuit breaker.
+    bool trips_breaker = false;
+    /// An answer, not a failure of the source (`invalid_argument`, `not_found`): a chain
+    /// returns it instead of asking the next source.
+    bool answer = false;
+    /// The same call may succeed if made again later.
+    bool retryable = false;
+    /// The HTTP status `modelrepo serve` answers with.
+    int http_status = 500;
+
+    bool operator==(const ErrorClass&) const = default;
+};
+
+/// The class of `error`: by its `Errc`, refined by its details (HTTP 5xx trips a breaker
+/// and 4xx does not; SQLSTATE 22xxx/23xxx is the caller's data, 40001/40P01 retryable).
+/// An error of another category is a failure of unknown kind: nothing set, HTTP 500.
+[[nodiscard]] ErrorClass classify(const Error& error) noexcept;
+
 /// Builds an `Error`; `message` is passed through `redact()`.
 Error make_error(Errc code, std::string_view message);
 

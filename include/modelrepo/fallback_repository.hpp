@@ -70,6 +70,8 @@ struct SourceMetrics {
     /// empty when it never failed. It stays after the source recovers: compare
     /// `last_error_at` with the breaker state.
     std::string last_error;
+    /// The same failure's `Errc`; nullopt when it never failed or had another category.
+    std::optional<Errc> last_errc;
     std::optional<Timestamp> last_error_at;
     /// The source's `data_as_of()`.
     std::optional<Timestamp> data_as_of;
@@ -84,10 +86,20 @@ struct FallbackMetrics {
     std::size_t serving = 0; ///< index of the source that answered the last read (any thread)
 };
 
+/// Which source of a chain answered one call (`FallbackRepository`'s overloads that take
+/// one).
+struct Provenance {
+    std::size_t index = 0;   ///< in chain order: 0 is the first source
+    std::string_view source; ///< its name; valid as long as the chain
+    /// Answered by a source other than the first.
+    bool backup() const noexcept { return index > 0; }
+};
+
 /// Reads go down the list until a source answers; the answer's provenance is in
-/// `SystemStats::source`, in `last_source()`, in the metrics and in events. Writes
-/// (`upsert_statuses`) go to the first source only, never silently to a backup: while
-/// it is down the caller gets its error (or `circuit_open`). When every source fails,
+/// `SystemStats::source`, in the `Provenance` the overloads fill in, in the metrics and
+/// in events. Writes (`write_statuses`) go to the first source only, never silently to a
+/// backup: while it is down the caller gets its error (or `circuit_open`), unless the
+/// source itself keeps the write for later (its outbox). When every source fails,
 /// `Errc::all_sources_failed` lists each source and its cause. A non-failure error
 /// (`invalid_argument`, `not_found`) is an answer: it is returned, not retried.
 ///
@@ -116,13 +128,12 @@ public:
     Result<SystemStats> system_stats() override;
     /// Healthy when any source is.
     Result<void> check_health() override;
-    /// The primary's write_statuses(); `applied + queued`.
-    Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override;
-    /// To the primary only. While its breaker is open the write goes to the primary's
-    /// outbox (`defer_statuses`) when it has one, else `Errc::circuit_open`. A write the
-    /// primary queued counts as its failure for the breaker.
-    Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses) override;
-    Result<WriteReceipt> defer_statuses(std::span<const ModelStatus> statuses) override;
+    /// To the primary only. While its breaker is open the primary is asked to keep the write
+    /// for later without trying (`WriteOptions::source_down`); one without an outbox
+    /// answers `Errc::circuit_open`. A write the primary queued counts as its failure for
+    /// the breaker.
+    Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses,
+                                        const WriteOptions& options = {}) override;
     Result<std::vector<Model>> list_models() override;
     Result<Snapshot> export_snapshot() override;
     /// The serving source's changes (the one that answered last); when another source
@@ -134,8 +145,21 @@ public:
     /// The serving source's (the one that answered the last read, on any thread).
     std::optional<Timestamp> data_as_of() const override;
 
-    /// The name of the source that answered this thread's last successful call.
-    std::string last_source() const;
+    /// The reads again, each also saying which source answered (`answered_by`, set when
+    /// the call succeeds).
+    Result<std::int64_t> count_models(Provenance& answered_by);
+    Result<std::int64_t> count_providers(Provenance& answered_by);
+    Result<std::vector<ModelStatus>> list_statuses(Provenance& answered_by);
+    Result<std::vector<Model>> find_models(std::span<const std::string> slugs,
+                                           Provenance& answered_by);
+    Result<std::optional<Model>> find_model(std::string_view slug, Provenance& answered_by);
+    Result<SystemStats> system_stats(Provenance& answered_by);
+    Result<std::vector<Model>> list_models(Provenance& answered_by);
+    Result<Snapshot> export_snapshot(Provenance& answered_by);
+
+    /// The first source's capabilities (its outbox, its copy, its migrations): the chain
+    /// has none of its own.
+    void* find_capability(const std::type_info& type) noexcept override;
     /// Replaces the event subscriber (called on the event thread).
     void subscribe(std::function<void(const FallbackEvent&)> subscriber);
     /// With `with_backend` false, `SourceMetrics::backend` stays empty: no source is

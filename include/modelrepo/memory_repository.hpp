@@ -50,8 +50,11 @@ public:
     Result<void> check_health() override;
     /// Applies the batch all or nothing: a status for an unknown model, an empty slug
     /// or an out-of-range value fails the whole batch with `Errc::invalid_argument`
-    /// and nothing is applied. Statuses older than the stored ones are skipped.
-    Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override;
+    /// and nothing is applied. Statuses older than the stored ones are skipped. Always
+    /// `applied` (memory keeps no outbox; `WriteOptions::source_down` is answered with its
+    /// cause).
+    Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses,
+                                        const WriteOptions& options = {}) override;
     Result<std::vector<Model>> list_models() override;
     Result<Snapshot> export_snapshot() override;
     /// The snapshot's `generated_at` (the last replace()'s).

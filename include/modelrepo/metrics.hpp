@@ -39,8 +39,7 @@ struct MetricFamily {
     MetricFamily& add_histogram(std::vector<std::pair<std::string, std::string>> labels,
                                 std::span<const double> upper_bounds,
                                 std::span<const std::uint64_t> counts,
-                                std::optional<double> sum = std::nullopt,
-                                double bound_scale = 1.0);
+                                std::optional<double> sum = std::nullopt, double bound_scale = 1.0);
 };
 
 /// "counter", "gauge", "histogram".

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 #include <vector>
 
 #include <modelrepo/catalog_change.hpp>
@@ -29,7 +30,17 @@ struct WriteReceipt {
     /// The cause the source could not take them now, when queued.
     std::optional<Error> deferred_because;
 
+    /// True when the statuses were kept for later rather than applied.
+    bool deferred() const noexcept { return deferred_because.has_value(); }
     bool operator==(const WriteReceipt&) const = default;
+};
+
+/// How a caller asks for a write.
+struct WriteOptions {
+    /// The caller knows the source cannot take the write now (a chain whose circuit
+    /// breaker for it is open), for this cause: keep it for later without trying the
+    /// source, when the source has an outbox; a source without one answers `cause`.
+    std::optional<Error> source_down;
 };
 
 /// The catalogue of AI models, their providers and live statuses.
@@ -63,20 +74,17 @@ public:
     /// A real check that the backend can answer (for a database, a round trip).
     virtual Result<void> check_health() = 0;
 
-    /// The write path of the sync service: inserts or replaces the status of each
-    /// model. A status older than the stored one (`checked_at`) is ignored, so a
-    /// replayed batch is harmless. Returns how many statuses were applied.
+    /// The write path of the sync service: inserts or replaces the status of each model.
+    /// A status older than the stored one (`checked_at`) is ignored, so a replayed batch is
+    /// harmless. The receipt says whether the statuses were applied now or kept in the
+    /// source's outbox (`cache`/`outbox=` layers, see `open()`) because the source could not
+    /// take them for an outage-class cause, and why. A wrong write (`invalid_argument`,
+    /// `bad_data`) is refused at once, never queued.
     /// The default answers `Errc::read_only`; so do read-only backends.
-    virtual Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses);
-
-    /// `upsert_statuses`, saying how the write was taken: applied now, or queued in the
-    /// source's outbox because the source could not take it for an outage-class cause
-    /// (see PostgresRepository). The default calls `upsert_statuses` (applied).
-    virtual Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses);
-    /// Keeps `statuses` for when the source can take them, without trying it now: for a
-    /// caller that knows the source is down (a chain whose breaker for it is open). The
-    /// default answers `Errc::not_supported` (no outbox).
-    virtual Result<WriteReceipt> defer_statuses(std::span<const ModelStatus> statuses);
+    virtual Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses,
+                                                const WriteOptions& options = {});
+    /// `write_statuses`, counting the statuses taken: applied now or queued for later.
+    Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses);
 
     /// Every model, provider and status included, ordered by slug.
     /// The default builds the list from `export_snapshot()`.
@@ -104,8 +112,28 @@ public:
     /// /readyz); cheap, never does I/O. The default is `nullopt`.
     virtual std::optional<Timestamp> data_as_of() const;
 
+    /// An optional part of this repository, asked for by what it does, or nullptr when it
+    /// has none: `repo.capability<OutboxControl>()` (the outbox of `outbox=`),
+    /// `capability<CopyControl>()` (the last-known copy), `capability<CatalogAdmin>()`
+    /// (migrations and imports of a database). Layers (a copy, an outbox, a chain) answer
+    /// for themselves and ask the repository below them for the rest; a chain asks its
+    /// first source. Never a cast to a backend's class.
+    template <class Capability>
+    Capability* capability() noexcept {
+        return static_cast<Capability*>(find_capability(typeid(Capability)));
+    }
+    /// What `capability<T>()` calls: a pointer to the `T` this repository offers, as
+    /// `void*`, or nullptr. The default offers none. Implementations answer with
+    /// `offer<T>(type, this)` and forward what they do not know to the repository below.
+    virtual void* find_capability(const std::type_info& type) noexcept;
+
 protected:
     ModelRepository() = default;
+    /// `static_cast<T*>(self)` as `void*` when `type` is `T`, else nullptr.
+    template <class T, class Self>
+    static void* offer(const std::type_info& type, Self* self) noexcept {
+        return type == typeid(T) ? static_cast<void*>(static_cast<T*>(self)) : nullptr;
+    }
     ModelRepository(const ModelRepository&) = default;
     ModelRepository& operator=(const ModelRepository&) = default;
 };

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include <modelrepo/fallback_repository.hpp>
 #include <modelrepo/model_repository.hpp>
 
 namespace modelrepo {
@@ -22,6 +23,12 @@ namespace modelrepo {
 /// | `postgresql://…`, `postgres://…`      | PostgreSQL (when built with it)     |
 /// | `github://owner/repo/path@ref`, `https://…`, `http://…` | JSON backup (when built with it) |
 ///
+/// A `postgresql://` URI may ask for the durable layer (`durable.hpp`): `cache_dir=DIR`,
+/// `cache=live` and `max_stale=` for a last-known copy, `outbox=PATH` and `outbox_max=`
+/// for an outbox. They are taken out before the backend sees the URI, and the layer is put
+/// around it (`make_durable()`); ask for its parts with `capability<CopyControl>()` and
+/// `capability<OutboxControl>()`.
+///
 /// Errors: `Errc::invalid_argument` for a malformed URI or an unknown scheme (the
 /// message names it), `Errc::not_supported` for a backend this build lacks, and the
 /// backend's own errors (a missing file is `Errc::io_error`).
@@ -32,5 +39,9 @@ Result<std::shared_ptr<ModelRepository>> open(std::string_view uri);
 /// Errors: `Errc::invalid_argument` for an empty list, and the first URI that fails
 /// to open.
 Result<std::shared_ptr<ModelRepository>> open_chain(std::span<const std::string> uris);
+
+/// `open_chain()`, always as a `FallbackRepository` (one over a single source too), for a
+/// program that wants the chain's own parts: provenance, metrics, events, breakers.
+Result<std::shared_ptr<FallbackRepository>> open_fallback(std::span<const std::string> uris);
 
 } // namespace modelrepo

@@ -12,6 +12,8 @@
 
 #include <modelrepo/catalog_change.hpp>
 
+#include "backend_metrics.hpp"
+
 namespace modelrepo {
 
 namespace detail {
@@ -202,3 +204,24 @@ ChangeHub::Stats ChangeHub::stats() const {
 }
 
 } // namespace modelrepo
+
+namespace modelrepo::detail {
+
+void append_metric(std::vector<MetricFamily>& out, const char* name, MetricFamily::Type type,
+                   const char* help, double value) {
+    out.push_back({name, type, help, {}});
+    out.back().add({}, value);
+}
+
+void append_hub_metrics(std::vector<MetricFamily>& out, const ChangeHub::Stats& h) {
+    using Type = MetricFamily::Type;
+    append_metric(out, "modelrepo_watchers", Type::gauge, "Active watch() subscriptions.",
+                  static_cast<double>(h.subscribers));
+    append_metric(out, "modelrepo_watch_slow_callbacks_total", Type::counter,
+                  "Watch callbacks that took over 100 ms.", static_cast<double>(h.slow_callbacks));
+    append_metric(out, "modelrepo_watch_overflows_total", Type::counter,
+                  "Times a backlog of undelivered changes collapsed into one resync.",
+                  static_cast<double>(h.overflows));
+}
+
+} // namespace modelrepo::detail

@@ -9,33 +9,61 @@ namespace modelrepo {
 
 namespace {
 
+/// Each Errc's name, its category message, and how every part of modelrepo treats it:
+/// the one classification the backends, the circuit breaker, the chain and serve read
+/// (through `classify()`).
 struct ErrcInfo {
     Errc code;
     std::string_view name;
     std::string_view description;
+    ErrorClass kind;
 };
 
+// Columns of ErrorClass: outage, caller_fault, trips_breaker, answer, retryable,
+// http_status.
+constexpr bool O = true, o = false; // outage
+constexpr bool C = true, c = false; // the caller's fault
+constexpr bool B = true, b = false; // counts against a breaker
+constexpr bool A = true, a = false; // an answer, not a failure of the source
+constexpr bool R = true, r = false; // the same call may succeed later
+
 constexpr std::array errc_table{
-    ErrcInfo{Errc::auth_failed, "auth_failed", "authentication failed"},
-    ErrcInfo{Errc::unreachable, "unreachable", "server unreachable"},
-    ErrcInfo{Errc::timeout, "timeout", "deadline passed"},
-    ErrcInfo{Errc::tls_failed, "tls_failed", "TLS failed"},
-    ErrcInfo{Errc::database_missing, "database_missing", "database does not exist"},
-    ErrcInfo{Errc::schema_missing, "schema_missing", "schema missing (run modelrepo migrate)"},
-    ErrcInfo{Errc::pool_exhausted, "pool_exhausted", "no pooled connection available in time"},
-    ErrcInfo{Errc::circuit_open, "circuit_open", "circuit breaker open"},
-    ErrcInfo{Errc::all_sources_failed, "all_sources_failed", "every source failed"},
-    ErrcInfo{Errc::bad_data, "bad_data", "malformed or invalid data"},
-    ErrcInfo{Errc::http_status, "http_status", "unexpected HTTP status"},
-    ErrcInfo{Errc::rate_limited, "rate_limited", "rate limited"},
-    ErrcInfo{Errc::read_only, "read_only", "source is read-only"},
-    ErrcInfo{Errc::query_failed, "query_failed", "query failed"},
-    ErrcInfo{Errc::invalid_argument, "invalid_argument", "invalid argument"},
-    ErrcInfo{Errc::not_found, "not_found", "not found"},
-    ErrcInfo{Errc::too_many_connections, "too_many_connections", "server has too many connections"},
-    ErrcInfo{Errc::io_error, "io_error", "file I/O failed"},
-    ErrcInfo{Errc::not_supported, "not_supported", "not supported by this build"},
-    ErrcInfo{Errc::outbox_full, "outbox_full", "the outbox is full"},
+    ErrcInfo{Errc::auth_failed, "auth_failed", "authentication failed", {O, c, B, a, R, 503}},
+    ErrcInfo{Errc::unreachable, "unreachable", "server unreachable", {O, c, B, a, R, 503}},
+    ErrcInfo{Errc::timeout, "timeout", "deadline passed", {O, c, B, a, R, 504}},
+    ErrcInfo{Errc::tls_failed, "tls_failed", "TLS failed", {O, c, B, a, R, 503}},
+    ErrcInfo{Errc::database_missing,
+             "database_missing",
+             "database does not exist",
+             {o, c, B, a, r, 503}},
+    ErrcInfo{Errc::schema_missing,
+             "schema_missing",
+             "schema missing (run modelrepo migrate)",
+             {o, c, B, a, r, 503}},
+    ErrcInfo{Errc::pool_exhausted,
+             "pool_exhausted",
+             "no pooled connection available in time",
+             {O, c, B, a, R, 503}},
+    ErrcInfo{Errc::circuit_open, "circuit_open", "circuit breaker open", {O, c, b, a, R, 503}},
+    ErrcInfo{Errc::all_sources_failed,
+             "all_sources_failed",
+             "every source failed",
+             {O, c, b, a, R, 503}},
+    ErrcInfo{Errc::bad_data, "bad_data", "malformed or invalid data", {o, C, B, a, r, 400}},
+    ErrcInfo{Errc::http_status, "http_status", "unexpected HTTP status", {o, c, B, a, R, 503}},
+    ErrcInfo{Errc::rate_limited, "rate_limited", "rate limited", {o, c, B, a, R, 503}},
+    ErrcInfo{Errc::read_only, "read_only", "source is read-only", {O, C, b, a, r, 403}},
+    ErrcInfo{Errc::query_failed, "query_failed", "query failed", {o, c, B, a, r, 500}},
+    ErrcInfo{Errc::invalid_argument, "invalid_argument", "invalid argument", {o, C, b, A, r, 400}},
+    ErrcInfo{Errc::not_found, "not_found", "not found", {o, C, b, A, r, 404}},
+    ErrcInfo{Errc::too_many_connections,
+             "too_many_connections",
+             "server has too many connections",
+             {O, c, B, a, R, 503}},
+    ErrcInfo{Errc::io_error, "io_error", "file I/O failed", {o, c, B, a, r, 503}},
+    ErrcInfo{
+        Errc::not_supported, "not_supported", "not supported by this build", {o, C, b, a, r, 501}},
+    ErrcInfo{Errc::outbox_full, "outbox_full", "the outbox is full", {o, c, b, a, R, 503}},
 };
 
 const ErrcInfo* find_info(int value) noexcept {
@@ -300,6 +328,34 @@ std::error_code make_error_code(Errc e) noexcept {
 std::string_view to_string(Errc e) noexcept {
     const ErrcInfo* info = find_info(static_cast<int>(e));
     return info ? info->name : std::string_view("unknown");
+}
+
+ErrorClass classify(const Error& error) noexcept {
+    if (error.code.category() != error_category())
+        return {}; // another library's code: a failure of unknown kind
+    const ErrcInfo* info = find_info(error.code.value());
+    if (!info)
+        return {};
+    ErrorClass kind = info->kind;
+    switch (info->code) {
+    case Errc::http_status:
+        // A 4xx is the server's answer about the request, not its health.
+        kind.trips_breaker = error.http_status >= 500 || error.http_status == 0;
+        break;
+    case Errc::query_failed:
+        if (error.sqlstate.starts_with("22") || error.sqlstate.starts_with("23")) {
+            // A data exception or an integrity violation: the caller's data.
+            kind.caller_fault = true;
+            kind.http_status = 400;
+        } else if (error.sqlstate == "40001" || error.sqlstate == "40P01") {
+            // A serialization failure or a deadlock: the transaction may simply be run again.
+            kind.retryable = true;
+        }
+        break;
+    default:
+        break;
+    }
+    return kind;
 }
 
 std::string redact(std::string_view text) {

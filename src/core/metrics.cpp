@@ -38,11 +38,10 @@ MetricFamily& MetricFamily::add(std::vector<std::pair<std::string, std::string>>
     return *this;
 }
 
-MetricFamily&
-MetricFamily::add_histogram(std::vector<std::pair<std::string, std::string>> labels,
-                            std::span<const double> upper_bounds,
-                            std::span<const std::uint64_t> counts, std::optional<double> sum,
-                            double bound_scale) {
+MetricFamily& MetricFamily::add_histogram(std::vector<std::pair<std::string, std::string>> labels,
+                                          std::span<const double> upper_bounds,
+                                          std::span<const std::uint64_t> counts,
+                                          std::optional<double> sum, double bound_scale) {
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < counts.size() && i < upper_bounds.size(); ++i) {
         cumulative += counts[i];

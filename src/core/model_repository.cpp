@@ -5,7 +5,8 @@
 
 namespace modelrepo {
 
-Result<std::int64_t> ModelRepository::upsert_statuses(std::span<const ModelStatus>) {
+Result<WriteReceipt> ModelRepository::write_statuses(std::span<const ModelStatus>,
+                                                     const WriteOptions&) {
     Error error =
         make_error(Errc::read_only, std::string(name()) + " is read-only: status writes go to the "
                                                           "primary database");
@@ -13,20 +14,15 @@ Result<std::int64_t> ModelRepository::upsert_statuses(std::span<const ModelStatu
     return error;
 }
 
-Result<WriteReceipt> ModelRepository::write_statuses(std::span<const ModelStatus> statuses) {
-    auto applied = upsert_statuses(statuses);
-    if (!applied)
-        return std::move(applied).error();
-    WriteReceipt receipt;
-    receipt.applied = applied.value();
-    return receipt;
+Result<std::int64_t> ModelRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
+    auto receipt = write_statuses(statuses);
+    if (!receipt)
+        return std::move(receipt).error();
+    return receipt.value().applied + receipt.value().queued;
 }
 
-Result<WriteReceipt> ModelRepository::defer_statuses(std::span<const ModelStatus>) {
-    Error error =
-        make_error(Errc::not_supported, std::string(name()) + " has no outbox to keep writes in");
-    error.source = std::string(name());
-    return error;
+void* ModelRepository::find_capability(const std::type_info&) noexcept {
+    return nullptr;
 }
 
 Result<std::vector<Model>> ModelRepository::list_models() {

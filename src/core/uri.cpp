@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstdlib>
 
+#include <modelrepo/uri.hpp>
+
 namespace modelrepo::detail {
 
 namespace {
@@ -106,6 +108,16 @@ std::optional<std::vector<QueryParam>> split_query(std::string_view query) {
     return params;
 }
 
+std::size_t query_start(std::string_view url) {
+    std::size_t scheme_end = url.find("://");
+    std::size_t after_scheme = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    std::size_t userinfo_end = url.find_first_of("@/", after_scheme);
+    std::size_t rest = userinfo_end != std::string_view::npos && url[userinfo_end] == '@'
+                           ? userinfo_end + 1
+                           : after_scheme;
+    return url.find('?', rest);
+}
+
 Result<Uri> parse_uri(std::string_view text) {
     Uri uri;
     std::size_t colon = text.find(':');
@@ -150,3 +162,29 @@ Result<Uri> parse_uri(std::string_view text) {
 }
 
 } // namespace modelrepo::detail
+
+namespace modelrepo {
+
+std::optional<std::vector<QueryParam>> parse_query(std::string_view query, bool plus_is_space) {
+    std::string spaced;
+    if (plus_is_space) {
+        spaced.reserve(query.size());
+        for (char c : query)
+            spaced += c == '+' ? std::string_view("%20") : std::string_view(&c, 1);
+        query = spaced;
+    }
+    auto split = detail::split_query(query);
+    if (!split)
+        return std::nullopt;
+    std::vector<QueryParam> out;
+    out.reserve(split->size());
+    for (auto& p : *split)
+        out.push_back({std::move(p.key), std::move(p.value)});
+    return out;
+}
+
+std::optional<std::string> percent_decode(std::string_view text) {
+    return detail::percent_decode(text);
+}
+
+} // namespace modelrepo

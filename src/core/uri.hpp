@@ -52,4 +52,9 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
 /// Decodes %XX escapes; nullopt when an escape is malformed.
 std::optional<std::string> percent_decode(std::string_view text);
 
+/// Where the query string of `url` starts (the index of its '?'), as libpq reads a URI:
+/// the userinfo ends at the first '@' before any '/', so a '?' in a password is part of
+/// the password. npos when there is no query.
+std::size_t query_start(std::string_view url);
+
 } // namespace modelrepo::detail

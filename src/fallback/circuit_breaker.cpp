@@ -31,28 +31,7 @@ std::string_view to_string(BreakerState s) noexcept {
 }
 
 bool counts_as_failure(const Error& error) noexcept {
-    auto code = error.errc();
-    if (!code)
-        return false;
-    switch (*code) {
-    case Errc::unreachable:
-    case Errc::timeout:
-    case Errc::auth_failed:
-    case Errc::tls_failed:
-    case Errc::pool_exhausted:
-    case Errc::query_failed:
-    case Errc::too_many_connections:
-    case Errc::database_missing:
-    case Errc::schema_missing:
-    case Errc::bad_data:
-    case Errc::rate_limited:
-    case Errc::io_error:
-        return true;
-    case Errc::http_status:
-        return error.http_status >= 500 || error.http_status == 0;
-    default:
-        return false;
-    }
+    return classify(error).trips_breaker;
 }
 
 struct CircuitBreaker::Impl {

@@ -19,11 +19,6 @@ using namespace std::chrono;
 
 constexpr int errc_slots = static_cast<int>(Errc::outbox_full) + 2; // + "other"
 
-/// An error that is an answer, not a failure of the source: returned as it is.
-bool is_answer(const Error& error) {
-    return error.is(Errc::invalid_argument) || error.is(Errc::not_found);
-}
-
 /// The hot counters of a source, one set per shard: threads add to their own shard's
 /// cache line, so readers on several cores do not bounce one line between them.
 struct alignas(64) CounterShard {
@@ -149,12 +144,16 @@ private:
     bool coarse_enough_;
 };
 
-/// Which source answered this thread's last call: the chain (by address) and the index.
-struct LastAnswer {
-    const void* chain = nullptr;
-    std::size_t index = 0;
-};
-[[gnu::tls_model("initial-exec")]] thread_local LastAnswer last_answer;
+/// A write the source kept for later is its failure to take it now, for the breaker.
+const Error* failure_of(const Result<WriteReceipt>& result) {
+    if (!result)
+        return &result.error();
+    return result.value().deferred_because ? &*result.value().deferred_because : nullptr;
+}
+template <class T>
+const Error* failure_of(const Result<T>& result) {
+    return result ? nullptr : &result.error();
+}
 
 } // namespace
 
@@ -235,7 +234,6 @@ struct FallbackRepository::Impl {
     }
 
     void served_by(std::size_t index, const std::string& causes) {
-        last_answer = {this, index};
         if (last_served.load(std::memory_order_relaxed) == static_cast<int>(index))
             return;
         int previous = last_served.exchange(static_cast<int>(index), std::memory_order_relaxed);
@@ -260,7 +258,7 @@ struct FallbackRepository::Impl {
     /// statement names `result`. A Result<T> of Boost 1.74's Outcome holds an Error
     /// next to the value, so each move would cost two dozen nanoseconds.
     template <class T, class Fn>
-    Result<T> read(const char* operation, Fn&& call) {
+    Result<T> read(const char* operation, Fn&& call, Provenance* answered_by = nullptr) {
         std::string causes; // of failed calls; rejections are described only if all fail
         std::uint64_t rejected = 0;
         std::size_t i = permitted_from(0, rejected);
@@ -270,7 +268,7 @@ struct FallbackRepository::Impl {
         while (i < sources.size() && !result) {
             Source& s = *sources[i];
             s.count_failure(result.error());
-            if (is_answer(result.error()))
+            if (classify(result.error()).answer)
                 return result;
             causes += "\n  " + s.name + ": " + result.error().to_string();
             i = permitted_from(i + 1, rejected);
@@ -283,6 +281,8 @@ struct FallbackRepository::Impl {
             // one counter per call on the hot path.
             sources[i]->count_answer();
             served_by(i, causes);
+            if (answered_by)
+                *answered_by = {i, sources[i]->name};
         }
         return result;
     }
@@ -306,7 +306,7 @@ struct FallbackRepository::Impl {
         auto watch = call_clock.start();
         Result<T> result = call(*s.repo);
         auto elapsed = CallClock::elapsed(watch);
-        s.breaker->record(result ? nullptr : &result.error(), elapsed);
+        s.breaker->record(failure_of(result), elapsed);
         if (watch.sampled)
             s.observe(elapsed);
         return result;
@@ -403,40 +403,74 @@ Result<std::int64_t> FallbackRepository::count_models() {
     return impl_->read<std::int64_t>("count_models",
                                      [](ModelRepository& r) { return r.count_models(); });
 }
+Result<std::int64_t> FallbackRepository::count_models(Provenance& answered_by) {
+    return impl_->read<std::int64_t>(
+        "count_models", [](ModelRepository& r) { return r.count_models(); }, &answered_by);
+}
 
 Result<std::int64_t> FallbackRepository::count_providers() {
     return impl_->read<std::int64_t>("count_providers",
                                      [](ModelRepository& r) { return r.count_providers(); });
+}
+Result<std::int64_t> FallbackRepository::count_providers(Provenance& answered_by) {
+    return impl_->read<std::int64_t>(
+        "count_providers", [](ModelRepository& r) { return r.count_providers(); }, &answered_by);
 }
 
 Result<std::vector<ModelStatus>> FallbackRepository::list_statuses() {
     return impl_->read<std::vector<ModelStatus>>(
         "list_statuses", [](ModelRepository& r) { return r.list_statuses(); });
 }
+Result<std::vector<ModelStatus>> FallbackRepository::list_statuses(Provenance& answered_by) {
+    return impl_->read<std::vector<ModelStatus>>(
+        "list_statuses", [](ModelRepository& r) { return r.list_statuses(); }, &answered_by);
+}
 
 Result<std::vector<Model>> FallbackRepository::find_models(std::span<const std::string> slugs) {
     return impl_->read<std::vector<Model>>(
         "find_models", [&](ModelRepository& r) { return r.find_models(slugs); });
+}
+Result<std::vector<Model>> FallbackRepository::find_models(std::span<const std::string> slugs,
+                                                           Provenance& answered_by) {
+    return impl_->read<std::vector<Model>>(
+        "find_models", [&](ModelRepository& r) { return r.find_models(slugs); }, &answered_by);
 }
 
 Result<std::optional<Model>> FallbackRepository::find_model(std::string_view slug) {
     return impl_->read<std::optional<Model>>(
         "find_model", [&](ModelRepository& r) { return r.find_model(slug); });
 }
+Result<std::optional<Model>> FallbackRepository::find_model(std::string_view slug,
+                                                            Provenance& answered_by) {
+    return impl_->read<std::optional<Model>>(
+        "find_model", [&](ModelRepository& r) { return r.find_model(slug); }, &answered_by);
+}
 
 Result<SystemStats> FallbackRepository::system_stats() {
     return impl_->read<SystemStats>("system_stats",
                                     [](ModelRepository& r) { return r.system_stats(); });
+}
+Result<SystemStats> FallbackRepository::system_stats(Provenance& answered_by) {
+    return impl_->read<SystemStats>(
+        "system_stats", [](ModelRepository& r) { return r.system_stats(); }, &answered_by);
 }
 
 Result<std::vector<Model>> FallbackRepository::list_models() {
     return impl_->read<std::vector<Model>>("list_models",
                                            [](ModelRepository& r) { return r.list_models(); });
 }
+Result<std::vector<Model>> FallbackRepository::list_models(Provenance& answered_by) {
+    return impl_->read<std::vector<Model>>(
+        "list_models", [](ModelRepository& r) { return r.list_models(); }, &answered_by);
+}
 
 Result<Snapshot> FallbackRepository::export_snapshot() {
     return impl_->read<Snapshot>("export_snapshot",
                                  [](ModelRepository& r) { return r.export_snapshot(); });
+}
+Result<Snapshot> FallbackRepository::export_snapshot(Provenance& answered_by) {
+    return impl_->read<Snapshot>(
+        "export_snapshot", [](ModelRepository& r) { return r.export_snapshot(); }, &answered_by);
 }
 
 Result<void> FallbackRepository::check_health() {
@@ -450,48 +484,29 @@ Result<void> FallbackRepository::check_health() {
     return make_error(Errc::all_sources_failed, "no source is healthy:" + causes);
 }
 
-Result<std::int64_t> FallbackRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
-    auto receipt = write_statuses(statuses);
-    if (!receipt)
-        return std::move(receipt).error();
-    return receipt.value().applied + receipt.value().queued;
-}
-
-Result<WriteReceipt> FallbackRepository::write_statuses(std::span<const ModelStatus> statuses) {
+Result<WriteReceipt> FallbackRepository::write_statuses(std::span<const ModelStatus> statuses,
+                                                        const WriteOptions& options) {
     // Writes go to the primary only: a backup answering a write would lose it.
     Source& primary = *impl_->sources.front();
     if (auto permit = primary.breaker->allow(primary.name); !permit) {
         primary.rejections.fetch_add(1, std::memory_order_relaxed);
-        // The primary is known to be down: it may still keep the write in its outbox.
-        auto deferred = primary.repo->defer_statuses(statuses);
-        if (deferred || !deferred.error().is(Errc::not_supported))
-            return deferred;
-        Error error = permit.error();
-        error.message =
-            "status writes go to the primary only, and it is not taking calls: " + error.message;
-        return error;
+        // The primary is known to be down: it may still keep the write for later.
+        Error cause = permit.error();
+        cause.message =
+            "status writes go to the primary only, and it is not taking calls: " + cause.message;
+        return primary.repo->write_statuses(statuses, WriteOptions{std::move(cause)});
     }
-    auto watch = impl_->call_clock.start();
-    auto result = primary.repo->write_statuses(statuses);
-    auto elapsed = CallClock::elapsed(watch);
-    // A write kept in the outbox is the source's failure to take it, for the breaker.
-    const Error* failure = !result                           ? &result.error()
-                           : result.value().deferred_because ? &*result.value().deferred_because
-                                                             : nullptr;
-    primary.breaker->record(failure, elapsed);
-    if (watch.sampled)
-        primary.observe(elapsed);
-    if (failure)
+    auto result = impl_->attempt<WriteReceipt>(
+        primary, [&](ModelRepository& r) { return r.write_statuses(statuses, options); });
+    if (const Error* failure = failure_of(result))
         primary.count_failure(*failure);
-    if (result && !result.value().deferred_because) {
+    else
         primary.write_successes.fetch_add(1, std::memory_order_relaxed);
-        last_answer = {impl_.get(), 0};
-    }
     return result;
 }
 
-Result<WriteReceipt> FallbackRepository::defer_statuses(std::span<const ModelStatus> statuses) {
-    return impl_->sources.front()->repo->defer_statuses(statuses);
+void* FallbackRepository::find_capability(const std::type_info& type) noexcept {
+    return impl_->sources.front()->repo->find_capability(type);
 }
 
 Result<Subscription>
@@ -512,12 +527,6 @@ std::vector<MetricFamily> FallbackRepository::backend_metrics() const {
 std::optional<Timestamp> FallbackRepository::data_as_of() const {
     auto index = static_cast<std::size_t>(impl_->last_served.load(std::memory_order_relaxed));
     return impl_->sources[index]->repo->data_as_of();
-}
-
-std::string FallbackRepository::last_source() const {
-    if (last_answer.chain != impl_.get() || last_answer.index >= impl_->sources.size())
-        return {};
-    return impl_->sources[last_answer.index]->name;
 }
 
 void FallbackRepository::subscribe(std::function<void(const FallbackEvent&)> subscriber) {
@@ -554,6 +563,8 @@ FallbackMetrics FallbackRepository::metrics(bool with_backend) const {
         if (int slot = s->last_failure_slot.load(std::memory_order_relaxed); slot >= 0) {
             m.last_error =
                 slot == errc_slots - 1 ? "other" : std::string(to_string(static_cast<Errc>(slot)));
+            if (slot != errc_slots - 1)
+                m.last_errc = static_cast<Errc>(slot);
             m.last_error_at = Timestamp(duration_cast<Timestamp::duration>(
                 nanoseconds(s->last_failure_ns.load(std::memory_order_relaxed))));
         }

@@ -16,7 +16,7 @@ namespace modelrepo::detail {
 struct HttpRequest {
     std::string method = "GET";
     std::string url;
-    std::optional<std::string> body; ///< sent as is (set Content-Type in `headers`)
+    std::optional<std::string> body;  ///< sent as is (set Content-Type in `headers`)
     std::vector<std::string> headers; ///< "Name: value"
     std::chrono::milliseconds connect_timeout{5'000};
     std::chrono::milliseconds timeout{10'000};

@@ -98,7 +98,10 @@ Result<void> MemoryRepository::check_health() {
     return success();
 }
 
-Result<std::int64_t> MemoryRepository::upsert_statuses(std::span<const ModelStatus> statuses) {
+Result<WriteReceipt> MemoryRepository::write_statuses(std::span<const ModelStatus> statuses,
+                                                      const WriteOptions& options) {
+    if (options.source_down)
+        return *options.source_down;
     std::lock_guard lock(state_->write_mutex);
     const detail::Catalog& catalog = state_->current();
 
@@ -119,7 +122,7 @@ Result<std::int64_t> MemoryRepository::upsert_statuses(std::span<const ModelStat
     }
     auto edit = detail::with_statuses(catalog, statuses);
     if (!edit.next)
-        return std::int64_t{0}; // all older than what is stored: a replay
+        return WriteReceipt{}; // all older than what is stored: a replay
     std::int64_t version = catalog.version;
     edit.next->version = version + static_cast<std::int64_t>(edit.changed.size());
     edit.next->stats.source = state_->name;
@@ -127,7 +130,9 @@ Result<std::int64_t> MemoryRepository::upsert_statuses(std::span<const ModelStat
     Timestamp now = Clock::now();
     for (const std::string& slug : edit.changed)
         state_->hub.publish({CatalogChange::Kind::status, slug, ++version, now});
-    return static_cast<std::int64_t>(edit.changed.size());
+    WriteReceipt receipt;
+    receipt.applied = static_cast<std::int64_t>(edit.changed.size());
+    return receipt;
 }
 
 Result<std::vector<Model>> MemoryRepository::list_models() {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// What open() needs of each backend: the URI schemes it takes and a function that
-// builds it from a URI. Each backend folder defines its opener (src/<backend>/open_*.cpp);
-// src/open/open.cpp lists them, one line each.
+// What open() needs of each backend: the URI schemes it takes, a function that builds it
+// from a URI, and whether the durable layer may be asked for in that URI. Each backend folder
+// defines its opener (src/<backend>/open_*.cpp); src/open/open.cpp lists them, one line each.
 #pragma once
 
 #include <array>
@@ -22,6 +22,10 @@ struct Backend {
     std::array<std::string_view, 3> schemes; ///< lower case; unused entries empty
     Opener open;                             ///< nullptr when this build lacks the backend
     std::string_view build_option;           ///< how to build it in ("-Dpostgres=enabled")
+    /// The URI takes the durable layer's parameters (`cache_dir`, `cache`, `max_stale`,
+    /// `outbox`, `outbox_max`): open() takes them out and puts the layer around the backend
+    /// (a backend whose own parameters have those names, as GitHub's cache_dir, says false).
+    bool durable = false;
 };
 
 // The openers, each defined in its backend's folder.

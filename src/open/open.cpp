@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // open() and open_chain(): the composition root. It reads a URI and wires the parts;
 // nothing below it knows which backends exist.
+#include <modelrepo/durable.hpp>
 #include <modelrepo/fallback_repository.hpp>
 #include <modelrepo/open.hpp>
 #include <modelrepo/version.hpp>
@@ -24,11 +25,29 @@ constexpr detail::Opener github_opener = nullptr;
 
 // Every backend, one line each: a new backend is its folder and a line here.
 constexpr std::array<detail::Backend, 4> backends{{
-    {"the bundled catalogue", {"builtin"}, &detail::open_builtin, ""},
-    {"snapshot files", {"file"}, &detail::open_file, ""},
-    {"PostgreSQL", {"postgresql", "postgres"}, postgres_opener, "-Dpostgres=enabled"},
-    {"GitHub/HTTP", {"github", "https", "http"}, github_opener, "-Dgithub=enabled"},
+    {"the bundled catalogue", {"builtin"}, &detail::open_builtin, "", false},
+    {"snapshot files", {"file"}, &detail::open_file, "", false},
+    {"PostgreSQL", {"postgresql", "postgres"}, postgres_opener, "-Dpostgres=enabled", true},
+    {"GitHub/HTTP", {"github", "https", "http"}, github_opener, "-Dgithub=enabled", false},
 }};
+
+/// The backend of `text`, with the durable layer its URI asks for around it.
+Result<std::shared_ptr<ModelRepository>> open_with(const detail::Backend& backend,
+                                                   std::string_view text, const detail::Uri& uri) {
+    if (!backend.durable)
+        return backend.open(text, uri);
+    std::string rest(text);
+    auto durable = DurableConfig::take_from(rest);
+    if (!durable)
+        return std::move(durable).error();
+    auto rest_uri = detail::parse_uri(rest);
+    if (!rest_uri)
+        return rest_uri.error();
+    auto opened = backend.open(rest, rest_uri.value());
+    if (!opened || durable.value().empty())
+        return opened;
+    return make_durable(std::move(opened).value(), durable.value());
+}
 
 std::string known_schemes() {
     std::string known;
@@ -59,7 +78,7 @@ Result<std::shared_ptr<ModelRepository>> open(std::string_view text) {
                                                            std::string(backend.title) +
                                                            " backend (rebuild with " +
                                                            std::string(backend.build_option) + ")");
-            return backend.open(text, uri.value());
+            return open_with(backend, text, uri.value());
         }
     return make_error(Errc::invalid_argument, "unknown scheme '" + uri.value().scheme +
                                                   "' in source URI '" + detail::redact_url(text) +
@@ -71,6 +90,15 @@ Result<std::shared_ptr<ModelRepository>> open_chain(std::span<const std::string>
         return make_error(Errc::invalid_argument, "open_chain needs at least one source URI");
     if (uris.size() == 1)
         return open(uris.front());
+    auto chain = open_fallback(uris);
+    if (!chain)
+        return chain.error();
+    return std::shared_ptr<ModelRepository>(std::move(chain).value());
+}
+
+Result<std::shared_ptr<FallbackRepository>> open_fallback(std::span<const std::string> uris) {
+    if (uris.empty())
+        return make_error(Errc::invalid_argument, "open_fallback needs at least one source URI");
     std::vector<std::shared_ptr<ModelRepository>> sources;
     for (const std::string& uri : uris) {
         auto source = open(uri);
@@ -78,10 +106,7 @@ Result<std::shared_ptr<ModelRepository>> open_chain(std::span<const std::string>
             return source.error();
         sources.push_back(std::move(source).value());
     }
-    auto chain = FallbackRepository::create(std::move(sources));
-    if (!chain)
-        return chain.error();
-    return std::shared_ptr<ModelRepository>(std::move(chain).value());
+    return FallbackRepository::create(std::move(sources));
 }
 
 } // namespace modelrepo

@@ -64,18 +64,27 @@ ChangeFeed::ChangeFeed(std::shared_ptr<const SessionConfig> session, std::string
     , wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 ChangeFeed::~ChangeFeed() {
-    stopping_ = true;
-    std::uint64_t one = 1;
-    if (wake_fd_ >= 0)
-        (void)!::write(wake_fd_, &one, sizeof one);
-    if (thread_.joinable())
-        thread_.join();
+    stop();
     if (wake_fd_ >= 0)
         ::close(wake_fd_);
 }
 
 void ChangeFeed::start() {
-    std::call_once(started_, [this] { thread_ = std::thread([this] { run(); }); });
+    std::call_once(started_, [this] {
+        std::lock_guard lock(thread_mutex_);
+        if (!stopping_)
+            thread_ = std::thread([this] { run(); });
+    });
+}
+
+void ChangeFeed::stop() {
+    stopping_ = true;
+    std::uint64_t one = 1;
+    if (wake_fd_ >= 0)
+        (void)!::write(wake_fd_, &one, sizeof one);
+    std::lock_guard lock(thread_mutex_);
+    if (thread_.joinable())
+        thread_.join();
 }
 
 ChangeFeed::Stats ChangeFeed::stats() const {

@@ -49,8 +49,10 @@ public:
     ChangeFeed(const ChangeFeed&) = delete;
     ChangeFeed& operator=(const ChangeFeed&) = delete;
 
-    /// Starts the thread; later calls do nothing.
+    /// Starts the thread; later calls do nothing, and so does a call after stop().
     void start();
+    /// Stops the thread and waits for it: no sink is called after this returns.
+    void stop();
 
     struct Stats {
         bool connected = false;
@@ -82,6 +84,7 @@ private:
     int wake_fd_ = -1; ///< eventfd: written to stop the thread
     std::atomic<bool> stopping_{false};
     std::once_flag started_;
+    std::mutex thread_mutex_; ///< guards thread_ (start and stop)
     std::thread thread_;
 
     mutable std::mutex mutex_; ///< guards stats_

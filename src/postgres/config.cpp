@@ -3,7 +3,7 @@
 #include <charconv>
 #include <vector>
 
-#include <modelrepo/postgres_repository.hpp>
+#include <modelrepo/postgres_config.hpp>
 
 #include "../core/uri.hpp"
 #include "session_config.hpp"
@@ -66,7 +66,7 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
     std::size_t rest = userinfo_end != std::string_view::npos && url[userinfo_end] == '@'
                            ? userinfo_end + 1
                            : after_scheme;
-    std::size_t q = url.find('?', rest);
+    std::size_t q = detail::query_start(url);
     std::string_view base = url.substr(0, q);
     std::string_view query = q == std::string_view::npos ? std::string_view() : url.substr(q + 1);
     // An '@' past that point: libpq would read a password with an unencoded '/' or '@'
@@ -129,16 +129,17 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
                 return invalid(url, "pgbouncer must be true or false, got '" + value + "'");
             config.prepared_statements = !*b;
             config.pgbouncer = *b;
-        } else if (key == "cache_dir") {
-            if (value.empty())
-                return invalid(url, "cache_dir must name a directory");
-            config.cache_dir = value;
-        } else if (key == "max_stale" || key == "feed_keepalive") {
+        } else if (key == "cache_dir" || key == "max_stale" || key == "cache" || key == "outbox" ||
+                   key == "outbox_max") {
+            return invalid(url, key + " belongs to the durable layer that modelrepo::open() puts "
+                                      "around the backend: open the URL with open(), or wrap "
+                                      "the repository with make_durable()");
+        } else if (key == "feed_keepalive") {
             auto d = detail::parse_duration(value);
-            if (!d || (key == "feed_keepalive" && d->count() == 0))
+            if (!d || d->count() == 0)
                 return invalid(url, key + " must be a duration like 90s, 15m or 24h, got '" +
                                         value + "'");
-            (key == "max_stale" ? config.max_stale : config.feed_keepalive) = *d;
+            config.feed_keepalive = *d;
         } else if (key == "read_target") {
             if (value == "any")
                 config.read_target = ReadTarget::any;
@@ -166,20 +167,6 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
             if (auto direct = PostgresConfig::from_url(value); !direct)
                 return invalid(url, "direct_url: " + direct.error().message);
             config.direct_url = value;
-        } else if (key == "outbox") {
-            if (value.empty())
-                return invalid(url, "outbox must name a file");
-            config.outbox = value;
-        } else if (key == "outbox_max") {
-            auto n = parse_number(value);
-            if (!n || *n < 1)
-                return invalid(url,
-                               "outbox_max must be a positive whole number, got '" + value + "'");
-            config.outbox_max = *n;
-        } else if (key == "cache") {
-            if (value != "live" && value != "off")
-                return invalid(url, "cache must be live or off, got '" + value + "'");
-            config.live_cache = value == "live";
         } else if (key == "statement_cache_size") {
             // Prisma's client-side cache; modelrepo prepares a fixed set. 0 disables
             // server-side prepared statements, as it does in Prisma.

@@ -12,8 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <modelrepo/durable.hpp>
+#include <modelrepo/postgres_config.hpp>
 #include <modelrepo/postgres_doctor.hpp>
-#include <modelrepo/postgres_repository.hpp>
 
 #include "auth_probe.hpp"
 #include "errors.hpp"
@@ -420,7 +421,11 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
     DoctorReport report;
     auto& checks = report.checks;
     check_url(url, checks);
-    auto config = PostgresConfig::from_url(url);
+    // The durable layer's parameters (cache=live, outbox=) are not the database's.
+    std::string database_url = url;
+    if (auto durable = DurableConfig::take_from(database_url); !durable)
+        return std::move(durable).error();
+    auto config = PostgresConfig::from_url(database_url);
     if (!config) {
         if (!config.error().is(Errc::invalid_argument))
             return config.error();

@@ -81,25 +81,6 @@ std::string trim(std::string text) {
 
 } // namespace
 
-bool is_outage(const Error& error) noexcept {
-    auto code = error.errc();
-    if (!code)
-        return false;
-    switch (*code) {
-    case Errc::unreachable:
-    case Errc::timeout:
-    case Errc::auth_failed:
-    case Errc::tls_failed:
-    case Errc::too_many_connections:
-    case Errc::pool_exhausted:
-    case Errc::circuit_open:
-    case Errc::read_only:
-        return true;
-    default:
-        return false;
-    }
-}
-
 Error connect_error(const std::string& raw_message, const SessionConfig& config,
                     const HostParams& host, std::chrono::milliseconds probe_budget) {
     const PgTarget& target = config.target;

@@ -28,10 +28,4 @@ Error connect_timeout_error(const SessionConfig& config, const HostParams& host,
 Error query_error(const std::string& what, const std::string& sqlstate, bool broken, bool timed_out,
                   const SessionConfig& config);
 
-/// The database cannot answer now, though what was asked is right: unreachable, timeout,
-/// auth_failed, tls_failed, too_many_connections, pool_exhausted, circuit_open (a chain's
-/// breaker), read_only (a standby where the primary was: a failover). While this holds,
-/// the last-known copy answers reads and the outbox keeps writes.
-bool is_outage(const Error& error) noexcept;
-
 } // namespace modelrepo::detail

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The opener of postgresql:// and postgres:// URIs.
+// The opener of postgresql:// and postgres:// URIs (open() has taken the durable layer's
+// parameters out already).
 #include <modelrepo/postgres_repository.hpp>
 
 #include "../open/backend.hpp"

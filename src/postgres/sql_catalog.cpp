@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "../core/catalog_view.hpp"
+#include "../core/files.hpp"
 #include "errors.hpp"
 
 namespace modelrepo::detail {
@@ -480,6 +481,11 @@ SqlCatalog::upsert_each(std::span<const std::vector<ModelStatus>> batches) {
 
 Result<Snapshot> SqlCatalog::export_snapshot() {
     return export_at(reads(), nullptr);
+}
+
+std::string SqlCatalog::copy_key() const {
+    // The key earlier versions used, so that a copy on disk is found again.
+    return "postgres-" + fnv1a_hex(name() + "|" + config_.schema);
 }
 
 Result<std::pair<Snapshot, std::int64_t>> SqlCatalog::load() {

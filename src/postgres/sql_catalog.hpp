@@ -11,9 +11,10 @@
 #include <utility>
 #include <vector>
 
-#include <modelrepo/postgres_repository.hpp>
+#include <modelrepo/postgres_config.hpp>
+#include <modelrepo/snapshot.hpp>
 
-#include "live_copy.hpp"
+#include "../core/capabilities.hpp"
 #include "pool.hpp"
 #include "schema.hpp"
 
@@ -66,6 +67,7 @@ public:
     Result<void> import_snapshot(const Snapshot& snapshot);
 
     // CatalogReader, for the last-known copy.
+    std::string copy_key() const override;
     Result<std::pair<Snapshot, std::int64_t>> load() override;
     Result<std::vector<Model>> models(std::span<const std::string> slugs) override;
     Result<std::vector<Provider>> providers(std::span<const std::string> slugs) override;

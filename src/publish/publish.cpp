@@ -28,8 +28,8 @@ namespace {
 constexpr std::size_t max_stored_bytes = 64 * 1024 * 1024;
 
 Error invalid(std::string_view destination, const std::string& what) {
-    return make_error(Errc::invalid_argument, "cannot publish to '" +
-                                                  detail::redact_url(destination) + "': " + what);
+    return make_error(Errc::invalid_argument,
+                      "cannot publish to '" + detail::redact_url(destination) + "': " + what);
 }
 
 Result<PublishResult> publish_file(const Snapshot& snapshot, const detail::Uri& uri,

@@ -101,7 +101,8 @@ Result<Target> parse_target(const Uri& uri, std::string_view text) {
         if (key != "api_base")
             return invalid("unknown parameter '" + key + "' (publish knows api_base)");
     t.api = api_base + "/repos/" + owner + "/" + repo + "/contents/" + path;
-    t.display = "github://" + owner + "/" + repo + "/" + path + (t.branch.empty() ? "" : "@" + t.branch);
+    t.display =
+        "github://" + owner + "/" + repo + "/" + path + (t.branch.empty() ? "" : "@" + t.branch);
     return t;
 }
 
@@ -123,8 +124,8 @@ Error status_error(const std::string& what, const Target& t, const HttpResponse&
                                               "expired, revoked or mistyped)");
     } else if (r.status == 429 || (r.status == 403 && r.ratelimit_remaining == 0)) {
         e = make_error(Errc::rate_limited, prefix + said + " (GitHub's rate limit)");
-        e.retry_after = std::chrono::system_clock::now() +
-                        std::chrono::seconds(r.retry_after.value_or(60));
+        e.retry_after =
+            std::chrono::system_clock::now() + std::chrono::seconds(r.retry_after.value_or(60));
     } else if (r.status == 403 || r.status == 404) {
         e = make_error(Errc::http_status,
                        prefix + said +
@@ -205,8 +206,7 @@ private:
         request.max_body_bytes = 64 * 1024 * 1024;
         request.headers = {"User-Agent: modelrepo/" + std::string(MODELREPO_VERSION),
                            "Accept: application/vnd.github+json",
-                           "X-GitHub-Api-Version: 2022-11-28",
-                           "Authorization: Bearer " + token_};
+                           "X-GitHub-Api-Version: 2022-11-28", "Authorization: Bearer " + token_};
         return request;
     }
 

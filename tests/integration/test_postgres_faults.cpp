@@ -31,7 +31,7 @@ TEST_CASE("server stopped with SIGSTOP: calls return timeout within the deadline
     CAPTURE(duration_cast<milliseconds>(took).count());
     CHECK(took < 1000ms + 1500ms); // deadline plus generous slack
     CHECK(took >= 900ms);
-    CHECK(repo->pool_stats().broken_replaced >= 1);
+    CHECK(repo.pg->pool_stats().broken_replaced >= 1);
     // The server answers again; the same repository serves.
     auto again = repo->count_models();
     CHECK(value_or<std::int64_t>(again, -1) == 32);
@@ -50,7 +50,7 @@ TEST_CASE("server killed (kill -9) and restarted: the same repository recovers b
     for (int i = 0; i < 20; ++i)
         CHECK_FALSE(repo->count_models());
     CHECK(steady_clock::now() - start < 3s);
-    CHECK(repo->pool_stats().server_down);
+    CHECK(repo.pg->pool_stats().server_down);
 
     s.start();
     REQUIRE_MESSAGE(s.available(), s.why());
@@ -65,7 +65,7 @@ TEST_CASE("server killed (kill -9) and restarted: the same repository recovers b
     if (!back)
         FAIL(back.error().to_string());
     CHECK(back.value() == 32);
-    CHECK_FALSE(repo->pool_stats().server_down);
+    CHECK_FALSE(repo.pg->pool_stats().server_down);
 }
 
 TEST_CASE("chaos: PostgreSQL -> GitHub (loopback) -> builtin under 8 readers while "

@@ -65,7 +65,7 @@ std::string metric(ModelRepository& repo, const std::string& name) {
 
 TEST_CASE("changes made by a plain libpq session reach a watcher; foreign payloads are counted") {
     auto repo = fresh_catalogue("live_feed");
-    CHECK(repo->schema_version().value() == 2);
+    CHECK(repo.pg->schema_version().value() == 2);
     ChangeCollector seen;
     auto sub = repo->watch(std::ref(seen));
     if (!sub)
@@ -94,10 +94,10 @@ TEST_CASE("changes made by a plain libpq session reach a watcher; foreign payloa
     }
     // Someone else talks on the channel: ignored, counted.
     REQUIRE(other.exec("NOTIFY \"modelrepo:public\", 'not ours'"));
-    CHECK(eventually([&] { return metric(*repo, "modelrepo_feed_unknown_payloads_total") == "1"; },
-                     5s));
-    CHECK(metric(*repo, "modelrepo_feed_connected") == "1");
-    CHECK(metric(*repo, "modelrepo_watchers") == "1");
+    CHECK(eventually(
+        [&] { return metric(*repo.repo, "modelrepo_feed_unknown_payloads_total") == "1"; }, 5s));
+    CHECK(metric(*repo.repo, "modelrepo_feed_connected") == "1");
+    CHECK(metric(*repo.repo, "modelrepo_watchers") == "1");
     sub.value().cancel();
     CHECK_FALSE(sub.value().active());
 }
@@ -107,7 +107,7 @@ TEST_CASE("a bulk import is one resync, not a change per row") {
     ChangeCollector seen;
     auto sub = repo->watch(std::ref(seen)).value();
     REQUIRE(seen.wait_for(is(CatalogChange::Kind::resync), 10s));
-    REQUIRE(repo->import_snapshot(builtin_snapshot()));
+    REQUIRE(repo.pg->import_snapshot(builtin_snapshot()));
     REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) == 2; }, 5s));
     std::this_thread::sleep_for(300ms);
     CHECK(seen.count(CatalogChange::Kind::status) == 0);
@@ -122,10 +122,10 @@ TEST_CASE("a database still on schema 1 answers schema_missing: run modelrepo mi
                   "modelrepo_catalog_resync, modelrepo_note_change CASCADE; "
                   "DELETE FROM schema_migrations WHERE version = 2",
                   "live_schema1");
-    REQUIRE(repo->schema_version().value() == 1);
+    REQUIRE(repo.pg->schema_version().value() == 1);
     auto e = expect_error(repo->watch([](const CatalogChange&) {}), Errc::schema_missing);
     CHECK(e.message.find("run modelrepo migrate") != std::string::npos);
-    REQUIRE(repo->migrate().value() == 2);
+    REQUIRE(repo.pg->migrate().value() == 2);
     CHECK(repo->watch([](const CatalogChange&) {}));
 }
 
@@ -218,7 +218,7 @@ TEST_CASE("kill -9 and restart during 1,000 changes by another client, three tim
                                  expected.end());
         },
         10s));
-    REQUIRE(eventually([&] { return repo->copy_state()->in_sync; }, 10s));
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 10s));
     auto from_copy = repo->list_statuses().value(); // cache=live: the copy answers
     auto direct = open_repo(s.url("app", password, "live_chaos"))->list_statuses().value();
     CHECK(from_copy == direct);
@@ -233,7 +233,7 @@ TEST_CASE("SIGSTOP of the server: the feed notices within its keepalive, recover
     s.stop_processes();
     auto stopped = steady_clock::now();
     bool noticed =
-        eventually([&] { return metric(*repo, "modelrepo_feed_connected") == "0"; }, 10s);
+        eventually([&] { return metric(*repo.repo, "modelrepo_feed_connected") == "0"; }, 10s);
     auto took = steady_clock::now() - stopped;
     s.continue_processes();
     CHECK(noticed);
@@ -256,8 +256,8 @@ TEST_CASE("started with the server down and a cache_dir from an earlier run: tha
     const std::string url = s.url("app", password, "live_cache", "127.0.0.1",
                                   "cache_dir=" + dir.path().string() + "&connect_timeout=2");
     {
-        auto first = open_repo(url);
-        REQUIRE(eventually([&] { return first->copy_state()->in_sync; }, 10s));
+        auto first = open_layered(url);
+        REQUIRE(eventually([&] { return first.copy_state().in_sync; }, 10s));
         RawClient other(s.url("app", password, "live_cache"));
         REQUIRE(other.exec("UPDATE model_status SET availability = 0.4242, checked_at = now() "
                            "WHERE model_slug = 'gpt-4o'"));
@@ -276,7 +276,7 @@ TEST_CASE("started with the server down and a cache_dir from an earlier run: tha
         ~Restart() { s.start(); }
     } restart{s};
 
-    auto second = open_repo(url);
+    auto second = open_layered(url);
     auto model = second->find_model("gpt-4o");
     if (!model)
         FAIL(model.error().to_string());
@@ -284,8 +284,8 @@ TEST_CASE("started with the server down and a cache_dir from an earlier run: tha
     auto stats = second->system_stats().value();
     CHECK(stats.source.find("last-known copy") != std::string::npos);
     CHECK(stats.models == 32);
-    CHECK(second->copy_state()->served_while_down >= 2);
-    CHECK(metric(*second, "modelrepo_copy_served_while_down_total") == "2");
+    CHECK(second.copy_state().served_while_down >= 2);
+    CHECK(metric(*second.repo, "modelrepo_copy_served_while_down_total") == "2");
 
     // Through a chain with the bundled catalogue behind it: the copy answers, not the
     // bundle, which has the day the library was built.
@@ -308,10 +308,10 @@ TEST_CASE("started with the server down and a cache_dir from an earlier run: tha
 TEST_CASE("cache=live: reads at memory speed from the copy; this process's writes show at once") {
     auto& s = server();
     auto repo = fresh_catalogue("live_reads", "cache=live&feed_keepalive=30s");
-    REQUIRE(eventually([&] { return repo->copy_state()->in_sync; }, 10s));
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 10s));
     auto acquires = [&] {
         std::uint64_t n = 0;
-        for (auto b : repo->pool_stats().acquire_wait_buckets)
+        for (auto b : repo.pg->pool_stats().acquire_wait_buckets)
             n += b;
         return n;
     };

@@ -68,11 +68,11 @@ TEST_CASE("through an outage: writes are queued, acknowledged, read back, and ap
         s.url("app", password, "outbox_basic", "127.0.0.1",
               "connect_timeout=2&outbox=" + (dir.path() / "outbox.db").string() +
                   "&cache_dir=" + dir.path().string());
-    auto repo = open_repo(url);
-    REQUIRE(eventually([&] { return repo->copy_state()->in_sync; }, 10s));
+    auto repo = open_layered(url);
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 10s));
     std::vector<OutboxEvent> events;
     std::mutex events_mutex;
-    repo->on_outbox_event([&](const OutboxEvent& e) {
+    repo.outbox().on_outbox_event([&](const OutboxEvent& e) {
         std::lock_guard lock(events_mutex);
         events.push_back(e);
     });
@@ -96,21 +96,21 @@ TEST_CASE("through an outage: writes are queued, acknowledged, read back, and ap
     // Read your writes: the copy that stands in for the database holds them.
     auto gpt5 = repo->find_model("gpt-5").value();
     CHECK(gpt5->status->availability == 0.125);
-    auto state = repo->outbox_state().value();
+    auto state = repo.outbox().outbox_state().value();
     CHECK(state.statuses == 2);
     CHECK(state.batches == 1);
     CHECK(state.oldest.has_value());
     // upsert_statuses counts a queued write as accepted.
     std::vector<ModelStatus> more{status("claude-sonnet-4-5", t + 2s)};
     CHECK(repo->upsert_statuses(more).value() == 1);
-    CHECK(repo->outbox_state().value().statuses == 3);
+    CHECK(repo.outbox().outbox_state().value().statuses == 3);
     std::string text = to_prometheus(repo->backend_metrics());
     CHECK(text.find("modelrepo_outbox_pending{unit=\"statuses\"} 3") != std::string::npos);
 
     s.start();
     REQUIRE_MESSAGE(s.available(), s.why());
     // The replay thread applies them by itself, oldest first, with no call needed.
-    REQUIRE(eventually([&] { return repo->outbox_state().value().statuses == 0; }, 20s));
+    REQUIRE(eventually([&] { return repo.outbox().outbox_state().value().statuses == 0; }, 20s));
     CHECK(s.psql("SELECT availability FROM model_status WHERE model_slug = 'gpt-5'",
                  "outbox_basic") == "0.125");
     CHECK(s.psql("SELECT count(*) FROM model_status WHERE region = 'outbox-test'",
@@ -127,8 +127,8 @@ TEST_CASE("a wrong write is refused at once and never queued") {
     const std::string url = s.url("app", password, "outbox_refuse", "127.0.0.1",
                                   "connect_timeout=2&outbox=" + (dir.path() / "o.db").string() +
                                       "&cache_dir=" + dir.path().string());
-    auto repo = open_repo(url);
-    REQUIRE(eventually([&] { return repo->copy_state()->in_sync; }, 10s));
+    auto repo = open_layered(url);
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 10s));
     Timestamp t = system_clock::now();
     std::vector<ModelStatus> unknown{status("gpt-99", t)};
     auto e = expect_error(repo->write_statuses(unknown), Errc::invalid_argument);
@@ -141,7 +141,7 @@ TEST_CASE("a wrong write is refused at once and never queued") {
     auto down = expect_error(repo->write_statuses(unknown), Errc::invalid_argument);
     CHECK(down.message.find("gpt-99") != std::string::npos);
     expect_error(repo->write_statuses(range), Errc::invalid_argument);
-    CHECK(repo->outbox_state().value().statuses == 0);
+    CHECK(repo.outbox().outbox_state().value().statuses == 0);
 }
 
 TEST_CASE("dead letter: a queued status for a model deleted before the replay") {
@@ -154,7 +154,7 @@ TEST_CASE("dead letter: a queued status for a model deleted before the replay") 
     s.kill9();
     {
         Restart restart{s};
-        auto writer = open_repo(url); // no copy: no check of the slugs while down
+        auto writer = open_layered(url); // no copy: no check of the slugs while down
         std::vector<ModelStatus> doomed{status("gpt-4o", t)};
         std::vector<ModelStatus> fine{status("gpt-5", t)};
         REQUIRE(writer->write_statuses(doomed).value().queued == 1);
@@ -162,16 +162,16 @@ TEST_CASE("dead letter: a queued status for a model deleted before the replay") 
     } // the writer goes before the database returns
     REQUIRE(s.available());
     s.psql("DELETE FROM models WHERE slug = 'gpt-4o'", "outbox_dead");
-    auto replayer = open_repo(url);
+    auto replayer = open_layered(url);
     std::atomic<int> dead{0};
-    replayer->on_outbox_event([&](const OutboxEvent& e) {
+    replayer.outbox().on_outbox_event([&](const OutboxEvent& e) {
         if (e.kind == OutboxEvent::Kind::dead_letter)
             ++dead;
     });
-    auto drained = replayer->drain_outbox();
+    auto drained = replayer.outbox().drain_outbox();
     if (!drained)
         FAIL(drained.error().to_string());
-    auto state = replayer->outbox_state().value();
+    auto state = replayer.outbox().outbox_state().value();
     CHECK(state.statuses == 0);
     CHECK(state.dead_letters == 1);
     REQUIRE(state.recent_dead_letters.size() == 1);
@@ -186,9 +186,9 @@ TEST_CASE("the outbox full: refused with outbox_full, not queued") {
     auto& s = server();
     fresh_catalogue("outbox_full");
     TempDir dir;
-    auto repo =
-        open_repo(s.url("app", password, "outbox_full", "127.0.0.1",
-                        "connect_timeout=2&outbox_max=3&outbox=" + (dir.path() / "o.db").string()));
+    auto repo = open_layered(
+        s.url("app", password, "outbox_full", "127.0.0.1",
+              "connect_timeout=2&outbox_max=3&outbox=" + (dir.path() / "o.db").string()));
     s.kill9();
     Restart restart{s};
     Timestamp t = system_clock::now();
@@ -196,7 +196,7 @@ TEST_CASE("the outbox full: refused with outbox_full, not queued") {
     REQUIRE(repo->write_statuses(two).value().queued == 2);
     auto e = expect_error(repo->write_statuses(two), Errc::outbox_full);
     CHECK(e.message.find("outbox_max=3") != std::string::npos);
-    CHECK(repo->outbox_state().value().statuses == 2);
+    CHECK(repo.outbox().outbox_state().value().statuses == 2);
 }
 
 TEST_CASE("an outbox file that cannot be one is an error naming it, at open()") {

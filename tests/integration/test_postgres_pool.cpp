@@ -36,7 +36,7 @@ TEST_CASE("pool exhaustion returns pool_exhausted after the acquire timeout") {
     CHECK(waited < 3s);
     holder.join();
     locker.join();
-    CHECK(repo->pool_stats().acquire_timeouts >= 1);
+    CHECK(repo.pg->pool_stats().acquire_timeouts >= 1);
     CHECK(repo->count_providers().value() == 10);
 }
 
@@ -53,7 +53,7 @@ TEST_CASE("8 threads on one connection: each release hands it to a waiter at onc
     for (auto& th : threads)
         th.join();
     CHECK(wrong.load() == 0);
-    auto pool = repo->pool_stats();
+    auto pool = repo.pg->pool_stats();
     CHECK(pool.open == 1);
     CHECK(pool.acquire_timeouts == 0);
     // A missed wake-up would leave a caller asleep until its 5 s acquire deadline: no

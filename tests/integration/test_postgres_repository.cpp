@@ -20,8 +20,8 @@ TEST_CASE("SCRAM login, migrate, import, and every read") {
     auto repo = fresh_catalogue("catalogue_reads");
     CHECK(repo->name().find(password) == std::string_view::npos);
     CHECK(repo->name().find("postgresql://app@127.0.0.1:") == 0);
-    CHECK(repo->migrate().value() == 2); // idempotent
-    CHECK(repo->schema_version().value() == 2);
+    CHECK(repo.pg->migrate().value() == 2); // idempotent
+    CHECK(repo.pg->schema_version().value() == 2);
     CHECK(repo->count_models().value() == 32);
     CHECK(repo->count_providers().value() == 10);
     CHECK(repo->check_health());
@@ -78,7 +78,7 @@ TEST_CASE("an import the server refuses half-way is rolled back, and its connect
     // models' INSERT. (NOT VALID: the rows already there are not checked.)
     server().psql("ALTER TABLE models ADD CONSTRAINT no_gpt5 CHECK (slug <> 'gpt-5') NOT VALID",
                   "catalogue_rollback");
-    auto refused = repo->import_snapshot(builtin_snapshot());
+    auto refused = repo.pg->import_snapshot(builtin_snapshot());
     REQUIRE_FALSE(refused);
     CHECK(refused.error().sqlstate == "23514"); // check_violation
     CHECK(refused.error().message.find("no_gpt5") != std::string::npos);
@@ -88,8 +88,8 @@ TEST_CASE("an import the server refuses half-way is rolled back, and its connect
     CHECK(repo->find_model("gpt-5").value().has_value());
     // ... and the connection came back idle, not aborted: the next transaction works.
     CHECK(repo->export_snapshot().value().models.size() == 32);
-    CHECK(repo->migrate().value() == 2);
-    CHECK(repo->pool_stats().connects == 1);
+    CHECK(repo.pg->migrate().value() == 2);
+    CHECK(repo.pg->pool_stats().connects == 1);
 }
 
 TEST_CASE("a column type changed under a prepared statement: prepared again, answered") {
@@ -104,7 +104,7 @@ TEST_CASE("a column type changed under a prepared statement: prepared again, ans
         FAIL(after.error().to_string()); // 0A000 "cached plan must not change result type"
     CHECK(after.value() == before);
     CHECK(repo->list_models().value().size() == 32);
-    CHECK(repo->pool_stats().connects == 1);
+    CHECK(repo.pg->pool_stats().connects == 1);
 }
 
 TEST_CASE("upserts: newer applied, older ignored, unknown model rejects the whole batch") {
@@ -155,15 +155,15 @@ TEST_CASE("Prisma-style URL: schema, connection_limit, pool_timeout, socket_time
         fresh_catalogue("catalogue_prisma", "schema=catalog&connection_limit=3&pool_timeout=2&"
                                             "socket_timeout=4&pgbouncer=true&sslmode=disable&"
                                             "application_name=prisma-test");
-    CHECK(repo->config().schema == "catalog");
-    CHECK(repo->config().pool_size == 3);
-    CHECK(repo->config().acquire_timeout == 2s);
-    CHECK(repo->config().query_timeout == 4s);
-    CHECK_FALSE(repo->config().prepared_statements);
-    CHECK(repo->config().conninfo.find("schema=") == std::string::npos);
+    CHECK(repo.pg->config().schema == "catalog");
+    CHECK(repo.pg->config().pool_size == 3);
+    CHECK(repo.pg->config().acquire_timeout == 2s);
+    CHECK(repo.pg->config().query_timeout == 4s);
+    CHECK_FALSE(repo.pg->config().prepared_statements);
+    CHECK(repo.pg->config().conninfo.find("schema=") == std::string::npos);
     CHECK(repo->count_models().value() == 32);
     CHECK(server().psql("SELECT count(*) FROM catalog.models", "catalogue_prisma") == "32");
-    CHECK(repo->pool_stats().max_size == 3);
+    CHECK(repo.pg->pool_stats().max_size == 3);
 }
 
 TEST_CASE("several hosts with target_session_attrs: libpq moves past a dead first host") {
@@ -233,7 +233,7 @@ TEST_CASE("16 threads of mixed reads and upserts give correct answers") {
     for (const ModelStatus& s : statuses)
         if (s.region == "t")
             CHECK(s.checked_at > base); // every owned model took a later write
-    auto pool = repo->pool_stats();
+    auto pool = repo.pg->pool_stats();
     CHECK(pool.open <= 6);
     CHECK(pool.busy == 0);
 }
@@ -305,7 +305,7 @@ TEST_CASE("no message ever held the password") {
 
 TEST_CASE("the pool's metrics reach a chain's Prometheus text") {
     auto repo = fresh_catalogue("catalogue_metrics", "connection_limit=2");
-    auto chain = FallbackRepository::create({repo, MemoryRepository::builtin()}).value();
+    auto chain = FallbackRepository::create({repo.repo, MemoryRepository::builtin()}).value();
     REQUIRE(chain->count_models());
     std::string text = chain->prometheus();
     const std::string source = "source=\"" + std::string(repo->name()) + "\"";

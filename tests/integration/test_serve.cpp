@@ -3,12 +3,6 @@
 // asked by real clients (curl, node's fetch, cpp-httplib, raw sockets, the library's own
 // HTTP source), over the embedded catalogue and over a real PostgreSQL killed under
 // load; publish against a loopback stand-in of GitHub's contents API.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -16,9 +10,14 @@
 #include <mutex>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <nlohmann/json.hpp>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <modelrepo/modelrepo.hpp>
 
@@ -156,7 +155,8 @@ public:
     RawSocket& operator=(const RawSocket&) = delete;
 
     bool send(std::string_view text) {
-        return ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+        return ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL) ==
+               static_cast<ssize_t>(text.size());
     }
     /// Reads until `needle` is in what was received (true), the peer closes or the
     /// timeout passes (false).
@@ -209,7 +209,8 @@ private:
 /// GET /v1/changes on a raw socket, up to the ": connected" comment.
 std::unique_ptr<RawSocket> open_stream(int port) {
     auto s = std::make_unique<RawSocket>(port);
-    REQUIRE(s->send("GET /v1/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"));
+    REQUIRE(s->send(
+        "GET /v1/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"));
     REQUIRE_MESSAGE(s->wait_for(": connected", 10s), s->received());
     REQUIRE(s->received().starts_with("HTTP/1.1 200"));
     REQUIRE(s->received().find("Content-Type: text/event-stream") != std::string::npos);
@@ -300,7 +301,8 @@ TEST_CASE("serve on the embedded catalogue: every read endpoint, over curl") {
 
     auto metrics = curl({serve.base() + "/metrics"});
     CHECK(metrics.status == 200);
-    CHECK(metrics.body.find("modelrepo_source_calls_total{source=\"builtin\"}") != std::string::npos);
+    CHECK(metrics.body.find("modelrepo_source_calls_total{source=\"builtin\"}") !=
+          std::string::npos);
     CHECK(metrics.body.find("modelrepo_serve_requests_total{code=\"404\"}") != std::string::npos);
     CHECK(metrics.body.find("modelrepo_serve_connections") != std::string::npos);
 }
@@ -373,8 +375,9 @@ TEST_CASE("writes: 403 without a token file, 401 without or with a wrong token, 
     TempDir dir;
     {
         Serve read_only({"builtin:"});
-        auto refused = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
-                             status_json("gpt-4o", "outage", 0.1), read_only.base() + "/v1/statuses"});
+        auto refused =
+            curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
+                  status_json("gpt-4o", "outage", 0.1), read_only.base() + "/v1/statuses"});
         CHECK(refused.status == 403);
         CHECK(error_of(refused.body)["code"] == "read_only");
     }
@@ -397,8 +400,9 @@ TEST_CASE("writes: 403 without a token file, 401 without or with a wrong token, 
                            "[{\"model\": ", serve.base() + "/v1/statuses"});
     CHECK(malformed.status == 400);
     CHECK(error_of(malformed.body)["code"] == "bad_data");
-    auto unknown = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
-                         status_json("no-such-model", "outage", 0.5), serve.base() + "/v1/statuses"});
+    auto unknown =
+        curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
+              status_json("no-such-model", "outage", 0.5), serve.base() + "/v1/statuses"});
     CHECK(unknown.status / 100 == 4);
 
     auto applied = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary", body,
@@ -418,7 +422,8 @@ TEST_CASE("writes: 403 without a token file, 401 without or with a wrong token, 
     CHECK(too_big.status == 413);
     CHECK(error_of(too_big.body)["code"] == "bad_data");
     // Headers over the cap (16 KiB).
-    auto huge_header = curl({"-H", "X-Filler: " + std::string(20'000, 'a'), serve.base() + "/v1/stats"});
+    auto huge_header =
+        curl({"-H", "X-Filler: " + std::string(20'000, 'a'), serve.base() + "/v1/stats"});
     CHECK(huge_header.status == 431);
 
     // The token is in no answer and in no log line; every request has one.
@@ -554,7 +559,8 @@ TEST_CASE("node's fetch: the seed's API route and realtime consumer (examples/no
     TempDir dir;
     Serve serve({"builtin:"}, {"--token-file", token_file(dir)});
     const std::string examples = require_env("EXAMPLES_NODE_DIR");
-    auto route = run_process({"node", examples + "/api_route.mjs"}, {{"MODELREPO_URL", serve.base()}});
+    auto route =
+        run_process({"node", examples + "/api_route.mjs"}, {{"MODELREPO_URL", serve.base()}});
     REQUIRE_MESSAGE(route.exit_code == 0, route.err);
     auto answer = json::parse(route.out);
     CHECK(answer["source"] == "builtin");
@@ -595,15 +601,16 @@ TEST_CASE("serve on PostgreSQL (cache=live) and builtin: psql changes stream, PU
     if (!have_tool("curl"))
         return;
     PgServer& pg = server();
-    auto repo = fresh_catalogue("serve_pg");
-    repo.reset();
+    fresh_catalogue("serve_pg");
     TempDir dir;
-    const std::string url = server().url("app", password, "serve_pg", "127.0.0.1",
-                                         "cache=live&outbox=" + (dir.path() / "outbox.db").string());
+    const std::string url =
+        server().url("app", password, "serve_pg", "127.0.0.1",
+                     "cache=live&outbox=" + (dir.path() / "outbox.db").string());
     Serve serve({url, "builtin:"}, {"--token-file", token_file(dir)});
 
     auto stream = open_stream(serve.port());
-    server().psql("UPDATE model_status SET availability = 0.4321 WHERE model_slug = 'gpt-5'", "serve_pg");
+    server().psql("UPDATE model_status SET availability = 0.4321 WHERE model_slug = 'gpt-5'",
+                  "serve_pg");
     CHECK_MESSAGE(stream->wait_for("\"slug\":\"gpt-5\"", 10s), stream->received());
 
     auto put = curl({"-X", "PUT", "-H", "Authorization: Bearer " + token, "--data-binary",
@@ -612,8 +619,9 @@ TEST_CASE("serve on PostgreSQL (cache=live) and builtin: psql changes stream, PU
     CHECK(json::parse(put.body)["applied"] == 1);
     auto seen = json::parse(curl({serve.base() + "/v1/models/gpt-4o"}).body);
     CHECK(seen["model"]["status"]["availability"] == doctest::Approx(0.625));
-    CHECK(server().psql("SELECT availability FROM model_status WHERE model_slug = 'gpt-4o'",
-                        "serve_pg").find("0.625") != std::string::npos);
+    CHECK(server()
+              .psql("SELECT availability FROM model_status WHERE model_slug = 'gpt-4o'", "serve_pg")
+              .find("0.625") != std::string::npos);
     auto stats = json::parse(curl({serve.base() + "/v1/stats"}).body);
     CHECK(stats["backup"] == false);
     CHECK(std::string(stats["source"]).starts_with("postgresql://"));
@@ -667,8 +675,9 @@ TEST_CASE("serve on PostgreSQL (cache=live) and builtin: psql changes stream, PU
             return out && out->find("0.0625") != std::string::npos;
         },
         30s));
-    CHECK(eventually([&] { return json::parse(curl({serve.base() + "/readyz"}).body)["state"] == "ready"; },
-                     30s));
+    CHECK(eventually(
+        [&] { return json::parse(curl({serve.base() + "/readyz"}).body)["state"] == "ready"; },
+        30s));
     serve.process().signal(SIGTERM);
     CHECK(serve.process().wait(10s) == 0);
     CHECK(serve.process().err().find(password) == std::string::npos);
@@ -683,7 +692,8 @@ std::string base64(std::string_view in) {
     std::string out;
     std::size_t i = 0;
     for (; i + 2 < in.size(); i += 3) {
-        unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
+        unsigned v =
+            (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
         out += {table[v >> 18], table[(v >> 12) & 63], table[(v >> 6) & 63], table[v & 63]};
     }
     if (i + 1 == in.size()) {
@@ -702,11 +712,16 @@ std::string base64(std::string_view in) {
 
 std::string unbase64(std::string_view in) {
     auto value = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+') return 62;
-        if (c == '/') return 63;
+        if (c >= 'A' && c <= 'Z')
+            return c - 'A';
+        if (c >= 'a' && c <= 'z')
+            return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+            return c - '0' + 52;
+        if (c == '+')
+            return 62;
+        if (c == '/')
+            return 63;
         return -1;
     };
     std::string out;
@@ -747,7 +762,10 @@ public:
                 res.set_content(R"({"message":"Not Found"})", "application/json");
                 return;
             }
-            json body{{"type", "file"}, {"encoding", "base64"}, {"sha", sha_}, {"content", base64(content_)}};
+            json body{{"type", "file"},
+                      {"encoding", "base64"},
+                      {"sha", sha_},
+                      {"content", base64(content_)}};
             res.set_content(body.dump(), "application/json");
         });
         server_.Put(path, [this](const httplib::Request& req, httplib::Response& res) {
@@ -775,7 +793,9 @@ public:
             message_ = body.value("message", "");
             sha_ = "blob" + std::to_string(puts_);
             res.status = 201;
-            res.set_content(json{{"content", {{"sha", sha_}}}, {"commit", {{"sha", "commit" + std::to_string(puts_)}}}}.dump(),
+            res.set_content(json{{"content", {{"sha", sha_}}},
+                                 {"commit", {{"sha", "commit" + std::to_string(puts_)}}}}
+                                .dump(),
                             "application/json");
         });
         port_ = server_.bind_to_any_port("127.0.0.1");
@@ -791,14 +811,38 @@ public:
         return "github://acme/catalogue/data/models.json@main?api_base=http://127.0.0.1:" +
                std::to_string(port_);
     }
-    int puts() const { std::lock_guard lock(mutex_); return puts_; }
-    int gets() const { std::lock_guard lock(mutex_); return gets_; }
-    std::string content() const { std::lock_guard lock(mutex_); return content_; }
-    std::string branch() const { std::lock_guard lock(mutex_); return branch_; }
-    std::vector<std::string> auths() const { std::lock_guard lock(mutex_); return auths_; }
-    std::vector<std::string> refs() const { std::lock_guard lock(mutex_); return refs_; }
-    void conflict(int n) { std::lock_guard lock(mutex_); conflicts_ = n; }
-    void answer(int status) { std::lock_guard lock(mutex_); status_override_ = status; }
+    int puts() const {
+        std::lock_guard lock(mutex_);
+        return puts_;
+    }
+    int gets() const {
+        std::lock_guard lock(mutex_);
+        return gets_;
+    }
+    std::string content() const {
+        std::lock_guard lock(mutex_);
+        return content_;
+    }
+    std::string branch() const {
+        std::lock_guard lock(mutex_);
+        return branch_;
+    }
+    std::vector<std::string> auths() const {
+        std::lock_guard lock(mutex_);
+        return auths_;
+    }
+    std::vector<std::string> refs() const {
+        std::lock_guard lock(mutex_);
+        return refs_;
+    }
+    void conflict(int n) {
+        std::lock_guard lock(mutex_);
+        conflicts_ = n;
+    }
+    void answer(int status) {
+        std::lock_guard lock(mutex_);
+        status_override_ = status;
+    }
 
 private:
     httplib::Server server_;
@@ -826,7 +870,8 @@ ProcessResult publish(const std::vector<std::string>& sources, const std::string
 
 } // namespace
 
-TEST_CASE("publish github://: one commit per change, none when unchanged, a conflict retried once") {
+TEST_CASE(
+    "publish github://: one commit per change, none when unchanged, a conflict retried once") {
     ContentsStandIn github;
     auto first = publish({"builtin:"}, github.destination());
     CHECK_MESSAGE(first.exit_code == 0, first.err);
@@ -882,7 +927,8 @@ TEST_CASE("publish github://: one commit per change, none when unchanged, a conf
     auto bad = publish({"builtin:"}, "github://acme");
     CHECK(bad.exit_code == 1);
     CHECK(bad.err.find("invalid_argument") != std::string::npos);
-    auto nowhere = publish({"builtin:"}, "github://acme/catalogue/models.json@main?api_base=http://127.0.0.1:1");
+    auto nowhere = publish({"builtin:"},
+                           "github://acme/catalogue/models.json@main?api_base=http://127.0.0.1:1");
     CHECK(nowhere.exit_code == 1);
     CHECK(nowhere.err.find("unreachable") != std::string::npos);
 
@@ -946,7 +992,7 @@ TEST_CASE("serve --publish: the backup follows the changes, at most once per int
         15s));
     int after_changes = github.puts();
     CHECK(after_changes >= 2);
-    CHECK(after_changes <= 3); // three changes within one interval: not three commits
+    CHECK(after_changes <= 3);           // three changes within one interval: not three commits
     std::this_thread::sleep_for(2500ms); // nothing changed: nothing published
     CHECK(github.puts() == after_changes);
     CHECK(serve.metric("modelrepo_publish_total{result=\"changed\"}") == after_changes);

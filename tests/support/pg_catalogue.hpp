@@ -37,11 +37,46 @@ inline PgServer& server() {
     return s;
 }
 
+/// The backend alone (a URL without the durable layer's parameters).
 inline std::shared_ptr<PostgresRepository> open_repo(const std::string& url) {
     auto repo = PostgresRepository::open(url);
     if (!repo)
         FAIL(repo.error().to_string());
     return repo.value();
+}
+
+/// A PostgreSQL source as open() makes it (the copy and the outbox its URL asks for, around
+/// the backend), built the way a program that wants both does: the backend, then
+/// make_durable(). `->` reaches the layered repository; `pg` the backend below it.
+struct Layered {
+    std::shared_ptr<PostgresRepository> pg;
+    std::shared_ptr<ModelRepository> repo;
+
+    ModelRepository* operator->() const { return repo.get(); }
+    CopyState copy_state() const {
+        auto* copy = repo->capability<CopyControl>();
+        REQUIRE(copy);
+        return copy->copy_state();
+    }
+    OutboxControl& outbox() const {
+        auto* outbox = repo->capability<OutboxControl>();
+        REQUIRE(outbox);
+        return *outbox;
+    }
+};
+
+inline Layered open_layered(const std::string& url) {
+    std::string backend_url = url;
+    auto durable = DurableConfig::take_from(backend_url);
+    if (!durable)
+        FAIL(durable.error().to_string());
+    Layered out;
+    out.pg = open_repo(backend_url);
+    auto layered = make_durable(out.pg, durable.value());
+    if (!layered)
+        FAIL(layered.error().to_string());
+    out.repo = std::move(layered).value();
+    return out;
 }
 
 /// Drops and creates database `db` owned by "app".
@@ -51,18 +86,33 @@ inline void fresh_database(const std::string& db, const std::string& options = "
     s.psql("CREATE DATABASE \"" + db + "\" OWNER app " + options);
 }
 
-/// A repository on a fresh database with the builtin catalogue imported.
-inline std::shared_ptr<PostgresRepository> fresh_catalogue(const std::string& db,
-                                                           const std::string& query = "") {
+/// A repository on a fresh database with the builtin catalogue imported: through the
+/// backend itself, or, when the query asks for the durable layer, through a loader before
+/// the layer is put around the backend (so the copy starts from the imported catalogue).
+inline Layered fresh_catalogue(const std::string& db, const std::string& query = "") {
     fresh_database(db);
-    auto repo = open_repo(server().url("app", password, db, "127.0.0.1", query));
-    auto version = repo->migrate();
-    if (!version)
-        FAIL(version.error().to_string());
-    auto imported = repo->import_snapshot(builtin_snapshot());
-    if (!imported)
-        FAIL(imported.error().to_string());
-    return repo;
+    std::string url = server().url("app", password, db, "127.0.0.1", query);
+    std::string backend_url = url;
+    auto durable = DurableConfig::take_from(backend_url);
+    if (!durable)
+        FAIL(durable.error().to_string());
+    auto load = [](PostgresRepository& repo) {
+        auto version = repo.migrate();
+        if (!version)
+            FAIL(version.error().to_string());
+        auto imported = repo.import_snapshot(builtin_snapshot());
+        if (!imported)
+            FAIL(imported.error().to_string());
+    };
+    if (durable.value().empty()) {
+        Layered out;
+        out.pg = open_repo(backend_url);
+        load(*out.pg);
+        out.repo = out.pg;
+        return out;
+    }
+    load(*open_repo(backend_url));
+    return open_layered(url);
 }
 
 /// The value, or `fallback` when the call failed.

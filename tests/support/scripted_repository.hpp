@@ -66,8 +66,13 @@ public:
         std::vector<ModelStatus> s{{slug, Health::degraded, 0.5, 1.0, 0.1, "", at}};
         (void)data_->upsert_statuses(s);
     }
-    Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses) override {
-        return run([&] { return data_->upsert_statuses(statuses); });
+    /// As a backend without an outbox: a write the caller knows cannot be taken
+    /// (`source_down`) is answered with its cause, without trying.
+    Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses,
+                                        const WriteOptions& options = {}) override {
+        if (options.source_down)
+            return *options.source_down;
+        return run([&] { return data_->write_statuses(statuses, options); });
     }
 
 private:

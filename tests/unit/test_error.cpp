@@ -128,3 +128,55 @@ TEST_CASE("Result holds a value or an Error; value() on an error throws BadResul
     Result<void> done = success();
     CHECK(done);
 }
+
+TEST_CASE("one classification of every Errc") {
+    auto kind = [](Errc code) { return classify(make_error(code, "x")); };
+    // What stands in for the source (a copy answers, an outbox keeps the write).
+    for (Errc e :
+         {Errc::unreachable, Errc::timeout, Errc::auth_failed, Errc::tls_failed,
+          Errc::too_many_connections, Errc::pool_exhausted, Errc::circuit_open, Errc::read_only})
+        CHECK_MESSAGE(kind(e).outage, to_string(e));
+    for (Errc e : {Errc::invalid_argument, Errc::not_found, Errc::bad_data, Errc::query_failed,
+                   Errc::schema_missing, Errc::database_missing, Errc::io_error, Errc::outbox_full,
+                   Errc::not_supported})
+        CHECK_FALSE_MESSAGE(kind(e).outage, to_string(e));
+    // Answers, not failures: a chain returns them.
+    CHECK(kind(Errc::invalid_argument).answer);
+    CHECK(kind(Errc::not_found).answer);
+    CHECK_FALSE(kind(Errc::timeout).answer);
+    // The table is consistent: an answer is the caller's, an outage never is, and what is
+    // the caller's fault never trips a breaker.
+    for (int i = 1; i <= static_cast<int>(Errc::outbox_full); ++i) {
+        auto e = static_cast<Errc>(i);
+        ErrorClass c = kind(e);
+        CHECK_MESSAGE(std::string(to_string(e)) != "unknown", i);
+        if (c.answer)
+            CHECK_MESSAGE(c.caller_fault, to_string(e));
+        // read_only is both: a standby where the primary was (an outage for writes) and a
+        // source that takes none; bad_data is the caller's in a write, a source's fault in
+        // its answer.
+        const bool outage_blamed_on_caller = c.outage && c.caller_fault && e != Errc::read_only;
+        const bool callers_fault_trips = c.caller_fault && c.trips_breaker && e != Errc::bad_data;
+        CHECK_FALSE_MESSAGE(outage_blamed_on_caller, to_string(e));
+        CHECK_FALSE_MESSAGE(callers_fault_trips, to_string(e));
+        CHECK_MESSAGE(c.http_status >= 400, to_string(e));
+    }
+    // Details refine the kind.
+    Error http = make_error(Errc::http_status, "x");
+    http.http_status = 502;
+    CHECK(classify(http).trips_breaker);
+    http.http_status = 404;
+    CHECK_FALSE(classify(http).trips_breaker);
+    Error sql = make_error(Errc::query_failed, "x");
+    sql.sqlstate = "23503";
+    CHECK(classify(sql).caller_fault);
+    CHECK(classify(sql).http_status == 400);
+    sql.sqlstate = "40P01";
+    CHECK(classify(sql).retryable);
+    CHECK_FALSE(classify(sql).caller_fault);
+    sql.sqlstate = "42P01";
+    CHECK(classify(sql).http_status == 500);
+    Error foreign;
+    foreign.code = std::make_error_code(std::errc::io_error);
+    CHECK(classify(foreign) == ErrorClass{});
+}

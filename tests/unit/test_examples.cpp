@@ -20,8 +20,7 @@ modelrepo::test::ProcessResult example(const char* env, std::vector<std::string>
 } // namespace
 
 TEST_CASE("every example has a --help") {
-    for (const char* env :
-         {"EXAMPLE_REALTIME_STATS", "EXAMPLE_PRIORITY_SYNC"}) {
+    for (const char* env : {"EXAMPLE_REALTIME_STATS", "EXAMPLE_PRIORITY_SYNC"}) {
         auto r = example(env, {"--help"});
         CHECK(r.exit_code == 0);
         CHECK(r.out.find("--source") != std::string::npos);

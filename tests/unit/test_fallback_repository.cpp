@@ -65,25 +65,31 @@ struct Recorder {
 TEST_CASE("answers from the first source; says who answered") {
     Chain c;
     CHECK(c.repo->name() == "fallback(primary -> backup -> last)");
-    auto stats = c.repo->system_stats();
+    Provenance from;
+    auto stats = c.repo->system_stats(from);
     REQUIRE(stats);
     CHECK(stats.value().source == "primary");
-    CHECK(c.repo->last_source() == "primary");
+    CHECK(from.source == "primary");
+    CHECK(from.index == 0);
+    CHECK_FALSE(from.backup());
     CHECK(c.backup->calls() == 0);
 }
 
 TEST_CASE("falls through in order and reports the backup as the source") {
     Chain c;
     c.primary->fail_with(Errc::unreachable);
-    auto stats = c.repo->system_stats();
+    Provenance from;
+    auto stats = c.repo->system_stats(from);
     REQUIRE(stats);
     CHECK(stats.value().source == "backup");
-    CHECK(c.repo->last_source() == "backup");
+    CHECK(from.source == "backup");
+    CHECK(from.backup());
     c.backup->fail_with(Errc::timeout);
     std::vector<std::string> slugs{"gpt-4o"};
-    auto models = c.repo->find_models(slugs);
+    auto models = c.repo->find_models(slugs, from);
     REQUIRE(models);
-    CHECK(c.repo->last_source() == "last");
+    CHECK(from.source == "last");
+    CHECK(from.index == 2);
     CHECK(c.last->calls() == 1);
 }
 
@@ -162,8 +168,9 @@ TEST_CASE("events: breaker opened, served by backup, probe recovers the primary"
     c.primary->fail_with(std::nullopt);
     CHECK(rec.wait_for(FallbackEvent::Kind::breaker_closed, "primary"));
     CHECK(c.primary->health_checks() >= 1);
-    REQUIRE(c.repo->count_models());
-    CHECK(c.repo->last_source() == "primary");
+    Provenance from;
+    REQUIRE(c.repo->count_models(from));
+    CHECK(from.source == "primary");
     CHECK(rec.wait_for(FallbackEvent::Kind::primary_recovered, "primary"));
     {
         std::lock_guard lock(rec.mutex);
@@ -271,8 +278,9 @@ TEST_CASE("slow calls trip the breaker also when they are not in the latency sam
         REQUIRE(c.repo->count_models());
     CHECK(c.repo->breaker(0).state() == BreakerState::open);
     c.primary->delay(0ms);
-    REQUIRE(c.repo->count_models());
-    CHECK(c.repo->last_source() == "backup");
+    Provenance from;
+    REQUIRE(c.repo->count_models(from));
+    CHECK(from.source == "backup");
 }
 
 TEST_CASE("open_chain builds the chain from URIs") {

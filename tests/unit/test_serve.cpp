@@ -85,9 +85,9 @@ TEST_CASE("errors map to HTTP statuses") {
     CHECK(status(Errc::query_failed, "22003") == 400);
     CHECK(status(Errc::query_failed, "23503") == 400);
     CHECK(status(Errc::query_failed, "42P01") == 500);
-    for (Errc outage : {Errc::unreachable, Errc::auth_failed, Errc::circuit_open,
-                        Errc::all_sources_failed, Errc::pool_exhausted, Errc::outbox_full,
-                        Errc::rate_limited, Errc::too_many_connections})
+    for (Errc outage :
+         {Errc::unreachable, Errc::auth_failed, Errc::circuit_open, Errc::all_sources_failed,
+          Errc::pool_exhausted, Errc::outbox_full, Errc::rate_limited, Errc::too_many_connections})
         CHECK(status(outage) == 503);
     Error foreign;
     foreign.code = std::make_error_code(std::errc::io_error);

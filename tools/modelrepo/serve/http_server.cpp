@@ -43,7 +43,14 @@ namespace {
 class Session;
 
 /// Why a connection was closed or a request refused by the transport itself.
-enum class Rejected { timeout, body_too_large, header_too_large, malformed, connections, slow_stream };
+enum class Rejected {
+    timeout,
+    body_too_large,
+    header_too_large,
+    malformed,
+    connections,
+    slow_stream
+};
 constexpr std::array<const char*, 6> rejected_names{
     "timeout", "body_too_large", "header_too_large", "malformed", "connections", "slow_stream"};
 
@@ -197,12 +204,13 @@ private:
         if (beast::iequals(request[http::field::expect], "100-continue")) {
             auto interim = std::make_shared<http::response<http::empty_body>>(
                 http::status::continue_, request.version());
-            http::async_write(stream_, *interim,
-                              [self = shared_from_this(), interim](beast::error_code e, std::size_t) {
-                                  if (e)
-                                      return self->close_connection();
-                                  self->read_body();
-                              });
+            http::async_write(
+                stream_, *interim,
+                [self = shared_from_this(), interim](beast::error_code e, std::size_t) {
+                    if (e)
+                        return self->close_connection();
+                    self->read_body();
+                });
             return;
         }
         read_body();
@@ -248,7 +256,8 @@ private:
                               std::to_string(server_.options.max_header_bytes) + " bytes");
         }
         server_.count(Rejected::malformed);
-        refuse(400, "invalid_argument", "not a well-formed HTTP/1.1 request (" + ec.message() + ")");
+        refuse(400, "invalid_argument",
+               "not a well-formed HTTP/1.1 request (" + ec.message() + ")");
     }
 
     /// An answer from the transport (the request was not read whole): sent, then the
@@ -292,9 +301,12 @@ private:
         try {
             response = server_.handler(request_);
         } catch (const std::exception& e) {
-            response = Response{500, "application/json",
-                                error_body("internal", std::string("the handler failed: ") + e.what()),
-                                {}, {}};
+            response =
+                Response{500,
+                         "application/json",
+                         error_body("internal", std::string("the handler failed: ") + e.what()),
+                         {},
+                         {}};
         }
         request_.authorization.clear();
         request_.body.clear();
@@ -373,7 +385,8 @@ private:
         was_stream_ = true;
         server_.streams.fetch_add(1);
         stream_attach_ = std::move(response.on_stream);
-        stream_head_ = std::make_shared<http::response<http::empty_body>>(http::status::ok, version);
+        stream_head_ =
+            std::make_shared<http::response<http::empty_body>>(http::status::ok, version);
         stream_head_->set(http::field::server, "modelrepo");
         stream_head_->set(http::field::content_type, "text/event-stream");
         stream_head_->set(http::field::cache_control, "no-cache");
@@ -405,10 +418,9 @@ private:
     /// Nothing is expected from the client of a stream: a read that completes means it
     /// left (or sent something it should not have; both end the stream).
     void watch_peer() {
-        stream_.async_read_some(net::buffer(scratch_),
-                                [self = shared_from_this()](beast::error_code, std::size_t) {
-                                    self->teardown();
-                                });
+        stream_.async_read_some(
+            net::buffer(scratch_),
+            [self = shared_from_this()](beast::error_code, std::size_t) { self->teardown(); });
     }
 
     void pump() {
@@ -446,10 +458,9 @@ private:
 
     void write_last_chunk() {
         stream_.expires_after(std::chrono::seconds(2));
-        net::async_write(stream_, http::make_chunk_last(),
-                         [self = shared_from_this()](beast::error_code, std::size_t) {
-                             self->teardown();
-                         });
+        net::async_write(
+            stream_, http::make_chunk_last(),
+            [self = shared_from_this()](beast::error_code, std::size_t) { self->teardown(); });
     }
 
     void teardown() {
@@ -477,8 +488,8 @@ private:
     std::shared_ptr<http::response<http::empty_body>> stream_head_;
     std::shared_ptr<http::response_serializer<http::empty_body>> stream_serializer_;
     std::deque<std::shared_ptr<const std::string>> queue_; ///< the strand's
-    bool writing_ = false;                                  ///< the strand's
-    bool ending_ = false;                                   ///< the strand's
+    bool writing_ = false;                                 ///< the strand's
+    bool ending_ = false;                                  ///< the strand's
     std::atomic<bool> stream_open_{false};
     std::atomic<bool> registered_{false};
     std::atomic<std::size_t> queued_{0};
@@ -534,11 +545,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Han
     beast::error_code ec;
     auto address = net::ip::make_address(o.host, ec);
     if (ec)
-        return make_error(Errc::invalid_argument,
-                          "cannot listen on '" + o.host + "': not an IP address (use 127.0.0.1, "
-                          "::1, or 0.0.0.0 for every interface)");
+        return make_error(Errc::invalid_argument, "cannot listen on '" + o.host +
+                                                      "': not an IP address (use 127.0.0.1, "
+                                                      "::1, or 0.0.0.0 for every interface)");
     tcp::endpoint endpoint(address, o.port);
-    std::string where = (address.is_v6() ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
+    std::string where =
+        (address.is_v6() ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
     auto& acceptor = impl->acceptor;
     acceptor.open(endpoint.protocol(), ec);
     if (!ec)
@@ -554,8 +566,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Han
                                                      "another with --listen HOST:PORT)"
                                                    : ""));
     impl->accept();
-    int threads = o.threads > 0 ? o.threads
-                                : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+    int threads = o.threads > 0
+                      ? o.threads
+                      : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
     for (int i = 0; i < threads; ++i)
         impl->threads.emplace_back([raw = impl.get()] { raw->ioc.run(); });
     return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
@@ -581,8 +594,8 @@ void HttpServer::shutdown() {
 std::vector<MetricFamily> HttpServer::metrics() const {
     using Type = MetricFamily::Type;
     std::vector<MetricFamily> out;
-    MetricFamily answers{"modelrepo_serve_requests_total", Type::counter,
-                         "HTTP answers sent, by status.", {}};
+    MetricFamily answers{
+        "modelrepo_serve_requests_total", Type::counter, "HTTP answers sent, by status.", {}};
     for (std::size_t status = 0; status < impl_->answers.size(); ++status)
         if (auto n = impl_->answers[status].load(std::memory_order_relaxed))
             answers.add({{"code", std::to_string(status)}}, static_cast<double>(n));
@@ -594,10 +607,13 @@ std::vector<MetricFamily> HttpServer::metrics() const {
     }
     out.push_back({"modelrepo_serve_connections", Type::gauge, "Open HTTP connections.", {}});
     out.back().add({}, static_cast<double>(connections));
-    out.push_back({"modelrepo_serve_streams", Type::gauge,
-                   "Open server-sent-event streams (GET /v1/changes).", {}});
+    out.push_back({"modelrepo_serve_streams",
+                   Type::gauge,
+                   "Open server-sent-event streams (GET /v1/changes).",
+                   {}});
     out.back().add({}, static_cast<double>(impl_->streams.load()));
-    MetricFamily rejected{"modelrepo_serve_rejected_total", Type::counter,
+    MetricFamily rejected{"modelrepo_serve_rejected_total",
+                          Type::counter,
                           "Requests and connections the transport refused or cut, by reason.",
                           {}};
     for (std::size_t i = 0; i < rejected_names.size(); ++i)

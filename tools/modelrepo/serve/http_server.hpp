@@ -20,9 +20,9 @@ namespace modelrepo::serve {
 
 /// One request as the handler sees it; the body is complete and within its limit.
 struct Request {
-    std::string method; ///< "GET", "PUT", …
-    std::string path;   ///< the target's path, still percent-encoded ("/v1/models/gpt-4o")
-    std::string query;  ///< the target's query string without '?', still encoded
+    std::string method;        ///< "GET", "PUT", …
+    std::string path;          ///< the target's path, still percent-encoded ("/v1/models/gpt-4o")
+    std::string query;         ///< the target's query string without '?', still encoded
     std::string authorization; ///< the Authorization header's value; never logged
     std::string if_none_match; ///< the If-None-Match header's value
     std::string body;
@@ -60,9 +60,9 @@ public:
 };
 
 struct ServerOptions {
-    std::string host = "127.0.0.1"; ///< loopback unless told otherwise
-    std::uint16_t port = 8080;      ///< 0: any free port (see HttpServer::port())
-    int threads = 0;                ///< I/O threads; 0: the number of cores, at least 2
+    std::string host = "127.0.0.1";           ///< loopback unless told otherwise
+    std::uint16_t port = 8080;                ///< 0: any free port (see HttpServer::port())
+    int threads = 0;                          ///< I/O threads; 0: the number of cores, at least 2
     std::size_t max_body_bytes = 1024 * 1024; ///< larger: 413, before the body is read
     std::size_t max_header_bytes = 16 * 1024; ///< larger: 431
     /// A request's headers and body must arrive within this of the first wait for it
@@ -70,7 +70,7 @@ struct ServerOptions {
     /// a second is closed when it passes; it holds no thread meanwhile.
     std::chrono::milliseconds request_timeout{10'000};
     std::chrono::milliseconds write_timeout{10'000};
-    std::size_t max_connections = 1'024; ///< more are closed at once
+    std::size_t max_connections = 1'024;  ///< more are closed at once
     std::size_t stream_queue_limit = 256; ///< events queued for one stream client
     /// On shutdown(): how long in-flight requests may take to finish.
     std::chrono::milliseconds shutdown_grace{5'000};

@@ -39,13 +39,15 @@ struct Publisher::Impl {
     }
 
     void publish_once() {
-        auto snapshot = chain->export_snapshot();
+        Provenance answered_by;
+        auto snapshot = chain->export_snapshot(answered_by);
         if (!snapshot) {
             outcomes[failed].fetch_add(1);
             log("publish: cannot export the catalogue: " + snapshot.error().to_string());
             return mark_dirty_later();
         }
-        if (std::string from = chain->last_source(); from != primary) {
+        if (answered_by.backup()) {
+            std::string from(answered_by.source);
             outcomes[skipped].fetch_add(1);
             log("publish: not publishing what " + from + " answered (a backup); " + primary +
                 " cannot export now, trying again later");
@@ -57,14 +59,15 @@ struct Publisher::Impl {
             log("publish: " + result.error().to_string());
             return mark_dirty_later();
         }
-        last_success.store(std::chrono::duration<double>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count());
+        last_success.store(
+            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                .count());
         const PublishResult& r = result.value();
         outcomes[r.changed ? changed : unchanged].fetch_add(1);
         if (r.changed)
             log("publish: stored " + std::to_string(snapshot.value().models.size()) +
-                " models at " + r.destination + (r.commit.empty() ? "" : " (commit " + r.commit + ")"));
+                " models at " + r.destination +
+                (r.commit.empty() ? "" : " (commit " + r.commit + ")"));
     }
 
     /// A failed or skipped publish is tried again after the interval.
@@ -139,13 +142,17 @@ Publisher::~Publisher() {
 
 std::vector<MetricFamily> Publisher::metrics() const {
     std::vector<MetricFamily> out;
-    MetricFamily total{"modelrepo_publish_total", MetricFamily::Type::counter,
-                       "Publishes of the catalogue (serve --publish), by result.", {}};
+    MetricFamily total{"modelrepo_publish_total",
+                       MetricFamily::Type::counter,
+                       "Publishes of the catalogue (serve --publish), by result.",
+                       {}};
     for (std::size_t i = 0; i < outcome_names.size(); ++i)
         total.add({{"result", outcome_names[i]}}, static_cast<double>(impl_->outcomes[i].load()));
     out.push_back(std::move(total));
-    out.push_back({"modelrepo_publish_last_success_timestamp_seconds", MetricFamily::Type::gauge,
-                   "When the last publish succeeded (Unix time; 0: never).", {}});
+    out.push_back({"modelrepo_publish_last_success_timestamp_seconds",
+                   MetricFamily::Type::gauge,
+                   "When the last publish succeeded (Unix time; 0: never).",
+                   {}});
     out.back().add({}, impl_->last_success.load());
     return out;
 }

@@ -1,18 +1,19 @@
 // SPDX-License-Identifier: MIT
 // The routes of `modelrepo serve`. Each read is one call on the chain; its answer's
-// provenance comes from the chain (SystemStats::source, last_source() of this thread).
+// provenance comes from the chain (SystemStats::source, the Provenance of the call).
 #include "service.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
-#include "../output.hpp"
-#include "core/uri.hpp" // detail::percent_decode, detail::split_query
+#include <modelrepo/uri.hpp>
+
+#include "../json_form.hpp"
 
 namespace modelrepo::serve {
 
@@ -42,8 +43,10 @@ std::string code_name(const Error& error) {
 Response error_answer(const Error& error) {
     Response answer = error_answer(http_status_of(error), code_name(error), error.message);
     if (error.retry_after) {
-        auto wait = std::chrono::ceil<std::chrono::seconds>(*error.retry_after - system_clock::now());
-        answer.headers.emplace_back("Retry-After", std::to_string(std::max<long long>(1, wait.count())));
+        auto wait =
+            std::chrono::ceil<std::chrono::seconds>(*error.retry_after - system_clock::now());
+        answer.headers.emplace_back("Retry-After",
+                                    std::to_string(std::max<long long>(1, wait.count())));
     } else if (answer.status == 503) {
         answer.headers.emplace_back("Retry-After", "1");
     }
@@ -51,24 +54,10 @@ Response error_answer(const Error& error) {
 }
 
 Response method_not_allowed(std::string_view allow) {
-    Response answer = error_answer(405, "invalid_argument",
-                                   "this path answers " + std::string(allow) + " only");
+    Response answer =
+        error_answer(405, "invalid_argument", "this path answers " + std::string(allow) + " only");
     answer.headers.emplace_back("Allow", std::string(allow));
     return answer;
-}
-
-/// The query's name=value pairs, decoded, in order ('+' is a space, as forms and
-/// URLSearchParams encode it). nullopt: a malformed escape.
-std::optional<std::vector<detail::QueryParam>> parse_query(std::string_view query) {
-    std::string spaced;
-    spaced.reserve(query.size());
-    for (char c : query)
-        spaced += c == '+' ? std::string_view("%20") : std::string_view(&c, 1);
-    auto params = detail::split_query(spaced);
-    if (params)
-        for (auto& p : *params)
-            p.raw = {}; // a view into `spaced`, which goes now
-    return params;
 }
 
 /// Compares in time that depends on the expected token's length only.
@@ -84,34 +73,7 @@ bool same_token(std::string_view given, std::string_view expected) {
 } // namespace
 
 int http_status_of(const Error& error) {
-    auto code = error.errc();
-    if (!code)
-        return 500;
-    switch (*code) {
-    case Errc::invalid_argument:
-    case Errc::bad_data: return 400;
-    case Errc::not_found: return 404;
-    case Errc::read_only: return 403;
-    case Errc::timeout: return 504;
-    case Errc::not_supported: return 501;
-    case Errc::query_failed:
-        // The caller's data (22xxx data exception, 23xxx integrity) or the server's fault.
-        return error.sqlstate.starts_with("22") || error.sqlstate.starts_with("23") ? 400 : 500;
-    case Errc::auth_failed: // the service's credentials, not the caller's
-    case Errc::unreachable:
-    case Errc::tls_failed:
-    case Errc::database_missing:
-    case Errc::schema_missing:
-    case Errc::pool_exhausted:
-    case Errc::circuit_open:
-    case Errc::all_sources_failed:
-    case Errc::http_status:
-    case Errc::rate_limited:
-    case Errc::too_many_connections:
-    case Errc::io_error:
-    case Errc::outbox_full: return 503;
-    }
-    return 500;
+    return classify(error).http_status;
 }
 
 struct Service::Impl {
@@ -135,7 +97,8 @@ struct Service::Impl {
 
     void broadcast(std::shared_ptr<const std::string> text) {
         std::lock_guard lock(mutex);
-        std::erase_if(streams, [&](const std::shared_ptr<EventStream>& s) { return !s->send(text); });
+        std::erase_if(streams,
+                      [&](const std::shared_ptr<EventStream>& s) { return !s->send(text); });
     }
 
     void on_change(const CatalogChange& change) {
@@ -195,9 +158,10 @@ struct Service::Impl {
     Response read_error(const Error& error) {
         if (error.is(Errc::all_sources_failed)) {
             FallbackMetrics m = chain->metrics(/*with_backend=*/false);
-            bool all_timed_out = !m.sources.empty() &&
-                                 std::all_of(m.sources.begin(), m.sources.end(),
-                                             [](const SourceMetrics& s) { return s.last_error == "timeout"; });
+            bool all_timed_out =
+                !m.sources.empty() &&
+                std::all_of(m.sources.begin(), m.sources.end(),
+                            [](const SourceMetrics& s) { return s.last_errc == Errc::timeout; });
             if (all_timed_out) {
                 Response answer = error_answer(error);
                 answer.status = 504;
@@ -219,13 +183,14 @@ struct Service::Impl {
         return json_answer(200, body);
     }
 
-    Response models(const std::vector<detail::QueryParam>& query) {
+    Response models(const std::vector<QueryParam>& query) {
         std::vector<std::string> slugs;
         bool asked = false;
         for (const auto& param : query) {
             if (param.key != "slug")
                 return error_answer(400, "invalid_argument",
-                                    "unknown query parameter '" + param.key + "' (this path takes slug=)");
+                                    "unknown query parameter '" + param.key +
+                                        "' (this path takes slug=)");
             asked = true;
             if (!param.value.empty())
                 slugs.push_back(param.value);
@@ -234,46 +199,52 @@ struct Service::Impl {
             return error_answer(400, "invalid_argument",
                                 "at most " + std::to_string(options.max_slugs) +
                                     " slug= values in one request");
-        auto models = asked ? chain->find_models(slugs) : chain->list_models();
+        Provenance from;
+        auto models = asked ? chain->find_models(slugs, from) : chain->list_models(from);
         if (!models)
             return read_error(models.error());
         ojson list = ojson::array();
         for (const Model& model : models.value())
             list.push_back(cli::to_json(model));
         ojson body;
-        body["source"] = chain->last_source();
+        body["source"] = std::string(from.source);
         body["models"] = std::move(list);
         return json_answer(200, body);
     }
 
     Response model(std::string_view encoded) {
-        auto slug = detail::percent_decode(encoded);
+        auto slug = percent_decode(encoded);
         if (!slug || slug->empty() || slug->find('/') != std::string::npos)
-            return error_answer(400, "invalid_argument", "not a model slug: '" + std::string(encoded) + "'");
-        auto model = chain->find_model(*slug);
+            return error_answer(400, "invalid_argument",
+                                "not a model slug: '" + std::string(encoded) + "'");
+        Provenance from;
+        auto model = chain->find_model(*slug, from);
         if (!model)
             return read_error(model.error());
         if (!model.value())
             return error_answer(404, "not_found", "no model '" + *slug + "' in the catalogue");
         ojson body;
-        body["source"] = chain->last_source();
+        body["source"] = std::string(from.source);
         body["model"] = cli::to_json(*model.value());
         return json_answer(200, body);
     }
 
-    Response statuses(const std::vector<detail::QueryParam>& query) {
+    Response statuses(const std::vector<QueryParam>& query) {
         std::optional<Health> only;
         for (const auto& param : query) {
             if (param.key != "health")
                 return error_answer(400, "invalid_argument",
-                                    "unknown query parameter '" + param.key + "' (this path takes health=)");
+                                    "unknown query parameter '" + param.key +
+                                        "' (this path takes health=)");
             only = parse_health(param.value);
             if (!only)
-                return error_answer(400, "invalid_argument",
-                                    "health must be operational, degraded, outage or unknown, not '" +
-                                        param.value + "'");
+                return error_answer(
+                    400, "invalid_argument",
+                    "health must be operational, degraded, outage or unknown, not '" + param.value +
+                        "'");
         }
-        auto statuses = chain->list_statuses();
+        Provenance from;
+        auto statuses = chain->list_statuses(from);
         if (!statuses)
             return read_error(statuses.error());
         ojson list = ojson::array();
@@ -281,7 +252,7 @@ struct Service::Impl {
             if (!only || status.health == *only)
                 list.push_back(cli::to_json(status));
         ojson body;
-        body["source"] = chain->last_source();
+        body["source"] = std::string(from.source);
         body["statuses"] = std::move(list);
         return json_answer(200, body);
     }
@@ -312,8 +283,9 @@ struct Service::Impl {
         std::string_view auth = request.authorization;
         constexpr std::string_view scheme = "bearer ";
         bool bearer = auth.size() > scheme.size() &&
-                      std::equal(scheme.begin(), scheme.end(), auth.begin(),
-                                 [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+                      std::equal(scheme.begin(), scheme.end(), auth.begin(), [](char a, char b) {
+                          return a == std::tolower(static_cast<unsigned char>(b));
+                      });
         if (!bearer || !same_token(auth.substr(scheme.size()), *options.token)) {
             Response answer = error_answer(401, "auth_failed",
                                            bearer ? "the bearer token is not this server's"
@@ -334,9 +306,8 @@ struct Service::Impl {
         if (r.queued > 0) {
             body["outbox"] = r.outbox;
             if (r.deferred_because)
-                body["deferred_because"] = {
-                    {"code", code_name(*r.deferred_because)},
-                    {"message", r.deferred_because->message}};
+                body["deferred_because"] = {{"code", code_name(*r.deferred_because)},
+                                            {"message", r.deferred_because->message}};
         }
         return json_answer(r.queued > 0 ? 202 : 200, body);
     }
@@ -402,9 +373,10 @@ struct Service::Impl {
     Response handle(const Request& request) {
         const std::string& path = request.path;
         const bool get = request.method == "GET";
-        auto query = parse_query(request.query);
+        auto query = parse_query(request.query, /*plus_is_space=*/true);
         if (!query)
-            return error_answer(400, "invalid_argument", "the query string has a malformed %-escape");
+            return error_answer(400, "invalid_argument",
+                                "the query string has a malformed %-escape");
         auto only_get = [&](auto&& answer) -> Response {
             if (!get)
                 return method_not_allowed("GET");

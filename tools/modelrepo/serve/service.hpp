@@ -21,9 +21,9 @@ namespace modelrepo::serve {
 struct ServiceOptions {
     /// The bearer token PUT /v1/statuses needs; nullopt: writes are refused (403).
     std::optional<std::string> token;
-    std::size_t max_streams = 256;                ///< GET /v1/changes clients; more: 429
-    std::chrono::milliseconds heartbeat{15'000};  ///< a comment on every stream this often
-    std::size_t max_slugs = 1'000;                ///< ?slug= values in one request
+    std::size_t max_streams = 256;               ///< GET /v1/changes clients; more: 429
+    std::chrono::milliseconds heartbeat{15'000}; ///< a comment on every stream this often
+    std::size_t max_slugs = 1'000;               ///< ?slug= values in one request
     /// More metrics for GET /metrics (the transport's, a publisher's).
     std::function<std::vector<MetricFamily>()> extra_metrics;
 };

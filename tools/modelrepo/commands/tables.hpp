@@ -1,20 +1,14 @@
 // SPDX-License-Identifier: MIT
-// How the modelrepo CLI prints answers: readable tables, or JSON with --json.
+// How the commands print answers as readable tables (--json prints json_form.hpp's).
 #pragma once
 
 #include <iosfwd>
 #include <span>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
-
 #include <modelrepo/modelrepo.hpp>
 
 namespace modelrepo::cli {
-
-nlohmann::ordered_json to_json(const ModelStatus& status);
-nlohmann::ordered_json to_json(const Model& model);
-nlohmann::ordered_json to_json(const SystemStats& stats);
 
 void print_stats(std::ostream& out, const SystemStats& stats);
 void print_models(std::ostream& out, std::span<const Model> models, std::string_view source);

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
-// LiveCopy: PostgreSQL's last-known copy of the catalogue (cache_dir=, cache=live).
-// Kept current from the repository's own change feed — each change re-reads the rows
-// it names, a resync reloads everything — held in memory for reads and written to
-// cache_dir, so that a process started during an outage answers with the newest state
-// its previous run saw.
+// LiveCopy: the last-known copy of a source's catalogue (cache_dir=, cache=live). Kept
+// current from the source's change feed — each change re-reads the rows it names, a
+// resync reloads everything — held in memory for reads and written to cache_dir, so that
+// a process started during an outage answers with the newest state its previous run saw.
 #pragma once
 
 #include <atomic>
@@ -20,22 +19,11 @@
 #include <modelrepo/catalog_change.hpp>
 #include <modelrepo/error.hpp>
 
+#include "../core/capabilities.hpp"
 #include "../memory/catalog.hpp"
 #include "../memory/published.hpp"
 
 namespace modelrepo::detail {
-
-/// How the copy reads the database (the repository's SQL on its pool).
-class CatalogReader {
-public:
-    virtual ~CatalogReader() = default;
-    /// The whole catalogue and the catalogue version it is at, in one transaction.
-    virtual Result<std::pair<Snapshot, std::int64_t>> load() = 0;
-    /// These models as they are now, provider and status joined; absent ones skipped.
-    virtual Result<std::vector<Model>> models(std::span<const std::string> slugs) = 0;
-    /// These providers as they are now; absent ones skipped.
-    virtual Result<std::vector<Provider>> providers(std::span<const std::string> slugs) = 0;
-};
 
 class LiveCopy {
 public:

@@ -3,8 +3,6 @@
 
 #include <algorithm>
 
-#include "errors.hpp"
-
 namespace modelrepo::detail {
 
 using namespace std::chrono;
@@ -16,9 +14,9 @@ constexpr int group = 32;
 
 } // namespace
 
-OutboxReplay::OutboxReplay(Outbox& outbox, SqlCatalog& sql, Options options)
+OutboxReplay::OutboxReplay(OutboxStore& outbox, StatusWriter& writer, Options options)
     : outbox_(outbox)
-    , sql_(sql)
+    , writer_(writer)
     , options_(options) {}
 
 OutboxReplay::~OutboxReplay() {
@@ -90,7 +88,7 @@ Result<OutboxDrain> OutboxReplay::drain() {
         std::vector<std::vector<ModelStatus>> statuses;
         for (const auto& b : group_batches)
             statuses.push_back(b.statuses);
-        auto applied = sql_.upsert_each(statuses);
+        auto applied = writer_.apply_each(statuses);
         if (!applied) {
             (void)outbox_.note_attempt(group_batches.front().id, applied.error());
             std::lock_guard lock(mutex_);
@@ -100,7 +98,9 @@ Result<OutboxDrain> OutboxReplay::drain() {
         std::vector<std::int64_t> done;
         std::uint64_t done_statuses = 0;
         std::optional<Error> stopped; // the database could not take one: the rest wait
-        for (std::size_t k = 0; k < group_batches.size(); ++k) {
+        // A writer may stop at an outage before the end: the rest wait for the next drain.
+        const std::size_t answered = std::min(group_batches.size(), applied.value().size());
+        for (std::size_t k = 0; k < answered; ++k) {
             const auto& batch = group_batches[k];
             auto& r = applied.value()[k];
             auto n = static_cast<std::int64_t>(batch.statuses.size());
@@ -111,7 +111,7 @@ Result<OutboxDrain> OutboxReplay::drain() {
                 report.statuses += n;
                 continue;
             }
-            if (is_outage(r.error())) {
+            if (classify(r.error()).outage) {
                 (void)outbox_.note_attempt(batch.id, r.error());
                 stopped = r.error();
                 break;

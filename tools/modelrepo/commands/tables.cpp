@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "output.hpp"
+#include "tables.hpp"
 
 #include <cstdio>
 #include <ostream>
@@ -9,13 +9,6 @@
 namespace modelrepo::cli {
 
 namespace {
-
-using ojson = nlohmann::ordered_json;
-
-template <class T>
-ojson or_null(const std::optional<T>& value) {
-    return value ? ojson(*value) : ojson(nullptr);
-}
 
 std::string percent(double share) {
     char buf[32];
@@ -66,50 +59,6 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
 }
 
 } // namespace
-
-ojson to_json(const ModelStatus& s) {
-    ojson out;
-    out["model"] = s.model_slug;
-    out["health"] = std::string(to_string(s.health));
-    out["availability"] = s.availability;
-    out["latency_ms"] = or_null(s.latency_ms);
-    out["error_rate"] = s.error_rate;
-    out["region"] = s.region;
-    out["checked_at"] = format_timestamp(s.checked_at);
-    return out;
-}
-
-ojson to_json(const Model& m) {
-    ojson out;
-    out["slug"] = m.slug;
-    out["name"] = m.name;
-    out["provider_slug"] = m.provider_slug;
-    out["description"] = m.description;
-    out["context_window"] = or_null(m.context_window);
-    out["active"] = m.active;
-    if (m.provider)
-        out["provider"] = {{"slug", m.provider->slug},
-                           {"name", m.provider->name},
-                           {"website", m.provider->website}};
-    else
-        out["provider"] = nullptr;
-    out["status"] = m.status ? to_json(*m.status) : ojson(nullptr);
-    return out;
-}
-
-ojson to_json(const SystemStats& s) {
-    ojson out;
-    out["source"] = s.source;
-    out["as_of"] = format_timestamp(s.as_of);
-    out["models"] = s.models;
-    out["active_models"] = s.active_models;
-    out["providers"] = s.providers;
-    out["health"] = {{"operational", s.health.operational},
-                     {"degraded", s.health.degraded},
-                     {"outage", s.health.outage},
-                     {"unknown", s.health.unknown}};
-    return out;
-}
 
 void print_stats(std::ostream& out, const SystemStats& s) {
     print_table(out, {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// OutboxReplay: applies what the outbox keeps as soon as the database takes it again:
+// OutboxReplay: applies what the outbox keeps as soon as the source takes it again:
 // a thread of its own (backoff while the database cannot, no traffic needed), oldest
 // batch first, each in one transaction, removed after commit; a batch the database
 // refuses for good goes to the dead letters and never blocks the rest.
@@ -11,10 +11,10 @@
 #include <mutex>
 #include <thread>
 
-#include <modelrepo/postgres_repository.hpp>
+#include <modelrepo/outbox.hpp>
 
-#include "outbox.hpp"
-#include "sql_catalog.hpp"
+#include "../core/capabilities.hpp"
+#include "outbox_store.hpp"
 
 namespace modelrepo::detail {
 
@@ -29,7 +29,7 @@ public:
     };
     using Listener = std::function<void(const OutboxEvent&)>;
 
-    OutboxReplay(Outbox& outbox, SqlCatalog& sql, Options options);
+    OutboxReplay(OutboxStore& outbox, StatusWriter& writer, Options options);
     /// Stops the thread (waits for a batch being applied).
     ~OutboxReplay();
     OutboxReplay(const OutboxReplay&) = delete;
@@ -53,8 +53,8 @@ private:
     void run();
     void emit(const OutboxEvent& event);
 
-    Outbox& outbox_;
-    SqlCatalog& sql_;
+    OutboxStore& outbox_;
+    StatusWriter& writer_;
     const Options options_;
     std::mutex drain_mutex_;   ///< one drain at a time in this process
     mutable std::mutex mutex_; ///< guards everything below

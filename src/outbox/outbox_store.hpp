@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Outbox: status writes the database could not take, kept durably in an SQLite file
-// (WAL, synchronous=FULL) until they can be applied. What `outbox=PATH` adds to a
-// PostgreSQL repository.
+// OutboxStore: status writes the database could not take, kept durably in an SQLite file
+// (WAL, synchronous=FULL) until they can be applied. The file behind `outbox=PATH`.
 #pragma once
 
 #include <chrono>
@@ -24,15 +23,15 @@ namespace modelrepo::detail {
 /// Thread-safe (one mutex around the SQLite handle); several processes may share a file
 /// (SQLite's locking keeps each batch whole; both drain, and a batch applied twice is
 /// harmless: an upsert never moves a status back in time).
-class Outbox {
+class OutboxStore {
 public:
     /// Opens or creates the file and checks it. Errors: `Errc::io_error` naming the file
     /// (unwritable, corrupt, not an outbox).
-    static Result<std::unique_ptr<Outbox>> open(const std::filesystem::path& path,
-                                                std::int64_t max_statuses);
-    ~Outbox();
-    Outbox(const Outbox&) = delete;
-    Outbox& operator=(const Outbox&) = delete;
+    static Result<std::unique_ptr<OutboxStore>> open(const std::filesystem::path& path,
+                                                     std::int64_t max_statuses);
+    ~OutboxStore();
+    OutboxStore(const OutboxStore&) = delete;
+    OutboxStore& operator=(const OutboxStore&) = delete;
 
     const std::filesystem::path& path() const noexcept { return path_; }
 
@@ -72,7 +71,7 @@ public:
     Result<std::vector<DeadLetter>> dead_letters(int limit = 100);
 
 private:
-    Outbox(std::filesystem::path path, sqlite3* db, std::int64_t max_statuses);
+    OutboxStore(std::filesystem::path path, sqlite3* db, std::int64_t max_statuses);
     Error failure(const std::string& what) const;
 
     const std::filesystem::path path_;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "outbox.hpp"
+#include "outbox_store.hpp"
 
 #include <thread>
 
@@ -79,29 +79,29 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 
 } // namespace
 
-Outbox::Outbox(std::filesystem::path path, sqlite3* db, std::int64_t max_statuses)
+OutboxStore::OutboxStore(std::filesystem::path path, sqlite3* db, std::int64_t max_statuses)
     : path_(std::move(path))
     , db_(db)
     , max_statuses_(max_statuses) {}
 
-Outbox::~Outbox() {
+OutboxStore::~OutboxStore() {
     sqlite3_close_v2(db_);
 }
 
-Error Outbox::failure(const std::string& what) const {
+Error OutboxStore::failure(const std::string& what) const {
     Error error = make_error(Errc::io_error, "outbox '" + path_.string() + "': " + what + ": " +
                                                  sqlite3_errmsg(db_));
     error.target = path_.string();
     return error;
 }
 
-Result<std::unique_ptr<Outbox>> Outbox::open(const std::filesystem::path& path,
-                                             std::int64_t max_statuses) {
+Result<std::unique_ptr<OutboxStore>> OutboxStore::open(const std::filesystem::path& path,
+                                                       std::int64_t max_statuses) {
     sqlite3* db = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                              nullptr);
-    std::unique_ptr<Outbox> outbox(new Outbox(path, db, max_statuses));
+    std::unique_ptr<OutboxStore> outbox(new OutboxStore(path, db, max_statuses));
     if (rc != SQLITE_OK)
         return outbox->failure("cannot open it (check the directory exists and is writable)");
     sqlite3_busy_timeout(db, 10'000); // another process holds the write lock for a moment
@@ -140,7 +140,7 @@ Result<std::unique_ptr<Outbox>> Outbox::open(const std::filesystem::path& path,
     return outbox;
 }
 
-Result<std::int64_t> Outbox::enqueue(std::span<const ModelStatus> statuses) {
+Result<std::int64_t> OutboxStore::enqueue(std::span<const ModelStatus> statuses) {
     std::lock_guard lock(mutex_);
     std::string json = write_statuses(statuses);
     auto count = static_cast<std::int64_t>(statuses.size());
@@ -180,7 +180,7 @@ Result<std::int64_t> Outbox::enqueue(std::span<const ModelStatus> statuses) {
     return count;
 }
 
-Result<std::vector<Outbox::Batch>> Outbox::oldest(int limit) {
+Result<std::vector<OutboxStore::Batch>> OutboxStore::oldest(int limit) {
     std::lock_guard lock(mutex_);
     Stmt select(db_, "SELECT id, queued_at, statuses, attempts FROM batches ORDER BY id LIMIT ?");
     if (!select.ok())
@@ -204,7 +204,7 @@ Result<std::vector<Outbox::Batch>> Outbox::oldest(int limit) {
     return out;
 }
 
-Result<void> Outbox::remove(std::span<const std::int64_t> ids) {
+Result<void> OutboxStore::remove(std::span<const std::int64_t> ids) {
     if (ids.empty())
         return success();
     std::lock_guard lock(mutex_);
@@ -223,7 +223,7 @@ Result<void> Outbox::remove(std::span<const std::int64_t> ids) {
     return success();
 }
 
-Result<void> Outbox::bury(const Batch& batch, const Error& error) {
+Result<void> OutboxStore::bury(const Batch& batch, const Error& error) {
     std::lock_guard lock(mutex_);
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
         return failure("cannot begin a write");
@@ -243,7 +243,7 @@ Result<void> Outbox::bury(const Batch& batch, const Error& error) {
     return success();
 }
 
-Result<void> Outbox::note_attempt(std::int64_t id, const Error& error) {
+Result<void> OutboxStore::note_attempt(std::int64_t id, const Error& error) {
     std::lock_guard lock(mutex_);
     Stmt update(db_, "UPDATE batches SET attempts = attempts + 1, last_error = ? WHERE id = ?");
     if (!update.ok() || update.bind(1, error.to_string()).bind(2, id).step() != SQLITE_DONE)
@@ -251,7 +251,7 @@ Result<void> Outbox::note_attempt(std::int64_t id, const Error& error) {
     return success();
 }
 
-Result<Outbox::State> Outbox::state() {
+Result<OutboxStore::State> OutboxStore::state() {
     std::lock_guard lock(mutex_);
     State s;
     Stmt pending(db_, "SELECT count(*), coalesce(sum(count), 0), min(queued_at), "
@@ -270,7 +270,7 @@ Result<Outbox::State> Outbox::state() {
     return s;
 }
 
-Result<std::vector<Outbox::DeadLetter>> Outbox::dead_letters(int limit) {
+Result<std::vector<OutboxStore::DeadLetter>> OutboxStore::dead_letters(int limit) {
     std::lock_guard lock(mutex_);
     Stmt select(db_, "SELECT id, queued_at, failed_at, count, error FROM dead_letters "
                      "ORDER BY id DESC LIMIT ?");

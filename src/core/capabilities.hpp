@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// What a backend offers the layers open() puts around it (src/copy, src/outbox), asked
+// for with ModelRepository::capability<T>(). Small on purpose: the copy needs a reader and
+// a change source, the outbox a status writer; neither knows which backend it wraps.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <modelrepo/catalog_change.hpp>
+#include <modelrepo/error.hpp>
+#include <modelrepo/snapshot.hpp>
+#include <modelrepo/types.hpp>
+
+namespace modelrepo::detail {
+
+/// Reads the catalogue at its origin, for a last-known copy. Thread-safe.
+class CatalogReader {
+public:
+    virtual ~CatalogReader() = default;
+    /// A stable name for this origin (its address and schema, no secret), that names the
+    /// copy's files in cache_dir: the same origin finds its copy again after a restart.
+    virtual std::string copy_key() const = 0;
+    /// The whole catalogue and the catalogue version it is at, read at one moment.
+    virtual Result<std::pair<Snapshot, std::int64_t>> load() = 0;
+    /// These models as they are now, provider and status joined; absent ones skipped.
+    virtual Result<std::vector<Model>> models(std::span<const std::string> slugs) = 0;
+    /// These providers as they are now; absent ones skipped.
+    virtual Result<std::vector<Provider>> providers(std::span<const std::string> slugs) = 0;
+};
+
+/// Reports every change at the origin, made by any client, for a copy that keeps current.
+class ChangeSource {
+public:
+    /// Each batch of changes, in version order, on the source's delivery thread; a batch
+    /// after a (re)connect ends with a `resync`.
+    using Sink = std::function<void(std::vector<CatalogChange>)>;
+    /// Told, on the same thread, when the source starts or stops reporting.
+    using StateSink = std::function<void(bool connected)>;
+
+    virtual ~ChangeSource() = default;
+    /// Why this source can never report changes as configured (PgBouncer without a direct
+    /// URL, say); nullopt when it can. Cheap, no I/O.
+    virtual std::optional<Error> unavailable() const = 0;
+    /// Whether a watcher can be told of changes: an error that needs the user (the
+    /// database's schema has no change feed: run modelrepo migrate). A source that cannot
+    /// be asked now (it is down) is no error: delivery starts when it answers.
+    virtual Result<void> check_watchable() = 0;
+    /// Starts delivering to `sink` (once: later calls do nothing).
+    virtual void start_changes(Sink sink, StateSink state) = 0;
+    /// Stops delivering and waits for a delivery in progress: after it returns, `sink` and
+    /// `state` are not called again (the layer that gave them is going away).
+    virtual void stop_changes() = 0;
+};
+
+/// Applies status writes at the origin, for an outbox that replays what it kept.
+/// Thread-safe.
+class StatusWriter {
+public:
+    virtual ~StatusWriter() = default;
+    /// Applies one batch in one transaction: all or nothing. Statuses older than the
+    /// stored ones are ignored (so a batch applied twice is harmless).
+    virtual Result<std::int64_t> apply_statuses(std::span<const ModelStatus> statuses) = 0;
+    /// Each batch in a transaction of its own. The outer Result fails when the source
+    /// could not be asked at all; an inner one, when it refused that batch. The default
+    /// applies them one by one (and stops at the first outage).
+    virtual Result<std::vector<Result<std::int64_t>>>
+    apply_each(std::span<const std::vector<ModelStatus>> batches);
+};
+
+/// A last-known copy in this process, for an outbox above it: the slugs of a write it
+/// keeps are checked against the copy, and what it keeps shows in the copy's reads.
+class LocalCopy {
+public:
+    virtual ~LocalCopy() = default;
+    /// Holds a catalogue (loaded from the source or from its file).
+    virtual bool holds_catalogue() const = 0;
+    virtual bool knows_model(std::string_view slug) const = 0;
+    /// Writes the source has not taken yet, shown in reads now (read your writes).
+    virtual void show_writes(std::span<const ModelStatus> statuses) = 0;
+};
+
+} // namespace modelrepo::detail

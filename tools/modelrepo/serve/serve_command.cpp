@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT
+// The serve command: its options, and the wiring of the chain, the routes (Service), the
+// HTTP transport (HttpServer) and the publisher, until SIGINT/SIGTERM.
+#include <atomic>
+#include <cctype>
+#include <charconv>
+#include <csignal>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <sstream>
+
+#include "../commands/command.hpp"
+#include "http_server.hpp"
+#include "publisher.hpp"
+#include "service.hpp"
+
+namespace modelrepo::cli {
+
+namespace {
+
+struct ServeSettings {
+    std::string listen = "127.0.0.1:8080";
+    std::string token_file;
+    bool log = false;
+    std::string publish;
+    std::string publish_interval = "5m";
+    std::size_t max_streams = 256;
+    std::string request_timeout = "10s";
+};
+
+/// "HOST:PORT", "[V6]:PORT" or ":PORT" (loopback).
+Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
+    auto colon = text.rfind(':');
+    auto bad = [&] {
+        return make_error(Errc::invalid_argument, "--listen takes HOST:PORT (127.0.0.1:8080, "
+                                                  "[::1]:8080, 0.0.0.0:8080), not '" +
+                                                      text + "'");
+    };
+    if (colon == std::string::npos)
+        return bad();
+    std::string host = text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    if (host.empty())
+        host = "127.0.0.1";
+    if (host == "localhost")
+        host = "127.0.0.1";
+    std::string port_text = text.substr(colon + 1);
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535)
+        return bad();
+    return std::pair{host, static_cast<std::uint16_t>(port)};
+}
+
+/// The token is the file's first line, without surrounding whitespace.
+Result<std::string> read_token(const std::string& path) {
+    auto text = read_input(path);
+    if (!text)
+        return std::move(text).error();
+    std::string token = text.value().substr(0, text.value().find('\n'));
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+        token.pop_back();
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front())))
+        token.erase(token.begin());
+    if (token.empty())
+        return make_error(Errc::invalid_argument,
+                          "the token file '" + path +
+                              "' is empty: put the token on its first line");
+    return token;
+}
+
+/// Serves until SIGINT/SIGTERM (blocked before any thread started; taken with sigwait),
+/// then stops accepting, lets in-flight requests finish (<= 5 s) and exits 0.
+int run_serve(const Globals& globals, const ServeSettings& settings) {
+    auto listen = parse_listen(settings.listen);
+    if (!listen)
+        return fail(listen.error());
+    std::optional<std::string> token;
+    if (!settings.token_file.empty()) {
+        auto read = read_token(settings.token_file);
+        if (!read)
+            return fail(read.error());
+        token = std::move(read).value();
+    }
+    std::optional<std::chrono::milliseconds> interval;
+    if (!settings.publish.empty()) {
+        interval = serve::parse_duration(settings.publish_interval);
+        if (!interval)
+            return fail(make_error(Errc::invalid_argument,
+                                   "--publish-interval takes a duration like 30s, 5m or 1h, not '" +
+                                       settings.publish_interval + "'"));
+    }
+    auto request_timeout = serve::parse_duration(settings.request_timeout);
+    if (!request_timeout || request_timeout->count() == 0)
+        return fail(make_error(Errc::invalid_argument,
+                               "--request-timeout takes a duration like 10s or 500ms, not '" +
+                                   settings.request_timeout + "'"));
+    block_stop_signals(); // before the library's threads start
+    auto chain_result = open_chain_of(globals);
+    if (!chain_result)
+        return fail(chain_result.error());
+    auto chain = std::move(chain_result).value();
+
+    std::mutex log_mutex;
+    auto log = [&](const std::string& line) {
+        std::lock_guard lock(log_mutex);
+        std::cerr << "modelrepo: " << line << std::endl;
+    };
+
+    std::unique_ptr<serve::Publisher> publisher;
+    if (!settings.publish.empty()) {
+        serve::PublisherOptions p;
+        p.destination = settings.publish;
+        p.interval = *interval;
+        p.log = log;
+        auto started = serve::Publisher::start(chain, std::move(p));
+        if (!started)
+            return fail(started.error());
+        publisher = std::move(started).value();
+    }
+
+    std::atomic<serve::HttpServer*> server_for_metrics{nullptr};
+    serve::ServiceOptions service_options;
+    service_options.token = token;
+    service_options.max_streams = settings.max_streams;
+    service_options.extra_metrics = [&] {
+        std::vector<MetricFamily> extra;
+        if (auto* server = server_for_metrics.load())
+            extra = server->metrics();
+        if (publisher)
+            for (auto& family : publisher->metrics())
+                extra.push_back(std::move(family));
+        return extra;
+    };
+    // Destroyed before the server (below): its streams are the server's connections.
+    auto service = std::make_unique<serve::Service>(chain, std::move(service_options));
+
+    serve::ServerOptions server_options;
+    server_options.host = listen.value().first;
+    server_options.port = listen.value().second;
+    server_options.request_timeout = *request_timeout;
+    if (settings.log)
+        server_options.on_request = [&](const serve::Request& request, int status,
+                                        std::size_t bytes, std::chrono::microseconds took) {
+            // The path and query only: never a header (the token is in one) or a body.
+            std::ostringstream line;
+            line << "access " << request.remote << " " << request.method << " " << request.path
+                 << (request.query.empty() ? "" : "?" + request.query) << " " << status << " "
+                 << bytes << " " << std::fixed << std::setprecision(3) << took.count() / 1000.0
+                 << "ms";
+            log(line.str());
+        };
+    auto server = serve::HttpServer::start(
+        server_options, [&](const serve::Request& request) { return service->handle(request); });
+    if (!server)
+        return fail(server.error());
+    server_for_metrics.store(server.value().get());
+    std::string host = server_options.host.find(':') != std::string::npos
+                           ? "[" + server_options.host + "]"
+                           : server_options.host;
+    // On stdout, for whoever started it with port 0: the one line serve prints there.
+    std::cout << "listening on http://" << host << ":" << server.value()->port() << std::endl;
+    log("serving " + std::string(chain->name()) +
+        (token ? " (writes need the token)" : " (read-only)") +
+        (publisher ? ", publishing to " + settings.publish : ""));
+
+    int signal = wait_for_stop();
+    log(std::string("stopping (") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") +
+        "): finishing requests in flight");
+    server.value()->shutdown();
+    server_for_metrics.store(nullptr);
+    service.reset();
+    log("stopped");
+    return exit_ok;
+}
+
+} // namespace
+
+Command define_serve(CLI::App& app, const Globals& globals) {
+    auto settings = std::make_shared<ServeSettings>();
+    auto* sub = app.add_subcommand(
+        "serve",
+        "Answer HTTP on the sources until SIGINT/SIGTERM: GET /v1/stats, /v1/models"
+        "[?slug=A&slug=B], /v1/models/{slug}, /v1/statuses[?health=H], /v1/changes "
+        "(server-sent events), /v1/snapshot, /metrics, /healthz, /readyz; PUT /v1/statuses with "
+        "'Authorization: Bearer TOKEN' (needs --token-file). On SIGTERM: stops "
+        "accepting, finishes requests in flight (<= 5 s), exits 0");
+    sub->add_option("--listen", settings->listen,
+                    "HOST:PORT to listen on (default 127.0.0.1:8080, loopback only; "
+                    "0.0.0.0:8080 for every interface; port 0 picks a free one)")
+        ->type_name("HOST:PORT");
+    sub->add_option("--token-file", settings->token_file,
+                    "A file whose first line is the token PUT /v1/statuses needs; without it "
+                    "writes are refused (403). The token is never logged")
+        ->type_name("FILE");
+    sub->add_flag("--log", settings->log,
+                  "One access-log line per request on stderr (address, method, path, status, "
+                  "bytes, milliseconds)");
+    sub->add_option("--publish", settings->publish,
+                    "Store the catalogue at DEST (as 'publish' does) at start and after it "
+                    "changes, so the backup follows the first source")
+        ->type_name("DEST");
+    sub->add_option("--publish-interval", settings->publish_interval,
+                    "At most one publish per this long (default 5m; 30s, 1h, 500ms)")
+        ->type_name("DURATION");
+    sub->add_option("--max-streams", settings->max_streams,
+                    "GET /v1/changes clients at once; more get 429 (default 256)")
+        ->check(CLI::Range(1, 100'000));
+    sub->add_option("--request-timeout", settings->request_timeout,
+                    "A request's headers and body must arrive within this (default 10s); a "
+                    "slower client is disconnected")
+        ->type_name("DURATION");
+    return {sub, [&globals, settings] { return run_serve(globals, *settings); }};
+}
+
+} // namespace modelrepo::cli
