@@ -30,17 +30,24 @@ std::vector<Model> assemble_models(const Snapshot& snapshot) {
     return models;
 }
 
-std::optional<std::string> status_problem(const ModelStatus& s) {
+std::optional<StatusProblem> check_status(const ModelStatus& s) {
     auto unit = [](double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; };
     if (s.model_slug.empty())
-        return "empty model slug";
+        return StatusProblem{"model", "must not be empty"};
     if (!unit(s.availability))
-        return "availability must be within 0..1";
+        return StatusProblem{"availability", "must be within 0..1"};
     if (!unit(s.error_rate))
-        return "error_rate must be within 0..1";
+        return StatusProblem{"error_rate", "must be within 0..1"};
     if (s.latency_ms && !(std::isfinite(*s.latency_ms) && *s.latency_ms >= 0))
-        return "latency_ms must be a non-negative number";
+        return StatusProblem{"latency_ms", "must be a non-negative number"};
     return std::nullopt;
+}
+
+std::optional<std::string> status_problem(const ModelStatus& s) {
+    auto problem = check_status(s);
+    if (!problem)
+        return std::nullopt;
+    return std::string(problem->member) + " " + std::string(problem->what);
 }
 
 SystemStats compute_stats(const Snapshot& snapshot) {

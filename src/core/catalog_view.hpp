@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <modelrepo/snapshot.hpp>
@@ -14,8 +15,16 @@ namespace modelrepo::detail {
 /// Every model of `snapshot`, with its provider and status filled in, ordered by slug.
 std::vector<Model> assemble_models(const Snapshot& snapshot);
 
-/// What is wrong with a status a caller wants to write (empty slug, availability or
-/// error rate outside 0..1, negative or non-finite latency); nullopt when nothing.
+/// What is wrong with a status by itself: the member and what of it.
+struct StatusProblem {
+    std::string_view member; ///< "model", "availability", "error_rate", "latency_ms"
+    std::string_view what;   ///< "must be within 0..1"
+};
+/// The one check of a status's own values (empty slug, availability or error rate outside
+/// 0..1, negative or non-finite latency) that the snapshot reader, the writers and the
+/// outbox share; nullopt when nothing is wrong.
+std::optional<StatusProblem> check_status(const ModelStatus& status);
+/// `check_status` as words for a message: "availability must be within 0..1".
 std::optional<std::string> status_problem(const ModelStatus& status);
 
 /// Counts and per-health breakdown of `snapshot`; `source` is left empty.

@@ -10,6 +10,7 @@
 
 #include <modelrepo/snapshot.hpp>
 
+#include "catalog_view.hpp"
 #include "files.hpp"
 
 namespace modelrepo {
@@ -23,10 +24,6 @@ constexpr int max_skipped_depth = 64;
 
 Error bad_data(const std::string& path, std::string_view what) {
     return make_error(Errc::bad_data, path + ": " + std::string(what));
-}
-
-bool in_unit_range(double v) {
-    return std::isfinite(v) && v >= 0.0 && v <= 1.0;
 }
 
 std::string at(const char* list, std::size_t index, const char* member) {
@@ -69,12 +66,17 @@ struct Scalar {
 /// skipped.
 class SnapshotReader final : public nlohmann::json_sax<json> {
 public:
+    /// A whole snapshot, or a bare JSON array of statuses (the write path's input).
+    enum class Mode { snapshot, statuses };
+    explicit SnapshotReader(Mode mode = Mode::snapshot)
+        : statuses_only_(mode == Mode::statuses) {}
+
     std::optional<Error> error;
-    Snapshot snapshot;
+    Snapshot snapshot; ///< with Mode::statuses, only `statuses`
 
     /// Checks what only the end of the document can tell.
     void finish() {
-        if (error)
+        if (error || statuses_only_)
             return;
         if (!have_format_)
             fail("$.format",
@@ -158,6 +160,8 @@ private:
     }
 
     std::string element_path() const {
+        if (statuses_only_)
+            return "$[" + std::to_string(index_) + "]";
         return std::string("$.") + list_names[list_] + "[" + std::to_string(index_) + "]";
     }
 
@@ -208,6 +212,14 @@ private:
         }
         switch (level_) {
         case Level::before:
+            if (statuses_only_) {
+                if (object)
+                    return fail("$", "expected an array of statuses, found an object");
+                level_ = Level::list;
+                list_ = statuses;
+                index_ = 0;
+                return true;
+            }
             if (!object)
                 return fail("$", "expected an object, found an array");
             level_ = Level::top;
@@ -255,7 +267,7 @@ private:
         case Level::element:
             return close_element();
         case Level::list:
-            level_ = Level::top;
+            level_ = statuses_only_ ? Level::done : Level::top;
             list_ = none;
             return true;
         case Level::top:
@@ -295,7 +307,9 @@ private:
             return true;
         switch (level_) {
         case Level::before:
-            return fail("$", std::string("expected an object, found ") + v.type_name());
+            return fail("$", std::string(statuses_only_ ? "expected an array of statuses, found "
+                                                        : "expected an object, found ") +
+                                 v.type_name());
         case Level::top:
             return top_member(v);
         case Level::list:
@@ -456,6 +470,7 @@ private:
     Provider provider_;
     Model model_;
     ModelStatus status_;
+    const bool statuses_only_;
 };
 
 nlohmann::ordered_json status_to_json(const ModelStatus& status) {
@@ -515,93 +530,26 @@ Result<void> validate(const Snapshot& snapshot) {
         if (!with_status.insert(s.model_slug).second)
             return bad_data(at("statuses", i, "model"),
                             "second status for model '" + s.model_slug + "'");
-        if (!in_unit_range(s.availability))
-            return bad_data(at("statuses", i, "availability"), "must be within 0..1");
-        if (!in_unit_range(s.error_rate))
-            return bad_data(at("statuses", i, "error_rate"), "must be within 0..1");
-        if (s.latency_ms && !(std::isfinite(*s.latency_ms) && *s.latency_ms >= 0))
-            return bad_data(at("statuses", i, "latency_ms"), "must be a non-negative number");
+        if (auto problem = detail::check_status(s))
+            return bad_data(at("statuses", i, std::string(problem->member).c_str()),
+                            problem->what);
     }
     return success();
 }
 
 Result<std::vector<ModelStatus>> parse_statuses(std::string_view text) {
-    json doc = json::parse(text, nullptr, false);
-    if (doc.is_discarded())
+    SnapshotReader reader(SnapshotReader::Mode::statuses);
+    bool complete = json::sax_parse(text, &reader, json::input_format_t::json, true);
+    if (reader.error)
+        return *reader.error;
+    if (!complete)
         return make_error(Errc::bad_data, "$: malformed JSON");
-    if (!doc.is_array())
-        return make_error(Errc::bad_data, "$: expected an array of statuses");
-    std::vector<ModelStatus> out;
-    out.reserve(doc.size());
-    for (std::size_t i = 0; i < doc.size(); ++i) {
-        const json& item = doc[i];
-        std::string where = "$[" + std::to_string(i) + "]";
-        auto bad = [&](const std::string& member, const std::string& what) {
-            return make_error(Errc::bad_data,
-                              where + (member.empty() ? "" : "." + member) + ": " + what);
-        };
-        if (!item.is_object())
-            return bad("", "expected an object");
-        ModelStatus s;
-        auto string_member = [&](const char* name, bool required,
-                                 std::string& into) -> std::optional<Error> {
-            auto it = item.find(name);
-            if (it == item.end() || it->is_null()) {
-                if (required)
-                    return bad(name, "missing");
-                return std::nullopt;
-            }
-            if (!it->is_string())
-                return bad(name, "expected a string");
-            into = it->get<std::string>();
-            return std::nullopt;
-        };
-        auto number_member = [&](const char* name, bool required,
-                                 std::optional<double>& into) -> std::optional<Error> {
-            auto it = item.find(name);
-            if (it == item.end() || it->is_null()) {
-                if (required)
-                    return bad(name, "missing");
-                return std::nullopt;
-            }
-            if (!it->is_number())
-                return bad(name, "expected a number");
-            into = it->get<double>();
-            return std::nullopt;
-        };
-        std::string health, checked_at;
-        std::optional<double> availability, error_rate;
-        for (auto problem :
-             {string_member("model", true, s.model_slug), string_member("health", true, health),
-              number_member("availability", true, availability),
-              number_member("latency_ms", false, s.latency_ms),
-              number_member("error_rate", true, error_rate),
-              string_member("region", false, s.region),
-              string_member("checked_at", true, checked_at)})
-            if (problem)
-                return *problem;
-        if (s.model_slug.empty())
-            return bad("model", "must not be empty");
-        auto h = parse_health(health);
-        if (!h)
-            return bad("health",
-                       "must be operational, degraded, outage or unknown, got '" + health + "'");
-        s.health = *h;
-        s.availability = *availability;
-        s.error_rate = *error_rate;
-        if (!in_unit_range(s.availability))
-            return bad("availability", "must be within 0..1");
-        if (!in_unit_range(s.error_rate))
-            return bad("error_rate", "must be within 0..1");
-        if (s.latency_ms && !(std::isfinite(*s.latency_ms) && *s.latency_ms >= 0))
-            return bad("latency_ms", "must be a non-negative number");
-        auto t = parse_timestamp(checked_at);
-        if (!t)
-            return bad("checked_at", "expected RFC 3339 UTC, e.g. 2026-11-24T09:30:00Z");
-        s.checked_at = *t;
-        out.push_back(std::move(s));
-    }
-    return out;
+    auto& statuses = reader.snapshot.statuses;
+    for (std::size_t i = 0; i < statuses.size(); ++i)
+        if (auto problem = detail::check_status(statuses[i]))
+            return bad_data("$[" + std::to_string(i) + "]." + std::string(problem->member),
+                            problem->what);
+    return std::move(statuses);
 }
 
 std::string write_statuses(std::span<const ModelStatus> statuses, int indent) {

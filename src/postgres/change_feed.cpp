@@ -17,6 +17,12 @@ using namespace std::chrono;
 
 namespace {
 
+long long number(std::string_view text) {
+    long long n = 0;
+    std::from_chars(text.data(), text.data() + text.size(), n);
+    return n;
+}
+
 Timestamp from_micros(long long micros) {
     return Timestamp(duration_cast<Clock::duration>(microseconds(micros)));
 }
@@ -132,50 +138,56 @@ void ChangeFeed::session() {
     auto opened = Connection::open(session_, watchdog,
                                    SteadyClock::now() + session_->connect_timeout +
                                        options_.heartbeat_timeout);
-    if (!opened) {
-        set_error(std::move(opened).error());
-        return;
-    }
+    if (!opened)
+        return set_error(std::move(opened).error());
     Connection& c = *opened.value();
-    auto query = [&](const std::string& sql) {
-        return c.script(sql, SteadyClock::now() + options_.heartbeat_timeout);
-    };
+    if (auto listening = listen_on_channel(c); !listening)
+        return set_error(std::move(listening).error());
+    auto caught_up = catch_up(c);
+    if (!caught_up)
+        return set_error(std::move(caught_up).error());
+    tell(true);
+    std::int64_t last = caught_up.value().back().version;
+    sink_(std::move(caught_up).value());
+    listen(c, last);
+}
+
+Result<void> ChangeFeed::listen_on_channel(Connection& c) {
     // The channel is named after the schema the triggers live in (two catalogues in one
     // database do not hear each other).
-    auto schema = query("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON "
-                        "n.oid = c.relnamespace WHERE c.oid = to_regclass(" +
-                        quote_literal(prefix_ + "catalog_version") + ")");
-    if (!schema) {
-        set_error(std::move(schema).error());
-        return;
-    }
+    auto schema = c.script("SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON "
+                           "n.oid = c.relnamespace WHERE c.oid = to_regclass(" +
+                               quote_literal(prefix_ + "catalog_version") + ")",
+                           SteadyClock::now() + options_.heartbeat_timeout);
+    if (!schema)
+        return std::move(schema).error();
     if (schema.value().empty()) {
         Error error = make_error(Errc::schema_missing,
                                  "PostgreSQL " + session_->target.display() +
                                      ": the database has no change feed (schema version 1); "
                                      "run modelrepo migrate");
         error.source = session_->source;
-        set_error(std::move(error));
-        return;
+        return error;
     }
     std::string channel = "modelrepo:" + std::string(schema.value().text(0, 0));
-    if (auto listening = query("LISTEN " + quote_identifier(channel)); !listening) {
-        set_error(std::move(listening).error());
-        return;
-    }
+    auto listening = c.script("LISTEN " + quote_identifier(channel),
+                              SteadyClock::now() + options_.heartbeat_timeout);
+    if (!listening)
+        return std::move(listening).error();
+    return success();
+}
+
+Result<std::vector<CatalogChange>> ChangeFeed::catch_up(Connection& c) {
+    auto query = [&](const std::string& sql) {
+        return c.script(sql, SteadyClock::now() + options_.heartbeat_timeout);
+    };
     auto version_rows = query("SELECT version, (extract(epoch FROM changed_at) * 1000000)::bigint "
                               "FROM " +
                               prefix_ + "catalog_version");
-    if (!version_rows || version_rows.value().empty()) {
-        set_error(version_rows ? make_error(Errc::schema_missing, "catalog_version is empty")
-                               : std::move(version_rows).error());
-        return;
-    }
-    auto number = [](std::string_view text) {
-        long long n = 0;
-        std::from_chars(text.data(), text.data() + text.size(), n);
-        return n;
-    };
+    if (!version_rows)
+        return std::move(version_rows).error();
+    if (version_rows.value().empty())
+        return make_error(Errc::schema_missing, "catalog_version is empty");
     std::int64_t current = number(version_rows.value().text(0, 0));
     Timestamp changed_at = from_micros(number(version_rows.value().text(0, 1)));
 
@@ -197,72 +209,70 @@ void ChangeFeed::session() {
     }
     std::uint64_t caught_up = batch.size();
     batch.push_back({CatalogChange::Kind::resync, "", current, changed_at});
+    std::lock_guard lock(mutex_);
+    stats_.connected = true;
+    stats_.last_error.reset();
+    ++stats_.connects;
+    stats_.caught_up += caught_up;
+    ++stats_.resyncs;
+    stats_.version = current;
+    return batch;
+}
+
+std::int64_t ChangeFeed::deliver_notifications(PGconn* pg, std::int64_t last) {
+    std::vector<CatalogChange> changes;
+    std::uint64_t received = 0, unknown = 0, resyncs = 0;
+    while (PGnotify* n = PQnotifies(pg)) {
+        ++received;
+        auto change = parse_change_payload(n->extra ? n->extra : "");
+        PQfreemem(n);
+        if (!change) {
+            ++unknown;
+            continue;
+        }
+        if (change->version != 0 && change->version <= last)
+            continue; // already delivered (caught up)
+        last = std::max(last, change->version);
+        resyncs += change->kind == CatalogChange::Kind::resync;
+        changes.push_back(std::move(*change));
+    }
+    if (received == 0)
+        return last;
     {
         std::lock_guard lock(mutex_);
-        stats_.connected = true;
-        stats_.last_error.reset();
-        ++stats_.connects;
-        stats_.caught_up += caught_up;
-        ++stats_.resyncs;
-        stats_.version = current;
+        stats_.received += received;
+        stats_.unknown += unknown;
+        stats_.resyncs += resyncs;
+        stats_.version = last;
     }
-    tell(true);
-    sink_(std::move(batch));
-    last = current;
+    if (!changes.empty())
+        sink_(std::move(changes));
+    return last;
+}
 
+void ChangeFeed::lost(Error error) {
+    {
+        std::lock_guard lock(mutex_);
+        ++stats_.disconnects;
+        stats_.connected = false;
+        stats_.last_error = std::move(error);
+    }
+    tell(false);
+}
+
+void ChangeFeed::listen(Connection& c, std::int64_t last) {
     PGconn* pg = c.native_handle();
     auto last_traffic = SteadyClock::now();
-    auto drain = [&] {
-        std::vector<CatalogChange> changes;
-        std::uint64_t received = 0, unknown = 0, resyncs = 0;
-        while (PGnotify* n = PQnotifies(pg)) {
-            ++received;
-            auto change = parse_change_payload(n->extra ? n->extra : "");
-            PQfreemem(n);
-            if (!change) {
-                ++unknown;
-                continue;
-            }
-            if (change->version != 0 && change->version <= last)
-                continue; // already delivered (caught up)
-            last = std::max(last, change->version);
-            resyncs += change->kind == CatalogChange::Kind::resync;
-            changes.push_back(std::move(*change));
-        }
-        if (received == 0)
-            return;
-        {
-            std::lock_guard lock(mutex_);
-            stats_.received += received;
-            stats_.unknown += unknown;
-            stats_.resyncs += resyncs;
-            stats_.version = last;
-        }
-        if (!changes.empty())
-            sink_(std::move(changes));
-    };
-    auto lost = [&](Error error) {
-        {
-            std::lock_guard lock(mutex_);
-            ++stats_.disconnects;
-            stats_.connected = false;
-            stats_.last_error = std::move(error);
-        }
-        tell(false);
-    };
     while (!stopping_) {
         auto idle_until = last_traffic + options_.heartbeat;
         auto wait = duration_cast<milliseconds>(idle_until - SteadyClock::now());
         pollfd fds[2] = {{PQsocket(pg), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
         int ready = ::poll(fds, 2, static_cast<int>(std::max<long long>(wait.count(), 0)));
-        if (stopping_) {
-            tell(false);
-            return;
-        }
-        if (ready < 0 && errno != EINTR) {
-            lost(make_error(Errc::unreachable, "poll() on the change feed's session failed"));
-            return;
-        }
+        if (stopping_)
+            return tell(false);
+        if (ready < 0 && errno != EINTR)
+            return lost(
+                make_error(Errc::unreachable, "poll() on the change feed's session failed"));
         if (ready > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP))) {
             if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK) {
                 Error error = make_error(Errc::unreachable,
@@ -270,21 +280,18 @@ void ChangeFeed::session() {
                                              ": the change feed's session was lost: " +
                                              mask_secrets(PQerrorMessage(pg), session_->secrets));
                 error.source = session_->source;
-                lost(std::move(error));
-                return;
+                return lost(std::move(error));
             }
             last_traffic = SteadyClock::now();
-            drain();
+            last = deliver_notifications(pg, last);
         }
         if (SteadyClock::now() >= idle_until) {
             // Nothing for a while: make sure the server still answers.
             auto alive = c.script("SELECT 1", SteadyClock::now() + options_.heartbeat_timeout);
-            if (!alive) {
-                lost(std::move(alive).error());
-                return;
-            }
+            if (!alive)
+                return lost(std::move(alive).error());
             last_traffic = SteadyClock::now();
-            drain();
+            last = deliver_notifications(pg, last);
         }
     }
 }

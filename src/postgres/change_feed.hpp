@@ -21,7 +21,12 @@
 
 #include "session_config.hpp"
 
+struct pg_conn;
+typedef struct pg_conn PGconn;
+
 namespace modelrepo::detail {
+
+class Connection;
 
 class ChangeFeed {
 public:
@@ -69,8 +74,20 @@ public:
 
 private:
     void run();
-    /// One session: connect, LISTEN, catch up, then read until it is lost or stopping.
+    /// One session: connect, LISTEN, catch up, then listen until it is lost or stopping.
     void session();
+    /// LISTENs on the channel of the schema the triggers live in.
+    Result<void> listen_on_channel(Connection& c);
+    /// What was missed since the last version delivered, read back from catalog_changes,
+    /// ending with a `resync` at the current version.
+    Result<std::vector<CatalogChange>> catch_up(Connection& c);
+    /// Delivers notifications until the session is lost (or stopping); a round trip after
+    /// each `heartbeat` without traffic.
+    void listen(Connection& c, std::int64_t last);
+    /// Hands what the session received to the sink; returns the last version delivered.
+    std::int64_t deliver_notifications(PGconn* pg, std::int64_t last);
+    /// The session was lost for `error`.
+    void lost(Error error);
     /// Sleeps up to `d` or until stopping; false when stopping.
     bool pause(std::chrono::milliseconds d);
     void set_error(Error error);

@@ -36,6 +36,120 @@ std::optional<bool> parse_bool(std::string_view text) {
     return std::nullopt;
 }
 
+/// What of the URL's query goes to libpq as it is.
+struct LibpqParams {
+    std::vector<std::string> kept; ///< raw "key=value" pairs
+    bool have_connect_timeout = false;
+    bool have_application_name = false;
+};
+
+/// Takes one query parameter into `config` (modelrepo's and Prisma's) or `libpq` (the rest).
+std::optional<Error> read_param(PostgresConfig& config, std::string_view url,
+                                const detail::QueryParam& param, LibpqParams& libpq) {
+    const std::string& key = param.key;
+    const std::string& value = param.value;
+    std::string_view pair = param.raw;
+    auto seconds = [&](std::chrono::milliseconds& out) -> std::optional<Error> {
+        auto n = parse_number(value);
+        if (!n)
+            return invalid(url, key + " must be a whole number of seconds, got '" + value + "'");
+        if (*n > 10L * 365 * 86'400)
+            return invalid(url, key + " is more than ten years");
+        out = std::chrono::seconds(*n);
+        return std::nullopt;
+    };
+    auto millis = [&](std::chrono::milliseconds& out) -> std::optional<Error> {
+        auto n = parse_number(value);
+        if (!n)
+            return invalid(url,
+                           key + " must be a whole number of milliseconds, got '" + value + "'");
+        out = std::chrono::milliseconds(*n);
+        return std::nullopt;
+    };
+
+    std::optional<Error> problem;
+    if (key == "schema") {
+        config.schema = value;
+    } else if (key == "connection_limit") {
+        auto n = parse_number(value);
+        if (!n || *n < 1 || *n > 10'000)
+            return invalid(url, "connection_limit must be 1..10000, got '" + value + "'");
+        config.pool_size = static_cast<int>(*n);
+    } else if (key == "pool_timeout") {
+        problem = seconds(config.acquire_timeout);
+    } else if (key == "socket_timeout") {
+        problem = seconds(config.query_timeout);
+    } else if (key == "acquire_timeout_ms") {
+        problem = millis(config.acquire_timeout);
+    } else if (key == "query_timeout_ms") {
+        problem = millis(config.query_timeout);
+    } else if (key == "max_lifetime_s") {
+        problem = seconds(config.max_lifetime);
+    } else if (key == "pgbouncer") {
+        auto b = parse_bool(value);
+        if (!b)
+            return invalid(url, "pgbouncer must be true or false, got '" + value + "'");
+        config.prepared_statements = !*b;
+        config.pgbouncer = *b;
+    } else if (key == "cache_dir" || key == "max_stale" || key == "cache" || key == "outbox" ||
+               key == "outbox_max") {
+        return invalid(url, key + " belongs to the durable layer that modelrepo::open() puts "
+                                  "around the backend: open the URL with open(), or wrap "
+                                  "the repository with make_durable()");
+    } else if (key == "feed_keepalive") {
+        auto d = detail::parse_duration(value);
+        if (!d || d->count() == 0)
+            return invalid(url,
+                           key + " must be a duration like 90s, 15m or 24h, got '" + value + "'");
+        config.feed_keepalive = *d;
+    } else if (key == "read_target") {
+        if (value == "any")
+            config.read_target = ReadTarget::any;
+        else if (value == "primary")
+            config.read_target = ReadTarget::primary;
+        else if (value == "prefer-standby")
+            config.read_target = ReadTarget::prefer_standby;
+        else if (value == "standby")
+            config.read_target = ReadTarget::standby;
+        else
+            return invalid(url, "read_target must be any, primary, prefer-standby or standby, "
+                                "got '" +
+                                    value + "'");
+    } else if (key == "max_replication_lag") {
+        auto d = detail::parse_duration(value);
+        if (!d)
+            return invalid(url, "max_replication_lag must be a duration like 500ms or 10s, got '" +
+                                    value + "'");
+        config.max_replication_lag = *d;
+    } else if (key == "direct_url") {
+        if (!value.starts_with("postgresql://") && !value.starts_with("postgres://") &&
+            value.find('=') == std::string::npos)
+            return invalid(url, "direct_url must be a percent-encoded postgresql:// URL");
+        if (auto direct = PostgresConfig::from_url(value); !direct)
+            return invalid(url, "direct_url: " + direct.error().message);
+        config.direct_url = value;
+    } else if (key == "statement_cache_size") {
+        // Prisma's client-side cache; modelrepo prepares a fixed set. 0 disables
+        // server-side prepared statements, as it does in Prisma.
+        if (value == "0")
+            config.prepared_statements = false;
+    } else {
+        if (key == "connect_timeout") {
+            auto n = parse_number(value);
+            if (!n)
+                return invalid(url, "connect_timeout must be a whole number of seconds");
+            libpq.have_connect_timeout = true;
+            config.connect_timeout = std::chrono::seconds(std::max(2L, *n));
+        }
+        if (key == "application_name")
+            libpq.have_application_name = true;
+        libpq.kept.emplace_back(pair);
+    }
+    if (problem)
+        return *problem;
+    return std::nullopt;
+}
+
 } // namespace
 
 Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
@@ -76,122 +190,19 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
                             "unencoded '/' or '@'; percent-encode them ('/' as %2F, '@' as "
                             "%40, ':' as %3A)");
 
-    std::vector<std::string> kept; // raw "key=value" pairs libpq gets
-    bool have_connect_timeout = false;
-    bool have_application_name = false;
+    LibpqParams libpq;
     auto params = detail::split_query(query);
     if (!params)
         return invalid(url, "malformed %-escape in the query string");
-    for (const detail::QueryParam& param : *params) {
-        const std::string& key = param.key;
-        const std::string& value = param.value;
-        std::string_view pair = param.raw;
-        auto seconds = [&](std::chrono::milliseconds& out) -> std::optional<Error> {
-            auto n = parse_number(value);
-            if (!n)
-                return invalid(url,
-                               key + " must be a whole number of seconds, got '" + value + "'");
-            if (*n > 10L * 365 * 86'400)
-                return invalid(url, key + " is more than ten years");
-            out = std::chrono::seconds(*n);
-            return std::nullopt;
-        };
-        auto millis = [&](std::chrono::milliseconds& out) -> std::optional<Error> {
-            auto n = parse_number(value);
-            if (!n)
-                return invalid(url, key + " must be a whole number of milliseconds, got '" + value +
-                                        "'");
-            out = std::chrono::milliseconds(*n);
-            return std::nullopt;
-        };
-
-        std::optional<Error> problem;
-        if (key == "schema") {
-            config.schema = value;
-        } else if (key == "connection_limit") {
-            auto n = parse_number(value);
-            if (!n || *n < 1 || *n > 10'000)
-                return invalid(url, "connection_limit must be 1..10000, got '" + value + "'");
-            config.pool_size = static_cast<int>(*n);
-        } else if (key == "pool_timeout") {
-            problem = seconds(config.acquire_timeout);
-        } else if (key == "socket_timeout") {
-            problem = seconds(config.query_timeout);
-        } else if (key == "acquire_timeout_ms") {
-            problem = millis(config.acquire_timeout);
-        } else if (key == "query_timeout_ms") {
-            problem = millis(config.query_timeout);
-        } else if (key == "max_lifetime_s") {
-            problem = seconds(config.max_lifetime);
-        } else if (key == "pgbouncer") {
-            auto b = parse_bool(value);
-            if (!b)
-                return invalid(url, "pgbouncer must be true or false, got '" + value + "'");
-            config.prepared_statements = !*b;
-            config.pgbouncer = *b;
-        } else if (key == "cache_dir" || key == "max_stale" || key == "cache" || key == "outbox" ||
-                   key == "outbox_max") {
-            return invalid(url, key + " belongs to the durable layer that modelrepo::open() puts "
-                                      "around the backend: open the URL with open(), or wrap "
-                                      "the repository with make_durable()");
-        } else if (key == "feed_keepalive") {
-            auto d = detail::parse_duration(value);
-            if (!d || d->count() == 0)
-                return invalid(url, key + " must be a duration like 90s, 15m or 24h, got '" +
-                                        value + "'");
-            config.feed_keepalive = *d;
-        } else if (key == "read_target") {
-            if (value == "any")
-                config.read_target = ReadTarget::any;
-            else if (value == "primary")
-                config.read_target = ReadTarget::primary;
-            else if (value == "prefer-standby")
-                config.read_target = ReadTarget::prefer_standby;
-            else if (value == "standby")
-                config.read_target = ReadTarget::standby;
-            else
-                return invalid(url, "read_target must be any, primary, prefer-standby or standby, "
-                                    "got '" +
-                                        value + "'");
-        } else if (key == "max_replication_lag") {
-            auto d = detail::parse_duration(value);
-            if (!d)
-                return invalid(url,
-                               "max_replication_lag must be a duration like 500ms or 10s, got '" +
-                                   value + "'");
-            config.max_replication_lag = *d;
-        } else if (key == "direct_url") {
-            if (!value.starts_with("postgresql://") && !value.starts_with("postgres://") &&
-                value.find('=') == std::string::npos)
-                return invalid(url, "direct_url must be a percent-encoded postgresql:// URL");
-            if (auto direct = PostgresConfig::from_url(value); !direct)
-                return invalid(url, "direct_url: " + direct.error().message);
-            config.direct_url = value;
-        } else if (key == "statement_cache_size") {
-            // Prisma's client-side cache; modelrepo prepares a fixed set. 0 disables
-            // server-side prepared statements, as it does in Prisma.
-            if (value == "0")
-                config.prepared_statements = false;
-        } else {
-            if (key == "connect_timeout") {
-                auto n = parse_number(value);
-                if (!n)
-                    return invalid(url, "connect_timeout must be a whole number of seconds");
-                have_connect_timeout = true;
-                config.connect_timeout = std::chrono::seconds(std::max(2L, *n));
-            }
-            if (key == "application_name")
-                have_application_name = true;
-            kept.emplace_back(pair);
-        }
-        if (problem)
+    for (const detail::QueryParam& param : *params)
+        if (auto problem = read_param(config, url, param, libpq))
             return *problem;
-    }
     if (config.query_timeout.count() == 0)
         config.query_timeout = std::chrono::milliseconds(5'000);
-    if (!have_connect_timeout)
+    std::vector<std::string>& kept = libpq.kept;
+    if (!libpq.have_connect_timeout)
         kept.emplace_back("connect_timeout=" + std::to_string(config.connect_timeout.count()));
-    if (!have_application_name)
+    if (!libpq.have_application_name)
         kept.emplace_back("application_name=modelrepo");
 
     if (config.schema.find('\0') != std::string::npos)

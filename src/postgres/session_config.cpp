@@ -214,6 +214,63 @@ std::string mask_secrets(std::string text, const std::vector<std::string>& secre
     return text;
 }
 
+namespace {
+
+/// The hosts of the URL (`host`, `hostaddr`, `port`, comma-separated lists), each with
+/// the libpq parameters `common` to all, into `config`.
+std::optional<Error> read_hosts(SessionConfig& config, const std::string& conninfo,
+                                const std::string& host_text, const std::string& hostaddr_text,
+                                const std::string& port_text,
+                                const std::vector<std::pair<std::string, std::string>>& common) {
+    auto hosts = split_commas(host_text);
+    auto addresses = split_commas(hostaddr_text);
+    auto ports = split_commas(port_text);
+    std::size_t count = std::max({hosts.size(), addresses.size(), std::size_t{1}});
+    if (!hosts.empty() && !addresses.empty() && hosts.size() != addresses.size())
+        return invalid(conninfo,
+                       "host names " + std::to_string(hosts.size()) + " and hostaddr values " +
+                           std::to_string(addresses.size()) + " differ in number",
+                       config.secrets);
+    if (ports.size() > 1 && ports.size() != count)
+        return invalid(conninfo,
+                       std::to_string(ports.size()) + " ports for " + std::to_string(count) +
+                           " hosts (give one port for all, or one per host)",
+                       config.secrets);
+    int default_port = static_cast<int>(whole_number(env_or("PGPORT", "5432")).value_or(5432));
+    for (std::size_t i = 0; i < count; ++i) {
+        HostParams h;
+        std::string host = i < hosts.size() ? hosts[i] : "";
+        std::string address = i < addresses.size() ? addresses[i] : "";
+        std::string port = ports.empty() ? "" : ports.size() == 1 ? ports[0] : ports[i];
+        h.port = default_port;
+        if (!port.empty()) {
+            auto n = whole_number(port);
+            if (!n || *n < 1 || *n > 65'535)
+                return invalid(conninfo,
+                               "port must be a number from 1 to 65535, got '" + port + "'",
+                               config.secrets);
+            h.port = static_cast<int>(*n);
+        }
+        h.host = !host.empty() ? host : !address.empty() ? address : env_or("PGHOST", "localhost");
+        h.label = host_port(h.host, h.port);
+        h.params = common;
+        if (!host.empty())
+            h.params.emplace_back("host", host);
+        if (!address.empty())
+            h.params.emplace_back("hostaddr", address);
+        if (!port.empty())
+            h.params.emplace_back("port", port);
+        // Every session speaks UTF-8: the catalogue's text is decoded as UTF-8, whatever
+        // the database's encoding.
+        h.params.emplace_back("client_encoding", "UTF8");
+        config.target.hosts.emplace_back(h.host, h.port);
+        config.hosts.push_back(std::move(h));
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
 Result<SessionConfig> parse_session_config(const std::string& conninfo) {
     std::string written = written_password(conninfo);
     char* message = nullptr;
@@ -295,50 +352,8 @@ Result<SessionConfig> parse_session_config(const std::string& conninfo) {
         }
     }
 
-    auto hosts = split_commas(host_text);
-    auto addresses = split_commas(hostaddr_text);
-    auto ports = split_commas(port_text);
-    std::size_t count = std::max({hosts.size(), addresses.size(), std::size_t{1}});
-    if (!hosts.empty() && !addresses.empty() && hosts.size() != addresses.size())
-        return invalid(conninfo,
-                       "host names " + std::to_string(hosts.size()) + " and hostaddr values " +
-                           std::to_string(addresses.size()) + " differ in number",
-                       config.secrets);
-    if (ports.size() > 1 && ports.size() != count)
-        return invalid(conninfo,
-                       std::to_string(ports.size()) + " ports for " + std::to_string(count) +
-                           " hosts (give one port for all, or one per host)",
-                       config.secrets);
-    int default_port = static_cast<int>(whole_number(env_or("PGPORT", "5432")).value_or(5432));
-    for (std::size_t i = 0; i < count; ++i) {
-        HostParams h;
-        std::string host = i < hosts.size() ? hosts[i] : "";
-        std::string address = i < addresses.size() ? addresses[i] : "";
-        std::string port = ports.empty() ? "" : ports.size() == 1 ? ports[0] : ports[i];
-        h.port = default_port;
-        if (!port.empty()) {
-            auto n = whole_number(port);
-            if (!n || *n < 1 || *n > 65'535)
-                return invalid(conninfo,
-                               "port must be a number from 1 to 65535, got '" + port + "'",
-                               config.secrets);
-            h.port = static_cast<int>(*n);
-        }
-        h.host = !host.empty() ? host : !address.empty() ? address : env_or("PGHOST", "localhost");
-        h.label = host_port(h.host, h.port);
-        h.params = common;
-        if (!host.empty())
-            h.params.emplace_back("host", host);
-        if (!address.empty())
-            h.params.emplace_back("hostaddr", address);
-        if (!port.empty())
-            h.params.emplace_back("port", port);
-        // Every session speaks UTF-8: the catalogue's text is decoded as UTF-8, whatever
-        // the database's encoding.
-        h.params.emplace_back("client_encoding", "UTF8");
-        config.target.hosts.emplace_back(h.host, h.port);
-        config.hosts.push_back(std::move(h));
-    }
+    if (auto problem = read_hosts(config, conninfo, host_text, hostaddr_text, port_text, common))
+        return *problem;
     if (config.target.user.empty())
         config.target.user = env_or("PGUSER", env_or("USER", "postgres"));
     if (config.target.database.empty())

@@ -292,10 +292,11 @@ TEST_CASE("a JSON array of statuses reads back; each problem names its path") {
     };
     for (
         auto [json, path] :
-        {Bad{"{", "$: malformed"}, Bad{"{}", "$: expected an array"},
+        {Bad{"{", "$: expected an array of statuses"}, Bad{"{}", "$: expected an array"},
+         Bad{"[", "$: malformed"}, Bad{"3", "$: expected an array of statuses"},
          Bad{"[1]", "$[0]: expected an object"},
          Bad{R"([{"health":"outage","availability":0,"error_rate":0,"checked_at":"2026-12-01T00:00:00Z"}])",
-             "$[0].model: missing"},
+             "$[0].model: required member is missing"},
          Bad{R"([{"model":"a","health":"sunny","availability":0,"error_rate":0,"checked_at":"2026-12-01T00:00:00Z"}])",
              "$[0].health"},
          Bad{R"([{"model":"a","health":"outage","availability":2,"error_rate":0,"checked_at":"2026-12-01T00:00:00Z"}])",
