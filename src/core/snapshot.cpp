@@ -531,8 +531,7 @@ Result<void> validate(const Snapshot& snapshot) {
             return bad_data(at("statuses", i, "model"),
                             "second status for model '" + s.model_slug + "'");
         if (auto problem = detail::check_status(s))
-            return bad_data(at("statuses", i, std::string(problem->member).c_str()),
-                            problem->what);
+            return bad_data(at("statuses", i, std::string(problem->member).c_str()), problem->what);
     }
     return success();
 }
