@@ -68,6 +68,11 @@ struct CopyState {
     Timestamp as_of{};     ///< when it was last known current
     std::int64_t version = 0;
     std::uint64_t served_while_down = 0; ///< reads answered from it for the source
+    /// Loads of the file in cache_dir refused (unreadable, not a regular file, invalid, an
+    /// as_of in the future) and writes of it that failed (a full disk, no permission).
+    std::uint64_t load_failures = 0, save_failures = 0;
+    /// The last such problem, for a person ("" when none): what failed and why.
+    std::string disk_error;
 };
 
 /// A repository's last-known copy: `repo->capability<CopyControl>()`. Thread-safe.

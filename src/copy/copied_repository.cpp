@@ -184,6 +184,13 @@ std::vector<MetricFamily> CopiedRepository::backend_metrics() const {
             static_cast<double>(c.served_while_down));
     counter("modelrepo_copy_reloads_total", "Full reloads of the copy (resyncs).",
             static_cast<double>(copy_.stats().reloads));
+    out.push_back({"modelrepo_copy_disk_failures_total",
+                   MetricFamily::Type::counter,
+                   "Loads of the copy's file refused and writes of it that failed.",
+                   {}});
+    out.back()
+        .add({{"op", "load"}}, static_cast<double>(c.load_failures))
+        .add({{"op", "save"}}, static_cast<double>(c.save_failures));
     return out;
 }
 
@@ -208,6 +215,10 @@ CopyState CopiedRepository::copy_state() const {
     s.as_of = copy_.as_of();
     s.version = copy_.stats().version;
     s.served_while_down = served_while_down_.load(std::memory_order_relaxed);
+    auto stats = copy_.stats();
+    s.load_failures = stats.load_failures;
+    s.save_failures = stats.save_failures;
+    s.disk_error = stats.disk_error;
     return s;
 }
 

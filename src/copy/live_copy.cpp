@@ -98,12 +98,17 @@ void LiveCopy::note_statuses(std::span<const ModelStatus> statuses) {
 }
 
 void LiveCopy::run() {
+    // A failed reload (the source just restarted, say) is tried again soon, whether or not
+    // the copy holds data: 100 ms, doubling to about a second.
+    constexpr milliseconds first_retry{100}, last_retry{1'000};
+    milliseconds retry_in = first_retry;
     std::unique_lock lock(mutex_);
     while (!stopping_) {
-        auto due = last_save_ + options_.save_interval;
-        bool retry = needs_reload_ && has_data() == false && feed_connected_.load();
-        wake_.wait_until(lock, dirty_ ? due : steady_clock::now() + (retry ? 1s : 60s),
-                         [&] { return stopping_ || !queue_.empty(); });
+        bool retry = needs_reload_ && feed_connected_.load();
+        auto wake_at = steady_clock::now() + (retry ? milliseconds(retry_in) : milliseconds(60s));
+        if (dirty_)
+            wake_at = std::min(wake_at, last_save_ + options_.save_interval);
+        wake_.wait_until(lock, wake_at, [&] { return stopping_ || !queue_.empty(); });
         if (stopping_)
             break;
         std::vector<CatalogChange> batch;
@@ -122,6 +127,7 @@ void LiveCopy::run() {
                 downstream_.publish(std::move(change));
         }
         lock.lock();
+        retry_in = needs_reload_ ? std::min(retry_in * 2, last_retry) : first_retry;
         if (dirty_ && steady_clock::now() >= last_save_ + options_.save_interval) {
             lock.unlock();
             save();
@@ -244,19 +250,39 @@ void LiveCopy::save() {
     nlohmann::json meta{{"format", "modelrepo.live-copy/1"},
                         {"version", current->version},
                         {"as_of", format_timestamp_precise(at)}};
-    bool ok = write_file_atomically(snapshot_path(), write_snapshot(snapshot, -1), true) &&
-              write_file_atomically(meta_path(), meta.dump() + "\n", true);
+    auto written = write_file_atomically(snapshot_path(), write_snapshot(snapshot, -1), true);
+    if (written)
+        written = write_file_atomically(meta_path(), meta.dump() + "\n", true);
     std::lock_guard lock(mutex_);
-    ++(ok ? stats_.saves : stats_.save_failures);
+    ++(written ? stats_.saves : stats_.save_failures);
+    if (written)
+        stats_.disk_error.clear(); // the file holds the copy now
+    else
+        stats_.disk_error = "the copy cannot be written to cache_dir: " + written.error().message;
 }
 
 void LiveCopy::load_from_disk() {
     if (options_.dir.empty())
         return;
-    auto snapshot = read_snapshot_file(snapshot_path());
-    auto meta_text = read_file_limited(meta_path(), 64 * 1024);
-    if (!snapshot || !meta_text)
-        return;
+    auto refuse = [&](const std::string& why) {
+        std::lock_guard lock(mutex_);
+        ++stats_.load_failures;
+        stats_.disk_error = why;
+    };
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::symlink_status(snapshot_path(), ec)))
+        return; // no earlier run left a copy: nothing to load, nothing wrong
+    // Only the regular files this class wrote: never a link, a FIFO or a device there.
+    auto text = read_file_limited(snapshot_path(), max_snapshot_file_bytes, Links::refuse);
+    if (!text)
+        return refuse("the copy in cache_dir cannot be read: " + text.error().message);
+    auto snapshot = parse_snapshot(text.value());
+    if (!snapshot)
+        return refuse("the copy '" + snapshot_path().string() + "' is not a valid snapshot (" +
+                      snapshot.error().message + "); not used");
+    auto meta_text = read_file_limited(meta_path(), 64 * 1024, Links::refuse);
+    if (!meta_text)
+        return refuse("the copy's meta file cannot be read: " + meta_text.error().message);
     auto meta = nlohmann::json::parse(meta_text.value(), nullptr, false);
     std::int64_t version = 0;
     Timestamp at = snapshot.value().generated_at;
@@ -265,6 +291,10 @@ void LiveCopy::load_from_disk() {
         if (auto parsed = parse_timestamp(meta.value("as_of", "")))
             at = *parsed;
     }
+    // A copy that says it is from the future would be trusted for ever (its age negative).
+    if (at > Clock::now() + minutes(5))
+        return refuse("the copy '" + snapshot_path().string() + "' says it was current at " +
+                      format_timestamp(at) + ", in the future; not used");
     {
         std::lock_guard write(write_mutex_);
         published_.publish(build_catalog(snapshot.value(), version));

@@ -66,8 +66,9 @@ public:
 
     struct Stats {
         std::uint64_t reloads = 0, applied = 0, reload_failures = 0, saves = 0, save_failures = 0,
-                      loaded_from_disk = 0;
+                      loaded_from_disk = 0, load_failures = 0;
         std::int64_t version = 0;
+        std::string disk_error; ///< the last problem with the copy's files, for a person
     };
     Stats stats() const;
 

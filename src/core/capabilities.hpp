@@ -52,10 +52,10 @@ public:
     /// database's schema has no change feed: run modelrepo migrate). A source that cannot
     /// be asked now (it is down) is no error: delivery starts when it answers.
     virtual Result<void> check_watchable() = 0;
-    /// Starts delivering to `sink` (once: later calls do nothing).
+    /// Starts delivering to `sink` (one layer takes the feed: a later call replaces it).
     virtual void start_changes(Sink sink, StateSink state) = 0;
-    /// Stops delivering and waits for a delivery in progress: after it returns, `sink` and
-    /// `state` are not called again (the layer that gave them is going away).
+    /// Stops delivering to the sink, waiting for a delivery in progress: after it returns, `sink`
+    /// and `state` are not called again (the layer that gave them is going away).
     virtual void stop_changes() = 0;
 };
 

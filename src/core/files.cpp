@@ -77,10 +77,38 @@ Result<void> write_file_atomically(const std::filesystem::path& path, std::strin
     return success();
 }
 
-Result<std::string> read_file_limited(const std::filesystem::path& path, std::size_t limit) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+Result<std::string> read_file_limited(const std::filesystem::path& path, std::size_t limit,
+                                      Links links) {
+    int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (links == Links::refuse ? O_NOFOLLOW : 0);
+    int fd = ::open(path.c_str(), flags);
+    if (fd < 0 && errno == ELOOP && links == Links::refuse) {
+        Error error = make_error(Errc::io_error, "'" + path.string() +
+                                                     "' is a symbolic link; modelrepo reads "
+                                                     "only the regular file it wrote there");
+        error.target = path.string();
+        return error;
+    }
     if (fd < 0)
         return io_error("cannot open", path, errno);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        bool stat_failed = st.st_mode == 0;
+        int saved = errno;
+        ::close(fd);
+        if (stat_failed)
+            return io_error("cannot stat", path, saved);
+        Error error = make_error(Errc::io_error,
+                                 "'" + path.string() + "' is not a regular file (" +
+                                     (S_ISFIFO(st.st_mode)                         ? "a FIFO"
+                                      : S_ISDIR(st.st_mode)                        ? "a directory"
+                                      : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                                   : "a socket") +
+                                     "); not read");
+        error.target = path.string();
+        return error;
+    }
+    // Reads of a regular file do not block; the flag only kept open() from waiting.
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     std::string content;
     char buffer[64 * 1024];
     for (;;) {

@@ -40,6 +40,8 @@ Result<std::shared_ptr<ModelRepository>> open_with(const detail::Backend& backen
     auto durable = DurableConfig::take_from(rest);
     if (!durable)
         return std::move(durable).error();
+    if (rest == text)
+        return backend.open(text, uri); // nothing of the layer's in the URI
     auto rest_uri = detail::parse_uri(rest);
     if (!rest_uri)
         return rest_uri.error();
@@ -47,6 +49,19 @@ Result<std::shared_ptr<ModelRepository>> open_with(const detail::Backend& backen
     if (!opened || durable.value().empty())
         return opened;
     return make_durable(std::move(opened).value(), durable.value());
+}
+
+/// "host=db dbname=models": words of `key=value`, the first a lower-case keyword, no "://".
+bool looks_like_conninfo(std::string_view text) {
+    if (text.find("://") != std::string_view::npos)
+        return false;
+    std::size_t eq = text.find('=');
+    if (eq == std::string_view::npos || eq == 0)
+        return false;
+    for (char c : text.substr(0, eq))
+        if (!(c >= 'a' && c <= 'z') && c != '_')
+            return false;
+    return true;
 }
 
 std::string known_schemes() {
@@ -61,11 +76,15 @@ std::string known_schemes() {
 } // namespace
 
 Result<std::shared_ptr<ModelRepository>> open(std::string_view text) {
+    bool text_is_conninfo = false;
     if (text.empty())
         return make_error(Errc::invalid_argument,
                           "empty source URI (expected e.g. builtin:, file:///path.json, "
                           "postgresql://host/db, github://owner/repo/path)");
-    auto uri = detail::parse_uri(text);
+    // A libpq key=value conninfo ("host=db dbname=models user=app") names PostgreSQL.
+    if (looks_like_conninfo(text))
+        text_is_conninfo = true;
+    auto uri = detail::parse_uri(text_is_conninfo ? std::string_view("postgresql:") : text);
     if (!uri)
         return uri.error();
     for (const auto& backend : backends)

@@ -105,6 +105,23 @@ Result<std::unique_ptr<OutboxStore>> OutboxStore::open(const std::filesystem::pa
     if (rc != SQLITE_OK)
         return outbox->failure("cannot open it (check the directory exists and is writable)");
     sqlite3_busy_timeout(db, 10'000); // another process holds the write lock for a moment
+    // Another program's SQLite file is not taken over (no tables added, no journal mode
+    // changed): an outbox holds only its own tables.
+    {
+        Stmt tables(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                        "'sqlite_%'");
+        std::string foreign;
+        while (tables.ok() && tables.step() == SQLITE_ROW) {
+            std::string name = tables.text(0);
+            if (name != "outbox_meta" && name != "batches" && name != "dead_letters")
+                foreign = name;
+        }
+        // (Only a table of another name counts: a second process may be creating an
+        // outbox's tables in this file at this moment.)
+        if (!foreign.empty())
+            return outbox->failure("not a modelrepo outbox: it holds other tables ('" + foreign +
+                                   "'); give the outbox a file of its own");
+    }
     char* message = nullptr;
     // WAL with synchronous=FULL: a committed batch survives a crash of the process or the
     // machine. quick_check finds a corrupt file now rather than at the first write.

@@ -213,8 +213,12 @@ Connection::~Connection() {
 Result<void> Connection::setup(Deadline deadline) {
     if (!config_->session_settings)
         return success();
+    // A role's idle_session_timeout (PostgreSQL 14+) would close pooled and feed sessions
+    // while they wait between calls: they are idle by design, so it is off for them.
     std::string sql =
-        "SET statement_timeout = " + std::to_string(config_->statement_timeout.count());
+        "SET statement_timeout = " + std::to_string(config_->statement_timeout.count()) +
+        "; SELECT set_config('idle_session_timeout', '0', false) WHERE "
+        "current_setting('server_version_num')::int >= 140000";
     if (!config_->schema.empty())
         sql += "; SET search_path TO " + quote_identifier(config_->schema);
     if (auto done = script(sql, deadline); !done)

@@ -14,6 +14,7 @@ struct Cause {
     Errc code;
     std::string_view sqlstate;
     std::string_view explanation;
+    std::string_view also = {}; ///< a second phrase the message must hold, when set
 };
 
 // The server's and libpq's (English, C locale) messages for each class of failure.
@@ -34,9 +35,24 @@ constexpr std::array causes{
     Cause{"fe_sendauth: no password supplied", Errc::auth_failed, "",
           "the server asks for a password and the URL has none (put it in the URL or in "
           "PGPASSWORD / ~/.pgpass)"},
-    Cause{"does not exist", Errc::database_missing, "3D000",
+    // TLS files libpq cannot find say "does not exist" too: they are TLS causes, asked
+    // first, and the database's is the server's own sentence, both halves of it.
+    Cause{"root certificate file", Errc::tls_failed, "",
+          "the CA file that sslrootcert names cannot be read (or ~/.postgresql/root.crt is "
+          "missing): fix the path, use sslrootcert=system for the system's trusted roots, or "
+          "an sslmode that does not verify the server"},
+    Cause{"could not open certificate file", Errc::tls_failed, "",
+          "the client certificate that sslcert names cannot be read; fix the path"},
+    Cause{"private key file", Errc::tls_failed, "",
+          "the client key that sslkey names cannot be read or has loose permissions (it must "
+          "be 0600); fix the path or the mode"},
+    Cause{"server does not support SSL", Errc::tls_failed, "",
+          "the URL's sslmode requires TLS and the server does not offer it: enable ssl on the "
+          "server, or lower sslmode"},
+    Cause{"database \"", Errc::database_missing, "3D000",
           "the database named in the URL does not exist; create it (createdb) or fix the "
-          "URL's path"},
+          "URL's path",
+          "\" does not exist"},
     Cause{"too many clients", Errc::too_many_connections, "53300",
           "the server has no free connection slots; lower connection_limit across services "
           "or raise max_connections"},
@@ -87,12 +103,11 @@ Error connect_error(const std::string& raw_message, const SessionConfig& config,
     std::string libpq_message = mask_secrets(raw_message, config.secrets);
     const Cause* cause = nullptr;
     for (const Cause& c : causes)
-        if (libpq_message.find(c.needle) != std::string::npos) {
+        if (libpq_message.find(c.needle) != std::string::npos &&
+            (c.also.empty() || libpq_message.find(c.also) != std::string::npos)) {
             cause = &c;
             break;
         }
-    // "database "x" does not exist" vs "role "x" does not exist": the role rule is
-    // earlier in the list, so a bare "does not exist" is the database.
     Errc code = cause ? cause->code : Errc::unreachable;
     std::string message =
         "cannot connect to " + target.display() + " as user \"" + target.user + "\": " +

@@ -25,8 +25,9 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
     ChangeHub hub; ///< watch()'s subscribers, when no layer above takes the feed
     std::unique_ptr<detail::ChangeFeed> feed;
     std::once_flag feed_started;
-    Sink sink;                             ///< where the feed delivers; set once, before it starts
-    StateSink state_sink;                  ///< told when the feed's session comes and goes
+    std::mutex sink_mutex; ///< guards sink, state_sink (set by the layer above, read by the feed)
+    Sink sink;             ///< the layer above that takes the feed (a copy), if any
+    StateSink state_sink;  ///< told when the feed's session comes and goes
     std::atomic<bool> own_watchers{false}; ///< watch() subscribed to the hub
 
     Impl(PostgresConfig config, std::shared_ptr<const detail::SessionConfig> session,
@@ -40,11 +41,26 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
         feed_options.backoff_max = c.reconnect_backoff_max;
         feed = std::make_unique<detail::ChangeFeed>(
             sql.feed_session(), sql.schema_prefix(), feed_options,
-            [this](std::vector<CatalogChange> changes) { sink(std::move(changes)); },
+            [this](std::vector<CatalogChange> changes) { deliver(std::move(changes)); },
             [this](bool connected) {
+                std::lock_guard lock(sink_mutex);
                 if (state_sink)
                     state_sink(connected);
             });
+    }
+
+    /// The feed's changes: to this repository's own watchers, and to the layer above.
+    void deliver(std::vector<CatalogChange> changes) {
+        if (own_watchers.load(std::memory_order_acquire))
+            for (const auto& change : changes)
+                hub.publish(change);
+        std::lock_guard lock(sink_mutex);
+        if (sink)
+            sink(std::move(changes));
+    }
+
+    void start_feed() {
+        std::call_once(feed_started, [&] { feed->start(); });
     }
 
     // ChangeSource, for a last-known copy (and for watch() itself).
@@ -80,14 +96,23 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
     }
 
     void start_changes(Sink to, StateSink state) override {
-        std::call_once(feed_started, [&] {
+        {
+            std::lock_guard lock(sink_mutex);
             sink = std::move(to);
             state_sink = std::move(state);
-            feed->start();
-        });
+        }
+        start_feed();
     }
 
-    void stop_changes() override { feed->stop(); }
+    void stop_changes() override {
+        // The feed ends its session attempt first, so that what it was about to deliver
+        // (the resync of its first connect) still reaches the copy, whose thread runs yet:
+        // a short-lived process saves a copy for the next one that way.
+        feed->stop();
+        std::lock_guard lock(sink_mutex);
+        sink = {};
+        state_sink = {};
+    }
 
     // StatusWriter, for an outbox's replay.
     Result<std::int64_t> apply_statuses(std::span<const ModelStatus> statuses) override {
@@ -236,12 +261,7 @@ PostgresRepository::watch(std::function<void(const CatalogChange&)> on_change) {
         return std::move(ready).error();
     auto subscription = impl_->hub.subscribe(std::move(on_change));
     impl_->own_watchers.store(true, std::memory_order_release);
-    impl_->start_changes(
-        [hub = &impl_->hub](std::vector<CatalogChange> changes) {
-            for (auto& change : changes)
-                hub->publish(std::move(change));
-        },
-        {});
+    impl_->start_feed();
     return subscription;
 }
 

@@ -10,6 +10,8 @@
 #include <modelrepo/modelrepo.hpp>
 
 #include "pg_catalogue.hpp"
+#include "postgres/errors.hpp"
+#include "postgres/session_config.hpp"
 
 using namespace modelrepo;
 using namespace std::chrono;
@@ -137,6 +139,37 @@ TEST_CASE("'#' and '?' in a password are part of it, as libpq reads the URL") {
     CHECK(e.target == hostport);
     CHECK(e.message.find(hostport) != std::string::npos);
     CHECK(e.message.find("h#sh") == std::string::npos);
+}
+
+TEST_CASE("TLS causes are told from libpq's own words, never by a bare \"does not exist\"") {
+    auto config = detail::parse_session_config("postgresql://app@127.0.0.1:5432/catalogue").value();
+    const auto& host = config.hosts.front();
+    auto cause_of = [&](const std::string& libpq) {
+        return detail::connect_error(libpq, config, host, std::chrono::milliseconds(0));
+    };
+    // libpq 15's words for a missing sslrootcert (sslmode=verify-full&sslrootcert=/nope.crt).
+    auto ca = cause_of("root certificate file \"/nope.crt\" does not exist\nEither provide the "
+                       "file, use the system's trusted roots with sslrootcert=system, or change "
+                       "sslmode to disable server certificate verification.");
+    CHECK(ca.is(Errc::tls_failed));
+    CHECK(ca.message.find("sslrootcert") != std::string::npos);
+    CHECK(ca.message.find("createdb") == std::string::npos);
+    CHECK(cause_of("could not open certificate file \"/c.crt\": No such file or directory")
+              .is(Errc::tls_failed));
+    CHECK(cause_of("private key file \"/k.key\" has group or world access").is(Errc::tls_failed));
+    CHECK(cause_of("server does not support SSL, but SSL was required").is(Errc::tls_failed));
+    // The database's and the role's own sentences keep their causes.
+    auto db = cause_of("FATAL:  database \"nope\" does not exist");
+    CHECK(db.is(Errc::database_missing));
+    CHECK(db.sqlstate == "3D000");
+    CHECK(cause_of("FATAL:  role \"nobody\" does not exist").is(Errc::auth_failed));
+    // Something else that "does not exist" is not a missing database.
+    CHECK_FALSE(cause_of("relation \"x\" does not exist").is(Errc::database_missing));
+    // And a real server without TLS, asked for it.
+    auto& s = server();
+    auto required = open_repo(s.url("app", password, "modelrepo", "127.0.0.1", "sslmode=require"));
+    auto e = expect_error(required->count_models(), Errc::tls_failed);
+    CHECK(e.message.find("does not offer it") != std::string::npos);
 }
 
 TEST_CASE("no message ever held the password") {

@@ -162,3 +162,30 @@ TEST_CASE("chaos: PostgreSQL -> GitHub (loopback) -> builtin under 8 readers whi
     CHECK(m.all_failed == 0);
     CHECK(m.sources[0].source == primary_name);
 }
+
+TEST_CASE("a role's idle_session_timeout cuts neither pooled nor feed sessions") {
+    auto& s = server();
+    s.create_role("idler", password, "idle_db");
+    const std::string url = s.url("idler", password, "idle_db", "127.0.0.1", "connect_timeout=2");
+    {
+        auto loader = open_repo(url);
+        REQUIRE(loader->migrate());
+        REQUIRE(loader->import_snapshot(builtin_snapshot()));
+    }
+    s.psql("ALTER ROLE idler SET idle_session_timeout = '1s'");
+    auto repo = open_repo(url);
+    std::atomic<int> resyncs{0};
+    auto subscription = repo->watch([&](const CatalogChange& c) {
+        if (c.kind == CatalogChange::Kind::resync)
+            ++resyncs;
+    });
+    REQUIRE(subscription);
+    REQUIRE(repo->count_models());
+    REQUIRE(eventually([&] { return resyncs.load() >= 1; }, 10s)); // the feed listens
+    std::this_thread::sleep_for(3500ms); // idle past the role's timeout, three times over
+    for (int i = 0; i < 3; ++i)
+        CHECK(repo->count_models());
+    CHECK(repo->pool_stats().connects == 1);
+    CHECK(repo->pool_stats().broken_replaced == 0);
+    CHECK(resyncs.load() == 1); // the feed's session was never lost
+}

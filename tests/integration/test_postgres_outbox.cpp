@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <random>
@@ -218,6 +219,20 @@ TEST_CASE("an outbox file that cannot be one is an error naming it, at open()") 
         REQUIRE(first);
     }
     CHECK(modelrepo::open(base + "?outbox=" + not_outbox.string())); // reopening is fine
+
+    // Another program's SQLite file is refused, and left as it was (no tables added, its
+    // journal mode not switched to WAL).
+    auto foreign = dir.path() / "app.db";
+    REQUIRE(std::system(("python3 -c \"import sqlite3; c = sqlite3.connect('" + foreign.string() +
+                         "'); c.execute('CREATE TABLE users (id INTEGER)'); c.commit()\"")
+                            .c_str()) == 0);
+    auto size_before = std::filesystem::file_size(foreign);
+    auto taken =
+        expect_error(modelrepo::open(base + "?outbox=" + foreign.string()), Errc::io_error);
+    CHECK(taken.message.find("not a modelrepo outbox") != std::string::npos);
+    CHECK(taken.message.find("users") != std::string::npos);
+    CHECK(std::filesystem::file_size(foreign) == size_before);
+    CHECK_FALSE(std::filesystem::exists(foreign.string() + "-wal"));
 }
 
 TEST_CASE("two processes writing to one outbox while the database is down: nothing lost") {

@@ -288,6 +288,15 @@ TEST_CASE("serve on the embedded catalogue: every read endpoint, over curl") {
     auto wrong_method = curl({"-X", "DELETE", serve.base() + "/v1/stats"});
     CHECK(wrong_method.status == 405);
     CHECK(error_of(wrong_method.body)["code"] == "invalid_argument");
+    // HEAD: a GET's headers, no body; OPTIONS: what the path allows.
+    auto head = curl({"-I", serve.base() + "/v1/stats"});
+    CHECK(head.status == 200);
+    CHECK(head.body.find("\"models\"") == std::string::npos); // -I: the headers only
+    CHECK(head.body.find("Content-Length: 0") == std::string::npos);
+    CHECK(head.body.find("Content-Length: ") != std::string::npos);
+    auto options = curl({"-X", "OPTIONS", "-i", serve.base() + "/v1/statuses"});
+    CHECK(options.status == 204);
+    CHECK(options.body.find("GET, HEAD, OPTIONS, PUT") != std::string::npos);
 
     auto health = curl({serve.base() + "/healthz"});
     CHECK(health.status == 200);
@@ -426,6 +435,11 @@ TEST_CASE("writes: 403 without a token file, 401 without or with a wrong token, 
         curl({"-H", "X-Filler: " + std::string(20'000, 'a'), serve.base() + "/v1/stats"});
     CHECK(huge_header.status == 431);
 
+    // A secret a client puts in a query string is not logged either.
+    auto in_query = curl({serve.base() + "/v1/models?slug=gpt-4o&token=" + token +
+                          "&password=Qq-9-secret-in-query"});
+    CHECK(in_query.status == 400); // token= is not a parameter of this path
+
     // The token is in no answer and in no log line; every request has one.
     for (auto* answer : {&none, &wrong, &applied, &malformed, &too_big})
         CHECK(answer->body.find(token) == std::string::npos);
@@ -436,6 +450,8 @@ TEST_CASE("writes: 403 without a token file, 401 without or with a wrong token, 
     CHECK(log.find("PUT /v1/statuses 401") != std::string::npos);
     CHECK(log.find("PUT /v1/statuses 200") != std::string::npos);
     CHECK(log.find("GET /v1/models/gpt-4o 200") != std::string::npos);
+    CHECK(log.find("Qq-9-secret-in-query") == std::string::npos);
+    CHECK(log.find("GET /v1/models?slug=***&token=***&password=*** 400") != std::string::npos);
 }
 
 TEST_CASE("a client that sends its headers a byte a second is cut and holds no worker") {

@@ -159,7 +159,7 @@ TEST_CASE("upsert FILE|- on the bundled catalogue: applied N; bad input is bad_d
     CHECK(r.out == "applied 1\n");
     auto bad = cli({"upsert", dir.write("bad.json", "[{}]").string()});
     CHECK(bad.exit_code == 1);
-    CHECK(bad.err.find("bad_data: $[0].model: missing") != std::string::npos);
+    CHECK(bad.err.find("bad_data: $[0].model: required member is missing") != std::string::npos);
     auto missing = cli({"upsert", (dir.path() / "nope.json").string()});
     CHECK(missing.exit_code == 1);
     CHECK(missing.err.find("io_error") != std::string::npos);

@@ -102,3 +102,17 @@ TEST_CASE("uri splitting") {
     CHECK_FALSE(detail::percent_decode("a%2").has_value());
     CHECK_FALSE(detail::percent_decode("%g0").has_value());
 }
+
+#if MODELREPO_HAS_POSTGRES
+TEST_CASE("a libpq key=value conninfo opens PostgreSQL, as libpq reads it") {
+    // open() does not connect: nothing listens on port 1, and nothing needs to.
+    auto repo = open("host=127.0.0.1 port=1 dbname=catalogue user=app connect_timeout=2");
+    REQUIRE(repo);
+    CHECK(repo.value()->name() == "postgresql://app@127.0.0.1:1/catalogue");
+    CHECK(repo.value()->capability<CatalogAdmin>() != nullptr);
+    auto typo = open("host=127.0.0.1 dbnmae=catalogue");
+    REQUIRE_FALSE(typo);
+    CHECK(typo.error().is(Errc::invalid_argument));
+    CHECK(typo.error().message.find("dbnmae") != std::string::npos);
+}
+#endif

@@ -195,9 +195,27 @@ TEST_CASE("methods and paths") {
     r.path = "/v1/stats";
     auto post = f.service->handle(r);
     CHECK(post.status == 405);
-    CHECK(header(post, "Allow") == "GET");
+    CHECK(header(post, "Allow") == "GET, HEAD, OPTIONS");
     r.path = "/v1/statuses";
-    CHECK(header(f.service->handle(r), "Allow") == "GET, PUT");
+    CHECK(header(f.service->handle(r), "Allow") == "GET, HEAD, OPTIONS, PUT");
+    r.method = "OPTIONS";
+    auto options = f.service->handle(r);
+    CHECK(options.status == 204);
+    CHECK(header(options, "Allow") == "GET, HEAD, OPTIONS, PUT");
+    r.path = "*";
+    CHECK(f.service->handle(r).status == 204);
+    r.path = "/nowhere";
+    CHECK(f.service->handle(r).status == 404);
+    r.method = "HEAD";
+    r.path = "/v1/stats";
+    auto head = f.service->handle(r);
+    CHECK(head.status == 200);
+    // The route answers as for GET; the transport drops the body and keeps its length.
+    CHECK(head.body.find("\"models\"") != std::string::npos);
+    r.path = "/v1/changes";
+    auto head_changes = f.service->handle(r);
+    CHECK(head_changes.status == 200);
+    CHECK_FALSE(static_cast<bool>(head_changes.on_stream)); // no stream for a HEAD
     CHECK(f.get("/nowhere").status == 404);
     CHECK(f.get("/metrics").content_type.starts_with("text/plain"));
     CHECK(f.get("/metrics").body.find("modelrepo_source_calls_total") != std::string::npos);

@@ -6,6 +6,7 @@
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <modelrepo/open.hpp>
@@ -263,17 +264,27 @@ TEST_CASE("a snapshot write never follows a symlink planted where a temporary fi
     CHECK(read_snapshot_file(path).value() == builtin_snapshot());
 }
 
-TEST_CASE("a snapshot file larger than the limit is refused while reading (/dev/zero)") {
+TEST_CASE("a device, a FIFO or a directory is refused at once, never read or waited on") {
     auto start = std::chrono::steady_clock::now();
     auto endless = read_snapshot_file("/dev/zero");
     REQUIRE_FALSE(endless);
-    CHECK(endless.error().is(Errc::bad_data));
-    CHECK(endless.error().message.find("larger than") != std::string::npos);
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
+    CHECK(endless.error().is(Errc::io_error));
+    CHECK(endless.error().message.find("not a regular file (a device)") != std::string::npos);
     // And through open(): the same refusal.
     auto repo = modelrepo::open("file:///dev/zero");
     REQUIRE_FALSE(repo);
-    CHECK(repo.error().is(Errc::bad_data));
+    CHECK(repo.error().is(Errc::io_error));
+
+    test::TempDir dir;
+    auto fifo = dir.path() / "models.json";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto from_fifo = modelrepo::open("file://" + fifo.string()); // no writer: would block
+    REQUIRE_FALSE(from_fifo);
+    CHECK(from_fifo.error().message.find("a FIFO") != std::string::npos);
+    auto from_dir = read_snapshot_file(dir.path());
+    REQUIRE_FALSE(from_dir);
+    CHECK(from_dir.error().message.find("a directory") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(20));
 }
 
 TEST_CASE("a JSON array of statuses reads back; each problem names its path") {

@@ -322,6 +322,12 @@ private:
         answer->body() = std::move(response.body);
         answer->keep_alive(message.keep_alive() && !server_.stopping.load());
         answer->prepare_payload();
+        if (message.method() == http::verb::head) {
+            // The headers a GET would get, Content-Length included, and no body.
+            auto length = answer->body().size();
+            answer->body().clear();
+            answer->content_length(length);
+        }
         write(std::move(answer));
     }
 

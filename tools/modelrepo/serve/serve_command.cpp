@@ -71,6 +71,30 @@ Result<std::string> read_token(const std::string& path) {
     return token;
 }
 
+/// "?slug=***&token=***": the names of a query's parameters, their values masked ("" for no
+/// query).
+std::string loggable_query(std::string_view query) {
+    if (query.empty())
+        return "";
+    std::string out = "?";
+    std::size_t start = 0;
+    while (start <= query.size()) {
+        std::size_t amp = query.find('&', start);
+        std::string_view pair =
+            query.substr(start, amp == std::string_view::npos ? amp : amp - start);
+        std::string_view name = pair.substr(0, pair.find('='));
+        if (out.size() > 1)
+            out += '&';
+        out += redact(name);
+        if (name.size() < pair.size())
+            out += "=***";
+        if (amp == std::string_view::npos)
+            break;
+        start = amp + 1;
+    }
+    return out;
+}
+
 /// Serves until SIGINT/SIGTERM (blocked before any thread started; taken with sigwait),
 /// then stops accepting, lets in-flight requests finish (<= 5 s) and exits 0.
 int run_serve(const Globals& globals, const ServeSettings& settings) {
@@ -144,10 +168,11 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     if (settings.log)
         server_options.on_request = [&](const serve::Request& request, int status,
                                         std::size_t bytes, std::chrono::microseconds took) {
-            // The path and query only: never a header (the token is in one) or a body.
+            // The path and the query's names only: never a header (the token is in one), a
+            // body, or a query value (a client may put a secret there).
             std::ostringstream line;
-            line << "access " << request.remote << " " << request.method << " " << request.path
-                 << (request.query.empty() ? "" : "?" + request.query) << " " << status << " "
+            line << "access " << request.remote << " " << request.method << " "
+                 << redact(request.path) << loggable_query(request.query) << " " << status << " "
                  << bytes << " " << std::fixed << std::setprecision(3) << took.count() / 1000.0
                  << "ms";
             log(line.str());

@@ -329,6 +329,7 @@ struct Service::Impl {
         FallbackMetrics m = chain->metrics(/*with_backend=*/false);
         auto now = system_clock::now();
         ojson sources = ojson::array();
+        ojson sources_copy; ///< the first source's copy, when it keeps one
         for (std::size_t i = 0; i < m.sources.size(); ++i) {
             const SourceMetrics& s = m.sources[i];
             ojson entry;
@@ -351,6 +352,18 @@ struct Service::Impl {
             }
             sources.push_back(std::move(entry));
         }
+        // The first source's last-known copy: out of sync, or its file unusable, is worth a
+        // look although reads are answered.
+        bool copy_trouble = false;
+        if (auto* copy = chain->capability<CopyControl>()) {
+            CopyState c = copy->copy_state();
+            ojson entry{{"has_data", c.has_data}, {"in_sync", c.in_sync}};
+            if (c.has_data)
+                entry["as_of"] = format_timestamp(c.as_of);
+            entry["disk_error"] = c.disk_error.empty() ? ojson(nullptr) : ojson(c.disk_error);
+            copy_trouble = !c.disk_error.empty() || (c.has_data && !c.in_sync);
+            sources_copy = std::move(entry);
+        }
         ojson body;
         if (!stats) {
             body["state"] = "unavailable";
@@ -360,55 +373,71 @@ struct Service::Impl {
             bool backup = stats.value().source != primary;
             // Answering from a backup, or the first source answers but its server does
             // not (a copy stands in for it).
-            body["state"] = backup || !health ? "degraded" : "ready";
+            body["state"] = backup || !health || copy_trouble ? "degraded" : "ready";
             body["serving"] = stats.value().source;
         }
         if (!health)
             body["primary_error"] = {{"code", code_name(health.error())},
                                      {"message", health.error().message}};
         body["sources"] = std::move(sources);
+        if (!sources_copy.is_null())
+            body["copy"] = std::move(sources_copy);
         return json_answer(stats ? 200 : 503, body);
+    }
+
+    /// The methods `path` answers; empty for a path that does not exist.
+    static std::string_view allowed(const std::string& path) {
+        if (path == "/v1/statuses")
+            return "GET, HEAD, OPTIONS, PUT";
+        if (path == "/v1/stats" || path == "/v1/models" || path.starts_with("/v1/models/") ||
+            path == "/v1/snapshot" || path == "/v1/changes" || path == "/metrics" ||
+            path == "/healthz" || path == "/readyz")
+            return "GET, HEAD, OPTIONS";
+        return {};
     }
 
     Response handle(const Request& request) {
         const std::string& path = request.path;
-        const bool get = request.method == "GET";
+        // HEAD is GET without the body (the transport drops it and keeps Content-Length).
+        const bool head = request.method == "HEAD";
+        const bool get = request.method == "GET" || head;
+        std::string_view allow = allowed(path);
+        if (request.method == "OPTIONS" && (path == "*" || !allow.empty())) {
+            Response answer{204, "text/plain", {}, {}, {}};
+            answer.headers.emplace_back("Allow", path == "*" ? "GET, HEAD, OPTIONS, PUT"
+                                                             : std::string(allow));
+            return answer;
+        }
+        if (allow.empty())
+            return error_answer(404, "not_found",
+                                "no such path: " + path +
+                                    " (try /v1/stats, /v1/models, /v1/statuses, /v1/changes, "
+                                    "/metrics, /healthz, /readyz)");
+        if (request.method == "PUT" && path == "/v1/statuses")
+            return put_statuses(request);
+        if (!get)
+            return method_not_allowed(allow);
         auto query = parse_query(request.query, /*plus_is_space=*/true);
         if (!query)
             return error_answer(400, "invalid_argument",
                                 "the query string has a malformed %-escape");
-        auto only_get = [&](auto&& answer) -> Response {
-            if (!get)
-                return method_not_allowed("GET");
-            return answer();
-        };
         if (path == "/v1/stats")
-            return only_get([&] { return stats(); });
+            return stats();
         if (path == "/v1/models")
-            return only_get([&] { return models(*query); });
+            return models(*query);
         if (path.starts_with("/v1/models/"))
-            return only_get([&] { return model(std::string_view(path).substr(11)); });
-        if (path == "/v1/statuses") {
-            if (request.method == "PUT")
-                return put_statuses(request);
-            if (!get)
-                return method_not_allowed("GET, PUT");
+            return model(std::string_view(path).substr(11));
+        if (path == "/v1/statuses")
             return statuses(*query);
-        }
         if (path == "/v1/snapshot")
-            return only_get([&] { return snapshot(request); });
+            return snapshot(request);
         if (path == "/v1/changes")
-            return only_get([&] { return changes(); });
+            return head ? Response{200, "text/event-stream", {}, {}, {}} : changes();
         if (path == "/metrics")
-            return only_get([&] { return metrics(); });
+            return metrics();
         if (path == "/healthz")
-            return only_get([&] { return json_answer(200, ojson{{"state", "alive"}}); });
-        if (path == "/readyz")
-            return only_get([&] { return ready(); });
-        return error_answer(404, "not_found",
-                            "no such path: " + path +
-                                " (try /v1/stats, /v1/models, /v1/statuses, /v1/changes, /metrics, "
-                                "/healthz, /readyz)");
+            return json_answer(200, ojson{{"state", "alive"}});
+        return ready();
     }
 };
 

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+// LiveCopy over a scripted reader: how the last-known copy follows its source's feed, and
+// that a failed reload is tried again within about a second whether or not it holds data.
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <modelrepo/modelrepo.hpp>
+
+#include "copy/live_copy.hpp"
+#include "temp_dir.hpp"
+#include "watching.hpp"
+
+using namespace modelrepo;
+using namespace std::chrono;
+
+namespace {
+
+/// Answers the bundled catalogue, or fails the next `fail_next` loads as an outage would.
+class ScriptedReader final : public detail::CatalogReader {
+public:
+    std::atomic<int> fail_next{0};
+    std::atomic<int> loads{0};
+    std::atomic<std::int64_t> version{1};
+
+    std::string copy_key() const override { return "scripted"; }
+    Result<std::pair<Snapshot, std::int64_t>> load() override {
+        ++loads;
+        if (fail_next.load() > 0) {
+            --fail_next;
+            return make_error(Errc::unreachable, "scripted: the source just restarted");
+        }
+        return std::pair{builtin_snapshot(), version.load()};
+    }
+    Result<std::vector<Model>> models(std::span<const std::string>) override {
+        return std::vector<Model>{};
+    }
+    Result<std::vector<Provider>> providers(std::span<const std::string>) override {
+        return std::vector<Provider>{};
+    }
+};
+
+CatalogChange resync(std::int64_t version) {
+    return {CatalogChange::Kind::resync, "", version, Clock::now()};
+}
+
+} // namespace
+
+TEST_CASE("a reload that fails after a resync is tried again within about a second, "
+          "though the copy holds data") {
+    ScriptedReader reader;
+    ChangeHub hub;
+    detail::LiveCopy copy({}, reader, hub);
+    copy.start();
+    copy.on_feed(true);
+    copy.on_changes({resync(1)});
+    REQUIRE(test::eventually([&] { return copy.in_sync(); }, 5s));
+    REQUIRE(copy.has_data());
+
+    // The source restarts: the feed goes and comes back, and its resync's reload fails once.
+    copy.on_feed(false);
+    CHECK_FALSE(copy.in_sync());
+    reader.fail_next = 1;
+    reader.version = 2;
+    int loads_before = reader.loads.load();
+    copy.on_feed(true);
+    copy.on_changes({resync(2)});
+    // Back in sync by the retry, not by a later change (before: a minute later).
+    auto started = steady_clock::now();
+    REQUIRE(test::eventually([&] { return copy.in_sync(); }, 5s));
+    CHECK(steady_clock::now() - started < 4s); // generous: the retry is due after 100 ms
+    CHECK(reader.loads.load() >= loads_before + 2);
+    CHECK(copy.stats().reload_failures >= 1);
+    CHECK(copy.stats().version == 2);
+}
+
+TEST_CASE("without a connected feed the copy does not reload, and is not in sync") {
+    ScriptedReader reader;
+    ChangeHub hub;
+    detail::LiveCopy copy({}, reader, hub);
+    copy.start();
+    std::this_thread::sleep_for(300ms);
+    CHECK(reader.loads.load() == 0);
+    CHECK_FALSE(copy.has_data());
+    CHECK_FALSE(copy.in_sync());
+    copy.on_feed(true);
+    copy.on_changes({resync(1)});
+    CHECK(test::eventually([&] { return copy.in_sync(); }, 5s));
+}
+
+namespace {
+
+/// A copy kept in `dir` (files "scripted.json" and "scripted.meta.json").
+detail::LiveCopy::Options in_dir(const std::filesystem::path& dir) {
+    detail::LiveCopy::Options options;
+    options.dir = dir;
+    options.key = "scripted";
+    options.save_interval = 10ms;
+    return options;
+}
+
+} // namespace
+
+TEST_CASE("the copy's files: a FIFO, a link, a corrupt file or an as_of in the future is "
+          "refused at once and said, never waited on or trusted") {
+    test::TempDir dir;
+    ScriptedReader reader;
+    ChangeHub hub;
+    auto snapshot = dir.path() / "scripted.json";
+    auto meta = dir.path() / "scripted.meta.json";
+    auto starts_without_data = [&](std::string_view why) {
+        CAPTURE(why);
+        auto started = steady_clock::now();
+        detail::LiveCopy copy(in_dir(dir.path()), reader, hub);
+        copy.start(); // a FIFO opened for reading would block here until a writer came
+        CHECK(steady_clock::now() - started < 5s);
+        CHECK_FALSE(copy.has_data());
+        CHECK(copy.stats().load_failures == 1);
+        CHECK(copy.stats().disk_error.find(why) != std::string::npos);
+    };
+
+    REQUIRE(::mkfifo(snapshot.c_str(), 0600) == 0);
+    starts_without_data("a FIFO");
+    std::filesystem::remove(snapshot);
+
+    auto elsewhere = dir.write("elsewhere.json", write_snapshot(builtin_snapshot()));
+    std::filesystem::create_symlink(elsewhere, snapshot);
+    dir.write("scripted.meta.json", R"({"format":"modelrepo.live-copy/1","version":3,)"
+                                    R"("as_of":"2026-12-01T00:00:00Z"})");
+    starts_without_data("symbolic link");
+    std::filesystem::remove(snapshot);
+
+    dir.write("scripted.json", "{\"format\": \"modelrepo.snapshot/1\", \"models\": [");
+    starts_without_data("not a valid snapshot");
+
+    dir.write("scripted.json", write_snapshot(builtin_snapshot()));
+    dir.write("scripted.meta.json", R"({"format":"modelrepo.live-copy/1","version":3,)"
+                                    R"("as_of":"2099-01-01T00:00:00Z"})");
+    starts_without_data("in the future");
+
+    // A good pair of files loads.
+    dir.write("scripted.meta.json", R"({"format":"modelrepo.live-copy/1","version":3,)"
+                                    R"("as_of":"2026-12-01T00:00:00Z"})");
+    detail::LiveCopy copy(in_dir(dir.path()), reader, hub);
+    copy.start();
+    CHECK(copy.has_data());
+    CHECK(copy.stats().loaded_from_disk == 1);
+    CHECK(copy.stats().version == 3);
+    CHECK(std::filesystem::is_regular_file(meta));
+}
+
+TEST_CASE("a copy that cannot be written says so in its stats") {
+    test::TempDir dir;
+    auto not_a_dir = dir.write("cache", "a file where the directory should be");
+    ScriptedReader reader;
+    ChangeHub hub;
+    detail::LiveCopy copy(in_dir(not_a_dir), reader, hub);
+    copy.start();
+    copy.on_feed(true);
+    copy.on_changes({resync(1)});
+    REQUIRE(test::eventually([&] { return copy.in_sync(); }, 5s));
+    CHECK(test::eventually([&] { return copy.stats().save_failures >= 1; }, 5s));
+    CHECK(copy.stats().disk_error.find("cannot be written") != std::string::npos);
+}
