@@ -58,7 +58,7 @@ struct BreakerTransition {
 /// unreachable, timeout, auth_failed, tls_failed, pool_exhausted, query_failed,
 /// too_many_connections, database_missing, schema_missing, bad_data, rate_limited and
 /// HTTP 5xx count; invalid_argument, read_only, not_found, not_supported, HTTP 4xx and
-/// errors of other categories do not.
+/// errors of other categories do not. `classify(error).trips_breaker`: the one table.
 bool counts_as_failure(const Error& error) noexcept;
 
 /// Closed (calls flow, outcomes recorded) → open (calls rejected with

@@ -210,7 +210,8 @@ Command define_serve(CLI::App& app, const Globals& globals) {
         "Answer HTTP on the sources until SIGINT/SIGTERM: GET /v1/stats, /v1/models"
         "[?slug=A&slug=B], /v1/models/{slug}, /v1/statuses[?health=H], /v1/changes "
         "(server-sent events), /v1/snapshot, /metrics, /healthz, /readyz; PUT /v1/statuses with "
-        "'Authorization: Bearer TOKEN' (needs --token-file). On SIGTERM: stops "
+        "'Authorization: Bearer TOKEN' (needs --token-file); HEAD and OPTIONS on each. On "
+        "SIGTERM: stops "
         "accepting, finishes requests in flight (<= 5 s), exits 0");
     sub->add_option("--listen", settings->listen,
                     "HOST:PORT to listen on (default 127.0.0.1:8080, loopback only; "
