@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <unordered_map>
+#include <utility>
 
 namespace modelrepo::detail {
 
@@ -30,10 +32,52 @@ std::vector<Model> assemble_models(const Snapshot& snapshot) {
     return models;
 }
 
+namespace {
+
+/// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool valid_utf8(std::string_view text) {
+    for (std::size_t i = 0; i < text.size();) {
+        auto c = static_cast<unsigned char>(text[i]);
+        std::size_t n = c < 0x80           ? 1
+                        : (c >> 5) == 0x6  ? 2
+                        : (c >> 4) == 0xE  ? 3
+                        : (c >> 3) == 0x1E ? 4
+                                           : 0;
+        if (n == 0 || i + n > text.size())
+            return false;
+        std::uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+        for (std::size_t k = 1; k < n; ++k) {
+            auto b = static_cast<unsigned char>(text[i + k]);
+            if ((b & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (b & 0x3F);
+        }
+        bool overlong = (n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000);
+        if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+} // namespace
+
 std::optional<StatusProblem> check_status(const ModelStatus& s) {
     auto unit = [](double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; };
     if (s.model_slug.empty())
         return StatusProblem{"model", "must not be empty"};
+    // What a database would refuse in text (PostgreSQL: 22P05, 22021), refused here, before
+    // anything is written or queued.
+    for (auto [member, text] :
+         {std::pair<std::string_view, std::string_view>{"model", s.model_slug},
+          {"region", s.region}}) {
+        if (text.find('\0') != std::string_view::npos)
+            return StatusProblem{member, "must not hold a NUL character (\\u0000)"};
+        if (!valid_utf8(text))
+            return StatusProblem{member, "must be valid UTF-8"};
+        if (text.size() > max_status_text_bytes)
+            return StatusProblem{member, "is longer than 1024 bytes"};
+    }
     if (!unit(s.availability))
         return StatusProblem{"availability", "must be within 0..1"};
     if (!unit(s.error_rate))

@@ -111,7 +111,10 @@ Result<OutboxDrain> OutboxReplay::drain() {
                 report.statuses += n;
                 continue;
             }
-            if (classify(r.error()).outage) {
+            // The source cannot take it now (an outage), or refused it for another
+            // client's sake (a deadlock): it waits for the next drain, never buried.
+            if (ErrorClass kind = classify(r.error());
+                kind.outage || (kind.retryable && !kind.caller_fault)) {
                 (void)outbox_.note_attempt(batch.id, r.error());
                 stopped = r.error();
                 break;

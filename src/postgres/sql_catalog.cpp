@@ -7,6 +7,7 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <random>
 #include <thread>
 #include <unordered_map>
 
@@ -17,6 +18,24 @@
 namespace modelrepo::detail {
 
 namespace {
+
+/// How often a write meets another client's deadlock or serialization failure before its
+/// error is the caller's.
+constexpr int max_write_attempts = 4;
+
+/// The server refused the transaction for another's sake, not for what it asked (40P01
+/// deadlock, 40001 serialization failure): the same statement may simply run again.
+bool is_transient(const Error& error) {
+    return error.is(Errc::query_failed) && classify(error).retryable;
+}
+
+/// 5-20 ms, then 10-40 ms, 20-80 ms: jittered, so two writers that met do not meet again.
+void pause_before_retry(int attempt) {
+    thread_local std::minstd_rand random(std::random_device{}());
+    int base = 5 << (attempt - 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        base + static_cast<int>(random() % static_cast<unsigned>(3 * base + 1))));
+}
 
 /// `{"a","b\"c"}`: a text[] literal (parameters carry it; nothing is spliced into SQL).
 template <class Strings>
@@ -435,10 +454,17 @@ Result<std::int64_t> SqlCatalog::upsert_statuses(std::span<const ModelStatus> st
     if (statuses.empty())
         return std::int64_t{0};
     auto a = status_arrays(statuses);
-    // One statement: atomic on its own.
-    return query(*write_pool_, StatementId::upsert_statuses,
-                 params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
-                 [](const Rows& rows) { return rows.affected(); });
+    // One statement: atomic on its own. A deadlock or a serialization failure against
+    // another client's transaction (40P01, 40001) is the server asking for the same
+    // statement again: it is run again a few times, after a short jittered pause.
+    for (int attempt = 1;; ++attempt) {
+        auto applied = query(*write_pool_, StatementId::upsert_statuses,
+                             params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
+                             [](const Rows& rows) { return rows.affected(); });
+        if (applied || attempt == max_write_attempts || !is_transient(applied.error()))
+            return applied;
+        pause_before_retry(attempt);
+    }
 }
 
 Result<std::vector<Result<std::int64_t>>>

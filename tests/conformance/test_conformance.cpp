@@ -153,6 +153,16 @@ TEST_CASE_TEMPLATE("writes are applied and read back, or refused as read_only", 
     REQUIRE_FALSE(range);
     CHECK(range.error().is(Errc::invalid_argument));
     CHECK(classify(range.error()).caller_fault);
+    // Text the database would refuse (a NUL, invalid UTF-8): refused at the door, typed.
+    for (std::string region :
+         {std::string("eu\0west", 7), std::string("eu\xff"), std::string(2000, 'r')}) {
+        std::vector<ModelStatus> bad_text{fresh_status("gpt-4o", Health::outage, 0.5)};
+        bad_text[0].region = region;
+        auto refused_text = repo.write_statuses(bad_text);
+        REQUIRE_FALSE(refused_text);
+        CHECK(refused_text.error().is(Errc::invalid_argument));
+        CHECK(refused_text.error().message.find("region") != std::string::npos);
+    }
     CHECK(repo.find_model("gpt-4o").value()->status->availability == 0.375);
 }
 
@@ -244,6 +254,14 @@ TEST_CASE_TEMPLATE("the durable layer is there exactly where the URI asked for i
             return outbox.outbox_state().value().statuses == 0;
         },
         10s));
+    // Nor is a batch with a status the database would refuse queued: not one of it.
+    std::vector<ModelStatus> with_nul{fresh_status("gpt-4o", Health::outage, 0.5),
+                                      fresh_status("gpt-5", Health::outage, 0.5)};
+    with_nul[1].region = std::string("eu\0", 3);
+    auto nul = repo.write_statuses(with_nul, WriteOptions{cause});
+    REQUIRE_FALSE(nul);
+    CHECK(nul.error().is(Errc::invalid_argument));
+    CHECK(outbox.outbox_state().value().statuses == 0);
     // A slug the copy does not know is refused, not queued.
     std::vector<ModelStatus> unknown{fresh_status("no-such-model", Health::outage, 0)};
     auto refused = repo.write_statuses(unknown, WriteOptions{cause});

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <libpq-fe.h>
 
 #include <modelrepo/modelrepo.hpp>
 
@@ -297,6 +298,55 @@ TEST_CASE("every session speaks UTF-8: a LATIN1 database keeps 'Café'") {
     for (const Model& m : exported.models)
         found = found || m.description == "Café, naïve";
     CHECK(found);
+}
+
+TEST_CASE("a deadlock with another client's transaction is run again, not answered as an error") {
+    auto repo = fresh_catalogue("catalogue_deadlock");
+    std::unique_ptr<PGconn, void (*)(PGconn*)> other(
+        PQconnectdb(server().url("app", password, "catalogue_deadlock").c_str()), PQfinish);
+    REQUIRE(PQstatus(other.get()) == CONNECTION_OK);
+    auto exec = [&](const std::string& sql) {
+        PGresult* r = PQexec(other.get(), sql.c_str());
+        std::string state =
+            PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
+        PQclear(r);
+        return state;
+    };
+    int failures = 0, deadlocks_seen_by_other = 0;
+    for (int round = 0; round < 4; ++round) {
+        // The other client changes gpt-5's status (the feed's trigger locks the catalogue's
+        // version row with it) and keeps its transaction open...
+        REQUIRE(exec("BEGIN") == "");
+        REQUIRE(exec("UPDATE model_status SET availability = 0.1 WHERE model_slug = 'gpt-5'") ==
+                "");
+        // ...while a write of two statuses takes claude-sonnet-4-5's row and waits...
+        Timestamp at = floor<microseconds>(Clock::now()) + hours(1 + round);
+        std::vector<ModelStatus> batch{
+            {"claude-sonnet-4-5", Health::degraded, 0.5, 1.0, 0.1, "", at},
+            {"gpt-5", Health::degraded, 0.5, 1.0, 0.1, "", at}};
+        std::string error;
+        std::thread writer([&] {
+            auto written = repo->upsert_statuses(batch);
+            if (!written)
+                error = written.error().to_string();
+        });
+        std::this_thread::sleep_for(300ms);
+        // ...and the other client now wants that row: a deadlock, which the server breaks
+        // (deadlock_timeout, 1 s) by refusing one of the two with 40P01.
+        if (exec("UPDATE model_status SET availability = 0.2 WHERE model_slug = "
+                 "'claude-sonnet-4-5'") == "40P01")
+            ++deadlocks_seen_by_other;
+        exec("ROLLBACK");
+        writer.join();
+        CAPTURE(error);
+        failures += error.empty() ? 0 : 1;
+        auto gpt5 = repo->find_model("gpt-5").value();
+        REQUIRE(gpt5);
+        CHECK(format_timestamp_precise(gpt5->status->checked_at) ==
+              format_timestamp_precise(floor<microseconds>(at))); // the write landed
+    }
+    CHECK(failures == 0);
+    MESSAGE(deadlocks_seen_by_other << " of 4 deadlocks were broken on the other client's side");
 }
 
 TEST_CASE("no message ever held the password") {

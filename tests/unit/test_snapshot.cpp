@@ -313,7 +313,9 @@ TEST_CASE("a JSON array of statuses reads back; each problem names its path") {
          Bad{R"([{"model":"a","health":"outage","availability":2,"error_rate":0,"checked_at":"2026-12-01T00:00:00Z"}])",
              "$[0].availability: must be within 0..1"},
          Bad{R"([{"model":"a","health":"outage","availability":0,"error_rate":0,"checked_at":"yesterday"}])",
-             "$[0].checked_at"}}) {
+             "$[0].checked_at"},
+         Bad{R"([{"model":"a","health":"outage","availability":0,"error_rate":0,"region":"eu\u0000w","checked_at":"2026-12-01T00:00:00Z"}])",
+             "$[0].region: must not hold a NUL"}}) {
         CAPTURE(json);
         auto r = parse_statuses(json);
         REQUIRE_FALSE(r);
