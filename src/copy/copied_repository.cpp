@@ -172,7 +172,8 @@ std::vector<MetricFamily> CopiedRepository::backend_metrics() const {
         detail::append_metric(out, name, Type::counter, help, value);
     };
     detail::append_hub_metrics(out, hub_.stats());
-    CopyState c = copy_state();
+    auto stats = copy_.stats(); // one look at the copy for all its metrics
+    CopyState c = state_of(stats);
     gauge("modelrepo_copy_in_sync", "1 while the last-known copy is kept current by the feed.",
           c.in_sync ? 1 : 0);
     if (c.has_data)
@@ -183,7 +184,7 @@ std::vector<MetricFamily> CopiedRepository::backend_metrics() const {
             "Reads the last-known copy answered while the database could not.",
             static_cast<double>(c.served_while_down));
     counter("modelrepo_copy_reloads_total", "Full reloads of the copy (resyncs).",
-            static_cast<double>(copy_.stats().reloads));
+            static_cast<double>(stats.reloads));
     out.push_back({"modelrepo_copy_disk_failures_total",
                    MetricFamily::Type::counter,
                    "Loads of the copy's file refused and writes of it that failed.",
@@ -209,13 +210,16 @@ void* CopiedRepository::find_capability(const std::type_info& type) noexcept {
 }
 
 CopyState CopiedRepository::copy_state() const {
+    return state_of(copy_.stats());
+}
+
+CopyState CopiedRepository::state_of(const LiveCopy::Stats& stats) const {
     CopyState s;
     s.has_data = copy_.has_data();
     s.in_sync = copy_.in_sync();
     s.as_of = copy_.as_of();
-    s.version = copy_.stats().version;
+    s.version = stats.version;
     s.served_while_down = served_while_down_.load(std::memory_order_relaxed);
-    auto stats = copy_.stats();
     s.load_failures = stats.load_failures;
     s.save_failures = stats.save_failures;
     s.disk_error = stats.disk_error;

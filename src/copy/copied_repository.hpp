@@ -67,6 +67,8 @@ private:
     /// `db()` or the copy (`from_copy(catalog, down)`), as the file's comment says.
     template <class Db, class FromCopy>
     auto read(Db&& db, FromCopy&& from_copy) -> decltype(db());
+    /// The copy's state from one reading of its stats.
+    CopyState state_of(const LiveCopy::Stats& stats) const;
     /// `answer`, or the copy's when the source could not answer for an outage.
     template <class Answer, class FromCopy>
     Answer or_copy(Answer answer, FromCopy& from_copy);

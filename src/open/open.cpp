@@ -76,15 +76,13 @@ std::string known_schemes() {
 } // namespace
 
 Result<std::shared_ptr<ModelRepository>> open(std::string_view text) {
-    bool text_is_conninfo = false;
     if (text.empty())
         return make_error(Errc::invalid_argument,
                           "empty source URI (expected e.g. builtin:, file:///path.json, "
                           "postgresql://host/db, github://owner/repo/path)");
     // A libpq key=value conninfo ("host=db dbname=models user=app") names PostgreSQL.
-    if (looks_like_conninfo(text))
-        text_is_conninfo = true;
-    auto uri = detail::parse_uri(text_is_conninfo ? std::string_view("postgresql:") : text);
+    auto uri =
+        detail::parse_uri(looks_like_conninfo(text) ? std::string_view("postgresql:") : text);
     if (!uri)
         return uri.error();
     for (const auto& backend : backends)

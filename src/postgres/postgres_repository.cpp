@@ -266,14 +266,12 @@ PostgresRepository::watch(std::function<void(const CatalogChange&)> on_change) {
 }
 
 void* PostgresRepository::find_capability(const std::type_info& type) noexcept {
-    if (void* p = offer<CatalogAdmin>(type, this))
-        return p;
-    if (type == typeid(detail::CatalogReader))
-        return static_cast<detail::CatalogReader*>(&impl_->sql);
-    if (type == typeid(detail::ChangeSource))
-        return static_cast<detail::ChangeSource*>(impl_.get());
-    if (type == typeid(detail::StatusWriter))
-        return static_cast<detail::StatusWriter*>(impl_.get());
+    for (void* offered :
+         {offer<CatalogAdmin>(type, this), offer<detail::CatalogReader>(type, &impl_->sql),
+          offer<detail::ChangeSource>(type, impl_.get()),
+          offer<detail::StatusWriter>(type, impl_.get())})
+        if (offered)
+            return offered;
     return nullptr;
 }
 

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <sstream>
 
+#include <modelrepo/uri.hpp>
+
 #include "../commands/command.hpp"
 #include "http_server.hpp"
 #include "publisher.hpp"
@@ -76,22 +78,12 @@ Result<std::string> read_token(const std::string& path) {
 std::string loggable_query(std::string_view query) {
     if (query.empty())
         return "";
-    std::string out = "?";
-    std::size_t start = 0;
-    while (start <= query.size()) {
-        std::size_t amp = query.find('&', start);
-        std::string_view pair =
-            query.substr(start, amp == std::string_view::npos ? amp : amp - start);
-        std::string_view name = pair.substr(0, pair.find('='));
-        if (out.size() > 1)
-            out += '&';
-        out += redact(name);
-        if (name.size() < pair.size())
-            out += "=***";
-        if (amp == std::string_view::npos)
-            break;
-        start = amp + 1;
-    }
+    auto params = parse_query(query);
+    if (!params)
+        return "?(a malformed query)";
+    std::string out;
+    for (const auto& p : *params)
+        out += (out.empty() ? "?" : "&") + redact(p.key) + (p.value.empty() ? "" : "=***");
     return out;
 }
 
