@@ -144,6 +144,9 @@ public:
     std::vector<MetricFamily> backend_metrics() const override;
     /// The serving source's (the one that answered the last read, on any thread).
     std::optional<Timestamp> data_as_of() const override;
+    /// That of the first source whose breaker lets calls through (an open breaker rejects
+    /// at once, so reads go on to the next).
+    bool reads_from_memory() const noexcept override;
 
     /// The reads again, each also saying which source answered (`answered_by`, set when
     /// the call succeeds).

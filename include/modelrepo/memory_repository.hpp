@@ -59,6 +59,8 @@ public:
     Result<Snapshot> export_snapshot() override;
     /// The snapshot's `generated_at` (the last replace()'s).
     std::optional<Timestamp> data_as_of() const override;
+    /// Always: the catalogue is in memory.
+    bool reads_from_memory() const noexcept override { return true; }
 
     /// Replaces the whole catalogue (watchers get a `resync`). Errors: `Errc::bad_data`
     /// from `validate()`.

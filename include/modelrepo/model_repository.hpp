@@ -112,6 +112,12 @@ public:
     /// /readyz); cheap, never does I/O. The default is `nullopt`.
     virtual std::optional<Timestamp> data_as_of() const;
 
+    /// True while reads are answered from memory, without waiting on a database or a
+    /// network: an in-memory catalogue, a live copy in sync. A server may then call them on
+    /// its I/O threads (`modelrepo serve` does); else it hands them to workers. A hint that
+    /// may change right after it is read; cheap, never does I/O. The default is false.
+    virtual bool reads_from_memory() const noexcept;
+
     /// An optional part of this repository, asked for by what it does, or nullptr when it
     /// has none: `repo.capability<OutboxControl>()` (the outbox of `outbox=`),
     /// `capability<CopyControl>()` (the last-known copy), `capability<CatalogAdmin>()`

@@ -53,6 +53,8 @@ public:
     std::vector<MetricFamily> backend_metrics() const override;
     /// When the copy was last known current (now while in sync); nullopt without data.
     std::optional<Timestamp> data_as_of() const override;
+    /// With `live`, while the copy is in sync.
+    bool reads_from_memory() const noexcept override { return config_.live && copy_.in_sync(); }
     /// CopyControl and LocalCopy, else the source's.
     void* find_capability(const std::type_info& type) noexcept override;
 

@@ -50,6 +50,10 @@ std::optional<Timestamp> ModelRepository::data_as_of() const {
     return std::nullopt;
 }
 
+bool ModelRepository::reads_from_memory() const noexcept {
+    return false;
+}
+
 std::vector<MetricFamily> ModelRepository::backend_metrics() const {
     return {};
 }

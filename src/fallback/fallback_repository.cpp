@@ -529,6 +529,13 @@ std::optional<Timestamp> FallbackRepository::data_as_of() const {
     return impl_->sources[index]->repo->data_as_of();
 }
 
+bool FallbackRepository::reads_from_memory() const noexcept {
+    for (const auto& s : impl_->sources)
+        if (s->breaker->state() != BreakerState::open)
+            return s->repo->reads_from_memory();
+    return false;
+}
+
 void FallbackRepository::subscribe(std::function<void(const FallbackEvent&)> subscriber) {
     impl_->events.subscribe(std::move(subscriber));
 }

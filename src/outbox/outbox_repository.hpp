@@ -61,6 +61,7 @@ public:
     /// `modelrepo_outbox_queued_total`, `modelrepo_outbox_replayed_total`.
     std::vector<MetricFamily> backend_metrics() const override;
     std::optional<Timestamp> data_as_of() const override { return source_->data_as_of(); }
+    bool reads_from_memory() const noexcept override { return source_->reads_from_memory(); }
     /// OutboxControl, else the source's.
     void* find_capability(const std::type_info& type) noexcept override;
 

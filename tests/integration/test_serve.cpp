@@ -23,6 +23,7 @@
 
 #include "pg_catalogue.hpp"
 #include "process.hpp"
+#include "serve_process.hpp"
 #include "temp_dir.hpp"
 
 using namespace modelrepo;
@@ -34,99 +35,6 @@ namespace {
 
 const std::string token = "tok-Qv93-serve-Lm27";
 
-bool in_ci() {
-    const char* ci = std::getenv("CI");
-    return ci && *ci && std::string(ci) != "false" && std::string(ci) != "0";
-}
-
-/// True when `tool` runs; in CI its absence fails the test (scripts/setup installs it).
-bool have_tool(const std::string& tool) {
-    auto r = run_process({tool, "--version"}, {}, seconds(20));
-    if (r.exit_code == 0)
-        return true;
-    if (in_ci())
-        FAIL(tool << " is required in CI (scripts/setup test installs it)");
-    MESSAGE("skipped: " << tool << " is not installed (scripts/setup test)");
-    return false;
-}
-
-std::string token_file(const TempDir& dir) {
-    auto path = dir.path() / "token";
-    std::ofstream(path) << token << "\n";
-    return path.string();
-}
-
-/// `modelrepo [--source …] serve --listen 127.0.0.1:0 …`, its port read from stdout.
-class Serve {
-public:
-    explicit Serve(std::vector<std::string> sources, std::vector<std::string> args = {},
-                   std::map<std::string, std::string> env = {})
-        : process_(command(std::move(sources), std::move(args)), env) {
-        auto line = process_.read_line_until(
-            [](const std::string& l) { return l.starts_with("listening on http://"); }, 30s);
-        REQUIRE_MESSAGE(line, "serve did not start: " << process_.err());
-        port_ = std::stoi(line->substr(line->rfind(':') + 1));
-    }
-
-    int port() const { return port_; }
-    std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
-    ChildProcess& process() { return process_; }
-    httplib::Client client() const {
-        httplib::Client c("127.0.0.1", port_);
-        c.set_read_timeout(10, 0);
-        c.set_connection_timeout(5, 0);
-        return c;
-    }
-    /// One sample of GET /metrics, e.g. metric("modelrepo_serve_streams").
-    double metric(const std::string& name) {
-        auto c = client();
-        auto r = c.Get("/metrics");
-        REQUIRE(r);
-        auto at = r->body.find("\n" + name + " ");
-        REQUIRE_MESSAGE(at != std::string::npos, name << " missing from\n" << r->body);
-        return std::stod(r->body.substr(at + name.size() + 2));
-    }
-
-private:
-    static std::vector<std::string> command(std::vector<std::string> sources,
-                                            std::vector<std::string> args) {
-        std::vector<std::string> argv{require_env("MODELREPO_CLI")};
-        for (auto& s : sources) {
-            argv.push_back("--source");
-            argv.push_back(s);
-        }
-        argv.push_back("serve");
-        argv.push_back("--listen");
-        argv.push_back("127.0.0.1:0");
-        argv.insert(argv.end(), args.begin(), args.end());
-        return argv;
-    }
-    ChildProcess process_;
-    int port_ = 0;
-};
-
-/// curl's answer: the body and, on the last line, the status (-w).
-struct CurlAnswer {
-    int status = 0;
-    std::string body;
-};
-CurlAnswer curl(std::vector<std::string> args) {
-    std::vector<std::string> argv{"curl", "-sS", "--max-time", "20", "-w", "\n%{http_code}"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = run_process(argv, {}, seconds(30));
-    REQUIRE_MESSAGE(r.exit_code == 0, "curl failed: " << r.err);
-    auto nl = r.out.rfind('\n');
-    return {std::stoi(r.out.substr(nl + 1)), r.out.substr(0, nl)};
-}
-
-json error_of(const std::string& body) {
-    auto parsed = json::parse(body);
-    REQUIRE(parsed.contains("error"));
-    REQUIRE(parsed["error"]["code"].is_string());
-    REQUIRE(parsed["error"]["message"].is_string());
-    return parsed["error"];
-}
-
 std::string status_json(const std::string& slug, const std::string& health, double availability) {
     json s = json::array({{{"model", slug},
                            {"health", health},
@@ -136,96 +44,6 @@ std::string status_json(const std::string& slug, const std::string& health, doub
                            {"region", "eu-west"},
                            {"checked_at", "2026-12-02T10:00:00Z"}}});
     return s.dump();
-}
-
-/// A plain TCP connection to the server, for what HTTP clients will not do: drip a
-/// request, hold a stream open without a library, read raw chunks.
-class RawSocket {
-public:
-    explicit RawSocket(int port) {
-        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(static_cast<std::uint16_t>(port));
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    }
-    ~RawSocket() { close(); }
-    RawSocket(const RawSocket&) = delete;
-    RawSocket& operator=(const RawSocket&) = delete;
-
-    bool send(std::string_view text) {
-        return ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL) ==
-               static_cast<ssize_t>(text.size());
-    }
-    /// Reads until `needle` is in what was received (true), the peer closes or the
-    /// timeout passes (false).
-    bool wait_for(std::string_view needle, milliseconds timeout) {
-        auto deadline = steady_clock::now() + timeout;
-        while (received_.find(needle) == std::string::npos) {
-            auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
-            if (left.count() <= 0 || !read_some(left))
-                return false;
-        }
-        return true;
-    }
-    /// True when the peer closed the connection within `timeout`.
-    bool closed_within(milliseconds timeout) {
-        auto deadline = steady_clock::now() + timeout;
-        for (;;) {
-            auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
-            if (left.count() <= 0)
-                return false;
-            if (!read_some(left))
-                return eof_;
-        }
-    }
-    const std::string& received() const { return received_; }
-    void close() {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    bool read_some(milliseconds timeout) {
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0)
-            return false;
-        char buf[8192];
-        ssize_t got = ::recv(fd_, buf, sizeof buf, 0);
-        if (got <= 0) {
-            eof_ = true;
-            return false;
-        }
-        received_.append(buf, static_cast<std::size_t>(got));
-        return true;
-    }
-    int fd_ = -1;
-    std::string received_;
-    bool eof_ = false;
-};
-
-/// GET /v1/changes on a raw socket, up to the ": connected" comment.
-std::unique_ptr<RawSocket> open_stream(int port) {
-    auto s = std::make_unique<RawSocket>(port);
-    REQUIRE(s->send(
-        "GET /v1/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"));
-    REQUIRE_MESSAGE(s->wait_for(": connected", 10s), s->received());
-    REQUIRE(s->received().starts_with("HTTP/1.1 200"));
-    REQUIRE(s->received().find("Content-Type: text/event-stream") != std::string::npos);
-    return s;
-}
-
-template <class Pred>
-bool eventually(Pred&& pred, milliseconds timeout) {
-    auto deadline = steady_clock::now() + timeout;
-    while (steady_clock::now() < deadline) {
-        if (pred())
-            return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return pred();
 }
 
 } // namespace
@@ -300,7 +118,7 @@ TEST_CASE("serve on the embedded catalogue: every read endpoint, over curl") {
 
     auto health = curl({serve.base() + "/healthz"});
     CHECK(health.status == 200);
-    auto ready = curl({serve.base() + "/readyz"});
+    auto ready = ready_when(serve, checked);
     CHECK(ready.status == 200);
     auto r = json::parse(ready.body);
     CHECK(r["state"] == "ready");
@@ -325,10 +143,9 @@ TEST_CASE("serve with its first source down: answers from the backup say so, /re
     auto s = json::parse(stats->body);
     CHECK(s["source"] == "builtin");
     CHECK(s["backup"] == true);
-    auto ready = c.Get("/readyz");
-    REQUIRE(ready);
-    CHECK(ready->status == 200);
-    auto r = json::parse(ready->body);
+    auto ready = ready_when(serve, checked);
+    CHECK(ready.status == 200);
+    auto r = json::parse(ready.body);
     CHECK(r["state"] == "degraded");
     CHECK(r["serving"] == "builtin");
     REQUIRE(r["sources"].size() == 2);
@@ -337,7 +154,7 @@ TEST_CASE("serve with its first source down: answers from the backup say so, /re
     auto write = c.Put("/v1/statuses", status_json("gpt-4o", "outage", 0.1), "application/json");
     REQUIRE(write);
     CHECK(write->status == 403); // no token file: read-only, before anything is tried
-    for (auto* body : {&stats->body, &ready->body})
+    for (auto* body : {&stats->body, &ready.body})
         CHECK(body->find("Hidden-Pw-1") == std::string::npos);
 
     Serve nothing({"postgresql://nobody:Hidden-Pw-1@127.0.0.1:1/models"});
@@ -346,10 +163,9 @@ TEST_CASE("serve with its first source down: answers from the backup say so, /re
     CHECK(down->status == 503);
     CHECK(!down->get_header_value("Retry-After").empty());
     CHECK(error_of(down->body)["code"].is_string());
-    auto unready = nothing.client().Get("/readyz");
-    REQUIRE(unready);
-    CHECK(unready->status == 503);
-    CHECK(json::parse(unready->body)["state"] == "unavailable");
+    auto unready = ready_when(nothing, checked);
+    CHECK(unready.status == 503);
+    CHECK(json::parse(unready.body)["state"] == "unavailable");
     CHECK(nothing.client().Get("/healthz")->status == 200);
 }
 
@@ -390,7 +206,7 @@ TEST_CASE("writes: 403 without a token file, 401 without or with a wrong token, 
         CHECK(refused.status == 403);
         CHECK(error_of(refused.body)["code"] == "read_only");
     }
-    Serve serve({"builtin:"}, {"--token-file", token_file(dir), "--log"});
+    Serve serve({"builtin:"}, {"--token-file", token_file(dir, token), "--log"});
     const std::string body = status_json("gpt-4o", "outage", 0.125);
     auto none = curl({"-X", "PUT", "--data-binary", body, serve.base() + "/v1/statuses"});
     CHECK(none.status == 401);
@@ -499,7 +315,7 @@ TEST_CASE("a client that sends its headers a byte a second is cut and holds no w
 
 TEST_CASE("200 change streams connect, half drop, the rest get the change; the cap answers 429") {
     TempDir dir;
-    Serve serve({"builtin:"}, {"--token-file", token_file(dir)});
+    Serve serve({"builtin:"}, {"--token-file", token_file(dir, token)});
     std::vector<std::unique_ptr<RawSocket>> streams;
     for (int i = 0; i < 200; ++i)
         streams.push_back(open_stream(serve.port()));
@@ -573,7 +389,7 @@ TEST_CASE("node's fetch: the seed's API route and realtime consumer (examples/no
     if (!have_tool("node"))
         return;
     TempDir dir;
-    Serve serve({"builtin:"}, {"--token-file", token_file(dir)});
+    Serve serve({"builtin:"}, {"--token-file", token_file(dir, token)});
     const std::string examples = require_env("EXAMPLES_NODE_DIR");
     auto route =
         run_process({"node", examples + "/api_route.mjs"}, {{"MODELREPO_URL", serve.base()}});
@@ -622,7 +438,7 @@ TEST_CASE("serve on PostgreSQL (cache=live) and builtin: psql changes stream, PU
     const std::string url =
         server().url("app", password, "serve_pg", "127.0.0.1",
                      "cache=live&outbox=" + (dir.path() / "outbox.db").string());
-    Serve serve({url, "builtin:"}, {"--token-file", token_file(dir)});
+    Serve serve({url, "builtin:"}, {"--token-file", token_file(dir, token)});
 
     auto stream = open_stream(serve.port());
     server().psql("UPDATE model_status SET availability = 0.4321 WHERE model_slug = 'gpt-5'",
@@ -642,7 +458,7 @@ TEST_CASE("serve on PostgreSQL (cache=live) and builtin: psql changes stream, PU
     CHECK(stats["backup"] == false);
     CHECK(std::string(stats["source"]).starts_with("postgresql://"));
     CHECK(stats["source"].get<std::string>().find(password) == std::string::npos);
-    CHECK(json::parse(curl({serve.base() + "/readyz"}).body)["state"] == "ready");
+    CHECK(json::parse(ready_when(serve, checked).body)["state"] == "ready");
 
     // Load, then the database dies under it.
     std::atomic<bool> stop{false};
@@ -669,7 +485,7 @@ TEST_CASE("serve on PostgreSQL (cache=live) and builtin: psql changes stream, PU
 
     auto down_stats = curl({serve.base() + "/v1/stats"});
     CHECK(down_stats.status == 200);
-    auto ready = curl({serve.base() + "/readyz"});
+    auto ready = ready_when(serve, [](const json& r) { return r["state"] == "degraded"; });
     CHECK(ready.status == 200);
     auto r = json::parse(ready.body);
     CHECK(r["state"] == "degraded");
@@ -984,7 +800,7 @@ TEST_CASE("serve --publish: the backup follows the changes, at most once per int
     ContentsStandIn github;
     TempDir dir;
     Serve serve({"builtin:"},
-                {"--token-file", token_file(dir), "--publish", github.destination(),
+                {"--token-file", token_file(dir, token), "--publish", github.destination(),
                  "--publish-interval", "1s"},
                 {{"GITHUB_TOKEN", github_token}});
     REQUIRE(eventually([&] { return github.puts() == 1; }, 10s)); // at start

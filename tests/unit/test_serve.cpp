@@ -2,6 +2,11 @@
 // The routes of `modelrepo serve` called directly (no socket), over scripted sources:
 // the error-to-status map, provenance, backup and readiness, the token check, the
 // query parsing; and the transport's duration parser.
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +15,7 @@
 #include "scripted_repository.hpp"
 #include "serve/publisher.hpp"
 #include "serve/service.hpp"
+#include "serve/work_pool.hpp"
 
 using namespace modelrepo;
 using namespace modelrepo::serve;
@@ -33,7 +39,20 @@ struct Fixture {
         chain = std::shared_ptr<FallbackRepository>(FallbackRepository::create(sources).value());
         ServiceOptions options;
         options.token = std::move(token);
+        options.ready_interval = milliseconds(5);
         service = std::make_unique<Service>(chain, options);
+    }
+    /// GET /readyz until `wanted` holds of its answer (it answers the prober's last check,
+    /// made every 5 ms here), for at most 10 s; the last answer.
+    Response ready_when(const std::function<bool(const Response&, const json&)>& wanted) {
+        Response r;
+        for (auto until = steady_clock::now() + seconds(10); steady_clock::now() < until;) {
+            r = get("/readyz");
+            if (wanted(r, json::parse(r.body)))
+                break;
+            std::this_thread::sleep_for(milliseconds(5));
+        }
+        return r;
     }
     Response get(const std::string& target) {
         Request r;
@@ -109,7 +128,9 @@ TEST_CASE("reads carry their provenance; a backup's answer says backup") {
     CHECK(stats.status == 200);
     CHECK(json::parse(stats.body)["backup"] == false);
     CHECK(json::parse(stats.body)["source"] == "primary");
-    CHECK(json::parse(f.get("/readyz").body)["state"] == "ready");
+    auto first = f.ready_when([](auto&, const json& b) { return b["state"] != "starting"; });
+    CHECK(json::parse(first.body)["state"] == "ready");
+    CHECK(json::parse(first.body)["check_age_seconds"] >= 0);
 
     f.primary->fail_with(Errc::unreachable);
     auto from_backup = f.get("/v1/stats");
@@ -118,7 +139,8 @@ TEST_CASE("reads carry their provenance; a backup's answer says backup") {
     CHECK(json::parse(from_backup.body)["source"] == "backup");
     auto models = f.get("/v1/models?slug=gpt-4o");
     CHECK(json::parse(models.body)["source"] == "backup");
-    auto ready = json::parse(f.get("/readyz").body);
+    auto ready = json::parse(
+        f.ready_when([](auto&, const json& b) { return b.contains("primary_error"); }).body);
     CHECK(ready["state"] == "degraded");
     CHECK(ready["sources"][0]["last_error"] == "unreachable");
     CHECK(ready["primary_error"]["code"] == "unreachable");
@@ -128,7 +150,8 @@ TEST_CASE("reads carry their provenance; a backup's answer says backup") {
     CHECK(none.status == 503);
     CHECK(code_of(none) == "all_sources_failed");
     CHECK(!header(none, "Retry-After").empty());
-    CHECK(f.get("/readyz").status == 503);
+    CHECK(f.ready_when([](const Response& r, auto&) { return r.status == 503; }).status == 503);
+    CHECK(json::parse(f.get("/readyz").body)["state"] == "unavailable");
     CHECK(f.get("/healthz").status == 200);
 }
 
@@ -234,4 +257,86 @@ TEST_CASE("--publish-interval durations") {
     CHECK(!parse_duration("-1s"));
     CHECK(!parse_duration("5 m"));
     CHECK(!parse_duration("99999999h"));
+}
+
+TEST_CASE("a work pool: its queue bound counts beyond its idle workers; stop() runs what waits") {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool open = false;
+    std::atomic<int> ran{0};
+    auto blocked = [&] {
+        std::unique_lock lock(mutex);
+        cv.wait(lock, [&] { return open; });
+        ++ran;
+    };
+    auto pool = std::make_unique<WorkPool>("read", 2, 1);
+    CHECK(pool->threads() == 2);
+    CHECK(pool->submit(blocked)); // two idle workers take these at once…
+    CHECK(pool->submit(blocked));
+    CHECK(pool->submit(blocked));  // …and one may wait
+    CHECK(!pool->submit(blocked)); // the next is refused, whether or not the workers woke
+    for (int i = 0; i < 1000 && pool->busy() < 2; ++i)
+        std::this_thread::sleep_for(milliseconds(1));
+    CHECK(pool->busy() == 2);
+    CHECK(pool->queued() == 1);
+    {
+        std::lock_guard lock(mutex);
+        open = true;
+    }
+    cv.notify_all();
+    pool->stop();
+    CHECK(ran == 3);
+    CHECK(!pool->submit([] {})); // stopped
+}
+
+TEST_CASE("lanes: what is answered from memory runs on the I/O threads, the rest on workers") {
+    Fixture f;
+    auto lane = [&](const std::string& method, const std::string& path) {
+        Request r;
+        r.method = method;
+        r.path = path;
+        return f.service->lane(r);
+    };
+    for (auto* path : {"/healthz", "/readyz", "/metrics", "/nope"})
+        CHECK(lane("GET", path) == Lane::io);
+    CHECK(lane("OPTIONS", "/v1/stats") == Lane::io);
+    CHECK(lane("DELETE", "/v1/stats") == Lane::io); // a 405
+    CHECK(lane("PUT", "/v1/statuses") == Lane::write);
+    CHECK(lane("PUT", "/v1/stats") == Lane::io);
+    CHECK(lane("GET", "/v1/stats") == Lane::read); // scripted sources are not memory
+    CHECK(lane("HEAD", "/v1/models/gpt-4o") == Lane::read);
+
+    std::shared_ptr<ModelRepository> memory = MemoryRepository::builtin();
+    auto chain = std::shared_ptr<FallbackRepository>(FallbackRepository::create({memory}).value());
+    Service on_memory(chain, {});
+    Request r;
+    r.method = "GET";
+    r.path = "/v1/stats";
+    CHECK(on_memory.lane(r) == Lane::io);
+}
+
+TEST_CASE("a readiness check that hangs: /readyz answers at once, degraded, saying how long") {
+    auto primary = std::make_shared<test::ScriptedRepository>("primary");
+    auto chain = std::shared_ptr<FallbackRepository>(FallbackRepository::create({primary}).value());
+    ServiceOptions options;
+    options.ready_interval = milliseconds(5);
+    options.ready_stall = milliseconds(100);
+    Service service(chain, options);
+    Request ready;
+    ready.method = "GET";
+    ready.path = "/readyz";
+    auto when = [&](auto wanted) {
+        json body;
+        for (int i = 0; i < 2'000 && !wanted(body = json::parse(service.handle(ready).body)); ++i)
+            std::this_thread::sleep_for(milliseconds(5));
+        return body;
+    };
+    CHECK(when([](const json& b) { return b["state"] == "ready"; })["state"] == "ready");
+    primary->delay(milliseconds(1'500)); // the next check takes that long
+    auto stalled = when([](const json& b) { return b.contains("check_running_seconds"); });
+    CHECK(stalled["state"] == "degraded"); // answered while the check still runs
+    CHECK(stalled["check_running_seconds"] >= 0.1);
+    CHECK(stalled["sources"][0]["source"] == "primary"); // the last check's findings
+    primary->delay(milliseconds(0));
+    CHECK(when([](const json& b) { return b["state"] == "ready"; })["state"] == "ready");
 }

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -19,10 +20,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
+
+#include "work_pool.hpp"
 
 namespace modelrepo::serve {
 
@@ -49,10 +53,20 @@ enum class Rejected {
     header_too_large,
     malformed,
     connections,
-    slow_stream
+    slow_stream,
+    queue_full,
+    deadline
 };
-constexpr std::array<const char*, 6> rejected_names{
-    "timeout", "body_too_large", "header_too_large", "malformed", "connections", "slow_stream"};
+constexpr std::array<const char*, 8> rejected_names{
+    "timeout",     "body_too_large", "header_too_large", "malformed",
+    "connections", "slow_stream",    "queue_full",       "deadline"};
+
+/// How long a connection over the limit may take to send the request its 503 answers.
+constexpr std::chrono::seconds refusal_read_timeout{2};
+/// accept() failed for want of descriptors (or memory): wait this long before the next.
+constexpr std::chrono::milliseconds accept_backoff{100};
+/// …and close this many idle connections to make room.
+constexpr int shed_on_backoff = 8;
 
 } // namespace
 
@@ -66,10 +80,16 @@ struct HttpServer::Impl {
     Handler handler;
     std::atomic<bool> stopping{false};
 
-    std::mutex mutex; ///< guards sessions, shut_down
+    std::mutex mutex; ///< guards sessions, admitted, refusing, shut_down
     std::condition_variable sessions_gone;
     std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+    std::size_t admitted = 0; ///< sessions under max_connections (the others are refused)
+    std::size_t refusing = 0; ///< sessions over it, being answered 503
     bool shut_down = false;
+
+    std::atomic<std::uint64_t> idle_closed{0};
+    std::atomic<std::uint64_t> accept_backoffs{0};
+    std::unique_ptr<WorkPool> read_pool, write_pool;
 
     std::atomic<std::size_t> streams{0};
     std::array<std::atomic<std::uint64_t>, 600> answers{}; ///< by HTTP status
@@ -79,6 +99,7 @@ struct HttpServer::Impl {
     // the sessions its handlers still hold when it goes, and they unregister.
     net::io_context ioc;
     tcp::acceptor acceptor{net::make_strand(ioc)};
+    net::steady_timer accept_timer{acceptor.get_executor()};
     std::vector<std::thread> threads;
 
     void count(Rejected why) { rejected[static_cast<std::size_t>(why)].fetch_add(1); }
@@ -87,7 +108,12 @@ struct HttpServer::Impl {
             answers[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
     }
 
+    WorkPool* pool(Lane lane) { return lane == Lane::write ? write_pool.get() : read_pool.get(); }
+
     void accept();
+    void on_accept(beast::error_code ec, tcp::socket socket);
+    /// Closes one idle keep-alive connection (true), to make room; under `mutex`.
+    bool shed_idle();
     void shutdown();
 };
 
@@ -121,26 +147,49 @@ public:
         if (was_stream_)
             server_.streams.fetch_sub(1);
         std::lock_guard lock(server_.mutex);
+        release_slot();
         server_.sessions.erase(this);
         if (server_.sessions.empty())
             server_.sessions_gone.notify_all();
     }
 
-    /// Registers with the server (false: at its connection cap) and reads.
-    void start() {
-        {
-            std::lock_guard lock(server_.mutex);
-            if (server_.sessions.size() >= server_.options.max_connections) {
-                server_.count(Rejected::connections);
-                beast::error_code ec;
-                stream_.socket().close(ec);
-                return;
-            }
-            server_.sessions.emplace(this, weak_from_this());
-            registered_.store(true);
-        }
+    /// Gives back its place under max_connections (or among the refused); once. Under
+    /// the server's mutex.
+    void release_slot() {
+        if (!counted_)
+            return;
+        counted_ = false;
+        if (over_limit_)
+            --server_.refusing;
+        else
+            --server_.admitted;
+    }
+
+    /// Registers with the server and reads. `over_limit`: the server is full, and the
+    /// request this connection sends is answered 503 (under the server's mutex).
+    void start(bool over_limit) {
+        over_limit_ = over_limit;
+        counted_ = true;
+        ++(over_limit ? server_.refusing : server_.admitted);
+        server_.sessions.emplace(this, weak_from_this());
+        registered_.store(true);
         net::dispatch(stream_.get_executor(),
                       beast::bind_front_handler(&Session::read_request, shared_from_this()));
+    }
+
+    /// Claims this connection for closing when it waits for its next request (false:
+    /// it does not, or another claimed it). Under the server's mutex.
+    bool claim_idle() {
+        if (!idle_.exchange(false))
+            return false;
+        release_slot();
+        net::post(stream_.get_executor(), [self = shared_from_this()] {
+            if (self->state_ == State::reading && !self->header_done_) {
+                self->shed_ = true;
+                self->stream_.cancel();
+            }
+        });
+        return true;
     }
 
     /// From shutdown(): idle connections and streams end; a request being handled
@@ -183,21 +232,36 @@ private:
     void read_request() {
         state_ = State::reading;
         header_done_ = false;
-        if (server_.stopping.load())
+        if (server_.stopping.load() || shed_)
             return close_connection();
         parser_.emplace();
         parser_->body_limit(server_.options.max_body_bytes);
         parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
-        stream_.expires_after(server_.options.request_timeout);
+        stream_.expires_after(over_limit_
+                                  ? std::min<std::chrono::milliseconds>(
+                                        server_.options.request_timeout, refusal_read_timeout)
+                                  : server_.options.request_timeout);
+        // A kept-alive connection waiting for its next request may be closed to make
+        // room; so may a new one that has not sent a request yet.
+        idle_.store(!over_limit_);
         http::async_read_header(stream_, buffer_, *parser_,
                                 beast::bind_front_handler(&Session::on_header, shared_from_this()));
     }
 
     void on_header(beast::error_code ec, std::size_t) {
+        idle_.store(false);
         if (ec)
             return on_read_error(ec);
         header_done_ = true;
         started_ = steady_clock::now();
+        if (over_limit_) {
+            server_.count(Rejected::connections);
+            return refuse(503, "too_many_connections",
+                          "this server has its limit of " +
+                              std::to_string(server_.options.max_connections) +
+                              " connections open (--max-connections); try again shortly",
+                          /*retry_after=*/true);
+        }
         auto& request = parser_->get();
         if (parser_->is_done())
             return handle();
@@ -229,7 +293,9 @@ private:
     }
 
     void on_read_error(beast::error_code ec) {
-        if (ec == net::error::operation_aborted && server_.stopping.load()) {
+        if (ec == net::error::operation_aborted && (server_.stopping.load() || shed_)) {
+            if (shed_)
+                server_.idle_closed.fetch_add(1, std::memory_order_relaxed);
             // An idle connection at shutdown: nothing of an answer is in flight.
             beast::error_code ignored;
             stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -262,7 +328,8 @@ private:
 
     /// An answer from the transport (the request was not read whole): sent, then the
     /// connection is closed.
-    void refuse(int status, std::string_view code, const std::string& message) {
+    void refuse(int status, std::string_view code, const std::string& message,
+                bool retry_after = false) {
         if (!header_done_) {
             request_ = Request{};
             request_.remote = remote_;
@@ -277,6 +344,8 @@ private:
         answer->set(http::field::server, "modelrepo");
         answer->set(http::field::content_type, "application/json");
         answer->body() = error_body(code, message);
+        if (retry_after)
+            answer->set(http::field::retry_after, "1");
         answer->keep_alive(false);
         answer->prepare_payload();
         write(std::move(answer));
@@ -297,17 +366,105 @@ private:
         request_.body = std::move(message.body());
         request_.remote = remote_;
 
-        Response response;
+        Lane lane = server_.options.lane ? server_.options.lane(request_) : Lane::io;
+        if (lane == Lane::io || !server_.pool(lane))
+            return answer(call_handler(request_));
+        hand_to(lane);
+    }
+
+    Response call_handler(const Request& request) {
         try {
-            response = server_.handler(request_);
+            return server_.handler(request);
         } catch (const std::exception& e) {
-            response =
-                Response{500,
-                         "application/json",
-                         error_body("internal", std::string("the handler failed: ") + e.what()),
-                         {},
-                         {}};
+            return Response{500,
+                            "application/json",
+                            error_body("internal", std::string("the handler failed: ") + e.what()),
+                            {},
+                            {}};
         }
+    }
+
+    /// A request on a worker lane: queued (503 when the queue is full), answered by the
+    /// worker, or at the deadline with 503 (it never started) or 504 (it is still running;
+    /// its late answer is dropped).
+    struct Job {
+        enum : int { queued, running, late, done };
+        std::atomic<int> state{queued};
+        Request request;
+    };
+
+    void hand_to(Lane lane) {
+        auto job = std::make_shared<Job>();
+        job->request = request_;
+        request_.authorization.clear();
+        request_.body.clear();
+        WorkPool& pool = *server_.pool(lane);
+        bool queued = pool.submit([self = shared_from_this(), job] {
+            int expected = Job::queued;
+            if (!job->state.compare_exchange_strong(expected, Job::running))
+                return; // answered at its deadline
+            Response response =
+                self->server_.stopping.load()
+                    ? Response{503,
+                               "application/json",
+                               error_body("unavailable", "the server is shutting down"),
+                               {{"Retry-After", "1"}},
+                               {}}
+                    : self->call_handler(job->request);
+            job->request = Request{};
+            net::post(self->stream_.get_executor(),
+                      [self, job, response = std::move(response)]() mutable {
+                          int running = Job::running;
+                          if (!job->state.compare_exchange_strong(running, Job::done))
+                              return;
+                          self->deadline_.cancel();
+                          self->answer(std::move(response));
+                      });
+        });
+        if (!queued) {
+            server_.count(Rejected::queue_full);
+            return answer(Response{503,
+                                   "application/json",
+                                   error_body("too_many_connections",
+                                              "all " + std::to_string(pool.threads()) + " " +
+                                                  pool.name() + " workers are busy and " +
+                                                  std::to_string(pool.max_queued()) +
+                                                  " requests wait for them; try again shortly"),
+                                   {{"Retry-After", "1"}},
+                                   {}});
+        }
+        deadline_.expires_after(server_.options.deadline);
+        deadline_.async_wait([self = shared_from_this(), job](beast::error_code ec) {
+            if (ec)
+                return; // answered in time
+            int was = job->state.load();
+            while (was < Job::late && !job->state.compare_exchange_weak(was, Job::late)) {
+            }
+            if (was >= Job::late)
+                return;
+            self->server_.count(Rejected::deadline);
+            auto took = std::to_string(self->server_.options.deadline.count()) + " ms";
+            self->answer(was == Job::queued
+                             ? Response{503,
+                                        "application/json",
+                                        error_body("timeout", "the request waited " + took +
+                                                                  " for a worker without starting"),
+                                        {{"Retry-After", "1"}},
+                                        {}}
+                             : Response{504,
+                                        "application/json",
+                                        error_body("timeout",
+                                                   "no answer within " + took +
+                                                       " (the server's deadline): the database is "
+                                                       "slow or locked; a write may still apply"),
+                                        {},
+                                        {}});
+        });
+    }
+
+    /// Writes the handler's answer (or starts its stream), on the strand.
+    void answer(Response response) {
+        auto& message = parser_->get();
         request_.authorization.clear();
         request_.body.clear();
         if (response.on_stream)
@@ -486,6 +643,7 @@ private:
     bool header_done_ = false;
     Request request_;
     steady_clock::time_point started_{};
+    net::steady_timer deadline_{stream_.get_executor()}; ///< of a request on a worker lane
     std::shared_ptr<http::response<http::string_body>> answer_;
     std::array<char, 512> scratch_{};
 
@@ -498,19 +656,60 @@ private:
     bool ending_ = false;                                  ///< the strand's
     std::atomic<bool> stream_open_{false};
     std::atomic<bool> registered_{false};
+    std::atomic<bool> idle_{false}; ///< waiting for a request's first bytes: may be shed
+    bool shed_ = false;             ///< the strand's: closed to make room
+    bool over_limit_ = false;       ///< set before the first read: answered 503
+    bool counted_ = false;          ///< the server's mutex: holds a place (release_slot)
     std::atomic<std::size_t> queued_{0};
 };
 
 } // namespace
 
 void HttpServer::Impl::accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-        if (stopping.load() || !acceptor.is_open())
-            return;
-        if (!ec)
-            std::make_shared<Session>(std::move(socket), *this)->start();
-        accept();
-    });
+    acceptor.async_accept(net::make_strand(ioc), beast::bind_front_handler(&Impl::on_accept, this));
+}
+
+void HttpServer::Impl::on_accept(beast::error_code ec, tcp::socket socket) {
+    if (stopping.load() || !acceptor.is_open())
+        return;
+    if (ec == net::error::no_descriptors || ec.value() == ENFILE ||
+        ec == net::error::no_buffer_space || ec == net::error::no_memory) {
+        // Out of descriptors: retrying at once would spin. Make room, wait, try again.
+        // A few idle connections at a time, so that a queue of new ones drains.
+        accept_backoffs.fetch_add(1, std::memory_order_relaxed);
+        {
+            std::lock_guard lock(mutex);
+            for (int i = 0; i < shed_on_backoff && shed_idle(); ++i) {
+            }
+        }
+        accept_timer.expires_after(accept_backoff);
+        accept_timer.async_wait([this](beast::error_code e) {
+            if (!e && !stopping.load())
+                accept();
+        });
+        return;
+    }
+    if (!ec) {
+        auto session = std::make_shared<Session>(std::move(socket), *this);
+        std::lock_guard lock(mutex);
+        bool full = admitted >= options.max_connections && !shed_idle();
+        // Refusals hold a descriptor for at most refusal_read_timeout; past a bound on
+        // them, the connection is closed unanswered (still counted).
+        if (full && refusing >= std::max<std::size_t>(64, options.max_connections / 8))
+            count(Rejected::connections);
+        else
+            session->start(full);
+    }
+    accept();
+}
+
+bool HttpServer::Impl::shed_idle() {
+    for (auto& [raw, weak] : sessions) {
+        auto session = weak.lock();
+        if (session && session->claim_idle())
+            return true; // counted (idle_closed) when it closes
+    }
+    return false;
 }
 
 void HttpServer::Impl::shutdown() {
@@ -539,6 +738,10 @@ void HttpServer::Impl::shutdown() {
         std::unique_lock lock(mutex);
         sessions_gone.wait_for(lock, options.shutdown_grace, [&] { return sessions.empty(); });
     }
+    // The workers post to the sessions' strands: they go before the io_context stops.
+    for (auto* pool : {read_pool.get(), write_pool.get()})
+        if (pool)
+            pool->stop();
     ioc.stop();
     for (auto& t : threads)
         if (t.joinable())
@@ -571,6 +774,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Han
                                                    ? " (another process has the port: choose "
                                                      "another with --listen HOST:PORT)"
                                                    : ""));
+    if (o.lane) {
+        impl->read_pool = std::make_unique<WorkPool>("read", o.read_workers, o.max_queued);
+        impl->write_pool = std::make_unique<WorkPool>("write", o.write_workers, o.max_queued);
+    }
     impl->accept();
     int threads = o.threads > 0
                       ? o.threads
@@ -613,6 +820,34 @@ std::vector<MetricFamily> HttpServer::metrics() const {
     }
     out.push_back({"modelrepo_serve_connections", Type::gauge, "Open HTTP connections.", {}});
     out.back().add({}, static_cast<double>(connections));
+    out.push_back({"modelrepo_serve_connection_limit",
+                   Type::gauge,
+                   "Connections served at once (--max-connections); more are answered 503.",
+                   {}});
+    out.back().add({}, static_cast<double>(impl_->options.max_connections));
+    out.push_back({"modelrepo_serve_idle_closed_total",
+                   Type::counter,
+                   "Idle keep-alive connections closed to make room for new ones.",
+                   {}});
+    out.back().add({}, static_cast<double>(impl_->idle_closed.load()));
+    out.push_back({"modelrepo_serve_accept_backoffs_total",
+                   Type::counter,
+                   "Times accept() failed for want of file descriptors and waited 100 ms.",
+                   {}});
+    out.back().add({}, static_cast<double>(impl_->accept_backoffs.load()));
+    MetricFamily busy{"modelrepo_serve_lane_busy",
+                      Type::gauge,
+                      "Workers running a request, by lane (read, write).",
+                      {}};
+    MetricFamily queued{
+        "modelrepo_serve_lane_queued", Type::gauge, "Requests waiting for a worker, by lane.", {}};
+    for (const auto* pool : {impl_->read_pool.get(), impl_->write_pool.get()})
+        if (pool) {
+            busy.add({{"lane", pool->name()}}, static_cast<double>(pool->busy()));
+            queued.add({{"lane", pool->name()}}, static_cast<double>(pool->queued()));
+        }
+    out.push_back(std::move(busy));
+    out.push_back(std::move(queued));
     out.push_back({"modelrepo_serve_streams",
                    Type::gauge,
                    "Open server-sent-event streams (GET /v1/changes).",

@@ -59,6 +59,24 @@ public:
     virtual void close() = 0;
 };
 
+/// Where a request's handler runs: on the I/O thread that read it (`io`: answers from
+/// memory, never waiting), or on one of the worker pools (`read`, `write`: anything that
+/// may wait on a database or a network), so that a slow database never stalls the I/O
+/// threads nor, through them, /healthz and the answers from memory.
+enum class Lane { io, read, write };
+
+/// serve's limits. What a client gets at each (README, "Limits"):
+///   max_connections   at it, an idle connection (kept alive, or not done with its
+///                     headers) is closed to make room; if none is idle, the new
+///                     connection's request is answered 503 with Retry-After, then it
+///                     is closed.
+///   max_queued        a request for a lane whose workers are busy and whose queue is
+///                     full: 503 with Retry-After.
+///   deadline          a request on a lane not started within it: 503; not done within
+///                     it: 504 (its handler still finishes; a write it made stands).
+///   event streams     the Service's max_streams: 429.
+/// File descriptors: accept() failing for want of them (EMFILE, ENFILE) backs off for
+/// 100 ms, counted, and closes up to 8 idle connections; it never spins.
 struct ServerOptions {
     std::string host = "127.0.0.1";           ///< loopback unless told otherwise
     std::uint16_t port = 8080;                ///< 0: any free port (see HttpServer::port())
@@ -70,8 +88,14 @@ struct ServerOptions {
     /// a second is closed when it passes; it holds no thread meanwhile.
     std::chrono::milliseconds request_timeout{10'000};
     std::chrono::milliseconds write_timeout{10'000};
-    std::size_t max_connections = 1'024;  ///< more are closed at once
-    std::size_t stream_queue_limit = 256; ///< events queued for one stream client
+    std::size_t max_connections = 10'000;       ///< see above; serve derives it from RLIMIT_NOFILE
+    std::size_t stream_queue_limit = 256;       ///< events queued for one stream client
+    std::size_t read_workers = 16;              ///< threads of the `read` lane
+    std::size_t write_workers = 8;              ///< threads of the `write` lane
+    std::size_t max_queued = 1'024;             ///< requests waiting for a worker, per lane
+    std::chrono::milliseconds deadline{30'000}; ///< of a request on a worker lane
+    /// The lane of a request (called on the I/O thread; must not block). Unset: `io`.
+    std::function<Lane(const Request&)> lane;
     /// On shutdown(): how long in-flight requests may take to finish.
     std::chrono::milliseconds shutdown_grace{5'000};
     /// Called once per answered request (the access log), on an I/O thread.
@@ -81,8 +105,8 @@ struct ServerOptions {
 };
 
 /// Thread safety: shutdown(), port() and metrics() may be called from any thread.
-/// Handlers run on the server's I/O threads, several at a time: a handler that blocks
-/// holds one of them (size `threads` for the longest call a handler makes).
+/// Handlers run several at a time, on the I/O threads (Lane::io: they must not block) or
+/// on the workers of their lane.
 class HttpServer {
 public:
     using Handler = std::function<Response(const Request&)>;
@@ -102,7 +126,10 @@ public:
     /// Idempotent; returns when it is done.
     void shutdown();
     /// `modelrepo_serve_requests_total{code}`, `modelrepo_serve_connections`,
-    /// `modelrepo_serve_streams`, `modelrepo_serve_rejected_total{reason}`.
+    /// `modelrepo_serve_connection_limit`, `modelrepo_serve_streams`,
+    /// `modelrepo_serve_rejected_total{reason}`, `modelrepo_serve_idle_closed_total`,
+    /// `modelrepo_serve_accept_backoffs_total`, `modelrepo_serve_lane_busy{lane}`,
+    /// `modelrepo_serve_lane_queued{lane}`.
     std::vector<MetricFamily> metrics() const;
 
     struct Impl; ///< public for the sessions in http_server.cpp; defined there only

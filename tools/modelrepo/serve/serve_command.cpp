@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The serve command: its options, and the wiring of the chain, the routes (Service), the
 // HTTP transport (HttpServer) and the publisher, until SIGINT/SIGTERM.
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <charconv>
@@ -9,6 +10,8 @@
 #include <iostream>
 #include <mutex>
 #include <sstream>
+
+#include <sys/resource.h>
 
 #include <modelrepo/uri.hpp>
 
@@ -27,9 +30,34 @@ struct ServeSettings {
     bool log = false;
     std::string publish;
     std::string publish_interval = "5m";
-    std::size_t max_streams = 256;
+    std::size_t max_connections = 0; ///< 0: from RLIMIT_NOFILE (connection_limit())
+    std::size_t max_streams = 0;     ///< 0: min(10'000, max_connections / 2)
+    std::size_t max_queued = 1'024;
     std::string request_timeout = "10s";
+    std::string deadline = "30s";
 };
+
+/// Raises the soft limit on open files to the hard one (systemd's default soft limit is
+/// 1,024) and returns the soft limit now in force.
+std::size_t raise_file_limit() {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return 1'024;
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            limit = raised;
+    }
+    return limit.rlim_cur == RLIM_INFINITY ? 1'000'000 : static_cast<std::size_t>(limit.rlim_cur);
+}
+
+/// The default --max-connections: the file limit less a reserve for the pool, the copy,
+/// the outbox and the connections over the limit being answered 503.
+std::size_t connection_limit(std::size_t files) {
+    std::size_t reserve = std::max<std::size_t>(128, files / 8);
+    return std::clamp<std::size_t>(files > reserve ? files - reserve : 0, 16, 100'000);
+}
 
 /// "HOST:PORT", "[V6]:PORT" or ":PORT" (loopback).
 Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
@@ -113,6 +141,17 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
         return fail(make_error(Errc::invalid_argument,
                                "--request-timeout takes a duration like 10s or 500ms, not '" +
                                    settings.request_timeout + "'"));
+    auto deadline = serve::parse_duration(settings.deadline);
+    if (!deadline || deadline->count() == 0)
+        return fail(make_error(Errc::invalid_argument,
+                               "--deadline takes a duration like 30s or 500ms, not '" +
+                                   settings.deadline + "'"));
+    std::size_t files = raise_file_limit();
+    std::size_t max_connections =
+        settings.max_connections ? settings.max_connections : connection_limit(files);
+    std::size_t max_streams = settings.max_streams
+                                  ? settings.max_streams
+                                  : std::clamp<std::size_t>(max_connections / 2, 1, 10'000);
     block_stop_signals(); // before the library's threads start
     auto chain_result = open_chain_of(globals);
     if (!chain_result)
@@ -140,7 +179,7 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     std::atomic<serve::HttpServer*> server_for_metrics{nullptr};
     serve::ServiceOptions service_options;
     service_options.token = token;
-    service_options.max_streams = settings.max_streams;
+    service_options.max_streams = max_streams;
     service_options.extra_metrics = [&] {
         std::vector<MetricFamily> extra;
         if (auto* server = server_for_metrics.load())
@@ -157,6 +196,10 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     server_options.host = listen.value().first;
     server_options.port = listen.value().second;
     server_options.request_timeout = *request_timeout;
+    server_options.max_connections = max_connections;
+    server_options.max_queued = settings.max_queued;
+    server_options.deadline = *deadline;
+    server_options.lane = [&](const serve::Request& request) { return service->lane(request); };
     if (settings.log)
         server_options.on_request = [&](const serve::Request& request, int status,
                                         std::size_t bytes, std::chrono::microseconds took) {
@@ -181,7 +224,9 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     std::cout << "listening on http://" << host << ":" << server.value()->port() << std::endl;
     log("serving " + std::string(chain->name()) +
         (token ? " (writes need the token)" : " (read-only)") +
-        (publisher ? ", publishing to " + settings.publish : ""));
+        (publisher ? ", publishing to " + settings.publish : "") + "; at most " +
+        std::to_string(max_connections) + " connections, " + std::to_string(max_streams) +
+        " change streams (open files: " + std::to_string(files) + ")");
 
     int signal = wait_for_stop();
     log(std::string("stopping (") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") +
@@ -223,9 +268,24 @@ Command define_serve(CLI::App& app, const Globals& globals) {
     sub->add_option("--publish-interval", settings->publish_interval,
                     "At most one publish per this long (default 5m; 30s, 1h, 500ms)")
         ->type_name("DURATION");
+    sub->add_option("--max-connections", settings->max_connections,
+                    "Connections at once (default: the open-file limit, raised to its hard "
+                    "limit at start, less 1/8 for the rest). When full, an idle keep-alive "
+                    "connection is closed to make room, else the new one gets 503 with "
+                    "Retry-After")
+        ->check(CLI::Range(1, 1'000'000));
     sub->add_option("--max-streams", settings->max_streams,
-                    "GET /v1/changes clients at once; more get 429 (default 256)")
-        ->check(CLI::Range(1, 100'000));
+                    "GET /v1/changes clients at once; more get 429 (default: half of "
+                    "--max-connections, at most 10000)")
+        ->check(CLI::Range(1, 1'000'000));
+    sub->add_option("--max-queued", settings->max_queued,
+                    "Requests that may wait for a database worker (16 for reads, 8 for writes) "
+                    "on each lane; more get 503 with Retry-After (default 1024)")
+        ->check(CLI::Range(1, 1'000'000));
+    sub->add_option("--deadline", settings->deadline,
+                    "A request that waits on a database is answered within this (default 30s): "
+                    "503 if it never started, 504 if it did (a write it made stands)")
+        ->type_name("DURATION");
     sub->add_option("--request-timeout", settings->request_timeout,
                     "A request's headers and body must arrive within this (default 10s); a "
                     "slower client is disconnected")

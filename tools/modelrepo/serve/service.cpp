@@ -95,6 +95,56 @@ struct Service::Impl {
     bool stopping = false;
     std::thread heartbeat;
 
+    // GET /readyz: the last check of a prober thread of its own (ready_answer()).
+    std::mutex ready_mutex; ///< guards all below
+    std::condition_variable ready_wake;
+    std::optional<std::pair<int, ojson>> last_ready; ///< status and body
+    std::chrono::steady_clock::time_point ready_checked{}, ready_started{};
+    bool probing = false;
+    bool ready_stopping = false;
+    std::thread prober;
+
+    void probe() {
+        std::unique_lock lock(ready_mutex);
+        while (!ready_stopping) {
+            probing = true;
+            ready_started = std::chrono::steady_clock::now();
+            lock.unlock();
+            auto checked = ready();
+            lock.lock();
+            probing = false;
+            last_ready = std::move(checked);
+            ready_checked = std::chrono::steady_clock::now();
+            ready_wake.wait_for(lock, options.ready_interval, [&] { return ready_stopping; });
+        }
+    }
+
+    /// The last check, how old it is, and whether one has been running too long; never
+    /// waits for one.
+    Response ready_answer() {
+        std::lock_guard lock(ready_mutex);
+        auto now = std::chrono::steady_clock::now();
+        auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
+        if (!last_ready) {
+            Response answer = json_answer(
+                503, ojson{{"state", "starting"},
+                           {"message", "the first readiness check has been running for " +
+                                           std::to_string(seconds(now - ready_started)) + " s"}});
+            answer.headers.emplace_back("Retry-After", "1");
+            return answer;
+        }
+        auto [status, body] = *last_ready;
+        body["check_age_seconds"] = seconds(now - ready_checked);
+        if (probing && now - ready_started > options.ready_stall) {
+            // The first source has not answered a check for a while: whatever the last one
+            // said, not fully ready.
+            if (body["state"] == "ready")
+                body["state"] = "degraded";
+            body["check_running_seconds"] = seconds(now - ready_started);
+        }
+        return json_answer(status, body);
+    }
+
     void broadcast(std::shared_ptr<const std::string> text) {
         std::lock_guard lock(mutex);
         std::erase_if(streams,
@@ -323,7 +373,8 @@ struct Service::Impl {
         return Response{200, "text/plain; version=0.0.4; charset=utf-8", std::move(text), {}, {}};
     }
 
-    Response ready() {
+    /// One readiness check (on the prober's thread): it may wait for the first source.
+    std::pair<int, ojson> ready() {
         auto stats = chain->system_stats();
         auto health = chain->sources().front()->check_health();
         FallbackMetrics m = chain->metrics(/*with_backend=*/false);
@@ -382,7 +433,7 @@ struct Service::Impl {
         body["sources"] = std::move(sources);
         if (!sources_copy.is_null())
             body["copy"] = std::move(sources_copy);
-        return json_answer(stats ? 200 : 503, body);
+        return {stats ? 200 : 503, std::move(body)};
     }
 
     /// The methods `path` answers; empty for a path that does not exist.
@@ -437,14 +488,22 @@ struct Service::Impl {
             return metrics();
         if (path == "/healthz")
             return json_answer(200, ojson{{"state", "alive"}});
-        return ready();
+        return ready_answer();
     }
 };
 
 Service::Service(std::shared_ptr<FallbackRepository> chain, ServiceOptions options)
-    : impl_(std::make_unique<Impl>(std::move(chain), std::move(options))) {}
+    : impl_(std::make_unique<Impl>(std::move(chain), std::move(options))) {
+    impl_->prober = std::thread([impl = impl_.get()] { impl->probe(); });
+}
 
 Service::~Service() {
+    {
+        std::lock_guard lock(impl_->ready_mutex);
+        impl_->ready_stopping = true;
+    }
+    impl_->ready_wake.notify_all();
+    impl_->prober.join();
     std::vector<std::shared_ptr<EventStream>> open;
     {
         std::lock_guard lock(impl_->mutex);
@@ -462,6 +521,24 @@ Service::~Service() {
 
 Response Service::handle(const Request& request) {
     return impl_->handle(request);
+}
+
+Lane Service::lane(const Request& request) const {
+    const std::string& path = request.path;
+    if (request.method == "PUT")
+        return path == "/v1/statuses" ? Lane::write : Lane::io; // else a 405 or 404
+    if ((request.method != "GET" && request.method != "HEAD") || Impl::allowed(path).empty())
+        return Lane::io;
+    if (path == "/healthz" || path == "/readyz" || path == "/metrics")
+        return Lane::io;
+    if (path == "/v1/changes") {
+        // Once subscribed, a new stream only joins the fan-out.
+        std::lock_guard lock(impl_->mutex);
+        if (impl_->subscription || impl_->chain->reads_from_memory())
+            return Lane::io;
+        return Lane::read;
+    }
+    return impl_->chain->reads_from_memory() ? Lane::io : Lane::read;
 }
 
 std::size_t Service::streams() const {

@@ -24,6 +24,11 @@ struct ServiceOptions {
     std::size_t max_streams = 256;               ///< GET /v1/changes clients; more: 429
     std::chrono::milliseconds heartbeat{15'000}; ///< a comment on every stream this often
     std::size_t max_slugs = 1'000;               ///< ?slug= values in one request
+    /// GET /readyz answers the last of checks made this often on a thread of its own, so
+    /// that it never waits for a database; a check running longer than `ready_stall`
+    /// makes it "degraded" (with how long).
+    std::chrono::milliseconds ready_interval{1'000};
+    std::chrono::milliseconds ready_stall{5'000};
     /// More metrics for GET /metrics (the transport's, a publisher's).
     std::function<std::vector<MetricFamily>()> extra_metrics;
 };
@@ -50,6 +55,11 @@ public:
     Service& operator=(const Service&) = delete;
 
     Response handle(const Request& request);
+
+    /// Where `request` may run (HttpServer's ServerOptions::lane; never blocks): `io` for
+    /// what is answered from memory (/healthz, /readyz, /metrics, OPTIONS, errors, and
+    /// reads when the chain answers from memory), `write` for PUT, `read` for the rest.
+    Lane lane(const Request& request) const;
 
     /// Streams open now.
     std::size_t streams() const;
