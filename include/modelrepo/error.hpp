@@ -46,7 +46,11 @@ enum class Errc {
     io_error,             ///< reading or writing a local file failed
     not_supported,        ///< the operation or URI scheme is not available in this build
     outbox_full,          ///< a write the outbox cannot hold (outbox_max): refused, not queued
+    disk_full,            ///< a local file could not be written for want of space (ENOSPC)
 };
+
+/// The last enumerator of `Errc` (for tables indexed by it).
+inline constexpr Errc last_errc = Errc::disk_full;
 
 /// The error category of `Errc`; its name() is "modelrepo".
 const std::error_category& error_category() noexcept;

@@ -64,6 +64,7 @@ constexpr std::array errc_table{
     ErrcInfo{
         Errc::not_supported, "not_supported", "not supported by this build", {o, C, b, a, r, 501}},
     ErrcInfo{Errc::outbox_full, "outbox_full", "the outbox is full", {o, c, b, a, R, 503}},
+    ErrcInfo{Errc::disk_full, "disk_full", "the disk is full", {o, c, b, a, R, 503}},
 };
 
 const ErrcInfo* find_info(int value) noexcept {

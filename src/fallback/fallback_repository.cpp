@@ -17,7 +17,7 @@ namespace {
 
 using namespace std::chrono;
 
-constexpr int errc_slots = static_cast<int>(Errc::outbox_full) + 2; // + "other"
+constexpr int errc_slots = static_cast<int>(last_errc) + 2; // + "other"
 
 /// The hot counters of a source, one set per shard: threads add to their own shard's
 /// cache line, so readers on several cores do not bounce one line between them.

@@ -2,7 +2,8 @@
 // OutboxReplay: applies what the outbox keeps as soon as the source takes it again:
 // a thread of its own (backoff while the database cannot, no traffic needed), oldest
 // batch first, each in one transaction, removed after commit; a batch the database
-// refuses for good goes to the dead letters and never blocks the rest.
+// refuses for good is applied status by status and only what it refuses goes to the dead
+// letters; a batch that does not read back goes there with why; neither blocks the rest.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <modelrepo/outbox.hpp>
 
@@ -52,11 +54,21 @@ public:
 private:
     void run();
     void emit(const OutboxEvent& event);
+    /// Applies a group of batches; removes those applied, buries what is refused for good.
+    Result<void> apply_group(const std::vector<OutboxStore::Batch>& batches, OutboxDrain& report);
+    /// A batch the database refuses for good: status by status, the valid ones applied and
+    /// the others dead-lettered with why.
+    Result<void> refused(const OutboxStore::Batch& batch, const Error& error, OutboxDrain& report);
+    void count_dead(const OutboxStore::Batch& batch, std::int64_t statuses, const std::string& why,
+                    OutboxDrain& report);
 
     OutboxStore& outbox_;
     StatusWriter& writer_;
     const Options options_;
-    std::mutex drain_mutex_;   ///< one drain at a time in this process
+    std::mutex drain_mutex_; ///< one drain at a time in this process; guards unremoved_
+    /// Batches applied whose removal failed (a full disk): removed before anything else is
+    /// read, so that they are not applied again.
+    std::vector<std::int64_t> unremoved_;
     mutable std::mutex mutex_; ///< guards everything below
     std::condition_variable wake_;
     bool woken_ = false;

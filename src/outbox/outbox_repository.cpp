@@ -81,6 +81,13 @@ Result<WriteReceipt> OutboxRepository::defer(std::span<const ModelStatus> status
     if (!queued) {
         if (queued.error().is(Errc::outbox_full))
             return std::move(queued).error();
+        if (queued.error().is(Errc::disk_full)) {
+            // Its own cause: the write is refused, not queued, until there is space.
+            Error e = std::move(queued).error();
+            e.message +=
+                "; the write was refused, not queued (the source: " + cause.to_string() + ")";
+            return e;
+        }
         // Not durable, so not acknowledged: the source's error, and the outbox's.
         Error e = cause;
         e.message += "; the outbox could not keep the write either: " + queued.error().message;

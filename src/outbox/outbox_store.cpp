@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "outbox_store.hpp"
 
+#include <cerrno>
 #include <thread>
 
 #include <sqlite3.h>
@@ -89,9 +90,22 @@ OutboxStore::~OutboxStore() {
 }
 
 Error OutboxStore::failure(const std::string& what) const {
-    Error error = make_error(Errc::io_error, "outbox '" + path_.string() + "': " + what + ": " +
-                                                 sqlite3_errmsg(db_));
+    // Read before any ROLLBACK, which would put its own message in place of the cause.
+    bool full = sqlite3_errcode(db_) == SQLITE_FULL || sqlite3_system_errno(db_) == ENOSPC ||
+                sqlite3_system_errno(db_) == EDQUOT;
+    Error error = full
+                      ? make_error(Errc::disk_full, "outbox '" + path_.string() + "': " + what +
+                                                        ": the disk holding it is full (" +
+                                                        sqlite3_errmsg(db_) + "); free space on it")
+                      : make_error(Errc::io_error, "outbox '" + path_.string() + "': " + what +
+                                                       ": " + sqlite3_errmsg(db_));
     error.target = path_.string();
+    return error;
+}
+
+Error OutboxStore::failure_and_rollback(const std::string& what) {
+    Error error = failure(what);
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     return error;
 }
 
@@ -163,18 +177,15 @@ Result<std::int64_t> OutboxStore::enqueue(std::span<const ModelStatus> statuses)
     auto count = static_cast<std::int64_t>(statuses.size());
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
         return failure("cannot begin a write");
-    auto rollback = [&] { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); };
     std::int64_t pending = 0;
     {
         Stmt sum(db_, "SELECT coalesce(sum(count), 0) FROM batches");
-        if (!sum.ok() || sum.step() != SQLITE_ROW) {
-            rollback();
-            return failure("cannot count pending statuses");
-        }
+        if (!sum.ok() || sum.step() != SQLITE_ROW)
+            return failure_and_rollback("cannot count pending statuses");
         pending = sum.integer(0);
     }
     if (pending + count > max_statuses_) {
-        rollback();
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         Error error =
             make_error(Errc::outbox_full,
                        "outbox '" + path_.string() + "' is full: " + std::to_string(pending) +
@@ -186,20 +197,17 @@ Result<std::int64_t> OutboxStore::enqueue(std::span<const ModelStatus> statuses)
     }
     Stmt insert(db_, "INSERT INTO batches (queued_at, statuses, count) VALUES (?, ?, ?)");
     if (!insert.ok() ||
-        insert.bind(1, to_us(Clock::now())).bind(2, json).bind(3, count).step() != SQLITE_DONE) {
-        rollback();
-        return failure("cannot write the batch");
-    }
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-        rollback();
-        return failure("cannot commit the batch (not durable: not acknowledged)");
-    }
+        insert.bind(1, to_us(Clock::now())).bind(2, json).bind(3, count).step() != SQLITE_DONE)
+        return failure_and_rollback("cannot write the batch");
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+        return failure_and_rollback("cannot commit the batch (not durable: not acknowledged)");
     return count;
 }
 
 Result<std::vector<OutboxStore::Batch>> OutboxStore::oldest(int limit) {
     std::lock_guard lock(mutex_);
-    Stmt select(db_, "SELECT id, queued_at, statuses, attempts FROM batches ORDER BY id LIMIT ?");
+    Stmt select(db_,
+                "SELECT id, queued_at, statuses, attempts, count FROM batches ORDER BY id LIMIT ?");
     if (!select.ok())
         return failure("cannot read");
     select.bind(1, static_cast<std::int64_t>(limit));
@@ -210,10 +218,12 @@ Result<std::vector<OutboxStore::Batch>> OutboxStore::oldest(int limit) {
         b.id = select.integer(0);
         b.queued_at = from_us(select.integer(1));
         b.attempts = static_cast<int>(select.integer(3));
-        auto statuses = parse_statuses(select.text(2));
-        if (!statuses)
-            return failure("a stored batch does not read back (" + statuses.error().message + ")");
-        b.statuses = std::move(statuses).value();
+        b.count = select.integer(4);
+        if (auto statuses = parse_statuses(select.text(2)))
+            b.statuses = std::move(statuses).value();
+        else
+            b.unreadable = "the stored batch does not read back (" + statuses.error().message +
+                           "): it was changed or damaged in the file";
         out.push_back(std::move(b));
     }
     if (rc != SQLITE_DONE)
@@ -233,30 +243,32 @@ Result<void> OutboxStore::remove(std::span<const std::int64_t> ids) {
         ok = del.bind(1, ids[i]).step() == SQLITE_DONE;
         del.reset();
     }
-    if (!ok || sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        return failure("cannot remove replayed batches");
-    }
+    if (!ok || sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+        return failure_and_rollback("cannot remove replayed batches");
     return success();
 }
 
-Result<void> OutboxStore::bury(const Batch& batch, const Error& error) {
+Result<void> OutboxStore::bury(const Batch& batch, const std::string& why,
+                               std::optional<std::span<const ModelStatus>> only) {
     std::lock_guard lock(mutex_);
     if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
         return failure("cannot begin a write");
-    Stmt insert(db_, "INSERT OR REPLACE INTO dead_letters (id, queued_at, failed_at, statuses, "
-                     "count, error) SELECT id, queued_at, ?, statuses, count, ? FROM batches "
-                     "WHERE id = ?");
+    // The batch as stored (it may not read back), or only the statuses named.
+    Stmt insert(db_, only ? "INSERT OR REPLACE INTO dead_letters (id, queued_at, failed_at, "
+                            "statuses, count, error) SELECT id, queued_at, ?1, ?4, ?5, ?2 FROM "
+                            "batches WHERE id = ?3"
+                          : "INSERT OR REPLACE INTO dead_letters (id, queued_at, failed_at, "
+                            "statuses, count, error) SELECT id, queued_at, ?1, statuses, count, ?2 "
+                            "FROM batches WHERE id = ?3");
     Stmt del(db_, "DELETE FROM batches WHERE id = ?");
-    bool ok =
-        insert.ok() && del.ok() &&
-        insert.bind(1, to_us(Clock::now())).bind(2, error.to_string()).bind(3, batch.id).step() ==
-            SQLITE_DONE &&
-        del.bind(1, batch.id).step() == SQLITE_DONE;
-    if (!ok || sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        return failure("cannot move a batch to the dead letters");
-    }
+    if (!insert.ok() || !del.ok())
+        return failure_and_rollback("cannot move a batch to the dead letters");
+    insert.bind(1, to_us(Clock::now())).bind(2, why).bind(3, batch.id);
+    if (only)
+        insert.bind(4, write_statuses(*only)).bind(5, static_cast<std::int64_t>(only->size()));
+    bool ok = insert.step() == SQLITE_DONE && del.bind(1, batch.id).step() == SQLITE_DONE;
+    if (!ok || sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+        return failure_and_rollback("cannot move a batch to the dead letters");
     return success();
 }
 

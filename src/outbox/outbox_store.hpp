@@ -36,21 +36,28 @@ public:
     const std::filesystem::path& path() const noexcept { return path_; }
 
     /// Commits the batch to the file (fsync'ed when this returns). Errors: `Errc::outbox_full`
-    /// past the limit, `Errc::io_error` when it could not be made durable.
+    /// past the limit, `Errc::disk_full`, `Errc::io_error` when it could not be made durable.
     Result<std::int64_t> enqueue(std::span<const ModelStatus> statuses);
 
     struct Batch {
         std::int64_t id = 0;
         Timestamp queued_at{};
         std::vector<ModelStatus> statuses;
+        std::int64_t count = 0; ///< as stored (statuses is empty when it does not read back)
         int attempts = 0;
+        /// Set when the stored text does not read back as valid statuses (edited or
+        /// damaged): why. Such a batch is dead-lettered, never applied nor left to wedge.
+        std::optional<std::string> unreadable;
     };
-    /// The oldest pending batches, at most `limit`, oldest first.
+    /// The oldest pending batches, at most `limit`, oldest first (an unreadable one among
+    /// them with `unreadable` set).
     Result<std::vector<Batch>> oldest(int limit);
     /// Removes batches once the database committed them (one commit for all).
     Result<void> remove(std::span<const std::int64_t> ids);
-    /// Moves a batch the database refuses for good to the dead letters, with why.
-    Result<void> bury(const Batch& batch, const Error& error);
+    /// Moves a batch the database refuses for good to the dead letters, with why; `only`:
+    /// the dead letter holds these statuses of it (the others were applied).
+    Result<void> bury(const Batch& batch, const std::string& why,
+                      std::optional<std::span<const ModelStatus>> only = std::nullopt);
     /// Counts a failed attempt on a batch (and why), for `modelrepo outbox`.
     Result<void> note_attempt(std::int64_t id, const Error& error);
 
@@ -72,7 +79,10 @@ public:
 
 private:
     OutboxStore(std::filesystem::path path, sqlite3* db, std::int64_t max_statuses);
+    /// An error naming the file and SQLite's cause: `Errc::disk_full` when the disk is
+    /// full, else `Errc::io_error`.
     Error failure(const std::string& what) const;
+    Error failure_and_rollback(const std::string& what);
 
     const std::filesystem::path path_;
     sqlite3* db_;

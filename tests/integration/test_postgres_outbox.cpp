@@ -183,6 +183,157 @@ TEST_CASE("dead letter: a queued status for a model deleted before the replay") 
     CHECK(eventually([&] { return dead.load() == 1 || drained.value().dead_letters == 1; }, 5s));
 }
 
+TEST_CASE("a batch the database refuses is dead-lettered status by status: the valid ones land") {
+    auto& s = server();
+    fresh_catalogue("outbox_split");
+    TempDir dir;
+    const std::string url = s.url("app", password, "outbox_split", "127.0.0.1",
+                                  "connect_timeout=2&outbox=" + (dir.path() / "o.db").string());
+    Timestamp t = system_clock::now();
+    s.kill9();
+    {
+        Restart restart{s};
+        auto writer = open_layered(url);
+        std::vector<ModelStatus> mixed{status("gpt-5", t), status("gpt-4o", t),
+                                       status("claude-opus-4-1", t)};
+        REQUIRE(writer->write_statuses(mixed).value().queued == 3);
+    }
+    REQUIRE(s.available());
+    s.psql("DELETE FROM models WHERE slug = 'gpt-4o'", "outbox_split");
+    auto replayer = open_layered(url);
+    auto drained = replayer.outbox().drain_outbox();
+    if (!drained)
+        FAIL(drained.error().to_string());
+    auto state = replayer.outbox().outbox_state().value();
+    CHECK(state.statuses == 0);
+    CHECK(state.dead_letters == 1);
+    REQUIRE(state.recent_dead_letters.size() == 1);
+    CHECK(state.recent_dead_letters[0].statuses == 1); // gpt-4o alone
+    CHECK(state.recent_dead_letters[0].error.find("gpt-4o") != std::string::npos);
+    CHECK(state.recent_dead_letters[0].error.find("23503") != std::string::npos);
+    // Before: the whole batch went to the dead letters, the two valid statuses with it.
+    CHECK(s.psql("SELECT string_agg(model_slug, ',' ORDER BY model_slug) FROM model_status "
+                 "WHERE region = 'outbox-test'",
+                 "outbox_split") == "claude-opus-4-1,gpt-5");
+}
+
+TEST_CASE("a stored batch edited to an impossible value is dead-lettered with why; the rest "
+          "are applied") {
+    auto& s = server();
+    fresh_catalogue("outbox_edited");
+    TempDir dir;
+    auto file = dir.path() / "o.db";
+    const std::string url = s.url("app", password, "outbox_edited", "127.0.0.1",
+                                  "connect_timeout=2&outbox=" + file.string());
+    Timestamp t = system_clock::now();
+    s.kill9();
+    {
+        Restart restart{s};
+        auto writer = open_layered(url);
+        REQUIRE(writer->write_statuses(std::vector{status("gpt-4o", t)}).value().queued == 1);
+        REQUIRE(writer->write_statuses(std::vector{status("gpt-5", t)}).value().queued == 1);
+        writer = {};
+        // The first batch's availability becomes 9.5 in the file.
+        REQUIRE(std::system(("python3 -c \"import sqlite3; c = sqlite3.connect('" + file.string() +
+                             "'); c.execute(\\\"UPDATE batches SET statuses = replace(statuses, "
+                             "'0.25', '9.5') WHERE id = (SELECT min(id) FROM batches)\\\"); "
+                             "c.commit()\"")
+                                .c_str()) == 0);
+    }
+    REQUIRE(s.available());
+    auto replayer = open_layered(url);
+    auto drained = replayer.outbox().drain_outbox();
+    REQUIRE_MESSAGE(drained, (drained ? "" : drained.error().to_string())); // before: wedged
+    auto state = replayer.outbox().outbox_state().value();
+    CHECK(state.statuses == 0);
+    CHECK(state.dead_letters == 1);
+    REQUIRE(state.recent_dead_letters.size() == 1);
+    CHECK(state.recent_dead_letters[0].statuses == 1);
+    CHECK(state.recent_dead_letters[0].error.find("does not read back") != std::string::npos);
+    CHECK(state.recent_dead_letters[0].error.find("availability") != std::string::npos);
+    CHECK(s.psql("SELECT string_agg(model_slug, ',') FROM model_status WHERE region = "
+                 "'outbox-test'",
+                 "outbox_edited") == "gpt-5");
+}
+
+TEST_CASE("a full disk: the write is refused as disk_full, and what was queued is applied once") {
+    auto& s = server();
+    fresh_catalogue("outbox_disk");
+    TempDir dir;
+    auto disk = dir.path() / "disk";
+    std::filesystem::create_directories(disk);
+    auto mounted = run_process({"mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", disk.string()});
+    if (mounted.exit_code != 0) {
+        if (std::getenv("CI"))
+            FAIL("mounting a tmpfs failed (the test runs as root): " << mounted.err);
+        MESSAGE("skipped: cannot mount a tmpfs: " << mounted.err);
+        return;
+    }
+    struct Unmount {
+        std::filesystem::path at;
+        ~Unmount() { run_process({"umount", "-l", at.string()}); }
+    } unmount{disk};
+    // Every application of a status, counted by the database.
+    s.psql("CREATE TABLE applied (n int NOT NULL); INSERT INTO applied VALUES (0); "
+           "CREATE FUNCTION count_applied() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+           "AS $$ BEGIN UPDATE applied SET n = n + 1; RETURN NEW; END $$; "
+           "CREATE TRIGGER count_applied AFTER INSERT OR UPDATE ON model_status "
+           "FOR EACH ROW WHEN (NEW.region = 'outbox-test') EXECUTE FUNCTION count_applied()",
+           "outbox_disk");
+    const std::string url = s.url("app", password, "outbox_disk", "127.0.0.1",
+                                  "connect_timeout=2&outbox=" + (disk / "o.db").string());
+    Timestamp t = system_clock::now();
+    s.kill9();
+    Restart restart{s};
+    auto repo = open_layered(url);
+    const std::vector<std::string> slugs{"gpt-5", "gpt-4o", "claude-opus-4-1"};
+    for (int i = 0; i < 10; ++i) {
+        std::vector<ModelStatus> batch;
+        for (const auto& slug : slugs)
+            batch.push_back(status(slug, t + microseconds(i)));
+        REQUIRE(repo->write_statuses(batch).value().queued == 3);
+    }
+    {
+        std::ofstream filler(disk / "filler", std::ios::binary);
+        std::string block(4096, 'x');
+        while (filler.write(block.data(), static_cast<std::streamsize>(block.size())) &&
+               filler.flush()) {
+        }
+    }
+    Error refused;
+    for (int i = 0; i < 50; ++i) { // until SQLite needs a page it does not have
+        auto r = repo->write_statuses(std::vector{status("gpt-5", t, 0.5)});
+        if (!r) {
+            refused = r.error();
+            break;
+        }
+    }
+    CHECK(refused.is(Errc::disk_full)); // before: unreachable, "cannot rollback"
+    CHECK(refused.message.find("full") != std::string::npos);
+    CHECK(refused.message.find("rollback") == std::string::npos);
+    CHECK(refused.message.find("refused, not queued") != std::string::npos);
+    auto pending = repo.outbox().outbox_state().value().statuses;
+    CHECK(pending >= 30);
+
+    s.start(); // the replay applies it; removing what it applied may fail for want of space
+    CHECK(eventually(
+        [&] {
+            auto n = s.try_psql("SELECT n FROM applied", "outbox_disk");
+            return n && std::stoll(*n) >= pending;
+        },
+        30s));
+    std::this_thread::sleep_for(2s); // further replays, were they to apply it again
+    auto applications = std::stoll(s.psql("SELECT n FROM applied", "outbox_disk"));
+    auto still = repo.outbox().outbox_state().value().statuses;
+    MESSAGE("statuses queued: " << pending << ", applied: " << applications
+                                << ", still pending while the disk is full: " << still);
+    CHECK(still == pending);        // applied, but not removed: the disk is full
+    CHECK(applications == pending); // before: 30 statuses applied 80 times
+    std::filesystem::remove(disk / "filler");
+    CHECK(eventually([&] { return repo.outbox().outbox_state().value().statuses == 0; }, 30s));
+    CHECK(std::stoll(s.psql("SELECT n FROM applied", "outbox_disk")) == pending);
+}
+
 TEST_CASE("the outbox full: refused with outbox_full, not queued") {
     auto& s = server();
     fresh_catalogue("outbox_full");

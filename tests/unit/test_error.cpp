@@ -21,7 +21,7 @@ TEST_CASE("Errc is a std::error_code category named modelrepo") {
 
 TEST_CASE("every Errc has a distinct name and message") {
     std::set<std::string_view> names;
-    for (int v = 1; v <= static_cast<int>(Errc::outbox_full); ++v) {
+    for (int v = 1; v <= static_cast<int>(last_errc); ++v) {
         auto e = static_cast<Errc>(v);
         CHECK(to_string(e) != "unknown");
         CHECK(names.insert(to_string(e)).second);
@@ -137,7 +137,7 @@ TEST_CASE("one classification of every Errc") {
           Errc::too_many_connections, Errc::pool_exhausted, Errc::circuit_open, Errc::read_only})
         CHECK_MESSAGE(kind(e).outage, to_string(e));
     for (Errc e : {Errc::invalid_argument, Errc::not_found, Errc::bad_data, Errc::query_failed,
-                   Errc::schema_missing, Errc::database_missing, Errc::io_error, Errc::outbox_full,
+                   Errc::schema_missing, Errc::database_missing, Errc::io_error, Errc::outbox_full, Errc::disk_full,
                    Errc::not_supported})
         CHECK_FALSE_MESSAGE(kind(e).outage, to_string(e));
     // Answers, not failures: a chain returns them.
@@ -146,7 +146,7 @@ TEST_CASE("one classification of every Errc") {
     CHECK_FALSE(kind(Errc::timeout).answer);
     // The table is consistent: an answer is the caller's, an outage never is, and what is
     // the caller's fault never trips a breaker.
-    for (int i = 1; i <= static_cast<int>(Errc::outbox_full); ++i) {
+    for (int i = 1; i <= static_cast<int>(last_errc); ++i) {
         auto e = static_cast<Errc>(i);
         ErrorClass c = kind(e);
         CHECK_MESSAGE(std::string(to_string(e)) != "unknown", i);
