@@ -348,6 +348,117 @@ TEST_CASE("200 change streams connect, half drop, the rest get the change; the c
     CHECK(error_of(more->body)["code"] == "too_many_connections");
 }
 
+TEST_CASE("a change stream resumes after Last-Event-ID or ?since=: every change once, or a "
+          "resync") {
+    TempDir dir;
+    Serve serve({"builtin:"}, {"--token-file", token_file(dir, token)});
+    auto put = [&](const std::string& slug, double availability) {
+        auto c = serve.client();
+        auto r = c.Put("/v1/statuses", {{"Authorization", "Bearer " + token}},
+                       status_json(slug, "degraded", availability), "application/json");
+        REQUIRE(r);
+        REQUIRE(r->status == 200);
+    };
+    auto first = open_stream(serve.port());
+    put("gpt-5", 0.5);
+    put("gpt-4o", 0.5);
+    REQUIRE(first->wait_for("\"slug\":\"gpt-4o\"", 10s));
+    auto seen = event_ids(first->received());
+    REQUIRE(seen.size() == 2);
+    first->close();
+    put("gpt-5", 0.6); // missed while away
+    put("claude-sonnet-4-5", 0.6);
+
+    auto resumed = open_stream(serve.port(), "/v1/changes",
+                               "Last-Event-ID: " + std::to_string(seen[1]) + "\r\n");
+    REQUIRE(resumed->wait_for("\"slug\":\"claude-sonnet-4-5\"", 10s));
+    put("gpt-4o", 0.7); // live after the replay
+    REQUIRE(resumed->wait_for("\"slug\":\"gpt-4o\"", 10s));
+    auto ids = event_ids(resumed->received());
+    REQUIRE(ids.size() == 3); // the two missed and the live one, each once, in order
+    CHECK(ids[0] == seen[1] + 1);
+    CHECK(ids[1] == seen[1] + 2);
+    CHECK(ids[2] == seen[1] + 3);
+    CHECK(resumed->received().find("event: resync") == std::string::npos);
+
+    auto since = open_stream(serve.port(), "/v1/changes?since=" + std::to_string(seen[0]));
+    CHECK(since->wait_for("\"slug\":\"gpt-4o\",\"version\":" + std::to_string(ids[2]), 10s));
+    CHECK(event_ids(since->received()).size() == 4);
+
+    // A version this server never saw (another server's, or before its restart): resync.
+    auto stranger = open_stream(serve.port(), "/v1/changes", "Last-Event-ID: 999999\r\n");
+    CHECK(stranger->wait_for("event: resync", 10s));
+    auto bad = curl({"-H", "Last-Event-ID: seven", serve.base() + "/v1/changes"});
+    CHECK(bad.status == 400);
+    CHECK(error_of(bad.body)["code"] == "invalid_argument");
+
+    // After a restart of serve, what it kept is gone: the client is told to read again.
+    Serve restarted({"builtin:"}, {"--token-file", token_file(dir, token)});
+    auto after = open_stream(restarted.port(), "/v1/changes",
+                             "Last-Event-ID: " + std::to_string(ids[2]) + "\r\n");
+    CHECK(after->wait_for("event: resync", 10s));
+}
+
+TEST_CASE("a change stream resumes across a PostgreSQL kill -9: every change once, or a resync") {
+    PgServer& pg = server();
+    fresh_catalogue("serve_resume");
+    const std::string url =
+        pg.url("app", password, "serve_resume", "127.0.0.1", "cache=live&connect_timeout=2");
+    Serve serve({url});
+    auto first = open_stream(serve.port());
+    pg.psql("UPDATE model_status SET availability = 0.11 WHERE model_slug = 'gpt-5'",
+            "serve_resume");
+    REQUIRE(first->wait_for("\"slug\":\"gpt-5\"", 10s));
+    auto seen = event_ids(first->received());
+    REQUIRE(!seen.empty());
+    first->close();
+
+    pg.kill9();
+    pg.start();
+    // Changes made once it is back, while this client is away.
+    pg.psql("UPDATE model_status SET availability = 0.22 WHERE model_slug = 'gpt-4o'",
+            "serve_resume");
+    pg.psql("UPDATE model_status SET availability = 0.33 WHERE model_slug = 'gpt-5'",
+            "serve_resume");
+    auto made = pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM "
+                        "catalog_changes WHERE version > " +
+                            std::to_string(seen.back()),
+                        "serve_resume");
+    std::vector<long long> expected;
+    for (std::size_t at = 0; at < made.size();) {
+        auto comma = made.find(',', at);
+        expected.push_back(std::stoll(made.substr(at, comma - at)));
+        at = comma == std::string::npos ? made.size() : comma + 1;
+    }
+    REQUIRE(expected.size() >= 2);
+    // Once serve's feed caught up, a resuming client gets what it missed.
+    auto resumed = open_stream(serve.port(), "/v1/changes",
+                               "Last-Event-ID: " + std::to_string(seen.back()) + "\r\n");
+    bool all = eventually(
+        [&] {
+            resumed->wait_for("\x01", 200ms); // reads what came, for up to 200 ms
+            auto ids = event_ids(resumed->received());
+            return std::find(ids.begin(), ids.end(), expected.back()) != ids.end() ||
+                   resumed->received().find("event: resync") != std::string::npos;
+        },
+        30s);
+    CHECK_MESSAGE(all, resumed->received());
+    // The changes (not the resync, which carries the version it stands at), by version.
+    std::vector<long long> changes;
+    const std::string& text = resumed->received();
+    for (auto at = text.find("data: {"); at != std::string::npos;
+         at = text.find("data: {", at + 1)) {
+        auto line = json::parse(text.substr(at + 6, text.find('\n', at) - at - 6));
+        if (line["kind"] != "resync")
+            changes.push_back(line["version"].get<long long>());
+    }
+    for (std::size_t k = 1; k < changes.size(); ++k)
+        CHECK_MESSAGE(changes[k] > changes[k - 1], text); // once each, in order
+    if (text.find("event: resync") == std::string::npos)
+        for (auto v : expected) // no resync: every change, exactly once
+            CHECK(std::count(changes.begin(), changes.end(), v) == 1);
+}
+
 TEST_CASE("SIGTERM during requests: answers in flight complete, streams end, exit 0") {
     Serve serve({"builtin:"});
     auto stream = open_stream(serve.port());

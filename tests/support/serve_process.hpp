@@ -200,15 +200,27 @@ private:
     bool eof_ = false;
 };
 
-/// GET /v1/changes on a raw socket, up to the ": connected" comment.
-inline std::unique_ptr<RawSocket> open_stream(int port) {
+/// GET /v1/changes on a raw socket, up to the ": connected" comment; `target` and
+/// `headers` ("Last-Event-ID: 7\r\n") for a stream that resumes.
+inline std::unique_ptr<RawSocket> open_stream(int port, const std::string& target = "/v1/changes",
+                                              const std::string& headers = "") {
     auto s = std::make_unique<RawSocket>(port);
-    REQUIRE(s->send(
-        "GET /v1/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"));
+    REQUIRE(s->send("GET " + target +
+                    " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" + headers +
+                    "\r\n"));
     REQUIRE_MESSAGE(s->wait_for(": connected", 10s), s->received());
     REQUIRE(s->received().starts_with("HTTP/1.1 200"));
     REQUIRE(s->received().find("Content-Type: text/event-stream") != std::string::npos);
     return s;
+}
+
+/// The `id:` of every event received on a stream, in order.
+inline std::vector<long long> event_ids(const std::string& received) {
+    std::vector<long long> out;
+    for (std::size_t at = received.find("\nid: "); at != std::string::npos;
+         at = received.find("\nid: ", at + 1))
+        out.push_back(std::stoll(received.substr(at + 5)));
+    return out;
 }
 
 /// GET /readyz until its body satisfies `wanted` (it answers the last check of a prober

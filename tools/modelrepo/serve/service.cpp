@@ -4,8 +4,10 @@
 #include "service.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -90,6 +92,8 @@ struct Service::Impl {
     // out to every open stream; a heartbeat thread keeps idle streams alive.
     mutable std::mutex mutex; ///< guards all below
     std::vector<std::shared_ptr<EventStream>> streams;
+    /// The last events with a version, oldest first, for streams that resume.
+    std::deque<std::pair<std::int64_t, std::shared_ptr<const std::string>>> recent;
     std::optional<Subscription> subscription;
     std::condition_variable wake;
     bool stopping = false;
@@ -145,8 +149,14 @@ struct Service::Impl {
         return json_answer(status, body);
     }
 
-    void broadcast(std::shared_ptr<const std::string> text) {
+    /// Sends `text` to every stream; kept for resuming streams when it has a version.
+    void broadcast(std::shared_ptr<const std::string> text, std::int64_t version = 0) {
         std::lock_guard lock(mutex);
+        if (version > 0 && options.replay_events > 0) {
+            recent.emplace_back(version, text);
+            while (recent.size() > options.replay_events)
+                recent.pop_front();
+        }
         std::erase_if(streams,
                       [&](const std::shared_ptr<EventStream>& s) { return !s->send(text); });
     }
@@ -158,7 +168,35 @@ struct Service::Impl {
         if (change.kind == CatalogChange::Kind::resync)
             event += "event: resync\n";
         event += "data: " + to_json(change) + "\n\n";
-        broadcast(std::make_shared<const std::string>(std::move(event)));
+        if (change.kind == CatalogChange::Kind::resync && change.version <= 0) {
+            // What happened before it is not known change by change: a stream resuming
+            // from before it gets a resync too.
+            std::lock_guard lock(mutex);
+            recent.clear();
+        }
+        broadcast(std::make_shared<const std::string>(std::move(event)), change.version);
+    }
+
+    /// A stream resuming after `since`: what it missed from the events kept, or, when they
+    /// do not reach back that far (or this server never saw `since`), one resync telling
+    /// it to read again. Under `mutex`, so that nothing is sent twice or missed.
+    void resume(EventStream& stream, std::int64_t since) {
+        bool covered =
+            !recent.empty() && since >= recent.front().first - 1 && since <= recent.back().first;
+        if (!covered) {
+            CatalogChange resync;
+            resync.kind = CatalogChange::Kind::resync;
+            resync.at = system_clock::now();
+            // With the latest version as its id, so that the next reconnect resumes there.
+            std::string id =
+                recent.empty() ? "" : "id: " + std::to_string(recent.back().first) + "\n";
+            stream.send(std::make_shared<const std::string>(
+                id + "event: resync\ndata: " + to_json(resync) + "\n\n"));
+            return;
+        }
+        for (const auto& [version, text] : recent)
+            if (version > since)
+                stream.send(text);
     }
 
     void beat() {
@@ -173,7 +211,26 @@ struct Service::Impl {
         }
     }
 
-    Response changes() {
+    Response changes(const Request& request, const std::vector<QueryParam>& query) {
+        std::optional<std::int64_t> since;
+        std::string given = request.last_event_id;
+        for (const auto& param : query) {
+            if (param.key != "since")
+                return error_answer(400, "invalid_argument",
+                                    "unknown query parameter '" + param.key +
+                                        "' (this path takes since=VERSION)");
+            given = param.value;
+        }
+        if (!given.empty()) {
+            std::int64_t v = 0;
+            auto [end, ec] = std::from_chars(given.data(), given.data() + given.size(), v);
+            if (ec != std::errc() || end != given.data() + given.size() || v < 0)
+                return error_answer(400, "invalid_argument",
+                                    "Last-Event-ID and since= take a version (the id: of an "
+                                    "event), not '" +
+                                        given + "'");
+            since = v;
+        }
         std::unique_lock lock(mutex);
         std::erase_if(streams, [](const std::shared_ptr<EventStream>& s) { return !s->is_open(); });
         if (streams.size() >= options.max_streams)
@@ -192,12 +249,14 @@ struct Service::Impl {
             }
         }
         Response answer;
-        answer.on_stream = [this](std::shared_ptr<EventStream> stream) {
+        answer.on_stream = [this, since](std::shared_ptr<EventStream> stream) {
             // retry: how long EventSource clients wait before they reconnect.
             stream->send(std::make_shared<const std::string>("retry: 1000\n: connected\n\n"));
             std::lock_guard lock(mutex);
             if (stopping || streams.size() >= options.max_streams)
                 return stream->close();
+            if (since)
+                resume(*stream, *since);
             streams.push_back(std::move(stream));
         };
         return answer;
@@ -483,7 +542,7 @@ struct Service::Impl {
         if (path == "/v1/snapshot")
             return snapshot(request);
         if (path == "/v1/changes")
-            return head ? Response{200, "text/event-stream", {}, {}, {}} : changes();
+            return head ? Response{200, "text/event-stream", {}, {}, {}} : changes(request, *query);
         if (path == "/metrics")
             return metrics();
         if (path == "/healthz")

@@ -23,7 +23,9 @@ struct ServiceOptions {
     std::optional<std::string> token;
     std::size_t max_streams = 256;               ///< GET /v1/changes clients; more: 429
     std::chrono::milliseconds heartbeat{15'000}; ///< a comment on every stream this often
-    std::size_t max_slugs = 1'000;               ///< ?slug= values in one request
+    /// The last events kept for streams that resume (Last-Event-ID or ?since=VERSION).
+    std::size_t replay_events = 10'000;
+    std::size_t max_slugs = 1'000; ///< ?slug= values in one request
     /// GET /readyz answers the last of checks made this often on a thread of its own, so
     /// that it never waits for a database; a check running longer than `ready_stall`
     /// makes it "degraded" (with how long).
@@ -40,7 +42,9 @@ struct ServiceOptions {
 ///   GET /v1/statuses[?health=H]
 ///   GET /v1/snapshot                    the catalogue as snapshot JSON (ETag, 304)
 ///   PUT /v1/statuses                    Authorization: Bearer TOKEN; JSON array
-///   GET /v1/changes                     server-sent events from watch()
+///   GET /v1/changes[?since=VERSION]     server-sent events from watch(); resumes after
+///                                       Last-Event-ID (or since) from the events kept,
+///                                       else starts with `event: resync`
 ///   GET /metrics, /healthz, /readyz
 ///
 /// Thread safety: handle() is called from several threads at once.
