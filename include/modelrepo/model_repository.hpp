@@ -27,6 +27,10 @@ struct WriteReceipt {
     std::int64_t applied = 0; ///< statuses the source applied now
     std::int64_t queued = 0;  ///< statuses kept in the outbox for later
     std::string outbox;       ///< where they are kept (the outbox file), when queued
+    /// Of the queued statuses, those whose model slug nothing could check (no last-known
+    /// copy holds the catalogue: a process started during the outage). One the database
+    /// does not know is dead-lettered at replay, alone; the others are applied.
+    std::int64_t unchecked = 0;
     /// The cause the source could not take them now, when queued.
     std::optional<Error> deferred_because;
 

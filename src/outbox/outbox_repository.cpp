@@ -101,6 +101,8 @@ Result<WriteReceipt> OutboxRepository::defer(std::span<const ModelStatus> status
     WriteReceipt receipt;
     receipt.queued = queued.value();
     receipt.outbox = store_->path().string();
+    if (!copy_ || !copy_->holds_catalogue())
+        receipt.unchecked = queued.value();
     receipt.deferred_because = cause;
     return receipt;
 }

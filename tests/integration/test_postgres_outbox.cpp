@@ -91,6 +91,7 @@ TEST_CASE("through an outage: writes are queued, acknowledged, read back, and ap
         FAIL(queued.error().to_string());
     CHECK(queued.value().applied == 0);
     CHECK(queued.value().queued == 2);
+    CHECK(queued.value().unchecked == 0); // checked against the copy
     CHECK(queued.value().outbox == (dir.path() / "outbox.db").string());
     REQUIRE(queued.value().deferred_because);
     CHECK(queued.value().deferred_because->is(Errc::unreachable));
@@ -196,7 +197,9 @@ TEST_CASE("a batch the database refuses is dead-lettered status by status: the v
         auto writer = open_layered(url);
         std::vector<ModelStatus> mixed{status("gpt-5", t), status("gpt-4o", t),
                                        status("claude-opus-4-1", t)};
-        REQUIRE(writer->write_statuses(mixed).value().queued == 3);
+        auto receipt = writer->write_statuses(mixed).value();
+        REQUIRE(receipt.queued == 3);
+        CHECK(receipt.unchecked == 3); // no copy: the slugs could not be checked
     }
     REQUIRE(s.available());
     s.psql("DELETE FROM models WHERE slug = 'gpt-4o'", "outbox_split");

@@ -35,6 +35,10 @@ Command define_upsert(CLI::App& app, const Globals& globals) {
                 if (r.deferred_because)
                     std::cerr << "modelrepo: the database could not take them now: "
                               << r.deferred_because->to_string() << '\n';
+                if (r.unchecked > 0)
+                    std::cerr << "modelrepo: " << r.unchecked
+                              << " of them name models nothing could check (no last-known copy); "
+                                 "one the database does not know goes to the dead letters\n";
                 return exit_ok;
             }};
 }

@@ -414,6 +414,8 @@ struct Service::Impl {
         body["queued"] = r.queued;
         if (r.queued > 0) {
             body["outbox"] = r.outbox;
+            if (r.unchecked > 0)
+                body["unchecked"] = r.unchecked;
             if (r.deferred_because)
                 body["deferred_because"] = {{"code", code_name(*r.deferred_because)},
                                             {"message", r.deferred_because->message}};
