@@ -143,7 +143,20 @@ AuthProbe probe_auth_method(const std::string& host, int port, const std::string
             if (sent && read_exact(fd, header, 5, deadline)) {
                 std::uint32_t size = be32(header + 1);
                 std::string payload(size >= 4 && size < 65536 ? size - 4 : 0, '\0');
-                if (read_exact(fd, payload.data(), payload.size(), deadline)) {
+                probe.postgres = header[0] == 'R' || header[0] == 'E';
+                if (!probe.postgres) {
+                    // An HTTP server, say: whatever it sent, printable, for the message.
+                    probe.reached = true;
+                    std::string said(header, 5);
+                    for (char& c : said)
+                        if (static_cast<unsigned char>(c) < 0x20 ||
+                            static_cast<unsigned char>(c) > 0x7e)
+                            c = '.';
+                    probe.message = probe.address +
+                                    " answered, but not as PostgreSQL (its first "
+                                    "bytes: '" +
+                                    said + "')";
+                } else if (read_exact(fd, payload.data(), payload.size(), deadline)) {
                     probe.reached = true;
                     if (header[0] == 'R' && payload.size() >= 4) {
                         probe.method = method_name(be32(payload.data()), payload.substr(4));
@@ -158,8 +171,6 @@ AuthProbe probe_auth_method(const std::string& host, int port, const std::string
                             else if (type == 'M')
                                 probe.message = value;
                         }
-                    } else {
-                        probe.message = std::string("unexpected answer '") + header[0] + "'";
                     }
                 }
             } else if (probe.message.empty()) {

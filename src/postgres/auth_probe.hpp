@@ -9,11 +9,12 @@
 namespace modelrepo::detail {
 
 struct AuthProbe {
-    bool reached = false; ///< a server answered
-    std::string address;  ///< the address connected to ("127.0.0.1:5432")
-    std::string method;   ///< "scram-sha-256", "md5", "password", "trust", "gss", "sspi", "sasl"
-    std::string sqlstate; ///< when the server answered with an error instead
-    std::string message;  ///< the server's error, or why the probe failed
+    bool reached = false;  ///< a server answered
+    bool postgres = false; ///< …in PostgreSQL's protocol (else `message` quotes what it said)
+    std::string address;   ///< the address connected to ("127.0.0.1:5432")
+    std::string method;    ///< "scram-sha-256", "md5", "password", "trust", "gss", "sspi", "sasl"
+    std::string sqlstate;  ///< when the server answered with an error instead
+    std::string message;   ///< the server's error, or why the probe failed
 };
 
 /// Connects to `host:port` (each resolved address in turn until one answers), sends a

@@ -342,6 +342,11 @@ void check_address(const Address& address, int port, const detail::HostParams& h
                               "start the server, or check listen_addresses and port"});
             break;
         }
+        if (!probe.postgres) {
+            checks.push_back({address.label, "tcp", Status::fail, probe.message,
+                              "another program has this port: check the port in the URL"});
+            break;
+        }
         checks.push_back({address.label, "tcp", Status::ok, "a PostgreSQL server answers", ""});
         auto tls = server_offers_tls(address, port);
         checks.push_back({address.label, "tls", Status::ok,
@@ -441,7 +446,13 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
         const std::string& host = h.host;
         const int port = h.port;
         std::string resolve_error;
-        auto addresses = resolve(host, port, resolve_error);
+        // libpq connects to hostaddr= when it is given (host= then names the server for
+        // TLS and pg_hba): so does the doctor.
+        std::string hostaddr;
+        for (const auto& [key, value] : h.params)
+            if (key == "hostaddr")
+                hostaddr = value;
+        auto addresses = resolve(hostaddr.empty() ? host : hostaddr, port, resolve_error);
         if (first_addresses.empty())
             first_addresses = addresses;
         if (addresses.empty()) {
@@ -451,8 +462,11 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
             continue;
         }
         checks.push_back({host, "resolve", Status::ok,
-                          "'" + host + "' resolves to " + std::to_string(addresses.size()) +
-                              " address(es); pg_hba.conf may treat them differently",
+                          hostaddr.empty()
+                              ? "'" + host + "' resolves to " + std::to_string(addresses.size()) +
+                                    " address(es); pg_hba.conf may treat them differently"
+                              : "'" + host + "' is reached at hostaddr " + hostaddr +
+                                    " (not looked up, as libpq does)",
                           ""});
         for (const Address& address : addresses)
             check_address(address, port, h, session, config.value(), checks);

@@ -159,3 +159,58 @@ TEST_CASE("doctor --json against a server answering bytes that are not UTF-8: no
     CHECK(r.out.find("\"healthy\": false") != std::string::npos);
     CHECK(r.out.find(password) == std::string::npos);
 }
+
+TEST_CASE("doctor: an HTTP server on the port is not called a PostgreSQL server") {
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    REQUIRE(::listen(listener, 16) == 0);
+    std::atomic<bool> stop{false};
+    std::thread http([&] {
+        while (!stop) {
+            pollfd p{listener, POLLIN, 0};
+            if (::poll(&p, 1, 50) <= 0)
+                continue;
+            int c = ::accept(listener, nullptr, nullptr);
+            if (c < 0)
+                continue;
+            char request[256];
+            (void)!::read(c, request, sizeof request);
+            const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+            (void)!::write(c, answer, sizeof answer - 1);
+            ::close(c);
+        }
+    });
+    auto report = diagnose_postgres("postgresql://app:" + password +
+                                    "@127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/db");
+    stop = true;
+    http.join();
+    ::close(listener);
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    CHECK(!report.value().healthy());
+    auto* tcp = find_check(report.value(), "tcp", DoctorCheck::Status::fail);
+    REQUIRE(tcp);
+    CHECK(tcp->detail.find("not as PostgreSQL") != std::string::npos);
+    CHECK(tcp->detail.find("HTTP/") != std::string::npos);
+    CHECK(!find_check(report.value(), "tcp", DoctorCheck::Status::ok)); // before: "answers"
+}
+
+TEST_CASE("doctor: hostaddr= is where it connects, as libpq does") {
+    auto& s = server();
+    fresh_catalogue("catalogue_doctor_addr");
+    // The host name does not resolve; libpq never looks it up when hostaddr is given.
+    std::string url = "postgresql://app:" + password + "@db.invalid:" + std::to_string(s.port()) +
+                      "/catalogue_doctor_addr?hostaddr=127.0.0.1";
+    auto report = diagnose_postgres(url, s.admin_conninfo());
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    CHECK(!find_check(report.value(), "resolve", DoctorCheck::Status::fail)); // before: failed
+    CHECK(find_check(report.value(), "auth", DoctorCheck::Status::ok));
+    CHECK(report.value().healthy());
+}
