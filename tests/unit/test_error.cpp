@@ -137,8 +137,8 @@ TEST_CASE("one classification of every Errc") {
           Errc::too_many_connections, Errc::pool_exhausted, Errc::circuit_open, Errc::read_only})
         CHECK_MESSAGE(kind(e).outage, to_string(e));
     for (Errc e : {Errc::invalid_argument, Errc::not_found, Errc::bad_data, Errc::query_failed,
-                   Errc::schema_missing, Errc::database_missing, Errc::io_error, Errc::outbox_full, Errc::disk_full,
-                   Errc::not_supported})
+                   Errc::schema_missing, Errc::database_missing, Errc::io_error, Errc::outbox_full,
+                   Errc::disk_full, Errc::not_supported})
         CHECK_FALSE_MESSAGE(kind(e).outage, to_string(e));
     // Answers, not failures: a chain returns them.
     CHECK(kind(Errc::invalid_argument).answer);
