@@ -118,13 +118,22 @@ bool ChangeFeed::pause(milliseconds d) {
 void ChangeFeed::run() {
     milliseconds backoff = options_.backoff_initial;
     while (!stopping_) {
-        auto started = SteadyClock::now();
+        std::uint64_t connects = 0;
+        {
+            std::lock_guard lock(mutex_);
+            connects = stats_.connects;
+        }
         session();
         if (stopping_)
             break;
-        // A session that lived a while was not a failing connect: start the backoff over.
-        if (SteadyClock::now() - started > options_.backoff_max)
-            backoff = options_.backoff_initial;
+        // A session that got as far as listening was not a failing connect: the backoff
+        // starts over (before: only after a session of over backoff_max, so restarts a few
+        // seconds apart found it at its maximum).
+        {
+            std::lock_guard lock(mutex_);
+            if (stats_.connects != connects)
+                backoff = options_.backoff_initial;
+        }
         if (!pause(backoff))
             break;
         backoff = std::min(backoff * 2, options_.backoff_max);
