@@ -39,6 +39,53 @@ std::string dump(const DoctorReport& report) {
     return out;
 }
 
+/// A listener on loopback that answers every connection with `answer` (after reading
+/// what the client sent first, when `read_first`), then closes it; until destroyed.
+class Impostor {
+public:
+    Impostor(std::string answer, bool read_first)
+        : answer_(std::move(answer)) {
+        listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        REQUIRE(listener_ >= 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        socklen_t len = sizeof addr;
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+        REQUIRE(::listen(listener_, 16) == 0);
+        thread_ = std::thread([this, read_first] {
+            while (!stop_) {
+                pollfd p{listener_, POLLIN, 0};
+                if (::poll(&p, 1, 50) <= 0)
+                    continue;
+                int c = ::accept(listener_, nullptr, nullptr);
+                if (c < 0)
+                    continue;
+                char request[256];
+                if (read_first)
+                    (void)!::read(c, request, sizeof request);
+                (void)!::write(c, answer_.data(), answer_.size());
+                ::close(c);
+            }
+        });
+    }
+    ~Impostor() {
+        stop_ = true;
+        thread_.join();
+        ::close(listener_);
+    }
+    int port() const { return port_; }
+
+private:
+    std::string answer_;
+    int listener_ = -1;
+    int port_ = 0;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
 } // namespace
 
 TEST_CASE("doctor: a healthy URL, every address of localhost") {
@@ -123,37 +170,11 @@ TEST_CASE("doctor CLI: exit 1 with findings, flags a raw reserved character in t
 }
 
 TEST_CASE("doctor --json against a server answering bytes that are not UTF-8: no abort") {
-    // A listener on loopback that answers every connection with garbage.
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(listener >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-    REQUIRE(::listen(listener, 16) == 0);
-    std::atomic<bool> stop{false};
-    std::thread garbage([&] {
-        while (!stop) {
-            pollfd p{listener, POLLIN, 0};
-            if (::poll(&p, 1, 50) <= 0)
-                continue;
-            int c = ::accept(listener, nullptr, nullptr);
-            if (c < 0)
-                continue;
-            const char bytes[] = "\xff\xfe\xc3(R\x80garbage\xe9\n";
-            (void)!::write(c, bytes, sizeof bytes - 1);
-            ::close(c);
-        }
-    });
+    Impostor garbage("\xff\xfe\xc3(R\x80garbage\xe9\n", /*read_first=*/false);
     std::string cli = test::require_env("MODELREPO_CLI");
-    auto r = test::run_process({cli, "--json", "doctor",
-                                "postgresql://app:" + password +
-                                    "@127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/db"});
-    stop = true;
-    garbage.join();
-    ::close(listener);
+    auto r = test::run_process(
+        {cli, "--json", "doctor",
+         "postgresql://app:" + password + "@127.0.0.1:" + std::to_string(garbage.port()) + "/db"});
     CAPTURE(r.err);
     CHECK(r.exit_code == 1); // findings, not a crash (134)
     CHECK(r.out.find("\"healthy\": false") != std::string::npos);
@@ -161,36 +182,9 @@ TEST_CASE("doctor --json against a server answering bytes that are not UTF-8: no
 }
 
 TEST_CASE("doctor: an HTTP server on the port is not called a PostgreSQL server") {
-    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(listener >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-    REQUIRE(::listen(listener, 16) == 0);
-    std::atomic<bool> stop{false};
-    std::thread http([&] {
-        while (!stop) {
-            pollfd p{listener, POLLIN, 0};
-            if (::poll(&p, 1, 50) <= 0)
-                continue;
-            int c = ::accept(listener, nullptr, nullptr);
-            if (c < 0)
-                continue;
-            char request[256];
-            (void)!::read(c, request, sizeof request);
-            const char answer[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
-            (void)!::write(c, answer, sizeof answer - 1);
-            ::close(c);
-        }
-    });
+    Impostor http("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", /*read_first=*/true);
     auto report = diagnose_postgres("postgresql://app:" + password +
-                                    "@127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/db");
-    stop = true;
-    http.join();
-    ::close(listener);
+                                    "@127.0.0.1:" + std::to_string(http.port()) + "/db");
     REQUIRE(report);
     CAPTURE(dump(report.value()));
     CHECK(!report.value().healthy());
