@@ -349,8 +349,10 @@ ErrorClass classify(const Error& error) noexcept {
             kind.caller_fault = true;
             kind.http_status = 400;
         } else if (error.sqlstate == "40001" || error.sqlstate == "40P01") {
-            // A serialization failure or a deadlock: the transaction may simply be run again.
+            // A serialization failure or a deadlock: the transaction may simply be run again
+            // (the writer already did, a few times): the client may try again shortly.
             kind.retryable = true;
+            kind.http_status = 503;
         }
         break;
     default:

@@ -20,8 +20,9 @@ namespace modelrepo::detail {
 namespace {
 
 /// How often a write meets another client's deadlock or serialization failure before its
-/// error is the caller's.
-constexpr int max_write_attempts = 4;
+/// error is the caller's; it is run again only while the time since its first attempt is
+/// under the query timeout (5 s by default), so a caller waits about that long at most.
+constexpr int max_write_attempts = 16;
 
 /// The server refused the transaction for another's sake, not for what it asked (40P01
 /// deadlock, 40001 serialization failure): the same statement may simply run again.
@@ -29,12 +30,13 @@ bool is_transient(const Error& error) {
     return error.is(Errc::query_failed) && classify(error).retryable;
 }
 
-/// 5-20 ms, then 10-40 ms, 20-80 ms: jittered, so two writers that met do not meet again.
-void pause_before_retry(int attempt) {
+/// 5-20 ms, then 10-40 ms, 20-80 ms, up to 80-320 ms: jittered, so two writers that met
+/// do not meet again.
+std::chrono::milliseconds retry_pause(int attempt) {
     thread_local std::minstd_rand random(std::random_device{}());
-    int base = 5 << (attempt - 1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(
-        base + static_cast<int>(random() % static_cast<unsigned>(3 * base + 1))));
+    int base = 5 << std::min(attempt - 1, 4);
+    return std::chrono::milliseconds(
+        base + static_cast<int>(random() % static_cast<unsigned>(3 * base + 1)));
 }
 
 /// `{"a","b\"c"}`: a text[] literal (parameters carry it; nothing is spliced into SQL).
@@ -457,13 +459,20 @@ Result<std::int64_t> SqlCatalog::upsert_statuses(std::span<const ModelStatus> st
     // One statement: atomic on its own. A deadlock or a serialization failure against
     // another client's transaction (40P01, 40001) is the server asking for the same
     // statement again: it is run again a few times, after a short jittered pause.
+    // Another client that locks the same rows in the opposite order makes this statement
+    // the server's victim again and again while its transactions go on, so the attempts
+    // are bounded by time as well as by number.
+    const auto give_up = std::chrono::steady_clock::now() + config_.query_timeout;
     for (int attempt = 1;; ++attempt) {
         auto applied = query(*write_pool_, StatementId::upsert_statuses,
                              params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
                              [](const Rows& rows) { return rows.affected(); });
         if (applied || attempt == max_write_attempts || !is_transient(applied.error()))
             return applied;
-        pause_before_retry(attempt);
+        auto pause = retry_pause(attempt);
+        if (std::chrono::steady_clock::now() + pause >= give_up)
+            return applied;
+        std::this_thread::sleep_for(pause);
     }
 }
 

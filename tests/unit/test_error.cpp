@@ -174,6 +174,9 @@ TEST_CASE("one classification of every Errc") {
     sql.sqlstate = "40P01";
     CHECK(classify(sql).retryable);
     CHECK_FALSE(classify(sql).caller_fault);
+    CHECK(classify(sql).http_status == 503); // come back shortly, not a server fault
+    sql.sqlstate = "40001";
+    CHECK(classify(sql).http_status == 503);
     sql.sqlstate = "42P01";
     CHECK(classify(sql).http_status == 500);
     Error foreign;
