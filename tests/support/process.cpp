@@ -186,6 +186,11 @@ int ChildProcess::wait(std::chrono::milliseconds timeout) {
         }
         pump(std::chrono::milliseconds(20));
     }
+    // What it wrote before it ended may still be in the pipes: read to their end (for a
+    // short while: a child of its own may hold them open).
+    auto drain_until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (err_fd_ >= 0 && std::chrono::steady_clock::now() < drain_until)
+        pump(std::chrono::milliseconds(20));
     waited_ = true;
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return exit_code_;

@@ -241,4 +241,10 @@ inline bool checked(const nlohmann::json& ready) {
     return ready["state"] != "starting";
 }
 
+/// The first source's copy follows its change feed: a change made from now on reaches the
+/// streams as that change (made earlier, before the feed listened, it would be a resync).
+inline bool copy_in_sync(const nlohmann::json& ready) {
+    return ready.contains("copy") && ready["copy"]["in_sync"] == true;
+}
+
 } // namespace modelrepo::test
