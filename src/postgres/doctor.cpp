@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // diagnose_postgres(): TCP, TLS, auth, database, schema per address; verifier, pg_hba
 // and reload state with an administrator connection.
+#include <cstdlib>
 #include <cstring>
 
 #include <arpa/inet.h>
@@ -32,7 +33,24 @@ struct Address {
     std::string ip;    ///< "127.0.0.1", "::1"
     std::string label; ///< "127.0.0.1:5432", "[::1]:5432"
     int family = AF_INET;
+    bool tls = false; ///< the client's connection here is TLS (pg_hba: host or hostssl)
 };
+
+/// What the URL's sslmode (or PGSSLMODE, else libpq's "prefer") asks of the probe.
+detail::ProbeTls probe_tls_for(const detail::HostParams& host) {
+    std::string mode;
+    for (const auto& [key, value] : host.params)
+        if (key == "sslmode")
+            mode = value;
+    if (mode.empty())
+        if (const char* env = std::getenv("PGSSLMODE"))
+            mode = env;
+    if (mode == "disable" || mode == "allow") // allow: in the clear first, as libpq tries
+        return detail::ProbeTls::off;
+    if (mode == "require" || mode == "verify-ca" || mode == "verify-full")
+        return detail::ProbeTls::require;
+    return detail::ProbeTls::prefer;
+}
 
 std::vector<Address> resolve(const std::string& host, int port, std::string& error) {
     std::vector<Address> out;
@@ -237,7 +255,8 @@ void admin_checks(pqxx::connection& admin, const detail::PgTarget& target,
             std::string type = row[1].c_str();
             if (!row[7].is_null() && std::strlen(row[7].c_str()) > 0)
                 continue;
-            if (type != "host" && type != "hostssl" && type != "hostnossl")
+            // The kinds of line this client's connection can match.
+            if (type != "host" && type != (address.tls ? "hostssl" : "hostnossl"))
                 continue;
             if (!list_matches(row[2].c_str(), target.database) ||
                 !list_matches(row[3].c_str(), target.user) ||
@@ -249,9 +268,11 @@ void admin_checks(pqxx::connection& admin, const detail::PgTarget& target,
         if (!first) {
             checks.push_back({address.label, "pg_hba", Status::fail,
                               "no pg_hba.conf line matches host " + address.ip + ", user \"" +
-                                  target.user + "\", database \"" + target.database + "\"",
-                              "add e.g. 'host " + target.database + " " + target.user + " " +
-                                  address.ip + (address.family == AF_INET6 ? "/128" : "/32") +
+                                  target.user + "\", database \"" + target.database + "\"" +
+                                  (address.tls ? " over TLS" : " in the clear"),
+                              "add e.g. '" + std::string(address.tls ? "hostssl " : "host ") +
+                                  target.database + " " + target.user + " " + address.ip +
+                                  (address.family == AF_INET6 ? "/128" : "/32") +
                                   " scram-sha-256' and SELECT pg_reload_conf();"});
             continue;
         }
@@ -331,12 +352,17 @@ bool DoctorReport::healthy() const noexcept {
 namespace {
 
 /// TCP, TLS, the method, the login, the server's role and the schema at one address.
-void check_address(const Address& address, int port, const detail::HostParams& host,
+void check_address(Address& address, int port, const detail::HostParams& host,
                    const detail::SessionConfig& session, const PostgresConfig& config,
                    std::vector<DoctorCheck>& checks) {
     const auto& target = session.target;
     do {
-        auto probe = detail::probe_auth_method(address.ip, port, target.user, target.database, 3s);
+        // Over TLS when the URL's sslmode would be: pg_hba.conf's hostssl and hostnossl
+        // lines may give the two kinds of connection different methods.
+        const detail::ProbeTls want_tls = probe_tls_for(host);
+        auto probe =
+            detail::probe_auth_method(address.ip, port, target.user, target.database, 3s, want_tls);
+        address.tls = probe.tls;
         if (!probe.reached) {
             checks.push_back({address.label, "tcp", Status::fail, probe.message,
                               "start the server, or check listen_addresses and port"});
@@ -348,14 +374,30 @@ void check_address(const Address& address, int port, const detail::HostParams& h
             break;
         }
         checks.push_back({address.label, "tcp", Status::ok, "a PostgreSQL server answers", ""});
-        auto tls = server_offers_tls(address, port);
+        auto offered = probe.tls_offered ? probe.tls_offered : server_offers_tls(address, port);
+        if (want_tls == detail::ProbeTls::require && offered == false) {
+            checks.push_back({address.label, "tls", Status::fail,
+                              "the server does not offer TLS, which the URL's sslmode requires",
+                              "turn ssl on in postgresql.conf (a certificate and key) and reload, "
+                              "or connect with sslmode=prefer"});
+            break;
+        }
+        if (want_tls != detail::ProbeTls::off && offered == true && !probe.tls) {
+            checks.push_back({address.label, "tls", Status::fail, probe.message,
+                              "check the server's ssl_cert_file and ssl_key_file"});
+            break;
+        }
         checks.push_back({address.label, "tls", Status::ok,
-                          tls ? (*tls ? "the server offers TLS" : "the server does not offer TLS")
-                              : "could not ask",
+                          !offered    ? "could not ask"
+                          : probe.tls ? "the server offers TLS; this client's connection uses it"
+                          : *offered  ? "the server offers TLS; this client's sslmode does not use "
+                                        "it"
+                                      : "the server does not offer TLS",
                           ""});
+        const std::string over = probe.tls ? " (over TLS)" : " (in the clear)";
         if (!probe.method.empty())
             checks.push_back({address.label, "method", Status::ok,
-                              "the server asks this client for " + probe.method, ""});
+                              "the server asks this client" + over + " for " + probe.method, ""});
         else if (!probe.sqlstate.empty())
             checks.push_back({address.label, "method", Status::fail,
                               "the server refused before authentication: [" + probe.sqlstate +
@@ -453,8 +495,6 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
             if (key == "hostaddr")
                 hostaddr = value;
         auto addresses = resolve(hostaddr.empty() ? host : hostaddr, port, resolve_error);
-        if (first_addresses.empty())
-            first_addresses = addresses;
         if (addresses.empty()) {
             checks.push_back({host, "resolve", Status::fail,
                               "'" + host + "' does not resolve: " + resolve_error,
@@ -468,8 +508,10 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
                               : "'" + host + "' is reached at hostaddr " + hostaddr +
                                     " (not looked up, as libpq does)",
                           ""});
-        for (const Address& address : addresses)
+        for (Address& address : addresses)
             check_address(address, port, h, session, config.value(), checks);
+        if (first_addresses.empty())
+            first_addresses = addresses; // with whether each connection there is TLS
     }
     const auto& addresses = first_addresses;
 

@@ -208,3 +208,66 @@ TEST_CASE("doctor: hostaddr= is where it connects, as libpq does") {
     CHECK(find_check(report.value(), "auth", DoctorCheck::Status::ok));
     CHECK(report.value().healthy());
 }
+
+TEST_CASE("doctor: the method and pg_hba over the TLS the URL's sslmode asks for") {
+    // A server of its own: TLS on, and pg_hba.conf that lets TLS in and rejects the rest.
+    PgServer s;
+    require_pg(s);
+    if (!have_tool("openssl", {"version"}))
+        return;
+    auto ca = s.enable_tls();
+    s.create_role("app", password, "modelrepo");
+    s.replace_hba("hostssl all all 127.0.0.1/32 scram-sha-256\n"
+                  "hostnossl all all 127.0.0.1/32 reject");
+    s.reload();
+    auto url = [&](const std::string& query) {
+        return s.url("app", password, "modelrepo", "127.0.0.1", query);
+    };
+    {
+        auto repo = open_repo(url("sslmode=require"));
+        REQUIRE(repo->migrate());
+        REQUIRE(repo->import_snapshot(builtin_snapshot()));
+    }
+    const std::vector<std::string> queries{"sslmode=require",
+                                           "sslmode=verify-full&sslrootcert=" + ca.string(), ""};
+    for (const std::string& query : queries) {
+        CAPTURE(query);
+        auto report = diagnose_postgres(url(query), s.admin_conninfo());
+        REQUIRE(report);
+        CAPTURE(dump(report.value()));
+        CHECK(report.value().healthy()); // before: 2 [fail] (method and pg_hba, in the clear)
+        auto method = find_check(report.value(), "method", DoctorCheck::Status::ok);
+        REQUIRE(method);
+        CHECK(method->detail.find("(over TLS) for scram-sha-256") != std::string::npos);
+        auto hba = find_check(report.value(), "pg_hba", DoctorCheck::Status::ok);
+        REQUIRE(hba);
+        CHECK(hba->detail.find("hostssl") != std::string::npos);
+        CHECK(find_check(report.value(), "tls", DoctorCheck::Status::ok)->detail.find("uses it") !=
+              std::string::npos);
+    }
+    // In the clear, the same server says no; so does the doctor, on the line that does.
+    auto plain = diagnose_postgres(url("sslmode=disable"), s.admin_conninfo());
+    REQUIRE(plain);
+    CAPTURE(dump(plain.value()));
+    CHECK_FALSE(plain.value().healthy());
+    CHECK(find_check(plain.value(), "method", DoctorCheck::Status::fail));
+    auto rejected = find_check(plain.value(), "pg_hba", DoctorCheck::Status::fail);
+    REQUIRE(rejected);
+    CHECK(rejected->detail.find("hostnossl") != std::string::npos);
+    CHECK(rejected->detail.find("reject") != std::string::npos);
+}
+
+TEST_CASE("doctor: sslmode=require against a server without TLS is a [fail] that says so") {
+    auto& s = server();
+    fresh_catalogue("catalogue_doctor_notls");
+    auto report = diagnose_postgres(
+        s.url("app", password, "catalogue_doctor_notls", "127.0.0.1", "sslmode=require"),
+        s.admin_conninfo());
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    CHECK_FALSE(report.value().healthy());
+    auto tls = find_check(report.value(), "tls", DoctorCheck::Status::fail);
+    REQUIRE(tls);
+    CHECK(tls->detail.find("does not offer TLS") != std::string::npos);
+    CHECK(tls->fix.find("ssl") != std::string::npos);
+}

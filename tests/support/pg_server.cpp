@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "process.hpp"
+
 namespace modelrepo::test {
 
 bool report_with_doctest = true;
@@ -46,11 +48,6 @@ std::string shell_quote(const std::string& s) {
             out += c;
     }
     return out + "'";
-}
-
-bool in_ci() {
-    const char* ci = std::getenv("CI");
-    return ci && (std::string(ci) == "true" || std::string(ci) == "1");
 }
 
 } // namespace
@@ -291,6 +288,33 @@ void PgServer::restore_hba(const std::string& content) const {
 void PgServer::reload() const {
     psql("SELECT pg_reload_conf()");
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
+std::filesystem::path PgServer::enable_tls() const {
+    auto dir = root_ / "tls";
+    std::filesystem::create_directories(dir);
+    auto at = [&](const char* name) { return shell_quote((dir / name).string()); };
+    std::ofstream(dir / "san.cnf") << "subjectAltName = IP:127.0.0.1, DNS:localhost\n";
+    // A CA, and a server key and certificate it signs (valid for the test's lifetime).
+    const std::string script =
+        "set -e; openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=modelrepo-test-ca "
+        "-keyout " +
+        at("ca.key") + " -out " + at("ca.crt") +
+        "; openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout " + at("server.key") +
+        " -out " + at("server.csr") + "; openssl x509 -req -days 2 -in " + at("server.csr") +
+        " -CA " + at("ca.crt") + " -CAkey " + at("ca.key") + " -CAcreateserial -extfile " +
+        at("san.cnf") + " -out " + at("server.crt") + "; chmod 600 " + at("server.key");
+    std::string output;
+    int rc = run_shell(script, &output);
+    REQUIRE_MESSAGE(rc == 0, "openssl could not make the test's certificates: " << output);
+    if (as_root_)
+        REQUIRE(run_shell("chown -R postgres:postgres " + shell_quote(dir.string())) == 0);
+    psql("ALTER SYSTEM SET ssl_cert_file = '" + (dir / "server.crt").string() + "'");
+    psql("ALTER SYSTEM SET ssl_key_file = '" + (dir / "server.key").string() + "'");
+    psql("ALTER SYSTEM SET ssl = on");
+    reload();
+    REQUIRE_MESSAGE(psql("SHOW ssl") == "on", "the server did not turn TLS on");
+    return dir / "ca.crt";
 }
 
 int PgServer::postmaster_pid() const {

@@ -67,6 +67,11 @@ public:
     void restore_hba(const std::string& content) const;
     void reload() const;
 
+    /// Turns TLS on (ssl = on, then a reload): a throwaway CA and a server certificate
+    /// for 127.0.0.1 and localhost, made with openssl in the server's directory. Returns
+    /// the CA's certificate (for sslrootcert=); fails the test when openssl cannot.
+    std::filesystem::path enable_tls() const;
+
     /// The postmaster's pid (from postmaster.pid).
     int postmaster_pid() const;
     /// SIGKILL the postmaster and every backend.

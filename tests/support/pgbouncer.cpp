@@ -11,16 +11,13 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include "process.hpp"
+
 namespace modelrepo::test {
 
 namespace {
 
 const char* const binary = "/usr/sbin/pgbouncer";
-
-bool in_ci() {
-    const char* ci = std::getenv("CI");
-    return ci && (std::string(ci) == "true" || std::string(ci) == "1");
-}
 
 } // namespace
 

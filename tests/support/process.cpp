@@ -196,6 +196,22 @@ int ChildProcess::wait(std::chrono::milliseconds timeout) {
     return exit_code_;
 }
 
+bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci && *ci && std::string(ci) != "false" && std::string(ci) != "0";
+}
+
+bool have_tool(const std::string& tool, const std::vector<std::string>& version_args) {
+    std::vector<std::string> argv{tool};
+    argv.insert(argv.end(), version_args.begin(), version_args.end());
+    if (run_process(argv, {}, std::chrono::seconds(20)).exit_code == 0)
+        return true;
+    if (in_ci())
+        FAIL(tool << " is required in CI (scripts/setup test installs it)");
+    MESSAGE("skipped: " << tool << " is not installed (scripts/setup test)");
+    return false;
+}
+
 std::string require_env(const char* name) {
     const char* value = std::getenv(name);
     REQUIRE_MESSAGE(value != nullptr, "environment variable " << name << " is not set");

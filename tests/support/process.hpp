@@ -24,6 +24,14 @@ ProcessResult run_process(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& env = {},
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+/// Under CI (CI set, and not "false" or "0"): a test that would skip fails instead.
+bool in_ci();
+
+/// True when `tool` runs (`tool version_args…` exits 0); in CI its absence fails the test
+/// (scripts/setup test installs it), elsewhere the caller skips.
+bool have_tool(const std::string& tool,
+               const std::vector<std::string>& version_args = {"--version"});
+
 /// A program running beside the test, its standard output read line by line (for
 /// commands that stream: `modelrepo watch`, `modelrepo serve`). Killed (SIGKILL) on
 /// destruction unless it was waited for.

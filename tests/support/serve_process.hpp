@@ -34,27 +34,11 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using std::chrono::steady_clock;
 
-inline bool in_ci() {
-    const char* ci = std::getenv("CI");
-    return ci && *ci && std::string(ci) != "false" && std::string(ci) != "0";
-}
-
 /// A file in `dir` holding `token` on its first line, for --token-file.
 inline std::string token_file(const TempDir& dir, const std::string& token) {
     auto path = dir.path() / "token";
     std::ofstream(path) << token << "\n";
     return path.string();
-}
-
-/// True when `tool` runs; in CI its absence fails the test (scripts/setup test installs it).
-inline bool have_tool(const std::string& tool) {
-    auto r = run_process({tool, "--version"}, {}, seconds(20));
-    if (r.exit_code == 0)
-        return true;
-    if (in_ci())
-        FAIL(tool << " is required in CI (scripts/setup test installs it)");
-    MESSAGE("skipped: " << tool << " is not installed (scripts/setup test)");
-    return false;
 }
 
 /// `modelrepo [--source …] serve --listen 127.0.0.1:0 …`, its port read from stdout.
