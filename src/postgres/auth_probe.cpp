@@ -117,50 +117,9 @@ public:
     }
 
     bool send_all(const char* data, std::size_t size) {
-        std::size_t sent = 0;
-        while (sent < size) {
-            if (ssl_) {
-                int n = SSL_write(ssl_, data + sent, static_cast<int>(size - sent));
-                if (n > 0)
-                    sent += static_cast<std::size_t>(n);
-                else if (!wait_for_ssl(n))
-                    return false;
-                continue;
-            }
-            if (!wait_for(fd_, POLLOUT, deadline_))
-                return false;
-            ssize_t n = ::send(fd_, data + sent, size - sent, MSG_NOSIGNAL);
-            if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (n <= 0)
-                return false;
-            sent += static_cast<std::size_t>(n);
-        }
-        return true;
+        return transfer(const_cast<char*>(data), size, true); // send() only reads it
     }
-
-    bool read_exact(char* out, std::size_t size) {
-        std::size_t got = 0;
-        while (got < size) {
-            if (ssl_) {
-                int n = SSL_read(ssl_, out + got, static_cast<int>(size - got));
-                if (n > 0)
-                    got += static_cast<std::size_t>(n);
-                else if (!wait_for_ssl(n))
-                    return false;
-                continue;
-            }
-            if (!wait_for(fd_, POLLIN, deadline_))
-                return false;
-            ssize_t n = ::recv(fd_, out + got, size - got, 0);
-            if (n < 0 && (errno == EAGAIN || errno == EINTR))
-                continue;
-            if (n <= 0)
-                return false;
-            got += static_cast<std::size_t>(n);
-        }
-        return true;
-    }
+    bool read_exact(char* out, std::size_t size) { return transfer(out, size, false); }
 
     /// Up to `size` bytes more, whatever arrives within `wait` (plain only): for quoting
     /// something that is not PostgreSQL.
@@ -181,6 +140,33 @@ public:
     bool tls() const { return ssl_ != nullptr; }
 
 private:
+    /// Sends (`writing`) or receives exactly `size` bytes, through TLS once it is on.
+    bool transfer(char* data, std::size_t size, bool writing) {
+        std::size_t done = 0;
+        while (done < size) {
+            if (ssl_) {
+                int left = static_cast<int>(size - done);
+                int n = writing ? SSL_write(ssl_, data + done, left)
+                                : SSL_read(ssl_, data + done, left);
+                if (n > 0)
+                    done += static_cast<std::size_t>(n);
+                else if (!wait_for_ssl(n))
+                    return false;
+                continue;
+            }
+            if (!wait_for(fd_, writing ? POLLOUT : POLLIN, deadline_))
+                return false;
+            ssize_t n = writing ? ::send(fd_, data + done, size - done, MSG_NOSIGNAL)
+                                : ::recv(fd_, data + done, size - done, 0);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            if (n <= 0)
+                return false;
+            done += static_cast<std::size_t>(n);
+        }
+        return true;
+    }
+
     /// After an OpenSSL call returned `rc`: waits for what it wants; false on an error.
     bool wait_for_ssl(int rc) {
         switch (SSL_get_error(ssl_, rc)) {
