@@ -10,12 +10,19 @@
 // Then the SSE fan-out: 100 clients on /v1/changes, an UPDATE made by a plain libpq
 // session (what psql does), the time until each client has the event: p50/p99.
 //
+// With BENCH_SERVE_BEFORE=PATH (another build's modelrepo CLI, e.g. an older commit's built
+// in a worktree) a third server, "before", runs the same command from PATH beside the other
+// two, in the same alternating rounds, and the table adds its figures and serve/before: a
+// before-and-after measured in one run.
+//
 // usage: bench_serve [SECONDS_PER_ROUND=8] [ROUNDS=3]
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <regex>
 #include <thread>
 
@@ -207,10 +214,23 @@ int main(int argc, char** argv) {
         }
     }
     const std::string url = server.url("app", password, "modelrepo");
-    test::ChildProcess serve({MODELREPO_CLI_PATH, "--source",
-                              server.url("app", password, "modelrepo", "127.0.0.1", "cache=live"),
-                              "--source", "builtin:", "serve", "--listen", "127.0.0.1:0"});
-    int serve_port = wait_port(serve, "listening on http://");
+    const std::string live_url =
+        server.url("app", password, "modelrepo", "127.0.0.1", "cache=live");
+    auto start_serve = [&](const std::string& cli) {
+        return std::make_unique<test::ChildProcess>(std::vector<std::string>{
+            cli, "--source", live_url, "--source", "builtin:", "serve", "--listen", "127.0.0.1:0"});
+    };
+    auto serve = start_serve(MODELREPO_CLI_PATH);
+    int serve_port = wait_port(*serve, "listening on http://");
+    const char* before_cli = std::getenv("BENCH_SERVE_BEFORE");
+    std::unique_ptr<test::ChildProcess> before;
+    int before_port = 0;
+    if (before_cli && *before_cli) {
+        before = start_serve(before_cli);
+        before_port = wait_port(*before, "listening on http://");
+        if (before_port < 0)
+            return 1;
+    }
     test::ChildProcess node({"node", node_dir + "/serve_peer.js", url, "0"});
     int node_port = wait_port(node, "listening ");
     if (serve_port < 0 || node_port < 0)
@@ -223,41 +243,70 @@ int main(int argc, char** argv) {
         std::string path;
     };
     std::printf("wrk -t2 -c32, %d s per round, %d rounds alternating; PostgreSQL 15 on loopback; "
-                "%u cores\n",
-                seconds, rounds, std::thread::hardware_concurrency());
-    std::printf("%-22s %12s %9s %9s %12s %9s %9s %8s %8s\n", "endpoint", "serve rps", "p50 ms",
+                "%u cores%s\n",
+                seconds, rounds, std::thread::hardware_concurrency(),
+                before ? "; before = BENCH_SERVE_BEFORE" : "");
+    std::printf("%-22s %12s %9s %9s %12s %9s %9s %8s %8s", "endpoint", "serve rps", "p50 ms",
                 "p99 ms", "node-pg rps", "p50 ms", "p99 ms", "ratio", "errors");
+    if (before)
+        std::printf(" %11s %9s %13s", "before rps", "p99 ms", "serve/before");
+    std::printf("\n");
     for (const Endpoint& e :
          {Endpoint{"/v1/stats", "/v1/stats"}, Endpoint{"/v1/models?slug=x5", five}}) {
-        std::vector<double> s_rps, s_p50, s_p99, n_rps, n_p50, n_p99;
+        std::vector<double> s_rps, s_p50, s_p99, n_rps, n_p50, n_p99, b_rps, b_p99;
         long errors = 0;
         wrk(serve_port, e.path, 2); // warm-up
         wrk(node_port, e.path, 2);
+        if (before)
+            wrk(before_port, e.path, 2);
         for (int r = 0; r < rounds; ++r) {
+            // before goes first in odd rounds, so neither build always follows node-pg
+            WrkResult c{};
+            if (before && r % 2 == 1)
+                c = wrk(before_port, e.path, seconds);
             auto a = wrk(serve_port, e.path, seconds);
             auto b = wrk(node_port, e.path, seconds);
-            std::printf("  round %d: serve %.0f rps p99 %.2f ms | node-pg %.0f rps p99 %.2f ms\n",
+            if (before && r % 2 == 0)
+                c = wrk(before_port, e.path, seconds);
+            std::printf("  round %d: serve %.0f rps p99 %.2f ms | node-pg %.0f rps p99 %.2f ms",
                         r + 1, a.rps, a.p99_ms, b.rps, b.p99_ms);
+            if (before)
+                std::printf(" | before %.0f rps p99 %.2f ms", c.rps, c.p99_ms);
+            std::printf("\n");
             s_rps.push_back(a.rps), s_p50.push_back(a.p50_ms), s_p99.push_back(a.p99_ms);
             n_rps.push_back(b.rps), n_p50.push_back(b.p50_ms), n_p99.push_back(b.p99_ms);
-            errors += a.errors + b.errors;
+            b_rps.push_back(c.rps), b_p99.push_back(c.p99_ms);
+            errors += a.errors + b.errors + c.errors;
         }
         double ratio = median(n_rps) > 0 ? median(s_rps) / median(n_rps) : 0;
-        std::printf("%-22s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2fx %8ld\n", e.name,
+        std::printf("%-22s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2fx %8ld", e.name,
                     median(s_rps), median(s_p50), median(s_p99), median(n_rps), median(n_p50),
                     median(n_p99), ratio, errors);
+        if (before)
+            std::printf(" %11.0f %9.2f %12.2fx", median(b_rps), median(b_p99),
+                        median(b_rps) > 0 ? median(s_rps) / median(b_rps) : 0);
+        std::printf("\n");
     }
     node.signal(SIGTERM);
     node.wait(10s);
 
     const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(server.port()) +
                                  " user=app dbname=modelrepo password=" + password;
-    auto arrivals = fan_out(serve_port, conninfo, 100, 20);
-    std::printf("SSE fan-out: 100 clients x 20 UPDATEs (plain libpq session) -> /v1/changes: "
-                "%zu of 2000 events, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-                arrivals.size(), bench::percentile(arrivals, 0.5),
-                bench::percentile(arrivals, 0.99), bench::percentile(arrivals, 1.0));
-    serve.signal(SIGTERM);
-    serve.wait(10s);
+    auto report_fan_out = [&](const char* who, int port) {
+        auto arrivals = fan_out(port, conninfo, 100, 20);
+        std::printf("SSE fan-out (%s): 100 clients x 20 UPDATEs (plain libpq session) -> "
+                    "/v1/changes: %zu of 2000 events, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                    who, arrivals.size(), bench::percentile(arrivals, 0.5),
+                    bench::percentile(arrivals, 0.99), bench::percentile(arrivals, 1.0));
+    };
+    report_fan_out("serve", serve_port);
+    if (before) {
+        report_fan_out("before", before_port);
+        report_fan_out("serve, again", serve_port);
+        before->signal(SIGTERM);
+        before->wait(10s);
+    }
+    serve->signal(SIGTERM);
+    serve->wait(10s);
     return 0;
 }
