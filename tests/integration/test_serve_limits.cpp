@@ -101,13 +101,6 @@ std::string status_json(const std::string& slug, double availability) {
         .dump();
 }
 
-/// A conninfo for psql: the superuser on `db`, named `application`.
-std::string admin_session(PgServer& pg, const std::string& db, const std::string& application) {
-    const std::string admin = pg.admin_conninfo();
-    return "host=" + admin.substr(5, admin.find(' ') - 5) + " port=" + std::to_string(pg.port()) +
-           " user=postgres dbname=" + db + " application_name=" + application;
-}
-
 /// `LOCK TABLE model_status IN ACCESS EXCLUSIVE MODE` in a psql session of its own,
 /// held until release() (or destruction).
 class TableLock {
@@ -117,7 +110,7 @@ public:
         , db_(db)
         , psql_({"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "BEGIN", "-c",
                  "LOCK TABLE model_status IN ACCESS EXCLUSIVE MODE", "-c", "SELECT 'locked'", "-c",
-                 "SELECT pg_sleep(120)", admin_session(pg, db, "table_locker")}) {
+                 "SELECT pg_sleep(120)", pg.admin_conninfo(db, "table_locker")}) {
         auto locked = psql_.read_line_until(
             [](const std::string& l) { return l.find("locked") != std::string::npos; }, 20s);
         REQUIRE_MESSAGE(locked, "psql did not take the lock: " << psql_.err());
@@ -378,7 +371,7 @@ TEST_CASE("8 writers beside another client's transactions that lock in the oppos
     Serve serve({url}, {"--token-file", token_file(dir, token)});
     // psql goes on after its own transaction is the one the server aborts.
     ChildProcess other({"psql", "-X", "-q", "-f", (dir.path() / "reversed.sql").string(),
-                        admin_session(pg, "serve_deadlock", "reversed_order")});
+                        pg.admin_conninfo("serve_deadlock", "reversed_order")});
     std::atomic<int> written{0};
     std::mutex mutex;
     std::vector<std::string> failures;

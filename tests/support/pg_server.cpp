@@ -217,9 +217,12 @@ std::string PgServer::url(const std::string& user, const std::string& password,
     return query.empty() ? u : u + "?" + query;
 }
 
-std::string PgServer::admin_conninfo() const {
-    return "host=" + root_.string() + " port=" + std::to_string(port_) +
-           " user=postgres dbname=postgres";
+std::string PgServer::admin_conninfo(const std::string& db, const std::string& application) const {
+    std::string out =
+        "host=" + root_.string() + " port=" + std::to_string(port_) + " user=postgres dbname=" + db;
+    if (!application.empty())
+        out += " application_name=" + application;
+    return out;
 }
 
 std::optional<std::string> PgServer::try_psql(const std::string& sql, const std::string& db) const {

@@ -45,8 +45,10 @@ public:
                     const std::string& db = "modelrepo", const std::string& host = "127.0.0.1",
                     const std::string& query = "") const;
 
-    /// A libpq conninfo for the superuser over the unix socket (no password).
-    std::string admin_conninfo() const;
+    /// A libpq conninfo for the superuser over the unix socket (no password), on database
+    /// `db`, with `application_name` when one is given (what pg_stat_activity shows).
+    std::string admin_conninfo(const std::string& db = "postgres",
+                               const std::string& application = "") const;
 
     /// Runs SQL as the superuser over the unix socket; returns psql's stdout, or fails
     /// the test.
