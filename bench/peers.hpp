@@ -83,14 +83,12 @@ inline std::string replace_param(std::string sql, const std::string& with) {
     return sql;
 }
 
-/// `pgbench -M prepared -c CLIENTS -j JOBS` running `sql` (its $1 bound to `param` with
-/// -D) for `seconds` as user `user`: transactions per second, 0 on failure.
-inline double pgbench_tps(const modelrepo::test::PgServer& server,
-                          const modelrepo::test::TempDir& dir, const std::string& name,
-                          const std::string& sql, const std::string& param, const std::string& user,
-                          const std::string& password, int clients, int jobs, int seconds) {
-    std::string script = replace_param(sql, ":p") + ";\n";
-    auto file = dir.write(name + ".sql", script);
+/// `pgbench -M prepared -c CLIENTS -j JOBS -T SECONDS -n -f FILE` against database `db` as
+/// `user`, with `extra` arguments (-D …): transactions per second, 0 on failure.
+inline double pgbench_file_tps(const modelrepo::test::PgServer& server,
+                               const std::filesystem::path& file, const std::string& db,
+                               const std::string& user, const std::string& password, int clients,
+                               int jobs, int seconds, const std::vector<std::string>& extra = {}) {
     std::vector<std::string> args{"/usr/lib/postgresql/15/bin/pgbench",
                                   "-M",
                                   "prepared",
@@ -99,14 +97,13 @@ inline double pgbench_tps(const modelrepo::test::PgServer& server,
                                   "-j",
                                   std::to_string(jobs),
                                   "-T",
-                                  std::to_string(seconds + 1),
+                                  std::to_string(seconds),
                                   "-n",
                                   "-f",
                                   file.string()};
-    if (!param.empty())
-        args.insert(args.end(), {"-D", "p=" + param});
+    args.insert(args.end(), extra.begin(), extra.end());
     args.push_back("host=127.0.0.1 port=" + std::to_string(server.port()) + " user=" + user +
-                   " dbname=modelrepo");
+                   " dbname=" + db);
     auto r = modelrepo::test::run_process(args, {{"PGPASSWORD", password}},
                                           std::chrono::seconds(seconds + 60));
     std::smatch m;
@@ -117,6 +114,21 @@ inline double pgbench_tps(const modelrepo::test::PgServer& server,
         return 0;
     }
     return std::stod(m[1]);
+}
+
+/// `pgbench -M prepared -c CLIENTS -j JOBS` running `sql` (its $1 bound to `param` with
+/// -D) for `seconds` as user `user` on database modelrepo: transactions per second, 0 on
+/// failure.
+inline double pgbench_tps(const modelrepo::test::PgServer& server,
+                          const modelrepo::test::TempDir& dir, const std::string& name,
+                          const std::string& sql, const std::string& param, const std::string& user,
+                          const std::string& password, int clients, int jobs, int seconds) {
+    auto file = dir.write(name + ".sql", replace_param(sql, ":p") + ";\n");
+    std::vector<std::string> extra;
+    if (!param.empty())
+        extra = {"-D", "p=" + param};
+    return pgbench_file_tps(server, file, "modelrepo", user, password, clients, jobs, seconds + 1,
+                            extra);
 }
 
 } // namespace bench

@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
 // ChangeFeed: the PostgreSQL side of watch(). One dedicated session (never a pooled
-// one) LISTENs on the catalogue's channel, which the triggers of migration 2 notify on
-// every change made by any client. When the session is lost it reconnects with backoff,
-// LISTENs again, catches up by version from catalog_changes and says `resync`.
+// one) reads the change log (catalog_changes, migration 3) by transaction id: each poll
+// returns exactly the log rows that became visible since the previous poll's snapshot
+// (those of transactions at or past its xmax, or in its list of running ones), so a
+// change is delivered once, whatever the order in which transactions commit. While
+// changes come it polls every `poll_interval`; after `idle_after` without one it marks
+// itself asleep in catalog_listeners, so that writers notify, and waits on LISTEN. When
+// the session is lost it reconnects with backoff, catches up from where it was and says
+// `resync`.
 #pragma once
 
 #include <atomic>
@@ -19,14 +24,13 @@
 #include <modelrepo/catalog_change.hpp>
 #include <modelrepo/error.hpp>
 
+#include "connection.hpp"
 #include "session_config.hpp"
 
 struct pg_conn;
 typedef struct pg_conn PGconn;
 
 namespace modelrepo::detail {
-
-class Connection;
 
 class ChangeFeed {
 public:
@@ -39,6 +43,10 @@ public:
         std::chrono::milliseconds heartbeat_timeout{3'000};
         std::chrono::milliseconds backoff_initial{100};
         std::chrono::milliseconds backoff_max{5'000};
+        /// While changes come: a poll this often (writers do not notify an awake feed).
+        std::chrono::milliseconds poll_interval{3};
+        /// This long without a change: asleep (writers notify; a poll per heartbeat).
+        std::chrono::milliseconds idle_after{20};
     };
     /// Receives each batch of changes, on the feed's thread, in version order; a batch
     /// after a (re)connect ends with a `resync` at the current version.
@@ -59,39 +67,63 @@ public:
     /// Stops the thread and waits for it: no sink is called after this returns.
     void stop();
 
+    /// The prepared-set bit of the feed's poll (checked against the pool's statements).
+    static constexpr std::size_t poll_statement_id_for_checks() { return poll_statement_id; }
+
     struct Stats {
         bool connected = false;
         std::uint64_t connects = 0;      ///< sessions that reached LISTEN
         std::uint64_t disconnects = 0;   ///< sessions lost
         std::uint64_t received = 0;      ///< notifications read
-        std::uint64_t caught_up = 0;     ///< changes read back from catalog_changes
+        std::uint64_t delivered = 0;     ///< changes read from the log and delivered
+        std::uint64_t caught_up = 0;     ///< of them, read at a (re)connect
+        std::uint64_t polls = 0;         ///< reads of the log
+        std::uint64_t sleeps = 0;        ///< times the feed went asleep (writers notify)
+        bool asleep = false;             ///< writers notify it (else it polls)
         std::uint64_t unknown = 0;       ///< payloads on the channel that were not ours
         std::uint64_t resyncs = 0;       ///< resyncs sent (each (re)connect, bulk imports)
-        std::int64_t version = 0;        ///< the last version delivered
+        std::int64_t version = 0;        ///< the highest version delivered
         std::optional<Error> last_error; ///< why the session is down, when it is
     };
     Stats stats() const;
 
 private:
+    /// Where the last poll of the log left off: its snapshot's xmax and running xids. A
+    /// log row is new to the next poll when its xid is at or past xmax, or in running.
+    struct Cursor {
+        bool set = false;
+        std::uint64_t xmax = 0;
+        std::vector<std::uint64_t> running;
+    };
+    /// One read of the log, in one snapshot.
+    struct Poll {
+        std::vector<CatalogChange> changes; ///< in version order
+        std::vector<std::uint64_t> running; ///< the snapshot's running xids
+    };
+
     void run();
-    /// One session: connect, LISTEN, catch up, then listen until it is lost or stopping.
+    /// One session: connect, LISTEN, catch up, then follow until it is lost or stopping.
     void session();
     /// LISTENs on the channel of the schema the triggers live in.
     Result<void> listen_on_channel(Connection& c);
-    /// What was missed since the last version delivered, read back from catalog_changes,
-    /// ending with a `resync` at the current version.
-    Result<std::vector<CatalogChange>> catch_up(Connection& c);
-    /// Delivers notifications until the session is lost (or stopping); a round trip after
-    /// each `heartbeat` without traffic.
-    void listen(Connection& c, std::int64_t last);
-    /// Hands what the session received to the sink; returns the last version delivered.
-    std::int64_t deliver_notifications(PGconn* pg, std::int64_t last);
+    /// Reads what became visible since `cursor_` and moves it on; the first poll (no
+    /// cursor yet) reads nothing and only places it.
+    Result<Poll> poll(Connection& c);
+    /// Marks this session asleep (writers notify it) or awake in catalog_listeners.
+    Result<void> mark(Connection& c, bool asleep);
+    /// Follows the log until the session is lost (or stopping): polls while changes come,
+    /// sleeps on LISTEN when they stop, a poll after each `heartbeat` without traffic.
+    void follow(Connection& c);
+    /// Reads the notifications the session received: true when any was ours.
+    bool drain_notifications(PGconn* pg);
     /// The session was lost for `error`.
     void lost(Error error);
     /// Sleeps up to `d` or until stopping; false when stopping.
     bool pause(std::chrono::milliseconds d);
     void set_error(Error error);
     void tell(bool connected);
+    /// When a round trip on the session started now must have ended.
+    std::chrono::steady_clock::time_point round_trip() const;
 
     const std::shared_ptr<const SessionConfig> session_;
     const std::string prefix_;
@@ -104,12 +136,19 @@ private:
     std::mutex thread_mutex_; ///< guards thread_ (start and stop)
     std::thread thread_;
 
+    Cursor cursor_; ///< the feed thread's, kept across sessions (catch-up)
+    /// The poll, prepared on the feed's own session (an id no pooled statement has).
+    static constexpr std::size_t poll_statement_id = 63;
+    std::string poll_sql_, poll_sql_first_;
+    Statement poll_statement_{};
+
     mutable std::mutex mutex_; ///< guards stats_
     Stats stats_;
 };
 
 /// Reads one notification payload: `{"kind":"status","slug":"gpt-4o","version":42,
-/// "at_us":1796150000000000}`. nullopt for anything else.
+/// "at_us":1796150000000000,"xid":1234}` (xid since migration 3; optional). nullopt for
+/// anything else.
 std::optional<CatalogChange> parse_change_payload(std::string_view payload);
 
 } // namespace modelrepo::detail

@@ -80,7 +80,8 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
     Result<void> check_watchable() override {
         if (auto error = unavailable())
             return *error;
-        // A database on schema 1 has no triggers: say so now, when it can be asked. One
+        // A database on schema 1 has no triggers, one on 2 the old ones: say so now, when
+        // it can be asked. One
         // that does not answer is no error: the feed starts delivering when it does.
         if (auto version = sql.schema_version();
             version && version.value() < detail::sql::feed_schema_version) {
@@ -88,7 +89,10 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
                 make_error(Errc::schema_missing,
                            "PostgreSQL " + sql.name() + ": the database is on schema version " +
                                std::to_string(version.value()) +
-                               ", which has no change feed; run modelrepo migrate");
+                               (version.value() < 2 ? ", which has no change feed"
+                                                    : ", whose change feed this modelrepo "
+                                                      "does not read") +
+                               "; run modelrepo migrate");
             error.source = sql.name();
             return error;
         }
@@ -338,8 +342,15 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
         gauge("modelrepo_feed_connected", "1 while the change feed's session listens.",
               f.connected ? 1 : 0);
         counter("modelrepo_feed_changes_total",
-                "Changes the feed received (notifications and caught-up log rows).",
-                static_cast<double>(f.received + f.caught_up));
+                "Changes the feed read from the change log and delivered.",
+                static_cast<double>(f.delivered));
+        counter("modelrepo_feed_polls_total", "Reads of the change log.",
+                static_cast<double>(f.polls));
+        gauge("modelrepo_feed_asleep",
+              "1 while the feed waits to be notified (0: it polls, writers do not notify).",
+              f.asleep ? 1 : 0);
+        counter("modelrepo_feed_notifications_total", "Notifications the feed's session read.",
+                static_cast<double>(f.received));
         counter("modelrepo_feed_resyncs_total", "Resyncs: each (re)connect, each bulk import.",
                 static_cast<double>(f.resyncs));
         counter("modelrepo_feed_unknown_payloads_total",

@@ -73,8 +73,9 @@ inline constexpr std::string_view has_migrations_table =
     "SELECT to_regclass('schema_migrations') IS NOT NULL";
 inline constexpr std::string_view schema_version =
     "SELECT coalesce(max(version), 0) FROM schema_migrations";
-/// The schema version that has the change feed (catalog_version, triggers).
-inline constexpr int feed_schema_version = 2;
+/// The schema version whose change feed this library reads (by transaction id; 2 had a
+/// version row that serialized writers).
+inline constexpr int feed_schema_version = 3;
 
 } // namespace sql
 

@@ -578,16 +578,23 @@ Result<Snapshot> SqlCatalog::export_at(ConnectionPool& pool, std::int64_t* versi
                 if (version) {
                     // The catalogue version this snapshot is at (the change feed's), in
                     // two steps: naming a missing table fails even in an untaken branch.
-                    auto has =
-                        c.script("SELECT to_regclass(" +
-                                     quote_literal(prefix_ + "catalog_version") + ") IS NOT NULL",
-                                 until);
+                    auto has = c.script(
+                        "SELECT to_regclass(" + quote_literal(prefix_ + "catalog_change_seq") +
+                            ") IS NOT NULL, to_regclass(" +
+                            quote_literal(prefix_ + "catalog_version") + ") IS NOT NULL",
+                        until);
                     if (!has)
                         return std::move(has).error();
                     *version = 0;
-                    if (has.value().text(0, 0) == "t") {
-                        auto v =
-                            c.script("SELECT version FROM " + prefix_ + "catalog_version", until);
+                    // Schema 3: the newest version handed out; 2: the version row.
+                    std::string read;
+                    if (has.value().text(0, 0) == "t")
+                        read = "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM " +
+                               prefix_ + "catalog_change_seq";
+                    else if (has.value().text(0, 1) == "t")
+                        read = "SELECT version FROM " + prefix_ + "catalog_version";
+                    if (!read.empty()) {
+                        auto v = c.script(read, until);
                         if (!v)
                             return std::move(v).error();
                         if (!v.value().empty())

@@ -32,7 +32,7 @@ TEST_CASE("CLI: migrate, import, stats, export against PostgreSQL; errors exit 1
 
     auto migrated = run({"migrate"});
     CHECK(migrated.exit_code == 0);
-    CHECK(migrated.out.find("schema version 2") != std::string::npos);
+    CHECK(migrated.out.find("schema version 3") != std::string::npos);
     auto imported = run({"import", "builtin:"});
     CHECK(imported.exit_code == 0);
     CHECK(imported.out.find("imported 32 models") != std::string::npos);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -18,6 +19,7 @@
 #include <modelrepo/modelrepo.hpp>
 
 #include "pg_catalogue.hpp"
+#include "postgres/schema.hpp"
 #include "process.hpp"
 #include "temp_dir.hpp"
 #include "watching.hpp"
@@ -65,7 +67,7 @@ std::string metric(ModelRepository& repo, const std::string& name) {
 
 TEST_CASE("changes made by a plain libpq session reach a watcher; foreign payloads are counted") {
     auto repo = fresh_catalogue("live_feed");
-    CHECK(repo.pg->schema_version().value() == 2);
+    CHECK(repo.pg->schema_version().value() == 3);
     ChangeCollector seen;
     auto sub = repo->watch(std::ref(seen));
     if (!sub)
@@ -92,6 +94,27 @@ TEST_CASE("changes made by a plain libpq session reach a watcher; foreign payloa
         CHECK(versions[2] == versions[1] + 1);
         CHECK(seen.changes.back().at > system_clock::now() - 1min);
     }
+    // A row removed, put back, and a slug renamed (which cascades to its status): each
+    // names the slugs it touched.
+    REQUIRE(other.exec("DELETE FROM model_status WHERE model_slug = 'gpt-4o'"));
+    REQUIRE(
+        other.exec("INSERT INTO model_status SELECT 'gpt-4o', 'outage', 0, NULL, 1, '', now()"));
+    REQUIRE(other.exec("UPDATE models SET slug = 'gpt-5-renamed' WHERE slug = 'gpt-5'"));
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::status, "gpt-5"), 5s));
+    {
+        std::lock_guard lock(seen.mutex);
+        std::vector<std::string> named;
+        for (const auto& c : seen.changes)
+            if (c.kind != CatalogChange::Kind::resync)
+                named.push_back(std::string(c.kind == CatalogChange::Kind::model    ? "model "
+                                            : c.kind == CatalogChange::Kind::status ? "status "
+                                                                                    : "provider ") +
+                                c.slug);
+        named.erase(named.begin(), named.begin() + 3);
+        CHECK(named == std::vector<std::string>{"status gpt-4o", "status gpt-4o",
+                                                "model gpt-5-renamed", "model gpt-5",
+                                                "status gpt-5-renamed", "status gpt-5"});
+    }
     // Someone else talks on the channel: ignored, counted.
     REQUIRE(other.exec("NOTIFY \"modelrepo:public\", 'not ours'"));
     CHECK(eventually(
@@ -115,18 +138,188 @@ TEST_CASE("a bulk import is one resync, not a change per row") {
     CHECK(seen.count(CatalogChange::Kind::resync) == 2);
 }
 
-TEST_CASE("a database still on schema 1 answers schema_missing: run modelrepo migrate") {
-    auto repo = fresh_catalogue("live_schema1");
-    server().psql("DROP TABLE catalog_version, catalog_changes CASCADE; "
-                  "DROP FUNCTION modelrepo_row_changed, modelrepo_truncated, "
-                  "modelrepo_catalog_resync, modelrepo_note_change CASCADE; "
-                  "DELETE FROM schema_migrations WHERE version = 2",
-                  "live_schema1");
-    REQUIRE(repo.pg->schema_version().value() == 1);
-    auto e = expect_error(repo->watch([](const CatalogChange&) {}), Errc::schema_missing);
-    CHECK(e.message.find("run modelrepo migrate") != std::string::npos);
-    REQUIRE(repo.pg->migrate().value() == 2);
-    CHECK(repo->watch([](const CatalogChange&) {}));
+/// Database `db` (fresh) at schema `version`: the migrations up to it, as an older
+/// modelrepo left it, with the builtin catalogue.
+void database_at_schema(const std::string& db, int version) {
+    fresh_database(db);
+    std::string sql = "SET ROLE app; CREATE TABLE schema_migrations (version integer PRIMARY "
+                      "KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());";
+    for (const auto& m : detail::migrations())
+        if (m.version <= version)
+            sql += std::string(m.sql) + "; INSERT INTO schema_migrations (version, name) VALUES (" +
+                   std::to_string(m.version) + ", 'm');";
+    server().psql(sql, db);
+    auto repo = open_repo(server().url("app", password, db));
+    REQUIRE(repo->schema_version().value() == version);
+    REQUIRE(repo->import_snapshot(builtin_snapshot()));
+}
+
+TEST_CASE("a database still on schema 1 or 2 answers schema_missing: run modelrepo migrate") {
+    for (int version : {1, 2}) {
+        CAPTURE(version);
+        const std::string db = "live_schema" + std::to_string(version);
+        database_at_schema(db, version);
+        auto repo = open_repo(server().url("app", password, db));
+        auto e = expect_error(repo->watch([](const CatalogChange&) {}), Errc::schema_missing);
+        CHECK(e.message.find("schema version " + std::to_string(version)) != std::string::npos);
+        CHECK(e.message.find("run modelrepo migrate") != std::string::npos);
+        REQUIRE(repo->migrate().value() == 3);
+        CHECK(repo->watch([](const CatalogChange&) {}));
+    }
+}
+
+/// The committed changes of `db`'s log (not resyncs): version -> slug.
+std::map<std::int64_t, std::string> logged_changes(const std::string& db) {
+    auto text = server().psql("SELECT string_agg(version || ' ' || slug, ',' ORDER BY version) "
+                              "FROM catalog_changes WHERE kind = 'status'",
+                              db);
+    std::map<std::int64_t, std::string> out;
+    for (std::size_t at = 0; at < text.size();) {
+        auto comma = std::min(text.find(',', at), text.size());
+        std::string item = text.substr(at, comma - at);
+        auto space = item.find(' ');
+        out[std::stoll(item.substr(0, space))] = item.substr(space + 1);
+        at = comma + 1;
+    }
+    return out;
+}
+
+/// What a watcher got (not resyncs): version -> slug, and how many came twice.
+std::pair<std::map<std::int64_t, std::string>, int> delivered_changes(ChangeCollector& seen) {
+    std::lock_guard lock(seen.mutex);
+    std::map<std::int64_t, std::string> out;
+    int twice = 0;
+    for (const auto& c : seen.changes)
+        if (c.kind == CatalogChange::Kind::status)
+            twice += !out.emplace(c.version, c.slug).second;
+    return {out, twice};
+}
+
+TEST_CASE("schema 2 moves to 3 while 4 clients write: no change lost, the feed then follows") {
+    database_at_schema("live_move", 2);
+    std::vector<std::string> slugs;
+    for (const ModelStatus& st : builtin_snapshot().statuses)
+        slugs.push_back(st.model_slug);
+    std::atomic<bool> stop{false};
+    std::atomic<int> writes{0}, failures{0};
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 4; ++w)
+        writers.emplace_back([&, w] {
+            RawClient other(server().url("app", password, "live_move"));
+            std::mt19937 random(static_cast<unsigned>(w));
+            while (!stop) {
+                const std::string& slug = slugs[random() % slugs.size()];
+                if (other.exec("UPDATE model_status SET availability = 0.5, checked_at = now() "
+                               "WHERE model_slug = '" +
+                               slug + "'"))
+                    ++writes;
+                else
+                    ++failures;
+            }
+        });
+    std::this_thread::sleep_for(300ms);
+    int before = writes;
+    auto repo = open_repo(server().url("app", password, "live_move"));
+    REQUIRE(repo->migrate().value() == 3);
+    std::this_thread::sleep_for(300ms);
+    stop = true;
+    for (auto& t : writers)
+        t.join();
+    CHECK(before > 0);
+    CHECK(writes > before); // writers went on through the migration
+    CHECK(failures == 0);
+    // Every UPDATE that committed logged its change, before the move or after it, each
+    // with a version of its own (the import is one resync, not counted).
+    CHECK(static_cast<int>(logged_changes("live_move").size()) == writes);
+    // And the feed follows a change made after the move.
+    ChangeCollector seen;
+    auto sub = repo->watch(std::ref(seen)).value();
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::resync), 10s));
+    server().psql("UPDATE model_status SET availability = 0.25 WHERE model_slug = 'gpt-5'",
+                  "live_move");
+    CHECK(seen.wait_for(is(CatalogChange::Kind::status, "gpt-5"), 5s));
+}
+
+TEST_CASE("8 writers that commit in random order, and kill -9 three times: every committed "
+          "change reaches the watcher once, none that was rolled back, and the copy is the "
+          "database") {
+    auto& s = server();
+    auto repo = fresh_catalogue("live_order", "cache=live&connect_timeout=2&socket_timeout=2");
+    ChangeCollector seen;
+    auto sub = repo->watch(std::ref(seen)).value();
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 10s));
+    std::vector<std::string> slugs;
+    for (const ModelStatus& st : builtin_snapshot().statuses)
+        slugs.push_back(st.model_slug);
+    std::atomic<bool> stop{false};
+    std::atomic<int> committed{0}, rolled_back{0};
+    std::vector<std::thread> writers;
+    StopAndJoin joiner{stop, writers};
+    for (int w = 0; w < 8; ++w)
+        writers.emplace_back([&, w] {
+            RawClient other(s.url("app", password, "live_order", "127.0.0.1", "connect_timeout=2"));
+            std::mt19937 random(static_cast<unsigned>(100 + w));
+            while (!stop) {
+                // Each writer has its own slugs (no row waits on another writer), takes
+                // its version at the UPDATE and commits after a random delay: versions
+                // commit out of order. One in eight rolls back.
+                const std::string& slug = slugs[(w + 8 * (random() % 4)) % slugs.size()];
+                bool commit = random() % 8 != 0;
+                std::string sql = "BEGIN; UPDATE model_status SET availability = " +
+                                  std::to_string((random() % 1000) / 1000.0) +
+                                  " WHERE model_slug = '" + slug + "'; SELECT pg_sleep(" +
+                                  std::to_string((random() % 30) / 1000.0) + "); " +
+                                  (commit ? "COMMIT" : "ROLLBACK");
+                if (other.exec(sql))
+                    ++(commit ? committed : rolled_back);
+                else
+                    std::this_thread::sleep_for(50ms);
+            }
+        });
+    for (int round = 0; round < 3; ++round) {
+        CAPTURE(round);
+        int before = committed;
+        REQUIRE_MESSAGE(eventually([&] { return committed >= before + 200; }, 30s),
+                        "commits: " << committed.load());
+        s.kill9();
+        std::this_thread::sleep_for(300ms);
+        s.start();
+        REQUIRE_MESSAGE(s.available(), s.why());
+    }
+    REQUIRE(eventually([&] { return committed >= 800; }, 30s));
+    stop = true;
+    for (auto& t : writers)
+        t.join();
+    CHECK(rolled_back > 0);
+    auto logged = logged_changes("live_order");
+    REQUIRE(logged.size() >= 800);
+    std::map<std::int64_t, std::string> delivered;
+    auto missing = [&] {
+        std::string out;
+        for (const auto& [version, slug] : logged)
+            if (!delivered.count(version) && out.size() < 400)
+                out += std::to_string(version) + " ";
+        return out;
+    };
+    CAPTURE(missing());
+    CAPTURE(metric(*repo.repo, "modelrepo_feed_connected"));
+    CAPTURE(metric(*repo.repo, "modelrepo_feed_reconnects_total"));
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 20s));
+    REQUIRE(eventually(
+        [&] {
+            delivered = delivered_changes(seen).first;
+            return std::includes(delivered.begin(), delivered.end(), logged.begin(), logged.end());
+        },
+        15s));
+    // Nothing else: every delivered change is one the database committed, and none came
+    // twice.
+    for (const auto& [version, slug] : delivered)
+        if (!logged.count(version))
+            FAIL_CHECK("delivered but not committed: " << version << " " << slug);
+    CHECK(delivered_changes(seen).second == 0);
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 10s));
+    auto direct = open_repo(s.url("app", password, "live_order"))->list_statuses().value();
+    CHECK(repo->list_statuses().value() == direct);
 }
 
 TEST_CASE("kill -9 and restart during 1,000 changes by another client, three times: "
@@ -209,6 +402,9 @@ TEST_CASE("kill -9 and restart during 1,000 changes by another client, three tim
         return out;
     };
     CAPTURE(missing());
+    CAPTURE(metric(*repo.repo, "modelrepo_feed_connected"));
+    CAPTURE(metric(*repo.repo, "modelrepo_feed_reconnects_total"));
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 20s));
     REQUIRE(eventually(
         [&] {
             std::lock_guard lock(seen.mutex);

@@ -21,8 +21,8 @@ TEST_CASE("SCRAM login, migrate, import, and every read") {
     auto repo = fresh_catalogue("catalogue_reads");
     CHECK(repo->name().find(password) == std::string_view::npos);
     CHECK(repo->name().find("postgresql://app@127.0.0.1:") == 0);
-    CHECK(repo.pg->migrate().value() == 2); // idempotent
-    CHECK(repo.pg->schema_version().value() == 2);
+    CHECK(repo.pg->migrate().value() == 3); // idempotent
+    CHECK(repo.pg->schema_version().value() == 3);
     CHECK(repo->count_models().value() == 32);
     CHECK(repo->count_providers().value() == 10);
     CHECK(repo->check_health());
@@ -89,7 +89,7 @@ TEST_CASE("an import the server refuses half-way is rolled back, and its connect
     CHECK(repo->find_model("gpt-5").value().has_value());
     // ... and the connection came back idle, not aborted: the next transaction works.
     CHECK(repo->export_snapshot().value().models.size() == 32);
-    CHECK(repo.pg->migrate().value() == 2);
+    CHECK(repo.pg->migrate().value() == 3);
     CHECK(repo.pg->pool_stats().connects == 1);
 }
 

@@ -179,11 +179,14 @@ struct Service::Impl {
 
     /// A stream resuming after `since`: what it missed from the events kept, or, when they
     /// do not reach back that far (or this server never saw `since`), one resync telling
-    /// it to read again. Under `mutex`, so that nothing is sent twice or missed.
+    /// it to read again. Events are kept in the order they were sent, which is not always
+    /// version order (a transaction can commit after one with a later version): what
+    /// follows the last event with id `since` is what the stream missed. Under `mutex`, so
+    /// that nothing is sent twice or missed.
     void resume(EventStream& stream, std::int64_t since) {
-        bool covered =
-            !recent.empty() && since >= recent.front().first - 1 && since <= recent.back().first;
-        if (!covered) {
+        auto seen = std::find_if(recent.rbegin(), recent.rend(),
+                                 [&](const auto& event) { return event.first == since; });
+        if (seen == recent.rend()) {
             CatalogChange resync;
             resync.kind = CatalogChange::Kind::resync;
             resync.at = system_clock::now();
@@ -194,9 +197,8 @@ struct Service::Impl {
                 id + "event: resync\ndata: " + to_json(resync) + "\n\n"));
             return;
         }
-        for (const auto& [version, text] : recent)
-            if (version > since)
-                stream.send(text);
+        for (auto next = seen.base(); next != recent.end(); ++next)
+            stream.send(next->second);
     }
 
     void beat() {
