@@ -25,7 +25,11 @@ struct CatalogChange {
     Kind kind = Kind::resync;
     /// The model's (status, model) or provider's slug; "" for resync.
     std::string slug;
-    /// The source's catalogue version after the change; 0 when unknown.
+    /// The change's version at the source; 0 when unknown. Unique per change and
+    /// increasing in the order changes were made, not always in the order they are
+    /// delivered: PostgreSQL delivers in commit order, and a transaction can commit after
+    /// one that took a later version. Use it as an identity (a resume point), not to
+    /// compare for "newer".
     std::int64_t version = 0;
     /// When the source committed it (for PostgreSQL: the writing transaction's clock).
     Timestamp at{};
