@@ -286,11 +286,17 @@ SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfi
 
 template <class Work>
 auto SqlCatalog::with_connection(ConnectionPool& pool, Work&& work) {
+    return with_connection(pool, std::chrono::milliseconds(0), std::forward<Work>(work));
+}
+
+template <class Work>
+auto SqlCatalog::with_connection(ConnectionPool& pool, std::chrono::milliseconds extra,
+                                 Work&& work) {
     using Answer = typename AsResult<std::invoke_result_t<Work, Connection&, Deadline>>::type;
     // One deadline per call, whatever it does: waiting for the pool, connecting, the
     // statements.
     auto now = SteadyClock::now();
-    Deadline until = now + config_.query_timeout;
+    Deadline until = now + config_.query_timeout + extra;
     auto lease = pool.acquire(until, now);
     if (!lease)
         return Answer(std::move(lease).error());
@@ -719,45 +725,55 @@ Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
         "models (slug, name, provider_slug, description, context_window, active) "
         "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
         "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)";
-    auto r = with_connection(*write_pool_, [&](Connection& c, Deadline until) -> Result<int> {
-        return c.transaction("", until, [&](Connection& c) -> Result<int> {
-            // The triggers stay quiet for the rows; one resync at the end says it all.
-            if (auto done = c.script("SET LOCAL modelrepo.bulk = 'on'; DELETE FROM " + t +
-                                         "model_status; DELETE FROM " + t + "models; DELETE FROM " +
-                                         t + "providers",
-                                     until);
-                !done)
-                return std::move(done).error();
-            if (auto done = c.execute(insert_providers.c_str(),
-                                      params(providers[0], providers[1], providers[2]), until);
-                !done)
-                return std::move(done).error();
-            if (auto done = c.execute(
-                    insert_models.c_str(),
-                    params(models[0], models[1], models[2], models[3], models[4], models[5]),
-                    until);
-                !done)
-                return std::move(done).error();
-            if (statuses) {
-                const auto& a = *statuses;
-                if (auto done = c.execute(statements_[StatementId::upsert_statuses],
-                                          params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]), until);
+    // The deadline grows with the catalogue (a large import is not an outage): the query
+    // timeout, and 0.5 ms per row on top, here and as the server's statement_timeout.
+    const auto rows = snapshot.providers.size() + snapshot.models.size() + snapshot.statuses.size();
+    const auto allowance = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::microseconds(500) * static_cast<long long>(rows));
+    const auto statement_limit = config_.query_timeout + allowance;
+    auto r =
+        with_connection(*write_pool_, allowance, [&](Connection& c, Deadline until) -> Result<int> {
+            return c.transaction("", until, [&](Connection& c) -> Result<int> {
+                // The triggers stay quiet for the rows; one resync at the end says it all.
+                if (auto done = c.script(
+                        "SET LOCAL statement_timeout = " + std::to_string(statement_limit.count()) +
+                            "; SET LOCAL modelrepo.bulk = 'on'; DELETE FROM " + t +
+                            "model_status; DELETE FROM " + t + "models; DELETE FROM " + t +
+                            "providers",
+                        until);
                     !done)
                     return std::move(done).error();
-            }
-            auto feed =
-                c.script("SELECT to_regprocedure(" +
-                             quote_literal(t + "modelrepo_catalog_resync()") + ") IS NOT NULL",
-                         until);
-            if (!feed)
-                return std::move(feed).error();
-            if (feed.value().text(0, 0) == "t")
-                if (auto done = c.script("SELECT " + t + "modelrepo_catalog_resync()", until);
+                if (auto done = c.execute(insert_providers.c_str(),
+                                          params(providers[0], providers[1], providers[2]), until);
                     !done)
                     return std::move(done).error();
-            return 0;
+                if (auto done = c.execute(
+                        insert_models.c_str(),
+                        params(models[0], models[1], models[2], models[3], models[4], models[5]),
+                        until);
+                    !done)
+                    return std::move(done).error();
+                if (statuses) {
+                    const auto& a = *statuses;
+                    if (auto done =
+                            c.execute(statements_[StatementId::upsert_statuses],
+                                      params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]), until);
+                        !done)
+                        return std::move(done).error();
+                }
+                auto feed =
+                    c.script("SELECT to_regprocedure(" +
+                                 quote_literal(t + "modelrepo_catalog_resync()") + ") IS NOT NULL",
+                             until);
+                if (!feed)
+                    return std::move(feed).error();
+                if (feed.value().text(0, 0) == "t")
+                    if (auto done = c.script("SELECT " + t + "modelrepo_catalog_resync()", until);
+                        !done)
+                        return std::move(done).error();
+                return 0;
+            });
         });
-    });
     if (!r)
         return std::move(r).error();
     return success();

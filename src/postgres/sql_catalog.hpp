@@ -76,6 +76,9 @@ private:
     /// `work(connection, deadline)` on a pooled connection under the call's one deadline.
     template <class Work>
     auto with_connection(ConnectionPool& pool, Work&& work);
+    /// The same with `extra` time on the deadline (a call whose work grows with its input).
+    template <class Work>
+    auto with_connection(ConnectionPool& pool, std::chrono::milliseconds extra, Work&& work);
     /// One statement; `decode(rows)` makes the answer.
     template <class Decode, std::size_t N>
     auto query(ConnectionPool& pool, StatementId id, std::array<const char*, N> values,
