@@ -38,20 +38,6 @@ std::string sql_of(detail::StatementId id) {
     return text;
 }
 
-/// Nanoseconds per call of `call`, one thread, median of 5 runs of `n` calls.
-template <class Call>
-double ns_per_call(long n, Call&& call) {
-    std::vector<double> runs;
-    for (int r = 0; r < 5; ++r) {
-        auto start = steady_clock::now();
-        for (long i = 0; i < n; ++i)
-            call();
-        runs.push_back(duration<double, std::nano>(steady_clock::now() - start).count() /
-                       static_cast<double>(n));
-    }
-    return bench::percentile(runs, 0.5);
-}
-
 /// Waits for watch() callbacks by version.
 struct Arrivals {
     std::mutex mutex;
@@ -175,8 +161,8 @@ int main(int argc, char** argv) {
                 "", live_count / pgbench_count);
     std::printf("%-14s %12.0f/s %12.0f/s %14s %9.1fx\n", "system_stats", live_stats, pgbench_stats,
                 "", live_stats / pgbench_stats);
-    double live_ns = ns_per_call(1'000'000, [&] { (void)live->find_model(slug); });
-    double memory_ns = ns_per_call(1'000'000, [&] { (void)memory->find_model(slug); });
+    double live_ns = bench::ns_per_call(1'000'000, [&] { (void)live->find_model(slug); });
+    double memory_ns = bench::ns_per_call(1'000'000, [&] { (void)memory->find_model(slug); });
     std::printf("find_model, one thread: cache=live %.1f ns, MemoryRepository %.1f ns: %.2fx "
                 "(target <= 1.2x: %s)\n",
                 live_ns, memory_ns, live_ns / memory_ns,
@@ -278,7 +264,7 @@ int main(int argc, char** argv) {
     auto mem_large = MemoryRepository::create(big, "large").value();
     Timestamp t = Clock::now();
     long n = 0;
-    double apply_ns = ns_per_call(2'000, [&] {
+    double apply_ns = bench::ns_per_call(2'000, [&] {
         std::vector<ModelStatus> one{{"model-" + std::to_string(n++ % 10'000), Health::degraded,
                                       0.5, 1.0, 0.1, "", t + microseconds(n)}};
         (void)mem_large->upsert_statuses(one);

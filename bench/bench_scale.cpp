@@ -8,6 +8,9 @@
 //             and "schema 2" (the feed before issue 20: one version row, a NOTIFY per
 //             change; a LISTEN session following it). With fsync off (the harness's
 //             default) and on (what a database server runs with).
+//   apply     one change applied to an in-memory copy of the catalogue (what the live
+//             copy does per change: a model row re-read, or a status): time per change,
+//             in this process, beside the same edit at 32 models.
 //
 // usage: bench_scale [SECONDS_PER_ROUND=5] [ROUNDS=3] [SIZES=32,10000,100000]
 #include <algorithm>
@@ -26,6 +29,7 @@
 
 #include <modelrepo/modelrepo.hpp>
 
+#include "memory/catalog.hpp"
 #include "peers.hpp"
 #include "pg_server.hpp"
 #include "postgres/schema.hpp"
@@ -151,6 +155,35 @@ void print_row(const Row& r) {
                 r.before, r.plain > 0 ? r.feed / r.plain : 0, r.plain > 0 ? r.before / r.plain : 0);
 }
 
+/// One change applied to a copy of `snapshot`'s catalogue, as the live copy applies it:
+/// a model row re-read (with_models), and a status alone (with_statuses).
+std::pair<double, double> apply_us(const Snapshot& snapshot) {
+    auto catalog = detail::build_catalog(snapshot);
+    std::shared_ptr<const detail::Catalog> current = catalog;
+    const int n = static_cast<int>(snapshot.models.size());
+    auto now = system_clock::now();
+    int k = 0; // every call a change not made before
+    int i = 0;
+    double model_ns = bench::ns_per_call(500, [&] {
+        ++i;
+        Model m = snapshot.models[static_cast<std::size_t>(i * 7919 % n)];
+        m.description = "changed " + std::to_string(++k);
+        auto edit = detail::with_models(*current, std::span<const Model>(&m, 1), {});
+        if (edit.next)
+            current = std::move(edit.next);
+    });
+    double status_ns = bench::ns_per_call(500, [&] {
+        ++i;
+        ModelStatus st = snapshot.statuses[static_cast<std::size_t>(i * 7919 % n)];
+        st.availability = 0.5;
+        st.checked_at = now + microseconds(++k);
+        auto edit = detail::with_statuses(*current, std::span<const ModelStatus>(&st, 1));
+        if (edit.next)
+            current = std::move(edit.next);
+    });
+    return {model_ns / 1000, status_ns / 1000};
+}
+
 std::vector<int> parse_sizes(const char* text) {
     std::vector<int> out;
     std::stringstream in(text);
@@ -177,8 +210,25 @@ int main(int argc, char** argv) {
     std::printf("bench_scale: %d s per round, %d rounds alternating (feed, plain, schema 2); "
                 "PostgreSQL 15 on loopback; %u cores\n",
                 seconds, rounds, std::thread::hardware_concurrency());
+    if (std::getenv("BENCH_SCALE_APPLY_ONLY")) {
+        auto [small_model_us, small_status_us] = apply_us(catalogue(32));
+        for (int models : sizes) {
+            auto [model_us, status_us] = apply_us(catalogue(models));
+            std::printf("%d models: one change applied: a model row %.2f us (%.1fx 32 models), "
+                        "a status %.2f us (%.1fx)\n",
+                        models, model_us, model_us / small_model_us, status_us,
+                        status_us / small_status_us);
+        }
+        return 0;
+    }
+    auto [small_model_us, small_status_us] = apply_us(catalogue(32));
     for (int models : sizes) {
         Snapshot snapshot = catalogue(models);
+        auto [model_us, status_us] = apply_us(snapshot);
+        std::printf("\n%d models: applying one change to the copy: a model row %.2f us (32 "
+                    "models: %.2f us, %.1fx), a status %.2f us (32 models: %.2f us, %.1fx)\n",
+                    models, model_us, small_model_us, model_us / small_model_us, status_us,
+                    small_status_us, status_us / small_status_us);
         if (!make_database(server, "plain", 1, snapshot) ||
             !make_database(server, "feed", detail::sql::feed_schema_version, snapshot) ||
             !make_database(server, "before", 2, snapshot))
@@ -193,7 +243,7 @@ int main(int argc, char** argv) {
                           " user=app dbname=before password=" + password);
         std::this_thread::sleep_for(500ms);
 
-        std::printf("\n%d models\n%-44s %10s %10s %10s %9s %9s\n", models, "work (tps)", "feed",
+        std::printf("%d models\n%-44s %10s %10s %10s %9s %9s\n", models, "work (tps)", "feed",
                     "plain", "schema 2", "feed/pl", "s2/pl");
         for (bool fsync : {false, true}) {
             server.psql(std::string("ALTER SYSTEM SET fsync = ") + (fsync ? "on" : "off"));

@@ -75,6 +75,22 @@ inline double percentile(std::vector<double> values, double p) {
     return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1))];
 }
 
+/// Nanoseconds per call of `call`, one thread, median of 5 runs of `n` calls.
+template <class Call>
+inline double ns_per_call(long n, Call&& call) {
+    std::vector<double> runs;
+    for (int r = 0; r < 5; ++r) {
+        auto start = std::chrono::steady_clock::now();
+        for (long i = 0; i < n; ++i)
+            call();
+        runs.push_back(
+            std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
+                .count() /
+            static_cast<double>(n));
+    }
+    return percentile(runs, 0.5);
+}
+
 /// `sql` with its `$1` replaced by `with`.
 inline std::string replace_param(std::string sql, const std::string& with) {
     auto at = sql.find("$1");

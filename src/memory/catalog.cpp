@@ -51,11 +51,50 @@ std::shared_ptr<Catalog> assemble(const Catalog& base,
     for (const auto& m : models)
         count_health(next->stats, *m, +1);
     next->index = index ? std::move(index) : index_of(models);
+    next->models = ModelList(models);
+    return next;
+}
+
+/// `base`'s catalogue with other `models`, the same slugs (index) and providers.
+std::shared_ptr<Catalog> same_slugs(const Catalog& base, ModelList models, SystemStats stats) {
+    auto next = std::make_shared<Catalog>();
     next->models = std::move(models);
+    next->index = base.index;
+    next->providers = base.providers;
+    next->stats = stats;
+    next->generated_at = base.generated_at;
+    next->version = base.version;
     return next;
 }
 
 } // namespace
+
+ModelList::ModelList(const std::vector<Ptr>& models)
+    : size_(models.size()) {
+    chunks_.reserve((models.size() + chunk_size - 1) / chunk_size);
+    for (std::size_t at = 0; at < models.size(); at += chunk_size)
+        chunks_.push_back(std::make_shared<Chunk>(
+            models.begin() + static_cast<std::ptrdiff_t>(at),
+            models.begin() +
+                static_cast<std::ptrdiff_t>(std::min(at + chunk_size, models.size()))));
+}
+
+void ModelList::set(std::size_t i, Ptr model) {
+    auto& chunk = chunks_[i / chunk_size];
+    // A chunk only this list holds was copied by an earlier set() of this edit: change it
+    // in place. One that other lists share is copied first.
+    if (chunk.use_count() != 1)
+        chunk = std::make_shared<Chunk>(*chunk);
+    (*chunk)[i % chunk_size] = std::move(model);
+}
+
+std::vector<ModelList::Ptr> ModelList::to_vector() const {
+    std::vector<Ptr> out;
+    out.reserve(size_);
+    for (const auto& chunk : chunks_)
+        out.insert(out.end(), chunk->begin(), chunk->end());
+    return out;
+}
 
 const Model* Catalog::find(std::string_view slug) const {
     auto it = index->find(slug);
@@ -111,48 +150,80 @@ std::shared_ptr<Catalog> build_catalog(const Snapshot& snapshot, std::int64_t ve
 
 Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses) {
     Edit edit;
-    std::vector<std::shared_ptr<const Model>> models; // copied on the first change
+    ModelList models = base.models; // shares every chunk until one changes
     SystemStats stats = base.stats;
     for (const ModelStatus& s : statuses) {
         auto it = base.index->find(s.model_slug);
         if (it == base.index->end())
             continue;
-        if (models.empty())
-            models = base.models;
-        auto& slot = models[it->second];
-        if (slot->status && slot->status->checked_at > s.checked_at)
+        const auto& held = models[it->second];
+        if (held->status && held->status->checked_at > s.checked_at)
             continue; // older than what is held: a replay
-        auto updated = std::make_shared<Model>(*slot);
+        auto updated = std::make_shared<Model>(*held);
         count_health(stats, *updated, -1);
         updated->status = s;
         count_health(stats, *updated, +1);
-        slot = std::move(updated);
+        models.set(it->second, std::move(updated));
         edit.changed.push_back(s.model_slug);
     }
-    if (edit.changed.empty())
-        return edit;
-    auto next = std::make_shared<Catalog>();
-    next->models = std::move(models);
-    next->index = base.index; // the same slugs
-    next->providers = base.providers;
-    next->stats = stats;
-    next->generated_at = base.generated_at;
-    next->version = base.version;
-    edit.next = std::move(next);
+    if (!edit.changed.empty())
+        edit.next = same_slugs(base, std::move(models), stats);
     return edit;
 }
+
+namespace {
+
+/// `upserts` joined to `base`'s providers (those whose provider `base` lacks skipped),
+/// keeping a held status newer than the one given: a copy never goes back in time.
+std::vector<std::shared_ptr<Model>> joined_models(const Catalog& base,
+                                                  std::span<const Model> upserts) {
+    std::vector<std::shared_ptr<Model>> out;
+    for (const Model& m : upserts) {
+        auto provider =
+            std::lower_bound(base.providers->begin(), base.providers->end(), m.provider_slug,
+                             [](const Provider& p, const std::string& s) { return p.slug < s; });
+        if (provider == base.providers->end() || provider->slug != m.provider_slug)
+            continue;
+        auto joined = std::make_shared<Model>(m);
+        joined->provider = *provider;
+        if (const Model* held = base.find(m.slug))
+            if (held->status && joined->status &&
+                held->status->checked_at > joined->status->checked_at)
+                joined->status = held->status;
+        out.push_back(std::move(joined));
+    }
+    return out;
+}
+
+} // namespace
 
 Edit with_models(const Catalog& base, std::span<const Model> upserts,
                  std::span<const std::string> removed) {
     Edit edit;
-    std::vector<std::shared_ptr<const Model>> models = base.models;
-    bool slugs_changed = false;
-    auto provider_of = [&](const std::string& slug) -> const Provider* {
-        auto it =
-            std::lower_bound(base.providers->begin(), base.providers->end(), slug,
-                             [](const Provider& p, const std::string& s) { return p.slug < s; });
-        return it != base.providers->end() && it->slug == slug ? &*it : nullptr;
-    };
+    auto joined = joined_models(base, upserts);
+    bool same = std::none_of(removed.begin(), removed.end(),
+                             [&](const std::string& slug) { return base.find(slug); }) &&
+                std::all_of(joined.begin(), joined.end(),
+                            [&](const auto& m) { return base.find(m->slug); });
+    if (same) {
+        // Models replaced in place, the stats adjusted: no cost that grows with the
+        // catalogue (the common case: a status or a model's fields changed).
+        ModelList models = base.models;
+        SystemStats stats = base.stats;
+        for (auto& m : joined) {
+            auto at = base.index->find(m->slug)->second;
+            if (*models[at] == *m)
+                continue;
+            count_health(stats, *models[at], -1);
+            count_health(stats, *m, +1);
+            edit.changed.push_back(m->slug);
+            models.set(at, std::move(m));
+        }
+        if (!edit.changed.empty())
+            edit.next = same_slugs(base, std::move(models), stats);
+        return edit;
+    }
+    std::vector<std::shared_ptr<const Model>> models = base.models.to_vector();
     auto position = [&](const std::string& slug) {
         return std::lower_bound(models.begin(), models.end(), slug,
                                 [](const auto& m, const std::string& s) { return m->slug < s; });
@@ -162,33 +233,22 @@ Edit with_models(const Catalog& base, std::span<const Model> upserts,
         if (it == models.end() || (*it)->slug != slug)
             continue;
         models.erase(it);
-        slugs_changed = true;
         edit.changed.push_back(slug);
     }
-    for (const Model& m : upserts) {
-        const Provider* provider = provider_of(m.provider_slug);
-        if (!provider)
-            continue;
-        auto joined = std::make_shared<Model>(m);
-        joined->provider = *provider;
-        auto it = position(m.slug);
-        if (it != models.end() && (*it)->slug == m.slug) {
-            const auto& held = (*it)->status;
-            if (held && joined->status && held->checked_at > joined->status->checked_at)
-                joined->status = held;
-            if (**it == *joined)
+    for (auto& m : joined) {
+        auto it = position(m->slug);
+        if (it != models.end() && (*it)->slug == m->slug) {
+            if (**it == *m)
                 continue;
-            *it = std::move(joined);
+            edit.changed.push_back(m->slug);
+            *it = std::move(m);
         } else {
-            models.insert(it, std::move(joined));
-            slugs_changed = true;
+            edit.changed.push_back(m->slug);
+            models.insert(it, std::move(m));
         }
-        edit.changed.push_back(m.slug);
     }
-    if (edit.changed.empty())
-        return edit;
-    edit.next =
-        assemble(base, std::move(models), base.providers, slugs_changed ? nullptr : base.index);
+    if (!edit.changed.empty())
+        edit.next = assemble(base, std::move(models), base.providers, nullptr);
     return edit;
 }
 
@@ -196,7 +256,7 @@ Edit with_providers(const Catalog& base, std::span<const Provider> upserts,
                     std::span<const std::string> removed) {
     Edit edit;
     auto providers = std::make_shared<std::vector<Provider>>(*base.providers);
-    std::vector<std::shared_ptr<const Model>> models = base.models;
+    std::vector<std::shared_ptr<const Model>> models = base.models.to_vector();
     bool slugs_changed = false;
     for (const std::string& slug : removed) {
         auto before = providers->size();

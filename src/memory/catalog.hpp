@@ -28,11 +28,59 @@ struct StringHash {
 /// Slug -> position in Catalog::models.
 using SlugIndex = std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>>;
 
+/// The models of one catalogue version, sorted by slug: a persistent vector in chunks of
+/// 256 pointers. A copy shares the chunks; set() copies the one chunk it changes (and the
+/// list of chunks, 1/256 of the models), so an edit that replaces a model costs the same
+/// at 100,000 models as at 1,000.
+class ModelList {
+public:
+    using Ptr = std::shared_ptr<const Model>;
+    static constexpr std::size_t chunk_size = 256;
+
+    ModelList() = default;
+    explicit ModelList(const std::vector<Ptr>& models);
+
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    const Ptr& operator[](std::size_t i) const noexcept {
+        return (*chunks_[i / chunk_size])[i % chunk_size];
+    }
+    /// Replaces the model at `i` (in this list only; copies sharing the chunk keep theirs).
+    void set(std::size_t i, Ptr model);
+    /// Every pointer, in order (for edits that add or remove models).
+    std::vector<Ptr> to_vector() const;
+
+    class const_iterator {
+    public:
+        const_iterator(const ModelList* list, std::size_t at)
+            : list_(list)
+            , at_(at) {}
+        const Ptr& operator*() const noexcept { return (*list_)[at_]; }
+        const_iterator& operator++() noexcept {
+            ++at_;
+            return *this;
+        }
+        bool operator==(const const_iterator& other) const noexcept { return at_ == other.at_; }
+
+    private:
+        const ModelList* list_;
+        std::size_t at_;
+    };
+    const_iterator begin() const noexcept { return {this, 0}; }
+    const_iterator end() const noexcept { return {this, size_}; }
+
+private:
+    using Chunk = std::vector<Ptr>;
+    std::vector<std::shared_ptr<Chunk>>
+        chunks_; ///< shared between copies; never changed once shared
+    std::size_t size_ = 0;
+};
+
 /// Never modified after it is built, so readers share it freely. Models are shared
-/// between versions: an edit copies pointers, not models, and the index is shared while
-/// the set of slugs stays the same.
+/// between versions: an edit copies the chunks of pointers it touches, not models, and
+/// the index is shared while the set of slugs stays the same.
 struct Catalog {
-    std::vector<std::shared_ptr<const Model>> models; ///< joined with provider and status, by slug
+    ModelList models; ///< joined with provider and status, by slug
     std::shared_ptr<const SlugIndex> index;
     std::shared_ptr<const std::vector<Provider>> providers; ///< by slug
     SystemStats stats; ///< `source` empty; `as_of` is generated_at
