@@ -71,6 +71,7 @@ std::shared_ptr<Catalog> same_slugs(const Catalog& base, ModelList models, Syste
 
 ModelList::ModelList(const std::vector<Ptr>& models)
     : size_(models.size()) {
+    own_.assign((models.size() + chunk_size - 1) / chunk_size, false);
     chunks_.reserve((models.size() + chunk_size - 1) / chunk_size);
     for (std::size_t at = 0; at < models.size(); at += chunk_size)
         chunks_.push_back(std::make_shared<Chunk>(
@@ -80,12 +81,15 @@ ModelList::ModelList(const std::vector<Ptr>& models)
 }
 
 void ModelList::set(std::size_t i, Ptr model) {
-    auto& chunk = chunks_[i / chunk_size];
-    // A chunk only this list holds was copied by an earlier set() of this edit: change it
-    // in place. One that other lists share is copied first.
-    if (chunk.use_count() != 1)
-        chunk = std::make_shared<Chunk>(*chunk);
-    (*chunk)[i % chunk_size] = std::move(model);
+    const std::size_t c = i / chunk_size;
+    // A chunk this list copied (an earlier set() of the same edit) is changed in place;
+    // one it shares is copied first. (Not use_count(): a reader letting go of a shared
+    // chunk on another thread does not make it ours to write.)
+    if (!own_[c]) {
+        chunks_[c] = std::make_shared<Chunk>(*chunks_[c]);
+        own_[c] = true;
+    }
+    (*chunks_[c])[i % chunk_size] = std::move(model);
 }
 
 std::vector<ModelList::Ptr> ModelList::to_vector() const {

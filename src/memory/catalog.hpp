@@ -39,6 +39,18 @@ public:
 
     ModelList() = default;
     explicit ModelList(const std::vector<Ptr>& models);
+    /// A copy shares every chunk (none of them its own to change).
+    ModelList(const ModelList& other)
+        : chunks_(other.chunks_)
+        , own_(other.chunks_.size(), false)
+        , size_(other.size_) {}
+    ModelList& operator=(const ModelList& other) {
+        if (this != &other)
+            *this = ModelList(other);
+        return *this;
+    }
+    ModelList(ModelList&&) noexcept = default;
+    ModelList& operator=(ModelList&&) noexcept = default;
 
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
@@ -71,8 +83,9 @@ public:
 
 private:
     using Chunk = std::vector<Ptr>;
-    std::vector<std::shared_ptr<Chunk>>
-        chunks_; ///< shared between copies; never changed once shared
+    /// Shared between copies; a chunk is changed only while own_ says no copy shares it.
+    std::vector<std::shared_ptr<Chunk>> chunks_;
+    std::vector<bool> own_; ///< chunk i was made by this list since it was copied
     std::size_t size_ = 0;
 };
 

@@ -172,7 +172,7 @@ void ChangeFeed::session() {
     if (auto listening = listen_on_channel(c); !listening)
         return set_error(std::move(listening).error());
     // Awake while catching up; old rows go (count and age) once per session.
-    if (auto awake = mark(c, false); !awake)
+    if (auto awake = mark(c, false, true); !awake)
         return set_error(std::move(awake).error());
     (void)c.script("SELECT " + prefix_ + "modelrepo_prune_changes(true)", round_trip());
     bool first = !cursor_.set;
@@ -232,16 +232,10 @@ Result<void> ChangeFeed::listen_on_channel(Connection& c) {
     return success();
 }
 
-Result<void> ChangeFeed::mark(Connection& c, bool asleep) {
-    // Rows of sessions that are gone go too (a killed process, a restarted server).
-    auto marked = c.script(
-        "DELETE FROM " + prefix_ +
-            "catalog_listeners l WHERE l.pid > 0 AND NOT EXISTS (SELECT 1 FROM "
-            "pg_stat_activity a WHERE a.pid = l.pid); INSERT INTO " +
-            prefix_ + "catalog_listeners (pid, since, asleep) VALUES (pg_backend_pid(), now(), " +
-            (asleep ? "true" : "false") +
-            ") ON CONFLICT (pid) DO UPDATE SET asleep = EXCLUDED.asleep",
-        round_trip());
+Result<void> ChangeFeed::mark(Connection& c, bool asleep, bool tidy) {
+    auto marked = c.script("SELECT " + prefix_ + "modelrepo_feed_mark(" +
+                               (asleep ? "true" : "false") + ", " + (tidy ? "true" : "false") + ")",
+                           round_trip());
     if (!marked)
         return std::move(marked).error();
     std::lock_guard lock(mutex_);
@@ -350,9 +344,10 @@ void ChangeFeed::follow(Connection& c) {
         pollfd fds[2] = {{PQsocket(pg), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
         int ready = ::poll(fds, 2, static_cast<int>(std::max<long long>(wait.count(), 0)));
         if (stopping_) {
-            (void)c.script("DELETE FROM " + prefix_ +
-                               "catalog_listeners WHERE pid = pg_backend_pid()",
-                           round_trip());
+            // Writers need not notify a feed that is gone (at once: a stopped server is
+            // not waited for).
+            (void)c.script("SELECT " + prefix_ + "modelrepo_feed_mark(NULL)",
+                           SteadyClock::now() + milliseconds(200));
             return tell(false);
         }
         if (ready < 0 && errno != EINTR)

@@ -109,8 +109,9 @@ private:
     /// Reads what became visible since `cursor_` and moves it on; the first poll (no
     /// cursor yet) reads nothing and only places it.
     Result<Poll> poll(Connection& c);
-    /// Marks this session asleep (writers notify it) or awake in catalog_listeners.
-    Result<void> mark(Connection& c, bool asleep);
+    /// Marks this session asleep (writers notify it) or awake in catalog_listeners;
+    /// `tidy` also drops the rows of sessions that are gone.
+    Result<void> mark(Connection& c, bool asleep, bool tidy = false);
     /// Follows the log until the session is lost (or stopping): polls while changes come,
     /// sleeps on LISTEN when they stop, a poll after each `heartbeat` without traffic.
     void follow(Connection& c);

@@ -140,6 +140,22 @@ CREATE TABLE catalog_listeners (
     since  timestamptz NOT NULL DEFAULT now(),
     asleep boolean NOT NULL DEFAULT false
 );
+-- A feed marks its session asleep or awake (any role may: the function runs as the owner);
+-- `tidy` also drops the rows of sessions that are gone; NULL `asleep` drops its own row.
+CREATE FUNCTION modelrepo_feed_mark(asleep boolean, tidy boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    IF tidy THEN
+        DELETE FROM catalog_listeners l WHERE l.pid > 0
+            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid);
+    END IF;
+    IF $1 IS NULL THEN
+        DELETE FROM catalog_listeners WHERE pid = pg_backend_pid();
+    ELSE
+        INSERT INTO catalog_listeners (pid, asleep) VALUES (pg_backend_pid(), $1)
+        ON CONFLICT (pid) DO UPDATE SET asleep = EXCLUDED.asleep, since = now();
+    END IF;
+END $$;
 CREATE FUNCTION modelrepo_prune_changes(by_age boolean DEFAULT false) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
