@@ -125,6 +125,31 @@ TEST_CASE("changes made by a plain libpq session reach a watcher; foreign payloa
     CHECK_FALSE(sub.value().active());
 }
 
+TEST_CASE("roles with no rights on the log's bookkeeping: one writes statuses, one follows") {
+    auto repo = fresh_catalogue("live_roles");
+    server().psql("SET password_encryption = 'scram-sha-256'; "
+                  "DROP ROLE IF EXISTS feed_reader; DROP ROLE IF EXISTS status_writer; "
+                  "CREATE ROLE feed_reader LOGIN PASSWORD '" +
+                  password + "'; CREATE ROLE status_writer LOGIN PASSWORD '" + password + "'");
+    // The reader reads (the catalogue and the log), the writer updates statuses: neither
+    // may touch catalog_listeners or write the log; the triggers and the mark run as the
+    // owner.
+    server().psql("GRANT SELECT ON providers, models, model_status, schema_migrations, "
+                  "catalog_changes, catalog_change_seq TO feed_reader; "
+                  "GRANT SELECT, UPDATE ON model_status TO status_writer",
+                  "live_roles");
+    auto reader = open_repo(server().url("feed_reader", password, "live_roles"));
+    ChangeCollector seen;
+    auto sub = reader->watch(std::ref(seen));
+    REQUIRE_MESSAGE(sub, sub.error().to_string());
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::resync), 10s));
+    RawClient writer(server().url("status_writer", password, "live_roles"));
+    REQUIRE(writer.exec("UPDATE model_status SET availability = 0.31 WHERE model_slug = 'gpt-5'"));
+    CHECK(seen.wait_for(is(CatalogChange::Kind::status, "gpt-5"), 5s));
+    CHECK_FALSE(writer.exec("DELETE FROM catalog_changes")); // no rights on the log itself
+    CHECK(metric(*reader, "modelrepo_feed_connected") == "1");
+}
+
 TEST_CASE("a bulk import is one resync, not a change per row") {
     auto repo = fresh_catalogue("live_bulk");
     ChangeCollector seen;
