@@ -9,6 +9,7 @@
 #include <modelrepo/durable.hpp>
 #include <modelrepo/error.hpp>
 #include <modelrepo/fallback_repository.hpp>
+#include <modelrepo/json_text.hpp>
 #include <modelrepo/memory_repository.hpp>
 #include <modelrepo/metrics.hpp>
 #include <modelrepo/model_repository.hpp>

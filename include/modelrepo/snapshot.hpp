@@ -8,12 +8,14 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <modelrepo/error.hpp>
+#include <modelrepo/json_text.hpp>
 #include <modelrepo/types.hpp>
 
 namespace modelrepo {
@@ -58,6 +60,30 @@ Result<Snapshot> read_snapshot_file(const std::filesystem::path& path);
 /// The JSON form of `snapshot`; `indent` < 0 gives one line. Models and statuses
 /// keep their order, so write(parse(x)) is stable.
 std::string write_snapshot(const Snapshot& snapshot, int indent = 2);
+
+/// The JSON form of a snapshot (the bytes `write_snapshot` returns) in parts, for
+/// answers and files too large to build whole: a 100,000-model catalogue is about 40 MB
+/// of text. Holds the snapshot until it is done. Not thread-safe (one writer, one thread).
+///
+///     SnapshotWriter writer(snapshot, -1);
+///     std::string part;
+///     while (writer.next(part)) { send(part); part.clear(); }
+///     send(part);
+class SnapshotWriter {
+public:
+    explicit SnapshotWriter(std::shared_ptr<const Snapshot> snapshot, int indent = 2);
+    /// Appends the next part, of about `about` bytes (more by one provider, model or
+    /// status), to `out`. False with the last part: everything is written.
+    bool next(std::string& out, std::size_t about = 64 * 1024);
+
+private:
+    enum class Part { head, providers, models, statuses, done };
+    std::shared_ptr<const Snapshot> snapshot_;
+    std::string scratch_; ///< what json_ points at before the first next()
+    JsonText json_;
+    Part part_ = Part::head;
+    std::size_t at_ = 0;
+};
 
 /// Writes the JSON form atomically: a new temporary file beside `path` (made with
 /// mkstemp, so a planted symlink is never followed), then rename. Errors:

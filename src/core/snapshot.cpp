@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <modelrepo/json_text.hpp>
 #include <modelrepo/snapshot.hpp>
 
 #include "catalog_view.hpp"
@@ -473,17 +474,20 @@ private:
     const bool statuses_only_;
 };
 
-nlohmann::ordered_json status_to_json(const ModelStatus& status) {
-    nlohmann::ordered_json out;
-    out["model"] = status.model_slug;
-    out["health"] = std::string(to_string(status.health));
-    out["availability"] = status.availability;
-    out["latency_ms"] = status.latency_ms ? nlohmann::ordered_json(*status.latency_ms)
-                                          : nlohmann::ordered_json(nullptr);
-    out["error_rate"] = status.error_rate;
-    out["region"] = status.region;
-    out["checked_at"] = format_timestamp(status.checked_at);
-    return out;
+void write_status(JsonText& json, const ModelStatus& status) {
+    json.begin_object();
+    json.key("model").string(status.model_slug);
+    json.key("health").string(to_string(status.health));
+    json.key("availability").number(status.availability);
+    json.key("latency_ms");
+    if (status.latency_ms)
+        json.number(*status.latency_ms);
+    else
+        json.null();
+    json.key("error_rate").number(status.error_rate);
+    json.key("region").string(status.region);
+    json.key("checked_at").string(format_timestamp(status.checked_at));
+    json.end_object();
 }
 
 } // namespace
@@ -552,10 +556,13 @@ Result<std::vector<ModelStatus>> parse_statuses(std::string_view text) {
 }
 
 std::string write_statuses(std::span<const ModelStatus> statuses, int indent) {
-    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    std::string out;
+    JsonText json(out, indent);
+    json.begin_array();
     for (const ModelStatus& s : statuses)
-        out.push_back(status_to_json(s));
-    return out.dump(indent, ' ', false, json::error_handler_t::replace);
+        write_status(json, s);
+    json.end_array();
+    return out;
 }
 
 Result<Snapshot> parse_snapshot(std::string_view text) {
@@ -589,30 +596,85 @@ Result<Snapshot> read_snapshot_file(const std::filesystem::path& path) {
     return snapshot;
 }
 
-std::string write_snapshot(const Snapshot& snapshot, int indent) {
-    nlohmann::ordered_json root;
-    root["format"] = snapshot_format;
-    root["generated_at"] = format_timestamp(snapshot.generated_at);
-    auto& providers = root["providers"] = nlohmann::ordered_json::array();
-    for (const Provider& p : snapshot.providers)
-        providers.push_back({{"slug", p.slug}, {"name", p.name}, {"website", p.website}});
-    auto& models = root["models"] = nlohmann::ordered_json::array();
-    for (const Model& m : snapshot.models) {
-        nlohmann::ordered_json out;
-        out["slug"] = m.slug;
-        out["name"] = m.name;
-        out["provider"] = m.provider_slug;
-        out["description"] = m.description;
-        out["context_window"] = m.context_window ? nlohmann::ordered_json(*m.context_window)
-                                                 : nlohmann::ordered_json(nullptr);
-        out["active"] = m.active;
-        models.push_back(std::move(out));
+SnapshotWriter::SnapshotWriter(std::shared_ptr<const Snapshot> snapshot, int indent)
+    : snapshot_(std::move(snapshot))
+    , json_(scratch_, indent) {}
+
+bool SnapshotWriter::next(std::string& out, std::size_t about) {
+    json_.write_to(out);
+    const Snapshot& s = *snapshot_;
+    const std::size_t stop = out.size() + about;
+    while (out.size() < stop) {
+        switch (part_) {
+        case Part::head:
+            json_.begin_object();
+            json_.key("format").string(snapshot_format);
+            json_.key("generated_at").string(format_timestamp(s.generated_at));
+            json_.key("providers").begin_array();
+            part_ = Part::providers;
+            break;
+        case Part::providers:
+            if (at_ == s.providers.size()) {
+                json_.end_array().key("models").begin_array();
+                part_ = Part::models;
+                at_ = 0;
+                break;
+            }
+            {
+                const Provider& p = s.providers[at_++];
+                json_.begin_object();
+                json_.key("slug").string(p.slug);
+                json_.key("name").string(p.name);
+                json_.key("website").string(p.website);
+                json_.end_object();
+            }
+            break;
+        case Part::models:
+            if (at_ == s.models.size()) {
+                json_.end_array().key("statuses").begin_array();
+                part_ = Part::statuses;
+                at_ = 0;
+                break;
+            }
+            {
+                const Model& m = s.models[at_++];
+                json_.begin_object();
+                json_.key("slug").string(m.slug);
+                json_.key("name").string(m.name);
+                json_.key("provider").string(m.provider_slug);
+                json_.key("description").string(m.description);
+                json_.key("context_window");
+                if (m.context_window)
+                    json_.integer(*m.context_window);
+                else
+                    json_.null();
+                json_.key("active").boolean(m.active);
+                json_.end_object();
+            }
+            break;
+        case Part::statuses:
+            if (at_ == s.statuses.size()) {
+                json_.end_array().end_object();
+                out.push_back('\n');
+                part_ = Part::done;
+                return false;
+            }
+            write_status(json_, s.statuses[at_++]);
+            break;
+        case Part::done:
+            return false;
+        }
     }
-    auto& statuses = root["statuses"] = nlohmann::ordered_json::array();
-    for (const ModelStatus& s : snapshot.statuses)
-        statuses.push_back(status_to_json(s));
-    std::string text = root.dump(indent, ' ', false, json::error_handler_t::replace);
-    text.push_back('\n');
+    return true;
+}
+
+std::string write_snapshot(const Snapshot& snapshot, int indent) {
+    // Not owned: the writer is done before this returns.
+    SnapshotWriter writer(std::shared_ptr<const Snapshot>(std::shared_ptr<void>(), &snapshot),
+                          indent);
+    std::string text;
+    while (writer.next(text, std::size_t(-1) / 2)) {
+    }
     return text;
 }
 

@@ -194,6 +194,74 @@ TEST_CASE("the library's own HTTP source reads /v1/snapshot, with an ETag") {
     CHECK(model.value()->provider->slug == "openai");
 }
 
+TEST_CASE("10,000 models: lists sent in chunks equal the CLI's, HEAD's length, HTTP/1.0, "
+          "keep-alive, and the library's HTTP source reads the chunked snapshot") {
+    if (!have_tool("curl"))
+        return;
+    TempDir dir;
+    Snapshot big = builtin_snapshot();
+    for (int i = 0; i < 10'000; ++i) {
+        Model m = big.models[static_cast<std::size_t>(i) % big.models.size()];
+        m.slug = "bulk-" + std::to_string(i);
+        big.models.push_back(m);
+        big.statuses.push_back(big.statuses[static_cast<std::size_t>(i) % big.statuses.size()]);
+        big.statuses.back().model_slug = m.slug;
+    }
+    auto file = dir.path() / "big.json";
+    REQUIRE(write_snapshot_file(big, file));
+    std::string source = "file://" + file.string();
+    Serve serve({source});
+
+    // Chunked (no Content-Length), and byte for byte what `modelrepo --json models` prints.
+    auto headers =
+        run_process({"curl", "-sS", "-D", "-", "-o", "/dev/null", serve.base() + "/v1/models"});
+    REQUIRE(headers.exit_code == 0);
+    CHECK(headers.out.find("Transfer-Encoding: chunked") != std::string::npos);
+    CHECK(headers.out.find("Content-Length") == std::string::npos);
+    auto models = curl({serve.base() + "/v1/models"});
+    REQUIRE(models.status == 200);
+    auto listed = json::parse(models.body);
+    CHECK(listed["models"].size() == big.models.size());
+    auto cli = run_process({require_env("MODELREPO_CLI"), "--source", source, "--json", "models"});
+    REQUIRE(cli.exit_code == 0);
+    auto printed = json::parse(cli.out);
+    CHECK(printed["models"] == listed["models"]);
+
+    // HEAD: the length a GET's body has, no body.
+    auto head = run_process({"curl", "-sS", "-I", serve.base() + "/v1/models"});
+    REQUIRE(head.exit_code == 0);
+    CHECK(head.out.find("Content-Length: " + std::to_string(models.body.size())) !=
+          std::string::npos);
+    // HTTP/1.0 has no chunks: the whole body with its length.
+    auto old = run_process({"curl", "-sS", "-0", "-D", "-", serve.base() + "/v1/statuses"});
+    REQUIRE(old.exit_code == 0);
+    CHECK(old.out.find("Content-Length: ") != std::string::npos);
+    CHECK(old.out.find("chunked") == std::string::npos);
+    auto body_at = old.out.find("\r\n\r\n");
+    REQUIRE(body_at != std::string::npos);
+    CHECK(json::parse(old.out.substr(body_at + 4))["statuses"].size() == big.statuses.size());
+
+    // Two chunked answers and a small one on one kept-alive connection (curl says when
+    // it reuses one).
+    auto reused = run_process({"curl", "-sS", "-v", "-o", "/dev/null", "-o", "/dev/null", "-o",
+                               "/dev/null", serve.base() + "/v1/models",
+                               serve.base() + "/v1/snapshot", serve.base() + "/v1/stats"});
+    REQUIRE(reused.exit_code == 0);
+    CHECK(reused.err.find("Re-using existing connection") != std::string::npos);
+    CHECK(reused.err.find("Connected to") == reused.err.rfind("Connected to")); // one connect
+
+    // The chunked snapshot is what the file holds, and another modelrepo reads it.
+    auto snapshot = curl({serve.base() + "/v1/snapshot"});
+    REQUIRE(snapshot.status == 200);
+    auto served = parse_snapshot(snapshot.body);
+    REQUIRE(served);
+    CHECK(sorted_by_slug(served.value()) ==
+          sorted_by_slug(parse_snapshot(write_snapshot(big)).value()));
+    auto remote = modelrepo::open(serve.base() + "/v1/snapshot");
+    REQUIRE_MESSAGE(remote, remote.error().to_string());
+    CHECK(remote.value()->count_models().value() == static_cast<std::int64_t>(big.models.size()));
+}
+
 TEST_CASE("writes: 403 without a token file, 401 without or with a wrong token, applied with it") {
     if (!have_tool("curl"))
         return;

@@ -12,6 +12,7 @@
 
 #include <modelrepo/modelrepo.hpp>
 
+#include "json_form.hpp"
 #include "scripted_repository.hpp"
 #include "serve/publisher.hpp"
 #include "serve/service.hpp"
@@ -23,6 +24,35 @@ using namespace std::chrono;
 using nlohmann::json;
 
 namespace {
+
+/// `answer` with what its `parts` make (an answer written as it goes) put in its body, as
+/// the transport would send it; each part at most a part and one entry long.
+Response drained(Response answer) {
+    if (!answer.parts)
+        return answer;
+    REQUIRE(answer.body.empty());
+    bool more = true;
+    std::string part;
+    while (more) {
+        more = answer.parts(part);
+        CHECK(part.size() <= answer_part_bytes + 4096);
+        answer.body += part;
+        part.clear();
+    }
+    answer.parts = nullptr;
+    return answer;
+}
+
+/// How many parts `answer` is made in.
+std::size_t parts_of(Response answer) {
+    std::size_t parts = 0;
+    std::string part;
+    for (bool more = true; more; part.clear()) {
+        more = answer.parts(part);
+        ++parts;
+    }
+    return parts;
+}
 
 struct Fixture {
     std::shared_ptr<test::ScriptedRepository> primary =
@@ -60,7 +90,7 @@ struct Fixture {
         auto q = target.find('?');
         r.path = target.substr(0, q);
         r.query = q == std::string::npos ? "" : target.substr(q + 1);
-        return service->handle(r);
+        return drained(service->handle(r));
     }
     Response put(const std::string& body, const std::string& auth) {
         Request r;
@@ -339,4 +369,79 @@ TEST_CASE("a readiness check that hangs: /readyz answers at once, degraded, sayi
     CHECK(stalled["sources"][0]["source"] == "primary"); // the last check's findings
     primary->delay(milliseconds(0));
     CHECK(when([](const json& b) { return b["state"] == "ready"; })["state"] == "ready");
+}
+
+TEST_CASE("lists and the snapshot at 10,000 models: written as they go, the tree's bytes") {
+    Snapshot big;
+    big.generated_at = Timestamp(seconds(1'700'000'000));
+    big.providers = {{"p0", "P \"0\"", "https://p0.example"}, {"p1", "P1", ""}};
+    for (int i = 0; i < 10'000; ++i) {
+        Model m;
+        m.slug = "m" + std::to_string(100'000 + i);
+        m.name = "Model \u00e9 " + std::to_string(i);
+        m.provider_slug = i % 2 ? "p1" : "p0";
+        m.description = i % 9 ? "" : "line\nbreak";
+        if (i % 3)
+            m.context_window = 4096 * i;
+        m.active = i % 4 != 0;
+        big.models.push_back(m);
+        if (i % 5)
+            big.statuses.push_back({m.slug, i % 7 ? Health::operational : Health::outage,
+                                    0.5 + i / 40'000.0,
+                                    i % 2 ? std::optional<double>(i / 3.0) : std::nullopt,
+                                    1.0 / (i + 1), "eu", big.generated_at - seconds(i)});
+    }
+    auto memory = MemoryRepository::create(big, "memory").value();
+    auto chain = std::shared_ptr<FallbackRepository>(FallbackRepository::create({memory}).value());
+    Service service(chain, {});
+    auto get = [&](std::string path, std::string query = "") {
+        Request r;
+        r.method = "GET";
+        r.path = std::move(path);
+        r.query = std::move(query);
+        return service.handle(r);
+    };
+    using ojson = nlohmann::ordered_json;
+
+    // What the routes built as a tree before they wrote as they went.
+    ojson models = ojson::array();
+    auto listed = memory->list_models();
+    REQUIRE(listed);
+    for (const Model& m : listed.value())
+        models.push_back(cli::to_json(m));
+    ojson statuses = ojson::array(), outages = ojson::array();
+    auto all = memory->list_statuses();
+    REQUIRE(all);
+    for (const ModelStatus& s : all.value()) {
+        statuses.push_back(cli::to_json(s));
+        if (s.health == Health::outage)
+            outages.push_back(cli::to_json(s));
+    }
+    auto tree = [](std::string_view member, ojson list) {
+        ojson body;
+        body["source"] = "memory";
+        body[std::string(member)] = std::move(list);
+        return cli::dump_json(body);
+    };
+
+    CHECK(parts_of(get("/v1/models")) > 10); // about 4 MB in parts of 64 KiB
+    CHECK(drained(get("/v1/models")).body == tree("models", models));
+    CHECK(drained(get("/v1/statuses")).body == tree("statuses", statuses));
+    CHECK(drained(get("/v1/statuses", "health=outage")).body == tree("statuses", outages));
+
+    Response snapshot = drained(get("/v1/snapshot"));
+    CHECK(snapshot.body == write_snapshot(memory->export_snapshot().value()));
+    std::string tag = header(snapshot, "ETag");
+    CHECK(tag.size() == 18);
+    Request again;
+    again.method = "GET";
+    again.path = "/v1/snapshot";
+    again.if_none_match = tag;
+    Response unchanged = service.handle(again);
+    CHECK(unchanged.status == 304);
+    CHECK_FALSE(unchanged.parts);
+    CHECK(unchanged.body.empty());
+
+    // A small answer is made in one part: the transport sends it with a Content-Length.
+    CHECK(parts_of(get("/v1/models", "slug=m100001")) == 1);
 }

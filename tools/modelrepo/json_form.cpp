@@ -58,6 +58,60 @@ ojson to_json(const SystemStats& s) {
     return out;
 }
 
+namespace {
+
+template <class T>
+void or_null(JsonText& json, const std::optional<T>& value) {
+    if (!value)
+        json.null();
+    else if constexpr (std::is_floating_point_v<T>)
+        json.number(*value);
+    else
+        json.integer(*value);
+}
+
+} // namespace
+
+void write_json(JsonText& json, const ModelStatus& s) {
+    json.begin_object();
+    json.key("model").string(s.model_slug);
+    json.key("health").string(to_string(s.health));
+    json.key("availability").number(s.availability);
+    json.key("latency_ms");
+    or_null(json, s.latency_ms);
+    json.key("error_rate").number(s.error_rate);
+    json.key("region").string(s.region);
+    json.key("checked_at").string(format_timestamp(s.checked_at));
+    json.end_object();
+}
+
+void write_json(JsonText& json, const Model& m) {
+    json.begin_object();
+    json.key("slug").string(m.slug);
+    json.key("name").string(m.name);
+    json.key("provider_slug").string(m.provider_slug);
+    json.key("description").string(m.description);
+    json.key("context_window");
+    or_null(json, m.context_window);
+    json.key("active").boolean(m.active);
+    json.key("provider");
+    if (m.provider) {
+        json.begin_object();
+        json.key("slug").string(m.provider->slug);
+        json.key("name").string(m.provider->name);
+        json.key("website").string(m.provider->website);
+        json.end_object();
+    } else {
+        json.null();
+    }
+    json.key("status");
+    if (m.status)
+        write_json(json, *m.status);
+    else
+        json.null();
+    json.end_object();
+}
+
 std::string dump_json(const nlohmann::ordered_json& value, int indent) {
     // Text from a database may not be UTF-8 (an SQL_ASCII database passes bytes through):
     // replace what is not, rather than abort on nlohmann::json's type_error.

@@ -381,6 +381,7 @@ private:
                             "application/json",
                             error_body("internal", std::string("the handler failed: ") + e.what()),
                             {},
+                            {},
                             {}};
         }
     }
@@ -410,6 +411,7 @@ private:
                                "application/json",
                                error_body("unavailable", "the server is shutting down"),
                                {{"Retry-After", "1"}},
+                               {},
                                {}}
                     : self->call_handler(job->request);
             job->request = Request{};
@@ -432,6 +434,7 @@ private:
                                                   std::to_string(pool.max_queued()) +
                                                   " requests wait for them; try again shortly"),
                                    {{"Retry-After", "1"}},
+                                   {},
                                    {}});
         }
         deadline_.expires_after(server_.options.deadline);
@@ -451,6 +454,7 @@ private:
                                         error_body("timeout", "the request waited " + took +
                                                                   " for a worker without starting"),
                                         {{"Retry-After", "1"}},
+                                        {},
                                         {}}
                              : Response{504,
                                         "application/json",
@@ -458,6 +462,7 @@ private:
                                                    "no answer within " + took +
                                                        " (the server's deadline): the database is "
                                                        "slow or locked; a write may still apply"),
+                                        {},
                                         {},
                                         {}});
         });
@@ -470,6 +475,26 @@ private:
         request_.body.clear();
         if (response.on_stream)
             return start_stream(std::move(response), message.version());
+        std::optional<std::size_t> head_length;
+        if (response.parts) {
+            bool more = response.parts(response.body);
+            if (more && message.method() == http::verb::head) {
+                // The length a GET would get, without keeping what it counts.
+                std::size_t length = response.body.size();
+                std::string part;
+                while (more) {
+                    more = response.parts(part);
+                    length += part.size();
+                    part.clear();
+                }
+                head_length = length;
+            } else if (more && message.version() < 11) {
+                while (more)
+                    more = response.parts(response.body); // no chunks in HTTP/1.0
+            } else if (more) {
+                return start_parts(std::move(response), message.version(), message.keep_alive());
+            }
+        }
 
         auto answer = std::make_shared<http::response<http::string_body>>(
             static_cast<http::status>(response.status), message.version());
@@ -482,7 +507,7 @@ private:
         answer->prepare_payload();
         if (message.method() == http::verb::head) {
             // The headers a GET would get, Content-Length included, and no body.
-            auto length = answer->body().size();
+            auto length = head_length.value_or(answer->body().size());
             answer->body().clear();
             answer->content_length(length);
         }
@@ -540,6 +565,74 @@ private:
                                     }
                                     self->drain();
                                 });
+    }
+
+    // --- answers made as they are written ----------------------------------------------
+
+    void start_parts(Response response, unsigned version, bool keep_alive) {
+        state_ = State::writing;
+        parts_ = std::move(response.parts);
+        part_ = std::move(response.body);
+        parts_more_ = true;
+        parts_status_ = response.status;
+        parts_bytes_ = 0;
+        parts_head_ = std::make_shared<http::response<http::empty_body>>(
+            static_cast<http::status>(response.status), version);
+        parts_head_->set(http::field::server, "modelrepo");
+        parts_head_->set(http::field::content_type, response.content_type);
+        for (auto& [name, value] : response.headers)
+            parts_head_->set(name, value);
+        parts_head_->chunked(true);
+        parts_head_->keep_alive(keep_alive && !server_.stopping.load());
+        parts_serializer_ =
+            std::make_shared<http::response_serializer<http::empty_body>>(*parts_head_);
+        stream_.expires_after(server_.options.write_timeout);
+        http::async_write_header(
+            stream_, *parts_serializer_,
+            [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+                self->parts_bytes_ += bytes;
+                if (ec)
+                    return self->parts_done(ec);
+                self->write_part();
+            });
+    }
+
+    /// Writes the part made, then makes the next; the last chunk after the last part.
+    void write_part() {
+        while (part_.empty() && parts_more_)
+            parts_more_ = parts_(part_);
+        stream_.expires_after(server_.options.write_timeout);
+        if (part_.empty()) // an empty chunk would end the body: the last one does
+            return net::async_write(
+                stream_, http::make_chunk_last(),
+                [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+                    self->parts_bytes_ += bytes;
+                    self->parts_done(ec);
+                });
+        net::async_write(stream_, http::make_chunk(net::buffer(part_)),
+                         [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+                             self->parts_bytes_ += bytes;
+                             if (ec)
+                                 return self->parts_done(ec);
+                             self->part_.clear();
+                             if (self->parts_more_)
+                                 self->parts_more_ = self->parts_(self->part_);
+                             self->write_part();
+                         });
+    }
+
+    void parts_done(beast::error_code ec) {
+        log(parts_status_, parts_bytes_);
+        parts_ = nullptr; // what it holds (a catalogue) is let go now
+        std::string().swap(part_);
+        bool again = !ec && parts_head_->keep_alive() && !server_.stopping.load();
+        parts_head_.reset();
+        parts_serializer_.reset();
+        if (ec == beast::error::timeout)
+            server_.count(Rejected::timeout);
+        if (!again)
+            return close_connection();
+        read_request();
     }
 
     // --- event streams ----------------------------------------------------------------
@@ -647,6 +740,14 @@ private:
     net::steady_timer deadline_{stream_.get_executor()}; ///< of a request on a worker lane
     std::shared_ptr<http::response<http::string_body>> answer_;
     std::array<char, 512> scratch_{};
+
+    std::function<bool(std::string&)> parts_; ///< an answer being made as it is written
+    std::string part_;                        ///< the part being written
+    bool parts_more_ = false;                 ///< parts_ has more to make
+    int parts_status_ = 0;
+    std::size_t parts_bytes_ = 0;
+    std::shared_ptr<http::response<http::empty_body>> parts_head_;
+    std::shared_ptr<http::response_serializer<http::empty_body>> parts_serializer_;
 
     bool was_stream_ = false;
     std::function<void(std::shared_ptr<EventStream>)> stream_attach_;

@@ -40,7 +40,17 @@ struct Response {
     /// Set: the answer is a stream of server-sent events. The server writes a 200 with
     /// `text/event-stream`, then calls this with the stream (on one of its threads).
     std::function<void(std::shared_ptr<EventStream>)> on_stream;
+    /// Set (and `body` empty): the body is made as it is written. Called on the
+    /// connection's thread, again after each part is written, until it returns false; each
+    /// call appends about a part (64 KiB) to its argument. An answer whose first part is
+    /// its last goes out with a Content-Length, as a `body` would; a longer one is sent
+    /// chunked, so no more than a part of it is held at a time (HTTP/1.0 and HEAD: made
+    /// whole first, for the Content-Length). Must not block: it runs on an I/O thread.
+    std::function<bool(std::string& out)> parts;
 };
+
+/// How much an answer's `parts` should append per call.
+inline constexpr std::size_t answer_part_bytes = 64 * 1024;
 
 /// The body of every error answer: {"error": {"code": "<errc>", "message": "…"}}.
 std::string error_body(std::string_view code, std::string_view message);

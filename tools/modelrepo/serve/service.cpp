@@ -30,11 +30,11 @@ std::string dump(const ojson& value) {
 }
 
 Response json_answer(int status, const ojson& value) {
-    return Response{status, "application/json", dump(value), {}, {}};
+    return Response{status, "application/json", dump(value), {}, {}, {}};
 }
 
 Response error_answer(int status, std::string_view code, std::string_view message) {
-    return Response{status, "application/json", error_body(code, message), {}, {}};
+    return Response{status, "application/json", error_body(code, message), {}, {}, {}};
 }
 
 /// The Errc name an error answer carries ("other" for a foreign code).
@@ -59,6 +59,45 @@ Response method_not_allowed(std::string_view allow) {
     Response answer =
         error_answer(405, "invalid_argument", "this path answers " + std::string(allow) + " only");
     answer.headers.emplace_back("Allow", std::string(allow));
+    return answer;
+}
+
+/// `{"source": SOURCE, "<member>": [ITEM, …]}`, made as it is written (Response::parts):
+/// the items are held until the last part is sent, their text never whole. The items
+/// `keep` refuses are left out.
+template <class T>
+Response list_answer(std::string source, std::string member, std::vector<T> items,
+                     std::function<bool(const T&)> keep = {}) {
+    struct State {
+        std::vector<T> items;
+        std::function<bool(const T&)> keep;
+        std::string source, member;
+        std::string scratch;
+        JsonText json{scratch};
+        std::size_t at = 0;
+    };
+    auto state = std::make_shared<State>();
+    state->items = std::move(items);
+    state->keep = std::move(keep);
+    state->source = std::move(source);
+    state->member = std::move(member);
+    Response answer{200, "application/json", {}, {}, {}, {}};
+    answer.parts = [state](std::string& out) {
+        State& s = *state;
+        s.json.write_to(out);
+        if (s.at == 0)
+            s.json.begin_object().key("source").string(s.source).key(s.member).begin_array();
+        const std::size_t stop = out.size() + answer_part_bytes;
+        while (s.at < s.items.size() && out.size() < stop) {
+            const T& item = s.items[s.at++];
+            if (!s.keep || s.keep(item))
+                cli::write_json(s.json, item);
+        }
+        if (s.at < s.items.size())
+            return true;
+        s.json.end_array().end_object();
+        return false;
+    };
     return answer;
 }
 
@@ -314,13 +353,7 @@ struct Service::Impl {
         auto models = asked ? chain->find_models(slugs, from) : chain->list_models(from);
         if (!models)
             return read_error(models.error());
-        ojson list = ojson::array();
-        for (const Model& model : models.value())
-            list.push_back(cli::to_json(model));
-        ojson body;
-        body["source"] = std::string(from.source);
-        body["models"] = std::move(list);
-        return json_answer(200, body);
+        return list_answer(std::string(from.source), "models", std::move(models).value());
     }
 
     Response model(std::string_view encoded) {
@@ -358,14 +391,11 @@ struct Service::Impl {
         auto statuses = chain->list_statuses(from);
         if (!statuses)
             return read_error(statuses.error());
-        ojson list = ojson::array();
-        for (const ModelStatus& status : statuses.value())
-            if (!only || status.health == *only)
-                list.push_back(cli::to_json(status));
-        ojson body;
-        body["source"] = std::string(from.source);
-        body["statuses"] = std::move(list);
-        return json_answer(200, body);
+        std::function<bool(const ModelStatus&)> keep;
+        if (only)
+            keep = [health = *only](const ModelStatus& status) { return status.health == health; };
+        return list_answer(std::string(from.source), "statuses", std::move(statuses).value(),
+                           std::move(keep));
     }
 
     /// The whole catalogue as snapshot JSON: what another modelrepo reads as a source
@@ -374,14 +404,29 @@ struct Service::Impl {
         auto snapshot = chain->export_snapshot();
         if (!snapshot)
             return read_error(snapshot.error());
-        std::string text = write_snapshot(snapshot.value());
+        auto kept = std::make_shared<const Snapshot>(std::move(snapshot).value());
+        // The tag is the text's hash: made once to hash it, part by part, then again as
+        // it is sent. Never whole in memory.
+        std::size_t hash = 0;
+        {
+            SnapshotWriter writer(kept);
+            std::string part;
+            bool more = true;
+            while (more) {
+                more = writer.next(part, answer_part_bytes);
+                hash = hash * 1'000'003 ^ std::hash<std::string_view>{}(part);
+                part.clear();
+            }
+        }
         char tag[32];
-        std::snprintf(tag, sizeof tag, "\"%016zx\"", std::hash<std::string>{}(text));
-        Response answer{200, "application/json", {}, {{"ETag", tag}}, {}};
-        if (request.if_none_match == tag)
+        std::snprintf(tag, sizeof tag, "\"%016zx\"", hash);
+        Response answer{200, "application/json", {}, {{"ETag", tag}}, {}, {}};
+        if (request.if_none_match == tag) {
             answer.status = 304;
-        else
-            answer.body = std::move(text);
+            return answer;
+        }
+        auto writer = std::make_shared<SnapshotWriter>(std::move(kept));
+        answer.parts = [writer](std::string& out) { return writer->next(out, answer_part_bytes); };
         return answer;
     }
 
@@ -433,7 +478,8 @@ struct Service::Impl {
             auto extra = options.extra_metrics();
             text += to_prometheus(extra);
         }
-        return Response{200, "text/plain; version=0.0.4; charset=utf-8", std::move(text), {}, {}};
+        return Response{200, "text/plain; version=0.0.4; charset=utf-8", std::move(text), {}, {},
+                        {}};
     }
 
     /// One readiness check (on the prober's thread): it may wait for the first source.
@@ -517,7 +563,7 @@ struct Service::Impl {
         const bool get = request.method == "GET" || head;
         std::string_view allow = allowed(path);
         if (request.method == "OPTIONS" && (path == "*" || !allow.empty())) {
-            Response answer{204, "text/plain", {}, {}, {}};
+            Response answer{204, "text/plain", {}, {}, {}, {}};
             answer.headers.emplace_back("Allow", path == "*" ? "GET, HEAD, OPTIONS, PUT"
                                                              : std::string(allow));
             return answer;
@@ -546,7 +592,8 @@ struct Service::Impl {
         if (path == "/v1/snapshot")
             return snapshot(request);
         if (path == "/v1/changes")
-            return head ? Response{200, "text/event-stream", {}, {}, {}} : changes(request, *query);
+            return head ? Response{200, "text/event-stream", {}, {}, {}, {}}
+                        : changes(request, *query);
         if (path == "/metrics")
             return metrics();
         if (path == "/healthz")
