@@ -135,6 +135,8 @@ public:
     Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses,
                                         const WriteOptions& options = {}) override;
     Result<std::vector<Model>> list_models() override;
+    /// As list_models(): the same breakers and metrics (op `list_models`).
+    Result<SharedModels> share_models() override;
     Result<Snapshot> export_snapshot() override;
     /// The serving source's changes (the one that answered last); when another source
     /// starts serving, `resync`. Sources that cannot watch are skipped; when none can:
@@ -158,6 +160,7 @@ public:
     Result<std::optional<Model>> find_model(std::string_view slug, Provenance& answered_by);
     Result<SystemStats> system_stats(Provenance& answered_by);
     Result<std::vector<Model>> list_models(Provenance& answered_by);
+    Result<SharedModels> share_models(Provenance& answered_by);
     Result<Snapshot> export_snapshot(Provenance& answered_by);
 
     /// The first source's capabilities (its outbox, its copy, its migrations): the chain

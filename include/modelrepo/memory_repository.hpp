@@ -56,6 +56,8 @@ public:
     Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses,
                                         const WriteOptions& options = {}) override;
     Result<std::vector<Model>> list_models() override;
+    /// The catalogue version held now: nothing copied.
+    Result<SharedModels> share_models() override;
     Result<Snapshot> export_snapshot() override;
     /// The snapshot's `generated_at` (the last replace()'s).
     std::optional<Timestamp> data_as_of() const override;

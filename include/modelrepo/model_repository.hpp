@@ -47,6 +47,14 @@ struct WriteOptions {
     std::optional<Error> source_down;
 };
 
+/// Models shared with whoever holds them (`ModelRepository::share_models()`): `models`
+/// point into what `owner` keeps alive and unchanged while it is held. Copying one copies
+/// the pointers only.
+struct SharedModels {
+    std::shared_ptr<const void> owner;
+    std::vector<const Model*> models; ///< by slug, as list_models() orders them
+};
+
 /// The catalogue of AI models, their providers and live statuses.
 ///
 /// Thread safety: every method of every implementation may be called from any
@@ -93,6 +101,12 @@ public:
     /// Every model, provider and status included, ordered by slug.
     /// The default builds the list from `export_snapshot()`.
     virtual Result<std::vector<Model>> list_models();
+    /// The models of `list_models()`, shared rather than copied: a repository that keeps
+    /// its catalogue in memory (memory:, a live copy in sync) hands out the version it
+    /// holds, which does not change while it is held; copying nothing costs the same at
+    /// 100,000 models as at 10. For answers written as they are sent (serve's /v1/models).
+    /// The default wraps `list_models()`'s answer.
+    virtual Result<SharedModels> share_models();
     /// The whole catalogue, as the backup format stores it.
     /// The default answers `Errc::not_supported`.
     virtual Result<Snapshot> export_snapshot();

@@ -127,6 +127,14 @@ Result<std::vector<Model>> CopiedRepository::list_models() {
                 });
 }
 
+Result<SharedModels> CopiedRepository::share_models() {
+    // The version held now: at most newer than the one read() looked at.
+    return read([&] { return source_->share_models(); },
+                [&](const Catalog&, bool) -> Result<SharedModels> {
+                    return detail::share_models(copy_.share());
+                });
+}
+
 Result<SystemStats> CopiedRepository::system_stats() {
     return read([&] { return source_->system_stats(); },
                 [&](const Catalog& c, bool down) -> Result<SystemStats> {

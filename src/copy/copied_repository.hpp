@@ -44,6 +44,7 @@ public:
     Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses,
                                         const WriteOptions& options = {}) override;
     Result<std::vector<Model>> list_models() override;
+    Result<SharedModels> share_models() override;
     Result<Snapshot> export_snapshot() override;
     /// The source's changes, each delivered once the copy holds it.
     Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change) override;

@@ -63,6 +63,8 @@ public:
     Timestamp as_of() const noexcept;
     /// The current catalogue. See Published<T>::read for how long the reference lives.
     const Catalog& catalog() const { return published_.read(); }
+    /// The current catalogue, counted: for a caller that keeps it.
+    std::shared_ptr<const Catalog> share() const { return published_.share(); }
 
     struct Stats {
         std::uint64_t reloads = 0, applied = 0, reload_failures = 0, saves = 0, save_failures = 0,

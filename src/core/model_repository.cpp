@@ -32,6 +32,19 @@ Result<std::vector<Model>> ModelRepository::list_models() {
     return detail::assemble_models(snapshot.value());
 }
 
+Result<SharedModels> ModelRepository::share_models() {
+    auto models = list_models();
+    if (!models)
+        return models.error();
+    auto owned = std::make_shared<const std::vector<Model>>(std::move(models).value());
+    SharedModels shared;
+    shared.models.reserve(owned->size());
+    for (const Model& m : *owned)
+        shared.models.push_back(&m);
+    shared.owner = std::move(owned);
+    return shared;
+}
+
 Result<Snapshot> ModelRepository::export_snapshot() {
     Error error =
         make_error(Errc::not_supported, std::string(name()) + " cannot export its catalogue");

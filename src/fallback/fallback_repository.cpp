@@ -459,6 +459,14 @@ Result<std::vector<Model>> FallbackRepository::list_models() {
     return impl_->read<std::vector<Model>>("list_models",
                                            [](ModelRepository& r) { return r.list_models(); });
 }
+Result<SharedModels> FallbackRepository::share_models() {
+    return impl_->read<SharedModels>("list_models",
+                                     [](ModelRepository& r) { return r.share_models(); });
+}
+Result<SharedModels> FallbackRepository::share_models(Provenance& answered_by) {
+    return impl_->read<SharedModels>(
+        "list_models", [](ModelRepository& r) { return r.share_models(); }, &answered_by);
+}
 Result<std::vector<Model>> FallbackRepository::list_models(Provenance& answered_by) {
     return impl_->read<std::vector<Model>>(
         "list_models", [](ModelRepository& r) { return r.list_models(); }, &answered_by);

@@ -139,6 +139,15 @@ std::vector<ModelStatus> Catalog::statuses() const {
     return out;
 }
 
+SharedModels share_models(std::shared_ptr<const Catalog> catalog) {
+    SharedModels shared;
+    shared.models.reserve(catalog->models.size());
+    for (const auto& m : catalog->models)
+        shared.models.push_back(m.get());
+    shared.owner = std::move(catalog);
+    return shared;
+}
+
 std::shared_ptr<Catalog> build_catalog(const Snapshot& snapshot, std::int64_t version) {
     auto catalog = std::make_shared<Catalog>();
     catalog->generated_at = snapshot.generated_at;

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <modelrepo/model_repository.hpp>
 #include <modelrepo/snapshot.hpp>
 #include <modelrepo/types.hpp>
 
@@ -109,6 +110,9 @@ struct Catalog {
     /// Every status, by model slug.
     std::vector<ModelStatus> statuses() const;
 };
+
+/// The models of `catalog`, shared with it (SharedModels's owner keeps it).
+SharedModels share_models(std::shared_ptr<const Catalog> catalog);
 
 /// A catalogue built from a (valid) snapshot.
 std::shared_ptr<Catalog> build_catalog(const Snapshot& snapshot, std::int64_t version = 0);

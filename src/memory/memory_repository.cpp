@@ -144,6 +144,10 @@ Result<std::vector<Model>> MemoryRepository::list_models() {
     return out;
 }
 
+Result<SharedModels> MemoryRepository::share_models() {
+    return detail::share_models(state_->catalog.share());
+}
+
 Result<Snapshot> MemoryRepository::export_snapshot() {
     return state_->current().snapshot();
 }

@@ -52,6 +52,7 @@ public:
     Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses,
                                         const WriteOptions& options = {}) override;
     Result<std::vector<Model>> list_models() override { return source_->list_models(); }
+    Result<SharedModels> share_models() override { return source_->share_models(); }
     Result<Snapshot> export_snapshot() override { return source_->export_snapshot(); }
     Result<Subscription> watch(std::function<void(const CatalogChange&)> on_change) override {
         return source_->watch(std::move(on_change));

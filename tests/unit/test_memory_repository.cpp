@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <modelrepo/fallback_repository.hpp>
 #include <modelrepo/memory_repository.hpp>
 
 using namespace modelrepo;
@@ -93,6 +94,37 @@ TEST_CASE("list_statuses and list_models are ordered by slug; export returns the
     CHECK(models[2].slug == "gpt-4o");
     // Exported in slug order, as every backend exports.
     CHECK(repo->export_snapshot().value() == sorted_by_slug(small_snapshot()));
+}
+
+TEST_CASE("share_models: list_models without a copy; the version held stays as it was") {
+    auto repo = small_repo();
+    auto listed = repo->list_models();
+    REQUIRE(listed);
+    auto shared = repo->share_models();
+    REQUIRE(shared);
+    REQUIRE(shared.value().models.size() == listed.value().size());
+    for (std::size_t i = 0; i < listed.value().size(); ++i)
+        CHECK(*shared.value().models[i] == listed.value()[i]);
+    // Nothing copied: a second share points at the same models.
+    CHECK(repo->share_models().value().models == shared.value().models);
+
+    auto now = system_clock::now();
+    REQUIRE(repo->upsert_statuses(std::vector{status("gpt-4o", Health::outage, now)}));
+    const Model& held = *shared.value().models[2];
+    REQUIRE(held.status);
+    CHECK(held.status->health == Health::degraded); // the version held, unchanged
+    auto after = repo->share_models().value();
+    CHECK(after.models[2]->status->health == Health::outage);
+    CHECK(after.models[0] == shared.value().models[0]); // an unchanged model is shared
+
+    // Through a chain, with provenance.
+    auto chain = FallbackRepository::create({repo}).value();
+    Provenance from;
+    auto through = chain->share_models(from);
+    REQUIRE(through);
+    CHECK(from.source == "test");
+    CHECK(through.value().models.size() == 3);
+    CHECK(through.value().models == after.models);
 }
 
 TEST_CASE("create rejects an invalid snapshot") {
