@@ -11,12 +11,26 @@
 //   apply     one change applied to an in-memory copy of the catalogue (what the live
 //             copy does per change: a model row re-read, or a status): time per change,
 //             in this process, beside the same edit at 32 models.
+//   serve     `modelrepo --source "feed…&cache=live" serve`: GET /v1/models whole (curl)
+//             beside Debian's nginx serving the same bytes from a file; serve's RSS when
+//             ready and after 5 full lists; wrk on /v1/models?slug=…×5 beside nginx; what
+//             gzip would cost the full list; an UPDATE -> SSE event at 10 and 1,000
+//             /v1/changes clients (10,000 at the largest size) beside a bare libpq LISTEN
+//             client on schema 2's NOTIFY. With BENCH_SCALE_BEFORE=CLI (an older build's
+//             modelrepo, on the schema 2 database) the same figures for it, alternating.
 //
 // usage: bench_scale [SECONDS_PER_ROUND=5] [ROUNDS=3] [SIZES=32,10000,100000]
+// BENCH_SCALE_APPLY_ONLY, BENCH_SCALE_SERVE_ONLY: only those parts; BENCH_SCALE_NO_SSE: serve
+// without the change streams.
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -29,6 +43,7 @@
 
 #include <modelrepo/modelrepo.hpp>
 
+#include "http_peers.hpp"
 #include "memory/catalog.hpp"
 #include "peers.hpp"
 #include "pg_server.hpp"
@@ -123,6 +138,14 @@ public:
         thread_.join();
     }
     long received() const { return received_; }
+    /// Waits until more than `seen` notifications have arrived (at most 10 s): when the
+    /// one after `seen` arrived, or nullopt.
+    std::optional<steady_clock::time_point> wait_past(long seen) {
+        std::unique_lock lock(mutex_);
+        if (!arrived_.wait_for(lock, 10s, [&] { return received_ > seen; }))
+            return std::nullopt;
+        return last_;
+    }
 
 private:
     void run(const std::string& conninfo) {
@@ -133,7 +156,12 @@ private:
             if (::poll(&fd, 1, 100) > 0) {
                 PQconsumeInput(c);
                 while (PGnotify* n = PQnotifies(c)) {
-                    ++received_;
+                    {
+                        std::lock_guard lock(mutex_);
+                        ++received_;
+                        last_ = steady_clock::now();
+                    }
+                    arrived_.notify_all();
                     PQfreemem(n);
                 }
             }
@@ -141,7 +169,10 @@ private:
         PQfinish(c);
     }
     std::atomic<bool> stop_{false};
+    std::mutex mutex_; ///< guards last_; received_ changes under it
+    std::condition_variable arrived_;
     std::atomic<long> received_{0};
+    steady_clock::time_point last_{};
     std::thread thread_;
 };
 
@@ -184,6 +215,224 @@ std::pair<double, double> apply_us(const Snapshot& snapshot) {
     return {model_ns / 1000, status_ns / 1000};
 }
 
+/// A serve process and its port (-1: it did not start or load the catalogue).
+struct Served {
+    std::unique_ptr<test::ChildProcess> process;
+    int port = -1;
+};
+
+/// `cli --source url serve` on a free port, once /v1/stats counts `models` models. The
+/// limits are given to this build only (an older one may not take them).
+Served start_serve(const std::string& cli, const std::string& url, int models, bool limits) {
+    std::vector<std::string> argv{cli, "--source", url, "serve", "--listen", "127.0.0.1:0"};
+    if (limits)
+        argv.insert(argv.end(), {"--max-connections", "19000", "--max-streams", "10500"});
+    Served served;
+    served.process = std::make_unique<test::ChildProcess>(argv);
+    int port = bench::wait_port(*served.process, "listening on http://");
+    std::string want = "\"models\":" + std::to_string(models) + ",";
+    for (auto until = steady_clock::now() + 300s; port > 0 && steady_clock::now() < until;) {
+        if (bench::body_of(port, "/v1/stats").find(want) != std::string::npos) {
+            served.port = port;
+            break;
+        }
+        std::this_thread::sleep_for(200ms);
+    }
+    if (served.port < 0)
+        std::fprintf(stderr, "%s did not serve %d models: %s\n", cli.c_str(), models,
+                     served.process->err().c_str());
+    return served;
+}
+
+struct Figures {
+    std::string work;
+    double ours = 0, peer = 0, before = 0; ///< before 0: not measured
+    const char* unit = "";
+};
+
+void print_figures(const Figures& f) {
+    std::printf("  %-46s %10.2f %10.2f %10.2f %-4s %8.2fx %8.2fx\n", f.work.c_str(), f.ours, f.peer,
+                f.before, f.unit, f.peer > 0 ? f.ours / f.peer : 0,
+                f.before > 0 ? f.ours / f.before : 0);
+    std::fflush(stdout);
+}
+
+/// Median of `rounds` calls of `measure` for each of the three (peer, ours, before), their
+/// order turning with the round; `before` skipped when its port is < 0.
+std::array<double, 3> alternate(int rounds, int ours, int peer, int before,
+                                const std::function<double(int port)>& measure) {
+    std::array<std::vector<double>, 3> got;
+    std::array<int, 3> ports{ours, peer, before};
+    for (int r = 0; r < rounds; ++r)
+        for (int k = 0; k < 3; ++k) {
+            int who = (k + r) % 3;
+            if (ports[static_cast<std::size_t>(who)] > 0)
+                got[static_cast<std::size_t>(who)].push_back(
+                    measure(ports[static_cast<std::size_t>(who)]));
+        }
+    return {bench::percentile(got[0], 0.5), bench::percentile(got[1], 0.5),
+            got[2].empty() ? 0 : bench::percentile(got[2], 0.5)};
+}
+
+/// What gzip -1 and -6 cost `bytes` (a full list): ms to compress, and the size left.
+void gzip_figures(const test::TempDir& dir, const std::string& bytes, double fetch_ms) {
+    auto file = dir.write("list.json", bytes);
+    for (const char* level : {"-1", "-6"}) {
+        auto from = steady_clock::now();
+        auto r = test::run_process(
+            {"sh", "-c", std::string("gzip ") + level + " -c '" + file.string() + "' | wc -c"}, {},
+            120s);
+        double ms = duration<double, std::milli>(steady_clock::now() - from).count();
+        double out = std::atof(r.out.c_str());
+        std::printf("  gzip %s of the %.1f MB list: %.0f ms (the whole uncompressed fetch: %.0f "
+                    "ms), %.1f MB (%.1f%%): pays only on a link slower than %.0f Mbit/s\n",
+                    level, bytes.size() / 1e6, ms, fetch_ms, out / 1e6, 100 * out / bytes.size(),
+                    ms > 0 ? (bytes.size() - out) * 8 / (ms / 1000) / 1e6 : 0);
+    }
+}
+
+/// UPDATE -> event figures: serve's clients (p50, p99) and the LISTEN peer (p50).
+struct Latency {
+    double p50 = 0, p99 = 0;
+    std::size_t delivered = 0;
+};
+
+Latency sse_latency(int port, const std::string& conninfo, int clients, int changes) {
+    PGconn* conn = PQconnectdb(conninfo.c_str());
+    auto arrivals = bench::fan_out(
+        port, clients, changes,
+        [&](int c) {
+            std::string sql =
+                "UPDATE model_status SET availability = " + std::to_string(0.5 + c / 1000.0) +
+                " WHERE model_slug = 'm1'";
+            PQclear(PQexec(conn, sql.c_str()));
+        },
+        [](int) { return std::string("\"slug\":\"m1\""); });
+    PQfinish(conn);
+    return {bench::percentile(arrivals, 0.5), bench::percentile(arrivals, 0.99), arrivals.size()};
+}
+
+/// The bare peer: an UPDATE on schema 2's database (its trigger NOTIFYs) until a libpq
+/// session LISTENing there has the notification.
+double listen_p50(Listener& listener, const std::string& conninfo, int changes) {
+    PGconn* conn = PQconnectdb(conninfo.c_str());
+    std::vector<double> took;
+    for (int c = 0; c < changes; ++c) {
+        long seen = listener.received();
+        auto sent = steady_clock::now();
+        std::string sql =
+            "UPDATE model_status SET availability = " + std::to_string(0.5 + c / 1000.0) +
+            " WHERE model_slug = 'm1'";
+        PQclear(PQexec(conn, sql.c_str()));
+        if (auto at = listener.wait_past(seen))
+            took.push_back(duration<double, std::milli>(*at - sent).count());
+        std::this_thread::sleep_for(50ms);
+    }
+    PQfinish(conn);
+    return bench::percentile(took, 0.5);
+}
+
+/// The serve rows at `models` models, over the "feed" database (and "before", schema 2,
+/// for an older build).
+void serve_rows(test::PgServer& server, const test::TempDir& dir, int models, int seconds,
+                int rounds, bool largest) {
+    auto conninfo = [&](const char* db) {
+        return "host=127.0.0.1 port=" + std::to_string(server.port()) + " user=app dbname=" + db +
+               " password=" + password;
+    };
+    Served ours =
+        start_serve(MODELREPO_CLI_PATH,
+                    server.url("app", password, "feed", "127.0.0.1", "cache=live"), models, true);
+    const char* before_cli = std::getenv("BENCH_SCALE_BEFORE");
+    Served before;
+    if (before_cli && *before_cli)
+        before = start_serve(before_cli,
+                             server.url("app", password, "before", "127.0.0.1", "cache=live"),
+                             models, false);
+    if (ours.port < 0)
+        return;
+    // Settled: the copy's first load and the feed's resync after it (a second load) are
+    // done and their garbage freed before "ready" is sampled.
+    std::this_thread::sleep_for(3s);
+    long ready_kib = bench::rss_kib(ours.process->pid());
+    long before_ready_kib = before.port > 0 ? bench::rss_kib(before.process->pid()) : 0;
+    test::TempDir www;
+    bench::Nginx nginx(www);
+    std::string list = bench::body_of(ours.port, "/v1/models");
+    nginx.put("/v1/models", list);
+    std::string five_path = "/v1/models?slug=m1&slug=m2&slug=m3&slug=m4&slug=m5";
+    nginx.put("/v1/five", bench::body_of(ours.port, five_path));
+    for (int i = 0; i < 5; ++i) { // the first five full lists
+        bench::fetch("http://127.0.0.1:" + std::to_string(ours.port) + "/v1/models");
+        if (before.port > 0)
+            bench::fetch("http://127.0.0.1:" + std::to_string(before.port) + "/v1/models");
+    }
+    long listed_kib = bench::rss_kib(ours.process->pid());
+    long before_listed_kib = before.port > 0 ? bench::rss_kib(before.process->pid()) : 0;
+    std::printf("%d models, serve (ours | nginx or LISTEN peer | before; ours/peer, "
+                "ours/before)\n",
+                models);
+    auto whole = alternate(rounds, ours.port, nginx.port(), before.port, [&](int port) {
+        return bench::fetch("http://127.0.0.1:" + std::to_string(port) + "/v1/models").first;
+    });
+    print_figures({"GET /v1/models whole, " + std::to_string(list.size() / 1000) + " kB (ms)",
+                   whole[0], whole[1], whole[2], "ms"});
+    print_figures(
+        {"serve RSS when ready (MiB)", ready_kib / 1024.0, 0, before_ready_kib / 1024.0, "MiB"});
+    print_figures({"serve RSS after 5 full lists (x ready)", double(listed_kib) / ready_kib, 1.0,
+                   before_ready_kib ? double(before_listed_kib) / before_ready_kib : 0, "x"});
+    auto five = alternate(rounds, ours.port, nginx.port(), before.port, [&](int port) {
+        return bench::wrk(port, port == nginx.port() ? "/v1/five" : five_path, seconds).rps;
+    });
+    print_figures({"GET /v1/models?slug=x5, wrk -c32 (req/s)", five[0], five[1], five[2], "rps"});
+    if (models >= 10'000)
+        gzip_figures(dir, list, whole[0]);
+
+    if (std::getenv("BENCH_SCALE_NO_SSE"))
+        largest = false;
+    Listener listener(conninfo("before"));
+    std::this_thread::sleep_for(300ms);
+    for (int clients : {10, 1000}) {
+        if (std::getenv("BENCH_SCALE_NO_SSE"))
+            break;
+        Latency ours_sse = sse_latency(ours.port, conninfo("feed"), clients, 10);
+        double peer = listen_p50(listener, conninfo("before"), 10);
+        Latency before_sse =
+            before.port > 0 ? sse_latency(before.port, conninfo("before"), clients, 10) : Latency{};
+        print_figures({"UPDATE -> SSE p50, " + std::to_string(clients) + " clients (ms)",
+                       ours_sse.p50, peer, before_sse.p50, "ms"});
+        print_figures({"UPDATE -> SSE p99, " + std::to_string(clients) + " clients (ms)",
+                       ours_sse.p99, peer, before_sse.p99, "ms"});
+        std::printf("  (%zu of %d events delivered; before %zu)\n", ours_sse.delivered,
+                    clients * 10, before_sse.delivered);
+    }
+    if (largest) {
+        long idle_kib = bench::rss_kib(ours.process->pid());
+        std::atomic<long> streaming_kib{0};
+        std::thread sampler([&] {
+            std::this_thread::sleep_for(2s);
+            for (int i = 0; i < 200 && streaming_kib.load() == 0; ++i) {
+                std::this_thread::sleep_for(100ms);
+                if (ours.process &&
+                    bench::body_of(ours.port, "/metrics").find("modelrepo_serve_streams 10000") !=
+                        std::string::npos)
+                    streaming_kib = bench::rss_kib(ours.process->pid());
+            }
+        });
+        Latency many = sse_latency(ours.port, conninfo("feed"), 10'000, 5);
+        sampler.join();
+        std::printf("  10,000 clients x 5 UPDATEs: %zu of 50000 events delivered, p50 %.2f ms, "
+                    "p99 %.2f ms; RSS %.1f KiB per stream\n",
+                    many.delivered, many.p50, many.p99,
+                    streaming_kib ? double(streaming_kib - idle_kib) / 10'000 : 0.0);
+    }
+    for (Served* s : {&ours, &before})
+        if (s->process) {
+            s->process->signal(SIGTERM);
+            s->process->wait(10s);
+        }
+}
+
 std::vector<int> parse_sizes(const char* text) {
     std::vector<int> out;
     std::stringstream in(text);
@@ -221,9 +470,18 @@ int main(int argc, char** argv) {
         }
         return 0;
     }
+    bench::raise_file_limit(); // 10,000 stream clients, and serve inherits it
+    const bool serve_only = std::getenv("BENCH_SCALE_SERVE_ONLY") != nullptr;
     auto [small_model_us, small_status_us] = apply_us(catalogue(32));
     for (int models : sizes) {
         Snapshot snapshot = catalogue(models);
+        if (serve_only) {
+            if (!make_database(server, "feed", detail::sql::feed_schema_version, snapshot) ||
+                !make_database(server, "before", 2, snapshot))
+                return 1;
+            serve_rows(server, dir, models, seconds, rounds, models == sizes.back());
+            continue;
+        }
         auto [model_us, status_us] = apply_us(snapshot);
         std::printf("\n%d models: applying one change to the copy: a model row %.2f us (32 "
                     "models: %.2f us, %.1fx), a status %.2f us (32 models: %.2f us, %.1fx)\n",
@@ -275,6 +533,8 @@ int main(int argc, char** argv) {
         for (const auto& family : repo->backend_metrics())
             if (family.name.starts_with("modelrepo_feed_") && !family.samples.empty())
                 std::printf("  %s %.0f\n", family.name.c_str(), family.samples[0].value);
+        sub.reset();
+        serve_rows(server, dir, models, seconds, rounds, models == sizes.back());
     }
     return 0;
 }

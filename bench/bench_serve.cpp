@@ -38,6 +38,7 @@
 
 #include <modelrepo/modelrepo.hpp>
 
+#include "http_peers.hpp"
 #include "peers.hpp"
 
 using namespace modelrepo;
@@ -48,142 +49,8 @@ namespace {
 
 const std::string password = "bench-Serve-Pw-3141";
 
-struct WrkResult {
-    double rps = 0;
-    double p50_ms = 0;
-    double p99_ms = 0;
-    long errors = 0;
-};
-
-double to_ms(const std::string& number, const std::string& unit) {
-    double v = std::stod(number);
-    if (unit == "us")
-        return v / 1000;
-    if (unit == "s")
-        return v * 1000;
-    return v; // ms
-}
-
-WrkResult wrk(int port, const std::string& path, int seconds) {
-    auto r = test::run_process({"wrk", "-t2", "-c32", "-d" + std::to_string(seconds) + "s",
-                                "--latency", "http://127.0.0.1:" + std::to_string(port) + path},
-                               {}, seconds * 1000ms + 60s);
-    WrkResult out;
-    std::smatch m;
-    if (std::regex_search(r.out, m, std::regex(R"(Requests/sec:\s+([0-9.]+))")))
-        out.rps = std::stod(m[1]);
-    if (std::regex_search(r.out, m, std::regex(R"(\n\s+50%\s+([0-9.]+)(us|ms|s))")))
-        out.p50_ms = to_ms(m[1], m[2]);
-    if (std::regex_search(r.out, m, std::regex(R"(\n\s+99%\s+([0-9.]+)(us|ms|s))")))
-        out.p99_ms = to_ms(m[1], m[2]);
-    if (std::regex_search(r.out, m, std::regex(R"(Non-2xx or 3xx responses:\s+(\d+))")))
-        out.errors += std::stol(m[1]);
-    if (std::regex_search(
-            r.out, m,
-            std::regex(R"(Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+))")))
-        out.errors += std::stol(m[1]) + std::stol(m[2]) + std::stol(m[3]) + std::stol(m[4]);
-    if (r.exit_code != 0 || out.rps == 0)
-        std::fprintf(stderr, "wrk failed (%d): %s %s\n", r.exit_code, r.out.c_str(), r.err.c_str());
-    return out;
-}
-
 double median(std::vector<double> v) {
     return bench::percentile(std::move(v), 0.5);
-}
-
-int connect_loopback(int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        ::close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/// 100 clients on /v1/changes; `changes` UPDATEs through a plain libpq session, one at a
-/// time; for each, the time from sending it to each client's having the event.
-std::vector<double> fan_out(int port, const std::string& conninfo, int clients, int changes) {
-    std::vector<int> fds;
-    std::vector<std::string> got(static_cast<std::size_t>(clients));
-    for (int i = 0; i < clients; ++i) {
-        int fd = connect_loopback(port);
-        const char* request = "GET /v1/changes HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-        if (fd < 0 || ::send(fd, request, std::strlen(request), MSG_NOSIGNAL) < 0) {
-            std::fprintf(stderr, "fan-out: connect failed\n");
-            return {};
-        }
-        fds.push_back(fd);
-    }
-    auto read_until = [&](const std::function<bool(const std::string&)>& done, milliseconds limit,
-                          std::vector<double>* arrival, steady_clock::time_point from) {
-        std::vector<bool> finished(fds.size(), false);
-        std::size_t left = fds.size();
-        auto deadline = steady_clock::now() + limit;
-        std::vector<pollfd> polls(fds.size());
-        while (left > 0 && steady_clock::now() < deadline) {
-            for (std::size_t i = 0; i < fds.size(); ++i)
-                polls[i] = {finished[i] ? -1 : fds[i], POLLIN, 0};
-            if (::poll(polls.data(), polls.size(), 100) <= 0)
-                continue;
-            auto now = steady_clock::now();
-            for (std::size_t i = 0; i < fds.size(); ++i) {
-                if (finished[i] || !(polls[i].revents & POLLIN))
-                    continue;
-                char buf[4096];
-                ssize_t n = ::recv(fds[i], buf, sizeof buf, 0);
-                if (n <= 0) {
-                    finished[i] = true;
-                    --left;
-                    continue;
-                }
-                got[i].append(buf, static_cast<std::size_t>(n));
-                if (done(got[i])) {
-                    finished[i] = true;
-                    --left;
-                    if (arrival)
-                        arrival->push_back(duration<double, std::milli>(now - from).count());
-                    got[i].clear();
-                }
-            }
-        }
-        return left == 0;
-    };
-    if (!read_until([](const std::string& s) { return s.find(": connected") != std::string::npos; },
-                    30s, nullptr, steady_clock::now())) {
-        std::fprintf(stderr, "fan-out: not every client connected\n");
-        return {};
-    }
-    PGconn* conn = PQconnectdb(conninfo.c_str());
-    std::vector<double> arrivals;
-    for (int c = 0; c < changes; ++c) {
-        std::string marker = std::to_string(0.5 + c / 1000.0);
-        std::string sql =
-            "UPDATE model_status SET availability = " + marker + " WHERE model_slug = 'gpt-4o'";
-        auto sent = steady_clock::now();
-        PQclear(PQexec(conn, sql.c_str()));
-        read_until(
-            [](const std::string& s) { return s.find("\"slug\":\"gpt-4o\"") != std::string::npos; },
-            10s, &arrivals, sent);
-        std::this_thread::sleep_for(50ms);
-    }
-    PQfinish(conn);
-    for (int fd : fds)
-        ::close(fd);
-    return arrivals;
-}
-
-int wait_port(test::ChildProcess& process, const std::string& prefix) {
-    auto line =
-        process.read_line_until([&](const std::string& l) { return l.starts_with(prefix); }, 60s);
-    if (!line) {
-        std::fprintf(stderr, "did not start: %s\n", process.err().c_str());
-        return -1;
-    }
-    return std::stoi(line->substr(line->find_last_of(": ") + 1));
 }
 
 } // namespace
@@ -221,18 +88,18 @@ int main(int argc, char** argv) {
             cli, "--source", live_url, "--source", "builtin:", "serve", "--listen", "127.0.0.1:0"});
     };
     auto serve = start_serve(MODELREPO_CLI_PATH);
-    int serve_port = wait_port(*serve, "listening on http://");
+    int serve_port = bench::wait_port(*serve, "listening on http://");
     const char* before_cli = std::getenv("BENCH_SERVE_BEFORE");
     std::unique_ptr<test::ChildProcess> before;
     int before_port = 0;
     if (before_cli && *before_cli) {
         before = start_serve(before_cli);
-        before_port = wait_port(*before, "listening on http://");
+        before_port = bench::wait_port(*before, "listening on http://");
         if (before_port < 0)
             return 1;
     }
     test::ChildProcess node({"node", node_dir + "/serve_peer.js", url, "0"});
-    int node_port = wait_port(node, "listening ");
+    int node_port = bench::wait_port(node, "listening ");
     if (serve_port < 0 || node_port < 0)
         return 1;
 
@@ -255,19 +122,19 @@ int main(int argc, char** argv) {
          {Endpoint{"/v1/stats", "/v1/stats"}, Endpoint{"/v1/models?slug=x5", five}}) {
         std::vector<double> s_rps, s_p50, s_p99, n_rps, n_p50, n_p99, b_rps, b_p99;
         long errors = 0;
-        wrk(serve_port, e.path, 2); // warm-up
-        wrk(node_port, e.path, 2);
+        bench::wrk(serve_port, e.path, 2); // warm-up
+        bench::wrk(node_port, e.path, 2);
         if (before)
-            wrk(before_port, e.path, 2);
+            bench::wrk(before_port, e.path, 2);
         for (int r = 0; r < rounds; ++r) {
             // before goes first in odd rounds, so neither build always follows node-pg
-            WrkResult c{};
+            bench::WrkResult c{};
             if (before && r % 2 == 1)
-                c = wrk(before_port, e.path, seconds);
-            auto a = wrk(serve_port, e.path, seconds);
-            auto b = wrk(node_port, e.path, seconds);
+                c = bench::wrk(before_port, e.path, seconds);
+            auto a = bench::wrk(serve_port, e.path, seconds);
+            auto b = bench::wrk(node_port, e.path, seconds);
             if (before && r % 2 == 0)
-                c = wrk(before_port, e.path, seconds);
+                c = bench::wrk(before_port, e.path, seconds);
             std::printf("  round %d: serve %.0f rps p99 %.2f ms | node-pg %.0f rps p99 %.2f ms",
                         r + 1, a.rps, a.p99_ms, b.rps, b.p99_ms);
             if (before)
@@ -293,7 +160,17 @@ int main(int argc, char** argv) {
     const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(server.port()) +
                                  " user=app dbname=modelrepo password=" + password;
     auto report_fan_out = [&](const char* who, int port) {
-        auto arrivals = fan_out(port, conninfo, 100, 20);
+        PGconn* conn = PQconnectdb(conninfo.c_str());
+        auto arrivals = bench::fan_out(
+            port, 100, 20,
+            [&](int c) {
+                std::string sql =
+                    "UPDATE model_status SET availability = " + std::to_string(0.5 + c / 1000.0) +
+                    " WHERE model_slug = 'gpt-4o'";
+                PQclear(PQexec(conn, sql.c_str()));
+            },
+            [](int) { return std::string("\"slug\":\"gpt-4o\""); });
+        PQfinish(conn);
         std::printf("SSE fan-out (%s): 100 clients x 20 UPDATEs (plain libpq session) -> "
                     "/v1/changes: %zu of 2000 events, p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                     who, arrivals.size(), bench::percentile(arrivals, 0.5),
