@@ -20,8 +20,11 @@
 //             modelrepo, on the schema 2 database) the same figures for it, alternating.
 //
 // usage: bench_scale [SECONDS_PER_ROUND=5] [ROUNDS=3] [SIZES=32,10000,100000]
-// BENCH_SCALE_APPLY_ONLY, BENCH_SCALE_SERVE_ONLY: only those parts; BENCH_SCALE_NO_SSE: serve
-// without the change streams.
+//   import    `import` of the whole catalogue over itself beside psql \copy of the same
+//             rows (into the plain database), the live copy's resync after it, and the
+//             copy's file (cache_dir) read beside the database.
+// BENCH_SCALE_APPLY_ONLY, BENCH_SCALE_SERVE_ONLY: only those parts (with import unless
+// BENCH_SCALE_NO_IMPORT); BENCH_SCALE_NO_SSE: serve without the change streams.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -215,6 +218,133 @@ std::pair<double, double> apply_us(const Snapshot& snapshot) {
     return {model_ns / 1000, status_ns / 1000};
 }
 
+struct Figures {
+    std::string work;
+    double ours = 0, peer = 0, before = 0; ///< before 0: not measured
+    const char* unit = "";
+};
+
+void print_figures(const Figures& f) {
+    std::printf("  %-46s %10.2f %10.2f %10.2f %-4s %8.2fx %8.2fx\n", f.work.c_str(), f.ours, f.peer,
+                f.before, f.unit, f.peer > 0 ? f.ours / f.peer : 0,
+                f.before > 0 ? f.ours / f.before : 0);
+    std::fflush(stdout);
+}
+
+/// psql's \copy of `snapshot`'s rows, in one transaction over what is there, into the
+/// plain database (no change feed): the peer of an import. Milliseconds.
+double copy_ms(const test::PgServer& server, const test::TempDir& dir, const Snapshot& snapshot) {
+    // Text quoted: an empty unquoted field is NULL to COPY. (The benchmark's text has no
+    // quotes of its own.)
+    auto q = [](const std::string& text) { return "\"" + text + "\""; };
+    std::string providers, models, statuses;
+    for (const Provider& p : snapshot.providers)
+        providers += q(p.slug) + "," + q(p.name) + "," + q(p.website) + "\n";
+    for (const Model& m : snapshot.models)
+        models += q(m.slug) + "," + q(m.name) + "," + q(m.provider_slug) + "," + q(m.description) +
+                  "," + (m.context_window ? std::to_string(*m.context_window) : "") + "," +
+                  (m.active ? "t" : "f") + "\n";
+    for (const ModelStatus& st : snapshot.statuses)
+        statuses += q(st.model_slug) + "," + std::string(to_string(st.health)) + "," +
+                    std::to_string(st.availability) + "," +
+                    (st.latency_ms ? std::to_string(*st.latency_ms) : "") + "," +
+                    std::to_string(st.error_rate) + "," + q(st.region) + "," +
+                    format_timestamp(st.checked_at) + "\n";
+    auto p = dir.write("providers.csv", providers);
+    auto m = dir.write("models.csv", models);
+    auto st = dir.write("statuses.csv", statuses);
+    auto script = dir.write(
+        "copy.sql",
+        "BEGIN;\nDELETE FROM model_status; DELETE FROM models; DELETE FROM providers;\n"
+        "\\copy providers (slug, name, website) FROM '" +
+            p.string() +
+            "' WITH (FORMAT csv)\n"
+            "\\copy models (slug, name, provider_slug, description, context_window, active) "
+            "FROM '" +
+            m.string() +
+            "' WITH (FORMAT csv)\n"
+            "\\copy model_status (model_slug, health, availability, latency_ms, error_rate, "
+            "region, checked_at) FROM '" +
+            st.string() + "' WITH (FORMAT csv)\nCOMMIT;\n");
+    auto from = steady_clock::now();
+    server.psql("\\i " + script.string(), "plain");
+    return duration<double, std::milli>(steady_clock::now() - from).count();
+}
+
+/// `modelrepo import` of `snapshot` over what is there (the feed's database, a live copy
+/// following it) beside psql \copy; the copy's resync after each import (from the import's
+/// return to the copy's resync event, the whole catalogue read again); and loading the
+/// copy's file (what a start with cache_dir reads) beside reading the database.
+void import_rows(test::PgServer& server, const test::TempDir& dir, Snapshot snapshot, int rounds) {
+    auto copy = open(server.url("app", password, "feed", "127.0.0.1", "cache=live")).value();
+    auto importer = PostgresRepository::open(
+                        server.url("app", password, "feed", "127.0.0.1", "socket_timeout=600"))
+                        .value();
+    std::mutex mutex;
+    std::condition_variable resynced;
+    long resyncs = 0;
+    auto sub = copy->watch([&](const CatalogChange& change) {
+                       if (change.kind != CatalogChange::Kind::resync)
+                           return;
+                       std::lock_guard lock(mutex);
+                       ++resyncs;
+                       resynced.notify_all();
+                   })
+                   .value();
+    std::this_thread::sleep_for(1s);
+    std::printf("%zu models, import (ours | psql \\copy | -; ours/peer)\n",
+                snapshot.models.size());
+    std::vector<double> imports, copies, resync_ms;
+    for (int r = 0; r < rounds; ++r) {
+        for (Model& m : snapshot.models)
+            m.description = "round " + std::to_string(r);
+        if (r % 2 == 1)
+            copies.push_back(copy_ms(server, dir, snapshot));
+        long seen = 0;
+        {
+            std::lock_guard lock(mutex);
+            seen = resyncs;
+        }
+        auto from = steady_clock::now();
+        auto done = importer->import_snapshot(snapshot);
+        auto imported = steady_clock::now();
+        if (!done) {
+            std::fprintf(stderr, "import: %s\n", done.error().to_string().c_str());
+            return;
+        }
+        imports.push_back(duration<double, std::milli>(imported - from).count());
+        std::unique_lock lock(mutex);
+        if (resynced.wait_for(lock, 60s, [&] { return resyncs > seen; }))
+            resync_ms.push_back(
+                duration<double, std::milli>(steady_clock::now() - imported).count());
+        lock.unlock();
+        if (r % 2 == 0)
+            copies.push_back(copy_ms(server, dir, snapshot));
+    }
+    const std::size_t n = snapshot.models.size();
+    print_figures({"import " + std::to_string(n) + " over " + std::to_string(n) + " (ms)",
+                   bench::percentile(imports, 0.5), bench::percentile(copies, 0.5), 0, "ms"});
+    print_figures(
+        {"the copy's resync after it (ms)", bench::percentile(resync_ms, 0.5), 0, 0, "ms"});
+    // The copy's file against the database: each read whole and built into a catalogue.
+    auto file = dir.path() / "copy.json";
+    write_snapshot_file(snapshot, file).value();
+    std::vector<double> from_file, from_db;
+    for (int r = 0; r < rounds; ++r) {
+        auto a = steady_clock::now();
+        auto read = read_snapshot_file(file);
+        auto built = detail::build_catalog(read.value());
+        auto b = steady_clock::now();
+        auto exported = importer->export_snapshot();
+        auto built_db = detail::build_catalog(exported.value());
+        auto c = steady_clock::now();
+        from_file.push_back(duration<double, std::milli>(b - a).count());
+        from_db.push_back(duration<double, std::milli>(c - b).count());
+    }
+    print_figures({"load the copy: its file vs the database (ms)",
+                   bench::percentile(from_file, 0.5), bench::percentile(from_db, 0.5), 0, "ms"});
+}
+
 /// A serve process and its port (-1: it did not start or load the catalogue).
 struct Served {
     std::unique_ptr<test::ChildProcess> process;
@@ -242,19 +372,6 @@ Served start_serve(const std::string& cli, const std::string& url, int models, b
         std::fprintf(stderr, "%s did not serve %d models: %s\n", cli.c_str(), models,
                      served.process->err().c_str());
     return served;
-}
-
-struct Figures {
-    std::string work;
-    double ours = 0, peer = 0, before = 0; ///< before 0: not measured
-    const char* unit = "";
-};
-
-void print_figures(const Figures& f) {
-    std::printf("  %-46s %10.2f %10.2f %10.2f %-4s %8.2fx %8.2fx\n", f.work.c_str(), f.ours, f.peer,
-                f.before, f.unit, f.peer > 0 ? f.ours / f.peer : 0,
-                f.before > 0 ? f.ours / f.before : 0);
-    std::fflush(stdout);
 }
 
 /// Median of `rounds` calls of `measure` for each of the three (peer, ours, before), their
@@ -479,6 +596,11 @@ int main(int argc, char** argv) {
             if (!make_database(server, "feed", detail::sql::feed_schema_version, snapshot) ||
                 !make_database(server, "before", 2, snapshot))
                 return 1;
+            if (!std::getenv("BENCH_SCALE_NO_IMPORT")) {
+                if (!make_database(server, "plain", 1, snapshot))
+                    return 1;
+                import_rows(server, dir, snapshot, rounds);
+            }
             serve_rows(server, dir, models, seconds, rounds, models == sizes.back());
             continue;
         }
@@ -534,6 +656,7 @@ int main(int argc, char** argv) {
             if (family.name.starts_with("modelrepo_feed_") && !family.samples.empty())
                 std::printf("  %s %.0f\n", family.name.c_str(), family.samples[0].value);
         sub.reset();
+        import_rows(server, dir, snapshot, rounds);
         serve_rows(server, dir, models, seconds, rounds, models == sizes.back());
     }
     return 0;

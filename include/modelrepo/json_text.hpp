@@ -63,8 +63,21 @@ public:
 private:
     JsonText& open(char bracket);
     JsonText& close(char bracket);
-    /// Before a value: the comma and line break it needs (none after a key).
-    void separate();
+    /// Before a value: the comma and line break it needs (none after a key). Inline: it
+    /// comes before every value of every list.
+    void separate() {
+        if (after_key_) {
+            after_key_ = false;
+            return;
+        }
+        if (depth_ == 0)
+            return;
+        if (!first_)
+            out_->push_back(',');
+        if (indent_ >= 0)
+            newline(depth_);
+        first_ = false;
+    }
     void newline(int depth);
 
     std::string* out_;

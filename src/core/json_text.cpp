@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // JSON text in nlohmann::json's bytes (see json_text.hpp), written straight into the
 // caller's string.
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -16,9 +18,34 @@ namespace {
 constexpr char hex_digits[] = "0123456789abcdef";
 constexpr std::string_view replacement = "\xEF\xBF\xBD"; // U+FFFD
 
-/// The byte `c` needs escaping inside a JSON string (nlohmann: '"', '\\', below 0x20).
+/// The bytes copied as they are into a JSON string: printable ASCII but '"' and '\\'.
+constexpr std::array<bool, 256> plain_table = [] {
+    std::array<bool, 256> table{};
+    for (int c = 0x20; c < 0x80; ++c)
+        table[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+    return table;
+}();
+
 constexpr bool plain_ascii(unsigned char c) {
-    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+    return plain_table[c];
+}
+
+/// How many bytes from `at` are plain (plain_ascii), eight at a time while they are.
+std::size_t plain_run(const unsigned char* bytes, std::size_t at, std::size_t size) {
+    constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    auto has_zero = [](std::uint64_t v) { return (v - ones) & ~v & highs; };
+    std::size_t i = at;
+    for (; i + 8 <= size; i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, bytes + i, 8);
+        // A byte at or over 0x80, under 0x20, a '"' or a '\\': not plain.
+        if ((w & highs) | ((w - ones * 0x20) & ~w & highs) | has_zero(w ^ (ones * '"')) |
+            has_zero(w ^ (ones * '\\')))
+            break;
+    }
+    while (i < size && plain_ascii(bytes[i]))
+        ++i;
+    return i - at;
 }
 
 void append_escape(std::string& out, unsigned char c) {
@@ -98,12 +125,24 @@ std::size_t utf8_sequence(std::string_view text, std::size_t at, std::size_t& ba
 } // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+    const std::size_t size = text.size();
+    // Most text needs no escape: one scan, one append.
+    std::size_t run = plain_run(bytes, 0, size);
+    if (run == size) {
+        const std::size_t at = out.size();
+        out.resize(at + size + 2);
+        char* to = out.data() + at;
+        to[0] = '"';
+        std::memcpy(to + 1, text.data(), size);
+        to[size + 1] = '"';
+        return;
+    }
     out.push_back('"');
-    std::size_t i = 0;
+    out.append(text.data(), run);
+    std::size_t i = run;
     while (i < text.size()) {
-        std::size_t run = i;
-        while (run < text.size() && plain_ascii(static_cast<unsigned char>(text[run])))
-            ++run;
+        run = i + plain_run(bytes, i, size);
         out.append(text.data() + i, run - i);
         i = run;
         if (i == text.size())
@@ -197,20 +236,6 @@ JsonText& JsonText::close(char bracket) {
     out_->push_back(bracket);
     first_ = false; // the container just closed is a member of the one around it
     return *this;
-}
-
-void JsonText::separate() {
-    if (after_key_) {
-        after_key_ = false;
-        return;
-    }
-    if (depth_ == 0)
-        return;
-    if (!first_)
-        out_->push_back(',');
-    if (indent_ >= 0)
-        newline(depth_);
-    first_ = false;
 }
 
 void JsonText::newline(int depth) {

@@ -56,31 +56,60 @@ std::string format_timestamp_precise(Timestamp t) {
     return out + buf;
 }
 
+namespace {
+
+/// Writes `value` as `width` decimal digits (zero-padded) at `to`; returns the end.
+char* put_digits(char* to, long long value, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+        to[i] = static_cast<char>('0' + value % 10);
+        value /= 10;
+    }
+    return to + width;
+}
+
+} // namespace
+
 std::string format_timestamp(Timestamp t) {
     using namespace std::chrono;
     auto day = floor<days>(t);
     year_month_day ymd{day};
     hh_mm_ss hms{floor<nanoseconds>(t - day)};
-    char buf[64];
-    int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02lld",
-                          static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                          static_cast<unsigned>(ymd.day()), static_cast<long>(hms.hours().count()),
-                          static_cast<long>(hms.minutes().count()),
-                          static_cast<long long>(hms.seconds().count()));
-    std::string out(buf, static_cast<std::size_t>(n));
+    int year = static_cast<int>(ymd.year());
+    if (year < 0 || year > 9999) { // outside what four digits hold: as printf writes it
+        char wide[64];
+        int n = std::snprintf(wide, sizeof wide, "%04d-%02u-%02uT%02ld:%02ld:%02lldZ", year,
+                              static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                              static_cast<long>(hms.hours().count()),
+                              static_cast<long>(hms.minutes().count()),
+                              static_cast<long long>(hms.seconds().count()));
+        return std::string(wide, static_cast<std::size_t>(n));
+    }
+    // YYYY-MM-DDTHH:MM:SS[.fraction]Z without printf: it is in every status of every list.
+    char buf[40];
+    char* p = put_digits(buf, year, 4);
+    *p++ = '-';
+    p = put_digits(p, static_cast<unsigned>(ymd.month()), 2);
+    *p++ = '-';
+    p = put_digits(p, static_cast<unsigned>(ymd.day()), 2);
+    *p++ = 'T';
+    p = put_digits(p, hms.hours().count(), 2);
+    *p++ = ':';
+    p = put_digits(p, hms.minutes().count(), 2);
+    *p++ = ':';
+    p = put_digits(p, hms.seconds().count(), 2);
     auto ns = hms.subseconds().count();
     if (ns != 0) {
         // The shortest of milli-, micro- or nanoseconds that is exact.
+        *p++ = '.';
         if (ns % 1'000'000 == 0)
-            n = std::snprintf(buf, sizeof buf, ".%03lld", static_cast<long long>(ns / 1'000'000));
+            p = put_digits(p, ns / 1'000'000, 3);
         else if (ns % 1'000 == 0)
-            n = std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(ns / 1'000));
+            p = put_digits(p, ns / 1'000, 6);
         else
-            n = std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(ns));
-        out.append(buf, static_cast<std::size_t>(n));
+            p = put_digits(p, ns, 9);
     }
-    out.push_back('Z');
-    return out;
+    *p++ = 'Z';
+    return std::string(buf, p);
 }
 
 namespace {

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: MIT
+#include <random>
+
 #include <doctest/doctest.h>
 
 #include <modelrepo/types.hpp>
@@ -47,4 +49,39 @@ TEST_CASE("HealthCounts::of") {
     CHECK(counts.of(Health::degraded) == 2);
     CHECK(counts.of(Health::outage) == 3);
     CHECK(counts.of(Health::unknown) == 4);
+}
+
+TEST_CASE("format_timestamp: the printf form, at any second and fraction of years 1-9999") {
+    std::mt19937_64 random(11);
+    std::uniform_int_distribution<long long> seconds_since(-62'135'596'800LL, 253'402'300'799LL);
+    for (int round = 0; round < 20'000; ++round) {
+        long long s = seconds_since(random);
+        long long ns = round % 4 == 0   ? 0
+                       : round % 4 == 1 ? static_cast<long long>(random() % 1000) * 1'000'000
+                       : round % 4 == 2 ? static_cast<long long>(random() % 1'000'000) * 1000
+                                        : static_cast<long long>(random() % 1'000'000'000);
+        Timestamp t{std::chrono::duration_cast<Timestamp::duration>(std::chrono::seconds(s) +
+                                                                    std::chrono::nanoseconds(ns))};
+        auto day = std::chrono::floor<std::chrono::days>(t);
+        std::chrono::year_month_day ymd{day};
+        std::chrono::hh_mm_ss hms{std::chrono::floor<std::chrono::nanoseconds>(t - day)};
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02ld:%02ld:%02lld",
+                      static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                      static_cast<unsigned>(ymd.day()), static_cast<long>(hms.hours().count()),
+                      static_cast<long>(hms.minutes().count()),
+                      static_cast<long long>(hms.seconds().count()));
+        std::string expected = buf;
+        long long sub = hms.subseconds().count();
+        if (sub % 1'000'000 == 0 && sub != 0)
+            std::snprintf(buf, sizeof buf, ".%03lld", sub / 1'000'000), expected += buf;
+        else if (sub % 1000 == 0 && sub != 0)
+            std::snprintf(buf, sizeof buf, ".%06lld", sub / 1000), expected += buf;
+        else if (sub != 0)
+            std::snprintf(buf, sizeof buf, ".%09lld", sub), expected += buf;
+        expected += "Z";
+        CAPTURE(s);
+        CAPTURE(ns);
+        REQUIRE(format_timestamp(t) == expected);
+    }
 }
