@@ -292,8 +292,7 @@ void import_rows(test::PgServer& server, const test::TempDir& dir, Snapshot snap
                    })
                    .value();
     std::this_thread::sleep_for(1s);
-    std::printf("%zu models, import (ours | psql \\copy | -; ours/peer)\n",
-                snapshot.models.size());
+    std::printf("%zu models, import (ours | psql \\copy | -; ours/peer)\n", snapshot.models.size());
     std::vector<double> imports, copies, resync_ms;
     for (int r = 0; r < rounds; ++r) {
         for (Model& m : snapshot.models)
