@@ -263,6 +263,14 @@ TEST_CASE("a locked table with writes waiting: /healthz, /metrics and reads from
                                    "cache=live&socket_timeout=60&connection_limit=10");
     Serve serve({url}, {"--token-file", token_file(dir, token), "--deadline", "60s"});
     REQUIRE(probe(serve.port(), "/v1/stats").status == 200);
+    // The copy holds the catalogue before the table is locked (else its first load waits
+    // for the lock, and the reads go to the database: slow builds got there first).
+    REQUIRE(eventually(
+        [&] {
+            auto r = probe(serve.port(), "/readyz");
+            return r.status == 200 && copy_in_sync(json::parse(r.body));
+        },
+        30s));
 
     auto lock = std::make_unique<TableLock>(pg, "serve_lock");
     std::vector<std::thread> writers;
