@@ -529,9 +529,8 @@ void serve_rows(test::PgServer& server, const test::TempDir& dir, int models, in
             std::this_thread::sleep_for(2s);
             for (int i = 0; i < 200 && streaming_kib.load() == 0; ++i) {
                 std::this_thread::sleep_for(100ms);
-                if (ours.process &&
-                    bench::body_of(ours.port, "/metrics").find("modelrepo_serve_streams 10000") !=
-                        std::string::npos)
+                if (bench::body_of(ours.port, "/metrics").find("modelrepo_serve_streams 10000") !=
+                    std::string::npos)
                     streaming_kib = bench::rss_kib(ours.process->pid());
             }
         });

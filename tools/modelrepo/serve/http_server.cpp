@@ -525,11 +525,17 @@ private:
     void on_write(beast::error_code ec, std::size_t bytes) {
         int status = static_cast<int>(answer_->result_int());
         log(status, bytes);
-        bool again = !ec && answer_->keep_alive() && !server_.stopping.load();
+        bool keep_alive = answer_->keep_alive();
         answer_.reset();
+        next_request(ec, keep_alive);
+    }
+
+    /// After an answer is written (or failed to be): the next request on a kept-alive
+    /// connection, else the connection's end.
+    void next_request(beast::error_code ec, bool keep_alive) {
         if (ec == beast::error::timeout)
             server_.count(Rejected::timeout);
-        if (!again)
+        if (ec || !keep_alive || server_.stopping.load())
             return close_connection();
         read_request();
     }
@@ -625,14 +631,10 @@ private:
         log(parts_status_, parts_bytes_);
         parts_ = nullptr; // what it holds (a catalogue) is let go now
         std::string().swap(part_);
-        bool again = !ec && parts_head_->keep_alive() && !server_.stopping.load();
+        bool keep_alive = parts_head_->keep_alive();
         parts_head_.reset();
         parts_serializer_.reset();
-        if (ec == beast::error::timeout)
-            server_.count(Rejected::timeout);
-        if (!again)
-            return close_connection();
-        read_request();
+        next_request(ec, keep_alive);
     }
 
     // --- event streams ----------------------------------------------------------------
