@@ -32,10 +32,7 @@ const std::string password = "bench-Pw-5522";
 constexpr int clients = 4;
 
 std::string sql_of(detail::StatementId id) {
-    std::string text(detail::statement_texts()[id].sql);
-    for (auto at = text.find("{t}"); at != std::string::npos; at = text.find("{t}"))
-        text.erase(at, 3);
-    return text;
+    return detail::statement_sql(id, detail::Mapping::builtin_tables(), "");
 }
 
 /// Waits for watch() callbacks by version.

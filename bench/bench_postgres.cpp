@@ -143,10 +143,7 @@ int main(int argc, char** argv) {
                                         "llama-4-maverick"};
     // The library's own statement texts, without a schema (the tables are in public).
     auto sql = [](detail::StatementId id) {
-        std::string text(detail::statement_texts()[id].sql);
-        for (auto at = text.find("{t}"); at != std::string::npos; at = text.find("{t}"))
-            text.erase(at, 3);
-        return text;
+        return detail::statement_sql(id, detail::Mapping::builtin_tables(), "");
     };
     std::vector<Workload> workloads{
         {"count_models", sql(detail::count_models), "",

@@ -32,6 +32,12 @@ struct PostgresConfig {
     /// The schema the tables live in (becomes the connection's search_path); empty
     /// for the server's default (`public`). From Prisma's `schema=`.
     std::string schema;
+    /// The path of a mapping file (`mapping=`, percent-encoded): JSON in the format
+    /// `modelrepo.mapping/1` naming the tables and columns that hold the catalogue, for a
+    /// database whose tables another program owns (Prisma's, say). Empty: modelrepo's own
+    /// tables (`providers`, `models`, `model_status`). Read when the repository is opened;
+    /// checked against the database at its first call.
+    std::string mapping;
     /// Largest number of open connections. 0 means 2 x hardware threads + 1.
     /// From `connection_limit=`.
     int pool_size = 0;
@@ -77,7 +83,7 @@ struct PostgresConfig {
     std::string direct_url;
 
     /// Parses a DATABASE_URL (`postgresql://…` or `postgres://…`) or a conninfo
-    /// string. Takes out `schema`, `connection_limit`, `pool_timeout`,
+    /// string. Takes out `schema`, `mapping`, `connection_limit`, `pool_timeout`,
     /// `socket_timeout`, `pgbouncer` (Prisma's; libpq rejects them) and modelrepo's
     /// `acquire_timeout_ms`, `query_timeout_ms`, `max_lifetime_s`, `feed_keepalive`,
     /// `read_target`, `max_replication_lag`, `direct_url`; passes libpq's own

@@ -70,6 +70,11 @@ std::optional<Error> read_param(PostgresConfig& config, std::string_view url,
     std::optional<Error> problem;
     if (key == "schema") {
         config.schema = value;
+    } else if (key == "mapping") {
+        if (value.empty() || value.find('\0') != std::string::npos)
+            return invalid(url, "mapping must be the path of a modelrepo.mapping/1 JSON file "
+                                "(percent-encoded)");
+        config.mapping = value;
     } else if (key == "connection_limit") {
         auto n = parse_number(value);
         if (!n || *n < 1 || *n > 10'000)

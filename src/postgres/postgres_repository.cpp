@@ -30,9 +30,10 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
     StateSink state_sink;  ///< told when the feed's session comes and goes
     std::atomic<bool> own_watchers{false}; ///< watch() subscribed to the hub
 
-    Impl(PostgresConfig config, std::shared_ptr<const detail::SessionConfig> session,
+    Impl(PostgresConfig config, detail::Mapping mapping,
+         std::shared_ptr<const detail::SessionConfig> session,
          std::shared_ptr<const detail::SessionConfig> direct)
-        : sql(std::move(config), std::move(session), std::move(direct)) {
+        : sql(std::move(config), std::move(session), std::move(direct), {}, std::move(mapping)) {
         const PostgresConfig& c = sql.config();
         detail::ChangeFeed::Options feed_options;
         feed_options.heartbeat = c.feed_keepalive;
@@ -173,8 +174,15 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
             return std::move(direct_session).error();
         direct = std::move(direct_session).value();
     }
-    auto impl =
-        std::make_unique<Impl>(std::move(config), std::move(session).value(), std::move(direct));
+    detail::Mapping mapping = detail::Mapping::builtin_tables();
+    if (!config.mapping.empty()) {
+        auto loaded = detail::load_mapping(config.mapping);
+        if (!loaded)
+            return std::move(loaded).error();
+        mapping = std::move(loaded).value();
+    }
+    auto impl = std::make_unique<Impl>(std::move(config), std::move(mapping),
+                                       std::move(session).value(), std::move(direct));
     return std::shared_ptr<PostgresRepository>(new PostgresRepository(std::move(impl)));
 }
 

@@ -273,81 +273,13 @@ CREATE TRIGGER modelrepo_provider_logged AFTER INSERT OR UPDATE OR DELETE ON pro
 )sql"},
 };
 
-// Columns: 0 slug, 1 name, 2 provider_slug, 3 description, 4 context_window, 5 active,
-// 6 provider name, 7 provider website, 8 health, 9 availability, 10 latency_ms,
-// 11 error_rate, 12 region, 13 checked_at (µs since the epoch)
-#define MODELREPO_MODEL_COLUMNS                                                                    \
-    "SELECT m.slug, m.name, m.provider_slug, m.description, m.context_window, m.active, "          \
-    "p.name, p.website, s.health, s.availability, s.latency_ms, s.error_rate, s.region, "          \
-    "(extract(epoch FROM s.checked_at) * 1000000)::bigint "                                        \
-    "FROM {t}models m JOIN {t}providers p ON p.slug = m.provider_slug "                            \
-    "LEFT JOIN {t}model_status s ON s.model_slug = m.slug "
-
-constexpr std::array all_statements{
-    StatementText{count_models, "modelrepo_count_models", "SELECT count(*) FROM {t}models"},
-    StatementText{count_providers, "modelrepo_count_providers",
-                  "SELECT count(*) FROM {t}providers"},
-    StatementText{list_statuses, "modelrepo_list_statuses",
-                  "SELECT model_slug, health, availability, latency_ms, error_rate, region, "
-                  "(extract(epoch FROM checked_at) * 1000000)::bigint "
-                  "FROM {t}model_status ORDER BY model_slug"},
-    StatementText{find_models, "modelrepo_find_models",
-                  MODELREPO_MODEL_COLUMNS "WHERE m.slug = ANY($1::text[])"},
-    StatementText{find_model, "modelrepo_find_model", MODELREPO_MODEL_COLUMNS "WHERE m.slug = $1"},
-    StatementText{list_models, "modelrepo_list_models", MODELREPO_MODEL_COLUMNS "ORDER BY m.slug"},
-    StatementText{system_stats, "modelrepo_system_stats",
-                  "SELECT count(*), count(*) FILTER (WHERE m.active), "
-                  "(SELECT count(*) FROM {t}providers), "
-                  "count(*) FILTER (WHERE s.health = 'operational'), "
-                  "count(*) FILTER (WHERE s.health = 'degraded'), "
-                  "count(*) FILTER (WHERE s.health = 'outage'), "
-                  "count(*) FILTER (WHERE s.health IS NULL OR s.health = 'unknown'), "
-                  "(extract(epoch FROM now()) * 1000000)::bigint "
-                  "FROM {t}models m LEFT JOIN {t}model_status s ON s.model_slug = m.slug"},
-    // One multi-row upsert; a row older than the stored one is left alone. The rows
-    // come sorted by slug, so concurrent batches lock rows in one order (no deadlock).
-    StatementText{upsert_statuses, "modelrepo_upsert_statuses",
-                  "INSERT INTO {t}model_status AS cur "
-                  "(model_slug, health, availability, latency_ms, error_rate, region, checked_at) "
-                  "SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], "
-                  "$5::float8[], $6::text[], $7::timestamptz[]) "
-                  "ON CONFLICT (model_slug) DO UPDATE SET health = EXCLUDED.health, "
-                  "availability = EXCLUDED.availability, latency_ms = EXCLUDED.latency_ms, "
-                  "error_rate = EXCLUDED.error_rate, region = EXCLUDED.region, "
-                  "checked_at = EXCLUDED.checked_at "
-                  "WHERE cur.checked_at <= EXCLUDED.checked_at"},
-    StatementText{list_providers, "modelrepo_list_providers",
-                  "SELECT slug, name, website FROM {t}providers ORDER BY slug"},
-    StatementText{find_providers, "modelrepo_find_providers",
-                  "SELECT slug, name, website FROM {t}providers WHERE slug = ANY($1::text[]) "
-                  "ORDER BY slug"},
+constexpr std::array<std::string_view, statement_count> statement_names{
+    "modelrepo_count_models",   "modelrepo_count_providers", "modelrepo_list_statuses",
+    "modelrepo_find_models",    "modelrepo_find_model",      "modelrepo_list_models",
+    "modelrepo_system_stats",   "modelrepo_upsert_statuses", "modelrepo_list_providers",
+    "modelrepo_find_providers",
 };
-#undef MODELREPO_MODEL_COLUMNS
-
-static_assert(all_statements.size() == statement_count);
 static_assert(statement_count <= 64, "a session's prepared set is 64 bits");
-
-consteval bool in_id_order() {
-    for (std::size_t i = 0; i < all_statements.size(); ++i)
-        if (all_statements[i].id != i)
-            return false;
-    return true;
-}
-static_assert(in_id_order(), "all_statements is in StatementId order");
-
-std::string fill(std::string_view text, const std::string& prefix) {
-    std::string out;
-    out.reserve(text.size() + 4 * prefix.size());
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text.compare(i, 3, "{t}") == 0) {
-            out += prefix;
-            i += 2;
-        } else {
-            out.push_back(text[i]);
-        }
-    }
-    return out;
-}
 
 } // namespace
 
@@ -355,15 +287,16 @@ std::span<const Migration> migrations() {
     return all_migrations;
 }
 
-std::span<const StatementText> statement_texts() {
-    return all_statements;
+std::string_view statement_name(StatementId id) {
+    return statement_names[id];
 }
 
-StatementSet::StatementSet(const std::string& schema_prefix) {
-    for (const StatementText& text : all_statements) {
-        sql_[text.id] = fill(text.sql, schema_prefix);
-        // name views a literal: NUL-terminated.
-        statements_[text.id] = Statement{text.id, text.name.data(), sql_[text.id].c_str()};
+StatementSet::StatementSet(const std::string& schema_prefix, const Mapping& mapping) {
+    for (std::size_t id = 0; id < statement_count; ++id) {
+        auto sid = static_cast<StatementId>(id);
+        sql_[id] = statement_sql(sid, mapping, schema_prefix);
+        // The names view literals: NUL-terminated.
+        statements_[id] = Statement{id, statement_names[id].data(), sql_[id].c_str()};
     }
 }
 

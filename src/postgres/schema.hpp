@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "connection.hpp"
+#include "mapping.hpp"
 
 namespace modelrepo::detail {
 
@@ -39,23 +40,20 @@ enum StatementId : std::size_t {
     statement_count
 };
 
-/// The SQL of one statement, `{t}` where a table's schema goes ("" or `"schema".`).
-struct StatementText {
-    StatementId id;
-    std::string_view name;
-    std::string_view sql;
-};
+/// A statement's prepared name (`modelrepo_<call>`), in id order.
+std::string_view statement_name(StatementId id);
 
-/// Every statement's text, in id order (checked in schema.cpp).
-std::span<const StatementText> statement_texts();
+/// The SQL of one statement for `mapping`, tables prefixed with `schema_prefix` (""
+/// or `"schema".`): generated, so that modelrepo's own tables and a user's are one path.
+std::string statement_sql(StatementId id, const Mapping& mapping, const std::string& schema_prefix);
 
-/// The statements of one repository: the texts with its schema filled in, so that no
-/// statement depends on a session's search_path (PgBouncer's transaction mode shares
-/// sessions between clients).
+/// The statements of one repository: generated from its mapping with its schema filled
+/// in, so that no statement depends on a session's search_path (PgBouncer's transaction
+/// mode shares sessions between clients).
 class StatementSet {
 public:
     /// `schema_prefix`: a quoted identifier and a dot (`"app".`), or "" for none.
-    explicit StatementSet(const std::string& schema_prefix);
+    StatementSet(const std::string& schema_prefix, const Mapping& mapping);
     StatementSet(const StatementSet&) = delete;
     StatementSet& operator=(const StatementSet&) = delete;
 
@@ -65,6 +63,24 @@ private:
     std::array<std::string, statement_count> sql_;
     std::array<Statement, statement_count> statements_;
 };
+
+/// An import's statements (in one transaction, the feed quiet): providers and models
+/// merged by slug ($1.. the columns as arrays), then the rows the snapshot lacks deleted
+/// ($1 its slugs), statuses replaced.
+struct ImportSql {
+    std::string providers;        ///< $1 slug, $2 name, $3 website
+    std::string models;           ///< $1 slug, $2 name, $3 provider, $4 description,
+                                  ///< $5 context_window, $6 active
+    std::string delete_statuses;  ///< every status row (the snapshot's are upserted)
+    std::string delete_models;    ///< $1 the slugs to keep
+    std::string delete_providers; ///< $1 the slugs to keep
+};
+ImportSql import_sql(const Mapping& mapping, const std::string& schema_prefix);
+
+/// The change feed on a mapped schema: its tables and functions (migration 3's, made
+/// afresh), then row triggers on the user's tables that log slugs; a status row's
+/// looks up its model's slug. Runs with search_path set to the schema.
+std::string mapped_feed_sql(const Mapping& mapping, const std::string& schema_prefix);
 
 namespace sql {
 

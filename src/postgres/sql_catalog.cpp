@@ -7,6 +7,7 @@
 #include <array>
 #include <charconv>
 #include <cstdio>
+#include <functional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -253,10 +254,16 @@ std::shared_ptr<const SessionConfig> with_role(const SessionConfig& base, Sessio
 } // namespace
 
 SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfig> session,
-                       std::shared_ptr<const SessionConfig> direct, ConnectionPool::ClockFn clock)
+                       std::shared_ptr<const SessionConfig> direct, ConnectionPool::ClockFn clock,
+                       Mapping mapping)
     : config_(std::move(config))
     , prefix_(config_.schema.empty() ? "" : quote_identifier(config_.schema) + ".")
-    , statements_(prefix_) {
+    , mapping_(std::move(mapping)) {
+    // modelrepo's own tables: their types are known, the statements are made now.
+    if (mapping_.builtin) {
+        plan_owner_ = std::make_unique<const Plan>(mapping_, prefix_);
+        plan_.store(plan_owner_.get(), std::memory_order_release);
+    }
     // Writes (and the copy's re-reads) on a read-write session whenever the URL names
     // standbys to read from; reads on their own pool then.
     const bool split = config_.read_target != ReadTarget::any;
@@ -313,13 +320,55 @@ auto SqlCatalog::with_connection(ConnectionPool& pool, std::chrono::milliseconds
     }
 }
 
+Result<const SqlCatalog::Plan*> SqlCatalog::plan(Connection& c, Deadline until) {
+    if (const Plan* made = plan_.load(std::memory_order_acquire))
+        return made;
+    std::lock_guard lock(plan_mutex_);
+    if (plan_owner_)
+        return plan_owner_.get();
+    // The mapped columns' types, defaults and unique indexes: one statement, once.
+    std::vector<std::string_view> tables{mapping_.providers.table, mapping_.models.table,
+                                         mapping_.statuses.table};
+    std::string names = text_array(tables);
+    auto facts =
+        c.execute(std::string(mapping_facts_sql()).c_str(),
+                  std::array<const char*, 2>{config_.schema.c_str(), names.c_str()}, until);
+    if (!facts)
+        return std::move(facts).error();
+    Mapping checked = mapping_;
+    auto problems = apply_facts(checked, facts.value(), prefix_);
+    if (!problems.empty())
+        return mapping_error(problems, "does not fit the database");
+    plan_owner_ = std::make_unique<const Plan>(checked, prefix_);
+    plan_.store(plan_owner_.get(), std::memory_order_release);
+    return plan_owner_.get();
+}
+
+Error SqlCatalog::mapping_error(const std::vector<MappingProblem>& problems,
+                                std::string_view doing) const {
+    std::string more = problems.size() > 1 ? " (and " + std::to_string(problems.size() - 1) +
+                                                 " more: `modelrepo doctor` lists them)"
+                                           : "";
+    Error error = make_error(Errc::schema_missing,
+                             "PostgreSQL " + session_->target.display() + ": the mapping '" +
+                                 mapping_.file + "' " + std::string(doing) + ": " +
+                                 problems.front().what + "; " + problems.front().fix + more);
+    error.source = name();
+    return error;
+}
+
 template <class Decode, std::size_t N>
 auto SqlCatalog::query(ConnectionPool& pool, StatementId id, std::array<const char*, N> values,
                        Decode&& decode) {
     return with_connection(
         pool,
         [&](Connection& c, Deadline until) -> Result<std::invoke_result_t<Decode, const Rows&>> {
-            auto rows = c.execute(statements_[id], values, until);
+            auto planned = plan(c, until);
+            if (!planned)
+                return std::move(planned).error();
+            if (id == StatementId::upsert_statuses && !planned.value()->write_problems.empty())
+                return mapping_error(planned.value()->write_problems, "cannot be written through");
+            auto rows = c.execute(planned.value()->statements[id], values, until);
             if (!rows)
                 return std::move(rows).error();
             return decode(rows.value());
@@ -509,9 +558,16 @@ SqlCatalog::upsert_each(std::span<const std::vector<ModelStatus>> batches) {
         values.push_back({a[0].c_str(), a[1].c_str(), a[2].c_str(), a[3].c_str(), a[4].c_str(),
                           a[5].c_str(), a[6].c_str()});
     std::vector<Params> params(values.begin(), values.end());
-    auto done = with_connection(*write_pool_, [&](Connection& c, Deadline until) {
-        return c.execute_each(statements_[StatementId::upsert_statuses], params, until);
-    });
+    auto done = with_connection(
+        *write_pool_, [&](Connection& c, Deadline until) -> Result<std::vector<Result<Rows>>> {
+            auto planned = plan(c, until);
+            if (!planned)
+                return std::move(planned).error();
+            if (!planned.value()->write_problems.empty())
+                return mapping_error(planned.value()->write_problems, "cannot be written through");
+            return c.execute_each(planned.value()->statements[StatementId::upsert_statuses], params,
+                                  until);
+        });
     if (!done)
         return std::move(done).error();
     for (std::size_t k = 0; k < sent.size(); ++k) {
@@ -528,7 +584,9 @@ Result<Snapshot> SqlCatalog::export_snapshot() {
 
 std::string SqlCatalog::copy_key() const {
     // The key earlier versions used, so that a copy on disk is found again.
-    return "postgres-" + fnv1a_hex(name() + "|" + config_.schema);
+    // A mapped catalogue is another one: its file's content is part of the key.
+    return "postgres-" + fnv1a_hex(name() + "|" + config_.schema +
+                                   (mapping_.builtin ? "" : "|" + mapping_.digest));
 }
 
 Result<std::pair<Snapshot, std::int64_t>> SqlCatalog::load() {
@@ -569,7 +627,10 @@ Result<Snapshot> SqlCatalog::export_at(ConnectionPool& pool, std::int64_t* versi
         return c.transaction(
             "ISOLATION LEVEL REPEATABLE READ READ ONLY", until,
             [&](Connection& c) -> Result<Snapshot> {
-                const auto& st = statements_;
+                auto planned = plan(c, until);
+                if (!planned)
+                    return std::move(planned).error();
+                const auto& st = planned.value()->statements;
                 constexpr std::array<const char*, 0> none{};
                 auto now = c.script("SELECT (extract(epoch FROM now()) * 1000000)::bigint", until);
                 if (!now)
@@ -651,6 +712,23 @@ Result<int> SqlCatalog::schema_version() {
     });
 }
 
+namespace {
+
+/// A mapped schema's migrations: the catalogue tables are the user's (nothing is created,
+/// altered or dropped in them), the change feed is installed on them at version 3, where
+/// modelrepo's own tables have theirs.
+std::vector<std::pair<int, std::string>> mapped_migrations(const Mapping& m,
+                                                           const std::string& prefix) {
+    return {{1, ""}, {2, ""}, {3, mapped_feed_sql(m, prefix)}};
+}
+
+std::string_view mapped_migration_name(int version) {
+    return version == 3 ? "change feed on the mapped tables"
+                        : "the mapped tables are the user's (nothing created)";
+}
+
+} // namespace
+
 Result<int> SqlCatalog::migrate() {
     return with_connection(direct(), [&](Connection& c, Deadline until) -> Result<int> {
         return c.transaction("", until, [&](Connection& c) -> Result<int> {
@@ -667,32 +745,53 @@ Result<int> SqlCatalog::migrate() {
             for (const auto& sql : setup)
                 if (auto done = run(sql); !done)
                     return std::move(done).error();
+            // A user's tables must be what the mapping says before triggers go on them.
+            std::vector<std::pair<int, std::string>> steps;
+            if (mapping_.builtin) {
+                for (const auto& m : migrations())
+                    steps.emplace_back(m.version, std::string(m.sql));
+            } else {
+                auto planned = plan(c, until);
+                if (!planned)
+                    return std::move(planned).error();
+                steps = mapped_migrations(planned.value()->mapping, prefix_);
+            }
             auto version = run(std::string(sql::schema_version));
             if (!version)
                 return std::move(version).error();
             int current = number<int>(version.value(), 0, 0);
-            for (const auto& m : migrations()) {
-                if (m.version <= current)
+            for (const auto& [number_of, sql] : steps) {
+                if (number_of <= current)
                     continue;
-                if (auto done = run(std::string(m.sql)); !done)
-                    return std::move(done).error();
-                std::string number_text = std::to_string(m.version);
-                std::string name(m.name);
+                if (!sql.empty())
+                    if (auto done = run(sql); !done)
+                        return std::move(done).error();
+                std::string number_text = std::to_string(number_of);
+                std::string name(mapping_.builtin ? migrations()[number_of - 1].name
+                                                  : mapped_migration_name(number_of));
                 auto noted =
                     c.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                               params(number_text, name), until);
                 if (!noted)
                     return std::move(noted).error();
-                current = m.version;
+                current = number_of;
             }
             return current;
         });
     });
 }
 
-Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
-    if (auto valid = validate(snapshot); !valid)
-        return valid.error();
+namespace {
+
+/// The import's arrays: providers (slug, name, website), models (slug, name, provider,
+/// description, context_window, active), the slugs of each, and the statuses'.
+struct ImportArrays {
+    std::array<std::string, 3> providers;
+    std::array<std::string, 6> models;
+    std::optional<std::array<std::string, 7>> statuses;
+};
+
+ImportArrays import_arrays(const Snapshot& snapshot) {
     std::vector<std::string_view> p_slug, p_name, p_site;
     for (const Provider& p : snapshot.providers) {
         p_slug.push_back(p.slug);
@@ -710,23 +809,22 @@ Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
         m_context.push_back(m.context_window ? std::optional<double>(*m.context_window)
                                              : std::nullopt);
     }
-    std::array<std::string, 3> providers{text_array(p_slug), text_array(p_name),
-                                         text_array(p_site)};
-    std::array<std::string, 6> models{text_array(m_slug),      text_array(m_name),
-                                      text_array(m_provider),  text_array(m_description),
-                                      number_array(m_context), text_array(m_active)};
-    std::optional<std::array<std::string, 7>> statuses;
+    ImportArrays a;
+    a.providers = {text_array(p_slug), text_array(p_name), text_array(p_site)};
+    a.models = {text_array(m_slug),        text_array(m_name),      text_array(m_provider),
+                text_array(m_description), number_array(m_context), text_array(m_active)};
     if (!snapshot.statuses.empty())
-        statuses = status_arrays(snapshot.statuses);
+        a.statuses = status_arrays(snapshot.statuses);
+    return a;
+}
+
+} // namespace
+
+Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
+    if (auto valid = validate(snapshot); !valid)
+        return valid.error();
+    const ImportArrays a = import_arrays(snapshot);
     const std::string& t = prefix_;
-    std::string insert_providers = "INSERT INTO " + t +
-                                   "providers (slug, name, website) "
-                                   "SELECT * FROM unnest($1::text[], $2::text[], $3::text[])";
-    std::string insert_models =
-        "INSERT INTO " + t +
-        "models (slug, name, provider_slug, description, context_window, active) "
-        "SELECT a, b, c, d, e::bigint, f FROM unnest($1::text[], $2::text[], $3::text[], "
-        "$4::text[], $5::float8[], $6::boolean[]) AS t(a, b, c, d, e, f)";
     // The deadline grows with the catalogue (a large import is not an outage): the query
     // timeout, and 0.5 ms per row on top, here and as the server's statement_timeout.
     const auto rows = snapshot.providers.size() + snapshot.models.size() + snapshot.statuses.size();
@@ -735,31 +833,46 @@ Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
     const auto statement_limit = config_.query_timeout + allowance;
     auto r =
         with_connection(*write_pool_, allowance, [&](Connection& c, Deadline until) -> Result<int> {
+            auto planned = plan(c, until);
+            if (!planned)
+                return std::move(planned).error();
+            const Plan& p = *planned.value();
+            if (!p.write_problems.empty())
+                return mapping_error(p.write_problems, "cannot be written through");
             return c.transaction("", until, [&](Connection& c) -> Result<int> {
                 // The triggers stay quiet for the rows; one resync at the end says it all.
+                auto step = [&](const std::string& sql, auto... values) -> Result<Rows> {
+                    return c.execute(sql.c_str(), params(values...), until);
+                };
                 if (auto done = c.script(
                         "SET LOCAL statement_timeout = " + std::to_string(statement_limit.count()) +
-                            "; SET LOCAL modelrepo.bulk = 'on'; DELETE FROM " + t +
-                            "model_status; DELETE FROM " + t + "models; DELETE FROM " + t +
-                            "providers",
+                            "; SET LOCAL modelrepo.bulk = 'on'",
                         until);
                     !done)
                     return std::move(done).error();
-                if (auto done = c.execute(insert_providers.c_str(),
-                                          params(providers[0], providers[1], providers[2]), until);
-                    !done)
-                    return std::move(done).error();
-                if (auto done = c.execute(
-                        insert_models.c_str(),
-                        params(models[0], models[1], models[2], models[3], models[4], models[5]),
-                        until);
-                    !done)
-                    return std::move(done).error();
-                if (statuses) {
-                    const auto& a = *statuses;
+                // Statuses first (the snapshot's replace them), then providers and models
+                // merged by slug, then what the snapshot no longer has: models, then providers.
+                const std::array<std::function<Result<Rows>()>, 5> steps{
+                    [&] { return step(p.import.delete_statuses); },
+                    [&] {
+                        return step(p.import.providers, a.providers[0], a.providers[1],
+                                    a.providers[2]);
+                    },
+                    [&] {
+                        return step(p.import.models, a.models[0], a.models[1], a.models[2],
+                                    a.models[3], a.models[4], a.models[5]);
+                    },
+                    [&] { return step(p.import.delete_models, a.models[0]); },
+                    [&] { return step(p.import.delete_providers, a.providers[0]); },
+                };
+                for (const auto& run : steps)
+                    if (auto done = run(); !done)
+                        return std::move(done).error();
+                if (a.statuses) {
+                    const auto& s = *a.statuses;
                     if (auto done =
-                            c.execute(statements_[StatementId::upsert_statuses],
-                                      params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]), until);
+                            c.execute(p.statements[StatementId::upsert_statuses],
+                                      params(s[0], s[1], s[2], s[3], s[4], s[5], s[6]), until);
                         !done)
                         return std::move(done).error();
                 }

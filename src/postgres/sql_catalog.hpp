@@ -4,7 +4,9 @@
 // last-known copy, which reads through it.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -15,6 +17,7 @@
 #include <modelrepo/snapshot.hpp>
 
 #include "../core/capabilities.hpp"
+#include "mapping.hpp"
 #include "pool.hpp"
 #include "schema.hpp"
 
@@ -25,9 +28,12 @@ class SqlCatalog final : public CatalogReader {
 public:
     /// `direct`: the session for migrations and the change feed when the main one goes
     /// through PgBouncer (`direct_url`); null for the main one.
+    /// `mapping`: the catalogue's tables (Mapping::builtin_tables() for modelrepo's own).
+    /// A user's mapping is checked against the database at the first call that reaches
+    /// it, and the statements are generated then, once.
     SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfig> session,
-               std::shared_ptr<const SessionConfig> direct = {},
-               ConnectionPool::ClockFn clock = {});
+               std::shared_ptr<const SessionConfig> direct = {}, ConnectionPool::ClockFn clock = {},
+               Mapping mapping = Mapping::builtin_tables());
 
     const std::string& name() const noexcept { return session_->source; }
     const PostgresConfig& config() const noexcept { return config_; }
@@ -72,7 +78,27 @@ public:
     Result<std::vector<Model>> models(std::span<const std::string> slugs) override;
     Result<std::vector<Provider>> providers(std::span<const std::string> slugs) override;
 
+    /// The mapping as configured (its column facts filled in once checked).
+    const Mapping& mapping() const noexcept { return mapping_; }
+
 private:
+    /// The statements of a mapping checked against the database.
+    struct Plan {
+        Plan(const Mapping& m, const std::string& prefix)
+            : mapping(m)
+            , statements(prefix, mapping)
+            , import(import_sql(mapping, prefix))
+            , write_problems(modelrepo::detail::write_problems(mapping, prefix)) {}
+        const Mapping mapping;
+        const StatementSet statements;
+        const ImportSql import;
+        const std::vector<MappingProblem> write_problems;
+    };
+    /// The plan, made on `c` the first time (a user's mapping: one look at the catalogue).
+    Result<const Plan*> plan(Connection& c, Deadline until);
+    /// `schema_missing` for the first of `problems`, naming the mapping file.
+    Error mapping_error(const std::vector<MappingProblem>& problems, std::string_view doing) const;
+
     /// `work(connection, deadline)` on a pooled connection under the call's one deadline.
     template <class Work>
     auto with_connection(ConnectionPool& pool, Work&& work);
@@ -94,7 +120,10 @@ private:
 
     const PostgresConfig config_;
     const std::string prefix_;
-    const StatementSet statements_;
+    const Mapping mapping_;
+    std::mutex plan_mutex_;
+    std::unique_ptr<const Plan> plan_owner_; ///< under plan_mutex_; never replaced once set
+    std::atomic<const Plan*> plan_{nullptr};
     std::shared_ptr<const SessionConfig> session_;
     std::shared_ptr<const SessionConfig> read_session_;
     std::shared_ptr<const SessionConfig> direct_session_;

@@ -1,0 +1,481 @@
+// SPDX-License-Identifier: MIT
+// The SQL of every repository call, generated from a Mapping: modelrepo's own tables are
+// the built-in mapping, a user's tables (`mapping=`) another. Names are quoted as
+// identifiers and values of the mapping (health spellings) as literals; nothing of the
+// mapping is spliced into SQL as it is.
+#include <string>
+
+#include "mapping.hpp"
+#include "schema.hpp"
+#include "session_config.hpp"
+
+namespace modelrepo::detail {
+
+namespace {
+
+/// Builds the SQL of one mapping: tables with the schema prefix, columns with an alias.
+class Sql {
+public:
+    Sql(const Mapping& m, const std::string& prefix)
+        : m_(m)
+        , prefix_(prefix) {}
+
+    std::string table(const std::string& name) const { return prefix_ + quote_identifier(name); }
+    static std::string col(std::string_view alias, const Column& c) {
+        return std::string(alias) + "." + quote_identifier(c.name);
+    }
+    std::string providers() const { return table(m_.providers.table); }
+    std::string models() const { return table(m_.models.table); }
+    std::string statuses() const { return table(m_.statuses.table); }
+
+    /// The column a relation to providers (models) goes by: the id, else the slug.
+    const Column& provider_key() const {
+        return m_.providers.id.mapped() ? m_.providers.id : m_.providers.slug;
+    }
+    const Column& model_key() const {
+        return m_.models.id.mapped() ? m_.models.id : m_.models.slug;
+    }
+
+    /// A text column, '' when absent or NULL.
+    static std::string text_or_empty(std::string_view alias, const Column& c, bool nullable) {
+        if (!c.mapped())
+            return "''";
+        return nullable ? "coalesce(" + col(alias, c) + ", '')" : col(alias, c);
+    }
+    /// A number column as float8; `absent` when it is not mapped.
+    static std::string number(std::string_view alias, const Column& c, std::string_view absent) {
+        if (!c.mapped())
+            return std::string(absent);
+        return c.type == ColumnType::floating ? col(alias, c) : col(alias, c) + "::float8";
+    }
+    /// µs since the epoch; a timestamp without time zone holds UTC (extract reads it so).
+    static std::string micros(std::string_view alias, const Column& c) {
+        return "(extract(epoch FROM " + col(alias, c) + ") * 1000000)::bigint";
+    }
+
+    /// The status's health as modelrepo names it.
+    std::string health_read(std::string_view alias) const {
+        const Column& h = m_.statuses.health;
+        std::string value = col(alias, h);
+        if (h.type == ColumnType::enumerated)
+            value += "::text";
+        if (m_.health_values.empty())
+            return value;
+        std::string out = "CASE " + value;
+        for (const auto& [ours, theirs] : m_.health_values)
+            out += " WHEN " + quote_literal(theirs) + " THEN " + quote_literal(ours);
+        return out + " ELSE " + value + " END";
+    }
+    /// `text` (modelrepo's health name) as the table's value, of the column's type.
+    std::string health_write(const std::string& text) const {
+        const Column& h = m_.statuses.health;
+        std::string value = text;
+        if (!m_.health_values.empty()) {
+            value = "CASE " + text;
+            for (const auto& [ours, theirs] : m_.health_values)
+                value += " WHEN " + quote_literal(ours) + " THEN " + quote_literal(theirs);
+            value += " ELSE " + text + " END";
+        }
+        return h.type == ColumnType::enumerated ? "CAST(" + value + " AS " + h.type_sql + ")"
+                                                : value;
+    }
+    /// A timestamptz expression as the column's value (UTC in a timestamp column).
+    static std::string time_write(const Column& c, const std::string& value) {
+        return c.type == ColumnType::timestamp ? "(" + value + " AT TIME ZONE 'UTC')" : value;
+    }
+    /// A new row's id, when the column does not fill itself.
+    static std::string new_id(const Column& id) {
+        return id.type == ColumnType::uuid ? "gen_random_uuid()"
+                                           : "replace(gen_random_uuid()::text, '-', '')";
+    }
+    static bool needs_id(const Column& id) { return id.mapped() && !id.has_default; }
+
+    /// The six columns of a status (after its model's slug): health, availability,
+    /// latency_ms, error_rate, region, checked_at (µs).
+    std::string status_columns(std::string_view s) const {
+        const auto& st = m_.statuses;
+        return health_read(s) + ", " + number(s, st.availability, "0::float8") + ", " +
+               number(s, st.latency_ms, "NULL::float8") + ", " +
+               number(s, st.error_rate, "0::float8") + ", " +
+               text_or_empty(s, st.region, !m_.builtin) + ", " + micros(s, st.checked_at);
+    }
+
+    /// slug, name, provider slug, description, context_window, active, provider name,
+    /// provider website, then the status columns; FROM models m, providers p, statuses s.
+    std::string model_select() const {
+        const auto& md = m_.models;
+        const auto& p = m_.providers;
+        std::string provider_slug = p.id.mapped() ? col("p", p.slug) : col("m", md.provider_id);
+        std::string window = md.context_window.mapped()
+                                 ? (m_.builtin ? col("m", md.context_window)
+                                               : col("m", md.context_window) + "::bigint")
+                                 : "NULL::bigint";
+        std::string active =
+            md.active.mapped()
+                ? (m_.builtin ? col("m", md.active) : "coalesce(" + col("m", md.active) + ", true)")
+                : "true";
+        return "SELECT " + col("m", md.slug) + ", " + col("m", md.name) + ", " + provider_slug +
+               ", " + text_or_empty("m", md.description, !m_.builtin) + ", " + window + ", " +
+               active + ", " + col("p", p.name) + ", " +
+               text_or_empty("p", p.website, !m_.builtin) + ", " + status_columns("s") + " FROM " +
+               models() + " m JOIN " + providers() + " p ON " + col("p", provider_key()) + " = " +
+               col("m", md.provider_id) + " LEFT JOIN " + statuses() + " s ON " +
+               col("s", m_.statuses.model_id) + " = " + col("m", model_key()) + " ";
+    }
+
+    /// A status's model slug, and the join it needs (none when statuses go by slug).
+    std::string status_slug() const {
+        return m_.models.id.mapped() ? col("m", m_.models.slug) : col("s", m_.statuses.model_id);
+    }
+    std::string status_from() const {
+        std::string from = " FROM " + statuses() + " s";
+        if (m_.models.id.mapped())
+            from += " JOIN " + models() + " m ON " + col("m", m_.models.id) + " = " +
+                    col("s", m_.statuses.model_id);
+        return from;
+    }
+
+    std::string provider_select() const {
+        const auto& p = m_.providers;
+        return "SELECT " + col("p", p.slug) + ", " + col("p", p.name) + ", " +
+               text_or_empty("p", p.website, !m_.builtin) + " FROM " + providers() + " p ";
+    }
+
+    std::string system_stats() const {
+        std::string health = health_read("s");
+        auto count_of = [&](std::string_view name) {
+            return "count(*) FILTER (WHERE " + health + " = '" + std::string(name) + "'), ";
+        };
+        std::string active = m_.models.active.mapped()
+                                 ? "count(*) FILTER (WHERE " + col("m", m_.models.active) + ")"
+                                 : "count(*)";
+        return "SELECT count(*), " + active + ", (SELECT count(*) FROM " + providers() + "), " +
+               count_of("operational") + count_of("degraded") + count_of("outage") +
+               "count(*) FILTER (WHERE " + col("s", m_.statuses.health) + " IS NULL OR " + health +
+               " = 'unknown'), (extract(epoch FROM now()) * 1000000)::bigint FROM " + models() +
+               " m LEFT JOIN " + statuses() + " s ON " + col("s", m_.statuses.model_id) + " = " +
+               col("m", model_key());
+    }
+
+    /// One multi-row upsert; a row older than the stored one is left alone. The rows come
+    /// sorted by slug, so concurrent batches lock rows in one order (no deadlock). A slug
+    /// the models lack fails the statement on the relation's foreign key (23503).
+    std::string upsert_statuses() const {
+        const auto& st = m_.statuses;
+        std::vector<std::pair<const Column*, std::string>> values;
+        if (needs_id(st.id))
+            values.emplace_back(&st.id, new_id(st.id));
+        std::string model = "u.slug";
+        if (m_.models.id.mapped())
+            model =
+                m_.models.id.type == ColumnType::text
+                    ? "coalesce(" + col("m", m_.models.id) + ", 'modelrepo: no model ' || u.slug)"
+                    : col("m", m_.models.id);
+        values.emplace_back(&st.model_id, model);
+        values.emplace_back(&st.health, health_write("u.health"));
+        if (st.availability.mapped())
+            values.emplace_back(&st.availability, "u.availability");
+        if (st.latency_ms.mapped())
+            values.emplace_back(&st.latency_ms, "u.latency");
+        if (st.error_rate.mapped())
+            values.emplace_back(&st.error_rate, "u.error_rate");
+        if (st.region.mapped())
+            values.emplace_back(&st.region, "u.region");
+        values.emplace_back(&st.checked_at, time_write(st.checked_at, "u.checked_at"));
+        if (st.updated_at.mapped())
+            values.emplace_back(&st.updated_at, time_write(st.updated_at, "now()"));
+        std::string names, exprs, sets;
+        for (const auto& [column, expr] : values) {
+            std::string name = quote_identifier(column->name);
+            names += (names.empty() ? "" : ", ") + name;
+            exprs += (exprs.empty() ? "" : ", ") + expr;
+            if (column != &st.id && column != &st.model_id)
+                sets += (sets.empty() ? "" : ", ") + name + " = EXCLUDED." + name;
+        }
+        std::string from = " FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], "
+                           "$5::float8[], $6::text[], $7::timestamptz[]) AS u(slug, health, "
+                           "availability, latency, error_rate, region, checked_at)";
+        if (m_.models.id.mapped())
+            from += " LEFT JOIN " + models() + " m ON " + col("m", m_.models.slug) + " = u.slug";
+        return "INSERT INTO " + statuses() + " AS cur (" + names + ") SELECT " + exprs + from +
+               " ON CONFLICT (" + quote_identifier(st.model_id.name) + ") DO UPDATE SET " + sets +
+               " WHERE " + col("cur", st.checked_at) + " <= EXCLUDED." +
+               quote_identifier(st.checked_at.name);
+    }
+
+private:
+    const Mapping& m_;
+    const std::string& prefix_;
+};
+
+} // namespace
+
+std::string statement_sql(StatementId id, const Mapping& mapping, const std::string& prefix) {
+    Sql q(mapping, prefix);
+    switch (id) {
+    case count_models:
+        return "SELECT count(*) FROM " + q.models();
+    case count_providers:
+        return "SELECT count(*) FROM " + q.providers();
+    case list_statuses:
+        return "SELECT " + q.status_slug() + ", " + q.status_columns("s") + q.status_from() +
+               " ORDER BY 1";
+    case find_models:
+        return q.model_select() + "WHERE " + Sql::col("m", mapping.models.slug) +
+               " = ANY($1::text[])";
+    case find_model:
+        return q.model_select() + "WHERE " + Sql::col("m", mapping.models.slug) + " = $1";
+    case list_models:
+        return q.model_select() + "ORDER BY " + Sql::col("m", mapping.models.slug);
+    case system_stats:
+        return q.system_stats();
+    case upsert_statuses:
+        return q.upsert_statuses();
+    case list_providers:
+        return q.provider_select() + "ORDER BY " + Sql::col("p", mapping.providers.slug);
+    case find_providers:
+        return q.provider_select() + "WHERE " + Sql::col("p", mapping.providers.slug) +
+               " = ANY($1::text[]) ORDER BY " + Sql::col("p", mapping.providers.slug);
+    case statement_count:
+        break;
+    }
+    return {};
+}
+
+ImportSql import_sql(const Mapping& mapping, const std::string& prefix) {
+    Sql q(mapping, prefix);
+    const auto& p = mapping.providers;
+    const auto& m = mapping.models;
+    ImportSql out;
+    // Rows are merged by slug: a row that is already there keeps its id (the user's other
+    // tables may refer to it) and is written only when it differs.
+    auto merge = [&](const std::string& table, const std::string& alias_from,
+                     std::vector<std::pair<const Column*, std::string>> values, const Column& slug,
+                     const Column& id, const Column& updated_at) {
+        if (Sql::needs_id(id))
+            values.insert(values.begin(), {&id, Sql::new_id(id)});
+        if (updated_at.mapped())
+            values.emplace_back(&updated_at, Sql::time_write(updated_at, "now()"));
+        std::string names, exprs, sets, old_values, new_values;
+        for (const auto& [column, expr] : values) {
+            std::string name = quote_identifier(column->name);
+            names += (names.empty() ? "" : ", ") + name;
+            exprs += (exprs.empty() ? "" : ", ") + expr;
+            if (column == &id || column == &slug)
+                continue;
+            sets += (sets.empty() ? "" : ", ") + name + " = EXCLUDED." + name;
+            if (column != &updated_at) {
+                old_values += (old_values.empty() ? "" : ", ") + Sql::col("cur", *column);
+                new_values += (new_values.empty() ? "" : ", ") + std::string("EXCLUDED.") + name;
+            }
+        }
+        return "INSERT INTO " + table + " AS cur (" + names + ") SELECT " + exprs + alias_from +
+               " ON CONFLICT (" + quote_identifier(slug.name) + ") DO UPDATE SET " + sets +
+               " WHERE (" + old_values + ") IS DISTINCT FROM (" + new_values + ")";
+    };
+    std::vector<std::pair<const Column*, std::string>> pv{{&p.slug, "u.a"}, {&p.name, "u.b"}};
+    if (p.website.mapped())
+        pv.emplace_back(&p.website, "u.c");
+    out.providers =
+        merge(q.providers(), " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(a, b, c)", pv,
+              p.slug, p.id, p.updated_at);
+    std::vector<std::pair<const Column*, std::string>> mv{{&m.slug, "u.a"}, {&m.name, "u.b"}};
+    std::string from = " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+                       "$5::float8[], $6::boolean[]) AS u(a, b, c, d, e, f)";
+    if (p.id.mapped()) {
+        mv.emplace_back(&m.provider_id, Sql::col("p", p.id));
+        from += " JOIN " + q.providers() + " p ON " + Sql::col("p", p.slug) + " = u.c";
+    } else {
+        mv.emplace_back(&m.provider_id, "u.c");
+    }
+    if (m.description.mapped())
+        mv.emplace_back(&m.description, "u.d");
+    if (m.context_window.mapped())
+        mv.emplace_back(&m.context_window, "u.e::bigint");
+    if (m.active.mapped())
+        mv.emplace_back(&m.active, "u.f");
+    out.models = merge(q.models(), from, mv, m.slug, m.id, m.updated_at);
+    out.delete_statuses = "DELETE FROM " + q.statuses();
+    out.delete_models = "DELETE FROM " + q.models() + " m WHERE NOT EXISTS (SELECT FROM " +
+                        "unnest($1::text[]) AS k(slug) WHERE k.slug = " + Sql::col("m", m.slug) +
+                        ")";
+    out.delete_providers = "DELETE FROM " + q.providers() + " p WHERE NOT EXISTS (SELECT FROM " +
+                           "unnest($1::text[]) AS k(slug) WHERE k.slug = " + Sql::col("p", p.slug) +
+                           ")";
+    return out;
+}
+
+namespace {
+
+/// Migration 3's tables and functions, made afresh on a schema whose catalogue tables are
+/// the user's: the log by transaction id, its settings and listeners, and one function
+/// that logs a row's slugs (the triggers below find them).
+constexpr std::string_view feed_objects = R"sql(
+CREATE SEQUENCE catalog_change_seq AS bigint;
+CREATE TABLE catalog_changes (
+    version bigint PRIMARY KEY DEFAULT nextval('catalog_change_seq'),
+    kind    text NOT NULL,
+    slug    text NOT NULL,
+    at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    xid     xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
+ALTER SEQUENCE catalog_change_seq OWNED BY catalog_changes.version;
+CREATE INDEX catalog_changes_xid_idx ON catalog_changes (xid);
+CREATE TABLE catalog_feed_settings (
+    id           boolean PRIMARY KEY DEFAULT true CHECK (id),
+    keep_changes bigint NOT NULL DEFAULT 10000 CHECK (keep_changes > 0),
+    keep_for     interval NOT NULL DEFAULT '7 days' CHECK (keep_for > '0'::interval)
+);
+INSERT INTO catalog_feed_settings DEFAULT VALUES;
+CREATE TABLE catalog_listeners (
+    pid    integer PRIMARY KEY,
+    since  timestamptz NOT NULL DEFAULT now(),
+    asleep boolean NOT NULL DEFAULT false
+);
+CREATE FUNCTION modelrepo_feed_mark(asleep boolean, tidy boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    IF tidy THEN
+        DELETE FROM catalog_listeners l WHERE l.pid > 0
+            AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = l.pid);
+    END IF;
+    IF $1 IS NULL THEN
+        DELETE FROM catalog_listeners WHERE pid = pg_backend_pid();
+    ELSE
+        INSERT INTO catalog_listeners (pid, asleep) VALUES (pg_backend_pid(), $1)
+        ON CONFLICT (pid) DO UPDATE SET asleep = EXCLUDED.asleep, since = now();
+    END IF;
+END $$;
+CREATE FUNCTION modelrepo_prune_changes(by_age boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    keep bigint;
+    keep_age interval;
+    newest bigint;
+    gone bigint;
+    aged bigint := 0;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('modelrepo_prune_changes:' || current_schema())) THEN
+        RETURN 0;
+    END IF;
+    SELECT keep_changes, keep_for INTO keep, keep_age FROM catalog_feed_settings;
+    SELECT last_value INTO newest FROM catalog_change_seq;
+    DELETE FROM catalog_changes WHERE version IN (
+        SELECT version FROM catalog_changes WHERE version <= newest - keep
+        FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    IF by_age THEN
+        DELETE FROM catalog_changes WHERE version IN (
+            SELECT version FROM catalog_changes WHERE at < clock_timestamp() - keep_age
+            FOR UPDATE SKIP LOCKED);
+        GET DIAGNOSTICS aged = ROW_COUNT;
+    END IF;
+    RETURN gone + aged;
+END $$;
+CREATE FUNCTION modelrepo_note_change(change_kind text, change_slug text)
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    v bigint := nextval('catalog_change_seq');
+BEGIN
+    INSERT INTO catalog_changes (version, kind, slug) VALUES (v, change_kind, change_slug);
+    PERFORM pg_notify('modelrepo:' || current_schema(),
+                      json_build_object('kind', change_kind, 'slug', change_slug, 'version', v,
+                                        'at_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+                                        'xid', pg_current_xact_id()::text::bigint)::text);
+    IF v % 1000 = 0 THEN
+        PERFORM modelrepo_prune_changes();
+    END IF;
+    RETURN v;
+END $$;
+CREATE FUNCTION modelrepo_catalog_resync() RETURNS bigint
+LANGUAGE sql SET search_path FROM CURRENT AS $$ SELECT modelrepo_note_change('resync', '') $$;
+CREATE FUNCTION modelrepo_truncated() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF coalesce(current_setting('modelrepo.bulk', true), '') <> 'on' THEN
+        PERFORM modelrepo_catalog_resync();
+    END IF;
+    RETURN NULL;
+END $$;
+-- One log row per slug a row had or has (two when its slug changed); notified only when a
+-- feed is asleep or the writer's transaction is not READ COMMITTED (migration 3's rule).
+CREATE FUNCTION modelrepo_log_slugs(change_kind text, new_slug text, old_slug text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    wake boolean;
+    v bigint;
+    slug text;
+BEGIN
+    IF old_slug = new_slug THEN
+        old_slug := NULL;
+    END IF;
+    wake := current_setting('transaction_isolation') <> 'read committed'
+            OR EXISTS (SELECT 1 FROM catalog_listeners WHERE asleep);
+    FOREACH slug IN ARRAY ARRAY[new_slug, old_slug] LOOP
+        CONTINUE WHEN slug IS NULL;
+        v := nextval('catalog_change_seq');
+        INSERT INTO catalog_changes (version, kind, slug) VALUES (v, change_kind, slug);
+        IF wake THEN
+            PERFORM pg_notify('modelrepo:' || current_schema(),
+                              json_build_object('kind', change_kind, 'slug', slug, 'version', v,
+                                                'at_us', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+                                                'xid', pg_current_xact_id()::text::bigint)::text);
+        END IF;
+        IF v % 1000 = 0 THEN
+            PERFORM modelrepo_prune_changes();
+        END IF;
+    END LOOP;
+END $$;
+)sql";
+
+} // namespace
+
+std::string mapped_feed_sql(const Mapping& mapping, const std::string& prefix) {
+    Sql q(mapping, prefix);
+    std::string sql(feed_objects);
+    const auto& m = mapping.models;
+    const auto& s = mapping.statuses;
+    auto slug_function = [&](const std::string& name, const std::string& kind,
+                             const std::string& new_slug, const std::string& old_slug) {
+        return "CREATE FUNCTION " + name +
+               "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM "
+               "CURRENT AS $$\nDECLARE\n    new_slug text;\n    old_slug text;\nBEGIN\n"
+               "    IF current_setting('modelrepo.bulk', true) = 'on' THEN\n"
+               "        RETURN NULL;\n    END IF;\n"
+               "    IF TG_OP <> 'DELETE' THEN\n        new_slug := " +
+               new_slug +
+               ";\n    END IF;\n    IF TG_OP <> 'INSERT' THEN\n        old_slug := " + old_slug +
+               ";\n    END IF;\n    PERFORM modelrepo_log_slugs(" + quote_literal(kind) +
+               ", new_slug, old_slug);\n    RETURN NULL;\nEND $$;\n";
+    };
+    auto row_slug = [&](const char* row, const Column& slug) {
+        return std::string(row) + "." + quote_identifier(slug.name);
+    };
+    // A status row names its model by id: the trigger looks up the model's slug.
+    auto status_slug = [&](const char* row) {
+        std::string key = std::string(row) + "." + quote_identifier(s.model_id.name);
+        if (!m.id.mapped())
+            return key;
+        return "(SELECT " + Sql::col("m", m.slug) + " FROM " + q.models() + " m WHERE " +
+               Sql::col("m", m.id) + " = " + key + ")";
+    };
+    sql += slug_function("modelrepo_provider_logged", "provider",
+                         row_slug("NEW", mapping.providers.slug),
+                         row_slug("OLD", mapping.providers.slug));
+    sql += slug_function("modelrepo_model_logged", "model", row_slug("NEW", m.slug),
+                         row_slug("OLD", m.slug));
+    sql +=
+        slug_function("modelrepo_status_logged", "status", status_slug("NEW"), status_slug("OLD"));
+    auto triggers = [&](const std::string& table, const std::string& kind) {
+        return "CREATE TRIGGER modelrepo_" + kind + "_logged AFTER INSERT OR UPDATE OR DELETE ON " +
+               table + " FOR EACH ROW EXECUTE FUNCTION modelrepo_" + kind +
+               "_logged();\nCREATE TRIGGER modelrepo_truncated AFTER TRUNCATE ON " + table +
+               " FOR EACH STATEMENT EXECUTE FUNCTION modelrepo_truncated();\n";
+    };
+    sql += triggers(q.statuses(), "status");
+    sql += triggers(q.models(), "model");
+    sql += triggers(q.providers(), "provider");
+    return sql;
+}
+
+} // namespace modelrepo::detail
