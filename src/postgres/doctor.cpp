@@ -19,6 +19,7 @@
 
 #include "auth_probe.hpp"
 #include "errors.hpp"
+#include "mapping.hpp"
 #include "session_config.hpp"
 #include "target.hpp"
 
@@ -352,6 +353,88 @@ bool DoctorReport::healthy() const noexcept {
 namespace {
 
 /// TCP, TLS, the method, the login, the server's role and the schema at one address.
+/// modelrepo's own tables: their schema version and row counts.
+void check_schema(pqxx::nontransaction& tx, const std::string& label,
+                  std::vector<DoctorCheck>& checks) {
+    bool has = tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>();
+    if (!has) {
+        checks.push_back({label, "schema", Status::fail, "modelrepo's tables are missing",
+                          "modelrepo --source URL migrate"});
+        return;
+    }
+    auto row = tx.exec("SELECT (SELECT max(version) FROM schema_migrations), "
+                       "(SELECT count(*) FROM models), (SELECT count(*) FROM providers), "
+                       "(SELECT count(*) FROM model_status)")[0];
+    checks.push_back(
+        {label, "schema", Status::ok,
+         "schema version " + std::string(row[0].c_str()) + "; " + row[1].c_str() + " models, " +
+             row[2].c_str() + " providers, " + row[3].c_str() + " statuses",
+         std::string(row[1].c_str()) == "0" ? "empty catalogue: modelrepo --source URL import FILE"
+                                            : ""});
+}
+
+/// A mapping (mapping=) against information_schema: every missing table or column, every
+/// type that cannot be read, a missing unique index, each with its fix; then the feed.
+void check_mapping(pqxx::nontransaction& tx, const PostgresConfig& config, const std::string& label,
+                   std::vector<DoctorCheck>& checks) {
+    auto loaded = detail::load_mapping(config.mapping);
+    if (!loaded) {
+        checks.push_back({label, "mapping", Status::fail, loaded.error().message,
+                          "fix the mapping file (format modelrepo.mapping/1)"});
+        return;
+    }
+    detail::Mapping mapping = std::move(loaded).value();
+    // The table names as a text[] literal (a parameter: nothing is spliced into SQL).
+    std::string tables = "{";
+    for (const std::string* t :
+         {&mapping.providers.table, &mapping.models.table, &mapping.statuses.table}) {
+        tables += tables.size() > 1 ? ",\"" : "\"";
+        for (char ch : *t) {
+            if (ch == '"' || ch == '\\')
+                tables.push_back('\\');
+            tables.push_back(ch);
+        }
+        tables += "\"";
+    }
+    tables += "}";
+    auto rows = tx.exec_params(std::string(detail::mapping_facts_sql()), config.schema, tables);
+    std::vector<detail::ColumnFact> facts;
+    for (const auto& r : rows)
+        facts.push_back({r[0].c_str(), r[1].c_str(), r[2].c_str(), r[3].c_str(), r[4].as<bool>(),
+                         r[5].as<bool>()});
+    std::string shown = config.schema.empty() ? "" : detail::quote_identifier(config.schema) + ".";
+    auto problems = detail::apply_facts(mapping, facts, shown);
+    if (problems.empty())
+        problems = detail::write_problems(mapping, shown);
+    for (const auto& p : problems)
+        checks.push_back({label, "mapping", Status::fail, p.what, p.fix});
+    if (!problems.empty())
+        return;
+    checks.push_back({label, "mapping", Status::ok,
+                      "the mapping '" + config.mapping + "' fits " + shown +
+                          detail::quote_identifier(mapping.models.table) + ", " +
+                          detail::quote_identifier(mapping.providers.table) + " and " +
+                          detail::quote_identifier(mapping.statuses.table),
+                      ""});
+    bool has = tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>();
+    std::string version =
+        has ? tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].c_str()
+            : "0";
+    auto count =
+        tx.exec("SELECT (SELECT count(*) FROM " + shown +
+                detail::quote_identifier(mapping.models.table) + "), (SELECT count(*) FROM " +
+                shown + detail::quote_identifier(mapping.providers.table) + ")")[0];
+    checks.push_back({label, "schema", version == "3" ? Status::ok : Status::fail,
+                      std::string(count[0].c_str()) + " models, " + count[1].c_str() +
+                          " providers in the mapped tables; " +
+                          (version == "3" ? "the change feed is installed"
+                                          : "the change feed is not installed (watch, cache=live "
+                                            "and serve's /v1/changes need it)"),
+                      version == "3" ? ""
+                                     : "modelrepo --source URL migrate (adds only the "
+                                       "feed's tables and triggers)"});
+}
+
 void check_address(Address& address, int port, const detail::HostParams& host,
                    const detail::SessionConfig& session, const PostgresConfig& config,
                    std::vector<DoctorCheck>& checks) {
@@ -434,25 +517,10 @@ void check_address(Address& address, int port, const detail::HostParams& host,
                      ""});
             if (!config.schema.empty())
                 tx.exec("SET search_path TO " + conn.quote_name(config.schema));
-            bool has =
-                tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>();
-            if (!has) {
-                checks.push_back({address.label, "schema", Status::fail,
-                                  "modelrepo's tables are missing",
-                                  "modelrepo --source URL migrate"});
-            } else {
-                auto row =
-                    tx.exec("SELECT (SELECT max(version) FROM schema_migrations), "
-                            "(SELECT count(*) FROM models), (SELECT count(*) FROM providers), "
-                            "(SELECT count(*) FROM model_status)")[0];
-                checks.push_back({address.label, "schema", Status::ok,
-                                  "schema version " + std::string(row[0].c_str()) + "; " +
-                                      row[1].c_str() + " models, " + row[2].c_str() +
-                                      " providers, " + row[3].c_str() + " statuses",
-                                  std::string(row[1].c_str()) == "0"
-                                      ? "empty catalogue: modelrepo --source URL import FILE"
-                                      : ""});
-            }
+            if (config.mapping.empty())
+                check_schema(tx, address.label, checks);
+            else
+                check_mapping(tx, config, address.label, checks);
         } catch (const std::exception& e) {
             Error error = detail::connect_error(e.what(), session, host, 1500ms);
             checks.push_back({address.label, "auth", Status::fail,

@@ -289,20 +289,27 @@ std::string accepted(const std::vector<ColumnType>& types) {
 
 } // namespace
 
-std::vector<MappingProblem> apply_facts(Mapping& mapping, const Rows& facts,
+std::vector<ColumnFact> column_facts(const Rows& rows) {
+    std::vector<ColumnFact> out;
+    for (int r = 0; r < rows.size(); ++r)
+        out.push_back({std::string(rows.text(r, 0)), std::string(rows.text(r, 1)),
+                       std::string(rows.text(r, 2)), std::string(rows.text(r, 3)),
+                       rows.text(r, 4) == "t", rows.text(r, 5) == "t"});
+    return out;
+}
+
+std::vector<MappingProblem> apply_facts(Mapping& mapping, const std::vector<ColumnFact>& facts,
                                         const std::string& schema_shown) {
     std::vector<MappingProblem> problems;
-    auto row_of = [&](const std::string& table, const std::string& column) {
-        for (int r = 0; r < facts.size(); ++r)
-            if (facts.text(r, 0) == table && facts.text(r, 1) == column)
-                return r;
-        return -1;
+    auto fact_of = [&](const std::string& table, const std::string& column) -> const ColumnFact* {
+        for (const ColumnFact& f : facts)
+            if (f.table == table && f.column == column)
+                return &f;
+        return nullptr;
     };
     auto has_table = [&](const std::string& table) {
-        for (int r = 0; r < facts.size(); ++r)
-            if (facts.text(r, 0) == table)
-                return true;
-        return false;
+        return std::any_of(facts.begin(), facts.end(),
+                           [&](const ColumnFact& f) { return f.table == table; });
     };
     std::vector<std::string> missing_tables;
     for (MappedField& f : mapping.fields()) {
@@ -321,9 +328,9 @@ std::vector<MappingProblem> apply_facts(Mapping& mapping, const Rows& facts,
         }
         if (!f.column->mapped())
             continue;
-        int r = row_of(table, f.column->name);
+        const ColumnFact* fact = fact_of(table, f.column->name);
         std::string key = std::string(f.table_key) + "." + std::string(f.key);
-        if (r < 0) {
+        if (!fact) {
             problems.push_back(
                 {"column " + where + "." + quote_identifier(f.column->name) + " (" + key +
                      ") does not exist",
@@ -331,11 +338,11 @@ std::vector<MappingProblem> apply_facts(Mapping& mapping, const Rows& facts,
             continue;
         }
         Column& c = *f.column;
-        std::string data_type(facts.text(r, 2));
+        const std::string& data_type = fact->data_type;
         c.type = column_type_of(data_type);
-        c.type_sql = std::string(facts.text(r, 3));
-        c.has_default = facts.text(r, 4) == "t";
-        c.unique = facts.text(r, 5) == "t";
+        c.type_sql = fact->type_sql;
+        c.has_default = fact->has_default;
+        c.unique = fact->unique;
         // Integer columns hold numbers too (Prisma's Int for a response time).
         bool fits = f.accepts.empty() ||
                     std::find(f.accepts.begin(), f.accepts.end(), c.type) != f.accepts.end();

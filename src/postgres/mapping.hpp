@@ -109,9 +109,17 @@ struct MappingProblem {
     std::string fix;
 };
 
+/// One row of mapping_facts_sql().
+struct ColumnFact {
+    std::string table, column, data_type, type_sql;
+    bool has_default = false;
+    bool unique = false;
+};
+std::vector<ColumnFact> column_facts(const Rows& rows);
+
 /// The problems of `mapping` against those facts (a missing table or column, a type
 /// that cannot be read); fills in the column facts. `schema_shown`: `"app".` or "".
-std::vector<MappingProblem> apply_facts(Mapping& mapping, const Rows& facts,
+std::vector<MappingProblem> apply_facts(Mapping& mapping, const std::vector<ColumnFact>& facts,
                                         const std::string& schema_shown);
 
 /// What the writes need beyond apply_facts: unique indexes for ON CONFLICT, ids for new

@@ -336,7 +336,7 @@ Result<const SqlCatalog::Plan*> SqlCatalog::plan(Connection& c, Deadline until) 
     if (!facts)
         return std::move(facts).error();
     Mapping checked = mapping_;
-    auto problems = apply_facts(checked, facts.value(), prefix_);
+    auto problems = apply_facts(checked, column_facts(facts.value()), prefix_);
     if (!problems.empty())
         return mapping_error(problems, "does not fit the database");
     plan_owner_ = std::make_unique<const Plan>(checked, prefix_);

@@ -282,6 +282,11 @@ TEST_CASE("a Prisma-owned schema through mapping=: migrate adds only the feed, t
                     {{"MODELREPO_SOURCES", ""}});
     CHECK(priority.exit_code == 0);
     CHECK(priority.out.find("gpt-5") != std::string::npos);
+    auto doctor = run_process({cli, "doctor", url}, {{"MODELREPO_SOURCES", ""}});
+    CAPTURE(doctor.out);
+    CHECK(doctor.exit_code == 0);
+    CHECK(doctor.out.find("owned/mapping.json' fits \"platform\".\"Model\"") != std::string::npos);
+    CHECK(doctor.out.find("the change feed is installed") != std::string::npos);
 
     // A Prisma write to a status reaches watch(), as a change of the model's slug.
     ChangeCollector seen;
@@ -416,6 +421,32 @@ TEST_CASE("a mapping that is malformed, names a missing column or a wrong type: 
                                   "provider_id": "providerId"})"))));
     e = expect_error(no_table->migrate(), Errc::schema_missing);
     CHECK(e.message.find("\"platform\".\"Models\"") != std::string::npos);
+    // The doctor names every problem of a mapping, each with its fix.
+    std::string cli = require_env("MODELREPO_CLI");
+    auto doctor = run_process(
+        {cli, "doctor", url_with(write("two.json", mapping(R"({"table": "Model", "id": "id",
+            "slug": "slug", "name": "name", "provider_id": "providerId", "active": "isActive",
+            "context_window": "contextWindow"})")))},
+        {{"MODELREPO_SOURCES", ""}});
+    CAPTURE(doctor.out);
+    CHECK(doctor.exit_code == 1);
+    CHECK(doctor.out.find("(models.active) does not exist") != std::string::npos);
+    CHECK(doctor.out.find("(models.context_window) is text") != std::string::npos);
+    CHECK(doctor.out.find("fix models.active in the mapping") != std::string::npos);
+    CHECK(doctor.out.find(password) == std::string::npos);
+    s.psql("ALTER TABLE platform.\"ModelStatus\" DROP CONSTRAINT \"ModelStatus_modelId_key\"",
+           "prisma_bad");
+    auto no_unique = run_process(
+        {cli, "doctor", url_with(write("plain.json", mapping(R"({"table": "Model", "id": "id",
+            "slug": "slug", "name": "name", "provider_id": "providerId"})")))},
+        {{"MODELREPO_SOURCES", ""}});
+    CAPTURE(no_unique.out);
+    CHECK(no_unique.exit_code == 1);
+    CHECK(no_unique.out.find("no unique index on \"platform\".\"ModelStatus\".\"modelId\"") !=
+          std::string::npos);
+    CHECK(no_unique.out.find("CREATE UNIQUE INDEX ON \"platform\".\"ModelStatus\" (\"modelId\")") !=
+          std::string::npos);
+
     // Nothing was created by the failed migrate.
     CHECK(s.psql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'modelrepo%'", "prisma_bad") ==
           "0");
