@@ -184,6 +184,8 @@ fs::path owned_schema() {
 Client prisma_owned_database(const std::string& db, const TempDir& dir) {
     fresh_database(db);
     auto& s = server();
+    // Sessions in another time zone: TIMESTAMP(3) still holds UTC, both ways.
+    s.psql("ALTER DATABASE " + db + " SET timezone = 'Asia/Seoul'");
     std::ifstream in(prisma_path() / "owned" / "migration.sql");
     std::string ddl((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     s.psql("SET ROLE app; CREATE SCHEMA platform; SET search_path TO platform; " + ddl, db);
