@@ -273,6 +273,12 @@ TEST_CASE("a Prisma-owned schema through mapping=: migrate adds only the feed, t
     auto stats = repo->system_stats().value();
     CHECK(stats.models == 32);
     CHECK(stats.active_models == 30);
+    auto expected = open("builtin:").value()->system_stats().value();
+    CHECK(stats.health.operational == expected.health.operational);
+    CHECK(stats.health.degraded == expected.health.degraded);
+    CHECK(stats.health.outage == expected.health.outage);
+    CHECK(stats.health.unknown == expected.health.unknown);
+    CHECK(stats.providers == expected.providers);
 
     // The CLI on the user's tables.
     std::string cli = require_env("MODELREPO_CLI");

@@ -59,13 +59,16 @@ int run_import(const Globals& globals, const std::string& from) {
 
 Command define_migrate(CLI::App& app, const Globals& globals) {
     auto* sub = app.add_subcommand(
-        "migrate", "Create or upgrade modelrepo's tables in the PostgreSQL source (idempotent)");
+        "migrate", "Create or upgrade modelrepo's tables in the PostgreSQL source (idempotent); "
+                   "with mapping=FILE in its URL, only the change feed's tables and triggers on "
+                   "the mapped tables (no column of them is created, altered or dropped)");
     return {sub, [&globals] { return run_migrate(globals); }};
 }
 
 Command define_import(CLI::App& app, const Globals& globals) {
     auto* sub = app.add_subcommand(
-        "import", "Replace the PostgreSQL source's catalogue with a snapshot, in one transaction");
+        "import", "Make the PostgreSQL source's catalogue the snapshot's, in one transaction: "
+                  "rows merged by slug (kept rows keep their ids), the rest deleted");
     auto from = std::make_shared<std::string>();
     sub->add_option("snapshot", *from, "A snapshot file (modelrepo.snapshot/1) or builtin:")
         ->required();
