@@ -619,6 +619,31 @@ std::string FallbackRepository::prometheus() const {
     per_source("modelrepo_source_rejections_total", Type::counter,
                "Calls the circuit breaker refused.",
                [](const SourceMetrics& s) { return s.rejections; });
+    {
+        // Where each source is in the chain, and which answered the last read: an alert on
+        // "served by a backup" needs no list of source names.
+        MetricFamily position{"modelrepo_source_position",
+                              Type::gauge,
+                              "The source's place in the chain: 0 the primary, 1.. backups.",
+                              {}};
+        for (std::size_t i = 0; i < m.sources.size(); ++i)
+            position.add({{"source", m.sources[i].source}}, static_cast<double>(i));
+        families.push_back(std::move(position));
+        families.push_back({"modelrepo_serving_position",
+                            Type::gauge,
+                            "The place in the chain of the source that answered the last read "
+                            "(0: the primary; more: a backup is serving).",
+                            {}});
+        families.back().add({}, static_cast<double>(m.serving));
+        std::uint64_t backup_answers = 0;
+        for (std::size_t i = 1; i < m.sources.size(); ++i)
+            backup_answers += m.sources[i].answers;
+        families.push_back({"modelrepo_backup_answers_total",
+                            Type::counter,
+                            "Reads of the chain a backup (not the primary) answered.",
+                            {}});
+        families.back().add({}, static_cast<double>(backup_answers));
+    }
     per_source("modelrepo_breaker_state", Type::gauge,
                "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
                [](const SourceMetrics& s) { return static_cast<int>(s.breaker); });
