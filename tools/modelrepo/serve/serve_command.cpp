@@ -35,6 +35,7 @@ struct ServeSettings {
     std::size_t max_queued = 1'024;
     std::string request_timeout = "10s";
     std::string deadline = "30s";
+    std::string admin_url_file; ///< the doctor's admin URL for the status page's diagnosis
 };
 
 /// Raises the soft limit on open files to the hard one (systemd's default soft limit is
@@ -84,8 +85,9 @@ Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& te
     return std::pair{host, static_cast<std::uint16_t>(port)};
 }
 
-/// The token is the file's first line, without surrounding whitespace.
-Result<std::string> read_token(const std::string& path) {
+/// The token is the file's first line, without surrounding whitespace (`what` names the
+/// file in the error: "token", "admin URL").
+Result<std::string> read_token(const std::string& path, std::string_view what = "token") {
     auto text = read_input(path);
     if (!text)
         return std::move(text).error();
@@ -95,9 +97,9 @@ Result<std::string> read_token(const std::string& path) {
     while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front())))
         token.erase(token.begin());
     if (token.empty())
-        return make_error(Errc::invalid_argument,
-                          "the token file '" + path +
-                              "' is empty: put the token on its first line");
+        return make_error(Errc::invalid_argument, "the " + std::string(what) + " file '" + path +
+                                                      "' is empty: put the " + std::string(what) +
+                                                      " on its first line");
     return token;
 }
 
@@ -113,6 +115,33 @@ std::string loggable_query(std::string_view query) {
     for (const auto& p : *params)
         out += (out.empty() ? "?" : "&") + redact(p.key) + (p.value.empty() ? "" : "=***");
     return out;
+}
+
+/// A duration option that must be more than zero ("10s", "500ms").
+Result<std::chrono::milliseconds> positive_duration(std::string_view option,
+                                                    const std::string& text) {
+    auto d = serve::parse_duration(text);
+    if (!d || d->count() == 0)
+        return make_error(Errc::invalid_argument, std::string(option) +
+                                                      " takes a duration like 10s or 500ms, not '" +
+                                                      text + "'");
+    return *d;
+}
+
+/// The status page's: the doctor on the first source, with admin rights only when an admin
+/// URL is given (read from a file: never on a command line).
+Result<serve::OperatorOptions> operator_options(const Globals& globals,
+                                                const ServeSettings& settings) {
+    serve::OperatorOptions options;
+    if (auto sources = resolve_sources(globals); !sources.empty())
+        options.first_source = sources.front();
+    if (!settings.admin_url_file.empty()) {
+        auto admin = read_token(settings.admin_url_file, "admin URL");
+        if (!admin)
+            return std::move(admin).error();
+        options.admin_url = std::move(admin).value();
+    }
+    return options;
 }
 
 /// Serves until SIGINT/SIGTERM (blocked before any thread started; taken with sigwait),
@@ -136,16 +165,12 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
                                    "--publish-interval takes a duration like 30s, 5m or 1h, not '" +
                                        settings.publish_interval + "'"));
     }
-    auto request_timeout = serve::parse_duration(settings.request_timeout);
-    if (!request_timeout || request_timeout->count() == 0)
-        return fail(make_error(Errc::invalid_argument,
-                               "--request-timeout takes a duration like 10s or 500ms, not '" +
-                                   settings.request_timeout + "'"));
-    auto deadline = serve::parse_duration(settings.deadline);
-    if (!deadline || deadline->count() == 0)
-        return fail(make_error(Errc::invalid_argument,
-                               "--deadline takes a duration like 30s or 500ms, not '" +
-                                   settings.deadline + "'"));
+    auto request_timeout = positive_duration("--request-timeout", settings.request_timeout);
+    if (!request_timeout)
+        return fail(request_timeout.error());
+    auto deadline = positive_duration("--deadline", settings.deadline);
+    if (!deadline)
+        return fail(deadline.error());
     std::size_t files = raise_file_limit();
     std::size_t max_connections =
         settings.max_connections ? settings.max_connections : connection_limit(files);
@@ -180,6 +205,10 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     serve::ServiceOptions service_options;
     service_options.token = token;
     service_options.max_streams = max_streams;
+    auto view = operator_options(globals, settings);
+    if (!view)
+        return fail(view.error());
+    service_options.operator_view = std::move(view).value();
     service_options.extra_metrics = [&] {
         std::vector<MetricFamily> extra;
         if (auto* server = server_for_metrics.load())
@@ -195,10 +224,10 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     serve::ServerOptions server_options;
     server_options.host = listen.value().first;
     server_options.port = listen.value().second;
-    server_options.request_timeout = *request_timeout;
+    server_options.request_timeout = request_timeout.value();
     server_options.max_connections = max_connections;
     server_options.max_queued = settings.max_queued;
-    server_options.deadline = *deadline;
+    server_options.deadline = deadline.value();
     server_options.lane = [&](const serve::Request& request) { return service->lane(request); };
     if (settings.log)
         server_options.on_request = [&](const serve::Request& request, int status,
@@ -246,7 +275,8 @@ Command define_serve(CLI::App& app, const Globals& globals) {
         "serve",
         "Answer HTTP on the sources until SIGINT/SIGTERM: GET /v1/stats, /v1/models"
         "[?slug=A&slug=B], /v1/models/{slug}, /v1/statuses[?health=H], /v1/changes "
-        "(server-sent events), /v1/snapshot, /metrics, /healthz, /readyz; PUT /v1/statuses with "
+        "(server-sent events), /v1/snapshot, /metrics, /healthz, /readyz; the status page at / "
+        "(with /v1/status, /v1/events[/stream], /v1/diagnosis); PUT /v1/statuses with "
         "'Authorization: Bearer TOKEN' (needs --token-file); HEAD and OPTIONS on each. On "
         "SIGTERM: stops "
         "accepting, finishes requests in flight (<= 5 s), exits 0");
@@ -290,6 +320,11 @@ Command define_serve(CLI::App& app, const Globals& globals) {
                     "A request's headers and body must arrive within this (default 10s); a "
                     "slower client is disconnected")
         ->type_name("DURATION");
+    sub->add_option("--admin-url-file", settings->admin_url_file,
+                    "A file whose first line is a superuser URL: the status page's diagnosis "
+                    "of the first source then also checks the role's verifier, pg_hba.conf and "
+                    "an unreloaded configuration (without it, what the role itself may read)")
+        ->type_name("FILE");
     return {sub, [&globals, settings] { return run_serve(globals, *settings); }};
 }
 

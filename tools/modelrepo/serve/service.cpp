@@ -136,11 +136,14 @@ struct Service::Impl {
     Impl(std::shared_ptr<FallbackRepository> c, ServiceOptions o)
         : chain(std::move(c))
         , options(std::move(o))
-        , primary(chain->sources().front()->name()) {}
+        , primary(chain->sources().front()->name())
+        , view(std::make_unique<OperatorView>(chain, options.operator_view)) {}
 
     std::shared_ptr<FallbackRepository> chain;
     ServiceOptions options;
     std::string primary;
+    /// The status page, the timeline and the diagnosis (GET /, /v1/status, /v1/events…).
+    std::unique_ptr<OperatorView> view;
 
     // GET /v1/changes: one subscription to the chain, made for the first stream, fanned
     // out to every open stream; a heartbeat thread keeps idle streams alive.
@@ -169,6 +172,7 @@ struct Service::Impl {
             ready_started = std::chrono::steady_clock::now();
             lock.unlock();
             auto checked = ready();
+            view->on_ready(checked.second);
             lock.lock();
             probing = false;
             last_ready = std::move(checked);
@@ -574,9 +578,39 @@ struct Service::Impl {
             return "GET, HEAD, OPTIONS, PUT";
         if (path == "/v1/stats" || path == "/v1/models" || path.starts_with("/v1/models/") ||
             path == "/v1/snapshot" || path == "/v1/changes" || path == "/metrics" ||
-            path == "/healthz" || path == "/readyz")
+            path == "/healthz" || path == "/readyz" || is_operator_path(path))
             return "GET, HEAD, OPTIONS";
         return {};
+    }
+
+    /// The operator's view: the page and the routes it reads (answered from memory).
+    static bool is_operator_path(const std::string& path) {
+        return path == "/" || path == "/status.css" || path == "/status.js" ||
+               path == "/v1/status" || path == "/v1/events" || path == "/v1/events/stream" ||
+               path == "/v1/diagnosis";
+    }
+
+    Response operator_answer(const std::string& path, bool head,
+                             const std::vector<QueryParam>& query) {
+        if (auto file = OperatorView::page(path))
+            return *file;
+        if (path == "/v1/status")
+            return view->status();
+        if (path == "/v1/diagnosis")
+            return view->diagnosis();
+        if (path == "/v1/events/stream")
+            return head ? Response{200, "text/event-stream", {}, {}, {}, {}} : view->event_stream();
+        long long since = 0;
+        for (const auto& p : query)
+            if (p.key == "since") {
+                auto [end, ec] =
+                    std::from_chars(p.value.data(), p.value.data() + p.value.size(), since);
+                if (ec != std::errc() || end != p.value.data() + p.value.size() || since < 0)
+                    return error_answer(400, "invalid_argument",
+                                        "since must be an event id (a whole number), got '" +
+                                            p.value + "'");
+            }
+        return view->events(since);
     }
 
     Response handle(const Request& request) {
@@ -594,8 +628,8 @@ struct Service::Impl {
         if (allow.empty())
             return error_answer(404, "not_found",
                                 "no such path: " + path +
-                                    " (try /v1/stats, /v1/models, /v1/statuses, /v1/changes, "
-                                    "/metrics, /healthz, /readyz)");
+                                    " (try /, /v1/stats, /v1/models, /v1/statuses, /v1/changes, "
+                                    "/v1/status, /v1/events, /metrics, /healthz, /readyz)");
         if (request.method == "PUT" && path == "/v1/statuses")
             return put_statuses(request);
         if (!get)
@@ -619,6 +653,8 @@ struct Service::Impl {
                         : changes(request, *query);
         if (path == "/metrics")
             return metrics();
+        if (is_operator_path(path))
+            return operator_answer(path, head, *query);
         if (path == "/healthz")
             return json_answer(200, ojson{{"state", "alive"}});
         return ready_answer();
@@ -637,6 +673,7 @@ Service::~Service() {
     }
     impl_->ready_wake.notify_all();
     impl_->prober.join();
+    impl_->view.reset(); // its streams and its thread, once the prober no longer tells it
     std::vector<std::shared_ptr<EventStream>> open;
     {
         std::lock_guard lock(impl_->mutex);
@@ -662,7 +699,8 @@ Lane Service::lane(const Request& request) const {
         return path == "/v1/statuses" ? Lane::write : Lane::io; // else a 405 or 404
     if ((request.method != "GET" && request.method != "HEAD") || Impl::allowed(path).empty())
         return Lane::io;
-    if (path == "/healthz" || path == "/readyz" || path == "/metrics")
+    if (path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+        Impl::is_operator_path(path))
         return Lane::io;
     if (path == "/v1/changes") {
         // Once subscribed, a new stream only joins the fan-out.

@@ -15,6 +15,7 @@
 #include <modelrepo/fallback_repository.hpp>
 
 #include "http_server.hpp"
+#include "operator_view.hpp"
 
 namespace modelrepo::serve {
 
@@ -33,6 +34,8 @@ struct ServiceOptions {
     std::chrono::milliseconds ready_stall{5'000};
     /// More metrics for GET /metrics (the transport's, a publisher's).
     std::function<std::vector<MetricFamily>()> extra_metrics;
+    /// The status page's: the first source's URI for the doctor, an admin URL, alerts.
+    OperatorOptions operator_view;
 };
 
 /// Routes:
@@ -46,6 +49,11 @@ struct ServiceOptions {
 ///                                       Last-Event-ID (or since) from the events kept,
 ///                                       else starts with `event: resync`
 ///   GET /metrics, /healthz, /readyz
+///   GET /, /status.css, /status.js      the status page (embedded; OperatorView)
+///   GET /v1/status                      everything the page draws, from memory
+///   GET /v1/events[?since=ID]           the incident timeline (the chain's events)
+///   GET /v1/events/stream               the same as server-sent events, as they happen
+///   GET /v1/diagnosis                   the doctor on the first source's last failure
 ///
 /// Thread safety: handle() is called from several threads at once.
 /// Lifetime: the streams it holds are connections of the HttpServer that called it:

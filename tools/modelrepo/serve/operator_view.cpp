@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: MIT
+// The operator's view of serve: the timeline of the chain's events, the backup share over
+// 15 minutes, each source's pool, feed, copy and outbox, and the doctor's diagnosis, kept
+// current by a thread of its own so that the routes answer from memory.
+#include "operator_view.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "../json_form.hpp"
+
+namespace modelrepo::serve {
+
+// The page's files (operator_page.cpp, generated from serve/page/ at build time).
+extern const char* const status_page_html;
+extern const char* const status_page_css;
+extern const char* const status_page_js;
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+using std::chrono::steady_clock;
+using std::chrono::system_clock;
+
+std::string dump(const ojson& value) {
+    return value.dump(-1, ' ', false, ojson::error_handler_t::replace);
+}
+
+/// The samples of `name` in `families` whose labels include `label` (empty: any).
+double metric(const std::vector<MetricFamily>& families, std::string_view name,
+              std::pair<std::string_view, std::string_view> label = {}) {
+    for (const MetricFamily& f : families) {
+        if (f.name != name)
+            continue;
+        for (const auto& s : f.samples) {
+            if (!s.suffix.empty())
+                continue;
+            if (label.first.empty() ||
+                std::any_of(s.labels.begin(), s.labels.end(), [&](const auto& l) {
+                    return l.first == label.first && l.second == label.second;
+                }))
+                return s.value;
+        }
+    }
+    return 0;
+}
+
+bool has(const std::vector<MetricFamily>& families, std::string_view name) {
+    return std::any_of(families.begin(), families.end(),
+                       [&](const MetricFamily& f) { return f.name == name; });
+}
+
+/// What a source says of itself, in the page's terms: its pool, feed, copy, outbox.
+ojson backend_of(const std::vector<MetricFamily>& b) {
+    ojson out = ojson::object();
+    if (has(b, "modelrepo_pool_connections"))
+        out["pool"] = {{"open", metric(b, "modelrepo_pool_connections", {"state", "open"})},
+                       {"idle", metric(b, "modelrepo_pool_connections", {"state", "idle"})},
+                       {"busy", metric(b, "modelrepo_pool_connections", {"state", "busy"})},
+                       {"max", metric(b, "modelrepo_pool_connections", {"state", "max"})},
+                       {"waiting", metric(b, "modelrepo_pool_waiting")},
+                       {"acquire_timeouts", metric(b, "modelrepo_pool_acquire_timeouts_total")},
+                       {"connect_failures", metric(b, "modelrepo_pool_connect_failures_total")},
+                       {"server_down", metric(b, "modelrepo_pool_server_down") > 0}};
+    if (has(b, "modelrepo_feed_connected"))
+        out["feed"] = {{"connected", metric(b, "modelrepo_feed_connected") > 0},
+                       {"changes", metric(b, "modelrepo_feed_changes_total")},
+                       {"reconnects", metric(b, "modelrepo_feed_reconnects_total")},
+                       {"resyncs", metric(b, "modelrepo_feed_resyncs_total")}};
+    if (has(b, "modelrepo_copy_in_sync"))
+        out["copy"] = {{"in_sync", metric(b, "modelrepo_copy_in_sync") > 0},
+                       {"age_seconds", has(b, "modelrepo_copy_age_seconds")
+                                           ? ojson(metric(b, "modelrepo_copy_age_seconds"))
+                                           : ojson(nullptr)},
+                       {"served_while_down", metric(b, "modelrepo_copy_served_while_down_total")}};
+    if (has(b, "modelrepo_outbox_queued_total"))
+        out["outbox"] = {{"pending", metric(b, "modelrepo_outbox_pending", {"unit", "statuses"})},
+                         {"batches", metric(b, "modelrepo_outbox_pending", {"unit", "batches"})},
+                         {"oldest_age_seconds", metric(b, "modelrepo_outbox_oldest_age_seconds")},
+                         {"dead_letters", metric(b, "modelrepo_outbox_dead_letters")}};
+    return out;
+}
+
+/// A connection or login failure: what the doctor can name the cause of.
+bool doctor_can_tell(const std::optional<Errc>& errc) {
+    return errc && (*errc == Errc::auth_failed || *errc == Errc::unreachable ||
+                    *errc == Errc::timeout || *errc == Errc::too_many_connections);
+}
+
+ojson event_json(long long id, const FallbackEvent& e) {
+    return {{"id", id},
+            {"event", std::string(to_string(e.kind))},
+            {"source", e.source},
+            {"cause", e.cause},
+            {"at", format_timestamp(e.at)}};
+}
+
+} // namespace
+
+struct OperatorView::Impl {
+    std::shared_ptr<FallbackRepository> chain;
+    OperatorOptions options;
+
+    mutable std::mutex mutex; ///< everything below
+    std::deque<std::pair<long long, FallbackEvent>> events;
+    long long next_id = 1;
+    std::vector<std::shared_ptr<EventStream>> streams;
+    std::map<std::string, Timestamp> breaker_since; ///< by source: its last breaker event
+    ojson ready = ojson::object();
+    struct Sample {
+        Timestamp at;
+        std::uint64_t answers = 0, backup = 0;
+    };
+    std::deque<Sample> samples; ///< cumulative counters, one per sample_every
+    ojson diagnosis;            ///< null until the doctor ran
+    std::optional<Timestamp> diagnosed_error_at;
+    std::string status_body = "{}";
+    bool stopping = false;
+    std::condition_variable wake;
+    std::thread worker;
+    const Timestamp started = system_clock::now();
+
+    void on_event(const FallbackEvent& e) {
+        std::vector<std::shared_ptr<EventStream>> to;
+        std::shared_ptr<const std::string> text;
+        {
+            std::lock_guard lock(mutex);
+            long long id = next_id++;
+            events.emplace_back(id, e);
+            while (events.size() > options.keep_events)
+                events.pop_front();
+            if (e.kind == FallbackEvent::Kind::breaker_opened ||
+                e.kind == FallbackEvent::Kind::breaker_half_open ||
+                e.kind == FallbackEvent::Kind::breaker_closed)
+                breaker_since[e.source] = e.at;
+            text = std::make_shared<const std::string>(
+                "id: " + std::to_string(id) + "\nevent: chain\ndata: " + dump(event_json(id, e)) +
+                "\n\n");
+            std::erase_if(streams, [](const auto& s) { return !s->is_open(); });
+            to = streams;
+        }
+        for (auto& s : to)
+            s->send(text);
+        if (options.on_event)
+            options.on_event(e);
+    }
+
+    /// Once a second: the backup share's sample when due, the doctor when due, the page's
+    /// JSON, a heartbeat when due.
+    void run() {
+        auto next_sample = steady_clock::now();
+        auto next_heartbeat = steady_clock::now() + options.heartbeat;
+        std::optional<steady_clock::time_point> last_diagnosis;
+        std::unique_lock lock(mutex);
+        while (!stopping) {
+            lock.unlock();
+            auto now = steady_clock::now();
+            FallbackMetrics m = chain->metrics(/*with_backend=*/true);
+            if (now >= next_sample) {
+                Sample s{system_clock::now()};
+                for (std::size_t i = 0; i < m.sources.size(); ++i) {
+                    s.answers += m.sources[i].answers;
+                    if (i > 0)
+                        s.backup += m.sources[i].answers;
+                }
+                next_sample = now + options.sample_every;
+                std::lock_guard guard(mutex);
+                samples.push_back(s);
+                const auto keep = std::chrono::minutes(15) / options.sample_every + 2;
+                while (samples.size() > static_cast<std::size_t>(keep))
+                    samples.pop_front();
+            }
+            if (!m.sources.empty())
+                maybe_diagnose(m.sources.front(), now, last_diagnosis);
+            std::string body = build_status(m);
+            bool beat = now >= next_heartbeat;
+            if (beat)
+                next_heartbeat = now + options.heartbeat;
+            lock.lock();
+            status_body = std::move(body);
+            if (beat) {
+                auto comment = std::make_shared<const std::string>(": heartbeat\n\n");
+                std::erase_if(streams, [](const auto& s) { return !s->is_open(); });
+                for (auto& s : streams)
+                    s->send(comment);
+            }
+            wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+        }
+    }
+
+    /// The doctor on the first source, after a connection or login failure newer than the
+    /// last diagnosis, at most once per diagnosis_every (it connects: a few seconds at most).
+    void maybe_diagnose(const SourceMetrics& first, steady_clock::time_point now,
+                        std::optional<steady_clock::time_point>& last) {
+#if MODELREPO_HAS_POSTGRES
+        const std::string& url = options.first_source;
+        if (!url.starts_with("postgres") || !doctor_can_tell(first.last_errc) ||
+            !first.last_error_at)
+            return;
+        {
+            std::lock_guard lock(mutex);
+            if (diagnosed_error_at && *diagnosed_error_at >= *first.last_error_at)
+                return;
+        }
+        if (last && now - *last < options.diagnosis_every)
+            return;
+        last = now;
+        auto report = diagnose_postgres(url, options.admin_url);
+        ojson d{{"source", first.source},
+                {"ran_at", format_timestamp(system_clock::now())},
+                {"error", first.last_error},
+                {"admin", !options.admin_url.empty()}};
+        if (!report) {
+            d["checks"] = ojson::array();
+            d["failed"] = ojson::array({{{"scope", "url"},
+                                         {"name", "parse"},
+                                         {"status", "fail"},
+                                         {"detail", report.error().message},
+                                         {"fix", ""}}});
+        } else {
+            ojson checks = ojson::array(), failed = ojson::array();
+            for (const DoctorCheck& c : report.value().checks) {
+                ojson entry{{"scope", c.scope},
+                            {"name", c.name},
+                            {"status", std::string(to_string(c.status))},
+                            {"detail", c.detail},
+                            {"fix", c.fix}};
+                if (c.status == DoctorCheck::Status::fail)
+                    failed.push_back(entry);
+                checks.push_back(std::move(entry));
+            }
+            d["failed"] = std::move(failed);
+            d["checks"] = std::move(checks);
+        }
+        std::lock_guard lock(mutex);
+        diagnosis = std::move(d);
+        diagnosed_error_at = first.last_error_at;
+#else
+        (void)first;
+        (void)now;
+        (void)last;
+#endif
+    }
+
+    std::string build_status(const FallbackMetrics& m) {
+        auto now = system_clock::now();
+        ojson sources = ojson::array();
+        std::lock_guard lock(mutex);
+        for (std::size_t i = 0; i < m.sources.size(); ++i) {
+            const SourceMetrics& s = m.sources[i];
+            auto since = breaker_since.find(s.source);
+            ojson entry{
+                {"source", s.source},
+                {"position", i},
+                {"breaker", std::string(to_string(s.breaker))},
+                {"breaker_since",
+                 format_timestamp(since == breaker_since.end() ? started : since->second)},
+                {"serving", i == m.serving},
+                {"answers", s.answers},
+                {"last_error", s.last_error.empty() ? ojson(nullptr) : ojson(s.last_error)},
+                {"last_error_at",
+                 s.last_error_at ? ojson(format_timestamp(*s.last_error_at)) : ojson(nullptr)},
+                {"data_as_of",
+                 s.data_as_of ? ojson(format_timestamp(*s.data_as_of)) : ojson(nullptr)},
+                {"data_age_seconds",
+                 s.data_as_of ? ojson(std::chrono::duration<double>(now - *s.data_as_of).count())
+                              : ojson(nullptr)}};
+            const ojson backend = backend_of(s.backend);
+            for (auto it = backend.begin(); it != backend.end(); ++it)
+                entry[it.key()] = it.value();
+            sources.push_back(std::move(entry));
+        }
+        ojson points = ojson::array();
+        for (std::size_t i = 1; i < samples.size(); ++i)
+            points.push_back({{"at", format_timestamp(samples[i].at)},
+                              {"answers", samples[i].answers - samples[i - 1].answers},
+                              {"backup", samples[i].backup - samples[i - 1].backup}});
+        double share = 0;
+        if (samples.size() > 1) {
+            auto answers = samples.back().answers - samples.front().answers;
+            auto backup = samples.back().backup - samples.front().backup;
+            share = answers ? static_cast<double>(backup) / static_cast<double>(answers) : 0.0;
+        }
+        ojson recent = ojson::array();
+        for (auto it = events.rbegin(); it != events.rend() && recent.size() < 50; ++it)
+            recent.push_back(event_json(it->first, it->second));
+        ojson body{
+            {"generated_at", format_timestamp(now)},
+            {"state", ready.value("state", "starting")},
+            {"serving",
+             m.serving < m.sources.size() ? ojson(m.sources[m.serving].source) : ojson(nullptr)},
+            {"backup", m.serving > 0},
+            {"primary_error",
+             ready.contains("primary_error") ? ready["primary_error"] : ojson(nullptr)},
+            {"sources", std::move(sources)},
+            {"backup_share",
+             {{"window_seconds", 900},
+              {"sample_seconds", std::chrono::duration<double>(options.sample_every).count()},
+              {"share", share},
+              {"points", std::move(points)}}},
+            {"diagnosis", diagnosis},
+            {"events", std::move(recent)}};
+        return dump(body);
+    }
+};
+
+OperatorView::OperatorView(std::shared_ptr<FallbackRepository> chain, OperatorOptions options)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->chain = std::move(chain);
+    impl_->options = std::move(options);
+    impl_->chain->subscribe([impl = impl_.get()](const FallbackEvent& e) { impl->on_event(e); });
+    impl_->worker = std::thread([impl = impl_.get()] { impl->run(); });
+}
+
+OperatorView::~OperatorView() {
+    impl_->chain->subscribe({});
+    std::vector<std::shared_ptr<EventStream>> open;
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->stopping = true;
+        open.swap(impl_->streams);
+    }
+    impl_->wake.notify_all();
+    impl_->worker.join();
+    for (auto& s : open)
+        s->close();
+}
+
+std::optional<Response> OperatorView::page(const std::string& path) {
+    auto file = [](const char* type, const char* text) {
+        Response r{200, type, text, {}, {}, {}};
+        // Nothing from elsewhere: the page works on an isolated network, and a script
+        // injected into a model's name could not run or send anything anywhere.
+        r.headers.emplace_back("Content-Security-Policy",
+                               "default-src 'none'; script-src 'self'; style-src 'self'; "
+                               "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+                               "form-action 'none'; frame-ancestors 'none'");
+        r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+        r.headers.emplace_back("Cache-Control", "no-cache");
+        return r;
+    };
+    if (path == "/")
+        return file("text/html; charset=utf-8", status_page_html);
+    if (path == "/status.css")
+        return file("text/css; charset=utf-8", status_page_css);
+    if (path == "/status.js")
+        return file("text/javascript; charset=utf-8", status_page_js);
+    return std::nullopt;
+}
+
+void OperatorView::on_ready(const nlohmann::ordered_json& ready) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->ready = ready;
+}
+
+Response OperatorView::status() const {
+    std::lock_guard lock(impl_->mutex);
+    return Response{
+        200, "application/json", impl_->status_body, {{"Cache-Control", "no-store"}}, {}, {}};
+}
+
+Response OperatorView::events(long long since) const {
+    ojson list = ojson::array();
+    {
+        std::lock_guard lock(impl_->mutex);
+        for (const auto& [id, e] : impl_->events)
+            if (id > since)
+                list.push_back(event_json(id, e));
+    }
+    return Response{200, "application/json", dump(ojson{{"events", std::move(list)}}), {}, {}, {}};
+}
+
+Response OperatorView::event_stream() {
+    Response r{200, "text/event-stream", {}, {}, {}, {}};
+    r.on_stream = [impl = impl_.get()](std::shared_ptr<EventStream> stream) {
+        stream->send(std::make_shared<const std::string>(": connected\n\n"));
+        std::lock_guard lock(impl->mutex);
+        if (impl->stopping) {
+            stream->close();
+            return;
+        }
+        impl->streams.push_back(std::move(stream));
+    };
+    return r;
+}
+
+Response OperatorView::diagnosis() const {
+    std::lock_guard lock(impl_->mutex);
+    ojson body = impl_->diagnosis.is_null()
+                     ? ojson{{"diagnosis", nullptr},
+                             {"why", impl_->options.first_source.starts_with("postgres")
+                                         ? "the first source has had no connection or login "
+                                           "failure since serve started"
+                                         : "the first source is not PostgreSQL"}}
+                     : ojson{{"diagnosis", impl_->diagnosis}};
+    return Response{200, "application/json", dump(body), {}, {}, {}};
+}
+
+} // namespace modelrepo::serve
