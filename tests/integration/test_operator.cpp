@@ -3,6 +3,7 @@
 // contrib/prometheus/alerts.yml and contrib/grafana/modelrepo.json name, and Debian's
 // prometheus, scraping serve on loopback, fires the backup-serving alert when the
 // database is killed and resolves it after the restart.
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include <doctest/doctest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "pg_catalogue.hpp"
@@ -180,4 +182,138 @@ TEST_CASE("promtool: the rules are valid and their unit tests pass") {
     INFO(tested.out << tested.err);
     CHECK(tested.exit_code == 0);
     CHECK(tested.out.find("SUCCESS") != std::string::npos);
+}
+
+namespace {
+
+/// A webhook receiver on loopback: answers 200, 500, or hangs (until the test ends).
+class Receiver {
+public:
+    enum class Mode { ok, fail, hang };
+    explicit Receiver(Mode mode)
+        : mode_(mode) {
+        server_.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+            {
+                std::lock_guard lock(mutex_);
+                bodies_.push_back(req.body);
+                headers_.push_back(req.get_header_value("Authorization"));
+            }
+            if (mode_ == Mode::hang)
+                for (int i = 0; i < 600 && !stop_; ++i)
+                    std::this_thread::sleep_for(50ms);
+            res.status = mode_ == Mode::fail ? 500 : 200;
+            res.set_content("{}", "application/json");
+        });
+        port_ = server_.bind_to_any_port("127.0.0.1");
+        thread_ = std::thread([this] { server_.listen_after_bind(); });
+    }
+    ~Receiver() {
+        stop_ = true;
+        server_.stop();
+        thread_.join();
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
+    std::vector<json> alerts() {
+        std::lock_guard lock(mutex_);
+        std::vector<json> out;
+        for (const auto& b : bodies_)
+            out.push_back(json::parse(b, nullptr, false));
+        return out;
+    }
+    std::vector<std::string> headers() {
+        std::lock_guard lock(mutex_);
+        return headers_;
+    }
+    std::size_t count() {
+        std::lock_guard lock(mutex_);
+        return bodies_.size();
+    }
+
+private:
+    Mode mode_;
+    httplib::Server server_;
+    int port_ = 0;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+    std::mutex mutex_;
+    std::vector<std::string> bodies_, headers_;
+};
+
+} // namespace
+
+TEST_CASE("webhooks: one alert and one resolved per outage, with the secret header; a "
+          "receiver that hangs or answers 500 never slows /v1/stats; overflow is counted") {
+    if (!have_tool("curl"))
+        return;
+    auto& s = server();
+    fresh_catalogue("operator_webhooks");
+    TempDir dir;
+    Receiver good(Receiver::Mode::ok), failing(Receiver::Mode::fail), hanging(Receiver::Mode::hang);
+    auto header = dir.write("hook-header", "Authorization: Bearer hook-Secret-42\n");
+    const std::string url =
+        s.url("app", password, "operator_webhooks", "127.0.0.1", "connect_timeout=2");
+    Serve serve({url, "builtin:"},
+                {"--alert-webhook", good.url(), "--alert-webhook", failing.url(), "--alert-webhook",
+                 hanging.url(), "--alert-header-file", header.string(), "--alert-interval", "1s",
+                 "--alert-queue", "1"});
+    auto stats_ms = [&] {
+        auto from = steady_clock::now();
+        fetch(serve.base() + "/v1/stats");
+        return static_cast<long long>(
+            duration_cast<milliseconds>(steady_clock::now() - from).count());
+    };
+    stats_ms();
+    std::this_thread::sleep_for(1500ms);
+    CHECK(good.count() == 0); // nothing to say while all is well
+
+    s.kill9();
+    Restart restart{s};
+    long long slowest = 0;
+    CHECK(eventually(
+        [&] {
+            slowest = std::max(slowest, stats_ms());
+            return good.count() >= 1;
+        },
+        20s));
+    // The hanging and failing receivers are being retried meanwhile.
+    for (int i = 0; i < 20; ++i)
+        slowest = std::max(slowest, stats_ms());
+    MESSAGE("slowest /v1/stats while the receivers hang or fail: " << slowest << " ms");
+    CHECK(slowest < 2'000);
+
+    s.start();
+    REQUIRE_MESSAGE(s.available(), s.why());
+    CHECK(eventually(
+        [&] {
+            stats_ms();
+            return good.count() >= 2;
+        },
+        30s));
+    std::this_thread::sleep_for(3s); // a third would have come by now
+    auto alerts = good.alerts();
+    REQUIRE(alerts.size() == 2);
+    CHECK((alerts[0]["event"] == "served_by_backup" || alerts[0]["event"] == "breaker_opened"));
+    CHECK(alerts[1]["event"] == "resolved");
+    for (const auto& a : alerts) {
+        CAPTURE(a.dump());
+        for (const char* field : {"event", "source", "cause", "at", "text"})
+            CHECK(a.contains(field));
+        CHECK_FALSE(a["text"].get<std::string>().empty());
+        CHECK(a.dump().find(password) == std::string::npos);
+    }
+    for (const auto& h : good.headers())
+        CHECK(h == "Bearer hook-Secret-42");
+    CHECK(failing.count() >= 2); // tried again after its 500
+
+    std::string metrics = fetch(serve.base() + "/metrics");
+    CAPTURE(metrics);
+    CHECK(metrics.find("modelrepo_alert_sent_total{receiver=\"1\"} 2") != std::string::npos);
+    CHECK(metrics.find("modelrepo_alert_sent_total{receiver=\"2\"} 0") != std::string::npos);
+    CHECK(metrics.find("modelrepo_alert_failed_attempts_total{receiver=\"2\"} 0") ==
+          std::string::npos);
+    // The hanging receiver holds its first alert: the second found its queue (1) full.
+    CHECK(metrics.find("modelrepo_alert_dropped_total{receiver=\"3\"} 0") == std::string::npos);
+    CHECK(metrics.find("modelrepo_alert_dropped_total{receiver=\"1\"} 0") != std::string::npos);
+    CHECK(metrics.find("hook-Secret-42") == std::string::npos);
+    CHECK(serve.process().err().find("hook-Secret-42") == std::string::npos);
 }

@@ -16,6 +16,7 @@
 #include <modelrepo/uri.hpp>
 
 #include "../commands/command.hpp"
+#include "alerts.hpp"
 #include "http_server.hpp"
 #include "publisher.hpp"
 #include "service.hpp"
@@ -36,6 +37,10 @@ struct ServeSettings {
     std::string request_timeout = "10s";
     std::string deadline = "30s";
     std::string admin_url_file; ///< the doctor's admin URL for the status page's diagnosis
+    std::vector<std::string> alert_webhooks;
+    std::string alert_header_file;
+    std::string alert_interval = "60s";
+    std::size_t alert_queue = 64;
 };
 
 /// Raises the soft limit on open files to the hard one (systemd's default soft limit is
@@ -117,6 +122,34 @@ std::string loggable_query(std::string_view query) {
     return out;
 }
 
+/// The webhooks' Alerter (nullptr without --alert-webhook). The secret header is a file's
+/// first line ("Authorization: Bearer …"), never an argument.
+Result<std::unique_ptr<serve::Alerter>> start_alerts(const ServeSettings& settings,
+                                                     const std::string& primary) {
+    if (settings.alert_webhooks.empty())
+        return std::unique_ptr<serve::Alerter>();
+    serve::AlertOptions options;
+    options.webhooks = settings.alert_webhooks;
+    auto interval = serve::parse_duration(settings.alert_interval);
+    if (!interval)
+        return make_error(Errc::invalid_argument,
+                          "--alert-interval takes a duration like 60s or 5m, not '" +
+                              settings.alert_interval + "'");
+    options.interval = *interval;
+    options.queue = settings.alert_queue;
+    if (!settings.alert_header_file.empty()) {
+        auto header = read_token(settings.alert_header_file, "alert header");
+        if (!header)
+            return std::move(header).error();
+        if (header.value().find(':') == std::string::npos)
+            return make_error(Errc::invalid_argument,
+                              "the alert header file '" + settings.alert_header_file +
+                                  "' must hold one header line, 'Name: value'");
+        options.secret_header = std::move(header).value();
+    }
+    return serve::Alerter::start(std::move(options), primary);
+}
+
 /// A duration option that must be more than zero ("10s", "500ms").
 Result<std::chrono::milliseconds> positive_duration(std::string_view option,
                                                     const std::string& text) {
@@ -129,9 +162,12 @@ Result<std::chrono::milliseconds> positive_duration(std::string_view option,
 }
 
 /// The status page's: the doctor on the first source, with admin rights only when an admin
-/// URL is given (read from a file: never on a command line).
+/// URL is given (read from a file: never on a command line); the webhooks' alerter, told
+/// of the chain's events (`alerter`: nullptr without --alert-webhook).
 Result<serve::OperatorOptions> operator_options(const Globals& globals,
-                                                const ServeSettings& settings) {
+                                                const ServeSettings& settings,
+                                                const FallbackRepository& chain,
+                                                std::unique_ptr<serve::Alerter>& alerter) {
     serve::OperatorOptions options;
     if (auto sources = resolve_sources(globals); !sources.empty())
         options.first_source = sources.front();
@@ -141,6 +177,12 @@ Result<serve::OperatorOptions> operator_options(const Globals& globals,
             return std::move(admin).error();
         options.admin_url = std::move(admin).value();
     }
+    auto alerts = start_alerts(settings, std::string(chain.sources().front()->name()));
+    if (!alerts)
+        return std::move(alerts).error();
+    alerter = std::move(alerts).value();
+    if (auto* a = alerter.get())
+        options.on_event = [a](const FallbackEvent& e) { a->on_event(e); };
     return options;
 }
 
@@ -191,21 +233,18 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
 
     std::unique_ptr<serve::Publisher> publisher;
     if (!settings.publish.empty()) {
-        serve::PublisherOptions p;
-        p.destination = settings.publish;
-        p.interval = *interval;
-        p.log = log;
-        auto started = serve::Publisher::start(chain, std::move(p));
+        auto started = serve::Publisher::start(chain, {settings.publish, *interval, {}, log});
         if (!started)
             return fail(started.error());
         publisher = std::move(started).value();
     }
 
+    std::unique_ptr<serve::Alerter> alerter; // outlives the service, which tells it
     std::atomic<serve::HttpServer*> server_for_metrics{nullptr};
     serve::ServiceOptions service_options;
     service_options.token = token;
     service_options.max_streams = max_streams;
-    auto view = operator_options(globals, settings);
+    auto view = operator_options(globals, settings, *chain, alerter);
     if (!view)
         return fail(view.error());
     service_options.operator_view = std::move(view).value();
@@ -215,6 +254,9 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
             extra = server->metrics();
         if (publisher)
             for (auto& family : publisher->metrics())
+                extra.push_back(std::move(family));
+        if (alerter)
+            for (auto& family : alerter->metrics())
                 extra.push_back(std::move(family));
         return extra;
     };
@@ -320,6 +362,23 @@ Command define_serve(CLI::App& app, const Globals& globals) {
                     "A request's headers and body must arrive within this (default 10s); a "
                     "slower client is disconnected")
         ->type_name("DURATION");
+    sub->add_option("--alert-webhook", settings->alert_webhooks,
+                    "POST one JSON object ({event, source, cause, at, host, text}; Slack-"
+                    "compatible) per state change of the chain, and a 'resolved' when it "
+                    "recovers, to URL; repeatable. Queued and retried, never in a request's way")
+        ->type_name("URL");
+    sub->add_option("--alert-header-file", settings->alert_header_file,
+                    "A file whose first line is a header sent with every alert, e.g. "
+                    "'Authorization: Bearer …' (the webhook's secret)")
+        ->type_name("FILE");
+    sub->add_option("--alert-interval", settings->alert_interval,
+                    "At most one alert per state per this long (default 60s): a flapping "
+                    "breaker sends its first change and then the state it settles in")
+        ->type_name("DURATION");
+    sub->add_option("--alert-queue", settings->alert_queue,
+                    "Alerts waiting per webhook (default 64; more are dropped and counted in "
+                    "modelrepo_alert_dropped_total)")
+        ->check(CLI::Range(1, 100'000));
     sub->add_option("--admin-url-file", settings->admin_url_file,
                     "A file whose first line is a superuser URL: the status page's diagnosis "
                     "of the first source then also checks the role's verifier, pg_hba.conf and "
