@@ -139,11 +139,13 @@ Result<Mapping> parse_mapping(std::string_view json, const std::string& file) {
                                      "health_values)");
         if (!value.is_object())
             return invalid(file, key + " must be an object, got " + shown(value));
-        for (auto& [field, column] : value.items()) {
+        for (auto& item : value.items()) {
+            const std::string& field = item.key();
             if (field == "table")
                 continue;
+            const std::string& table_key = key; // (clang 14 cannot capture a binding)
             auto it = std::find_if(fields.begin(), fields.end(), [&](const MappedField& f) {
-                return f.table_key == key && f.key == field;
+                return f.table_key == table_key && f.key == field;
             });
             if (it == fields.end()) {
                 std::string known = "table";

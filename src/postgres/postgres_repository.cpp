@@ -352,6 +352,8 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
         counter("modelrepo_feed_changes_total",
                 "Changes the feed read from the change log and delivered.",
                 static_cast<double>(f.delivered));
+        gauge("modelrepo_feed_version", "The highest catalogue version the feed delivered.",
+              static_cast<double>(f.version));
         counter("modelrepo_feed_polls_total", "Reads of the change log.",
                 static_cast<double>(f.polls));
         gauge("modelrepo_feed_asleep",

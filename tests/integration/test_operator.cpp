@@ -317,3 +317,43 @@ TEST_CASE("webhooks: one alert and one resolved per outage, with the secret head
     CHECK(metrics.find("hook-Secret-42") == std::string::npos);
     CHECK(serve.process().err().find("hook-Secret-42") == std::string::npos);
 }
+
+TEST_CASE("/v1/diagnosis and /v1/status: the incident's MD5 verifier under scram-sha-256 named "
+          "with its fix (--admin-url-file), no password anywhere") {
+    if (!have_tool("curl"))
+        return;
+    auto& s = server();
+    fresh_catalogue("operator_diagnosis");
+    s.psql("SET password_encryption = 'md5'; DROP ROLE IF EXISTS legacy; "
+           "CREATE ROLE legacy LOGIN PASSWORD '" +
+           password + "'");
+    TempDir dir;
+    auto admin = dir.write("admin-url", s.admin_conninfo() + "\n");
+    Serve serve({s.url("legacy", password, "operator_diagnosis"), "builtin:"},
+                {"--admin-url-file", admin.string()});
+    json diagnosis;
+    CHECK(eventually(
+        [&] {
+            auto body = json::parse(fetch(serve.base() + "/v1/diagnosis"), nullptr, false);
+            if (body.is_discarded() || body["diagnosis"].is_null())
+                return false;
+            diagnosis = body["diagnosis"];
+            return true;
+        },
+        30s));
+    CAPTURE(diagnosis.dump(2));
+    CHECK(diagnosis["error"] == "auth_failed");
+    CHECK(diagnosis["admin"] == true);
+    bool named = false;
+    for (const auto& c : diagnosis["failed"])
+        if (c["name"] == "pg_hba" &&
+            c["detail"].get<std::string>().find("MD5 verifier under a scram-sha-256 rule") !=
+                std::string::npos &&
+            c["fix"].get<std::string>().find("ALTER ROLE \"legacy\" PASSWORD") != std::string::npos)
+            named = true;
+    CHECK(named);
+    auto status = fetch(serve.base() + "/v1/status");
+    CHECK(status.find("MD5 verifier") != std::string::npos);
+    for (const std::string& body : {diagnosis.dump(), status, fetch(serve.base() + "/v1/events")})
+        CHECK(body.find(password) == std::string::npos);
+}

@@ -68,6 +68,7 @@ ojson backend_of(const std::vector<MetricFamily>& b) {
                        {"server_down", metric(b, "modelrepo_pool_server_down") > 0}};
     if (has(b, "modelrepo_feed_connected"))
         out["feed"] = {{"connected", metric(b, "modelrepo_feed_connected") > 0},
+                       {"version", metric(b, "modelrepo_feed_version")},
                        {"changes", metric(b, "modelrepo_feed_changes_total")},
                        {"reconnects", metric(b, "modelrepo_feed_reconnects_total")},
                        {"resyncs", metric(b, "modelrepo_feed_resyncs_total")}};

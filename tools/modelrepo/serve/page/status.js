@@ -71,8 +71,9 @@ function renderBackend(status) {
   if (first.pool) add('pool', first.pool.busy + ' busy, ' + first.pool.idle + ' idle of ' + first.pool.max +
                       '; ' + first.pool.waiting + ' waiting; ' + first.pool.acquire_timeouts + ' acquire timeouts' +
                       (first.pool.server_down ? '; server down' : ''));
-  if (first.feed) add('feed', (first.feed.connected ? 'connected' : 'disconnected') + '; ' +
-                      first.feed.changes + ' changes, ' + first.feed.reconnects + ' reconnects');
+  if (first.feed) add('feed', (first.feed.connected ? 'connected' : 'disconnected') + '; version ' +
+                      first.feed.version + ', ' + first.feed.changes + ' changes, ' +
+                      first.feed.reconnects + ' reconnects');
   if (first.copy) add('copy', (first.copy.in_sync ? 'in sync' : 'not in sync') +
                       (first.copy.age_seconds ? ', ' + ago(first.copy.age_seconds) + ' old' : ''));
   if (first.outbox) add('outbox', first.outbox.pending + ' pending (' + first.outbox.batches + ' batches), oldest ' +
