@@ -384,20 +384,8 @@ void check_mapping(pqxx::nontransaction& tx, const PostgresConfig& config, const
         return;
     }
     detail::Mapping mapping = std::move(loaded).value();
-    // The table names as a text[] literal (a parameter: nothing is spliced into SQL).
-    std::string tables = "{";
-    for (const std::string* t :
-         {&mapping.providers.table, &mapping.models.table, &mapping.statuses.table}) {
-        tables += tables.size() > 1 ? ",\"" : "\"";
-        for (char ch : *t) {
-            if (ch == '"' || ch == '\\')
-                tables.push_back('\\');
-            tables.push_back(ch);
-        }
-        tables += "\"";
-    }
-    tables += "}";
-    auto rows = tx.exec_params(std::string(detail::mapping_facts_sql()), config.schema, tables);
+    auto rows = tx.exec_params(std::string(detail::mapping_facts_sql()), config.schema,
+                               detail::mapped_tables_literal(mapping));
     std::vector<detail::ColumnFact> facts;
     for (const auto& r : rows)
         facts.push_back({r[0].c_str(), r[1].c_str(), r[2].c_str(), r[3].c_str(), r[4].as<bool>(),

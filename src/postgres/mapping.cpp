@@ -232,6 +232,21 @@ std::string_view mapping_facts_sql() {
            "WHERE col.table_schema = (SELECT name FROM s) AND col.table_name = ANY($2::text[])";
 }
 
+std::string mapped_tables_literal(const Mapping& mapping) {
+    std::string out = "{";
+    for (const std::string* t :
+         {&mapping.providers.table, &mapping.models.table, &mapping.statuses.table}) {
+        out += out.size() > 1 ? ",\"" : "\"";
+        for (char ch : *t) {
+            if (ch == '"' || ch == '\\')
+                out.push_back('\\');
+            out.push_back(ch);
+        }
+        out += "\"";
+    }
+    return out + "}";
+}
+
 ColumnType column_type_of(std::string_view data_type) {
     if (data_type == "text" || data_type == "character varying" || data_type == "character")
         return text;

@@ -102,6 +102,8 @@ Result<Mapping> load_mapping(const std::string& path);
 /// (empty: the session's current schema), `$2` the table names as a text[]. Columns:
 /// table, column, data_type, quoted type, has_default, unique.
 std::string_view mapping_facts_sql();
+/// Its `$2`: the mapping's three table names as a text[] literal (a parameter, never SQL).
+std::string mapped_tables_literal(const Mapping& mapping);
 
 /// One thing a mapping needs that the database lacks, and what to do.
 struct MappingProblem {

@@ -327,9 +327,7 @@ Result<const SqlCatalog::Plan*> SqlCatalog::plan(Connection& c, Deadline until) 
     if (plan_owner_)
         return plan_owner_.get();
     // The mapped columns' types, defaults and unique indexes: one statement, once.
-    std::vector<std::string_view> tables{mapping_.providers.table, mapping_.models.table,
-                                         mapping_.statuses.table};
-    std::string names = text_array(tables);
+    std::string names = mapped_tables_literal(mapping_);
     auto facts =
         c.execute(std::string(mapping_facts_sql()).c_str(),
                   std::array<const char*, 2>{config_.schema.c_str(), names.c_str()}, until);

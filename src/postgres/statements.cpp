@@ -3,6 +3,7 @@
 // the built-in mapping, a user's tables (`mapping=`) another. Names are quoted as
 // identifiers and values of the mapping (health spellings) as literals; nothing of the
 // mapping is spliced into SQL as it is.
+#include <algorithm>
 #include <string>
 
 #include "mapping.hpp"
@@ -12,6 +13,36 @@
 namespace modelrepo::detail {
 
 namespace {
+
+/// A column and the expression written into it.
+using Values = std::vector<std::pair<const Column*, std::string>>;
+
+/// The parts of an INSERT … SELECT … ON CONFLICT DO UPDATE over `values`: the columns,
+/// their expressions, `SET` of each one not in `keys`, and those set columns (but
+/// `uncompared`) as `(cur.…)` and `(EXCLUDED.…)`, for a write only when a row differs.
+struct UpsertParts {
+    std::string names, exprs, sets, old_values, new_values;
+};
+UpsertParts upsert_parts(const Values& values, std::initializer_list<const Column*> keys,
+                         const Column* uncompared = nullptr) {
+    UpsertParts p;
+    auto add = [](std::string& list, const std::string& item) {
+        list += (list.empty() ? "" : ", ") + item;
+    };
+    for (const auto& [column, expr] : values) {
+        std::string name = quote_identifier(column->name);
+        add(p.names, name);
+        add(p.exprs, expr);
+        if (std::find(keys.begin(), keys.end(), column) != keys.end())
+            continue;
+        add(p.sets, name + " = EXCLUDED." + name);
+        if (column != uncompared) {
+            add(p.old_values, "cur." + name);
+            add(p.new_values, "EXCLUDED." + name);
+        }
+    }
+    return p;
+}
 
 /// Builds the SQL of one mapping: tables with the schema prefix, columns with an alias.
 class Sql {
@@ -193,7 +224,7 @@ public:
     /// the models lack fails the statement on the relation's foreign key (23503).
     std::string upsert_statuses() const {
         const auto& st = m_.statuses;
-        std::vector<std::pair<const Column*, std::string>> values;
+        Values values;
         if (needs_id(st.id))
             values.emplace_back(&st.id, new_id(st.id));
         std::string model = "u.slug";
@@ -215,21 +246,14 @@ public:
         values.emplace_back(&st.checked_at, time_write(st.checked_at, "u.checked_at"));
         if (st.updated_at.mapped())
             values.emplace_back(&st.updated_at, time_write(st.updated_at, "now()"));
-        std::string names, exprs, sets;
-        for (const auto& [column, expr] : values) {
-            std::string name = quote_identifier(column->name);
-            names += (names.empty() ? "" : ", ") + name;
-            exprs += (exprs.empty() ? "" : ", ") + expr;
-            if (column != &st.id && column != &st.model_id)
-                sets += (sets.empty() ? "" : ", ") + name + " = EXCLUDED." + name;
-        }
+        UpsertParts p = upsert_parts(values, {&st.id, &st.model_id});
         std::string from = " FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], "
                            "$5::float8[], $6::text[], $7::timestamptz[]) AS u(slug, health, "
                            "availability, latency, error_rate, region, checked_at)";
         if (m_.models.id.mapped())
             from += " LEFT JOIN " + models() + " m ON " + col("m", m_.models.slug) + " = u.slug";
-        return "INSERT INTO " + statuses() + " AS cur (" + names + ") SELECT " + exprs + from +
-               " ON CONFLICT (" + quote_identifier(st.model_id.name) + ") DO UPDATE SET " + sets +
+        return "INSERT INTO " + statuses() + " AS cur (" + p.names + ") SELECT " + p.exprs + from +
+               " ON CONFLICT (" + quote_identifier(st.model_id.name) + ") DO UPDATE SET " + p.sets +
                " WHERE " + col("cur", st.checked_at) + " <= EXCLUDED." +
                quote_identifier(st.checked_at.name);
     }
@@ -280,37 +304,24 @@ ImportSql import_sql(const Mapping& mapping, const std::string& prefix) {
     ImportSql out;
     // Rows are merged by slug: a row that is already there keeps its id (the user's other
     // tables may refer to it) and is written only when it differs.
-    auto merge = [&](const std::string& table, const std::string& alias_from,
-                     std::vector<std::pair<const Column*, std::string>> values, const Column& slug,
-                     const Column& id, const Column& updated_at) {
+    auto merge = [&](const std::string& table, const std::string& alias_from, Values values,
+                     const Column& slug, const Column& id, const Column& updated_at) {
         if (Sql::needs_id(id))
             values.insert(values.begin(), {&id, Sql::new_id(id)});
         if (updated_at.mapped())
             values.emplace_back(&updated_at, Sql::time_write(updated_at, "now()"));
-        std::string names, exprs, sets, old_values, new_values;
-        for (const auto& [column, expr] : values) {
-            std::string name = quote_identifier(column->name);
-            names += (names.empty() ? "" : ", ") + name;
-            exprs += (exprs.empty() ? "" : ", ") + expr;
-            if (column == &id || column == &slug)
-                continue;
-            sets += (sets.empty() ? "" : ", ") + name + " = EXCLUDED." + name;
-            if (column != &updated_at) {
-                old_values += (old_values.empty() ? "" : ", ") + Sql::col("cur", *column);
-                new_values += (new_values.empty() ? "" : ", ") + std::string("EXCLUDED.") + name;
-            }
-        }
-        return "INSERT INTO " + table + " AS cur (" + names + ") SELECT " + exprs + alias_from +
-               " ON CONFLICT (" + quote_identifier(slug.name) + ") DO UPDATE SET " + sets +
-               " WHERE (" + old_values + ") IS DISTINCT FROM (" + new_values + ")";
+        UpsertParts u = upsert_parts(values, {&id, &slug}, &updated_at);
+        return "INSERT INTO " + table + " AS cur (" + u.names + ") SELECT " + u.exprs + alias_from +
+               " ON CONFLICT (" + quote_identifier(slug.name) + ") DO UPDATE SET " + u.sets +
+               " WHERE (" + u.old_values + ") IS DISTINCT FROM (" + u.new_values + ")";
     };
-    std::vector<std::pair<const Column*, std::string>> pv{{&p.slug, "u.a"}, {&p.name, "u.b"}};
+    Values pv{{&p.slug, "u.a"}, {&p.name, "u.b"}};
     if (p.website.mapped())
         pv.emplace_back(&p.website, "u.c");
     out.providers =
         merge(q.providers(), " FROM unnest($1::text[], $2::text[], $3::text[]) AS u(a, b, c)", pv,
               p.slug, p.id, p.updated_at);
-    std::vector<std::pair<const Column*, std::string>> mv{{&m.slug, "u.a"}, {&m.name, "u.b"}};
+    Values mv{{&m.slug, "u.a"}, {&m.name, "u.b"}};
     std::string from = " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
                        "$5::float8[], $6::boolean[]) AS u(a, b, c, d, e, f)";
     if (p.id.mapped()) {

@@ -56,15 +56,6 @@ std::string fetch(const std::string& url) {
     return r.exit_code == 0 ? r.out : std::string();
 }
 
-/// Restarts the server when the test ends, however it ends.
-struct Restart {
-    PgServer& s;
-    ~Restart() {
-        if (!s.available())
-            s.start();
-    }
-};
-
 } // namespace
 
 TEST_CASE("every metric alerts.yml and the Grafana dashboard name is in serve's /metrics") {
@@ -143,7 +134,7 @@ TEST_CASE("a real Prometheus scraping serve: the backup-serving alert fires when
     CHECK_FALSE(firing("ModelrepoServingFromBackup"));
 
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     const auto killed = steady_clock::now();
     CHECK(eventually(
         [&] {
@@ -267,7 +258,7 @@ TEST_CASE("webhooks: one alert and one resolved per outage, with the secret head
     CHECK(good.count() == 0); // nothing to say while all is well
 
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     long long slowest = 0;
     CHECK(eventually(
         [&] {

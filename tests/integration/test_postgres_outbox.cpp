@@ -27,15 +27,6 @@ using namespace modelrepo::test;
 
 namespace {
 
-/// Restarts the server when the test ends, however it ends.
-struct Restart {
-    PgServer& s;
-    ~Restart() {
-        if (!s.available())
-            s.start();
-    }
-};
-
 ModelStatus status(const std::string& slug, Timestamp at, double availability = 0.25) {
     return {slug, Health::outage, availability, 42.0, 0.75, "outbox-test", at};
 }
@@ -84,7 +75,7 @@ TEST_CASE("through an outage: writes are queued, acknowledged, read back, and ap
     CHECK(applied.queued == 0);
 
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     std::vector<ModelStatus> batch{status("gpt-4o", t + 1s), status("gpt-5", t + 1s, 0.125)};
     auto queued = repo->write_statuses(batch);
     if (!queued)
@@ -138,7 +129,7 @@ TEST_CASE("a wrong write is refused at once and never queued") {
     std::vector<ModelStatus> range{status("gpt-5", t, 1.5)};
     expect_error(repo->write_statuses(range), Errc::invalid_argument);
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     // Down: checked against the last-known copy.
     auto down = expect_error(repo->write_statuses(unknown), Errc::invalid_argument);
     CHECK(down.message.find("gpt-99") != std::string::npos);
@@ -155,7 +146,7 @@ TEST_CASE("dead letter: a queued status for a model deleted before the replay") 
     Timestamp t = system_clock::now();
     s.kill9();
     {
-        Restart restart{s};
+        RestartOnExit restart{s};
         auto writer = open_layered(url); // no copy: no check of the slugs while down
         std::vector<ModelStatus> doomed{status("gpt-4o", t)};
         std::vector<ModelStatus> fine{status("gpt-5", t)};
@@ -193,7 +184,7 @@ TEST_CASE("a batch the database refuses is dead-lettered status by status: the v
     Timestamp t = system_clock::now();
     s.kill9();
     {
-        Restart restart{s};
+        RestartOnExit restart{s};
         auto writer = open_layered(url);
         std::vector<ModelStatus> mixed{status("gpt-5", t), status("gpt-4o", t),
                                        status("claude-opus-4-1", t)};
@@ -231,7 +222,7 @@ TEST_CASE("a stored batch edited to an impossible value is dead-lettered with wh
     Timestamp t = system_clock::now();
     s.kill9();
     {
-        Restart restart{s};
+        RestartOnExit restart{s};
         auto writer = open_layered(url);
         REQUIRE(writer->write_statuses(std::vector{status("gpt-4o", t)}).value().queued == 1);
         REQUIRE(writer->write_statuses(std::vector{status("gpt-5", t)}).value().queued == 1);
@@ -287,7 +278,7 @@ TEST_CASE("a full disk: the write is refused as disk_full, and what was queued i
                                   "connect_timeout=2&outbox=" + (disk / "o.db").string());
     Timestamp t = system_clock::now();
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     auto repo = open_layered(url);
     const std::vector<std::string> slugs{"gpt-5", "gpt-4o", "claude-opus-4-1"};
     for (int i = 0; i < 10; ++i) {
@@ -345,7 +336,7 @@ TEST_CASE("the outbox full: refused with outbox_full, not queued") {
         s.url("app", password, "outbox_full", "127.0.0.1",
               "connect_timeout=2&outbox_max=3&outbox=" + (dir.path() / "o.db").string()));
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     Timestamp t = system_clock::now();
     std::vector<ModelStatus> two{status("gpt-5", t), status("gpt-4o", t)};
     REQUIRE(repo->write_statuses(two).value().queued == 2);
@@ -397,7 +388,7 @@ TEST_CASE("two processes writing to one outbox while the database is down: nothi
                                   "connect_timeout=2&outbox=" + (dir.path() / "o.db").string());
     std::string cli = require_env("MODELREPO_CLI");
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     auto statuses = [&](const std::string& slug, int i) {
         Timestamp t = Timestamp(seconds(1'900'000'000) + seconds(i));
         std::vector<ModelStatus> one{status(slug, t)};
@@ -447,7 +438,7 @@ TEST_CASE("a writer killed -9 at random moments, 20 times, against a database th
     std::string writer = require_env("OUTBOX_WRITER");
     std::string cli = require_env("MODELREPO_CLI");
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     std::map<std::string, long long> acked; // the newest acknowledged checked_at per model
     std::mt19937 random(11);
     long long next_us = 1'900'000'000'000'000;
@@ -513,7 +504,7 @@ TEST_CASE(
     CHECK(up.exit_code == 0);
     CHECK(up.out == "applied 1\n");
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     one[0].checked_at = t + 1s;
     file = dir.write("s2.json", write_statuses(one));
     auto down = run_process({cli, "--source", url, "--source", "builtin:", "upsert", file.string()},

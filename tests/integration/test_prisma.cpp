@@ -483,13 +483,7 @@ TEST_CASE("the live copy, cache=live and the outbox over a mapped schema: a writ
         10s));
 
     s.kill9();
-    struct Restart {
-        PgServer& s;
-        ~Restart() {
-            if (!s.available())
-                s.start();
-        }
-    } restart{s};
+    RestartOnExit restart{s};
     Timestamp t = floor<milliseconds>(system_clock::now()) + 1s;
     std::vector<ModelStatus> batch{
         {"gpt-5", Health::degraded, 0.75, 300.0, 0.25, "outage-test", t}};

@@ -43,14 +43,6 @@ fs::path output_dir() {
     return dir && *dir ? fs::path(dir) : fs::current_path();
 }
 
-struct Restart {
-    PgServer& s;
-    ~Restart() {
-        if (!s.available())
-            s.start();
-    }
-};
-
 } // namespace
 
 TEST_CASE("the status page in chromium: sources and models shown, a psql UPDATE within 2 s, "
@@ -99,7 +91,7 @@ TEST_CASE("the status page in chromium: sources and models shown, a psql UPDATE 
 
     next_step("wait");
     s.kill9();
-    Restart restart{s};
+    RestartOnExit restart{s};
     act("killed");
     json backup = next_step("backup");
     MESSAGE("kill -9 -> the page shows the backup serving and served_by_backup: " << backup["ms"]

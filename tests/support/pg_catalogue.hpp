@@ -37,6 +37,15 @@ inline PgServer& server() {
     return s;
 }
 
+/// Starts the server again when the scope ends, however it ends (a test that kill9()s it).
+struct RestartOnExit {
+    PgServer& s;
+    ~RestartOnExit() {
+        if (!s.available())
+            s.start();
+    }
+};
+
 /// The backend alone (a URL without the durable layer's parameters).
 inline std::shared_ptr<PostgresRepository> open_repo(const std::string& url) {
     auto repo = PostgresRepository::open(url);

@@ -112,22 +112,19 @@ struct Alerter::Impl {
         s.source = e.source;
         s.cause = e.cause;
         s.at = e.at;
-        if (!fresh && s.sent_down == down && !s.have_pending)
-            return;
         auto now = steady_clock::now();
-        if (fresh || now - s.sent_at >= options.interval) {
-            if (!fresh && s.sent_down == down) {
-                s.have_pending = false;
-                return;
-            }
-            s.sent_down = down;
-            s.sent_at = now;
-            s.have_pending = false;
-            send(s, down);
+        if (!fresh && now - s.sent_at < options.interval) {
+            // Within the interval: the damper sends the state it ends in, if it changed.
+            s.have_pending = true;
+            s.pending_down = down;
             return;
         }
-        s.have_pending = true;
-        s.pending_down = down;
+        s.have_pending = false;
+        if (!fresh && s.sent_down == down)
+            return;
+        s.sent_down = down;
+        s.sent_at = now;
+        send(s, down);
     }
 
     /// Sends what changed within an interval once it has passed (a flap that ended where

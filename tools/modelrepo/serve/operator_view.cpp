@@ -5,6 +5,7 @@
 #include "operator_view.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -120,6 +121,10 @@ struct OperatorView::Impl {
     ojson diagnosis;            ///< null until the doctor ran
     std::optional<Timestamp> diagnosed_error_at;
     std::string status_body = "{}";
+    std::vector<ojson> backends; ///< each source's pool, feed, copy, outbox, as last read
+    /// When /v1/status was last asked for: the sources' own metrics (an outbox's count is
+    /// a query of its file) are read only while someone looks; the rest every second.
+    std::atomic<steady_clock::rep> status_asked{0};
     bool stopping = false;
     std::condition_variable wake;
     std::thread worker;
@@ -160,7 +165,10 @@ struct OperatorView::Impl {
         while (!stopping) {
             lock.unlock();
             auto now = steady_clock::now();
-            FallbackMetrics m = chain->metrics(/*with_backend=*/true);
+            const bool looked_at =
+                now - steady_clock::time_point(steady_clock::duration(status_asked.load())) <
+                std::chrono::seconds(10);
+            FallbackMetrics m = chain->metrics(/*with_backend=*/looked_at);
             if (now >= next_sample) {
                 Sample s{system_clock::now()};
                 for (std::size_t i = 0; i < m.sources.size(); ++i) {
@@ -177,7 +185,7 @@ struct OperatorView::Impl {
             }
             if (!m.sources.empty())
                 maybe_diagnose(m.sources.front(), now, last_diagnosis);
-            std::string body = build_status(m);
+            std::string body = build_status(m, looked_at);
             bool beat = now >= next_heartbeat;
             if (beat)
                 next_heartbeat = now + options.heartbeat;
@@ -247,10 +255,13 @@ struct OperatorView::Impl {
 #endif
     }
 
-    std::string build_status(const FallbackMetrics& m) {
+    /// `fresh_backend`: `m` holds the sources' own metrics; else the last ones are shown.
+    std::string build_status(const FallbackMetrics& m, bool fresh_backend) {
         auto now = system_clock::now();
         ojson sources = ojson::array();
         std::lock_guard lock(mutex);
+        if (backends.size() != m.sources.size())
+            backends.assign(m.sources.size(), ojson::object());
         for (std::size_t i = 0; i < m.sources.size(); ++i) {
             const SourceMetrics& s = m.sources[i];
             auto since = breaker_since.find(s.source);
@@ -270,7 +281,9 @@ struct OperatorView::Impl {
                 {"data_age_seconds",
                  s.data_as_of ? ojson(std::chrono::duration<double>(now - *s.data_as_of).count())
                               : ojson(nullptr)}};
-            const ojson backend = backend_of(s.backend);
+            if (fresh_backend)
+                backends[i] = backend_of(s.backend);
+            const ojson& backend = backends[i];
             for (auto it = backend.begin(); it != backend.end(); ++it)
                 entry[it.key()] = it.value();
             sources.push_back(std::move(entry));
@@ -359,6 +372,7 @@ void OperatorView::on_ready(const nlohmann::ordered_json& ready) {
 }
 
 Response OperatorView::status() const {
+    impl_->status_asked = steady_clock::now().time_since_epoch().count();
     std::lock_guard lock(impl_->mutex);
     return Response{
         200, "application/json", impl_->status_body, {{"Cache-Control", "no-store"}}, {}, {}};
@@ -386,6 +400,17 @@ Response OperatorView::event_stream() {
         }
         impl->streams.push_back(std::move(stream));
     };
+    std::lock_guard lock(impl_->mutex);
+    std::erase_if(impl_->streams, [](const auto& s) { return !s->is_open(); });
+    if (impl_->streams.size() >= impl_->options.max_streams)
+        return Response{429,
+                        "application/json",
+                        error_body("too_many_connections",
+                                   "at most " + std::to_string(impl_->options.max_streams) +
+                                       " clients on /v1/events/stream"),
+                        {{"Retry-After", "5"}},
+                        {},
+                        {}};
     return r;
 }
 

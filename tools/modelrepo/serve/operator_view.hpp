@@ -33,6 +33,8 @@ struct OperatorOptions {
     std::chrono::milliseconds diagnosis_every{30'000};
     /// A comment on every event stream this often (keeps proxies from closing it).
     std::chrono::milliseconds heartbeat{15'000};
+    /// /v1/events/stream clients at once; more get 429.
+    std::size_t max_streams = 64;
     /// Told of every event of the chain, in order (the alert webhooks).
     std::function<void(const FallbackEvent&)> on_event;
 };
