@@ -46,32 +46,46 @@ std::string to_json(const CatalogChange& change);
 
 namespace detail {
 struct HubCore;
-struct Subscriber;
+
+/// What a `Subscription` stops: one subscriber of a delivery (a ChangeHub's, a source's
+/// health events). For implementers of `watch()` on something other than a ChangeHub.
+class SubscriptionHandle {
+public:
+    virtual ~SubscriptionHandle() = default;
+    /// Stops delivery and frees the subscriber's callback, as `Subscription::cancel()` says.
+    virtual void cancel() noexcept = 0;
+    virtual bool active() const noexcept = 0;
+};
 } // namespace detail
 
-/// A running `watch()`. Move-only. Destroying it, or `cancel()`, stops delivery: it waits
-/// for a callback of this subscription that is running on the delivery thread, unless
-/// called from inside that callback (then it returns at once and no further call comes).
+/// A running `watch()` (or another subscription to events). Move-only.
 ///
-/// Thread safety: `cancel()` and `active()` may be called from any thread.
+/// Destroying it, or `cancel()`, stops delivery and frees the callback, and with it what
+/// the callback captured, before it returns: it waits for a callback of this subscription
+/// that is running on the delivery thread to return first. Called from inside that
+/// callback, it returns at once, no further call comes, and the callback is freed as soon
+/// as it returns. So a repository captured in its own callback (a keep-alive) is released
+/// by cancelling; memory and threads stay flat however many subscriptions come and go.
+///
+/// Thread safety: `cancel()` and `active()` may be called from any thread, and at the same
+/// time as the destructor of another Subscription.
 class Subscription {
 public:
     Subscription() noexcept = default;
+    /// A subscription that `handle` stops.
+    explicit Subscription(std::shared_ptr<detail::SubscriptionHandle> handle) noexcept
+        : handle_(std::move(handle)) {}
     Subscription(Subscription&& other) noexcept = default;
     /// Cancels the subscription held before.
     Subscription& operator=(Subscription&& other) noexcept;
     ~Subscription();
 
-    void cancel();
+    void cancel() noexcept;
     /// True until cancelled, or until the source that made it stopped delivering.
     bool active() const noexcept;
 
 private:
-    friend class ChangeHub;
-    Subscription(std::shared_ptr<detail::HubCore> hub, std::shared_ptr<detail::Subscriber> sub);
-
-    std::shared_ptr<detail::HubCore> hub_;
-    std::shared_ptr<detail::Subscriber> subscriber_;
+    std::shared_ptr<detail::SubscriptionHandle> handle_;
 };
 
 /// Hands changes to subscribers, in order, on one delivery thread of its own (started
@@ -87,7 +101,7 @@ public:
     /// backlog, and memory stays bounded.
     explicit ChangeHub(std::size_t queue_limit = 10'000);
     /// Stops delivery: waits for a running callback, drops what is queued; existing
-    /// subscriptions become inactive.
+    /// subscriptions become inactive and their callbacks are freed.
     ~ChangeHub();
     ChangeHub(const ChangeHub&) = delete;
     ChangeHub& operator=(const ChangeHub&) = delete;
@@ -103,7 +117,7 @@ public:
         std::uint64_t slow_callbacks = 0;   ///< callbacks that took longer than 100 ms
         std::uint64_t failed_callbacks = 0; ///< callbacks that threw
         std::size_t queued = 0;
-        std::size_t subscribers = 0;
+        std::size_t subscribers = 0; ///< active ones (a cancelled one is gone at once)
     };
     Stats stats() const;
 

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+// Delivery<Event>: hands events to subscribers, in order, on one thread of its own, so
+// that a slow or throwing subscriber delays or loses only events, never the code that
+// publishes. What ChangeHub (catalogue changes) and a source's health events are built on.
+//
+// A subscriber is freed, callback and all, when it is cancelled: at once from another
+// thread (after its running callback, if any, returns), or right after the callback
+// returns when it cancels itself from inside it. Nothing waits for the next event.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <modelrepo/catalog_change.hpp>
+
+namespace modelrepo::detail {
+
+template <class Event>
+class Delivery : public std::enable_shared_from_this<Delivery<Event>> {
+public:
+    using Callback = std::function<void(const Event&)>;
+    /// Given the event that found the queue full: the one event that replaces everything
+    /// queued (a resync), or nullopt to drop the new event (counted either way).
+    using Overflow = std::function<std::optional<Event>(const Event&)>;
+
+    struct Stats {
+        std::uint64_t published = 0, delivered = 0, overflows = 0, slow_callbacks = 0,
+                      failed_callbacks = 0;
+        std::size_t queued = 0, subscribers = 0;
+    };
+
+    Delivery(std::size_t queue_limit, Overflow overflow)
+        : queue_limit_(std::max<std::size_t>(queue_limit, 1))
+        , overflow_(std::move(overflow)) {}
+
+    /// A new subscriber; the delivery thread starts with the first one.
+    Subscription subscribe(Callback callback) {
+        auto sub = std::make_shared<Subscriber>();
+        sub->callback = std::move(callback);
+        std::lock_guard lock(mutex_);
+        subscribers_.push_back(sub);
+        if (!started_ && !stopping_) {
+            started_ = true;
+            // The thread keeps this alive: it may outlive an owner destroyed from a callback.
+            thread_ = std::thread([self = this->shared_from_this()] { self->run(); });
+        }
+        return Subscription(std::make_shared<Handle>(this->shared_from_this(), std::move(sub)));
+    }
+
+    /// Queues `event` for every subscriber; never blocks on them.
+    void publish(Event event) {
+        {
+            std::lock_guard lock(mutex_);
+            ++stats_.published;
+            if (stopping_ || subscribers_.empty())
+                return;
+            if (queue_.size() >= queue_limit_) {
+                ++stats_.overflows;
+                auto replacement = overflow_ ? overflow_(event) : std::nullopt;
+                if (!replacement)
+                    return;
+                queue_.clear();
+                event = std::move(*replacement);
+            }
+            queue_.push_back(std::move(event));
+        }
+        wake_.notify_one();
+    }
+
+    /// Stops delivery: waits for a running callback (unless called from inside one), drops
+    /// what is queued; subscriptions become inactive and their callbacks are released.
+    /// The owner calls it before it goes (the thread keeps this object alive until then).
+    void stop() {
+        std::vector<std::shared_ptr<Subscriber>> gone;
+        std::thread thread;
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+            queue_.clear();
+            gone.swap(subscribers_);
+            for (auto& s : gone)
+                s->active = false;
+            thread.swap(thread_);
+        }
+        wake_.notify_all();
+        if (thread.joinable()) {
+            if (thread.get_id() == std::this_thread::get_id())
+                thread.detach(); // from inside a callback: it ends when the callback returns
+            else
+                thread.join();
+        }
+        std::vector<Callback> callbacks; // destroyed last, outside the lock
+        {
+            std::lock_guard lock(mutex_);
+            for (auto& s : gone)
+                if (s.get() != running_ && s->callback) {
+                    callbacks.push_back(std::move(s->callback));
+                    s->callback = nullptr;
+                }
+        }
+        finished_.notify_all();
+    }
+
+    Stats stats() const {
+        std::lock_guard lock(mutex_);
+        Stats s = stats_;
+        s.queued = queue_.size();
+        s.subscribers = subscribers_.size();
+        return s;
+    }
+
+private:
+    struct Subscriber {
+        Callback callback; ///< guarded by the delivery's mutex; emptied when cancelled
+        bool active = true;
+    };
+
+    /// What a Subscription holds: cancelling it frees the subscriber's callback.
+    class Handle final : public SubscriptionHandle {
+    public:
+        Handle(std::shared_ptr<Delivery> delivery, std::shared_ptr<Subscriber> sub)
+            : delivery_(std::move(delivery))
+            , sub_(std::move(sub)) {}
+        void cancel() noexcept override { delivery_->cancel(sub_); }
+        bool active() const noexcept override { return delivery_->active(*sub_); }
+
+    private:
+        std::shared_ptr<Delivery> delivery_;
+        std::shared_ptr<Subscriber> sub_;
+    };
+
+    bool active(const Subscriber& sub) const noexcept {
+        std::lock_guard lock(mutex_);
+        return sub.active && !stopping_;
+    }
+
+    void cancel(const std::shared_ptr<Subscriber>& sub) noexcept {
+        Callback dropped;
+        {
+            std::unique_lock lock(mutex_);
+            sub->active = false;
+            std::erase(subscribers_, sub);
+            if (running_ == sub.get()) {
+                // From inside its own callback: released by the delivery thread once the
+                // callback returns. From another thread: wait for it to return.
+                if (std::this_thread::get_id() == delivery_thread_)
+                    return;
+                finished_.wait(lock, [&] { return running_ != sub.get(); });
+            }
+            dropped = std::move(sub->callback);
+            sub->callback = nullptr;
+        }
+        // `dropped` is destroyed here, outside the lock.
+    }
+
+    void run() {
+        std::unique_lock lock(mutex_);
+        delivery_thread_ = std::this_thread::get_id();
+        for (;;) {
+            wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (stopping_)
+                return;
+            Event event = std::move(queue_.front());
+            queue_.pop_front();
+            auto targets = subscribers_;
+            for (const auto& sub : targets) {
+                if (stopping_)
+                    return;
+                if (!sub->active || !sub->callback)
+                    continue;
+                running_ = sub.get();
+                Callback& callback = sub->callback; // stays put: only this thread empties it now
+                lock.unlock();
+                auto started_at = std::chrono::steady_clock::now();
+                bool threw = false;
+                try {
+                    callback(event);
+                } catch (...) {
+                    threw = true; // the subscriber's own business; the next one still runs
+                }
+                auto took = std::chrono::steady_clock::now() - started_at;
+                Callback dropped;
+                lock.lock();
+                running_ = nullptr;
+                if (!sub->active) {
+                    // Cancelled meanwhile (from inside the callback, or waited for).
+                    dropped = std::move(sub->callback);
+                    sub->callback = nullptr;
+                }
+                ++stats_.delivered;
+                stats_.failed_callbacks += threw;
+                stats_.slow_callbacks += took > std::chrono::milliseconds(100);
+                finished_.notify_all();
+                if (dropped) {
+                    lock.unlock();
+                    dropped = nullptr; // may destroy what the callback owned
+                    lock.lock();
+                }
+            }
+        }
+    }
+
+    const std::size_t queue_limit_;
+    const Overflow overflow_;
+    mutable std::mutex mutex_;         ///< guards everything below
+    std::condition_variable wake_;     ///< the delivery thread waits here
+    std::condition_variable finished_; ///< cancel() waits here for a running callback
+    std::deque<Event> queue_;
+    std::vector<std::shared_ptr<Subscriber>> subscribers_; ///< the active ones
+    const Subscriber* running_ = nullptr;                  ///< whose callback runs now
+    std::thread::id delivery_thread_;
+    bool stopping_ = false;
+    bool started_ = false;
+    std::thread thread_;
+    Stats stats_;
+};
+
+} // namespace modelrepo::detail
