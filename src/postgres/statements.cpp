@@ -221,7 +221,8 @@ public:
 
     /// One multi-row upsert; a row older than the stored one is left alone. The rows come
     /// sorted by slug, so concurrent batches lock rows in one order (no deadlock). A slug
-    /// the models lack fails the statement on the relation's foreign key (23503).
+    /// the models lack fails the statement on the relation's foreign key (23503). Returns
+    /// the slug of each row it wrote (the others were ignored as older).
     std::string upsert_statuses() const {
         const auto& st = m_.statuses;
         Values values;
@@ -252,10 +253,16 @@ public:
                            "availability, latency, error_rate, region, checked_at)";
         if (m_.models.id.mapped())
             from += " LEFT JOIN " + models() + " m ON " + col("m", m_.models.slug) + " = u.slug";
-        return "INSERT INTO " + statuses() + " AS cur (" + p.names + ") SELECT " + p.exprs + from +
-               " ON CONFLICT (" + quote_identifier(st.model_id.name) + ") DO UPDATE SET " + p.sets +
-               " WHERE " + col("cur", st.checked_at) + " <= EXCLUDED." +
-               quote_identifier(st.checked_at.name);
+        std::string upsert =
+            "INSERT INTO " + statuses() + " AS cur (" + p.names + ") SELECT " + p.exprs + from +
+            " ON CONFLICT (" + quote_identifier(st.model_id.name) + ") DO UPDATE SET " + p.sets +
+            " WHERE " + col("cur", st.checked_at) + " <= EXCLUDED." +
+            quote_identifier(st.checked_at.name) + " RETURNING " + col("cur", st.model_id);
+        if (!m_.models.id.mapped())
+            return upsert; // the model's key is its slug
+        return "WITH written(k) AS (" + upsert + ") SELECT " + col("m", m_.models.slug) +
+               " FROM written JOIN " + models() + " m ON " + col("m", m_.models.id) +
+               " = written.k";
     }
 
 private:
@@ -472,6 +479,19 @@ END $$;
 
 } // namespace
 
+namespace {
+
+/// `body` dollar-quoted with a tag that does not occur in it: the body splices the mapping's
+/// quoted names, which may hold `$$` or any other tag.
+std::string dollar_quoted(const std::string& body) {
+    std::string tag = "$modelrepo$";
+    for (int n = 1; body.find(tag) != std::string::npos; ++n)
+        tag = "$modelrepo" + std::to_string(n) + "$";
+    return tag + body + tag;
+}
+
+} // namespace
+
 std::string mapped_feed_sql(const Mapping& mapping, const std::string& prefix) {
     Sql q(mapping, prefix);
     std::string sql(feed_objects);
@@ -479,16 +499,19 @@ std::string mapped_feed_sql(const Mapping& mapping, const std::string& prefix) {
     const auto& s = mapping.statuses;
     auto slug_function = [&](const std::string& name, const std::string& kind,
                              const std::string& new_slug, const std::string& old_slug) {
+        std::string body =
+            "\nDECLARE\n    new_slug text;\n    old_slug text;\nBEGIN\n"
+            "    IF current_setting('modelrepo.bulk', true) = 'on' THEN\n"
+            "        RETURN NULL;\n    END IF;\n"
+            "    IF TG_OP <> 'DELETE' THEN\n        new_slug := " +
+            new_slug +
+            ";\n    END IF;\n    IF TG_OP <> 'INSERT' THEN\n        old_slug := " + old_slug +
+            ";\n    END IF;\n    PERFORM modelrepo_log_slugs(" + quote_literal(kind) +
+            ", new_slug, old_slug);\n    RETURN NULL;\nEND ";
         return "CREATE FUNCTION " + name +
                "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM "
-               "CURRENT AS $$\nDECLARE\n    new_slug text;\n    old_slug text;\nBEGIN\n"
-               "    IF current_setting('modelrepo.bulk', true) = 'on' THEN\n"
-               "        RETURN NULL;\n    END IF;\n"
-               "    IF TG_OP <> 'DELETE' THEN\n        new_slug := " +
-               new_slug +
-               ";\n    END IF;\n    IF TG_OP <> 'INSERT' THEN\n        old_slug := " + old_slug +
-               ";\n    END IF;\n    PERFORM modelrepo_log_slugs(" + quote_literal(kind) +
-               ", new_slug, old_slug);\n    RETURN NULL;\nEND $$;\n";
+               "CURRENT AS " +
+               dollar_quoted(body) + ";\n";
     };
     auto row_slug = [&](const char* row, const Column& slug) {
         return std::string(row) + "." + quote_identifier(slug.name);

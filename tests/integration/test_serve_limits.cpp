@@ -401,9 +401,18 @@ TEST_CASE("8 writers beside another client's transactions that lock in the oppos
     for (auto& w : writers)
         w.join();
     other.wait(60s);
-    auto deadlocks =
-        pg.psql("SELECT deadlocks FROM pg_stat_database WHERE datname = 'serve_deadlock'",
-                "serve_deadlock");
+    // PostgreSQL counts a deadlock in pg_stat_database when the backend that found it
+    // flushes its statistics: at once when it exits (psql), within about ten seconds when it
+    // idles (serve's sessions). Waited for, so that a busy machine cannot make it 0 here.
+    std::string deadlocks;
+    eventually(
+        [&] {
+            deadlocks =
+                pg.psql("SELECT deadlocks FROM pg_stat_database WHERE datname = 'serve_deadlock'",
+                        "serve_deadlock");
+            return std::stoi(deadlocks) >= 1;
+        },
+        40s);
     MESSAGE("deadlocks the server found meanwhile: " << deadlocks);
     CHECK(std::stoi(deadlocks) >= 1); // or this test did not test anything
     CHECK_MESSAGE(written == 320, failures.size() << " failed, the first: "
