@@ -111,6 +111,11 @@ struct ErrorClass {
     bool retryable = false;
     /// The HTTP status `modelrepo serve` answers with.
     int http_status = 500;
+    /// The source's origin itself is down or refuses this client (its server, the network,
+    /// credentials, TLS, a missing database or schema, an HTTP 5xx): a health report says
+    /// so (`FallbackEvent::source_down`). Not a local limit (`pool_exhausted`), not a
+    /// query's failure.
+    bool source_down = false;
 
     bool operator==(const ErrorClass&) const = default;
 };

@@ -15,6 +15,7 @@
 
 #include <modelrepo/circuit_breaker.hpp>
 #include <modelrepo/model_repository.hpp>
+#include <modelrepo/source_health.hpp>
 
 namespace modelrepo {
 
@@ -34,23 +35,6 @@ struct FallbackConfig {
     /// precisely when `breaker.slow_call_duration` is under 50 ticks of it.
     std::uint32_t latency_sample_every = 8;
 };
-
-/// Something a service may want to alert on.
-struct FallbackEvent {
-    enum class Kind {
-        breaker_opened,    ///< a source stopped being called
-        breaker_half_open, ///< a source gets trial calls
-        breaker_closed,    ///< a source is back in service
-        served_by_backup,  ///< an answer came from a source other than the first (on change)
-        primary_recovered, ///< the first source answers again after a backup did
-    };
-    Kind kind;
-    Timestamp at;
-    std::string source;
-    std::string cause;
-};
-/// "breaker_opened", …
-std::string_view to_string(FallbackEvent::Kind k) noexcept;
 
 /// Counters of one source.
 struct SourceMetrics {
@@ -77,6 +61,9 @@ struct SourceMetrics {
     std::optional<Timestamp> data_as_of;
     /// The source's own metrics (`ModelRepository::backend_metrics()`: a pool, a copy).
     std::vector<MetricFamily> backend;
+    /// What the source's own layers see of its origin (`HealthControl`); `unknown` for a
+    /// source that offers none (an in-memory catalogue never goes down).
+    SourceHealth health;
 };
 
 struct FallbackMetrics {

@@ -95,6 +95,9 @@ public:
     std::vector<MetricFamily> backend_metrics() const override;
     /// The copy's `generated_at`; nothing before the first copy.
     std::optional<Timestamp> data_as_of() const override;
+    /// `HealthControl`: whether the last fetch reached the server (a backup that keeps
+    /// answering from its copy while its server fails is still told as down).
+    void* find_capability(const std::type_info& type) noexcept override;
 
 private:
     struct Impl;

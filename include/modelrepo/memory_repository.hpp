@@ -3,6 +3,7 @@
 /// `MemoryRepository`: the catalogue held in memory; the embedded default.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -48,11 +49,11 @@ public:
     Result<SystemStats> system_stats() override;
     /// Always succeeds: memory does not go down.
     Result<void> check_health() override;
-    /// Applies the batch all or nothing: a status for an unknown model, an empty slug
-    /// or an out-of-range value fails the whole batch with `Errc::invalid_argument`
-    /// and nothing is applied. Statuses older than the stored ones are skipped. Always
-    /// `applied` (memory keeps no outbox; `WriteOptions::source_down` is answered with its
-    /// cause).
+    /// Applies the batch all or nothing: a status for an unknown model, an empty slug,
+    /// an out-of-range value or a `checked_at` further ahead of the clock than
+    /// `max_clock_skew` fails the whole batch with `Errc::invalid_argument` and nothing is
+    /// applied. Statuses older than the stored ones are skipped (the receipt's `ignored`).
+    /// Memory keeps no outbox: `WriteOptions::source_down` is answered with its cause.
     Result<WriteReceipt> write_statuses(std::span<const ModelStatus> statuses,
                                         const WriteOptions& options = {}) override;
     Result<std::vector<Model>> list_models() override;
@@ -67,6 +68,10 @@ public:
     /// Replaces the whole catalogue (watchers get a `resync`). Errors: `Errc::bad_data`
     /// from `validate()`.
     Result<void> replace(Snapshot snapshot);
+
+    /// How far ahead of the clock a written status may be dated (`max_clock_skew=` of
+    /// `builtin:` and `file:`; default `default_max_clock_skew`). Thread-safe.
+    void set_max_clock_skew(std::chrono::milliseconds skew) noexcept;
 
     /// This repository's own changes: a `status` per model an upsert changed, a `resync`
     /// per replace(). Versions count the changes made since it was built.

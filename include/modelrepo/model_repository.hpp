@@ -4,6 +4,7 @@
 /// model statuses, whatever the backend.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -26,7 +27,13 @@ namespace modelrepo {
 struct WriteReceipt {
     std::int64_t applied = 0; ///< statuses the source applied now
     std::int64_t queued = 0;  ///< statuses kept in the outbox for later
-    std::string outbox;       ///< where they are kept (the outbox file), when queued
+    /// Statuses the source took but did not store because the one it holds for the model is
+    /// newer (`checked_at`): a replay, or a status from the future blocking it. Not counted
+    /// in `applied`.
+    std::int64_t ignored = 0;
+    /// The models of those ignored statuses, in the order written.
+    std::vector<std::string> ignored_models;
+    std::string outbox; ///< where they are kept (the outbox file), when queued
     /// Of the queued statuses, those whose model slug nothing could check (no last-known
     /// copy holds the catalogue: a process started during the outage). One the database
     /// does not know is dead-lettered at replay, alone; the others are applied.

@@ -17,6 +17,7 @@
 #include <modelrepo/outbox.hpp>
 #include <modelrepo/publish.hpp>
 #include <modelrepo/snapshot.hpp>
+#include <modelrepo/source_health.hpp>
 #include <modelrepo/types.hpp>
 #include <modelrepo/uri.hpp>
 #include <modelrepo/version.hpp>

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include <modelrepo/error.hpp>
+#include <modelrepo/types.hpp>
 
 namespace modelrepo {
 
@@ -70,6 +71,10 @@ struct PostgresConfig {
     /// a server that stopped answering is noticed (`feed_keepalive=`).
     std::chrono::milliseconds feed_keepalive{5'000};
 
+    /// A status whose `checked_at` is further ahead of this process's clock is refused
+    /// (`max_clock_skew=`): by writes, the outbox's replay and imports.
+    std::chrono::milliseconds max_clock_skew = default_max_clock_skew;
+
     /// Which sessions serve reads (`read_target=`); with several hosts in the URL
     /// (primary and streaming standbys).
     ReadTarget read_target = ReadTarget::any;
@@ -86,7 +91,7 @@ struct PostgresConfig {
     /// string. Takes out `schema`, `mapping`, `connection_limit`, `pool_timeout`,
     /// `socket_timeout`, `pgbouncer` (Prisma's; libpq rejects them) and modelrepo's
     /// `acquire_timeout_ms`, `query_timeout_ms`, `max_lifetime_s`, `feed_keepalive`,
-    /// `read_target`, `max_replication_lag`, `direct_url`; passes libpq's own
+    /// `max_clock_skew`, `read_target`, `max_replication_lag`, `direct_url`; passes libpq's own
     /// (`sslmode`, `connect_timeout`, `target_session_attrs`, `application_name`,
     /// several hosts, …) through, adding `connect_timeout=5` and
     /// `application_name=modelrepo` when absent.

@@ -16,6 +16,12 @@ namespace modelrepo {
 using Clock = std::chrono::system_clock;
 using Timestamp = Clock::time_point;
 
+/// How far ahead of the writer's clock a status's `checked_at` may be (clocks drift):
+/// further, and the write is refused with `Errc::invalid_argument`, because a status from
+/// the future would keep every real status after it out (an older `checked_at` is
+/// ignored). A source's `max_clock_skew=` sets its own.
+inline constexpr std::chrono::milliseconds default_max_clock_skew{5 * 60'000};
+
 /// The live health of a model.
 enum class Health { operational, degraded, outage, unknown };
 

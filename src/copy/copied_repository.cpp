@@ -9,10 +9,15 @@ using namespace std::chrono;
 
 namespace {
 
-LiveCopy::Options copy_options(const CopyConfig& config, const CatalogReader& reader) {
+LiveCopy::Options copy_options(const CopyConfig& config, const CatalogReader& reader,
+                               HealthObserver* health) {
     LiveCopy::Options options;
     options.dir = config.dir;
     options.key = reader.copy_key();
+    options.max_stale = config.max_stale;
+    options.on_stale = [health](bool stale, const std::string& why) {
+        health->copy_stale(stale, why);
+    };
     return options;
 }
 
@@ -42,10 +47,12 @@ CopiedRepository::create(std::shared_ptr<ModelRepository> source, CopyConfig con
 CopiedRepository::CopiedRepository(std::shared_ptr<ModelRepository> source, CatalogReader& reader,
                                    ChangeSource& changes, CopyConfig config)
     : source_(std::move(source))
+    , own_health_(health_unless_kept(*source_))
+    , health_(own_health_ ? own_health_.get() : source_->capability<HealthObserver>())
     , changes_(changes)
     , config_(std::move(config))
     , copy_source_(std::string(source_->name()) + " (last-known copy)")
-    , copy_(copy_options(config_, reader), reader, hub_) {
+    , copy_(copy_options(config_, reader, health_), reader, hub_) {
     copy_.start();
     changes_.start_changes(
         [this](std::vector<CatalogChange> batch) { copy_.on_changes(std::move(batch)); },
@@ -214,6 +221,12 @@ void* CopiedRepository::find_capability(const std::type_info& type) noexcept {
         return p;
     if (void* p = offer<LocalCopy>(type, this))
         return p;
+    if (own_health_) {
+        if (void* p = offer<HealthControl>(type, own_health_.get()))
+            return p;
+        if (void* p = offer<HealthObserver>(type, own_health_.get()))
+            return p;
+    }
     return source_->find_capability(type);
 }
 

@@ -15,6 +15,7 @@
 #include <modelrepo/durable.hpp>
 
 #include "../core/capabilities.hpp"
+#include "../core/health_tracker.hpp"
 #include "live_copy.hpp"
 
 namespace modelrepo::detail {
@@ -56,7 +57,8 @@ public:
     std::optional<Timestamp> data_as_of() const override;
     /// With `live`, while the copy is in sync.
     bool reads_from_memory() const noexcept override { return config_.live && copy_.in_sync(); }
-    /// CopyControl and LocalCopy, else the source's.
+    /// CopyControl and LocalCopy (and the health of a source that keeps none itself),
+    /// else the source's.
     void* find_capability(const std::type_info& type) noexcept override;
 
     // CopyControl
@@ -79,6 +81,10 @@ private:
     // Declared in the order the parts depend on each other: the source first (the copy
     // reads through it), the hub (the copy delivers into it), the copy.
     const std::shared_ptr<ModelRepository> source_;
+    /// Where the copy tells that it went stale: the source's health, or its own when the
+    /// source keeps none (then offered as the source's HealthControl).
+    std::unique_ptr<HealthTracker> own_health_;
+    HealthObserver* const health_;
     ChangeSource& changes_;
     const CopyConfig config_;
     const std::string copy_source_; ///< SystemStats::source of answers from the copy

@@ -106,6 +106,9 @@ void LiveCopy::run() {
     while (!stopping_) {
         bool retry = needs_reload_ && feed_connected_.load();
         auto wake_at = steady_clock::now() + (retry ? milliseconds(retry_in) : milliseconds(60s));
+        lock.unlock();
+        wake_at = std::min(wake_at, check_stale());
+        lock.lock();
         if (dirty_)
             wake_at = std::min(wake_at, last_save_ + options_.save_interval);
         wake_.wait_until(lock, wake_at, [&] { return stopping_ || !queue_.empty(); });
@@ -134,6 +137,32 @@ void LiveCopy::run() {
             lock.lock();
         }
     }
+}
+
+steady_clock::time_point LiveCopy::check_stale() {
+    constexpr auto never = steady_clock::time_point::max();
+    if (options_.max_stale.count() <= 0 || !options_.on_stale)
+        return never;
+    if (in_sync() || !has_data()) {
+        if (told_stale_ && in_sync()) {
+            told_stale_ = false;
+            options_.on_stale(false, "the last-known copy is in sync again");
+        }
+        return never;
+    }
+    auto age = Clock::now() - as_of();
+    if (age < options_.max_stale)
+        return steady_clock::now() +
+               duration_cast<steady_clock::duration>(options_.max_stale - age);
+    if (!told_stale_) {
+        told_stale_ = true;
+        options_.on_stale(true,
+                          "the last-known copy has been out of sync since " +
+                              format_timestamp(as_of()) + ", longer than max_stale (" +
+                              std::to_string(duration_cast<seconds>(options_.max_stale).count()) +
+                              " s): reads no longer fall back to it");
+    }
+    return never;
 }
 
 void LiveCopy::reload() {
@@ -208,7 +237,10 @@ void LiveCopy::apply(const std::vector<CatalogChange>& changes) {
             current = std::move(edit.next);
     }
     if (!wanted_models.empty()) {
-        auto edit = with_models(*current, models, absent(wanted_models, models));
+        // The feed's rows are the database's current ones: applied as they are, even when a
+        // status moved back in time (a correction), never kept from it.
+        auto edit = with_models(*current, models, absent(wanted_models, models),
+                                /*keep_newer_status=*/false);
         if (edit.next)
             current = std::move(edit.next);
     }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -31,6 +32,10 @@ public:
         std::filesystem::path dir; ///< empty: memory only
         std::string key;           ///< file name stem in `dir`
         std::chrono::milliseconds save_interval{1'000};
+        /// Out of sync for longer than this, the copy is stale: `on_stale(true, why)`, and
+        /// `on_stale(false, …)` once it is in sync again. Zero: never.
+        std::chrono::milliseconds max_stale{0};
+        std::function<void(bool stale, const std::string& why)> on_stale;
     };
 
     /// `downstream` gets each batch of changes once the copy has applied it (so a
@@ -76,6 +81,8 @@ public:
 
 private:
     void run();
+    /// Tells on_stale when the copy became stale or fresh; when to look again.
+    std::chrono::steady_clock::time_point check_stale();
     void reload();
     void apply(const std::vector<CatalogChange>& changes);
     void publish(std::shared_ptr<const Catalog> next);
@@ -102,6 +109,7 @@ private:
     bool stopping_ = false;
     Stats stats_;
     std::chrono::steady_clock::time_point last_save_{};
+    bool told_stale_ = false; ///< on_stale(true) was the last told; the copy's thread's
     std::thread thread_;
 };
 

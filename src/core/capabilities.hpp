@@ -4,6 +4,7 @@
 // a change source, the outbox a status writer; neither knows which backend it wraps.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -72,6 +73,9 @@ public:
     /// applies them one by one (and stops at the first outage).
     virtual Result<std::vector<Result<std::int64_t>>>
     apply_each(std::span<const std::vector<ModelStatus>> batches);
+    /// How far ahead of the clock a status it takes may be dated (`max_clock_skew=`): what
+    /// an outbox above checks before it keeps a write.
+    virtual std::chrono::milliseconds max_clock_skew() const { return default_max_clock_skew; }
 };
 
 /// A last-known copy in this process, for an outbox above it: the slugs of a write it

@@ -94,6 +94,44 @@ std::optional<std::string> status_problem(const ModelStatus& s) {
     return std::string(problem->member) + " " + std::string(problem->what);
 }
 
+namespace {
+
+/// "5 min", "73 years", "90 s": a span for a person.
+std::string span_words(std::chrono::milliseconds d) {
+    using namespace std::chrono;
+    auto s = duration_cast<seconds>(d).count();
+    if (s < 120)
+        return std::to_string(std::max<long long>(s, 0)) + " s";
+    if (s < 7'200)
+        return std::to_string(s / 60) + " min";
+    if (s < 172'800)
+        return std::to_string(s / 3'600) + " h";
+    if (s < 2 * 31'557'600)
+        return std::to_string(s / 86'400) + " days";
+    return std::to_string(s / 31'557'600) + " years";
+}
+
+} // namespace
+
+std::optional<std::string> future_problem(const ModelStatus& s, Timestamp now,
+                                          std::chrono::milliseconds max_skew) {
+    if (s.checked_at <= now + max_skew)
+        return std::nullopt;
+    auto ahead = std::chrono::duration_cast<std::chrono::milliseconds>(s.checked_at - now);
+    return "checked_at " + format_timestamp(s.checked_at) + " is " + span_words(ahead) +
+           " ahead of this clock (" + format_timestamp(now) + "), more than the allowed skew of " +
+           span_words(max_skew) +
+           " (max_clock_skew): a status from the future would keep every real status after it "
+           "out; fix the writer's clock or the date";
+}
+
+std::optional<std::string> write_problem(const ModelStatus& s, Timestamp now,
+                                         std::chrono::milliseconds max_skew) {
+    if (auto problem = status_problem(s))
+        return problem;
+    return future_problem(s, now, max_skew);
+}
+
 SystemStats compute_stats(const Snapshot& snapshot) {
     SystemStats stats;
     stats.models = static_cast<std::int64_t>(snapshot.models.size());

@@ -3,6 +3,7 @@
 // ModelRepository calls return.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,14 @@ inline constexpr std::size_t max_status_text_bytes = 1024;
 std::optional<StatusProblem> check_status(const ModelStatus& status);
 /// `check_status` as words for a message: "availability must be within 0..1".
 std::optional<std::string> status_problem(const ModelStatus& status);
+/// A status dated further ahead of `now` than `max_skew`, as words for a message ("checked_at
+/// 2100-01-01T00:00:00Z is 73 years ahead of this clock; …"); nullopt when it is not.
+/// Write paths refuse it; reading a snapshot or a backup does not.
+std::optional<std::string> future_problem(const ModelStatus& status, Timestamp now,
+                                          std::chrono::milliseconds max_skew);
+/// What a write path checks of a status: `status_problem`, then `future_problem`.
+std::optional<std::string> write_problem(const ModelStatus& status, Timestamp now,
+                                         std::chrono::milliseconds max_skew);
 
 /// Counts and per-health breakdown of `snapshot`; `source` is left empty.
 SystemStats compute_stats(const Snapshot& snapshot);

@@ -20,51 +20,55 @@ struct ErrcInfo {
 };
 
 // Columns of ErrorClass: outage, caller_fault, trips_breaker, answer, retryable,
-// http_status.
+// http_status, source_down.
 constexpr bool O = true, o = false; // outage
 constexpr bool C = true, c = false; // the caller's fault
 constexpr bool B = true, b = false; // counts against a breaker
 constexpr bool A = true, a = false; // an answer, not a failure of the source
 constexpr bool R = true, r = false; // the same call may succeed later
+constexpr bool D = true, d = false; // the source's origin is down (a health report)
 
 constexpr std::array errc_table{
-    ErrcInfo{Errc::auth_failed, "auth_failed", "authentication failed", {O, c, B, a, R, 503}},
-    ErrcInfo{Errc::unreachable, "unreachable", "server unreachable", {O, c, B, a, R, 503}},
-    ErrcInfo{Errc::timeout, "timeout", "deadline passed", {O, c, B, a, R, 504}},
-    ErrcInfo{Errc::tls_failed, "tls_failed", "TLS failed", {O, c, B, a, R, 503}},
+    ErrcInfo{Errc::auth_failed, "auth_failed", "authentication failed", {O, c, B, a, R, 503, D}},
+    ErrcInfo{Errc::unreachable, "unreachable", "server unreachable", {O, c, B, a, R, 503, D}},
+    ErrcInfo{Errc::timeout, "timeout", "deadline passed", {O, c, B, a, R, 504, D}},
+    ErrcInfo{Errc::tls_failed, "tls_failed", "TLS failed", {O, c, B, a, R, 503, D}},
     ErrcInfo{Errc::database_missing,
              "database_missing",
              "database does not exist",
-             {o, c, B, a, r, 503}},
+             {o, c, B, a, r, 503, D}},
     ErrcInfo{Errc::schema_missing,
              "schema_missing",
              "schema missing (run modelrepo migrate)",
-             {o, c, B, a, r, 503}},
+             {o, c, B, a, r, 503, D}},
     ErrcInfo{Errc::pool_exhausted,
              "pool_exhausted",
              "no pooled connection available in time",
-             {O, c, B, a, R, 503}},
-    ErrcInfo{Errc::circuit_open, "circuit_open", "circuit breaker open", {O, c, b, a, R, 503}},
+             {O, c, B, a, R, 503, d}},
+    ErrcInfo{Errc::circuit_open, "circuit_open", "circuit breaker open", {O, c, b, a, R, 503, d}},
     ErrcInfo{Errc::all_sources_failed,
              "all_sources_failed",
              "every source failed",
-             {O, c, b, a, R, 503}},
-    ErrcInfo{Errc::bad_data, "bad_data", "malformed or invalid data", {o, C, B, a, r, 400}},
-    ErrcInfo{Errc::http_status, "http_status", "unexpected HTTP status", {o, c, B, a, R, 503}},
-    ErrcInfo{Errc::rate_limited, "rate_limited", "rate limited", {o, c, B, a, R, 503}},
-    ErrcInfo{Errc::read_only, "read_only", "source is read-only", {O, C, b, a, r, 403}},
-    ErrcInfo{Errc::query_failed, "query_failed", "query failed", {o, c, B, a, r, 500}},
-    ErrcInfo{Errc::invalid_argument, "invalid_argument", "invalid argument", {o, C, b, A, r, 400}},
-    ErrcInfo{Errc::not_found, "not_found", "not found", {o, C, b, A, r, 404}},
+             {O, c, b, a, R, 503, d}},
+    ErrcInfo{Errc::bad_data, "bad_data", "malformed or invalid data", {o, C, B, a, r, 400, d}},
+    ErrcInfo{Errc::http_status, "http_status", "unexpected HTTP status", {o, c, B, a, R, 503, D}},
+    ErrcInfo{Errc::rate_limited, "rate_limited", "rate limited", {o, c, B, a, R, 503, d}},
+    ErrcInfo{Errc::read_only, "read_only", "source is read-only", {O, C, b, a, r, 403, d}},
+    ErrcInfo{Errc::query_failed, "query_failed", "query failed", {o, c, B, a, r, 500, d}},
+    ErrcInfo{
+        Errc::invalid_argument, "invalid_argument", "invalid argument", {o, C, b, A, r, 400, d}},
+    ErrcInfo{Errc::not_found, "not_found", "not found", {o, C, b, A, r, 404, d}},
     ErrcInfo{Errc::too_many_connections,
              "too_many_connections",
              "server has too many connections",
-             {O, c, B, a, R, 503}},
-    ErrcInfo{Errc::io_error, "io_error", "file I/O failed", {o, c, B, a, r, 503}},
-    ErrcInfo{
-        Errc::not_supported, "not_supported", "not supported by this build", {o, C, b, a, r, 501}},
-    ErrcInfo{Errc::outbox_full, "outbox_full", "the outbox is full", {o, c, b, a, R, 503}},
-    ErrcInfo{Errc::disk_full, "disk_full", "the disk is full", {o, c, b, a, R, 503}},
+             {O, c, B, a, R, 503, D}},
+    ErrcInfo{Errc::io_error, "io_error", "file I/O failed", {o, c, B, a, r, 503, d}},
+    ErrcInfo{Errc::not_supported,
+             "not_supported",
+             "not supported by this build",
+             {o, C, b, a, r, 501, d}},
+    ErrcInfo{Errc::outbox_full, "outbox_full", "the outbox is full", {o, c, b, a, R, 503, d}},
+    ErrcInfo{Errc::disk_full, "disk_full", "the disk is full", {o, c, b, a, R, 503, d}},
 };
 
 const ErrcInfo* find_info(int value) noexcept {
@@ -342,6 +346,7 @@ ErrorClass classify(const Error& error) noexcept {
     case Errc::http_status:
         // A 4xx is the server's answer about the request, not its health.
         kind.trips_breaker = error.http_status >= 500 || error.http_status == 0;
+        kind.source_down = kind.trips_breaker;
         break;
     case Errc::query_failed:
         if (error.sqlstate.starts_with("22") || error.sqlstate.starts_with("23")) {

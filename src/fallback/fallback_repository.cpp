@@ -45,6 +45,7 @@ struct Source {
     std::shared_ptr<ModelRepository> repo;
     std::string name;
     std::unique_ptr<CircuitBreaker> breaker;
+    HealthControl* health = nullptr; ///< what its own layers see, when it offers that
     std::atomic<std::uint64_t> write_successes{0}, rejections{0};
     std::array<std::atomic<std::uint64_t>, errc_slots> failures{};
     std::array<CounterShard, counter_shards> shards;
@@ -157,22 +158,6 @@ const Error* failure_of(const Result<T>& result) {
 
 } // namespace
 
-std::string_view to_string(FallbackEvent::Kind k) noexcept {
-    switch (k) {
-    case FallbackEvent::Kind::breaker_opened:
-        return "breaker_opened";
-    case FallbackEvent::Kind::breaker_half_open:
-        return "breaker_half_open";
-    case FallbackEvent::Kind::breaker_closed:
-        return "breaker_closed";
-    case FallbackEvent::Kind::served_by_backup:
-        return "served_by_backup";
-    case FallbackEvent::Kind::primary_recovered:
-        break;
-    }
-    return "primary_recovered";
-}
-
 struct FallbackRepository::Impl {
     FallbackConfig config;
     std::vector<std::shared_ptr<ModelRepository>> repos;
@@ -218,6 +203,9 @@ struct FallbackRepository::Impl {
         return hub.subscribe(std::move(on_change));
     }
 
+    /// The sources' own health events, forwarded into the chain's events.
+    std::vector<Subscription> health_watches;
+
     // The probe thread.
     std::mutex probe_mutex;
     std::condition_variable probe_wake;
@@ -230,7 +218,7 @@ struct FallbackRepository::Impl {
         , call_clock(c.latency_sample_every, c.breaker.slow_call_duration) {}
 
     void emit(FallbackEvent::Kind kind, const std::string& source, std::string cause) {
-        events.push({kind, system_clock::now(), source, std::move(cause)});
+        events.push({kind, system_clock::now(), source, std::move(cause), std::nullopt});
     }
 
     void served_by(std::size_t index, const std::string& causes) {
@@ -346,11 +334,12 @@ FallbackRepository::FallbackRepository(std::unique_ptr<Impl> impl)
     : impl_(std::move(impl)) {}
 
 FallbackRepository::~FallbackRepository() {
-    // The sources stop calling into the hub before it goes.
+    // The sources stop calling into the hub and the event queue before they go.
     {
         std::lock_guard lock(impl_->watch_mutex);
         impl_->source_watches.clear();
     }
+    impl_->health_watches.clear();
     {
         std::lock_guard lock(impl_->probe_mutex);
         impl_->stopping = true;
@@ -390,6 +379,10 @@ FallbackRepository::create(std::vector<std::shared_ptr<ModelRepository>> sources
                                                           : FallbackEvent::Kind::breaker_closed;
             raw->emit(kind, name, t.cause);
         });
+        // What the source's own layers see (its pool, its feed, its copy): the same stream.
+        if ((s->health = s->repo->capability<HealthControl>()))
+            impl->health_watches.push_back(
+                s->health->on_health_event([raw](const FallbackEvent& e) { raw->events.push(e); }));
     }
     impl->prober = std::thread([raw] { raw->probe_loop(); });
     return std::shared_ptr<FallbackRepository>(new FallbackRepository(std::move(impl)));
@@ -584,6 +577,8 @@ FallbackMetrics FallbackRepository::metrics(bool with_backend) const {
                 nanoseconds(s->last_failure_ns.load(std::memory_order_relaxed))));
         }
         m.data_as_of = s->repo->data_as_of();
+        if (s->health)
+            m.health = s->health->source_health();
         if (with_backend)
             m.backend = s->repo->backend_metrics();
         out.sources.push_back(std::move(m));
@@ -643,6 +638,23 @@ std::string FallbackRepository::prometheus() const {
                             "Reads of the chain a backup (not the primary) answered.",
                             {}});
         families.back().add({}, static_cast<double>(backup_answers));
+    }
+    per_source("modelrepo_source_up", Type::gauge,
+               "1 while the source's origin answers its layers (its pool, feed, fetches), 0 "
+               "while it is down, whoever answers the reads.",
+               [](const SourceMetrics& s) { return s.health.down() ? 0 : 1; });
+    {
+        MetricFamily cause{"modelrepo_source_down_cause",
+                           Type::gauge,
+                           "1 for the cause a source is down for (errc), while it is down.",
+                           {}};
+        for (const auto& s : m.sources)
+            if (s.health.down())
+                cause.add({{"source", s.source},
+                           {"errc", s.health.errc ? std::string(to_string(*s.health.errc))
+                                                  : std::string("other")}},
+                          1);
+        families.push_back(std::move(cause));
     }
     per_source("modelrepo_breaker_state", Type::gauge,
                "Circuit breaker state: 0 closed, 1 open, 2 half-open.",

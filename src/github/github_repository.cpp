@@ -15,6 +15,7 @@
 #include <modelrepo/version.hpp>
 
 #include "../core/files.hpp"
+#include "../core/health_tracker.hpp"
 #include "../core/uri.hpp"
 #include "http_fetch.hpp"
 
@@ -235,8 +236,20 @@ struct GithubRepository::Impl {
         return error;
     }
 
-    /// One request (unless rate limited). Called with fetch_mutex held.
+    /// What the fetches see of the server (made once the name is known).
+    std::unique_ptr<detail::HealthTracker> health;
+
+    /// One request (unless rate limited), told to the health. Called with fetch_mutex held.
     Result<void> revalidate() {
+        auto fetched = fetch();
+        if (fetched)
+            health->reached("http");
+        else
+            health->failed("http", fetched.error());
+        return fetched;
+    }
+
+    Result<void> fetch() {
         auto now = SteadyClock::now();
         next_check_ns.store((now + config.refresh_interval).time_since_epoch().count());
         if (now < rate_limited_until) {
@@ -416,6 +429,7 @@ Result<std::shared_ptr<GithubRepository>> GithubRepository::create(GithubConfig 
         config.name = redact(config.url);
     auto impl = std::make_unique<Impl>();
     impl->config = std::move(config);
+    impl->health = std::make_unique<detail::HealthTracker>(impl->config.name);
     impl->load_cache();
     return std::shared_ptr<GithubRepository>(new GithubRepository(std::move(impl)));
 }
@@ -454,6 +468,12 @@ Result<std::vector<Model>> GithubRepository::list_models() {
 }
 Result<Snapshot> GithubRepository::export_snapshot() {
     return impl_->read([](MemoryRepository& m) { return m.export_snapshot(); });
+}
+
+void* GithubRepository::find_capability(const std::type_info& type) noexcept {
+    if (void* p = offer<HealthControl>(type, impl_->health.get()))
+        return p;
+    return offer<detail::HealthObserver>(type, impl_->health.get());
 }
 
 Result<void> GithubRepository::check_health() {

@@ -170,8 +170,10 @@ Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses) {
         if (it == base.index->end())
             continue;
         const auto& held = models[it->second];
-        if (held->status && held->status->checked_at > s.checked_at)
-            continue; // older than what is held: a replay
+        if (held->status && held->status->checked_at > s.checked_at) {
+            edit.ignored.push_back(s.model_slug); // older than what is held: a replay
+            continue;
+        }
         auto updated = std::make_shared<Model>(*held);
         count_health(stats, *updated, -1);
         updated->status = s;
@@ -187,9 +189,9 @@ Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses) {
 namespace {
 
 /// `upserts` joined to `base`'s providers (those whose provider `base` lacks skipped),
-/// keeping a held status newer than the one given: a copy never goes back in time.
-std::vector<std::shared_ptr<Model>> joined_models(const Catalog& base,
-                                                  std::span<const Model> upserts) {
+/// keeping a held status newer than the one given when `keep_newer_status`.
+std::vector<std::shared_ptr<Model>>
+joined_models(const Catalog& base, std::span<const Model> upserts, bool keep_newer_status) {
     std::vector<std::shared_ptr<Model>> out;
     for (const Model& m : upserts) {
         auto provider =
@@ -199,7 +201,7 @@ std::vector<std::shared_ptr<Model>> joined_models(const Catalog& base,
             continue;
         auto joined = std::make_shared<Model>(m);
         joined->provider = *provider;
-        if (const Model* held = base.find(m.slug))
+        if (const Model* held = keep_newer_status ? base.find(m.slug) : nullptr)
             if (held->status && joined->status &&
                 held->status->checked_at > joined->status->checked_at)
                 joined->status = held->status;
@@ -211,9 +213,9 @@ std::vector<std::shared_ptr<Model>> joined_models(const Catalog& base,
 } // namespace
 
 Edit with_models(const Catalog& base, std::span<const Model> upserts,
-                 std::span<const std::string> removed) {
+                 std::span<const std::string> removed, bool keep_newer_status) {
     Edit edit;
-    auto joined = joined_models(base, upserts);
+    auto joined = joined_models(base, upserts, keep_newer_status);
     bool same = std::none_of(removed.begin(), removed.end(),
                              [&](const std::string& slug) { return base.find(slug); }) &&
                 std::all_of(joined.begin(), joined.end(),

@@ -121,6 +121,8 @@ std::shared_ptr<Catalog> build_catalog(const Snapshot& snapshot, std::int64_t ve
 struct Edit {
     std::shared_ptr<Catalog> next;    ///< null when nothing changed; the caller may set its version
     std::vector<std::string> changed; ///< the slugs that changed
+    /// with_statuses: the slugs whose status was not applied, the one held being newer.
+    std::vector<std::string> ignored;
 };
 
 /// `base` with `statuses` applied: a status older than the stored one (`checked_at`) is
@@ -129,10 +131,11 @@ Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses);
 
 /// `base` with these models (provider and status as given, or none) put in place of
 /// the models with their slugs or added, and the models with the `removed` slugs taken
-/// out. A model whose provider `base` lacks is skipped. A status older than the one held
-/// (`checked_at`) does not replace it: a copy never goes back in time.
+/// out. A model whose provider `base` lacks is skipped. With `keep_newer_status`, a status
+/// older than the one held (`checked_at`) does not replace it (a replay); without, the
+/// models are taken as they are (a change feed's rows are the source's current ones).
 Edit with_models(const Catalog& base, std::span<const Model> upserts,
-                 std::span<const std::string> removed);
+                 std::span<const std::string> removed, bool keep_newer_status = true);
 
 /// `base` with these providers put in place or added (and each of their models joined
 /// to the new provider), and the `removed` ones taken out (with their models).

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include <modelrepo/memory_repository.hpp>
@@ -22,6 +23,7 @@ struct MemoryRepository::State {
     std::mutex write_mutex;
     /// This repository's own writes, for watch().
     ChangeHub hub;
+    std::atomic<std::int64_t> max_skew_ms{default_max_clock_skew.count()};
 
     const detail::Catalog& current() const { return catalog.read(); }
 
@@ -104,6 +106,8 @@ Result<WriteReceipt> MemoryRepository::write_statuses(std::span<const ModelStatu
         return *options.source_down;
     std::lock_guard lock(state_->write_mutex);
     const detail::Catalog& catalog = state_->current();
+    const Timestamp now = Clock::now();
+    const std::chrono::milliseconds skew(state_->max_skew_ms.load(std::memory_order_relaxed));
 
     // Check the whole batch before touching anything: all or nothing.
     for (std::size_t i = 0; i < statuses.size(); ++i) {
@@ -115,22 +119,24 @@ Result<WriteReceipt> MemoryRepository::write_statuses(std::span<const ModelStatu
             error.source = state_->name;
             return error;
         };
-        if (auto problem = detail::status_problem(s))
+        if (auto problem = detail::write_problem(s, now, skew))
             return reject(*problem);
         if (!catalog.find(s.model_slug))
             return reject("unknown model '" + s.model_slug + "'");
     }
     auto edit = detail::with_statuses(catalog, statuses);
+    WriteReceipt receipt;
+    receipt.ignored = static_cast<std::int64_t>(edit.ignored.size());
+    receipt.ignored_models = std::move(edit.ignored);
     if (!edit.next)
-        return WriteReceipt{}; // all older than what is stored: a replay
+        return receipt; // all older than what is stored: a replay
     std::int64_t version = catalog.version;
     edit.next->version = version + static_cast<std::int64_t>(edit.changed.size());
     edit.next->stats.source = state_->name;
     state_->catalog.publish(std::move(edit.next));
-    Timestamp now = Clock::now();
+
     for (const std::string& slug : edit.changed)
         state_->hub.publish({CatalogChange::Kind::status, slug, ++version, now});
-    WriteReceipt receipt;
     receipt.applied = static_cast<std::int64_t>(edit.changed.size());
     return receipt;
 }
@@ -160,6 +166,10 @@ Result<void> MemoryRepository::replace(Snapshot snapshot) {
     state_->catalog.publish(State::build_catalog(state_->name, snapshot, version));
     state_->hub.publish({CatalogChange::Kind::resync, "", version, Clock::now()});
     return success();
+}
+
+void MemoryRepository::set_max_clock_skew(std::chrono::milliseconds skew) noexcept {
+    state_->max_skew_ms.store(skew.count(), std::memory_order_relaxed);
 }
 
 Result<Subscription> MemoryRepository::watch(std::function<void(const CatalogChange&)> on_change) {

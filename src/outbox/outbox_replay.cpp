@@ -67,12 +67,18 @@ void OutboxReplay::emit(const OutboxEvent& event) {
 }
 
 void OutboxReplay::count_dead(const OutboxStore::Batch& batch, std::int64_t statuses,
-                              const std::string& why, OutboxDrain& report) {
+                              const std::string& why, std::optional<Errc> errc,
+                              OutboxDrain& report) {
     report.dead_letters += 1;
     {
         std::lock_guard lock(mutex_);
         ++stats_.dead_letters;
     }
+    if (options_.health)
+        options_.health->dead_letter("the outbox set aside batch " + std::to_string(batch.id) +
+                                         " (" + std::to_string(statuses) +
+                                         " statuses) that the source refused: " + why,
+                                     errc);
     emit({OutboxEvent::Kind::dead_letter, batch.id, statuses, why, Clock::now()});
 }
 
@@ -81,7 +87,7 @@ Result<void> OutboxReplay::refused(const OutboxStore::Batch& batch, const Error&
     if (batch.statuses.size() < 2) {
         if (auto buried = outbox_.bury(batch, error.to_string()); !buried)
             return buried;
-        count_dead(batch, batch.count, error.to_string(), report);
+        count_dead(batch, batch.count, error.to_string(), error.errc(), report);
         return success();
     }
     // One status may be what the database refuses: each on its own, so that the valid
@@ -96,6 +102,7 @@ Result<void> OutboxReplay::refused(const OutboxStore::Batch& batch, const Error&
         return make_error(Errc::unreachable, "the source stopped taking a batch's statuses");
     std::vector<ModelStatus> bad;
     std::string why;
+    std::optional<Errc> first_errc;
     for (std::size_t i = 0; i < singles.size(); ++i) {
         const auto& r = each.value()[i];
         if (r)
@@ -104,6 +111,8 @@ Result<void> OutboxReplay::refused(const OutboxStore::Batch& batch, const Error&
             kind.outage || (kind.retryable && !kind.caller_fault))
             return r.error(); // the batch stays; what was applied is applied again, harmless
         bad.push_back(batch.statuses[i]);
+        if (!first_errc)
+            first_errc = r.error().errc();
         why += (why.empty() ? "" : "; ") +
                ("statuses[" + std::to_string(i) + "] (" + batch.statuses[i].model_slug + "): ") +
                r.error().to_string();
@@ -121,7 +130,7 @@ Result<void> OutboxReplay::refused(const OutboxStore::Batch& batch, const Error&
         stats_.replayed_statuses += static_cast<std::uint64_t>(applied);
     }
     if (!bad.empty())
-        count_dead(batch, static_cast<std::int64_t>(bad.size()), why, report);
+        count_dead(batch, static_cast<std::int64_t>(bad.size()), why, first_errc, report);
     return success();
 }
 
@@ -171,7 +180,7 @@ Result<void> OutboxReplay::apply_group(const std::vector<OutboxStore::Batch>& ba
         }
         if (auto buried = outbox_.bury(b, *b.unreadable); !buried)
             return buried;
-        count_dead(b, b.count, *b.unreadable, report);
+        count_dead(b, b.count, *b.unreadable, Errc::bad_data, report);
     }
     if (readable.empty())
         return success();

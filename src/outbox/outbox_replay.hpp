@@ -16,6 +16,7 @@
 #include <modelrepo/outbox.hpp>
 
 #include "../core/capabilities.hpp"
+#include "../core/health_tracker.hpp"
 #include "outbox_store.hpp"
 
 namespace modelrepo::detail {
@@ -28,6 +29,8 @@ public:
         /// A look at the outbox this often when nothing woke the thread (another process
         /// may have queued into the same file).
         std::chrono::milliseconds idle_check{2'000};
+        /// Told of each dead letter (the source's health events); may be null.
+        HealthObserver* health = nullptr;
     };
     using Listener = std::function<void(const OutboxEvent&)>;
 
@@ -60,7 +63,7 @@ private:
     /// the others dead-lettered with why.
     Result<void> refused(const OutboxStore::Batch& batch, const Error& error, OutboxDrain& report);
     void count_dead(const OutboxStore::Batch& batch, std::int64_t statuses, const std::string& why,
-                    OutboxDrain& report);
+                    std::optional<Errc> errc, OutboxDrain& report);
 
     OutboxStore& outbox_;
     StatusWriter& writer_;

@@ -10,10 +10,11 @@ using namespace std::chrono;
 
 namespace {
 
-OutboxReplay::Options replay_options() {
+OutboxReplay::Options replay_options(HealthObserver* health) {
     OutboxReplay::Options options;
     options.backoff_initial = milliseconds(100);
     options.backoff_max = milliseconds(5'000);
+    options.health = health;
     return options;
 }
 
@@ -41,8 +42,12 @@ OutboxRepository::OutboxRepository(std::shared_ptr<ModelRepository> source, Stat
                                    std::unique_ptr<OutboxStore> store)
     : source_(std::move(source))
     , copy_(source_->capability<LocalCopy>())
+    , own_health_(health_unless_kept(*source_))
+    , writer_(writer)
     , store_(std::move(store))
-    , replay_(*store_, writer, replay_options()) {
+    , replay_(
+          *store_, writer,
+          replay_options(own_health_ ? own_health_.get() : source_->capability<HealthObserver>())) {
     replay_.start(); // drains what an earlier process left, as soon as it can
 }
 
@@ -69,8 +74,9 @@ Result<WriteReceipt> OutboxRepository::defer(std::span<const ModelStatus> status
         e.source = std::string(source_->name());
         return e;
     };
+    const Timestamp now = Clock::now();
     for (std::size_t i = 0; i < statuses.size(); ++i)
-        if (auto problem = status_problem(statuses[i]))
+        if (auto problem = write_problem(statuses[i], now, writer_.max_clock_skew()))
             return refuse(i, *problem);
     if (copy_ && copy_->holds_catalogue())
         for (std::size_t i = 0; i < statuses.size(); ++i)
@@ -139,6 +145,12 @@ std::vector<MetricFamily> OutboxRepository::backend_metrics() const {
 void* OutboxRepository::find_capability(const std::type_info& type) noexcept {
     if (void* p = offer<OutboxControl>(type, this))
         return p;
+    if (own_health_) {
+        if (void* p = offer<HealthControl>(type, own_health_.get()))
+            return p;
+        if (void* p = offer<HealthObserver>(type, own_health_.get()))
+            return p;
+    }
     return source_->find_capability(type);
 }
 

@@ -78,6 +78,10 @@ private:
     // The source first (the replay writes through it), the store, the replay thread.
     const std::shared_ptr<ModelRepository> source_;
     LocalCopy* const copy_; ///< the last-known copy below, when there is one
+    /// Where dead letters are told: the source's health, or its own when the source keeps
+    /// none (then offered as the source's HealthControl).
+    std::unique_ptr<HealthTracker> own_health_;
+    StatusWriter& writer_; ///< the source's, for the replay and its allowed clock skew
     std::unique_ptr<OutboxStore> store_;
     OutboxReplay replay_;
     std::atomic<std::uint64_t> queued_statuses_{0};

@@ -166,11 +166,19 @@ void ChangeFeed::session() {
     auto opened = Connection::open(session_, watchdog,
                                    SteadyClock::now() + session_->connect_timeout +
                                        options_.heartbeat_timeout);
-    if (!opened)
+    if (!opened) {
+        if (options_.health)
+            options_.health->failed("feed", opened.error());
         return set_error(std::move(opened).error());
+    }
     Connection& c = *opened.value();
-    if (auto listening = listen_on_channel(c); !listening)
+    if (auto listening = listen_on_channel(c); !listening) {
+        if (options_.health)
+            options_.health->failed("feed", listening.error());
         return set_error(std::move(listening).error());
+    }
+    if (options_.health)
+        options_.health->reached("feed");
     // Awake while catching up; old rows go (count and age) once per session.
     if (auto awake = mark(c, false, true); !awake)
         return set_error(std::move(awake).error());

@@ -24,6 +24,7 @@
 #include <modelrepo/catalog_change.hpp>
 #include <modelrepo/error.hpp>
 
+#include "../core/health_tracker.hpp"
 #include "connection.hpp"
 #include "session_config.hpp"
 
@@ -47,6 +48,9 @@ public:
         std::chrono::milliseconds poll_interval{3};
         /// This long without a change: asleep (writers notify; a poll per heartbeat).
         std::chrono::milliseconds idle_after{20};
+        /// Told whether each session could connect and listen (the source's health); may
+        /// be null. Outlives the feed.
+        HealthObserver* health = nullptr;
     };
     /// Receives each batch of changes, on the feed's thread, in version order; a batch
     /// after a (re)connect ends with a `resync` at the current version.

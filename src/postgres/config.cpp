@@ -107,6 +107,11 @@ std::optional<Error> read_param(PostgresConfig& config, std::string_view url,
             return invalid(url,
                            key + " must be a duration like 90s, 15m or 24h, got '" + value + "'");
         config.feed_keepalive = *d;
+    } else if (key == "max_clock_skew") {
+        auto d = detail::parse_duration(value);
+        if (!d)
+            return invalid(url, key + " must be a duration like 5m or 90s, got '" + value + "'");
+        config.max_clock_skew = *d;
     } else if (key == "read_target") {
         if (value == "any")
             config.read_target = ReadTarget::any;

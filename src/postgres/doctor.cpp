@@ -352,9 +352,34 @@ bool DoctorReport::healthy() const noexcept {
 
 namespace {
 
+/// Statuses stored with a `checked_at` further ahead of this clock than the allowed skew
+/// (written by psql, Prisma or a writer with a wrong clock): each silently keeps every real
+/// status of its model out, since an older `checked_at` is ignored. `table` and `checked_at`
+/// are quoted SQL; `utc_column`: a timestamp without time zone holding UTC.
+void check_future_statuses(pqxx::nontransaction& tx, const std::string& table,
+                           const std::string& checked_at, bool utc_column,
+                           const PostgresConfig& config, const std::string& label,
+                           std::vector<DoctorCheck>& checks) {
+    std::string limit = format_timestamp(Clock::now() + config.max_clock_skew);
+    std::string column = utc_column ? "(" + checked_at + " AT TIME ZONE 'UTC')" : checked_at;
+    auto row = tx.exec_params("SELECT count(*), max(" + column + ") FROM " + table + " WHERE " +
+                                  column + " > $1::timestamptz",
+                              limit)[0];
+    if (std::string(row[0].c_str()) == "0")
+        return;
+    checks.push_back({label, "future statuses", Status::fail,
+                      std::string(row[0].c_str()) +
+                          " stored statuses are dated in the future (the latest " + row[1].c_str() +
+                          "), past the allowed skew: every real status of those models is "
+                          "ignored as older until then",
+                      "UPDATE " + table + " SET " + checked_at + " = " +
+                          (utc_column ? "(now() AT TIME ZONE 'UTC')" : "now()") + " WHERE " +
+                          column + " > '" + limit + "'; (then the next writes land)"});
+}
+
 /// TCP, TLS, the method, the login, the server's role and the schema at one address.
 /// modelrepo's own tables: their schema version and row counts.
-void check_schema(pqxx::nontransaction& tx, const std::string& label,
+void check_schema(pqxx::nontransaction& tx, const PostgresConfig& config, const std::string& label,
                   std::vector<DoctorCheck>& checks) {
     bool has = tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL")[0][0].as<bool>();
     if (!has) {
@@ -371,6 +396,7 @@ void check_schema(pqxx::nontransaction& tx, const std::string& label,
              row[2].c_str() + " providers, " + row[3].c_str() + " statuses",
          std::string(row[1].c_str()) == "0" ? "empty catalogue: modelrepo --source URL import FILE"
                                             : ""});
+    check_future_statuses(tx, "model_status", "checked_at", false, config, label, checks);
 }
 
 /// A mapping (mapping=) against information_schema: every missing table or column, every
@@ -412,6 +438,10 @@ void check_mapping(pqxx::nontransaction& tx, const PostgresConfig& config, const
         tx.exec("SELECT (SELECT count(*) FROM " + shown +
                 detail::quote_identifier(mapping.models.table) + "), (SELECT count(*) FROM " +
                 shown + detail::quote_identifier(mapping.providers.table) + ")")[0];
+    check_future_statuses(tx, shown + detail::quote_identifier(mapping.statuses.table),
+                          detail::quote_identifier(mapping.statuses.checked_at.name),
+                          mapping.statuses.checked_at.type == detail::ColumnType::timestamp, config,
+                          label, checks);
     checks.push_back({label, "schema", version == "3" ? Status::ok : Status::fail,
                       std::string(count[0].c_str()) + " models, " + count[1].c_str() +
                           " providers in the mapped tables; " +
@@ -506,7 +536,7 @@ void check_address(Address& address, int port, const detail::HostParams& host,
             if (!config.schema.empty())
                 tx.exec("SET search_path TO " + conn.quote_name(config.schema));
             if (config.mapping.empty())
-                check_schema(tx, address.label, checks);
+                check_schema(tx, config, address.label, checks);
             else
                 check_mapping(tx, config, address.label, checks);
         } catch (const std::exception& e) {

@@ -164,6 +164,12 @@ Result<Lease> ConnectionPool::acquire(Deadline deadline, SteadyClock::time_point
             auto connected = Connection::open(session_, watchdog_, deadline);
             lock.lock();
             probing_ = false;
+            if (options_.health) {
+                if (connected)
+                    options_.health->reached(options_.layer);
+                else
+                    options_.health->failed(options_.layer, connected.error());
+            }
             if (!connected) {
                 connect_failures_.fetch_add(1, std::memory_order_relaxed);
                 down_error_ = connected.error();

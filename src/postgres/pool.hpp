@@ -20,6 +20,7 @@
 #include <modelrepo/error.hpp>
 #include <modelrepo/pool_stats.hpp>
 
+#include "../core/health_tracker.hpp"
 #include "connection.hpp"
 
 namespace modelrepo::detail {
@@ -39,6 +40,11 @@ struct PoolOptions {
     /// first to the second, with jitter. Callers fail fast in between.
     std::chrono::milliseconds backoff_initial{100};
     std::chrono::milliseconds backoff_max{5'000};
+    /// Told of every connect's outcome (the source's health); may be null. Outlives the
+    /// pool.
+    HealthObserver* health = nullptr;
+    /// The layer's name in health reports ("pool", "read pool").
+    const char* layer = "pool";
 };
 
 class ConnectionPool;

@@ -10,6 +10,7 @@
 
 #include "../core/backend_metrics.hpp"
 #include "../core/capabilities.hpp"
+#include "../core/health_tracker.hpp"
 #include "change_feed.hpp"
 #include "schema.hpp"
 #include "sql_catalog.hpp"
@@ -20,7 +21,9 @@ using namespace std::chrono;
 
 struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWriter {
     // Declared in the order the parts depend on each other; destroyed the other way: the
-    // feed (it delivers into the hub or the sink), the hub, then the SQL and its pool.
+    // feed (it delivers into the hub or the sink), the hub, then the SQL and its pool,
+    // then the health they report to.
+    detail::HealthTracker health;
     detail::SqlCatalog sql;
     ChangeHub hub; ///< watch()'s subscribers, when no layer above takes the feed
     std::unique_ptr<detail::ChangeFeed> feed;
@@ -33,13 +36,16 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
     Impl(PostgresConfig config, detail::Mapping mapping,
          std::shared_ptr<const detail::SessionConfig> session,
          std::shared_ptr<const detail::SessionConfig> direct)
-        : sql(std::move(config), std::move(session), std::move(direct), {}, std::move(mapping)) {
+        : health(session->source)
+        , sql(std::move(config), std::move(session), std::move(direct), {}, std::move(mapping),
+              &health) {
         const PostgresConfig& c = sql.config();
         detail::ChangeFeed::Options feed_options;
         feed_options.heartbeat = c.feed_keepalive;
         feed_options.heartbeat_timeout = std::min(c.feed_keepalive, milliseconds(3'000));
         feed_options.backoff_initial = c.reconnect_backoff_initial;
         feed_options.backoff_max = c.reconnect_backoff_max;
+        feed_options.health = &health;
         feed = std::make_unique<detail::ChangeFeed>(
             sql.feed_session(), sql.schema_prefix(), feed_options,
             [this](std::vector<CatalogChange> changes) { deliver(std::move(changes)); },
@@ -121,7 +127,13 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
 
     // StatusWriter, for an outbox's replay.
     Result<std::int64_t> apply_statuses(std::span<const ModelStatus> statuses) override {
-        return sql.upsert_statuses(statuses);
+        auto receipt = sql.upsert_statuses(statuses);
+        if (!receipt)
+            return std::move(receipt).error();
+        return receipt.value().applied;
+    }
+    std::chrono::milliseconds max_clock_skew() const override {
+        return sql.config().max_clock_skew;
     }
     Result<std::vector<Result<std::int64_t>>>
     apply_each(std::span<const std::vector<ModelStatus>> batches) override {
@@ -244,13 +256,8 @@ Result<void> PostgresRepository::check_health() {
 Result<WriteReceipt> PostgresRepository::write_statuses(std::span<const ModelStatus> statuses,
                                                         const WriteOptions& options) {
     if (options.source_down)
-        return *options.source_down;                     // no outbox here to keep it in
-    auto applied = impl_->sql.upsert_statuses(statuses); // checks the ranges first
-    if (!applied)
-        return std::move(applied).error();
-    WriteReceipt receipt;
-    receipt.applied = applied.value();
-    return receipt;
+        return *options.source_down;             // no outbox here to keep it in
+    return impl_->sql.upsert_statuses(statuses); // checks the ranges and dates first
 }
 
 Result<int> PostgresRepository::migrate() {
@@ -281,7 +288,9 @@ void* PostgresRepository::find_capability(const std::type_info& type) noexcept {
     for (void* offered :
          {offer<CatalogAdmin>(type, this), offer<detail::CatalogReader>(type, &impl_->sql),
           offer<detail::ChangeSource>(type, impl_.get()),
-          offer<detail::StatusWriter>(type, impl_.get())})
+          offer<detail::StatusWriter>(type, impl_.get()),
+          offer<HealthControl>(type, &impl_->health),
+          offer<detail::HealthObserver>(type, &impl_->health)})
         if (offered)
             return offered;
     return nullptr;

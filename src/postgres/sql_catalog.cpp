@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "../core/catalog_view.hpp"
 #include "../core/files.hpp"
@@ -255,7 +256,7 @@ std::shared_ptr<const SessionConfig> with_role(const SessionConfig& base, Sessio
 
 SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfig> session,
                        std::shared_ptr<const SessionConfig> direct, ConnectionPool::ClockFn clock,
-                       Mapping mapping)
+                       Mapping mapping, HealthObserver* health)
     : config_(std::move(config))
     , prefix_(config_.schema.empty() ? "" : quote_identifier(config_.schema) + ".")
     , mapping_(std::move(mapping)) {
@@ -268,7 +269,9 @@ SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfi
     // standbys to read from; reads on their own pool then.
     const bool split = config_.read_target != ReadTarget::any;
     session_ = split ? with_role(*session, SessionRole::read_write, {}) : session;
-    write_pool_ = std::make_unique<ConnectionPool>(session_, pool_options(config_), clock);
+    PoolOptions write_options = pool_options(config_);
+    write_options.health = health;
+    write_pool_ = std::make_unique<ConnectionPool>(session_, write_options, clock);
     if (config_.read_target == ReadTarget::prefer_standby ||
         config_.read_target == ReadTarget::standby) {
         auto role = config_.read_target == ReadTarget::standby ? SessionRole::standby
@@ -281,6 +284,8 @@ SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfi
             options.recheck_interval =
                 std::min(options.recheck_interval,
                          std::max(config_.max_replication_lag / 2, std::chrono::milliseconds(100)));
+        options.health = health;
+        options.layer = "read pool";
         read_pool_ = std::make_unique<ConnectionPool>(read_session_, options, clock);
     }
     // The feed and migrations: the direct session when the main URL is PgBouncer's.
@@ -289,6 +294,8 @@ SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfi
     if (direct) {
         PoolOptions options = pool_options(config_);
         options.max_size = 1;
+        options.health = health;
+        options.layer = "direct session";
         direct_pool_ = std::make_unique<ConnectionPool>(direct_session_, options, clock);
     }
 }
@@ -498,10 +505,39 @@ Result<void> SqlCatalog::check_health() {
     return success();
 }
 
-Result<std::int64_t> SqlCatalog::upsert_statuses(std::span<const ModelStatus> statuses) {
-    // Validate here so a bad batch never reaches the server half-checked.
+namespace {
+
+/// Which of `statuses` the upsert wrote (`written`: the slugs it returned): per slug, the
+/// newest status of the batch is the one sent; the others, and those whose slug was not
+/// written (the stored one is newer), were ignored.
+WriteReceipt receipt_of(std::span<const ModelStatus> statuses,
+                        const std::unordered_set<std::string>& written) {
+    std::unordered_map<std::string_view, std::size_t> sent;
     for (std::size_t i = 0; i < statuses.size(); ++i) {
-        if (auto problem = status_problem(statuses[i])) {
+        auto [it, fresh] = sent.emplace(statuses[i].model_slug, i);
+        if (!fresh && statuses[it->second].checked_at <= statuses[i].checked_at)
+            it->second = i;
+    }
+    WriteReceipt receipt;
+    for (std::size_t i = 0; i < statuses.size(); ++i) {
+        const std::string& slug = statuses[i].model_slug;
+        if (written.count(slug) && sent[slug] == i) {
+            ++receipt.applied;
+        } else {
+            ++receipt.ignored;
+            receipt.ignored_models.push_back(slug);
+        }
+    }
+    return receipt;
+}
+
+} // namespace
+
+Result<WriteReceipt> SqlCatalog::upsert_statuses(std::span<const ModelStatus> statuses) {
+    // Validate here so a bad batch never reaches the server half-checked.
+    const Timestamp now = Clock::now();
+    for (std::size_t i = 0; i < statuses.size(); ++i) {
+        if (auto problem = write_problem(statuses[i], now, config_.max_clock_skew)) {
             Error e = make_error(Errc::invalid_argument, "statuses[" + std::to_string(i) + "]: " +
                                                              *problem + "; nothing was written");
             e.source = name();
@@ -509,7 +545,7 @@ Result<std::int64_t> SqlCatalog::upsert_statuses(std::span<const ModelStatus> st
         }
     }
     if (statuses.empty())
-        return std::int64_t{0};
+        return WriteReceipt{};
     auto a = status_arrays(statuses);
     // One statement: atomic on its own. A deadlock or a serialization failure against
     // another client's transaction (40P01, 40001) is the server asking for the same
@@ -519,14 +555,21 @@ Result<std::int64_t> SqlCatalog::upsert_statuses(std::span<const ModelStatus> st
     // are bounded by time as well as by number.
     const auto give_up = std::chrono::steady_clock::now() + config_.query_timeout;
     for (int attempt = 1;; ++attempt) {
-        auto applied = query(*write_pool_, StatementId::upsert_statuses,
-                             params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]),
-                             [](const Rows& rows) { return rows.affected(); });
-        if (applied || attempt == max_write_attempts || !is_transient(applied.error()))
-            return applied;
+        auto written =
+            query(*write_pool_, StatementId::upsert_statuses,
+                  params(a[0], a[1], a[2], a[3], a[4], a[5], a[6]), [](const Rows& rows) {
+                      std::unordered_set<std::string> slugs;
+                      for (int r = 0; r < rows.size(); ++r)
+                          slugs.emplace(rows.text(r, 0));
+                      return slugs;
+                  });
+        if (written)
+            return receipt_of(statuses, written.value());
+        if (attempt == max_write_attempts || !is_transient(written.error()))
+            return std::move(written).error();
         auto pause = retry_pause(attempt);
         if (std::chrono::steady_clock::now() + pause >= give_up)
-            return applied;
+            return std::move(written).error();
         std::this_thread::sleep_for(pause);
     }
 }
@@ -537,10 +580,11 @@ SqlCatalog::upsert_each(std::span<const std::vector<ModelStatus>> batches) {
     std::vector<std::array<std::string, 7>> arrays;
     std::vector<std::array<const char*, 7>> values;
     std::vector<std::size_t> sent; // which batches go to the server
+    const Timestamp now = Clock::now();
     for (std::size_t b = 0; b < batches.size(); ++b) {
         std::optional<Error> problem;
         for (std::size_t i = 0; i < batches[b].size() && !problem; ++i)
-            if (auto p = status_problem(batches[b][i]))
+            if (auto p = write_problem(batches[b][i], now, config_.max_clock_skew))
                 problem = make_error(Errc::invalid_argument,
                                      "statuses[" + std::to_string(i) + "]: " + *p);
         if (problem) {
@@ -821,6 +865,17 @@ ImportArrays import_arrays(const Snapshot& snapshot) {
 Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
     if (auto valid = validate(snapshot); !valid)
         return valid.error();
+    // An import writes its statuses: one from the future would keep every real one out.
+    const Timestamp now = Clock::now();
+    for (std::size_t i = 0; i < snapshot.statuses.size(); ++i)
+        if (auto problem = future_problem(snapshot.statuses[i], now, config_.max_clock_skew)) {
+            Error e =
+                make_error(Errc::invalid_argument, "$.statuses[" + std::to_string(i) + "] (" +
+                                                       snapshot.statuses[i].model_slug +
+                                                       "): " + *problem + "; nothing was imported");
+            e.source = name();
+            return e;
+        }
     const ImportArrays a = import_arrays(snapshot);
     const std::string& t = prefix_;
     // The deadline grows with the catalogue (a large import is not an outage): the query

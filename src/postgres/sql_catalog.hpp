@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include <modelrepo/model_repository.hpp>
 #include <modelrepo/postgres_config.hpp>
 #include <modelrepo/snapshot.hpp>
 
@@ -33,7 +34,7 @@ public:
     /// it, and the statements are generated then, once.
     SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfig> session,
                std::shared_ptr<const SessionConfig> direct = {}, ConnectionPool::ClockFn clock = {},
-               Mapping mapping = Mapping::builtin_tables());
+               Mapping mapping = Mapping::builtin_tables(), HealthObserver* health = nullptr);
 
     const std::string& name() const noexcept { return session_->source; }
     const PostgresConfig& config() const noexcept { return config_; }
@@ -60,8 +61,10 @@ public:
     Result<std::vector<Model>> list_models();
     Result<SystemStats> system_stats();
     Result<void> check_health();
-    /// Validated here; one statement; rows sorted by slug.
-    Result<std::int64_t> upsert_statuses(std::span<const ModelStatus> statuses);
+    /// Validated here (a status further ahead of the clock than `max_clock_skew` too); one
+    /// statement; rows sorted by slug. The receipt says which were applied and which were
+    /// ignored, the stored status being newer.
+    Result<WriteReceipt> upsert_statuses(std::span<const ModelStatus> statuses);
     /// upsert_statuses of each batch, pipelined on one connection (one round trip), each
     /// in its own transaction. The outer Result fails when the session did.
     Result<std::vector<Result<std::int64_t>>>

@@ -41,7 +41,7 @@ const Snapshot& bundled() {
 
 /// A status newer than any the bundle holds, for `slug`.
 ModelStatus fresh_status(const std::string& slug, Health health, double availability) {
-    return {slug, health, availability, 42.0, 0.125, "conformance", Clock::now() + hours(1)};
+    return {slug, health, availability, 42.0, 0.125, "conformance", Clock::now()};
 }
 
 /// Waits until a copy, when there is one, is in sync (so reads come from it).

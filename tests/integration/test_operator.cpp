@@ -283,7 +283,8 @@ TEST_CASE("webhooks: one alert and one resolved per outage, with the secret head
     std::this_thread::sleep_for(3s); // a third would have come by now
     auto alerts = good.alerts();
     REQUIRE(alerts.size() == 2);
-    CHECK((alerts[0]["event"] == "served_by_backup" || alerts[0]["event"] == "breaker_opened"));
+    CHECK((alerts[0]["event"] == "source_down" || alerts[0]["event"] == "served_by_backup" ||
+           alerts[0]["event"] == "breaker_opened"));
     CHECK(alerts[1]["event"] == "resolved");
     for (const auto& a : alerts) {
         CAPTURE(a.dump());

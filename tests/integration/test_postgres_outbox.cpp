@@ -390,7 +390,7 @@ TEST_CASE("two processes writing to one outbox while the database is down: nothi
     s.kill9();
     RestartOnExit restart{s};
     auto statuses = [&](const std::string& slug, int i) {
-        Timestamp t = Timestamp(seconds(1'900'000'000) + seconds(i));
+        Timestamp t = Timestamp(seconds(1'796'000'000) + seconds(i));
         std::vector<ModelStatus> one{status(slug, t)};
         return dir.write(slug + std::to_string(i) + ".json", write_statuses(one));
     };
@@ -424,7 +424,7 @@ TEST_CASE("two processes writing to one outbox while the database is down: nothi
     CAPTURE(drained.err);
     CHECK(drained.exit_code == 0);
     CHECK(s.psql("SELECT count(*) FROM model_status WHERE region = 'outbox-test' AND "
-                 "checked_at = to_timestamp(1900000009)",
+                 "checked_at = to_timestamp(1796000009)",
                  "outbox_shared") == "2");
 }
 
@@ -441,13 +441,13 @@ TEST_CASE("a writer killed -9 at random moments, 20 times, against a database th
     RestartOnExit restart{s};
     std::map<std::string, long long> acked; // the newest acknowledged checked_at per model
     std::mt19937 random(11);
-    long long next_us = 1'900'000'000'000'000;
+    long long next_us = 1'796'000'000'000'000;
     int acks = 0;
     for (int round = 0; round < 20; ++round) {
         // Each writer's timestamps lie after all of the one before: a write of a killed
         // writer that was durable but not yet acknowledged is never newer than the next
         // writer's.
-        next_us = 1'900'000'000'000'000 + (round + 1) * 1'000'000'000LL;
+        next_us = 1'796'000'000'000'000 + (round + 1) * 1'000'000'000LL;
         ChildProcess child({writer, url, std::to_string(next_us)});
         auto note = [&](const std::string& line) {
             char slug[128];
@@ -484,7 +484,7 @@ TEST_CASE("a writer killed -9 at random moments, 20 times, against a database th
         // The newest acknowledged, or a newer write that was durable when the kill came
         // before its acknowledgement: never an older one, and one a writer made.
         CHECK(in_db[slug] >= us);
-        CHECK(in_db[slug] < 1'900'000'000'000'000 + 21 * 1'000'000'000LL);
+        CHECK(in_db[slug] < 1'796'000'000'000'000 + 21 * 1'000'000'000LL);
     }
 }
 

@@ -212,7 +212,7 @@ TEST_CASE("16 threads of mixed reads and upserts give correct answers") {
         slugs.push_back(m.slug);
     std::atomic<int> wrong{0};
     std::atomic<int> calls{0};
-    Timestamp base = sys_days{2027y / January / 1};
+    Timestamp base = sys_days{2026y / December / 2}; // newer than the import, in the past
     std::vector<std::thread> threads;
     for (int t = 0; t < 16; ++t)
         threads.emplace_back([&, t] {
@@ -270,7 +270,7 @@ TEST_CASE("8 threads upserting overlapping models never deadlock") {
     std::vector<std::string> slugs;
     for (const Model& m : builtin_snapshot().models)
         slugs.push_back(m.slug);
-    Timestamp base = sys_days{2027y / March / 1};
+    Timestamp base = sys_days{2026y / December / 3}; // newer than the import, in the past
     std::atomic<int> failed{0};
     std::string first_error;
     std::mutex error_mutex;
@@ -346,7 +346,7 @@ TEST_CASE("a deadlock with another client's transaction is run again, not answer
         REQUIRE(exec("UPDATE model_status SET availability = 0.1 WHERE model_slug = 'gpt-5'") ==
                 "");
         // ...while a write of two statuses takes claude-sonnet-4-5's row and waits...
-        Timestamp at = floor<microseconds>(Clock::now()) + hours(1 + round);
+        Timestamp at = floor<microseconds>(Clock::now()) + seconds(round); // newer each round
         std::vector<ModelStatus> batch{
             {"claude-sonnet-4-5", Health::degraded, 0.5, 1.0, 0.1, "", at},
             {"gpt-5", Health::degraded, 0.5, 1.0, 0.1, "", at}};

@@ -153,7 +153,7 @@ TEST_CASE("a DATABASE_URL libpq would refuse: invalid_argument naming it, no con
 TEST_CASE("upsert FILE|- on the bundled catalogue: applied N; bad input is bad_data, exit 1") {
     test::TempDir dir;
     auto file = dir.write("s.json", R"([{"model":"gpt-4o","health":"outage","availability":0.1,
-        "latency_ms":null,"error_rate":0.9,"region":"x","checked_at":"2030-01-01T00:00:00Z"}])");
+        "latency_ms":null,"error_rate":0.9,"region":"x","checked_at":"2026-12-01T00:00:00Z"}])");
     auto r = cli({"upsert", file.string()});
     CHECK(r.exit_code == 0);
     CHECK(r.out == "applied 1\n");

@@ -134,7 +134,7 @@ TEST_CASE("the breaker opens: the primary is skipped without being called") {
 
 TEST_CASE("writes go to the primary only, never silently to a backup") {
     Chain c;
-    Timestamp later = sys_days{2027y / January / 1};
+    Timestamp later = sys_days{2026y / December / 2}; // newer than the bundled statuses
     std::vector<ModelStatus> batch{{"gpt-4o", Health::outage, 0, 1.0, 1, "", later}};
     CHECK(c.repo->upsert_statuses(batch).value() == 1);
     CHECK(c.backup->calls() == 0);

@@ -8,9 +8,12 @@ namespace modelrepo::cli {
 
 Command define_upsert(CLI::App& app, const Globals& globals) {
     auto* sub = app.add_subcommand(
-        "upsert", "Write statuses (a JSON array of status objects, the snapshot's form) to the "
-                  "first source: says 'applied N', or 'queued N in the outbox (PATH)' while the "
-                  "database cannot take them (outbox=PATH)");
+        "upsert",
+        "Write statuses (a JSON array of status objects, the snapshot's form) to the "
+        "first source: says 'applied N' (and on stderr the statuses ignored as older than "
+        "the stored ones), or 'queued N in the outbox (PATH)' while the database "
+        "cannot take them (outbox=PATH). A checked_at more than max_clock_skew (5 "
+        "min) ahead of the clock is refused");
     auto from = std::make_shared<std::string>();
     sub->add_option("file", *from, "A JSON file, or - for standard input")->required();
     return {sub, [&globals, from] {
@@ -29,6 +32,13 @@ Command define_upsert(CLI::App& app, const Globals& globals) {
                 const auto& r = receipt.value();
                 if (r.queued == 0) {
                     std::cout << "applied " << r.applied << '\n';
+                    if (r.ignored > 0) {
+                        std::cerr << "modelrepo: ignored " << r.ignored
+                                  << " older than the stored status (checked_at):";
+                        for (const auto& slug : r.ignored_models)
+                            std::cerr << ' ' << slug;
+                        std::cerr << '\n';
+                    }
                     return exit_ok;
                 }
                 std::cout << "queued " << r.queued << " in the outbox (" << r.outbox << ")" << '\n';

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Webhook alerts: the chain's events folded into states (the primary down or up, a
-// backup's breaker open or closed), damped per state, queued per receiver, POSTed by a
-// thread per receiver with retries until a deadline.
+// Alerts: the chain's and the sources' events folded into outages (one per source: its
+// origin down, its breaker open, or a backup serving for it; its copy stale), each alerted
+// once and resolved once, queued per receiver and POSTed by a thread per receiver with
+// retries until a deadline. A timer thread sends what is due: a resolved whose recovery
+// held, an alert held back while a source flapped, Alertmanager's re-posts.
 #include "alerts.hpp"
 
 #include <atomic>
@@ -22,6 +24,7 @@ namespace modelrepo::serve {
 
 namespace {
 
+using ojson = nlohmann::ordered_json;
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
@@ -32,26 +35,79 @@ std::string host_name() {
     return name;
 }
 
+std::string dump(const ojson& value) {
+    return value.dump(-1, ' ', false, ojson::error_handler_t::replace);
+}
+
+std::string errc_name(const std::optional<Errc>& errc) {
+    return errc ? std::string(to_string(*errc)) : std::string();
+}
+
+/// "2m13s", "41s".
+std::string lasted(Timestamp from, Timestamp to) {
+    auto s = std::chrono::duration_cast<std::chrono::seconds>(to - from).count();
+    if (s < 0)
+        s = 0;
+    return s >= 60 ? std::to_string(s / 60) + "m" + std::to_string(s % 60) + "s"
+                   : std::to_string(s) + "s";
+}
+
+/// One line for a person: what is down and why, what serves meanwhile; or that it is over.
+std::string summary(const AlertNotice& n) {
+    if (n.event == "resolved")
+        return n.alertname == "ModelrepoCopyStale"
+                   ? "the last-known copy of " + n.source + " is in sync again"
+                   : n.source + " answers again, after " + lasted(n.started, n.at);
+    if (n.alertname == "ModelrepoCopyStale")
+        return "the last-known copy of " + n.source + " is stale";
+    if (n.alertname == "ModelrepoOutboxDeadLetter")
+        return "the outbox of " + n.source + " set aside writes the source refused";
+    return n.source + " is down" + (n.errc ? " (" + errc_name(n.errc) + ")" : std::string());
+}
+
 } // namespace
 
-std::string alert_body(const std::string& event, const std::string& source,
-                       const std::string& cause, Timestamp at, const std::string& host) {
-    const bool resolved = event == "resolved";
+std::string alert_body(const AlertNotice& n, const std::string& host) {
+    const bool resolved = n.event == "resolved";
     std::string text = std::string(resolved ? ":white_check_mark: " : ":rotating_light: ") +
-                       "modelrepo on " + host + ": " +
-                       (resolved                      ? "resolved, " + source
-                        : event == "served_by_backup" ? "a backup serves (" + source + ")"
-                                                      : event + " " + source) +
-                       (cause.empty() ? "" : ": " + cause);
-    nlohmann::ordered_json body{{"event", event}, {"source", source},
-                                {"cause", cause}, {"at", format_timestamp(at)},
-                                {"host", host},   {"text", text}};
-    return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+                       "modelrepo on " + host + ": " + (resolved ? "resolved, " : "") + summary(n) +
+                       (n.cause.empty() || resolved ? "" : ": " + n.cause) +
+                       (n.meanwhile.empty() || resolved ? "" : ". Meanwhile: " + n.meanwhile);
+    ojson body{{"event", n.event},
+               {"alert", n.alertname},
+               {"source", n.source},
+               {"cause", n.cause},
+               {"errc", n.errc ? ojson(errc_name(n.errc)) : ojson(nullptr)},
+               {"meanwhile", n.meanwhile},
+               {"at", format_timestamp(n.at)},
+               {"since", format_timestamp(n.started)},
+               {"host", host},
+               {"text", text}};
+    return dump(body);
+}
+
+std::string alertmanager_body(const AlertNotice& n, Timestamp ends_at, const std::string& host) {
+    std::string description = n.cause;
+    if (!n.meanwhile.empty())
+        description += (description.empty() ? "" : "\n") + std::string("Meanwhile: ") + n.meanwhile;
+    ojson alert{
+        {"labels",
+         {{"alertname", n.alertname},
+          {"source", n.source},
+          {"cause", n.errc ? errc_name(n.errc) : std::string("none")},
+          {"severity", n.severity},
+          {"instance", host}}},
+        {"annotations",
+         {{"summary", summary(n)}, {"description", description}, {"runbook_url", n.runbook}}},
+        {"startsAt", format_timestamp(n.started)},
+        {"endsAt", format_timestamp(ends_at)}};
+    return dump(ojson::array({alert}));
 }
 
 struct Alerter::Impl {
     AlertOptions options;
     std::string primary;
+    std::function<std::string(const std::string&)> meanwhile;
     std::string host = host_name();
 
     struct Item {
@@ -62,7 +118,8 @@ struct Alerter::Impl {
     /// One receiver: its queue and the thread that delivers it.
     struct Receiver {
         std::string url;
-        std::string label; ///< "1", "2", …: the URL may hold a secret
+        std::string label; ///< "1", "am1", …: the URL may hold a secret
+        bool alertmanager = false;
         std::mutex mutex;
         std::condition_variable wake;
         std::deque<Item> queue;
@@ -71,77 +128,212 @@ struct Alerter::Impl {
     };
     std::vector<std::unique_ptr<Receiver>> receivers;
 
-    /// A state alerted about: the primary's outage, or one backup's breaker.
-    struct State {
-        bool sent_down = false;
-        steady_clock::time_point sent_at{};
-        bool have_pending = false;
-        bool pending_down = false;
-        std::string event, source, cause;
-        Timestamp at;
+    /// One outage: of a source (its origin, its breaker, a backup serving for it), of its
+    /// copy, or its outbox's dead letters.
+    struct Outage {
+        // What holds it down (a source's outage: any of them).
+        bool health_down = false, breaker_open = false, backup_serving = false, stale = false;
+        bool firing = false;                                ///< alerted, not resolved
+        AlertNotice notice;                                 ///< what was (or will be) alerted
+        std::optional<steady_clock::time_point> fire_at;    ///< held back: a flapping source
+        std::optional<steady_clock::time_point> resolve_at; ///< recovered: resolved then
+        steady_clock::time_point last_resolved{};
+        steady_clock::time_point last_posted{}; ///< Alertmanager's re-post
+        bool ever_resolved = false;
+
+        bool down() const { return health_down || breaker_open || backup_serving || stale; }
     };
-    std::mutex mutex; ///< states, stopping (taken before a receiver's, never after)
-    std::map<std::string, State> states;
+    std::mutex mutex; ///< outages, stopping (taken before a receiver's, never after)
+    std::map<std::string, Outage> outages;
     bool stopping = false;
     std::atomic<bool> stopped{false}; ///< for the receivers, which hold their own mutex
     std::condition_variable wake;
-    std::thread damper;
+    std::thread timer;
 
-    void send(const State& s, bool down) {
-        std::string body = alert_body(down ? s.event : "resolved", s.source, s.cause, s.at, host);
+    void enqueue(Receiver& r, std::string body, steady_clock::time_point now) {
+        std::lock_guard lock(r.mutex);
+        if (r.queue.size() >= options.queue) {
+            ++r.dropped;
+            return;
+        }
+        r.queue.push_back({std::move(body), now + options.deadline, now});
+        ++r.queued;
+        r.wake.notify_one();
+    }
+
+    /// Alertmanager's endsAt for a firing alert: well past the next re-post.
+    Timestamp firing_ends() const { return Clock::now() + 4 * options.resend; }
+
+    void send(Outage& o, bool resolved) {
         auto now = steady_clock::now();
-        for (auto& r : receivers) {
-            std::lock_guard lock(r->mutex);
-            if (r->queue.size() >= options.queue) {
-                ++r->dropped;
-                continue;
+        AlertNotice n = o.notice;
+        if (resolved) {
+            n.event = "resolved";
+            n.at = Clock::now();
+        }
+        std::string hook = alert_body(n, host);
+        std::string am = alertmanager_body(n, resolved ? n.at : firing_ends(), host);
+        for (auto& r : receivers)
+            enqueue(*r, r->alertmanager ? am : hook, now);
+        o.last_posted = now;
+    }
+
+    /// Alerts, holds back or resolves `o` after what holds it down changed.
+    void evaluate(Outage& o) {
+        auto now = steady_clock::now();
+        if (o.down()) {
+            o.resolve_at.reset(); // not over after all: the same outage goes on
+            if (o.firing || o.fire_at)
+                return;
+            if (o.ever_resolved && now - o.last_resolved < options.interval) {
+                o.fire_at = o.last_resolved + options.interval; // flapping: hold it back
+                return;
             }
-            r->queue.push_back({body, now + options.deadline, now});
-            ++r->queued;
-            r->wake.notify_one();
+            o.notice.started = o.notice.at;
+            o.notice.meanwhile = meanwhile ? meanwhile(o.notice.source) : "";
+            o.firing = true;
+            send(o, false);
+            return;
         }
+        o.fire_at.reset(); // a held-back alert that was never sent needs no resolved
+        if (o.firing && !o.resolve_at)
+            o.resolve_at = now + options.resolve_after;
     }
 
-    void apply(const std::string& key, bool down, const FallbackEvent& e) {
+    /// The outage `key`, its notice's fixed parts set when new.
+    Outage& outage(const std::string& key, const std::string& alertname, const std::string& source,
+                   const std::string& runbook) {
+        auto [it, fresh] = outages.try_emplace(key);
+        if (fresh) {
+            it->second.notice.alertname = alertname;
+            it->second.notice.source = source;
+            it->second.notice.runbook = options.runbook_base + runbook;
+            it->second.notice.severity =
+                alertname == "ModelrepoSourceDown" && source == primary ? "critical" : "warning";
+        }
+        return it->second;
+    }
+
+    /// The cause of an outage not yet alerted: the event that began it, or the origin's
+    /// own cause (source_down) when one comes, which says most. An alert keeps the cause it
+    /// was sent with, so that it stays one alert.
+    static void note_cause(Outage& o, const FallbackEvent& e) {
+        if (o.firing)
+            return;
+        if (o.health_down && e.kind != FallbackEvent::Kind::source_down)
+            return;
+        o.notice.event = std::string(to_string(e.kind));
+        o.notice.cause = e.cause;
+        o.notice.errc = e.errc;
+        o.notice.at = e.at;
+    }
+
+    void apply(const FallbackEvent& e) {
+        using Kind = FallbackEvent::Kind;
         std::lock_guard lock(mutex);
-        auto [it, fresh] = states.try_emplace(key);
-        State& s = it->second;
-        if (fresh && !down)
-            return; // up from the start: nothing to resolve
-        s.event = std::string(to_string(e.kind));
-        s.source = e.source;
-        s.cause = e.cause;
-        s.at = e.at;
-        auto now = steady_clock::now();
-        if (!fresh && now - s.sent_at < options.interval) {
-            // Within the interval: the damper sends the state it ends in, if it changed.
-            s.have_pending = true;
-            s.pending_down = down;
+        if (e.kind == Kind::outbox_dead_letter)
+            return dead_letter(e);
+        // A backup serving is the primary's outage.
+        const std::string& source =
+            e.kind == Kind::served_by_backup || e.kind == Kind::primary_recovered ? primary
+                                                                                  : e.source;
+        Outage& down = outage("down:" + source, "ModelrepoSourceDown", source, "#a-source-is-down");
+        switch (e.kind) {
+        case Kind::source_down:
+            note_cause(down, e);
+            down.health_down = true;
+            break;
+        case Kind::source_recovered: {
+            down.health_down = false;
+            Outage& stale =
+                outage("stale:" + source, "ModelrepoCopyStale", source, "#the-copy-is-stale");
+            stale.stale = false;
+            evaluate(stale);
+            break;
+        }
+        case Kind::breaker_opened:
+            note_cause(down, e);
+            down.breaker_open = true;
+            break;
+        case Kind::breaker_closed:
+            down.breaker_open = false;
+            break;
+        case Kind::served_by_backup:
+            note_cause(down, e);
+            down.backup_serving = true;
+            break;
+        case Kind::primary_recovered:
+            down.backup_serving = false;
+            break;
+        case Kind::copy_stale: {
+            Outage& stale =
+                outage("stale:" + source, "ModelrepoCopyStale", source, "#the-copy-is-stale");
+            note_cause(stale, e);
+            stale.stale = true;
+            evaluate(stale);
             return;
         }
-        s.have_pending = false;
-        if (!fresh && s.sent_down == down)
+        case Kind::breaker_half_open:
+        case Kind::outbox_dead_letter:
             return;
-        s.sent_down = down;
-        s.sent_at = now;
-        send(s, down);
+        }
+        evaluate(down);
     }
 
-    /// Sends what changed within an interval once it has passed (a flap that ended where
-    /// it began sends nothing).
-    void run_damper() {
+    /// A dead letter: told once per interval per source (the rest are in the count).
+    void dead_letter(const FallbackEvent& e) {
+        Outage& o =
+            outage("dead:" + e.source, "ModelrepoOutboxDeadLetter", e.source, "#dead-letters");
+        auto now = steady_clock::now();
+        if (o.ever_resolved && now - o.last_resolved < options.interval)
+            return;
+        o.notice.event = std::string(to_string(e.kind));
+        o.notice.cause = e.cause;
+        o.notice.errc = e.errc;
+        o.notice.at = o.notice.started = e.at;
+        o.ever_resolved = true;
+        o.last_resolved = now;
+        auto posted = steady_clock::now();
+        AlertNotice n = o.notice;
+        // Alertmanager keeps it an hour: a notice, not a state that resolves.
+        std::string am = alertmanager_body(n, Clock::now() + std::chrono::hours(1), host);
+        std::string hook = alert_body(n, host);
+        for (auto& r : receivers)
+            enqueue(*r, r->alertmanager ? am : hook, posted);
+    }
+
+    /// Every 200 ms: alerts held back and now due, resolveds whose recovery held,
+    /// Alertmanager's re-posts of what still fires.
+    void run_timer() {
         std::unique_lock lock(mutex);
         while (!stopping) {
             auto now = steady_clock::now();
-            for (auto& [key, s] : states)
-                if (s.have_pending && now - s.sent_at >= options.interval) {
-                    s.have_pending = false;
-                    if (s.pending_down != s.sent_down) {
-                        s.sent_down = s.pending_down;
-                        s.sent_at = now;
-                        send(s, s.sent_down);
+            for (auto& [key, o] : outages) {
+                if (o.fire_at && now >= *o.fire_at) {
+                    o.fire_at.reset();
+                    if (o.down()) {
+                        o.notice.started = o.notice.at = Clock::now();
+                        o.notice.meanwhile = meanwhile ? meanwhile(o.notice.source) : "";
+                        o.firing = true;
+                        send(o, false);
                     }
                 }
+                if (o.resolve_at && now >= *o.resolve_at) {
+                    o.resolve_at.reset();
+                    o.firing = false;
+                    o.ever_resolved = true;
+                    o.last_resolved = now;
+                    send(o, true);
+                    o.notice.cause.clear();
+                }
+                if (o.firing && now - o.last_posted >= options.resend) {
+                    std::string am = alertmanager_body(o.notice, firing_ends(), host);
+                    for (auto& r : receivers)
+                        if (r->alertmanager)
+                            enqueue(*r, am, now);
+                    o.last_posted = now;
+                }
+            }
             wake.wait_for(lock, milliseconds(200), [&] { return stopping; });
         }
     }
@@ -215,31 +407,54 @@ struct Alerter::Impl {
     }
 };
 
-Result<std::unique_ptr<Alerter>> Alerter::start(AlertOptions options, std::string primary) {
+Result<std::unique_ptr<Alerter>>
+Alerter::start(AlertOptions options, std::string primary,
+               std::function<std::string(const std::string&)> meanwhile) {
 #if !MODELREPO_CLI_CURL
-    if (!options.webhooks.empty())
+    if (!options.webhooks.empty() || !options.alertmanagers.empty())
         return make_error(Errc::invalid_argument,
-                          "--alert-webhook: this modelrepo was built without libcurl");
+                          "--alert-webhook and --alertmanager: this modelrepo was built without "
+                          "libcurl");
 #endif
-    for (const std::string& url : options.webhooks)
+    auto check = [](const std::string& option, const std::string& url) -> Result<void> {
         if (!url.starts_with("http://") && !url.starts_with("https://"))
-            return make_error(Errc::invalid_argument,
-                              "--alert-webhook takes an http:// or https:// URL, not '" +
-                                  redact(url) + "'");
+            return make_error(Errc::invalid_argument, option +
+                                                          " takes an http:// or https:// URL, "
+                                                          "not '" +
+                                                          redact(url) + "'");
+        return success();
+    };
+    for (const std::string& url : options.webhooks)
+        if (auto ok = check("--alert-webhook", url); !ok)
+            return ok.error();
+    for (const std::string& url : options.alertmanagers)
+        if (auto ok = check("--alertmanager", url); !ok)
+            return ok.error();
     std::unique_ptr<Alerter> alerter(new Alerter());
     alerter->impl_ = std::make_unique<Impl>();
     Impl& impl = *alerter->impl_;
     impl.options = std::move(options);
     impl.primary = std::move(primary);
+    impl.meanwhile = std::move(meanwhile);
     for (std::size_t i = 0; i < impl.options.webhooks.size(); ++i) {
         auto r = std::make_unique<Impl::Receiver>();
         r->url = impl.options.webhooks[i];
         r->label = std::to_string(i + 1);
         impl.receivers.push_back(std::move(r));
     }
+    for (std::size_t i = 0; i < impl.options.alertmanagers.size(); ++i) {
+        auto r = std::make_unique<Impl::Receiver>();
+        std::string base = impl.options.alertmanagers[i];
+        while (base.ends_with('/'))
+            base.pop_back();
+        r->url = base.ends_with("/api/v2/alerts") ? base : base + "/api/v2/alerts";
+        r->label = "am" + std::to_string(i + 1);
+        r->alertmanager = true;
+        impl.receivers.push_back(std::move(r));
+    }
     for (auto& r : impl.receivers)
         r->thread = std::thread([&impl, receiver = r.get()] { impl.deliver(*receiver); });
-    impl.damper = std::thread([&impl] { impl.run_damper(); });
+    impl.timer = std::thread([&impl] { impl.run_timer(); });
     return alerter;
 }
 
@@ -257,27 +472,13 @@ Alerter::~Alerter() {
         r->wake.notify_all();
     }
     impl_->stopped = true;
-    impl_->damper.join();
+    impl_->timer.join();
     for (auto& r : impl_->receivers)
         r->thread.join();
 }
 
 void Alerter::on_event(const FallbackEvent& e) {
-    using Kind = FallbackEvent::Kind;
-    switch (e.kind) {
-    case Kind::served_by_backup:
-        impl_->apply(impl_->primary, true, e);
-        return;
-    case Kind::primary_recovered:
-        impl_->apply(impl_->primary, false, e);
-        return;
-    case Kind::breaker_opened:
-    case Kind::breaker_closed:
-        impl_->apply(e.source, e.kind == Kind::breaker_opened, e);
-        return;
-    case Kind::breaker_half_open:
-        return;
-    }
+    impl_->apply(e);
 }
 
 std::vector<MetricFamily> Alerter::metrics() const {
@@ -290,19 +491,19 @@ std::vector<MetricFamily> Alerter::metrics() const {
         out.push_back(std::move(f));
     };
     using R = Impl::Receiver;
-    family("modelrepo_alert_queued_total", Type::counter, "Alerts queued for a webhook.",
+    family("modelrepo_alert_queued_total", Type::counter, "Alerts queued for a receiver.",
            [](R& r) { return r.queued.load(); });
-    family("modelrepo_alert_sent_total", Type::counter, "Alerts a webhook took (2xx).",
+    family("modelrepo_alert_sent_total", Type::counter, "Alerts a receiver took (2xx).",
            [](R& r) { return r.sent.load(); });
     family("modelrepo_alert_failed_attempts_total", Type::counter,
-           "POSTs to a webhook that failed (tried again until the deadline).",
+           "POSTs to a receiver that failed (tried again until the deadline).",
            [](R& r) { return r.failed.load(); });
     family("modelrepo_alert_given_up_total", Type::counter,
            "Alerts not delivered by their deadline.", [](R& r) { return r.given_up.load(); });
     family("modelrepo_alert_dropped_total", Type::counter,
-           "Alerts dropped because the webhook's queue was full.",
+           "Alerts dropped because the receiver's queue was full.",
            [](R& r) { return r.dropped.load(); });
-    family("modelrepo_alert_queue", Type::gauge, "Alerts waiting for a webhook.", [](R& r) {
+    family("modelrepo_alert_queue", Type::gauge, "Alerts waiting for a receiver.", [](R& r) {
         std::lock_guard lock(r.mutex);
         return r.queue.size();
     });

@@ -98,7 +98,31 @@ ojson event_json(long long id, const FallbackEvent& e) {
             {"event", std::string(to_string(e.kind))},
             {"source", e.source},
             {"cause", e.cause},
+            {"errc", e.errc ? ojson(std::string(to_string(*e.errc))) : ojson(nullptr)},
             {"at", format_timestamp(e.at)}};
+}
+
+} // namespace
+
+ojson health_json(const SourceHealth& h) {
+    return {{"state", std::string(to_string(h.state))},
+            {"errc", h.errc ? ojson(std::string(to_string(*h.errc))) : ojson(nullptr)},
+            {"cause", h.down() ? ojson(h.cause) : ojson(nullptr)},
+            {"since", h.state == SourceHealth::State::unknown ? ojson(nullptr)
+                                                              : ojson(format_timestamp(h.since))},
+            {"seen_by", h.seen_by.empty() ? ojson(nullptr) : ojson(h.seen_by)},
+            {"copy_stale", h.copy_stale},
+            {"dead_letters", h.dead_letters}};
+}
+
+namespace {
+
+/// The failure the doctor should look at: the source's own health when it is down for a
+/// connection or login cause (whoever answers reads), else its last failed call.
+std::pair<std::optional<Errc>, std::optional<Timestamp>> diagnosable(const SourceMetrics& s) {
+    if (s.health.down() && doctor_can_tell(s.health.errc))
+        return {s.health.errc, s.health.since};
+    return {s.last_errc, s.last_error_at};
 }
 
 } // namespace
@@ -121,11 +145,16 @@ struct OperatorView::Impl {
     ojson diagnosis;            ///< null until the doctor ran
     std::optional<Timestamp> diagnosed_error_at;
     std::string status_body = "{}";
+    /// Statuses stored with a date in the future (they keep real ones out): how many, the
+    /// latest, a few of their models; null when none.
+    ojson future_statuses;
+    std::optional<steady_clock::time_point> next_future_check;
     std::vector<ojson> backends; ///< each source's pool, feed, copy, outbox, as last read
     /// When /v1/status was last asked for: the sources' own metrics (an outbox's count is
     /// a query of its file) are read only while someone looks; the rest every second.
     std::atomic<steady_clock::rep> status_asked{0};
     bool stopping = false;
+    bool look_now = false; ///< a source_down the doctor can tell the cause of: look at once
     std::condition_variable wake;
     std::thread worker;
     const Timestamp started = system_clock::now();
@@ -151,6 +180,15 @@ struct OperatorView::Impl {
         }
         for (auto& s : to)
             s->send(text);
+        // The doctor looks at once at the first source's login or connection failure,
+        // whichever layer saw it (rate-limited after that).
+        if (e.kind == FallbackEvent::Kind::source_down && doctor_can_tell(e.errc)) {
+            {
+                std::lock_guard lock(mutex);
+                look_now = true;
+            }
+            wake.notify_all();
+        }
         if (options.on_event)
             options.on_event(e);
     }
@@ -185,6 +223,8 @@ struct OperatorView::Impl {
             }
             if (!m.sources.empty())
                 maybe_diagnose(m.sources.front(), now, last_diagnosis);
+            if (!next_future_check || now >= *next_future_check)
+                next_future_check = now + look_for_future_statuses();
             std::string body = build_status(m, looked_at);
             bool beat = now >= next_heartbeat;
             if (beat)
@@ -197,7 +237,8 @@ struct OperatorView::Impl {
                 for (auto& s : streams)
                     s->send(comment);
             }
-            wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+            wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping || look_now; });
+            look_now = false;
         }
     }
 
@@ -207,12 +248,12 @@ struct OperatorView::Impl {
                         std::optional<steady_clock::time_point>& last) {
 #if MODELREPO_HAS_POSTGRES
         const std::string& url = options.first_source;
-        if (!url.starts_with("postgres") || !doctor_can_tell(first.last_errc) ||
-            !first.last_error_at)
+        auto [errc, error_at] = diagnosable(first);
+        if (!url.starts_with("postgres") || !doctor_can_tell(errc) || !error_at)
             return;
         {
             std::lock_guard lock(mutex);
-            if (diagnosed_error_at && *diagnosed_error_at >= *first.last_error_at)
+            if (diagnosed_error_at && *diagnosed_error_at >= *error_at)
                 return;
         }
         if (last && now - *last < options.diagnosis_every)
@@ -221,7 +262,7 @@ struct OperatorView::Impl {
         auto report = diagnose_postgres(url, options.admin_url);
         ojson d{{"source", first.source},
                 {"ran_at", format_timestamp(system_clock::now())},
-                {"error", first.last_error},
+                {"error", std::string(to_string(*errc))},
                 {"admin", !options.admin_url.empty()}};
         if (!report) {
             d["checks"] = ojson::array();
@@ -247,12 +288,49 @@ struct OperatorView::Impl {
         }
         std::lock_guard lock(mutex);
         diagnosis = std::move(d);
-        diagnosed_error_at = first.last_error_at;
+        diagnosed_error_at = error_at;
 #else
         (void)first;
         (void)now;
         (void)last;
 #endif
+    }
+
+    /// Looks for statuses dated past the allowed skew in what the chain serves; when to look
+    /// again: every 15 s from memory (a pointer walk), every minute from a database.
+    steady_clock::duration look_for_future_statuses() {
+        const bool memory = chain->reads_from_memory();
+        auto limit = system_clock::now() + default_max_clock_skew;
+        std::int64_t count = 0;
+        std::optional<Timestamp> latest;
+        ojson models = ojson::array();
+        auto note = [&](const ModelStatus& s) {
+            if (s.checked_at <= limit)
+                return;
+            ++count;
+            if (!latest || s.checked_at > *latest)
+                latest = s.checked_at;
+            if (models.size() < 5)
+                models.push_back(s.model_slug);
+        };
+        if (memory) {
+            if (auto shared = chain->share_models())
+                for (const Model* m : shared.value().models)
+                    if (m->status)
+                        note(*m->status);
+        } else if (auto statuses = chain->list_statuses()) {
+            for (const auto& s : statuses.value())
+                note(s);
+        }
+        ojson found = count == 0 ? ojson(nullptr)
+                                 : ojson{{"count", count},
+                                         {"latest", format_timestamp(*latest)},
+                                         {"models", std::move(models)},
+                                         {"fix", "modelrepo doctor names them with the UPDATE "
+                                                 "that dates them now"}};
+        std::lock_guard lock(mutex);
+        future_statuses = std::move(found);
+        return memory ? std::chrono::seconds(15) : std::chrono::seconds(60);
     }
 
     /// `fresh_backend`: `m` holds the sources' own metrics; else the last ones are shown.
@@ -280,7 +358,8 @@ struct OperatorView::Impl {
                  s.data_as_of ? ojson(format_timestamp(*s.data_as_of)) : ojson(nullptr)},
                 {"data_age_seconds",
                  s.data_as_of ? ojson(std::chrono::duration<double>(now - *s.data_as_of).count())
-                              : ojson(nullptr)}};
+                              : ojson(nullptr)},
+                {"health", health_json(s.health)}};
             if (fresh_backend)
                 backends[i] = backend_of(s.backend);
             const ojson& backend = backends[i];
@@ -317,6 +396,7 @@ struct OperatorView::Impl {
               {"share", share},
               {"points", std::move(points)}}},
             {"diagnosis", diagnosis},
+            {"future_statuses", future_statuses},
             {"events", std::move(recent)}};
         return dump(body);
     }

@@ -39,6 +39,10 @@ struct OperatorOptions {
     std::function<void(const FallbackEvent&)> on_event;
 };
 
+/// A source's health as /v1/status and /readyz show it: `{"state", "errc", "cause",
+/// "since", "seen_by", "copy_stale", "dead_letters"}`.
+nlohmann::ordered_json health_json(const SourceHealth& health);
+
 /// Thread-safe: routes are called from several threads; the chain's events arrive on its
 /// event thread; a thread of its own samples, diagnoses and sends heartbeats.
 class OperatorView {

@@ -38,8 +38,10 @@ struct ServeSettings {
     std::string deadline = "30s";
     std::string admin_url_file; ///< the doctor's admin URL for the status page's diagnosis
     std::vector<std::string> alert_webhooks;
+    std::vector<std::string> alertmanagers;
     std::string alert_header_file;
     std::string alert_interval = "60s";
+    std::string alert_resolve_after = "3s";
     std::size_t alert_queue = 64;
 };
 
@@ -122,20 +124,42 @@ std::string loggable_query(std::string_view query) {
     return out;
 }
 
-/// The webhooks' Alerter (nullptr without --alert-webhook). The secret header is a file's
-/// first line ("Authorization: Bearer …"), never an argument.
-Result<std::unique_ptr<serve::Alerter>> start_alerts(const ServeSettings& settings,
-                                                     const std::string& primary) {
-    if (settings.alert_webhooks.empty())
+/// What answers reads while `source` is down, in words, for an alert: its own last-known
+/// copy, or another source of the chain.
+std::string serving_meanwhile(const FallbackRepository& chain, const std::string& source) {
+    FallbackMetrics m = chain.metrics(/*with_backend=*/false);
+    if (m.serving >= m.sources.size())
+        return "";
+    const SourceMetrics& serving = m.sources[m.serving];
+    std::string as_of =
+        serving.data_as_of ? " (data as of " + format_timestamp(*serving.data_as_of) + ")" : "";
+    if (serving.source == source)
+        return serving.data_as_of ? "its last-known copy answers reads" + as_of
+                                  : "it still answers reads";
+    return serving.source + (m.serving > 0 ? ", a backup," : "") + " answers reads" + as_of;
+}
+
+/// The Alerter (nullptr without --alert-webhook or --alertmanager). The secret header is a
+/// file's first line ("Authorization: Bearer …"), never an argument.
+Result<std::unique_ptr<serve::Alerter>>
+start_alerts(const ServeSettings& settings, const std::shared_ptr<FallbackRepository>& chain) {
+    if (settings.alert_webhooks.empty() && settings.alertmanagers.empty())
         return std::unique_ptr<serve::Alerter>();
     serve::AlertOptions options;
     options.webhooks = settings.alert_webhooks;
+    options.alertmanagers = settings.alertmanagers;
     auto interval = serve::parse_duration(settings.alert_interval);
     if (!interval)
         return make_error(Errc::invalid_argument,
                           "--alert-interval takes a duration like 60s or 5m, not '" +
                               settings.alert_interval + "'");
     options.interval = *interval;
+    auto resolve_after = serve::parse_duration(settings.alert_resolve_after);
+    if (!resolve_after)
+        return make_error(Errc::invalid_argument,
+                          "--alert-resolve-after takes a duration like 3s or 500ms, not '" +
+                              settings.alert_resolve_after + "'");
+    options.resolve_after = *resolve_after;
     options.queue = settings.alert_queue;
     if (!settings.alert_header_file.empty()) {
         auto header = read_token(settings.alert_header_file, "alert header");
@@ -147,7 +171,9 @@ Result<std::unique_ptr<serve::Alerter>> start_alerts(const ServeSettings& settin
                                   "' must hold one header line, 'Name: value'");
         options.secret_header = std::move(header).value();
     }
-    return serve::Alerter::start(std::move(options), primary);
+    return serve::Alerter::start(
+        std::move(options), std::string(chain->sources().front()->name()),
+        [chain](const std::string& source) { return serving_meanwhile(*chain, source); });
 }
 
 /// A duration option that must be more than zero ("10s", "500ms").
@@ -166,7 +192,7 @@ Result<std::chrono::milliseconds> positive_duration(std::string_view option,
 /// of the chain's events (`alerter`: nullptr without --alert-webhook).
 Result<serve::OperatorOptions> operator_options(const Globals& globals,
                                                 const ServeSettings& settings,
-                                                const FallbackRepository& chain,
+                                                const std::shared_ptr<FallbackRepository>& chain,
                                                 std::unique_ptr<serve::Alerter>& alerter) {
     serve::OperatorOptions options;
     if (auto sources = resolve_sources(globals); !sources.empty())
@@ -177,7 +203,7 @@ Result<serve::OperatorOptions> operator_options(const Globals& globals,
             return std::move(admin).error();
         options.admin_url = std::move(admin).value();
     }
-    auto alerts = start_alerts(settings, std::string(chain.sources().front()->name()));
+    auto alerts = start_alerts(settings, chain);
     if (!alerts)
         return std::move(alerts).error();
     alerter = std::move(alerts).value();
@@ -244,7 +270,7 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     serve::ServiceOptions service_options;
     service_options.token = token;
     service_options.max_streams = max_streams;
-    auto view = operator_options(globals, settings, *chain, alerter);
+    auto view = operator_options(globals, settings, chain, alerter);
     if (!view)
         return fail(view.error());
     service_options.operator_view = std::move(view).value();
@@ -363,17 +389,27 @@ Command define_serve(CLI::App& app, const Globals& globals) {
                     "slower client is disconnected")
         ->type_name("DURATION");
     sub->add_option("--alert-webhook", settings->alert_webhooks,
-                    "POST one JSON object ({event, source, cause, at, host, text}; Slack-"
-                    "compatible) per state change of the chain, and a 'resolved' when it "
-                    "recovers, to URL; repeatable. Queued and retried, never in a request's way")
+                    "POST one JSON object ({event, alert, source, cause, errc, meanwhile, at, "
+                    "since, host, text}; Slack-compatible) when a source goes down (its "
+                    "origin, its breaker, a backup serving for it; its copy stale; a dead "
+                    "letter), and one 'resolved' when it is back, to URL; repeatable. Queued "
+                    "and retried, never in a request's way")
         ->type_name("URL");
+    sub->add_option("--alertmanager", settings->alertmanagers,
+                    "Post the same alerts to Prometheus Alertmanager's v2 API at URL "
+                    "(http://am:9093; labels alertname, source, cause, severity; re-posted "
+                    "while firing, endsAt on resolve); repeatable")
+        ->type_name("URL");
+    sub->add_option("--alert-resolve-after", settings->alert_resolve_after,
+                    "A recovery must hold this long before its 'resolved' is sent (default 3s)")
+        ->type_name("DURATION");
     sub->add_option("--alert-header-file", settings->alert_header_file,
                     "A file whose first line is a header sent with every alert, e.g. "
                     "'Authorization: Bearer …' (the webhook's secret)")
         ->type_name("FILE");
     sub->add_option("--alert-interval", settings->alert_interval,
-                    "At most one alert per state per this long (default 60s): a flapping "
-                    "breaker sends its first change and then the state it settles in")
+                    "Flap damping (default 60s): a source that goes down again within this of "
+                    "its last 'resolved' is alerted only once it has passed, if still down")
         ->type_name("DURATION");
     sub->add_option("--alert-queue", settings->alert_queue,
                     "Alerts waiting per webhook (default 64; more are dropped and counted in "

@@ -149,8 +149,12 @@ struct Service::Impl {
     // out to every open stream; a heartbeat thread keeps idle streams alive.
     mutable std::mutex mutex; ///< guards all below
     std::vector<std::shared_ptr<EventStream>> streams;
-    /// The last events with a version, oldest first, for streams that resume.
+    /// The last events with a version, oldest first, for streams that resume. A null text
+    /// marks a resume point with nothing to replay at it (after a resync with no version,
+    /// or before the first change).
     std::deque<std::pair<std::int64_t, std::shared_ptr<const std::string>>> recent;
+    /// The highest version any change carried (resyncs included).
+    std::int64_t latest_version = 0;
     std::optional<Subscription> subscription;
     std::condition_variable wake;
     bool stopping = false;
@@ -220,19 +224,40 @@ struct Service::Impl {
     }
 
     void on_change(const CatalogChange& change) {
-        std::string event;
-        if (change.version > 0)
-            event += "id: " + std::to_string(change.version) + "\n";
+        std::string id;
+        if (change.version > 0) {
+            id = "id: " + std::to_string(change.version) + "\n";
+            std::lock_guard lock(mutex);
+            latest_version = std::max(latest_version, change.version);
+        } else if (change.kind == CatalogChange::Kind::resync) {
+            // What happened before it is not known change by change: a stream resuming
+            // from before it gets a resync too. Streams resume after it from a point of
+            // its own (its id), so that a reconnect does not resync again.
+            std::lock_guard lock(mutex);
+            recent.clear();
+            if (auto point = resume_point(); point > 0)
+                id = "id: " + std::to_string(point) + "\n";
+        }
+        std::string event = id;
         if (change.kind == CatalogChange::Kind::resync)
             event += "event: resync\n";
         event += "data: " + to_json(change) + "\n\n";
-        if (change.kind == CatalogChange::Kind::resync && change.version <= 0) {
-            // What happened before it is not known change by change: a stream resuming
-            // from before it gets a resync too.
-            std::lock_guard lock(mutex);
-            recent.clear();
-        }
         broadcast(std::make_shared<const std::string>(std::move(event)), change.version);
+    }
+
+    /// Where a stream told to resync resumes from (its id; 0 when nothing is known): the
+    /// last event kept, else the newest version seen (or the copy's), kept as a point with
+    /// nothing to replay. Under `mutex`.
+    std::int64_t resume_point() {
+        if (!recent.empty())
+            return recent.back().first;
+        std::int64_t point = latest_version;
+        if (point <= 0)
+            if (auto* copy = chain->capability<CopyControl>())
+                point = copy->copy_state().version;
+        if (point > 0 && options.replay_events > 0)
+            recent.emplace_back(point, nullptr);
+        return point;
     }
 
     /// A stream resuming after `since`: what it missed from the events kept, or, when they
@@ -248,15 +273,17 @@ struct Service::Impl {
             CatalogChange resync;
             resync.kind = CatalogChange::Kind::resync;
             resync.at = system_clock::now();
-            // With the latest version as its id, so that the next reconnect resumes there.
-            std::string id =
-                recent.empty() ? "" : "id: " + std::to_string(recent.back().first) + "\n";
+            // With an id to resume from, so that the next reconnect resumes there (also
+            // after a restart, when nothing is kept yet).
+            std::int64_t point = resume_point();
+            std::string id = point > 0 ? "id: " + std::to_string(point) + "\n" : "";
             stream.send(std::make_shared<const std::string>(
                 id + "event: resync\ndata: " + to_json(resync) + "\n\n"));
             return;
         }
         for (auto next = seen.base(); next != recent.end(); ++next)
-            stream.send(next->second);
+            if (next->second)
+                stream.send(next->second);
     }
 
     void beat() {
@@ -486,6 +513,9 @@ struct Service::Impl {
         ojson body;
         body["applied"] = r.applied;
         body["queued"] = r.queued;
+        body["ignored"] = r.ignored;
+        if (r.ignored > 0)
+            body["ignored_models"] = r.ignored_models; // the stored status is newer
         if (r.queued > 0) {
             body["outbox"] = r.outbox;
             if (r.unchecked > 0)
@@ -537,6 +567,7 @@ struct Service::Impl {
             } else {
                 entry["data_as_of"] = nullptr;
             }
+            entry["health"] = health_json(s.health);
             sources.push_back(std::move(entry));
         }
         // The first source's last-known copy: out of sync, or its file unusable, is worth a
@@ -560,7 +591,9 @@ struct Service::Impl {
             bool backup = stats.value().source != primary;
             // Answering from a backup, or the first source answers but its server does
             // not (a copy stands in for it).
-            body["state"] = backup || !health || copy_trouble ? "degraded" : "ready";
+            // Or the first source's own layers see its origin down (a copy answering).
+            bool first_down = !m.sources.empty() && m.sources.front().health.down();
+            body["state"] = backup || !health || copy_trouble || first_down ? "degraded" : "ready";
             body["serving"] = stats.value().source;
         }
         if (!health)

@@ -22,6 +22,14 @@ const ago = (seconds) => {
 const since = (iso) => (iso ? ago((Date.now() - Date.parse(iso)) / 1000) + ' ago' : '—');
 
 // --- status, every 2 s -----------------------------------------------------------------
+// A source's own health (its pool, feed, fetches) says more than its last failed call: a
+// live copy answers reads through an outage, and the outage is still told.
+function lastError(s) {
+  if (s.health && s.health.state === 'down')
+    return s.health.errc + ' (' + since(s.health.since) + ', seen by the ' + s.health.seen_by + ')';
+  return s.last_error ? s.last_error + ' (' + since(s.last_error_at) + ')' : '—';
+}
+
 function renderSources(status) {
   const body = $('sources').tBodies[0];
   body.replaceChildren();
@@ -31,8 +39,7 @@ function renderSources(status) {
     row.append(el('td', s.position), el('td', s.source, 'source'), el('td', s.breaker, s.breaker),
                el('td', s.serving ? 'serving' : '', s.serving ? 'yes' : ''),
                el('td', since(s.breaker_since)),
-               el('td', s.last_error ? s.last_error + ' (' + since(s.last_error_at) + ')' : '—',
-                  s.last_error ? 'open' : ''),
+               el('td', lastError(s), s.health && s.health.state === 'down' || s.last_error ? 'open' : ''),
                el('td', ago(s.data_age_seconds)));
     body.append(row);
   }
@@ -42,7 +49,12 @@ function renderState(status) {
   const state = $('state');
   const serving = status.serving || 'nothing';
   state.className = 'state ' + status.state;
-  state.textContent = status.state + ' — ' + (status.backup ? 'a backup is serving: ' : 'serving: ') + serving;
+  const first = (status.sources || [])[0];
+  const down = first && first.health && first.health.state === 'down';
+  state.textContent = status.state + ' — ' +
+      (down ? first.source + ' is down: ' + first.health.errc + ' (since ' +
+              new Date(first.health.since).toLocaleTimeString() + '): ' + first.health.cause + '. ' : '') +
+      (status.backup ? 'a backup is serving: ' : 'serving: ') + serving;
 }
 
 function renderShare(status) {
@@ -70,7 +82,9 @@ function renderBackend(status) {
   const add = (k, v) => dl.append(el('dt', k), el('dd', v));
   if (first.pool) add('pool', first.pool.busy + ' busy, ' + first.pool.idle + ' idle of ' + first.pool.max +
                       '; ' + first.pool.waiting + ' waiting; ' + first.pool.acquire_timeouts + ' acquire timeouts' +
-                      (first.pool.server_down ? '; server down' : ''));
+                      (first.health && first.health.state === 'down' && first.health.seen_by.includes('pool')
+                           ? '; cannot connect: ' + first.health.errc
+                           : first.pool.server_down ? '; connects failing' : ''));
   if (first.feed) add('feed', (first.feed.connected ? 'connected' : 'disconnected') + '; version ' +
                       first.feed.version + ', ' + first.feed.changes + ' changes, ' +
                       first.feed.reconnects + ' reconnects');
@@ -81,9 +95,21 @@ function renderBackend(status) {
   if (!dl.children.length) add('source', 'no pool, feed, copy or outbox');
 }
 
+function renderFuture(status) {
+  const f = status.future_statuses;
+  const note = $('future');
+  note.hidden = !f;
+  if (!f) return;
+  note.textContent = f.count + ' stored statuses are dated in the future (the latest ' + f.latest +
+      '; ' + f.models.join(', ') + (f.count > f.models.length ? ', …' : '') +
+      '): every real status of those models is ignored as older. ' + f.fix + '.';
+}
+
 function renderDiagnosis(status) {
   const d = status.diagnosis;
-  const show = d && d.failed && d.failed.length > 0 && status.state !== 'ready';
+  const first = (status.sources || [])[0];
+  const down = first && first.health && first.health.state === 'down';
+  const show = d && d.failed && d.failed.length > 0 && (status.state !== 'ready' || down);
   $('diagnosis').hidden = !show;
   if (!show) return;
   $('diagnosis-error').textContent = d.source + ': ' + d.error + ' (checked ' + since(d.ran_at) + ')';
@@ -121,6 +147,7 @@ async function poll() {
       renderShare(status);
       renderBackend(status);
       renderDiagnosis(status);
+      renderFuture(status);
       addEvents(status.events);
     }
   } catch (e) {
