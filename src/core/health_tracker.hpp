@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,8 +38,10 @@ public:
     virtual void dead_letter(std::string_view cause, std::optional<Errc> errc) = 0;
 };
 
-/// A source's health, from its layers' reports: down on a failure, up on a success
-/// (whichever layer saw it last), an event on every change of state or of cause.
+/// A source's health, from its layers' reports: down while any layer's latest report is a
+/// failure, with the most telling cause among them (a login's auth_failed says more than
+/// the unreachable of a connection cut meanwhile); up once every layer that failed has
+/// reached the origin again. An event on every change of state or of cause.
 class HealthTracker final : public HealthObserver, public HealthControl {
 public:
     /// `source`: the name events carry (the repository's name()).
@@ -62,12 +65,23 @@ public:
 
 private:
     void emit(FallbackEvent::Kind kind, std::string cause, std::optional<Errc> errc);
+    /// Recomputes health_ from layers_ (under mutex_): the event to emit, if any.
+    std::optional<FallbackEvent> settle(const std::string& layer);
+
+    /// One layer's latest report.
+    struct Layer {
+        bool failing = false;
+        std::optional<Errc> errc;
+        std::string cause;
+        Timestamp at{};
+    };
 
     const std::string source_;
     std::shared_ptr<Delivery<FallbackEvent>> delivery_;
     std::atomic<bool> down_{false};
-    mutable std::mutex mutex_; ///< guards health_
+    mutable std::mutex mutex_; ///< guards health_ and layers_
     SourceHealth health_;
+    std::map<std::string, Layer, std::less<>> layers_;
 };
 
 /// A tracker for a layer over `source` to report into when the source keeps none of its

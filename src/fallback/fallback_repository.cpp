@@ -643,6 +643,10 @@ std::string FallbackRepository::prometheus() const {
                "1 while the source's origin answers its layers (its pool, feed, fetches), 0 "
                "while it is down, whoever answers the reads.",
                [](const SourceMetrics& s) { return s.health.down() ? 0 : 1; });
+    per_source("modelrepo_source_copy_stale", Type::gauge,
+               "1 while the source's last-known copy is out of sync past max_stale (reads no "
+               "longer fall back to it).",
+               [](const SourceMetrics& s) { return s.health.copy_stale ? 1 : 0; });
     {
         MetricFamily cause{"modelrepo_source_down_cause",
                            Type::gauge,

@@ -514,6 +514,20 @@ void check_address(Address& address, int port, const detail::HostParams& host,
                 {address.label, "auth", Status::ok,
                  "logged in as \"" + target.user + "\" to database \"" + target.database + "\"",
                  ""});
+            if (config.pgbouncer) {
+                // PgBouncer takes the login itself; a statement would wait for its own login
+                // to the server (up to its query_wait_timeout). The server behind it is
+                // checked directly through direct_url.
+                checks.push_back(
+                    {address.label, "pgbouncer", Status::ok,
+                     "PgBouncer accepts this login; it says nothing of its own login to the "
+                     "server",
+                     config.direct_url.empty()
+                         ? "set direct_url so that the doctor (and the change feed) reach the "
+                           "server behind it"
+                         : ""});
+                break;
+            }
             pqxx::nontransaction tx(conn);
             // Which server this is: a primary, or a standby and how far behind.
             auto role = tx.exec(
@@ -598,6 +612,33 @@ Result<DoctorReport> run_checks(const std::string& url, const std::string& admin
             check_address(address, port, h, session, config.value(), checks);
         if (first_addresses.empty())
             first_addresses = addresses; // with whether each connection there is TLS
+    }
+    // Behind PgBouncer: the server itself, through direct_url (what the feed uses): its
+    // addresses are the ones pg_hba.conf and the verifier are checked for.
+    if (config.value().pgbouncer && !config.value().direct_url.empty()) {
+        auto direct = PostgresConfig::from_url(config.value().direct_url);
+        if (direct) {
+            auto direct_session = detail::parse_session_config(direct.value().conninfo);
+            if (direct_session) {
+                direct.value().schema = config.value().schema;
+                direct.value().mapping = config.value().mapping;
+                direct.value().max_clock_skew = config.value().max_clock_skew;
+                std::vector<Address> direct_addresses;
+                for (const detail::HostParams& h : direct_session.value().hosts) {
+                    std::string resolve_error;
+                    auto found = resolve(h.host, h.port, resolve_error);
+                    for (Address& address : found) {
+                        address.label = "server " + address.label;
+                        check_address(address, h.port, h, direct_session.value(), direct.value(),
+                                      checks);
+                    }
+                    if (direct_addresses.empty())
+                        direct_addresses = found;
+                }
+                if (!direct_addresses.empty())
+                    first_addresses = direct_addresses;
+            }
+        }
     }
     const auto& addresses = first_addresses;
 

@@ -165,10 +165,10 @@ Result<Lease> ConnectionPool::acquire(Deadline deadline, SteadyClock::time_point
             lock.lock();
             probing_ = false;
             if (options_.health) {
-                if (connected)
-                    options_.health->reached(options_.layer);
-                else
+                if (!connected)
                     options_.health->failed(options_.layer, connected.error());
+                else if (options_.connect_proves_origin)
+                    options_.health->reached(options_.layer);
             }
             if (!connected) {
                 connect_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -228,6 +228,21 @@ void ConnectionPool::release(std::size_t index) {
     last_slot = {this, index};
     slot.state.store(idle, std::memory_order_seq_cst);
     wake_waiter();
+}
+
+void ConnectionPool::after_call(const Error* failure) {
+    if (!reports_calls())
+        return;
+    if (!failure) {
+        if (told_failing_.exchange(false, std::memory_order_relaxed))
+            options_.health->reached(options_.layer);
+        return;
+    }
+    // A statement that outlived its deadline may be a locked table, not the origin.
+    if (classify(*failure).source_down && !failure->is(Errc::timeout)) {
+        told_failing_.store(true, std::memory_order_relaxed);
+        options_.health->failed(options_.layer, *failure);
+    }
 }
 
 PoolStats ConnectionPool::counters() const {

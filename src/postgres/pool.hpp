@@ -45,6 +45,10 @@ struct PoolOptions {
     HealthObserver* health = nullptr;
     /// The layer's name in health reports ("pool", "read pool").
     const char* layer = "pool";
+    /// A connect that succeeds proves the origin up. Not through PgBouncer, which accepts a
+    /// login it then cannot make to the server: there a statement's outcome tells
+    /// (`after_call`).
+    bool connect_proves_origin = true;
 };
 
 class ConnectionPool;
@@ -101,6 +105,14 @@ public:
     PoolStats counters() const;
     const SessionConfig& session() const noexcept { return *session_; }
 
+    /// Whether calls must tell the pool how they ended (`after_call`).
+    bool reports_calls() const noexcept {
+        return options_.health && !options_.connect_proves_origin;
+    }
+    /// A call on a connection of this pool ended (`failure` null: it succeeded): through
+    /// PgBouncer, what tells whether the origin is up. Cheap when nothing changed.
+    void after_call(const Error* failure);
+
 private:
     friend class Lease;
     enum SlotState : int { empty, opening, idle, busy };
@@ -142,6 +154,7 @@ private:
     Watchdog watchdog_;
     std::unique_ptr<Slot[]> slots_;
     std::atomic<int> waiting_{0};
+    std::atomic<bool> told_failing_{false}; ///< after_call told the health of a failure
 
     std::atomic<std::uint64_t> connects_{0}, connect_failures_{0}, acquire_timeouts_{0},
         broken_replaced_{0}, expired_replaced_{0};

@@ -271,6 +271,7 @@ SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfi
     session_ = split ? with_role(*session, SessionRole::read_write, {}) : session;
     PoolOptions write_options = pool_options(config_);
     write_options.health = health;
+    write_options.connect_proves_origin = session_->session_settings; // false through PgBouncer
     write_pool_ = std::make_unique<ConnectionPool>(session_, write_options, clock);
     if (config_.read_target == ReadTarget::prefer_standby ||
         config_.read_target == ReadTarget::standby) {
@@ -286,6 +287,7 @@ SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfi
                          std::max(config_.max_replication_lag / 2, std::chrono::milliseconds(100)));
         options.health = health;
         options.layer = "read pool";
+        options.connect_proves_origin = read_session_->session_settings;
         read_pool_ = std::make_unique<ConnectionPool>(read_session_, options, clock);
     }
     // The feed and migrations: the direct session when the main URL is PgBouncer's.
@@ -316,15 +318,24 @@ auto SqlCatalog::with_connection(ConnectionPool& pool, std::chrono::milliseconds
     auto lease = pool.acquire(until, now);
     if (!lease)
         return Answer(std::move(lease).error());
-    try {
-        return Answer(work(*lease.value(), until));
-    } catch (const BadAnswer& bad) {
-        // A row the decoding cannot read: bad_data here, at the call's boundary.
-        Error error = make_error(Errc::bad_data,
-                                 "PostgreSQL " + session_->target.display() + ": " + bad.what);
-        error.source = name();
-        return Answer(std::move(error));
-    }
+    auto run = [&]() -> Answer {
+        try {
+            return Answer(work(*lease.value(), until));
+        } catch (const BadAnswer& bad) {
+            // A row the decoding cannot read: bad_data here, at the call's boundary.
+            Error error = make_error(Errc::bad_data,
+                                     "PostgreSQL " + session_->target.display() + ": " + bad.what);
+            error.source = name();
+            return Answer(std::move(error));
+        }
+    };
+    if (!pool.reports_calls())
+        return run();
+    // Through PgBouncer the statement is what reaches the server: its outcome is the
+    // origin's health.
+    Answer answer = run();
+    pool.after_call(answer ? nullptr : &answer.error());
+    return answer;
 }
 
 Result<const SqlCatalog::Plan*> SqlCatalog::plan(Connection& c, Deadline until) {

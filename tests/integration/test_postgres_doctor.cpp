@@ -16,6 +16,7 @@
 
 #include "pg_catalogue.hpp"
 #include "process.hpp"
+#include "serve_process.hpp"
 
 using namespace modelrepo;
 using namespace std::chrono;
@@ -109,6 +110,48 @@ TEST_CASE("doctor: a healthy URL, every address of localhost") {
         tcp += c.name == "tcp" && c.status == DoctorCheck::Status::ok;
     CHECK(tcp >= 1);
     CHECK(dump(report.value()).find(password) == std::string::npos);
+}
+
+TEST_CASE("doctor: statuses stored with a date in the future (by psql) are named with the "
+          "UPDATE that fixes them") {
+    auto& s = server();
+    fresh_catalogue("catalogue_future");
+    s.psql("UPDATE model_status SET checked_at = '2100-01-01T00:00:00Z' WHERE model_slug IN "
+           "('gpt-5', 'gpt-4o')",
+           "catalogue_future");
+    auto report = diagnose_postgres(s.url("app", password, "catalogue_future"), "");
+    REQUIRE(report);
+    CAPTURE(dump(report.value()));
+    CHECK_FALSE(report.value().healthy());
+    auto future = find_check(report.value(), "future statuses", DoctorCheck::Status::fail);
+    REQUIRE(future);
+    CHECK(future->detail.find("2 stored statuses are dated in the future") != std::string::npos);
+    CHECK(future->detail.find("2100-01-01") != std::string::npos);
+    CHECK(future->fix.find("UPDATE model_status SET checked_at = now()") != std::string::npos);
+    {
+        // serve's status page points them out too.
+        Serve serve({s.url("app", password, "catalogue_future")});
+        nlohmann::json found;
+        CHECK(eventually(
+            [&] {
+                auto status =
+                    nlohmann::json::parse(curl({serve.base() + "/v1/status"}).body, nullptr, false);
+                found = status.is_object() ? status["future_statuses"] : nlohmann::json();
+                return found.is_object();
+            },
+            15s));
+        CAPTURE(found.dump());
+        CHECK(found["count"] == 2);
+        CHECK(found["latest"] == "2100-01-01T00:00:00Z");
+        CHECK(found["models"] == nlohmann::json::array({"gpt-4o", "gpt-5"}));
+    }
+    // Its fix works: after it, the doctor has nothing to say of them.
+    s.psql("UPDATE model_status SET checked_at = now() WHERE checked_at > now() + interval '5 "
+           "minutes'",
+           "catalogue_future");
+    auto after = diagnose_postgres(s.url("app", password, "catalogue_future"), "");
+    REQUIRE(after);
+    CHECK_FALSE(find_check(after.value(), "future statuses", DoctorCheck::Status::fail));
 }
 
 TEST_CASE("doctor: an MD5 verifier under a scram-sha-256 rule is named with its fix") {

@@ -606,6 +606,110 @@ TEST_CASE("cache=live: reads at memory speed from the copy; this process's write
     CHECK(took < 100ms);
 }
 
+TEST_CASE("cache=live: a correction that moves checked_at back reaches reads and watchers: the "
+          "copy holds what the database holds") {
+    auto repo = fresh_catalogue("live_correction", "cache=live");
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 10s));
+    ChangeCollector seen;
+    auto sub = repo->watch(std::ref(seen));
+    REQUIRE(sub);
+    // A bad row: dated an hour ahead of the truth (still within the allowed skew of what
+    // a write may carry when it was made: it came from psql, which nothing checks).
+    RawClient dba(server().url("app", password, "live_correction"));
+    REQUIRE(dba.exec("UPDATE model_status SET health = 'outage', checked_at = now() + "
+                     "interval '4 minutes' WHERE model_slug = 'gpt-5'"));
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::status, "gpt-5"), 5s));
+    CHECK(repo->find_model("gpt-5").value()->status->health == Health::outage);
+    // The DBA corrects it: an older checked_at, the true health. The copy takes it as the
+    // database's row, although it is older than what the copy held.
+    const auto before = seen.copy().size();
+    REQUIRE(dba.exec("UPDATE model_status SET health = 'operational', checked_at = now() - "
+                     "interval '1 hour' WHERE model_slug = 'gpt-5'"));
+    REQUIRE(eventually([&] { return seen.copy().size() > before; }, 5s));
+    auto corrected = repo->find_model("gpt-5").value();
+    REQUIRE(corrected);
+    CHECK(corrected->status->health == Health::operational);
+    CHECK(corrected->status->checked_at < system_clock::now() - 30min);
+    CHECK(repo->system_stats().value().health.outage ==
+          std::stoi(server().psql("SELECT count(*) FROM model_status WHERE health = 'outage'",
+                                  "live_correction")));
+    // A write through the API that is older than the stored status is still ignored (a
+    // replay), and the receipt says so.
+    std::vector<ModelStatus> stale{
+        {"gpt-5", Health::outage, 0.1, 1.0, 0.5, "replay", system_clock::now() - 2h}};
+    auto receipt = repo->write_statuses(stale);
+    REQUIRE(receipt);
+    CHECK(receipt.value().applied == 0);
+    CHECK(receipt.value().ignored == 1);
+    CHECK(receipt.value().ignored_models == std::vector<std::string>{"gpt-5"});
+    CHECK(repo->find_model("gpt-5").value()->status->health == Health::operational);
+}
+
+TEST_CASE("a mapping whose quoted names hold $$, $tags$, quotes and semicolons: migrate, reads, "
+          "writes and the feed work, and nothing else in the database changes") {
+    auto& s = server();
+    fresh_database("live_hostile");
+    // Tables and columns named to break out of any quoting that splices them.
+    s.psql(R"sql(
+        CREATE TABLE "pro$$viders" ("sl$$ug" text PRIMARY KEY, "na'me" text NOT NULL);
+        CREATE TABLE "mo$modelrepo$dels" ("slug;" text PRIMARY KEY,
+            "prov""ider" text NOT NULL REFERENCES "pro$$viders" ("sl$$ug"),
+            "name$$); DROP TABLE x; --" text NOT NULL);
+        CREATE TABLE "sta$$tus" ("model$$" text PRIMARY KEY REFERENCES "mo$modelrepo$dels" ("slug;"),
+            "health" text NOT NULL, "at$modelrepo1$" timestamptz NOT NULL);
+        CREATE TABLE x (keep int);
+        INSERT INTO "pro$$viders" VALUES ('openai', 'OpenAI');
+        INSERT INTO "mo$modelrepo$dels" VALUES ('gpt-5', 'openai', 'GPT-5');
+        GRANT ALL ON ALL TABLES IN SCHEMA public TO app;
+    )sql",
+           "live_hostile");
+    TempDir dir;
+    auto mapping = dir.write("hostile.json", R"({"format": "modelrepo.mapping/1",
+        "providers": {"table": "pro$$viders", "slug": "sl$$ug", "name": "na'me"},
+        "models": {"table": "mo$modelrepo$dels", "slug": "slug;", "provider_id": "prov\"ider",
+                   "name": "name$$); DROP TABLE x; --"},
+        "statuses": {"table": "sta$$tus", "model_id": "model$$", "health": "health",
+                     "checked_at": "at$modelrepo1$"}})");
+    auto objects = [&] {
+        return s.psql(
+            "SELECT string_agg(c.relname || ':' || c.relkind::text, ',' ORDER BY c.relname) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+            "n.nspname = 'public' AND c.relname NOT LIKE 'catalog%' AND c.relname NOT "
+            "LIKE 'schema_migrations%' AND c.relname NOT LIKE '%pkey'",
+            "live_hostile");
+    };
+    const std::string before = objects();
+    const std::string columns_before =
+        s.psql("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public'",
+               "live_hostile");
+    auto pg = open_repo(
+        s.url("app", password, "live_hostile", "127.0.0.1", "mapping=" + mapping.string()));
+    auto migrated = pg->migrate();
+    REQUIRE_MESSAGE(migrated, migrated.error().to_string());
+    CHECK(pg->migrate());       // twice is a no-op
+    CHECK(objects() == before); // the user's tables: none added, none dropped
+    CHECK(s.psql("SELECT count(*) FROM x", "live_hostile") == "0");
+    ChangeCollector seen;
+    auto sub = pg->watch(std::ref(seen));
+    REQUIRE_MESSAGE(sub, sub.error().to_string());
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::resync), 10s));
+    std::vector<ModelStatus> write{{"gpt-5", Health::degraded, 1.0, std::nullopt, 0.0, "",
+                                    floor<microseconds>(system_clock::now())}};
+    auto receipt = pg->write_statuses(write);
+    REQUIRE_MESSAGE(receipt, receipt.error().to_string());
+    CHECK(receipt.value().applied == 1);
+    REQUIRE(seen.wait_for(is(CatalogChange::Kind::status, "gpt-5"), 5s));
+    auto model = pg->find_model("gpt-5");
+    REQUIRE(model);
+    REQUIRE(model.value());
+    CHECK(model.value()->name == "GPT-5");
+    CHECK(model.value()->status->health == Health::degraded);
+    CHECK(s.psql("SELECT count(*) FROM information_schema.columns WHERE table_schema = "
+                 "'public' AND table_name NOT LIKE 'catalog%' AND table_name <> "
+                 "'schema_migrations'",
+                 "live_hostile") == columns_before);
+}
+
 TEST_CASE("modelrepo watch --json prints every psql UPDATE, and again after a restart") {
     auto& s = server();
     fresh_catalogue("live_cli");

@@ -16,6 +16,7 @@
 
 #include <modelrepo/modelrepo.hpp>
 
+#include "outbox/outbox_store.hpp"
 #include "pg_catalogue.hpp"
 #include "process.hpp"
 #include "temp_dir.hpp"
@@ -529,4 +530,101 @@ TEST_CASE(
 
 TEST_CASE("no message ever held the password") {
     check_no_password_seen(5);
+}
+
+TEST_CASE("a status dated past the allowed skew is refused at every writer (the backend, the "
+          "outbox, its replay, upsert, import), and a real status after it lands") {
+    auto& s = server();
+    fresh_catalogue("outbox_future");
+    TempDir dir;
+    const auto outbox_file = dir.path() / "future.db";
+    const Timestamp far = sys_days{2100y / January / 1};
+    const Timestamp now = floor<microseconds>(system_clock::now());
+    std::vector<ModelStatus> future{status("gpt-5", far)};
+    auto named_skew = [](const Error& e) {
+        CAPTURE(e.message);
+        CHECK(e.message.find("ahead of this clock") != std::string::npos);
+        CHECK(e.message.find("allowed skew of 5 min") != std::string::npos);
+    };
+
+    // The backend.
+    auto pg = open_repo(s.url("app", password, "outbox_future"));
+    named_skew(expect_error(pg->write_statuses(future), Errc::invalid_argument));
+    // Within the skew (a minute ahead: clocks drift) it is taken.
+    std::vector<ModelStatus> drifted{status("gpt-4o", now + 1min)};
+    CHECK(pg->write_statuses(drifted).value().applied == 1);
+    // Its own skew, from the URL.
+    auto strict =
+        open_repo(s.url("app", password, "outbox_future", "127.0.0.1", "max_clock_skew=10s"));
+    auto refused = expect_error(strict->write_statuses(drifted), Errc::invalid_argument);
+    CHECK(refused.message.find("allowed skew of 10 s") != std::string::npos);
+
+    // The outbox, while the database is down: refused, not queued.
+    const std::string url = s.url("app", password, "outbox_future", "127.0.0.1",
+                                  "connect_timeout=2&outbox=" + outbox_file.string());
+    {
+        auto layered = open_layered(url);
+        s.kill9();
+        RestartOnExit restart{s};
+        named_skew(expect_error(layered->write_statuses(future), Errc::invalid_argument));
+        CHECK(layered.outbox().outbox_state().value().statuses == 0);
+        s.start();
+        REQUIRE(s.available());
+    }
+    // The replay: a batch already in the file (written by an older modelrepo, or edited)
+    // that the database now refuses goes to the dead letters with why, never applied.
+    {
+        auto store = detail::OutboxStore::open(outbox_file, 100);
+        REQUIRE(store);
+        REQUIRE(store.value()->enqueue(future));
+        std::vector<ModelStatus> real{status("claude-sonnet-4-5", now)};
+        REQUIRE(store.value()->enqueue(real));
+    }
+    {
+        auto layered = open_layered(url);
+        // The outbox's own thread drains it at once (or this call does).
+        REQUIRE(layered.outbox().drain_outbox());
+        REQUIRE(eventually(
+            [&] { return layered.outbox().outbox_state().value().dead_letters == 1; }, 10s));
+        auto state = layered.outbox().outbox_state().value();
+        REQUIRE(state.recent_dead_letters.size() == 1);
+        CHECK(state.recent_dead_letters[0].error.find("ahead of this clock") != std::string::npos);
+        CHECK(state.statuses == 0);
+        auto* health = layered->capability<HealthControl>();
+        REQUIRE(health);
+        CHECK(health->source_health().dead_letters == 1);
+    }
+    CHECK(s.psql("SELECT count(*) FROM model_status WHERE model_slug = 'claude-sonnet-4-5' AND "
+                 "region = 'outbox-test'",
+                 "outbox_future") == "1");
+
+    // upsert, the CLI.
+    std::string cli = require_env("MODELREPO_CLI");
+    auto file = dir.write("future.json", write_statuses(future));
+    auto upsert = run_process(
+        {cli, "--source", s.url("app", password, "outbox_future"), "upsert", file.string()},
+        {{"MODELREPO_SOURCES", ""}});
+    CHECK(upsert.exit_code == 1);
+    CHECK(upsert.err.find("invalid_argument") != std::string::npos);
+    CHECK(upsert.err.find("ahead of this clock") != std::string::npos);
+
+    // import: a snapshot with such a status is refused whole.
+    Snapshot snapshot = builtin_snapshot();
+    snapshot.statuses[0].checked_at = far;
+    named_skew(expect_error(pg->import_snapshot(snapshot), Errc::invalid_argument));
+
+    // Nothing of the future was stored, and a real status lands.
+    CHECK(s.psql("SELECT count(*) FROM model_status WHERE checked_at > now() + interval '5 "
+                 "minutes'",
+                 "outbox_future") == "0");
+    std::vector<ModelStatus> real{status("gpt-5", now)};
+    // (The first call after the restart may meet the pooled session the restart cut.)
+    CHECK(eventually(
+        [&] {
+            auto written = pg->write_statuses(real);
+            return written && written.value().applied == 1;
+        },
+        10s));
+    CHECK(s.psql("SELECT health FROM model_status WHERE model_slug = 'gpt-5'", "outbox_future") ==
+          "outage");
 }

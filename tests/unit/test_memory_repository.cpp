@@ -6,6 +6,7 @@
 
 #include <modelrepo/fallback_repository.hpp>
 #include <modelrepo/memory_repository.hpp>
+#include <modelrepo/open.hpp>
 
 using namespace modelrepo;
 using namespace std::chrono;
@@ -174,6 +175,52 @@ TEST_CASE("upsert_statuses is all or nothing") {
     REQUIRE_FALSE(r);
     CHECK(r.error().is(Errc::invalid_argument));
     CHECK(repo->export_snapshot().value() == before);
+}
+
+TEST_CASE("a status dated past the allowed skew is refused (5 min, or max_clock_skew); a "
+          "snapshot holding one is still read; the receipt names what was ignored") {
+    auto repo = small_repo();
+    const auto now = system_clock::now();
+    std::vector<ModelStatus> future{status("gpt-4o", Health::outage, sys_days{2206y / 1 / 1})};
+    auto r = repo->write_statuses(future);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().is(Errc::invalid_argument));
+    CHECK(r.error().message.find("checked_at 2206-01-01T00:00:00Z is") != std::string::npos);
+    CHECK(r.error().message.find("allowed skew of 5 min") != std::string::npos);
+    // A few seconds of drift is taken; a smaller skew refuses it.
+    std::vector<ModelStatus> drifted{status("gpt-4o", Health::outage, now + 30s)};
+    CHECK(repo->write_statuses(drifted).value().applied == 1);
+    repo->set_max_clock_skew(10s);
+    std::vector<ModelStatus> drifted_more{status("gpt-4o", Health::degraded, now + 60s)};
+    CHECK(repo->write_statuses(drifted_more).error().message.find("allowed skew of 10 s") !=
+          std::string::npos);
+    // Older than stored: ignored, and said.
+    std::vector<ModelStatus> older{status("gpt-4o", Health::degraded, now - 1h),
+                                   status("claude-sonnet-4-5", Health::outage, now)};
+    auto receipt = repo->write_statuses(older).value();
+    CHECK(receipt.applied == 1);
+    CHECK(receipt.ignored == 1);
+    CHECK(receipt.ignored_models == std::vector<std::string>{"gpt-4o"});
+    // Reading a snapshot is no write: a backup that holds a future date is read as it is.
+    Snapshot backup = small_snapshot();
+    backup.statuses[0].checked_at = sys_days{2100y / 1 / 1};
+    CHECK(MemoryRepository::create(backup, "backup"));
+}
+
+TEST_CASE("builtin: and file: take max_clock_skew and refuse any other parameter by name") {
+    auto strict = open("builtin:?max_clock_skew=1s");
+    REQUIRE(strict);
+    std::vector<ModelStatus> drifted{status("gpt-4o", Health::outage, system_clock::now() + 30s)};
+    CHECK(strict.value()->write_statuses(drifted).error().is(Errc::invalid_argument));
+    for (const char* uri : {"builtin:?anything=at_all", "builtin:?outbox=/tmp/o.db",
+                            "builtin:?cache=live", "builtin:?max_clock_skew=soon"}) {
+        CAPTURE(uri);
+        auto refused = open(uri);
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().is(Errc::invalid_argument));
+    }
+    auto named = open("builtin:?anything=at_all");
+    CHECK(named.error().message.find("'anything'") != std::string::npos);
 }
 
 TEST_CASE("replace swaps the catalogue; an invalid one is refused") {

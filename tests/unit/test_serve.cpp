@@ -12,11 +12,14 @@
 
 #include <modelrepo/modelrepo.hpp>
 
+#include "hook_receiver.hpp"
 #include "json_form.hpp"
 #include "scripted_repository.hpp"
+#include "serve/alerts.hpp"
 #include "serve/publisher.hpp"
 #include "serve/service.hpp"
 #include "serve/work_pool.hpp"
+#include "watching.hpp"
 
 using namespace modelrepo;
 using namespace modelrepo::serve;
@@ -241,6 +244,36 @@ TEST_CASE("PUT /v1/statuses: the bearer token, and what the chain says") {
     CHECK(code_of(refused) == "read_only");
 }
 
+TEST_CASE("PUT /v1/statuses: a checked_at past the allowed skew is 400 naming it; a status older "
+          "than the stored one is ignored, and the receipt says which") {
+    Fixture f;
+    const std::string future =
+        R"([{"model":"gpt-4o","health":"outage","availability":0.25,"latency_ms":null,)"
+        R"("error_rate":0.75,"region":"eu","checked_at":"2206-01-01T00:00:00Z"}])";
+    auto refused = f.put(future, "Bearer s3cret");
+    CHECK(refused.status == 400);
+    CHECK(code_of(refused) == "invalid_argument");
+    CHECK(json::parse(refused.body)["error"]["message"].get<std::string>().find(
+              "ahead of this clock") != std::string::npos);
+    // Nothing of it was stored: a real status after it lands.
+    auto ok = f.put(one_status, "Bearer s3cret");
+    REQUIRE(ok.status == 200);
+    CHECK(json::parse(ok.body)["applied"] == 1);
+    CHECK(json::parse(ok.body)["ignored"] == 0);
+    // The same status again, and an older one: the first applied (a replay of the same
+    // checked_at replaces), the second ignored, named.
+    const std::string older =
+        R"([{"model":"gpt-4o","health":"degraded","availability":0.5,"latency_ms":null,)"
+        R"("error_rate":0.1,"region":"eu","checked_at":"2026-12-01T10:00:00Z"}])";
+    auto stale = f.put(older, "Bearer s3cret");
+    REQUIRE(stale.status == 200);
+    auto body = json::parse(stale.body);
+    CHECK(body["applied"] == 0);
+    CHECK(body["ignored"] == 1);
+    CHECK(body["ignored_models"] == json::array({"gpt-4o"}));
+    CHECK(json::parse(f.get("/v1/models/gpt-4o").body)["model"]["status"]["health"] == "outage");
+}
+
 TEST_CASE("methods and paths") {
     Fixture f;
     Request r;
@@ -444,4 +477,98 @@ TEST_CASE("lists and the snapshot at 10,000 models: written as they go, the tree
 
     // A small answer is made in one part: the transport sends it with a Content-Length.
     CHECK(parts_of(get("/v1/models", "slug=m100001")) == 1);
+}
+
+namespace {
+
+FallbackEvent event(FallbackEvent::Kind kind, const std::string& source,
+                    std::optional<Errc> errc = std::nullopt, const std::string& cause = "") {
+    return {kind, system_clock::now(), source, cause.empty() ? "a cause" : cause, errc};
+}
+
+AlertOptions quick_alerts(const std::string& url) {
+    AlertOptions o;
+    o.webhooks = {url};
+    o.settle = milliseconds(100);
+    o.resolve_after = milliseconds(300);
+    o.interval = milliseconds(1'500);
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("alerts: the events of one outage (the origin down, the breaker open, a backup "
+          "serving) are one alert naming the settled cause and what serves; one resolved once "
+          "the recovery held") {
+    using Kind = FallbackEvent::Kind;
+    test::HookReceiver hook;
+    auto alerter = Alerter::start(quick_alerts(hook.url()), "pg", [](const std::string&) {
+                       return "builtin, a backup, answers";
+                   }).value();
+    alerter->on_event(event(Kind::source_down, "pg", Errc::unreachable, "connection cut"));
+    alerter->on_event(event(Kind::source_down, "pg", Errc::auth_failed, "password rejected"));
+    alerter->on_event(event(Kind::breaker_opened, "pg"));
+    alerter->on_event(event(Kind::served_by_backup, "builtin"));
+    REQUIRE(test::eventually([&] { return hook.count() >= 1; }, 5s));
+    std::this_thread::sleep_for(milliseconds(400));
+    auto alerts = hook.alerts();
+    REQUIRE(alerts.size() == 1);
+    CHECK(alerts[0]["event"] == "source_down");
+    CHECK(alerts[0]["errc"] == "auth_failed"); // settled: the login's refusal, not the cut
+    CHECK(alerts[0]["cause"] == "password rejected");
+    CHECK(alerts[0]["meanwhile"] == "builtin, a backup, answers");
+    CHECK(alerts[0]["alert"] == "ModelrepoSourceDown");
+    // A recovery that does not hold is no resolved.
+    alerter->on_event(event(Kind::source_recovered, "pg"));
+    alerter->on_event(event(Kind::breaker_closed, "pg"));
+    alerter->on_event(event(Kind::primary_recovered, "pg"));
+    alerter->on_event(event(Kind::source_down, "pg", Errc::auth_failed));
+    std::this_thread::sleep_for(milliseconds(600));
+    CHECK(hook.count() == 1);
+    alerter->on_event(event(Kind::source_recovered, "pg"));
+    REQUIRE(test::eventually([&] { return hook.count() >= 2; }, 5s));
+    alerts = hook.alerts();
+    CHECK(alerts[1]["event"] == "resolved");
+    CHECK(alerts[1]["text"].get<std::string>().find("answers again") != std::string::npos);
+    // A flap: down again right after the resolved is held back until the interval passes,
+    // then alerted once if still down.
+    auto resolved_at = steady_clock::now();
+    alerter->on_event(event(Kind::source_down, "pg", Errc::timeout));
+    std::this_thread::sleep_for(milliseconds(500));
+    CHECK(hook.count() == 2);
+    REQUIRE(test::eventually([&] { return hook.count() >= 3; }, 5s));
+    CHECK(steady_clock::now() - resolved_at >= milliseconds(1'400));
+    CHECK(hook.alerts()[2]["errc"] == "timeout");
+}
+
+TEST_CASE("alerts: Alertmanager's v2 body: labels, annotations with the fix and runbook, "
+          "endsAt ahead while firing and now when resolved") {
+    AlertNotice n;
+    n.alertname = "ModelrepoSourceDown";
+    n.event = "source_down";
+    n.source = "postgresql://app@db/catalogue";
+    n.cause = "the server rejected the password";
+    n.errc = Errc::auth_failed;
+    n.severity = "critical";
+    n.meanwhile = "its last-known copy answers reads";
+    n.runbook = "https://example.org/runbook#a-source-is-down";
+    n.at = n.started = system_clock::now();
+    auto firing = json::parse(alertmanager_body(n, n.at + 4min, "web-1"));
+    REQUIRE(firing.is_array());
+    REQUIRE(firing.size() == 1);
+    const auto& a = firing[0];
+    CHECK(a["labels"]["alertname"] == "ModelrepoSourceDown");
+    CHECK(a["labels"]["source"] == "postgresql://app@db/catalogue");
+    CHECK(a["labels"]["cause"] == "auth_failed");
+    CHECK(a["labels"]["severity"] == "critical");
+    CHECK(a["annotations"]["summary"].get<std::string>().find("is down (auth_failed)") !=
+          std::string::npos);
+    CHECK(a["annotations"]["description"].get<std::string>().find("Meanwhile: its last-known") !=
+          std::string::npos);
+    CHECK(a["annotations"]["runbook_url"] == "https://example.org/runbook#a-source-is-down");
+    CHECK(parse_timestamp(a["endsAt"].get<std::string>()).value() > n.at + 3min);
+    CHECK(parse_timestamp(a["startsAt"].get<std::string>()).value() <= n.at);
+    n.event = "resolved";
+    auto resolved = json::parse(alertmanager_body(n, n.at, "web-1"));
+    CHECK(resolved[0]["endsAt"] == format_timestamp(n.at));
 }

@@ -178,24 +178,22 @@ struct Alerter::Impl {
         o.last_posted = now;
     }
 
-    /// Alerts, holds back or resolves `o` after what holds it down changed.
+    /// Schedules, holds back or resolves `o` after what holds it down changed. An outage is
+    /// alerted once it has settled (`settle`), or, for a source that flapped, once `interval`
+    /// has passed since its last resolved; it is resolved once its recovery has held.
     void evaluate(Outage& o) {
         auto now = steady_clock::now();
         if (o.down()) {
             o.resolve_at.reset(); // not over after all: the same outage goes on
             if (o.firing || o.fire_at)
                 return;
-            if (o.ever_resolved && now - o.last_resolved < options.interval) {
-                o.fire_at = o.last_resolved + options.interval; // flapping: hold it back
-                return;
-            }
             o.notice.started = o.notice.at;
-            o.notice.meanwhile = meanwhile ? meanwhile(o.notice.source) : "";
-            o.firing = true;
-            send(o, false);
+            o.fire_at = now + options.settle;
+            if (o.ever_resolved && now - o.last_resolved < options.interval)
+                o.fire_at = std::max(*o.fire_at, o.last_resolved + options.interval);
             return;
         }
-        o.fire_at.reset(); // a held-back alert that was never sent needs no resolved
+        o.fire_at.reset(); // an alert that was never sent needs no resolved
         if (o.firing && !o.resolve_at)
             o.resolve_at = now + options.resolve_after;
     }
@@ -215,17 +213,20 @@ struct Alerter::Impl {
     }
 
     /// The cause of an outage not yet alerted: the event that began it, or the origin's
-    /// own cause (source_down) when one comes, which says most. An alert keeps the cause it
+    /// own latest cause (source_down), which says most. An alert keeps the cause it
     /// was sent with, so that it stays one alert.
     static void note_cause(Outage& o, const FallbackEvent& e) {
         if (o.firing)
             return;
         if (o.health_down && e.kind != FallbackEvent::Kind::source_down)
             return;
-        o.notice.event = std::string(to_string(e.kind));
+        const bool began = !o.down() && !o.fire_at;
+        if (began || o.notice.event.empty())
+            o.notice.event = std::string(to_string(e.kind));
         o.notice.cause = e.cause;
         o.notice.errc = e.errc;
-        o.notice.at = e.at;
+        if (began)
+            o.notice.at = e.at;
     }
 
     void apply(const FallbackEvent& e) {
@@ -312,7 +313,6 @@ struct Alerter::Impl {
                 if (o.fire_at && now >= *o.fire_at) {
                     o.fire_at.reset();
                     if (o.down()) {
-                        o.notice.started = o.notice.at = Clock::now();
                         o.notice.meanwhile = meanwhile ? meanwhile(o.notice.source) : "";
                         o.firing = true;
                         send(o, false);

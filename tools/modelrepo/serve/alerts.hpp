@@ -27,6 +27,10 @@ struct AlertOptions {
     /// A recovery is told once it has held this long (a resolved never waits out
     /// `interval`).
     std::chrono::milliseconds resolve_after{3'000};
+    /// An outage is alerted this long after it began, with the cause it has settled on
+    /// then: a connect cut by the server's restart says `unreachable` a moment before the
+    /// login's `auth_failed` says why.
+    std::chrono::milliseconds settle{1'000};
     /// Alertmanager: a firing alert is posted again this often, with `endsAt` four times
     /// as far ahead, so that its `resolve_timeout` never ends a long outage early.
     std::chrono::milliseconds resend{60'000};

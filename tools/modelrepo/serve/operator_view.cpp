@@ -155,8 +155,8 @@ struct OperatorView::Impl {
     std::atomic<steady_clock::rep> status_asked{0};
     bool stopping = false;
     bool look_now = false; ///< a source_down the doctor can tell the cause of: look at once
-    std::condition_variable wake;
-    std::thread worker;
+    std::condition_variable wake, inspect_wake;
+    std::thread worker, inspector;
     const Timestamp started = system_clock::now();
 
     void on_event(const FallbackEvent& e) {
@@ -187,18 +187,17 @@ struct OperatorView::Impl {
                 std::lock_guard lock(mutex);
                 look_now = true;
             }
-            wake.notify_all();
+            inspect_wake.notify_all();
         }
         if (options.on_event)
             options.on_event(e);
     }
 
-    /// Once a second: the backup share's sample when due, the doctor when due, the page's
-    /// JSON, a heartbeat when due.
+    /// Once a second: the backup share's sample when due, the page's JSON, a heartbeat when
+    /// due. Never waits on a source (the inspector does that).
     void run() {
         auto next_sample = steady_clock::now();
         auto next_heartbeat = steady_clock::now() + options.heartbeat;
-        std::optional<steady_clock::time_point> last_diagnosis;
         std::unique_lock lock(mutex);
         while (!stopping) {
             lock.unlock();
@@ -221,10 +220,6 @@ struct OperatorView::Impl {
                 while (samples.size() > static_cast<std::size_t>(keep))
                     samples.pop_front();
             }
-            if (!m.sources.empty())
-                maybe_diagnose(m.sources.front(), now, last_diagnosis);
-            if (!next_future_check || now >= *next_future_check)
-                next_future_check = now + look_for_future_statuses();
             std::string body = build_status(m, looked_at);
             bool beat = now >= next_heartbeat;
             if (beat)
@@ -237,15 +232,38 @@ struct OperatorView::Impl {
                 for (auto& s : streams)
                     s->send(comment);
             }
-            wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping || look_now; });
-            look_now = false;
+            wake.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; });
+        }
+    }
+
+    /// What may wait on a source, on a thread of its own so that the page's JSON stays
+    /// current meanwhile: the doctor (at once on a new outage, then at most every
+    /// diagnosis_every) and the look for statuses dated in the future.
+    void inspect() {
+        std::optional<steady_clock::time_point> last_diagnosis, next_future_check;
+        bool urgent = false; ///< a new outage began: the doctor looks without waiting
+        std::unique_lock lock(mutex);
+        while (!stopping) {
+            urgent = std::exchange(look_now, false) || urgent;
+            lock.unlock();
+            auto now = steady_clock::now();
+            FallbackMetrics m = chain->metrics(/*with_backend=*/false);
+            if (!m.sources.empty())
+                maybe_diagnose(m.sources.front(), now, last_diagnosis, urgent);
+            if (!next_future_check || now >= *next_future_check)
+                next_future_check = now + look_for_future_statuses();
+            lock.lock();
+            inspect_wake.wait_for(lock, std::chrono::seconds(1),
+                                  [&] { return stopping || look_now; });
         }
     }
 
     /// The doctor on the first source, after a connection or login failure newer than the
     /// last diagnosis, at most once per diagnosis_every (it connects: a few seconds at most).
+    /// `urgent`: a new outage began; the doctor looks at once (at most every 5 s), and the
+    /// flag is cleared when it has.
     void maybe_diagnose(const SourceMetrics& first, steady_clock::time_point now,
-                        std::optional<steady_clock::time_point>& last) {
+                        std::optional<steady_clock::time_point>& last, bool& urgent) {
 #if MODELREPO_HAS_POSTGRES
         const std::string& url = options.first_source;
         auto [errc, error_at] = diagnosable(first);
@@ -256,9 +274,11 @@ struct OperatorView::Impl {
             if (diagnosed_error_at && *diagnosed_error_at >= *error_at)
                 return;
         }
-        if (last && now - *last < options.diagnosis_every)
+        if (last &&
+            now - *last < (urgent ? std::chrono::milliseconds(5'000) : options.diagnosis_every))
             return;
         last = now;
+        urgent = false;
         auto report = diagnose_postgres(url, options.admin_url);
         ojson d{{"source", first.source},
                 {"ran_at", format_timestamp(system_clock::now())},
@@ -289,11 +309,23 @@ struct OperatorView::Impl {
         std::lock_guard lock(mutex);
         diagnosis = std::move(d);
         diagnosed_error_at = error_at;
+        patch_status("diagnosis", diagnosis);
 #else
         (void)first;
         (void)now;
         (void)last;
+        (void)urgent;
 #endif
+    }
+
+    /// Puts what the inspector found into the page's JSON at once (under `mutex`), not at
+    /// the worker's next round: /v1/status agrees with /v1/diagnosis as soon as it changed.
+    void patch_status(const char* member, const ojson& value) {
+        auto body = ojson::parse(status_body, nullptr, false);
+        if (!body.is_object())
+            return;
+        body[member] = value;
+        status_body = dump(body);
     }
 
     /// Looks for statuses dated past the allowed skew in what the chain serves; when to look
@@ -330,6 +362,7 @@ struct OperatorView::Impl {
                                                  "that dates them now"}};
         std::lock_guard lock(mutex);
         future_statuses = std::move(found);
+        patch_status("future_statuses", future_statuses);
         return memory ? std::chrono::seconds(15) : std::chrono::seconds(60);
     }
 
@@ -408,6 +441,7 @@ OperatorView::OperatorView(std::shared_ptr<FallbackRepository> chain, OperatorOp
     impl_->options = std::move(options);
     impl_->chain->subscribe([impl = impl_.get()](const FallbackEvent& e) { impl->on_event(e); });
     impl_->worker = std::thread([impl = impl_.get()] { impl->run(); });
+    impl_->inspector = std::thread([impl = impl_.get()] { impl->inspect(); });
 }
 
 OperatorView::~OperatorView() {
@@ -419,7 +453,9 @@ OperatorView::~OperatorView() {
         open.swap(impl_->streams);
     }
     impl_->wake.notify_all();
+    impl_->inspect_wake.notify_all();
     impl_->worker.join();
+    impl_->inspector.join();
     for (auto& s : open)
         s->close();
 }
