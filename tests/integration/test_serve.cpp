@@ -532,6 +532,47 @@ TEST_CASE("a change stream resumes across a PostgreSQL kill -9: every change onc
             CHECK(std::count(changes.begin(), changes.end(), v) == 1);
 }
 
+TEST_CASE("after serve restarts, a resuming client's resync carries an id: the next reconnect "
+          "resumes from it instead of resyncing again") {
+    PgServer& pg = server();
+    fresh_catalogue("serve_restart");
+    const std::string url = pg.url("app", password, "serve_restart", "127.0.0.1", "cache=live");
+    long long last_seen = 0;
+    {
+        Serve serve({url});
+        auto stream = open_stream(serve.port());
+        REQUIRE(copy_in_sync(json::parse(ready_when(serve, copy_in_sync).body)));
+        pg.psql("UPDATE model_status SET availability = 0.41 WHERE model_slug = 'gpt-5'",
+                "serve_restart");
+        REQUIRE(stream->wait_for("\"slug\":\"gpt-5\"", 10s));
+        auto ids = event_ids(stream->received());
+        REQUIRE(!ids.empty());
+        last_seen = ids.back();
+    }
+    // A new serve never saw that version: one resync, with an id to resume from.
+    Serve serve({url});
+    REQUIRE(copy_in_sync(json::parse(ready_when(serve, copy_in_sync).body)));
+    auto resumed = open_stream(serve.port(), "/v1/changes",
+                               "Last-Event-ID: " + std::to_string(last_seen) + "\r\n");
+    REQUIRE(resumed->wait_for("event: resync", 10s));
+    const std::string& text = resumed->received();
+    auto resync = text.find("event: resync");
+    auto id_at = text.rfind("id: ", resync);
+    REQUIRE_MESSAGE(id_at != std::string::npos, text);
+    REQUIRE_MESSAGE(text.find("\n\n", id_at) > resync, text); // the resync's own id
+    long long point = std::stoll(text.substr(id_at + 4));
+    CHECK(point > 0);
+    resumed->close();
+    // Reconnecting from it (as EventSource does) resumes: no second resync; a change made
+    // meanwhile comes as itself.
+    pg.psql("UPDATE model_status SET availability = 0.42 WHERE model_slug = 'gpt-4o'",
+            "serve_restart");
+    auto again = open_stream(serve.port(), "/v1/changes",
+                             "Last-Event-ID: " + std::to_string(point) + "\r\n");
+    CHECK_MESSAGE(again->wait_for("\"slug\":\"gpt-4o\"", 10s), again->received());
+    CHECK(again->received().find("event: resync") == std::string::npos);
+}
+
 TEST_CASE("SIGTERM during requests: answers in flight complete, streams end, exit 0") {
     Serve serve({"builtin:"});
     auto stream = open_stream(serve.port());
