@@ -59,6 +59,29 @@ void BM_find_model(benchmark::State& state) {
 }
 BENCHMARK(BM_find_model);
 
+// What value() on a temporary costs (issue 31: it returns the value, moved out, so that a
+// reference bound to it does not dangle), beside value() on a named result (a reference).
+void BM_find_model_value_of_temporary(benchmark::State& state) {
+    auto repo = builtin_repo();
+    std::string_view slug = "claude-sonnet-4-5";
+    for (auto _ : state) {
+        const Model& model = *repo->find_model(slug).value();
+        benchmark::DoNotOptimize(&model);
+    }
+}
+BENCHMARK(BM_find_model_value_of_temporary);
+
+void BM_find_model_value_of_named(benchmark::State& state) {
+    auto repo = builtin_repo();
+    std::string_view slug = "claude-sonnet-4-5";
+    for (auto _ : state) {
+        auto result = repo->find_model(slug);
+        const Model& model = *result.value();
+        benchmark::DoNotOptimize(&model);
+    }
+}
+BENCHMARK(BM_find_model_value_of_named);
+
 void BM_peer_unordered_map_find_copy(benchmark::State& state) {
     std::unordered_map<std::string, Model> map;
     auto models = builtin_repo()->list_models();
@@ -132,6 +155,12 @@ int main(int argc, char** argv) {
 
     auto get = [&](const char* name) { return m.count(name) ? m[name] : 0.0; };
     std::printf("\nsummary (medians of 9 repetitions)\n");
+    double temporary = get("BM_find_model_value_of_temporary");
+    double named = get("BM_find_model_value_of_named");
+    if (temporary > 0 && named > 0)
+        std::printf("find_model + value() on a temporary %.1f ns, on a named result %.1f ns: "
+                    "%+.1f ns (the move that keeps a reference to it alive)\n",
+                    temporary, named, temporary - named);
     double find = get("BM_find_model");
     double peer = get("BM_peer_unordered_map_find_copy");
     if (find > 0 && peer > 0)

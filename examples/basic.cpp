@@ -16,7 +16,6 @@ int main() {
         std::cout << stats.value().models << " models from " << stats.value().source << '\n';
 
     const std::vector<std::string> priority{"gpt-4o", "claude-sonnet-4-5"};
-    auto models = repo.value()->find_models(priority); // keep the Result alive while iterating
-    for (const auto& model : models.value())
+    for (const auto& model : repo.value()->find_models(priority).value())
         std::cout << model.slug << ": " << model.provider->name << '\n';
 }

@@ -41,7 +41,9 @@ struct CopyConfig {
 struct OutboxConfig {
     /// The SQLite file (`outbox=PATH`) that durably keeps the status writes the source
     /// could not take for an outage-class cause, applied when it can. Empty: no outbox
-    /// (such a write fails with the source's error).
+    /// (such a write fails with the source's error). A file belongs to one source (its
+    /// database, host, role and tables, recorded in it): opening it for another is
+    /// `Errc::invalid_argument`; repositories of the same source may share it.
     std::filesystem::path file;
     /// Most statuses the outbox holds (`outbox_max=`); past it a write is refused with
     /// `Errc::outbox_full`.

@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 
 #include <boost/outcome/basic_result.hpp>
 #include <boost/outcome/policy/base.hpp>
@@ -167,10 +169,77 @@ struct ResultPolicy : boost::outcome_v2::policy::base {
 
 } // namespace detail
 
-/// The outcome of a fallible call: a `T` or an `Error`.
-/// `if (auto r = repo->count_models()) use(r.value()); else log(r.error().message);`
+namespace detail {
+
+/// What `Result<std::optional<U>>::value()` returns on a temporary: the optional itself,
+/// whose `*` and `value()` on a temporary return the `U` by value too, so that
+/// `const Model& m = *repo->find_model(slug).value();` binds to a value that lives as long
+/// as `m` (a `U&&` into the temporary would dangle at the end of the statement).
+template <class U>
+class OwnedOptional : public std::optional<U> {
+public:
+    using std::optional<U>::optional;
+    using std::optional<U>::operator*;
+    using std::optional<U>::value;
+    OwnedOptional(std::optional<U>&& other) noexcept(
+        std::is_nothrow_move_constructible_v<U>) // NOLINT: a value, implicitly
+        : std::optional<U>(std::move(other)) {}
+    U operator*() && { return std::move(**static_cast<std::optional<U>*>(this)); }
+    U value() && { return std::move(static_cast<std::optional<U>&>(*this).value()); }
+
+    friend bool operator==(const OwnedOptional& a, const OwnedOptional& b) {
+        return static_cast<const std::optional<U>&>(a) == static_cast<const std::optional<U>&>(b);
+    }
+    friend bool operator==(const OwnedOptional& a, const std::optional<U>& b) {
+        return static_cast<const std::optional<U>&>(a) == b;
+    }
+    friend bool operator==(const OwnedOptional& a, std::nullopt_t) { return !a.has_value(); }
+};
+
 template <class T>
-using Result = boost::outcome_v2::basic_result<T, Error, detail::ResultPolicy>;
+struct Owned {
+    using type = T;
+};
+template <class U>
+struct Owned<std::optional<U>> {
+    using type = OwnedOptional<U>;
+};
+
+} // namespace detail
+
+/// The outcome of a fallible call: a `T` or an `Error` (a Boost.Outcome `basic_result`).
+/// `if (auto r = repo->count_models()) use(r.value()); else log(r.error().message);`
+///
+/// On a named result `value()` returns a reference into it, valid while the result lives.
+/// On a temporary it returns the value itself, moved out, so that the forms people write
+/// do not dangle: `const auto& stats = repo->system_stats().value();`,
+/// `for (const Model& m : repo->list_models().value())` and
+/// `const Model& m = *repo->find_model(slug).value();` each keep what they refer to alive
+/// (C++ extends a temporary bound to a reference; it would not extend the Result behind a
+/// reference into it).
+template <class T>
+class Result : public boost::outcome_v2::basic_result<T, Error, detail::ResultPolicy> {
+    using Base = boost::outcome_v2::basic_result<T, Error, detail::ResultPolicy>;
+
+public:
+    using Base::Base;
+    Result(const Base& other)
+        : Base(other) {}
+    Result(Base&& other) noexcept(std::is_nothrow_move_constructible_v<Base>)
+        : Base(std::move(other)) {}
+
+    using Base::value;
+    /// On a temporary: the value, moved out (see above); throws `BadResultAccess` when it
+    /// holds an error.
+    decltype(auto) value() && {
+        if constexpr (std::is_void_v<T>) {
+            static_cast<Base&>(*this).value();
+        } else {
+            using Owned = typename detail::Owned<T>::type;
+            return Owned(std::move(static_cast<Base&>(*this).value()));
+        }
+    }
+};
 
 /// `return modelrepo::success();` from a function returning `Result<void>`.
 using boost::outcome_v2::success;

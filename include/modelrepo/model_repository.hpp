@@ -57,6 +57,10 @@ struct WriteOptions {
 /// Models shared with whoever holds them (`ModelRepository::share_models()`): `models`
 /// point into what `owner` keeps alive and unchanged while it is held. Copying one copies
 /// the pointers only.
+///
+/// Lifetime: a pointer of `models` is valid while this `SharedModels` (or a copy of it)
+/// lives, and what it points at does not change meanwhile (a write makes a new version; this
+/// one stays). Keep the `SharedModels`, not the pointers: one kept after it is gone dangles.
 struct SharedModels {
     std::shared_ptr<const void> owner;
     std::vector<const Model*> models; ///< by slug, as list_models() orders them

@@ -76,6 +76,9 @@ public:
     /// How far ahead of the clock a status it takes may be dated (`max_clock_skew=`): what
     /// an outbox above checks before it keeps a write.
     virtual std::chrono::milliseconds max_clock_skew() const { return default_max_clock_skew; }
+    /// Who takes the writes (its database, host, role and tables; no secret): an outbox
+    /// file records it and is refused to any other source. "" binds nothing.
+    virtual std::string outbox_identity() const { return ""; }
 };
 
 /// A last-known copy in this process, for an outbox above it: the slugs of a write it

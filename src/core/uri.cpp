@@ -29,8 +29,11 @@ Error invalid(std::string_view uri, std::string_view what) {
 
 std::string redact_url(std::string_view text) {
     // Where parse_uri puts the authority: after "scheme://", up to the path; for
-    // database URLs the userinfo ends at the last '@'.
+    // database URLs the userinfo ends at the last '@'. A fragment is masked whole (a
+    // "#password=…" there is no part of the URL, but may be a secret).
     std::string out(text);
+    if (auto hash = fragment_start(out); hash != std::string::npos)
+        out.replace(hash + 1, std::string::npos, "***");
     auto scheme_end = out.find("://");
     if (scheme_end != std::string::npos) {
         std::size_t start = scheme_end + 3;
@@ -60,7 +63,8 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
     double v = std::strtod(text.c_str(), &end);
     if (end == text.c_str() || v < 0)
         return std::nullopt;
-    std::string unit(end);
+    // The rest of the value, NULs included (a C string would stop at one and take "1s%00").
+    std::string unit(end, static_cast<std::size_t>(text.c_str() + text.size() - end));
     double ms = unit == "" || unit == "s" ? v * 1000
                 : unit == "ms"            ? v
                 : unit == "m"             ? v * 60'000
@@ -106,6 +110,16 @@ std::optional<std::vector<QueryParam>> split_query(std::string_view query) {
         params.push_back({std::move(*key), std::move(*value), pair});
     }
     return params;
+}
+
+std::size_t fragment_start(std::string_view url) {
+    std::size_t scheme_end = url.find("://");
+    std::size_t after_scheme = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    std::size_t userinfo_end = url.find_first_of("@/", after_scheme);
+    std::size_t rest = userinfo_end != std::string_view::npos && url[userinfo_end] == '@'
+                           ? userinfo_end + 1
+                           : after_scheme;
+    return url.find('#', rest);
 }
 
 std::size_t query_start(std::string_view url) {

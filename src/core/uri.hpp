@@ -52,6 +52,11 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
 /// Decodes %XX escapes; nullopt when an escape is malformed.
 std::optional<std::string> percent_decode(std::string_view text);
 
+/// Where the fragment of `url` starts (the index of its '#'), as libpq reads a URI: past the
+/// userinfo, whose password may hold a '#'. npos when there is none. A database URL has no
+/// fragment: libpq would read it as part of the database name.
+std::size_t fragment_start(std::string_view url);
+
 /// Where the query string of `url` starts (the index of its '?'), as libpq reads a URI:
 /// the userinfo ends at the first '@' before any '/', so a '?' in a password is part of
 /// the password. npos when there is no query.

@@ -67,10 +67,22 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
             problem = duration(config.max_stale);
         else if (p.key == "timeout")
             problem = duration(config.timeout);
-        else if (p.key == "cache_dir")
+        else if (p.key == "cache_dir") {
+            if (p.value.empty() || p.value.find('\0') != std::string::npos)
+                return invalid(text, "cache_dir must name a directory (and hold no NUL)");
             config.cache_dir = p.value;
+        } else if (p.key == "cache" || p.key == "outbox" || p.key == "outbox_max")
+            // The durable layer's: a backup keeps its own copy (cache_dir=) and takes no
+            // writes. Never ignored silently.
+            return invalid(text, p.key + " is not taken by a GitHub/HTTP source: it is a copy "
+                                         "already (its own cache_dir= keeps the last good one "
+                                         "on disk) and takes no writes");
+        else if (uri.scheme == "github")
+            return invalid(text, "github:// does not take the parameter '" + p.key +
+                                     "' (it takes api_base, refresh_interval, max_stale, "
+                                     "timeout, cache_dir)");
         else
-            passthrough.emplace_back(p.raw);
+            passthrough.emplace_back(p.raw); // part of a plain URL: sent to its server
         if (problem)
             return *problem;
     }

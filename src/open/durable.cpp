@@ -24,6 +24,8 @@ Error invalid(std::string_view url, const std::string& what) {
 /// Sets one of the layer's parameters; false when `key` is not one of them.
 Result<bool> take_param(DurableConfig& config, std::string_view url, const std::string& key,
                         const std::string& value) {
+    if (value.find('\0') != std::string::npos)
+        return invalid(url, key + " holds a NUL (%00), which no file name can");
     if (key == "cache_dir") {
         if (value.empty())
             return invalid(url, "cache_dir must name a directory");

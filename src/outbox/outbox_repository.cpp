@@ -32,7 +32,7 @@ OutboxRepository::create(std::shared_ptr<ModelRepository> source, const OutboxCo
     }
     if (config.max_statuses < 1)
         return make_error(Errc::invalid_argument, "OutboxConfig::max_statuses must be positive");
-    auto store = OutboxStore::open(config.file, config.max_statuses);
+    auto store = OutboxStore::open(config.file, config.max_statuses, writer->outbox_identity());
     if (!store)
         return std::move(store).error();
     return std::make_shared<OutboxRepository>(std::move(source), *writer, std::move(store).value());

@@ -110,7 +110,8 @@ Error OutboxStore::failure_and_rollback(const std::string& what) {
 }
 
 Result<std::unique_ptr<OutboxStore>> OutboxStore::open(const std::filesystem::path& path,
-                                                       std::int64_t max_statuses) {
+                                                       std::int64_t max_statuses,
+                                                       const std::string& source) {
     sqlite3* db = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
@@ -168,7 +169,33 @@ Result<std::unique_ptr<OutboxStore>> OutboxStore::open(const std::filesystem::pa
         if (!format.ok() || format.step() != SQLITE_ROW || format.text(0) != "modelrepo.outbox/1")
             return outbox->failure("not a modelrepo outbox (format)");
     }
+    if (auto bound = outbox->bind(source); !bound)
+        return std::move(bound).error();
     return outbox;
+}
+
+Result<void> OutboxStore::bind(const std::string& source) {
+    if (source.empty())
+        return success();
+    // Recorded by the first source that opens the file (INSERT OR IGNORE: two processes of
+    // the same source may do it at once), then compared.
+    Stmt record(db_, "INSERT OR IGNORE INTO outbox_meta (key, value) VALUES ('source', ?1)");
+    if (!record.ok() || record.bind(1, source).step() != SQLITE_DONE)
+        return failure("cannot record the source it belongs to");
+    Stmt owner(db_, "SELECT value FROM outbox_meta WHERE key = 'source'");
+    if (!owner.ok() || owner.step() != SQLITE_ROW)
+        return failure("cannot read the source it belongs to");
+    std::string recorded = owner.text(0);
+    if (recorded == source)
+        return success();
+    Error error = make_error(Errc::invalid_argument,
+                             "outbox '" + path_.string() + "' keeps the writes of " + recorded +
+                                 ", not of " + source +
+                                 ": its writes would be replayed into the wrong database. Give "
+                                 "each source an outbox= file of its own (repositories of the same "
+                                 "source may share one)");
+    error.target = path_.string();
+    return error;
 }
 
 Result<std::int64_t> OutboxStore::enqueue(std::span<const ModelStatus> statuses) {

@@ -25,10 +25,16 @@ namespace modelrepo::detail {
 /// harmless: an upsert never moves a status back in time).
 class OutboxStore {
 public:
-    /// Opens or creates the file and checks it. Errors: `Errc::io_error` naming the file
-    /// (unwritable, corrupt, not an outbox).
+    /// Opens or creates the file and checks it. `source`: the identity of the source whose
+    /// writes it keeps (`StatusWriter::outbox_identity()`): a new file records it, a file
+    /// that records another is refused, so that one database's writes are never replayed
+    /// into another ("" binds nothing). A file of an earlier modelrepo, which recorded
+    /// none, is bound to the first source that opens it. Errors: `Errc::io_error` naming
+    /// the file (unwritable, corrupt, not an outbox), `Errc::invalid_argument` for a file
+    /// that belongs to another source.
     static Result<std::unique_ptr<OutboxStore>> open(const std::filesystem::path& path,
-                                                     std::int64_t max_statuses);
+                                                     std::int64_t max_statuses,
+                                                     const std::string& source = "");
     ~OutboxStore();
     OutboxStore(const OutboxStore&) = delete;
     OutboxStore& operator=(const OutboxStore&) = delete;
@@ -83,6 +89,8 @@ private:
     /// full, else `Errc::io_error`.
     Error failure(const std::string& what) const;
     Error failure_and_rollback(const std::string& what);
+    /// Records `source` as the file's owner, or refuses a file owned by another.
+    Result<void> bind(const std::string& source);
 
     const std::filesystem::path path_;
     sqlite3* db_;

@@ -193,6 +193,12 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
     std::size_t q = detail::query_start(url);
     std::string_view base = url.substr(0, q);
     std::string_view query = q == std::string_view::npos ? std::string_view() : url.substr(q + 1);
+    // A fragment: libpq would read it as part of the database name (and show it in errors
+    // and names). Refused, shown masked.
+    if (detail::fragment_start(url) != std::string_view::npos)
+        return invalid(url, "a fragment ('#…') is not part of a database URL (libpq would read "
+                            "it as part of the database name); percent-encode a '#' that "
+                            "belongs to a value as %23");
     // An '@' past that point: libpq would read a password with an unencoded '/' or '@'
     // as host, port and database (and print it in its error). Say so without it.
     if (base.find('@', rest) != std::string_view::npos)

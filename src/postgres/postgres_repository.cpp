@@ -135,6 +135,12 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
     std::chrono::milliseconds max_clock_skew() const override {
         return sql.config().max_clock_skew;
     }
+    std::string outbox_identity() const override {
+        const auto& m = sql.mapping();
+        return sql.name() + " (schema " +
+               (sql.config().schema.empty() ? std::string("default") : sql.config().schema) +
+               ", statuses in " + m.statuses.table + ")";
+    }
     Result<std::vector<Result<std::int64_t>>>
     apply_each(std::span<const std::vector<ModelStatus>> batches) override {
         return sql.upsert_each(batches);

@@ -628,3 +628,45 @@ TEST_CASE("a status dated past the allowed skew is refused at every writer (the 
     CHECK(s.psql("SELECT health FROM model_status WHERE model_slug = 'gpt-5'", "outbox_future") ==
           "outage");
 }
+
+TEST_CASE("an outbox file belongs to one source: another database's repository is refused it, "
+          "and nothing lands in the wrong database; two of the same database share it") {
+    auto& s = server();
+    fresh_catalogue("outbox_owner_a");
+    fresh_catalogue("outbox_owner_b");
+    TempDir dir;
+    const std::string file = (dir.path() / "shared.db").string();
+    const std::string a_url =
+        s.url("app", password, "outbox_owner_a", "127.0.0.1", "connect_timeout=2&outbox=" + file);
+    const std::string b_url =
+        s.url("app", password, "outbox_owner_b", "127.0.0.1", "connect_timeout=2&outbox=" + file);
+    auto a = open(a_url);
+    REQUIRE_MESSAGE(a, a.error().to_string());
+    auto b = open(b_url);
+    REQUIRE_FALSE(b);
+    CHECK(b.error().is(Errc::invalid_argument));
+    CHECK(b.error().message.find("outbox_owner_a") != std::string::npos);
+    CHECK(b.error().message.find("outbox_owner_b") != std::string::npos);
+    CHECK(b.error().message.find(password) == std::string::npos);
+    // A second repository of the same database shares it, as before.
+    auto a2 = open(a_url);
+    REQUIRE_MESSAGE(a2, a2.error().to_string());
+    // A write queued for A (its server down) lands in A, never in B.
+    s.kill9();
+    RestartOnExit restart{s};
+    std::vector<ModelStatus> queued{status("gpt-5", floor<microseconds>(system_clock::now()))};
+    auto receipt = a.value()->write_statuses(queued);
+    REQUIRE(receipt);
+    CHECK(receipt.value().queued == 1);
+    s.start();
+    REQUIRE(s.available());
+    CHECK(eventually(
+        [&] {
+            auto v = s.try_psql("SELECT count(*) FROM model_status WHERE region = 'outbox-test'",
+                                "outbox_owner_a");
+            return v && *v == "1";
+        },
+        15s));
+    CHECK(s.psql("SELECT count(*) FROM model_status WHERE region = 'outbox-test'",
+                 "outbox_owner_b") == "0");
+}

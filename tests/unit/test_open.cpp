@@ -116,3 +116,84 @@ TEST_CASE("a libpq key=value conninfo opens PostgreSQL, as libpq reads it") {
     CHECK(typo.error().message.find("dbnmae") != std::string::npos);
 }
 #endif
+
+TEST_CASE("every backend refuses, by name, each parameter it does not take: nothing asked for "
+          "is silently ignored") {
+    test::TempDir dir;
+    auto file = dir.path() / "models.json";
+    REQUIRE(write_snapshot_file(builtin_snapshot(), file));
+    struct Case {
+        std::string uri;
+        std::string named;
+    };
+    std::vector<Case> cases{
+        // The durable layer's parameters where they cannot work: memory is not a source to
+        // copy or to keep writes for.
+        {"builtin:?outbox=" + (dir.path() / "o.db").string(), "outbox"},
+        {"builtin:?cache=live", "cache"},
+        {"builtin:?cache_dir=" + dir.path().string(), "cache_dir"},
+        {"builtin:?anything=at_all", "anything"},
+        {"file://" + file.string() + "?cache=live", "cache"},
+        {"file://" + file.string() + "?outbox=/tmp/o.db", "outbox"},
+        {"file://" + file.string() + "?max_stale=1h", "max_stale"},
+    };
+#if MODELREPO_HAS_GITHUB
+    // A backup is a copy already and takes no writes; github:// takes its own parameters.
+    cases.push_back({"github://acme/cat/models.json@main?cache=live", "cache"});
+    cases.push_back({"github://acme/cat/models.json@main?outbox=/tmp/o.db", "outbox"});
+    cases.push_back({"github://acme/cat/models.json@main?anything=1", "anything"});
+    cases.push_back({"https://example.org/models.json?outbox_max=5", "outbox_max"});
+#endif
+#if MODELREPO_HAS_POSTGRES
+    cases.push_back({"postgresql://app@127.0.0.1:5432/db?anything=1", "anything"});
+    cases.push_back({"postgresql://app@127.0.0.1:5432/db?cache=sometimes", "cache"});
+#endif
+    for (const auto& c : cases) {
+        CAPTURE(c.uri);
+        auto repo = open(c.uri);
+        REQUIRE_FALSE(repo);
+        CHECK(repo.error().is(Errc::invalid_argument));
+        CHECK(repo.error().message.find(c.named) != std::string::npos);
+    }
+#if MODELREPO_HAS_GITHUB
+    // A plain URL's own query belongs to its server: passed on, not refused.
+    CHECK(open("https://example.org/models.json?version=3"));
+#endif
+}
+
+TEST_CASE("a NUL in a path parameter is refused; a fragment in a database URL is refused and "
+          "never shown") {
+    for (const char* uri : {"file:///tmp/models%00.json", "builtin:?max_clock_skew=1s%00"}) {
+        CAPTURE(uri);
+        auto repo = open(uri);
+        REQUIRE_FALSE(repo);
+        CHECK(repo.error().is(Errc::invalid_argument));
+    }
+#if MODELREPO_HAS_POSTGRES
+    for (const char* uri : {"postgresql://app@127.0.0.1/db?outbox=/tmp/o%00.db",
+                            "postgresql://app@127.0.0.1/db?cache_dir=/tmp/c%00d"}) {
+        CAPTURE(uri);
+        auto repo = open(uri);
+        REQUIRE_FALSE(repo);
+        CHECK(repo.error().is(Errc::invalid_argument));
+        CHECK(repo.error().message.find("NUL") != std::string::npos);
+    }
+    const std::string secret = "Fragment-Secret-31";
+    for (const std::string& uri :
+         {"postgresql://app@127.0.0.1/db#password=" + secret,
+          "postgresql://app:pw@127.0.0.1:5432/db?sslmode=disable#" + secret}) {
+        CAPTURE(uri);
+        auto repo = open(uri);
+        REQUIRE_FALSE(repo);
+        CHECK(repo.error().is(Errc::invalid_argument));
+        CHECK(repo.error().message.find("fragment") != std::string::npos);
+        CHECK(repo.error().message.find(secret) == std::string::npos);
+        CHECK(repo.error().source.find(secret) == std::string::npos);
+    }
+    // A '#' in the password is the password's (percent-encoding is not needed there).
+    auto hashed = PostgresConfig::from_url("postgresql://app:pa#ss@127.0.0.1/db");
+    CHECK(hashed);
+    CHECK(detail::redact_url("postgresql://app@127.0.0.1/db#password=" + secret).find(secret) ==
+          std::string::npos);
+#endif
+}
