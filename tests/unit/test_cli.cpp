@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <modelrepo/snapshot.hpp>
+#include <modelrepo/version.hpp>
 
 #include "process.hpp"
 #include "temp_dir.hpp"
@@ -176,5 +177,5 @@ TEST_CASE("usage errors exit 2; --help and --version exit 0") {
     CHECK(help.out.find("Exit status") != std::string::npos);
     auto version = cli({"--version"});
     CHECK(version.exit_code == 0);
-    CHECK(version.out.find("0.1.0") != std::string::npos);
+    CHECK(version.out.find(MODELREPO_VERSION) != std::string::npos); // the project's version
 }
