@@ -5,7 +5,7 @@
 //   node banner.mjs BASE_URL DIR
 //
 // For n = 1, 2, …: waits for DIR/expect-n (the text the banner must come to hold, e.g.
-// "auth_failed"), then for the banner (#state) to hold it, and prints one JSON line
+// "auth_failed"), then for the headline (#headline, the first screen's first line) to hold it, and prints one JSON line
 // {"n", "ok", "ms", "text"}. Ends at DIR/done, printing {"done": true, "errors": [...]}
 // (the console's errors).
 import { existsSync, readFileSync } from 'node:fs';
@@ -37,12 +37,12 @@ try {
     let ok = true;
     try {
       await page.waitForFunction(
-        (w) => (document.getElementById('state')?.textContent || '').includes(w),
+        (w) => (document.getElementById('headline')?.textContent || '').includes(w),
         { timeout: 30000, polling: 100 }, wanted);
     } catch {
       ok = false;
     }
-    const text = await page.evaluate(() => document.getElementById('state')?.textContent || '');
+    const text = await page.evaluate(() => document.getElementById('headline')?.textContent || '');
     say({ n, ok, ms: Date.now() - from, text });
   }
 } finally {

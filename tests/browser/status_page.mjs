@@ -6,12 +6,14 @@
 //
 // Prints one JSON line per step ({"step": …}); before a step that needs the test to act
 // it prints {"step": "wait", "for": NAME} and waits for OUT_DIR/NAME to exist.
-//   loaded     every source and the 32 models are shown
+//   healthy    the first screen says all is well; the sources and the 32 models shown; at
+//              1440x900 and 390x844: words split across lines (none expected), sideways
+//              scroll, screenshots status-page-{1440,390}-healthy.png
 //   updated    (after "update": a psql UPDATE of gpt-5's status) the cell changed, ms
-//   backup     (after "killed": the database was killed) the page says a backup serves and
-//              the timeline has served_by_backup, ms; screenshot OUT_DIR/status-page.png
-//   recovered  (after "restarted") the timeline has primary_recovered
-//   narrow     at 375 px wide nothing overflows sideways; OUT_DIR/status-page-375.png
+//   incident   (after "incident": the role's password changed, its sessions ended) the
+//              first screen names the cause, ms; the same checks at both widths,
+//              screenshots status-page-{1440,390}-incident.png
+//   recovered  (after "fixed") the first screen says all is well again
 //   done       the console's errors (none expected)
 import { existsSync } from 'node:fs';
 import puppeteer from 'puppeteer-core';
@@ -29,10 +31,52 @@ async function waitFile(name) {
   return Date.now();
 }
 
+/** Each visible word whose Range lies on more than one line, with where it is. */
+function splitWords() {
+  const split = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (!parent || parent.closest('script, style, [hidden]')) continue;
+    const text = node.textContent;
+    for (const m of text.matchAll(/\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const rects = [...range.getClientRects()].filter((r) => r.width > 0 && r.height > 0);
+      if (rects.length < 2) continue;
+      const tops = rects.map((r) => r.top);
+      if (Math.max(...tops) - Math.min(...tops) > 2)
+        split.push({ word: m[0], in: parent.tagName + (parent.id ? '#' + parent.id : '') +
+                     (parent.className ? '.' + String(parent.className).split(' ')[0] : '') });
+    }
+  }
+  return split;
+}
+
+/** The first screen's text, whether anything overflows sideways, the split words. */
+async function look(page, width, height, shot) {
+  await page.setViewport({ width, height });
+  await sleep(400); // a layout pass and a repaint
+  const seen = await page.evaluate(`(${splitWords.toString()})()`);
+  const facts = await page.evaluate(() => ({
+    first_screen: document.getElementById('hero').innerText,
+    hero_bottom: document.getElementById('hero').getBoundingClientRect().bottom,
+    // The headline and its facts (what to do, meanwhile, since): the first screen's must.
+    facts_bottom: document.getElementById('facts').getBoundingClientRect().bottom,
+    scroll_width: document.documentElement.scrollWidth,
+    inner_width: window.innerWidth,
+  }));
+  // The first screen is what a person sees on opening the page; the desktop shot shows the whole page.
+  await page.screenshot({ path: `${out}/${shot}`, fullPage: width > 800 });
+  return { width, split: seen, ...facts };
+}
+
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+         '--disable-background-networking', '--disable-component-update', '--no-first-run'],
 });
 const errors = [];
 try {
@@ -44,53 +88,47 @@ try {
     if (!r.url().includes('/stream') && !r.url().includes('/v1/changes'))
       errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
   });
-  await page.setViewport({ width: 1280, height: 900 });
+  await page.setViewport({ width: 1440, height: 900 });
   await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
   await page.waitForFunction(
-    () => document.querySelectorAll('#sources tbody tr').length >= 2 &&
-          document.querySelectorAll('#models tbody tr').length >= 32, { timeout: 15000 });
+    () => document.querySelectorAll('#sources li.source').length >= 2 &&
+          document.querySelectorAll('#models tbody tr').length >= 32 &&
+          document.getElementById('headline').textContent.includes('All sources are up'),
+    { timeout: 20000 });
   const loaded = await page.evaluate(() => ({
-    sources: [...document.querySelectorAll('#sources tbody tr')].map((r) => r.dataset.source),
+    sources: [...document.querySelectorAll('#sources li.source')].map((r) => r.dataset.source),
     models: document.querySelectorAll('#models tbody tr').length,
-    state: document.getElementById('state').textContent,
     health: document.querySelector('#models tr[data-slug="gpt-5"] td.health')?.textContent,
   }));
-  say({ step: 'loaded', ...loaded });
+  const wide = await look(page, 1440, 900, 'status-page-1440-healthy.png');
+  const phone = await look(page, 390, 844, 'status-page-390-healthy.png');
+  say({ step: 'healthy', ...loaded, wide, phone });
 
+  await page.setViewport({ width: 1440, height: 900 });
   const updated = await waitFile('update');
   await page.waitForFunction(
     () => document.querySelector('#models tr[data-slug="gpt-5"] td.health')?.textContent === 'outage',
     { timeout: 10000 });
   say({ step: 'updated', ms: Date.now() - updated });
 
-  const killed = await waitFile('killed');
+  const broke = await waitFile('incident');
   await page.waitForFunction(
-    () => document.getElementById('state').textContent.includes('a backup is serving') &&
-          document.querySelector('#timeline li[data-event="served_by_backup"]'),
-    { timeout: 20000 });
-  const backupMs = Date.now() - killed;
-  const shown = await page.evaluate(() => ({
-    state: document.getElementById('state').textContent,
-    timeline: [...document.querySelectorAll('#timeline li')].map((l) => l.textContent),
-    diagnosis: document.getElementById('diagnosis').hidden ? null
-      : document.getElementById('diagnosis').textContent,
-    text: document.body.innerText,
-  }));
-  await page.screenshot({ path: `${out}/status-page.png`, fullPage: true });
-  say({ step: 'backup', ms: backupMs, ...shown });
+    () => document.getElementById('headline').textContent.includes('auth_failed'),
+    { timeout: 20000, polling: 100 });
+  const incidentMs = Date.now() - broke;
+  // The doctor's finding comes a moment later; then the two widths.
+  await page.waitForFunction(() => !document.getElementById('fact-fix').hidden, { timeout: 20000 });
+  const wideIncident = await look(page, 1440, 900, 'status-page-1440-incident.png');
+  const phoneIncident = await look(page, 390, 844, 'status-page-390-incident.png');
+  const text = await page.evaluate(() => document.body.innerText);
+  say({ step: 'incident', ms: incidentMs, wide: wideIncident, phone: phoneIncident, text });
 
-  await waitFile('restarted');
+  await page.setViewport({ width: 1440, height: 900 });
+  await waitFile('fixed');
   await page.waitForFunction(
-    () => document.querySelector('#timeline li[data-event="primary_recovered"]') &&
-          !document.getElementById('state').textContent.includes('a backup is serving'),
+    () => document.getElementById('headline').textContent.includes('All sources are up'),
     { timeout: 60000 });
-  say({ step: 'recovered', state: await page.$eval('#state', (e) => e.textContent) });
-
-  await page.setViewport({ width: 375, height: 800 });
-  await sleep(500);
-  const width = await page.evaluate(() => document.documentElement.scrollWidth);
-  await page.screenshot({ path: `${out}/status-page-375.png`, fullPage: true });
-  say({ step: 'narrow', scroll_width: width, html: await page.content() });
+  say({ step: 'recovered', headline: await page.$eval('#headline', (e) => e.textContent) });
 } catch (e) {
   say({ step: 'failed', error: String(e), errors });
   process.exitCode = 1;

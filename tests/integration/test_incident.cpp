@@ -366,7 +366,7 @@ void replay(const Config& config) {
         CHECK(eventually([&] { return watch.am_clear(); }, resolved_within));
         CHECK(
             eventually([&] { return watch.am_notified("resolved", am_before); }, resolved_within));
-        auto clear = watch.banner("ready");
+        auto clear = watch.banner("All sources are up");
         REQUIRE(clear);
         CHECK_MESSAGE((*clear)["ok"] == true, clear->dump());
         MESSAGE(config.name << ": " << fault_name << ": recovered after "

@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "outages.hpp"
+
 #if MODELREPO_CLI_CURL
 #include <curl/curl.h>
 #endif
@@ -128,21 +130,19 @@ struct Alerter::Impl {
     };
     std::vector<std::unique_ptr<Receiver>> receivers;
 
-    /// One outage: of a source (its origin, its breaker, a backup serving for it), of its
-    /// copy, or its outbox's dead letters.
+    /// The alert of one outage (OutageFold's key): whether it fires, what it says, and the
+    /// timers of its settle, its resolved and Alertmanager's re-posts.
     struct Outage {
-        // What holds it down (a source's outage: any of them).
-        bool health_down = false, breaker_open = false, backup_serving = false, stale = false;
+        bool down = false;                                  ///< the fold says it is down now
         bool firing = false;                                ///< alerted, not resolved
         AlertNotice notice;                                 ///< what was (or will be) alerted
-        std::optional<steady_clock::time_point> fire_at;    ///< held back: a flapping source
+        std::optional<steady_clock::time_point> fire_at;    ///< settling, or held back (a flap)
         std::optional<steady_clock::time_point> resolve_at; ///< recovered: resolved then
         steady_clock::time_point last_resolved{};
         steady_clock::time_point last_posted{}; ///< Alertmanager's re-post
         bool ever_resolved = false;
-
-        bool down() const { return health_down || breaker_open || backup_serving || stale; }
     };
+    OutageFold fold{""};
     std::mutex mutex; ///< outages, stopping (taken before a receiver's, never after)
     std::map<std::string, Outage> outages;
     bool stopping = false;
@@ -183,7 +183,7 @@ struct Alerter::Impl {
     /// has passed since its last resolved; it is resolved once its recovery has held.
     void evaluate(Outage& o) {
         auto now = steady_clock::now();
-        if (o.down()) {
+        if (o.down) {
             o.resolve_at.reset(); // not over after all: the same outage goes on
             if (o.firing || o.fire_at)
                 return;
@@ -198,7 +198,7 @@ struct Alerter::Impl {
             o.resolve_at = now + options.resolve_after;
     }
 
-    /// The outage `key`, its notice's fixed parts set when new.
+    /// The alert of outage `key`, its notice's fixed parts set when new.
     Outage& outage(const std::string& key, const std::string& alertname, const std::string& source,
                    const std::string& runbook) {
         auto [it, fresh] = outages.try_emplace(key);
@@ -212,15 +212,14 @@ struct Alerter::Impl {
         return it->second;
     }
 
-    /// The cause of an outage not yet alerted: the event that began it, or the origin's
-    /// own latest cause (source_down), which says most. An alert keeps the cause it
-    /// was sent with, so that it stays one alert.
-    static void note_cause(Outage& o, const FallbackEvent& e) {
+    /// The cause of an outage not yet alerted: the event that began it (`began`), or the
+    /// origin's own latest cause (source_down), which says most (`origin_down`: the origin
+    /// is down now). An alert keeps the cause it was sent with, so that it stays one alert.
+    static void note_cause(Outage& o, const FallbackEvent& e, bool began, bool origin_down) {
         if (o.firing)
             return;
-        if (o.health_down && e.kind != FallbackEvent::Kind::source_down)
+        if (!began && origin_down && e.kind != FallbackEvent::Kind::source_down)
             return;
-        const bool began = !o.down() && !o.fire_at;
         if (began || o.notice.event.empty())
             o.notice.event = std::string(to_string(e.kind));
         o.notice.cause = e.cause;
@@ -230,55 +229,19 @@ struct Alerter::Impl {
     }
 
     void apply(const FallbackEvent& e) {
-        using Kind = FallbackEvent::Kind;
         std::lock_guard lock(mutex);
-        if (e.kind == Kind::outbox_dead_letter)
+        if (e.kind == FallbackEvent::Kind::outbox_dead_letter)
             return dead_letter(e);
-        // A backup serving is the primary's outage.
-        const std::string& source =
-            e.kind == Kind::served_by_backup || e.kind == Kind::primary_recovered ? primary
-                                                                                  : e.source;
-        Outage& down = outage("down:" + source, "ModelrepoSourceDown", source, "#a-source-is-down");
-        switch (e.kind) {
-        case Kind::source_down:
-            note_cause(down, e);
-            down.health_down = true;
-            break;
-        case Kind::source_recovered: {
-            down.health_down = false;
-            Outage& stale =
-                outage("stale:" + source, "ModelrepoCopyStale", source, "#the-copy-is-stale");
-            stale.stale = false;
-            evaluate(stale);
-            break;
+        for (const OutageFold::Change& c : fold.apply(e)) {
+            const auto& fold_outage = *c.outage;
+            Outage& o = outage(c.key, fold_outage.alertname, fold_outage.source,
+                               fold_outage.alertname == "ModelrepoCopyStale" ? "#the-copy-is-stale"
+                                                                             : "#a-source-is-down");
+            o.down = fold_outage.down();
+            if (o.down)
+                note_cause(o, e, c.began, fold_outage.health_down);
+            evaluate(o);
         }
-        case Kind::breaker_opened:
-            note_cause(down, e);
-            down.breaker_open = true;
-            break;
-        case Kind::breaker_closed:
-            down.breaker_open = false;
-            break;
-        case Kind::served_by_backup:
-            note_cause(down, e);
-            down.backup_serving = true;
-            break;
-        case Kind::primary_recovered:
-            down.backup_serving = false;
-            break;
-        case Kind::copy_stale: {
-            Outage& stale =
-                outage("stale:" + source, "ModelrepoCopyStale", source, "#the-copy-is-stale");
-            note_cause(stale, e);
-            stale.stale = true;
-            evaluate(stale);
-            return;
-        }
-        case Kind::breaker_half_open:
-        case Kind::outbox_dead_letter:
-            return;
-        }
-        evaluate(down);
     }
 
     /// A dead letter: told once per interval per source (the rest are in the count).
@@ -312,7 +275,7 @@ struct Alerter::Impl {
             for (auto& [key, o] : outages) {
                 if (o.fire_at && now >= *o.fire_at) {
                     o.fire_at.reset();
-                    if (o.down()) {
+                    if (o.down) {
                         o.notice.meanwhile = meanwhile ? meanwhile(o.notice.source) : "";
                         o.firing = true;
                         send(o, false);
@@ -434,7 +397,8 @@ Alerter::start(AlertOptions options, std::string primary,
     alerter->impl_ = std::make_unique<Impl>();
     Impl& impl = *alerter->impl_;
     impl.options = std::move(options);
-    impl.primary = std::move(primary);
+    impl.primary = primary;
+    impl.fold = OutageFold(std::move(primary));
     impl.meanwhile = std::move(meanwhile);
     for (std::size_t i = 0; i < impl.options.webhooks.size(); ++i) {
         auto r = std::make_unique<Impl::Receiver>();

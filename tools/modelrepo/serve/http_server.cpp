@@ -364,6 +364,7 @@ private:
         request_.authorization = std::string(message[http::field::authorization]);
         request_.if_none_match = std::string(message[http::field::if_none_match]);
         request_.last_event_id = std::string(message["Last-Event-ID"]);
+        request_.host = std::string(message[http::field::host]);
         request_.body = std::move(message.body());
         request_.remote = remote_;
 

@@ -26,6 +26,7 @@ struct Request {
     std::string authorization; ///< the Authorization header's value; never logged
     std::string if_none_match; ///< the If-None-Match header's value
     std::string last_event_id; ///< the Last-Event-ID header's value (an event stream resuming)
+    std::string host;          ///< the Host header's value
     std::string body;
     std::string remote; ///< the peer's address and port
 };

@@ -12,7 +12,12 @@
 #include <mutex>
 #include <thread>
 
+#include <unistd.h>
+
 #include "../json_form.hpp"
+#include "headline.hpp"
+#include "incidents.hpp"
+#include "statuspage.hpp"
 
 namespace modelrepo::serve {
 
@@ -128,8 +133,15 @@ std::pair<std::optional<Errc>, std::optional<Timestamp>> diagnosable(const Sourc
 } // namespace
 
 struct OperatorView::Impl {
+    Impl(std::shared_ptr<FallbackRepository> c, OperatorOptions o)
+        : chain(std::move(c))
+        , options(std::move(o))
+        , incidents(std::string(chain->sources().front()->name())) {}
+
     std::shared_ptr<FallbackRepository> chain;
     OperatorOptions options;
+    /// Each outage of a source, from the event that began it to the one that ended it.
+    IncidentBook incidents;
 
     mutable std::mutex mutex; ///< everything below
     std::deque<std::pair<long long, FallbackEvent>> events;
@@ -150,6 +162,7 @@ struct OperatorView::Impl {
     ojson future_statuses;
     std::optional<steady_clock::time_point> next_future_check;
     std::vector<ojson> backends; ///< each source's pool, feed, copy, outbox, as last read
+    bool backends_read = false;  ///< whether `backends` has been read once (the page asks first)
     /// When /v1/status was last asked for: the sources' own metrics (an outbox's count is
     /// a query of its file) are read only while someone looks; the rest every second.
     std::atomic<steady_clock::rep> status_asked{0};
@@ -180,6 +193,7 @@ struct OperatorView::Impl {
         }
         for (auto& s : to)
             s->send(text);
+        incidents.apply(e);
         // The doctor looks at once at the first source's login or connection failure,
         // whichever layer saw it (rate-limited after that).
         if (e.kind == FallbackEvent::Kind::source_down && doctor_can_tell(e.errc)) {
@@ -306,6 +320,14 @@ struct OperatorView::Impl {
             d["failed"] = std::move(failed);
             d["checks"] = std::move(checks);
         }
+        std::string finding;
+        for (const auto& c : d["failed"])
+            if (finding.empty() && !c.value("detail", "").empty())
+                finding =
+                    c["detail"].get<std::string>() +
+                    (c.value("fix", "").empty() ? "" : " Fix: " + c["fix"].get<std::string>());
+        if (!finding.empty())
+            incidents.diagnosed(first.source, "the doctor: " + finding, system_clock::now());
         std::lock_guard lock(mutex);
         diagnosis = std::move(d);
         diagnosed_error_at = error_at;
@@ -398,8 +420,10 @@ struct OperatorView::Impl {
             const ojson& backend = backends[i];
             for (auto it = backend.begin(); it != backend.end(); ++it)
                 entry[it.key()] = it.value();
+            entry["parts_read"] = backends_read || fresh_backend;
             sources.push_back(std::move(entry));
         }
+        backends_read = backends_read || fresh_backend;
         ojson points = ojson::array();
         for (std::size_t i = 1; i < samples.size(); ++i)
             points.push_back({{"at", format_timestamp(samples[i].at)},
@@ -414,8 +438,15 @@ struct OperatorView::Impl {
         ojson recent = ojson::array();
         for (auto it = events.rbegin(); it != events.rend() && recent.size() < 50; ++it)
             recent.push_back(event_json(it->first, it->second));
+        const bool answering = ready.value("state", "starting") != "unavailable";
+        ojson incident_list = ojson::array();
+        for (const Incident& i : incidents.list())
+            incident_list.push_back(IncidentBook::to_json(i));
         ojson body{
             {"generated_at", format_timestamp(now)},
+            {"started_at", format_timestamp(started)},
+            {"summary", to_json(headline_of(m, diagnosis, future_statuses, answering, started))},
+            {"incidents", std::move(incident_list)},
             {"state", ready.value("state", "starting")},
             {"serving",
              m.serving < m.sources.size() ? ojson(m.sources[m.serving].source) : ojson(nullptr)},
@@ -436,9 +467,7 @@ struct OperatorView::Impl {
 };
 
 OperatorView::OperatorView(std::shared_ptr<FallbackRepository> chain, OperatorOptions options)
-    : impl_(std::make_unique<Impl>()) {
-    impl_->chain = std::move(chain);
-    impl_->options = std::move(options);
+    : impl_(std::make_unique<Impl>(std::move(chain), std::move(options))) {
     impl_->chain->subscribe([impl = impl_.get()](const FallbackEvent& e) { impl->on_event(e); });
     impl_->worker = std::thread([impl = impl_.get()] { impl->run(); });
     impl_->inspector = std::thread([impl = impl_.get()] { impl->inspect(); });
@@ -527,6 +556,24 @@ Response OperatorView::event_stream() {
                         {{"Retry-After", "5"}},
                         {},
                         {}};
+    return r;
+}
+
+Response OperatorView::statuspage(const std::string& host_header) const {
+    StatuspageInput in;
+    char name[256] = {};
+    in.host = gethostname(name, sizeof name - 1) == 0 ? name : "serve";
+    in.page_url = "http://" + (host_header.empty() ? std::string("localhost") : host_header) + "/";
+    in.started = impl_->started;
+    FallbackMetrics m = impl_->chain->metrics(/*with_backend=*/false);
+    in.metrics = &m;
+    {
+        std::lock_guard lock(impl_->mutex);
+        in.answering = impl_->ready.value("state", "starting") != "unavailable";
+    }
+    in.incidents = impl_->incidents.list();
+    Response r{200, "application/json", statuspage_summary(in), {}, {}, {}};
+    r.headers.emplace_back("Cache-Control", "no-store");
     return r;
 }
 

@@ -63,6 +63,9 @@ public:
     Response events(long long since) const;
     Response event_stream();
     Response diagnosis() const;
+    /// GET /api/v2/summary.json: Statuspage's summary (statuspage.hpp); `host_header` the
+    /// request's Host (the page's URL in it).
+    Response statuspage(const std::string& host_header) const;
 
 private:
     struct Impl;

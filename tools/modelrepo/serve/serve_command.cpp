@@ -17,6 +17,7 @@
 
 #include "../commands/command.hpp"
 #include "alerts.hpp"
+#include "headline.hpp"
 #include "http_server.hpp"
 #include "publisher.hpp"
 #include "service.hpp"
@@ -124,19 +125,13 @@ std::string loggable_query(std::string_view query) {
     return out;
 }
 
-/// What answers reads while `source` is down, in words, for an alert: its own last-known
-/// copy, or another source of the chain.
+/// What answers reads while `source` is down, in words, for an alert.
 std::string serving_meanwhile(const FallbackRepository& chain, const std::string& source) {
     FallbackMetrics m = chain.metrics(/*with_backend=*/false);
-    if (m.serving >= m.sources.size())
-        return "";
-    const SourceMetrics& serving = m.sources[m.serving];
-    std::string as_of =
-        serving.data_as_of ? " (data as of " + format_timestamp(*serving.data_as_of) + ")" : "";
-    if (serving.source == source)
-        return serving.data_as_of ? "its last-known copy answers reads" + as_of
-                                  : "it still answers reads";
-    return serving.source + (m.serving > 0 ? ", a backup," : "") + " answers reads" + as_of;
+    for (std::size_t i = 0; i < m.sources.size(); ++i)
+        if (m.sources[i].source == source)
+            return serve::meanwhile_of(m, i);
+    return serve::meanwhile_of(m, 0);
 }
 
 /// The Alerter (nullptr without --alert-webhook or --alertmanager). The secret header is a

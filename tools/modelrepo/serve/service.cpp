@@ -620,13 +620,15 @@ struct Service::Impl {
     static bool is_operator_path(const std::string& path) {
         return path == "/" || path == "/status.css" || path == "/status.js" ||
                path == "/v1/status" || path == "/v1/events" || path == "/v1/events/stream" ||
-               path == "/v1/diagnosis";
+               path == "/v1/diagnosis" || path == "/api/v2/summary.json";
     }
 
     Response operator_answer(const std::string& path, bool head,
-                             const std::vector<QueryParam>& query) {
+                             const std::vector<QueryParam>& query, const std::string& host) {
         if (auto file = OperatorView::page(path))
             return *file;
+        if (path == "/api/v2/summary.json")
+            return view->statuspage(host);
         if (path == "/v1/status")
             return view->status();
         if (path == "/v1/diagnosis")
@@ -687,7 +689,7 @@ struct Service::Impl {
         if (path == "/metrics")
             return metrics();
         if (is_operator_path(path))
-            return operator_answer(path, head, *query);
+            return operator_answer(path, head, *query, request.host);
         if (path == "/healthz")
             return json_answer(200, ojson{{"state", "alive"}});
         return ready_answer();
