@@ -20,7 +20,7 @@
 
 #include "peers.hpp"
 #include "pg_server.hpp"
-#include "postgres/schema.hpp"
+#include "postgres/catalog/schema.hpp"
 #include "temp_dir.hpp"
 
 using namespace modelrepo;

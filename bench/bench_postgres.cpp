@@ -29,7 +29,7 @@
 
 #include "peers.hpp"
 #include "pg_server.hpp"
-#include "postgres/schema.hpp"
+#include "postgres/catalog/schema.hpp"
 #include "process.hpp"
 #include "temp_dir.hpp"
 

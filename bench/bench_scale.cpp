@@ -47,10 +47,10 @@
 #include <modelrepo/modelrepo.hpp>
 
 #include "http_peers.hpp"
-#include "memory/catalog.hpp"
+#include "index/catalog.hpp"
 #include "peers.hpp"
 #include "pg_server.hpp"
-#include "postgres/schema.hpp"
+#include "postgres/catalog/schema.hpp"
 #include "temp_dir.hpp"
 
 using namespace modelrepo;

@@ -4,6 +4,8 @@
 //   serve     modelrepo --source "URL&cache=live" --source builtin: serve
 //   node-pg   bench/node/serve_peer.js: node's http server, every request a query through
 //             pg.Pool (max 4), named statements, the same SQL and JSON
+//   nginx     Debian's nginx serving serve's own answers as static files (sendfile, every
+//             core a worker): the ceiling of an HTTP server on this machine
 //
 // Load: Debian's wrk, 2 threads x 32 connections, on GET /v1/stats and GET
 // /v1/models?slug=…×5; rounds alternate between the two servers; medians of the rounds.
@@ -105,6 +107,14 @@ int main(int argc, char** argv) {
 
     const std::string five = "/v1/models?slug=gpt-5&slug=gpt-4o&slug=claude-sonnet-4-5"
                              "&slug=gemini-2.5-pro&slug=llama-4-maverick";
+    test::TempDir www;
+    bench::Nginx nginx(www);
+    if (!nginx.answers()) {
+        std::fprintf(stderr, "nginx did not start (scripts/setup test installs it)\n");
+        return 1;
+    }
+    nginx.put("/v1/stats", bench::body_of(serve_port, "/v1/stats"));
+    nginx.put("/v1/models", bench::body_of(serve_port, five)); // a static file ignores ?slug=
     struct Endpoint {
         const char* name;
         std::string path;
@@ -115,15 +125,17 @@ int main(int argc, char** argv) {
                 before ? "; before = BENCH_SERVE_BEFORE" : "");
     std::printf("%-22s %12s %9s %9s %12s %9s %9s %8s %8s", "endpoint", "serve rps", "p50 ms",
                 "p99 ms", "node-pg rps", "p50 ms", "p99 ms", "ratio", "errors");
+    std::printf(" %11s %12s", "nginx rps", "serve/nginx");
     if (before)
         std::printf(" %11s %9s %13s", "before rps", "p99 ms", "serve/before");
     std::printf("\n");
     for (const Endpoint& e :
          {Endpoint{"/v1/stats", "/v1/stats"}, Endpoint{"/v1/models?slug=x5", five}}) {
-        std::vector<double> s_rps, s_p50, s_p99, n_rps, n_p50, n_p99, b_rps, b_p99;
+        std::vector<double> s_rps, s_p50, s_p99, n_rps, n_p50, n_p99, b_rps, b_p99, x_rps;
         long errors = 0;
         bench::wrk(serve_port, e.path, 2); // warm-up
         bench::wrk(node_port, e.path, 2);
+        bench::wrk(nginx.port(), e.path, 2);
         if (before)
             bench::wrk(before_port, e.path, 2);
         for (int r = 0; r < rounds; ++r) {
@@ -133,22 +145,27 @@ int main(int argc, char** argv) {
                 c = bench::wrk(before_port, e.path, seconds);
             auto a = bench::wrk(serve_port, e.path, seconds);
             auto b = bench::wrk(node_port, e.path, seconds);
+            auto x = bench::wrk(nginx.port(), e.path, seconds);
             if (before && r % 2 == 0)
                 c = bench::wrk(before_port, e.path, seconds);
             std::printf("  round %d: serve %.0f rps p99 %.2f ms | node-pg %.0f rps p99 %.2f ms",
                         r + 1, a.rps, a.p99_ms, b.rps, b.p99_ms);
+            std::printf(" | nginx %.0f rps p99 %.2f ms", x.rps, x.p99_ms);
             if (before)
                 std::printf(" | before %.0f rps p99 %.2f ms", c.rps, c.p99_ms);
             std::printf("\n");
             s_rps.push_back(a.rps), s_p50.push_back(a.p50_ms), s_p99.push_back(a.p99_ms);
             n_rps.push_back(b.rps), n_p50.push_back(b.p50_ms), n_p99.push_back(b.p99_ms);
             b_rps.push_back(c.rps), b_p99.push_back(c.p99_ms);
-            errors += a.errors + b.errors + c.errors;
+            x_rps.push_back(x.rps);
+            errors += a.errors + b.errors + c.errors + x.errors;
         }
         double ratio = median(n_rps) > 0 ? median(s_rps) / median(n_rps) : 0;
         std::printf("%-22s %12.0f %9.2f %9.2f %12.0f %9.2f %9.2f %7.2fx %8ld", e.name,
                     median(s_rps), median(s_p50), median(s_p99), median(n_rps), median(n_p50),
                     median(n_p99), ratio, errors);
+        std::printf(" %11.0f %11.2fx", median(x_rps),
+                    median(x_rps) > 0 ? median(s_rps) / median(x_rps) : 0);
         if (before)
             std::printf(" %11.0f %9.2f %12.2fx", median(b_rps), median(b_p99),
                         median(b_rps) > 0 ? median(s_rps) / median(b_rps) : 0);

@@ -115,8 +115,8 @@ public:
 
 private:
     TimePoint now() const;
-    struct Impl;
-    std::unique_ptr<Impl> impl_;
+    struct Machine; ///< the state, the window of outcomes, the trial calls
+    std::unique_ptr<Machine> machine_;
 };
 
 } // namespace modelrepo

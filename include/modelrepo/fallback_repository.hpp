@@ -169,9 +169,9 @@ public:
     CircuitBreaker& breaker(std::size_t index);
 
 private:
-    struct Impl;
-    explicit FallbackRepository(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> impl_;
+    struct Chain; ///< the sources, their breakers and counters, the watches and events
+    explicit FallbackRepository(std::unique_ptr<Chain> chain);
+    std::unique_ptr<Chain> chain_;
 };
 
 } // namespace modelrepo

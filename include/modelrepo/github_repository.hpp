@@ -100,9 +100,9 @@ public:
     void* find_capability(const std::type_info& type) noexcept override;
 
 private:
-    struct Impl;
-    explicit GithubRepository(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> impl_;
+    struct Mirror; ///< the fetched copy, its revalidation, its file in cache_dir
+    explicit GithubRepository(std::unique_ptr<Mirror> mirror);
+    std::unique_ptr<Mirror> mirror_;
 };
 
 } // namespace modelrepo

@@ -46,12 +46,20 @@ struct WriteReceipt {
     bool operator==(const WriteReceipt&) const = default;
 };
 
+namespace detail {
+struct CheckedBatch;
+}
+
 /// How a caller asks for a write.
 struct WriteOptions {
     /// The caller knows the source cannot take the write now (a chain whose circuit
     /// breaker for it is open), for this cause: keep it for later without trying the
     /// source, when the source has an outbox; a source without one answers `cause`.
     std::optional<Error> source_down;
+    /// Internal: set by the library's own layer that checked this very batch at its door
+    /// (an outbox), so that the layers below do not check it again. Leave it null; a
+    /// repository written outside the library may ignore it.
+    const detail::CheckedBatch* checked = nullptr;
 };
 
 /// Models shared with whoever holds them (`ModelRepository::share_models()`): `models`

@@ -99,9 +99,9 @@ public:
     const PostgresConfig& config() const noexcept;
 
 private:
-    struct Impl;
-    explicit PostgresRepository(std::unique_ptr<Impl> impl);
-    std::unique_ptr<Impl> impl_;
+    struct Parts; ///< its health, SQL catalogue (pools, statements), change hub and feed
+    explicit PostgresRepository(std::unique_ptr<Parts> parts);
+    std::unique_ptr<Parts> parts_;
 };
 
 } // namespace modelrepo

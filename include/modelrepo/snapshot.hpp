@@ -96,7 +96,12 @@ Result<void> write_snapshot_file(const Snapshot& snapshot, const std::filesystem
 /// JSON path of the first problem (`$[2].availability: must be within 0..1`).
 Result<std::vector<ModelStatus>> parse_statuses(std::string_view json);
 /// The JSON array `parse_statuses` reads; `indent` < 0 gives one line.
-std::string write_statuses(std::span<const ModelStatus> statuses, int indent = -1);
+std::string statuses_json(std::span<const ModelStatus> statuses, int indent = -1);
+/// The former name of `statuses_json`, which read as the repository's write.
+[[deprecated("use statuses_json: a JSON text, not a write to a repository")]] inline std::string
+write_statuses(std::span<const ModelStatus> statuses, int indent = -1) {
+    return statuses_json(statuses, indent);
+}
 
 /// The catalogue bundled with the library (data/models.json, embedded at build time).
 const Snapshot& builtin_snapshot();

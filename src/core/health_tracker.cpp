@@ -187,4 +187,14 @@ std::unique_ptr<HealthTracker> health_unless_kept(ModelRepository& source) {
     return std::make_unique<HealthTracker>(std::string(source.name()));
 }
 
+void* offer_own_health(const std::type_info& type, HealthTracker* own) noexcept {
+    if (!own)
+        return nullptr;
+    if (type == typeid(HealthControl))
+        return static_cast<HealthControl*>(own);
+    if (type == typeid(HealthObserver))
+        return static_cast<HealthObserver*>(own);
+    return nullptr;
+}
+
 } // namespace modelrepo::detail

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 
 #include <modelrepo/model_repository.hpp>
 #include <modelrepo/source_health.hpp>
@@ -87,5 +88,9 @@ private:
 /// A tracker for a layer over `source` to report into when the source keeps none of its
 /// own (then the layer offers it as the source's HealthControl); null when it does.
 std::unique_ptr<HealthTracker> health_unless_kept(ModelRepository& source);
+
+/// `own` (from health_unless_kept) as the HealthControl or HealthObserver `type` asks for;
+/// null when `own` is null or `type` is neither. For a layer's find_capability.
+void* offer_own_health(const std::type_info& type, HealthTracker* own) noexcept;
 
 } // namespace modelrepo::detail

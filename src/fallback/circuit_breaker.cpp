@@ -34,7 +34,7 @@ bool counts_as_failure(const Error& error) noexcept {
     return classify(error).trips_breaker;
 }
 
-struct CircuitBreaker::Impl {
+struct CircuitBreaker::Machine {
     BreakerConfig config;
     ClockFn clock;
 
@@ -110,74 +110,74 @@ struct CircuitBreaker::Impl {
 };
 
 CircuitBreaker::CircuitBreaker(BreakerConfig config, ClockFn clock, std::uint64_t seed)
-    : impl_(std::make_unique<Impl>()) {
+    : machine_(std::make_unique<Machine>()) {
     if (config.window_size == 0)
         config.window_size = 1;
     if (config.half_open_trials == 0)
         config.half_open_trials = 1;
-    impl_->config = config;
-    impl_->clock = clock ? std::move(clock) : ClockFn([] { return steady_clock::now(); });
-    impl_->random.seed(seed ? seed : std::random_device{}());
-    impl_->reset_window();
+    machine_->config = config;
+    machine_->clock = clock ? std::move(clock) : ClockFn([] { return steady_clock::now(); });
+    machine_->random.seed(seed ? seed : std::random_device{}());
+    machine_->reset_window();
 }
 
 CircuitBreaker::~CircuitBreaker() = default;
 
 CircuitBreaker::TimePoint CircuitBreaker::now() const {
-    return impl_->clock();
+    return machine_->clock();
 }
 
 BreakerState CircuitBreaker::state() const noexcept {
-    return impl_->state.load(std::memory_order_acquire);
+    return machine_->state.load(std::memory_order_acquire);
 }
 
 std::uint32_t CircuitBreaker::consecutive_opens() const noexcept {
-    return impl_->opens.load(std::memory_order_relaxed);
+    return machine_->opens.load(std::memory_order_relaxed);
 }
 
 void CircuitBreaker::on_transition(std::function<void(const BreakerTransition&)> callback) {
-    std::lock_guard lock(impl_->mutex);
-    impl_->callback = std::move(callback);
+    std::lock_guard lock(machine_->mutex);
+    machine_->callback = std::move(callback);
 }
 
 bool CircuitBreaker::permit() {
-    BreakerState s = impl_->state.load(std::memory_order_acquire);
+    BreakerState s = machine_->state.load(std::memory_order_acquire);
     if (s == BreakerState::closed)
         return true;
     // While open and before the open time ends: rejected without the mutex. The state is
     // stored (release) after open_until_ns, so an acquire load of `open` sees its time.
     if (s == BreakerState::open && duration_cast<nanoseconds>(now().time_since_epoch()).count() <
-                                       impl_->open_until_ns.load(std::memory_order_relaxed))
+                                       machine_->open_until_ns.load(std::memory_order_relaxed))
         return false;
 
     std::optional<BreakerTransition> changed;
     bool allowed = false;
     {
-        std::lock_guard lock(impl_->mutex);
+        std::lock_guard lock(machine_->mutex);
         TimePoint at = now();
-        s = impl_->state.load(std::memory_order_relaxed);
-        if (s == BreakerState::open && at >= impl_->open_until) {
-            changed = impl_->transition(BreakerState::half_open, at, "open time elapsed");
+        s = machine_->state.load(std::memory_order_relaxed);
+        if (s == BreakerState::open && at >= machine_->open_until) {
+            changed = machine_->transition(BreakerState::half_open, at, "open time elapsed");
             s = BreakerState::half_open;
         }
         if (s == BreakerState::closed) {
             allowed = true;
         } else if (s == BreakerState::half_open &&
-                   impl_->trials_in_flight < impl_->config.half_open_trials) {
-            ++impl_->trials_in_flight;
+                   machine_->trials_in_flight < machine_->config.half_open_trials) {
+            ++machine_->trials_in_flight;
             allowed = true;
         }
     }
-    impl_->report(changed);
+    machine_->report(changed);
     return allowed;
 }
 
 Error CircuitBreaker::rejection(std::string_view name) const {
-    std::lock_guard lock(impl_->mutex);
-    BreakerState s = impl_->state.load(std::memory_order_relaxed);
+    std::lock_guard lock(machine_->mutex);
+    BreakerState s = machine_->state.load(std::memory_order_relaxed);
     TimePoint at = now();
-    auto wait =
-        s == BreakerState::open && impl_->open_until > at ? impl_->open_until - at : nanoseconds(0);
+    auto wait = s == BreakerState::open && machine_->open_until > at ? machine_->open_until - at
+                                                                     : nanoseconds(0);
     Error error =
         make_error(Errc::circuit_open,
                    std::string(name) + ": circuit breaker " + std::string(to_string(s)) +
@@ -185,7 +185,7 @@ Error CircuitBreaker::rejection(std::string_view name) const {
                             ? "; next trial in " +
                                   std::to_string(duration_cast<milliseconds>(wait).count()) + " ms"
                             : "; trial calls in progress") +
-                       " (last failure: " + impl_->last_cause + ")");
+                       " (last failure: " + machine_->last_cause + ")");
     error.source = std::string(name);
     error.retry_after = system_clock::now() + duration_cast<system_clock::duration>(wait);
     return error;
@@ -199,13 +199,13 @@ Result<void> CircuitBreaker::allow(std::string_view name) {
 
 void CircuitBreaker::record(const Error* error, std::chrono::nanoseconds elapsed) {
     bool failed = error && counts_as_failure(*error);
-    bool slow = !failed && elapsed >= impl_->config.slow_call_duration;
-    if (!failed && !slow && impl_->clean.load(std::memory_order_acquire))
+    bool slow = !failed && elapsed >= machine_->config.slow_call_duration;
+    if (!failed && !slow && machine_->clean.load(std::memory_order_acquire))
         return; // a fast success into a window of fast successes changes nothing
     std::optional<BreakerTransition> changed;
     {
-        std::lock_guard lock(impl_->mutex);
-        auto& s = *impl_;
+        std::lock_guard lock(machine_->mutex);
+        auto& s = *machine_;
         TimePoint at = now();
         if (failed)
             s.last_cause = describe(*error);
@@ -223,7 +223,7 @@ void CircuitBreaker::record(const Error* error, std::chrono::nanoseconds elapsed
                 changed = s.transition(BreakerState::closed, at, "trial calls succeeded");
             }
         } else if (state == BreakerState::closed) {
-            Impl::Outcome& slot = s.window[s.next];
+            Machine::Outcome& slot = s.window[s.next];
             if (s.filled == s.window.size()) {
                 s.failures -= slot.failed;
                 s.slow -= slot.slow;
@@ -256,17 +256,17 @@ void CircuitBreaker::record(const Error* error, std::chrono::nanoseconds elapsed
         }
         // Open: an outcome of a call let through before the trip; nothing to do.
     }
-    impl_->report(changed);
+    machine_->report(changed);
 }
 
 void CircuitBreaker::probe_succeeded() {
     std::optional<BreakerTransition> changed;
     {
-        std::lock_guard lock(impl_->mutex);
-        if (impl_->state.load(std::memory_order_relaxed) != BreakerState::closed)
-            changed = impl_->transition(BreakerState::closed, now(), "health probe succeeded");
+        std::lock_guard lock(machine_->mutex);
+        if (machine_->state.load(std::memory_order_relaxed) != BreakerState::closed)
+            changed = machine_->transition(BreakerState::closed, now(), "health probe succeeded");
     }
-    impl_->report(changed);
+    machine_->report(changed);
 }
 
 } // namespace modelrepo

@@ -124,7 +124,7 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
     return config;
 }
 
-struct GithubRepository::Impl {
+struct GithubRepository::Mirror {
     GithubConfig config;
     std::shared_ptr<MemoryRepository> data; ///< set once, then replace()d
     std::atomic<bool> have_data{false};
@@ -173,7 +173,7 @@ struct GithubRepository::Impl {
         });
     }
 
-    ~Impl() {
+    ~Mirror() {
         {
             std::lock_guard lock(refresher_mutex);
             refresher_stop = true;
@@ -328,54 +328,12 @@ struct GithubRepository::Impl {
             return success();
         }
         failures.fetch_add(1, std::memory_order_relaxed);
-        bool limited = (r.status == 403 || r.status == 429) &&
-                       (r.retry_after || (r.ratelimit_remaining && *r.ratelimit_remaining == 0));
-        if (limited) {
-            // X-RateLimit-Reset is epoch seconds; one in the past or more than a day
-            // ahead (an overflow, a clock gone wrong) is not trusted: a minute instead.
-            auto now_wall = system_clock::now();
-            std::optional<system_clock::time_point> reset;
-            if (r.ratelimit_reset && *r.ratelimit_reset > 0 && *r.ratelimit_reset < (1LL << 40)) {
-                auto at = system_clock::time_point(seconds(*r.ratelimit_reset));
-                if (at >= now_wall && at <= now_wall + hours(24))
-                    reset = at;
-            }
-            system_clock::time_point until = r.retry_after ? now_wall + seconds(*r.retry_after)
-                                             : reset       ? *reset
-                                                           : now_wall + seconds(60);
-            rate_limit_reset = until;
-            rate_limited_until =
-                now + duration_cast<SteadyClock::duration>(
-                          std::max(until - system_clock::now(), system_clock::duration::zero()));
-            next_check_ns.store(
-                std::max(next_check_ns.load(), rate_limited_until.time_since_epoch().count()));
-            Error e = make_error(
-                Errc::rate_limited,
-                "GET " + config.name + ": HTTP " + std::to_string(r.status) +
-                    ", rate limited until " + format_timestamp(until) +
-                    "; no request is sent before then" +
-                    (config.token.empty() ? " (set GITHUB_TOKEN for a higher limit)" : ""));
-            e.retry_after = until;
-            return tag(e, static_cast<int>(r.status));
-        }
-        if (r.status == 401)
-            return tag(make_error(Errc::auth_failed,
-                                  "GET " + config.name + ": HTTP 401, the server refused the " +
-                                      (config.token.empty()
-                                           ? std::string("request without a token (set "
-                                                         "GITHUB_TOKEN)")
-                                           : std::string("token in GITHUB_TOKEN (expired, "
-                                                         "revoked or without access)"))),
-                       401);
-        std::string hint = r.status == 404   ? " (check owner, repository, path and ref)"
-                           : r.status == 401 ? " (check GITHUB_TOKEN)"
-                           : r.status >= 500
-                               ? " (the server failed; retried after the refresh interval)"
-                               : "";
-        return tag(make_error(Errc::http_status,
-                              "GET " + config.name + ": HTTP " + std::to_string(r.status) + hint),
-                   static_cast<int>(r.status));
+        return refusal(r, now);
     }
+
+    /// A status other than 200 and 304: rate limited (no request until the reset), a
+    /// refused token, or another HTTP error, each with what to check.
+    Error refusal(const detail::HttpResponse& r, SteadyClock::time_point now);
 
     /// Makes sure a copy is there and fresh enough; serves a stale copy when
     /// revalidation fails and the copy is younger than max_stale.
@@ -429,8 +387,58 @@ struct GithubRepository::Impl {
     }
 };
 
-GithubRepository::GithubRepository(std::unique_ptr<Impl> impl)
-    : impl_(std::move(impl)) {}
+Error GithubRepository::Mirror::refusal(const detail::HttpResponse& r,
+                                        SteadyClock::time_point now) {
+    bool limited = (r.status == 403 || r.status == 429) &&
+                   (r.retry_after || (r.ratelimit_remaining && *r.ratelimit_remaining == 0));
+    if (limited) {
+        // X-RateLimit-Reset is epoch seconds; one in the past or more than a day
+        // ahead (an overflow, a clock gone wrong) is not trusted: a minute instead.
+        auto now_wall = system_clock::now();
+        std::optional<system_clock::time_point> reset;
+        if (r.ratelimit_reset && *r.ratelimit_reset > 0 && *r.ratelimit_reset < (1LL << 40)) {
+            auto at = system_clock::time_point(seconds(*r.ratelimit_reset));
+            if (at >= now_wall && at <= now_wall + hours(24))
+                reset = at;
+        }
+        system_clock::time_point until = r.retry_after ? now_wall + seconds(*r.retry_after)
+                                         : reset       ? *reset
+                                                       : now_wall + seconds(60);
+        rate_limit_reset = until;
+        rate_limited_until =
+            now + duration_cast<SteadyClock::duration>(
+                      std::max(until - system_clock::now(), system_clock::duration::zero()));
+        next_check_ns.store(
+            std::max(next_check_ns.load(), rate_limited_until.time_since_epoch().count()));
+        Error e = make_error(
+            Errc::rate_limited,
+            "GET " + config.name + ": HTTP " + std::to_string(r.status) + ", rate limited until " +
+                format_timestamp(until) + "; no request is sent before then" +
+                (config.token.empty() ? " (set GITHUB_TOKEN for a higher limit)" : ""));
+        e.retry_after = until;
+        return tag(e, static_cast<int>(r.status));
+    }
+    if (r.status == 401)
+        return tag(
+            make_error(Errc::auth_failed,
+                       "GET " + config.name + ": HTTP 401, the server refused the " +
+                           (config.token.empty() ? std::string("request without a token (set "
+                                                               "GITHUB_TOKEN)")
+                                                 : std::string("token in GITHUB_TOKEN (expired, "
+                                                               "revoked or without access)"))),
+            401);
+    std::string hint = r.status == 404   ? " (check owner, repository, path and ref)"
+                       : r.status == 401 ? " (check GITHUB_TOKEN)"
+                       : r.status >= 500
+                           ? " (the server failed; retried after the refresh interval)"
+                           : "";
+    return tag(make_error(Errc::http_status,
+                          "GET " + config.name + ": HTTP " + std::to_string(r.status) + hint),
+               static_cast<int>(r.status));
+}
+
+GithubRepository::GithubRepository(std::unique_ptr<Mirror> mirror)
+    : mirror_(std::move(mirror)) {}
 
 GithubRepository::~GithubRepository() = default;
 
@@ -439,11 +447,11 @@ Result<std::shared_ptr<GithubRepository>> GithubRepository::create(GithubConfig 
         return make_error(Errc::invalid_argument, "GithubConfig::url is empty");
     if (config.name.empty())
         config.name = redact(config.url);
-    auto impl = std::make_unique<Impl>();
-    impl->config = std::move(config);
-    impl->health = std::make_unique<detail::HealthTracker>(impl->config.name);
-    impl->load_cache();
-    return std::shared_ptr<GithubRepository>(new GithubRepository(std::move(impl)));
+    auto mirror = std::make_unique<Mirror>();
+    mirror->config = std::move(config);
+    mirror->health = std::make_unique<detail::HealthTracker>(mirror->config.name);
+    mirror->load_cache();
+    return std::shared_ptr<GithubRepository>(new GithubRepository(std::move(mirror)));
 }
 
 Result<std::shared_ptr<GithubRepository>> GithubRepository::open(std::string_view uri) {
@@ -454,56 +462,56 @@ Result<std::shared_ptr<GithubRepository>> GithubRepository::open(std::string_vie
 }
 
 std::string_view GithubRepository::name() const noexcept {
-    return impl_->config.name;
+    return mirror_->config.name;
 }
 
 Result<std::int64_t> GithubRepository::count_models() {
-    return impl_->read([](MemoryRepository& m) { return m.count_models(); });
+    return mirror_->read([](MemoryRepository& m) { return m.count_models(); });
 }
 Result<std::int64_t> GithubRepository::count_providers() {
-    return impl_->read([](MemoryRepository& m) { return m.count_providers(); });
+    return mirror_->read([](MemoryRepository& m) { return m.count_providers(); });
 }
 Result<std::vector<ModelStatus>> GithubRepository::list_statuses() {
-    return impl_->read([](MemoryRepository& m) { return m.list_statuses(); });
+    return mirror_->read([](MemoryRepository& m) { return m.list_statuses(); });
 }
 Result<std::vector<Model>> GithubRepository::find_models(std::span<const std::string> slugs) {
-    return impl_->read([&](MemoryRepository& m) { return m.find_models(slugs); });
+    return mirror_->read([&](MemoryRepository& m) { return m.find_models(slugs); });
 }
 Result<std::optional<Model>> GithubRepository::find_model(std::string_view slug) {
-    return impl_->read([&](MemoryRepository& m) { return m.find_model(slug); });
+    return mirror_->read([&](MemoryRepository& m) { return m.find_model(slug); });
 }
 Result<SystemStats> GithubRepository::system_stats() {
-    return impl_->read([](MemoryRepository& m) { return m.system_stats(); });
+    return mirror_->read([](MemoryRepository& m) { return m.system_stats(); });
 }
 Result<std::vector<Model>> GithubRepository::list_models() {
-    return impl_->read([](MemoryRepository& m) { return m.list_models(); });
+    return mirror_->read([](MemoryRepository& m) { return m.list_models(); });
 }
 Result<Snapshot> GithubRepository::export_snapshot() {
-    return impl_->read([](MemoryRepository& m) { return m.export_snapshot(); });
+    return mirror_->read([](MemoryRepository& m) { return m.export_snapshot(); });
 }
 
 void* GithubRepository::find_capability(const std::type_info& type) noexcept {
-    if (void* p = offer<HealthControl>(type, impl_->health.get()))
+    if (void* p = offer<HealthControl>(type, mirror_->health.get()))
         return p;
-    return offer<detail::HealthObserver>(type, impl_->health.get());
+    return offer<detail::HealthObserver>(type, mirror_->health.get());
 }
 
 Result<void> GithubRepository::check_health() {
-    std::lock_guard lock(impl_->fetch_mutex);
-    auto r = impl_->revalidate();
+    std::lock_guard lock(mirror_->fetch_mutex);
+    auto r = mirror_->revalidate();
     if (!r)
-        impl_->last_error = r.error();
+        mirror_->last_error = r.error();
     else
-        impl_->last_error.reset();
-    impl_->fetches_done.fetch_add(1, std::memory_order_release);
+        mirror_->last_error.reset();
+    mirror_->fetches_done.fetch_add(1, std::memory_order_release);
     return r;
 }
 
 Result<Subscription> GithubRepository::watch(std::function<void(const CatalogChange&)> on_change) {
     if (!on_change)
         return make_error(Errc::invalid_argument, "watch() needs a callback");
-    auto subscription = impl_->hub.subscribe(std::move(on_change));
-    impl_->start_refresher();
+    auto subscription = mirror_->hub.subscribe(std::move(on_change));
+    mirror_->start_refresher();
     return subscription;
 }
 
@@ -540,20 +548,20 @@ std::vector<MetricFamily> GithubRepository::backend_metrics() const {
 }
 
 std::optional<Timestamp> GithubRepository::data_as_of() const {
-    if (!impl_->have_data.load())
+    if (!mirror_->have_data.load())
         return std::nullopt;
-    return impl_->data->data_as_of();
+    return mirror_->data->data_as_of();
 }
 
 std::optional<std::chrono::seconds> GithubRepository::age() const {
-    if (!impl_->have_data.load())
+    if (!mirror_->have_data.load())
         return std::nullopt;
-    return seconds(impl_->now_s() - impl_->confirmed_at_s.load());
+    return seconds(mirror_->now_s() - mirror_->confirmed_at_s.load());
 }
 
 GithubRepository::Stats GithubRepository::stats() const {
-    return {impl_->requests.load(), impl_->downloads.load(), impl_->not_modified.load(),
-            impl_->failures.load(), impl_->stale_served.load()};
+    return {mirror_->requests.load(), mirror_->downloads.load(), mirror_->not_modified.load(),
+            mirror_->failures.load(), mirror_->stale_served.load()};
 }
 
 } // namespace modelrepo

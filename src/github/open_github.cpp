@@ -2,7 +2,7 @@
 // The opener of github://, https:// and http:// URIs.
 #include <modelrepo/github_repository.hpp>
 
-#include "../open/backend.hpp"
+#include "../core/registration.hpp"
 
 namespace modelrepo::detail {
 

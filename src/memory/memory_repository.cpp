@@ -6,8 +6,9 @@
 #include <modelrepo/memory_repository.hpp>
 
 #include "../core/catalog_view.hpp"
-#include "catalog.hpp"
-#include "published.hpp"
+#include "../core/write_check.hpp"
+#include "../index/catalog.hpp"
+#include "../index/published.hpp"
 
 namespace modelrepo {
 
@@ -110,20 +111,14 @@ Result<WriteReceipt> MemoryRepository::write_statuses(std::span<const ModelStatu
     const std::chrono::milliseconds skew(state_->max_skew_ms.load(std::memory_order_relaxed));
 
     // Check the whole batch before touching anything: all or nothing.
-    for (std::size_t i = 0; i < statuses.size(); ++i) {
-        const ModelStatus& s = statuses[i];
-        std::string where = "statuses[" + std::to_string(i) + "]";
-        auto reject = [&](std::string_view what) {
-            Error error = make_error(Errc::invalid_argument,
-                                     where + ": " + std::string(what) + "; nothing was applied");
-            error.source = state_->name;
-            return error;
-        };
-        if (auto problem = detail::write_problem(s, now, skew))
-            return reject(*problem);
-        if (!catalog.find(s.model_slug))
-            return reject("unknown model '" + s.model_slug + "'");
-    }
+    const detail::WriteCheck check{skew, state_->name, "nothing was applied", now};
+    if (!detail::vouched(options, statuses, skew))
+        if (auto refused = detail::check_write(statuses, check))
+            return *refused;
+    for (std::size_t i = 0; i < statuses.size(); ++i)
+        if (!catalog.find(statuses[i].model_slug))
+            return detail::refused_status(i, "unknown model '" + statuses[i].model_slug + "'",
+                                          check);
     auto edit = detail::with_statuses(catalog, statuses);
     WriteReceipt receipt;
     receipt.ignored = static_cast<std::int64_t>(edit.ignored.size());

@@ -2,7 +2,7 @@
 // The openers of builtin: and file: URIs.
 #include <modelrepo/memory_repository.hpp>
 
-#include "../open/backend.hpp"
+#include "../core/registration.hpp"
 
 namespace modelrepo::detail {
 

@@ -6,7 +6,7 @@
 #include <modelrepo/open.hpp>
 #include <modelrepo/version.hpp>
 
-#include "backend.hpp"
+#include "../core/registration.hpp"
 
 namespace modelrepo {
 

@@ -3,7 +3,7 @@
 // parameters out already).
 #include <modelrepo/postgres_repository.hpp>
 
-#include "../open/backend.hpp"
+#include "../core/registration.hpp"
 
 namespace modelrepo::detail {
 

@@ -11,15 +11,16 @@
 #include "../core/backend_metrics.hpp"
 #include "../core/capabilities.hpp"
 #include "../core/health_tracker.hpp"
-#include "change_feed.hpp"
-#include "schema.hpp"
-#include "sql_catalog.hpp"
+#include "../core/write_check.hpp"
+#include "catalog/schema.hpp"
+#include "catalog/sql_catalog.hpp"
+#include "feed/change_feed.hpp"
 
 namespace modelrepo {
 
 using namespace std::chrono;
 
-struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWriter {
+struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWriter {
     // Declared in the order the parts depend on each other; destroyed the other way: the
     // feed (it delivers into the hub or the sink), the hub, then the SQL and its pool,
     // then the health they report to.
@@ -33,9 +34,9 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
     StateSink state_sink;  ///< told when the feed's session comes and goes
     std::atomic<bool> own_watchers{false}; ///< watch() subscribed to the hub
 
-    Impl(PostgresConfig config, detail::Mapping mapping,
-         std::shared_ptr<const detail::SessionConfig> session,
-         std::shared_ptr<const detail::SessionConfig> direct)
+    Parts(PostgresConfig config, detail::Mapping mapping,
+          std::shared_ptr<const detail::SessionConfig> session,
+          std::shared_ptr<const detail::SessionConfig> direct)
         : health(session->source)
         , sql(std::move(config), std::move(session), std::move(direct), {}, std::move(mapping),
               &health) {
@@ -147,8 +148,8 @@ struct PostgresRepository::Impl final : detail::ChangeSource, detail::StatusWrit
     }
 };
 
-PostgresRepository::PostgresRepository(std::unique_ptr<Impl> impl)
-    : impl_(std::move(impl)) {}
+PostgresRepository::PostgresRepository(std::unique_ptr<Parts> parts)
+    : parts_(std::move(parts)) {}
 
 PostgresRepository::~PostgresRepository() = default;
 
@@ -199,9 +200,9 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
             return std::move(loaded).error();
         mapping = std::move(loaded).value();
     }
-    auto impl = std::make_unique<Impl>(std::move(config), std::move(mapping),
-                                       std::move(session).value(), std::move(direct));
-    return std::shared_ptr<PostgresRepository>(new PostgresRepository(std::move(impl)));
+    auto parts = std::make_unique<Parts>(std::move(config), std::move(mapping),
+                                         std::move(session).value(), std::move(direct));
+    return std::shared_ptr<PostgresRepository>(new PostgresRepository(std::move(parts)));
 }
 
 Result<std::shared_ptr<PostgresRepository>> PostgresRepository::open(std::string_view url) {
@@ -212,91 +213,92 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::open(std::string
 }
 
 std::string_view PostgresRepository::name() const noexcept {
-    return impl_->sql.name();
+    return parts_->sql.name();
 }
 
 const PostgresConfig& PostgresRepository::config() const noexcept {
-    return impl_->sql.config();
+    return parts_->sql.config();
 }
 
 PoolStats PostgresRepository::pool_stats() const {
-    return impl_->sql.pool_stats();
+    return parts_->sql.pool_stats();
 }
 
 Result<std::int64_t> PostgresRepository::count_models() {
-    return impl_->sql.count_models();
+    return parts_->sql.count_models();
 }
 
 Result<std::int64_t> PostgresRepository::count_providers() {
-    return impl_->sql.count_providers();
+    return parts_->sql.count_providers();
 }
 
 Result<std::vector<ModelStatus>> PostgresRepository::list_statuses() {
-    return impl_->sql.list_statuses();
+    return parts_->sql.list_statuses();
 }
 
 Result<std::vector<Model>> PostgresRepository::find_models(std::span<const std::string> slugs) {
-    return impl_->sql.find_models(slugs);
+    return parts_->sql.find_models(slugs);
 }
 
 Result<std::optional<Model>> PostgresRepository::find_model(std::string_view slug) {
-    return impl_->sql.find_model(slug);
+    return parts_->sql.find_model(slug);
 }
 
 Result<std::vector<Model>> PostgresRepository::list_models() {
-    return impl_->sql.list_models();
+    return parts_->sql.list_models();
 }
 
 Result<SystemStats> PostgresRepository::system_stats() {
-    return impl_->sql.system_stats();
+    return parts_->sql.system_stats();
 }
 
 Result<Snapshot> PostgresRepository::export_snapshot() {
-    return impl_->sql.export_snapshot();
+    return parts_->sql.export_snapshot();
 }
 
 Result<void> PostgresRepository::check_health() {
-    return impl_->sql.check_health();
+    return parts_->sql.check_health();
 }
 
 Result<WriteReceipt> PostgresRepository::write_statuses(std::span<const ModelStatus> statuses,
                                                         const WriteOptions& options) {
     if (options.source_down)
-        return *options.source_down;             // no outbox here to keep it in
-    return impl_->sql.upsert_statuses(statuses); // checks the ranges and dates first
+        return *options.source_down; // no outbox here to keep it in
+    return parts_->sql.upsert_statuses(
+        statuses, detail::vouched(options, statuses, parts_->sql.config().max_clock_skew));
 }
 
 Result<int> PostgresRepository::migrate() {
-    return impl_->sql.migrate();
+    return parts_->sql.migrate();
 }
 
 Result<int> PostgresRepository::schema_version() {
-    return impl_->sql.schema_version();
+    return parts_->sql.schema_version();
 }
 
 Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
-    return impl_->sql.import_snapshot(snapshot);
+    return parts_->sql.import_snapshot(snapshot);
 }
 
 Result<Subscription>
 PostgresRepository::watch(std::function<void(const CatalogChange&)> on_change) {
     if (!on_change)
         return make_error(Errc::invalid_argument, "watch() needs a callback");
-    if (auto ready = impl_->check_watchable(); !ready)
+    if (auto ready = parts_->check_watchable(); !ready)
         return std::move(ready).error();
-    auto subscription = impl_->hub.subscribe(std::move(on_change));
-    impl_->own_watchers.store(true, std::memory_order_release);
-    impl_->start_feed();
+    auto subscription = parts_->hub.subscribe(std::move(on_change));
+    parts_->own_watchers.store(true, std::memory_order_release);
+    parts_->start_feed();
     return subscription;
 }
 
 void* PostgresRepository::find_capability(const std::type_info& type) noexcept {
     for (void* offered :
-         {offer<CatalogAdmin>(type, this), offer<detail::CatalogReader>(type, &impl_->sql),
-          offer<detail::ChangeSource>(type, impl_.get()),
-          offer<detail::StatusWriter>(type, impl_.get()),
-          offer<HealthControl>(type, &impl_->health),
-          offer<detail::HealthObserver>(type, &impl_->health)})
+         {offer<CatalogAdmin>(type, this), offer<detail::CatalogReader>(type, &parts_->sql),
+          offer<detail::ChangeSource>(type, parts_.get()),
+          offer<detail::StatusWriter>(type, parts_.get()),
+          offer<HealthControl>(type, &parts_->health),
+          offer<detail::HealthObserver>(type, &parts_->health)})
         if (offered)
             return offered;
     return nullptr;
@@ -340,7 +342,7 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
                    {}});
     out.back().add_histogram({}, PoolStats::wait_bounds_ms, p.acquire_wait_buckets, std::nullopt,
                              0.001);
-    if (auto r = impl_->sql.read_pool_stats()) {
+    if (auto r = parts_->sql.read_pool_stats()) {
         // The read pool (read_target standby or prefer-standby), beside the main one.
         auto read = [](const char* state) {
             return std::vector<std::pair<std::string, std::string>>{{"pool", "read"},
@@ -361,7 +363,7 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
                 static_cast<double>(r->broken_replaced + r->expired_replaced));
     }
     {
-        auto f = impl_->feed->stats();
+        auto f = parts_->feed->stats();
         gauge("modelrepo_feed_connected", "1 while the change feed's session listens.",
               f.connected ? 1 : 0);
         counter("modelrepo_feed_changes_total",
@@ -384,8 +386,8 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
         counter("modelrepo_feed_reconnects_total", "Feed sessions lost.",
                 static_cast<double>(f.disconnects));
     }
-    if (impl_->own_watchers.load(std::memory_order_acquire))
-        detail::append_hub_metrics(out, impl_->hub.stats());
+    if (parts_->own_watchers.load(std::memory_order_acquire))
+        detail::append_hub_metrics(out, parts_->hub.stats());
     return out;
 }
 

@@ -10,8 +10,8 @@
 #include <modelrepo/modelrepo.hpp>
 
 #include "pg_catalogue.hpp"
-#include "postgres/errors.hpp"
-#include "postgres/session_config.hpp"
+#include "postgres/driver/errors.hpp"
+#include "postgres/driver/session_config.hpp"
 
 using namespace modelrepo;
 using namespace std::chrono;

@@ -19,7 +19,7 @@
 #include <modelrepo/modelrepo.hpp>
 
 #include "pg_catalogue.hpp"
-#include "postgres/schema.hpp"
+#include "postgres/catalog/schema.hpp"
 #include "process.hpp"
 #include "temp_dir.hpp"
 #include "watching.hpp"

@@ -16,7 +16,7 @@
 
 #include <modelrepo/modelrepo.hpp>
 
-#include "outbox/outbox_store.hpp"
+#include "durable/outbox/outbox_store.hpp"
 #include "pg_catalogue.hpp"
 #include "process.hpp"
 #include "temp_dir.hpp"
@@ -393,7 +393,7 @@ TEST_CASE("two processes writing to one outbox while the database is down: nothi
     auto statuses = [&](const std::string& slug, int i) {
         Timestamp t = Timestamp(seconds(1'796'000'000) + seconds(i));
         std::vector<ModelStatus> one{status(slug, t)};
-        return dir.write(slug + std::to_string(i) + ".json", write_statuses(one));
+        return dir.write(slug + std::to_string(i) + ".json", statuses_json(one));
     };
     std::atomic<int> queued{0};
     auto writer = [&](const std::string& slug) {
@@ -499,7 +499,7 @@ TEST_CASE(
     std::string cli = require_env("MODELREPO_CLI");
     Timestamp t = floor<seconds>(system_clock::now());
     std::vector<ModelStatus> one{status("gpt-5", t)};
-    auto file = dir.write("s.json", write_statuses(one));
+    auto file = dir.write("s.json", statuses_json(one));
     auto up =
         run_process({cli, "--source", url, "upsert", file.string()}, {{"MODELREPO_SOURCES", ""}});
     CHECK(up.exit_code == 0);
@@ -507,7 +507,7 @@ TEST_CASE(
     s.kill9();
     RestartOnExit restart{s};
     one[0].checked_at = t + 1s;
-    file = dir.write("s2.json", write_statuses(one));
+    file = dir.write("s2.json", statuses_json(one));
     auto down = run_process({cli, "--source", url, "--source", "builtin:", "upsert", file.string()},
                             {{"MODELREPO_SOURCES", ""}});
     CAPTURE(down.err);
@@ -600,7 +600,7 @@ TEST_CASE("a status dated past the allowed skew is refused at every writer (the 
 
     // upsert, the CLI.
     std::string cli = require_env("MODELREPO_CLI");
-    auto file = dir.write("future.json", write_statuses(future));
+    auto file = dir.write("future.json", statuses_json(future));
     auto upsert = run_process(
         {cli, "--source", s.url("app", password, "outbox_future"), "upsert", file.string()},
         {{"MODELREPO_SOURCES", ""}});

@@ -11,7 +11,7 @@
 
 #include "manual_clock.hpp"
 #include "pg_catalogue.hpp"
-#include "postgres/pool.hpp"
+#include "postgres/driver/pool.hpp"
 
 using namespace modelrepo;
 using namespace std::chrono;

@@ -5,7 +5,7 @@
 
 #include <modelrepo/modelrepo.hpp>
 
-#include "memory/catalog.hpp"
+#include "index/catalog.hpp"
 
 using namespace modelrepo;
 using namespace std::chrono;

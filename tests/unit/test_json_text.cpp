@@ -250,8 +250,8 @@ TEST_CASE("write_snapshot and SnapshotWriter at 10,000 models equal the tree's d
 TEST_CASE("write_statuses equals the tree's dump") {
     Snapshot s = awkward_catalogue(300);
     ojson tree = snapshot_tree(s)["statuses"];
-    CAPTURE(first_difference(write_statuses(s.statuses), dumped(tree)));
-    CHECK(write_statuses(s.statuses) == dumped(tree));
-    CHECK(write_statuses(s.statuses, 2) == dumped(tree, 2));
-    CHECK(write_statuses({}) == "[]");
+    CAPTURE(first_difference(statuses_json(s.statuses), dumped(tree)));
+    CHECK(statuses_json(s.statuses) == dumped(tree));
+    CHECK(statuses_json(s.statuses, 2) == dumped(tree, 2));
+    CHECK(statuses_json({}) == "[]");
 }

@@ -11,7 +11,7 @@
 
 #include <modelrepo/modelrepo.hpp>
 
-#include "copy/live_copy.hpp"
+#include "durable/copy/live_copy.hpp"
 #include "temp_dir.hpp"
 #include "watching.hpp"
 

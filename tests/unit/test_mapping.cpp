@@ -4,8 +4,8 @@
 // run against a real PostgreSQL in tests/integration/test_prisma.cpp.
 #include <doctest/doctest.h>
 
-#include "postgres/mapping.hpp"
-#include "postgres/schema.hpp"
+#include "postgres/catalog/mapping.hpp"
+#include "postgres/catalog/schema.hpp"
 
 using namespace modelrepo;
 using namespace modelrepo::detail;

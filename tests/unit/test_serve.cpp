@@ -15,10 +15,10 @@
 #include "hook_receiver.hpp"
 #include "json_form.hpp"
 #include "scripted_repository.hpp"
-#include "serve/alerts.hpp"
+#include "serve/http/work_pool.hpp"
+#include "serve/operator/alerts.hpp"
 #include "serve/publisher.hpp"
 #include "serve/service.hpp"
-#include "serve/work_pool.hpp"
 #include "watching.hpp"
 
 using namespace modelrepo;

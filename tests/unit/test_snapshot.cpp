@@ -292,7 +292,7 @@ TEST_CASE("a JSON array of statuses reads back; each problem names its path") {
         std::chrono::sys_days{std::chrono::year{2026} / 12 / 1} + std::chrono::microseconds(1234);
     std::vector<ModelStatus> statuses{{"gpt-4o", Health::degraded, 0.5, 12.5, 0.1, "eu", t},
                                       {"gpt-5", Health::outage, 0.0, std::nullopt, 1.0, "", t}};
-    auto text = write_statuses(statuses);
+    auto text = statuses_json(statuses);
     auto back = parse_statuses(text);
     REQUIRE(back);
     CHECK(back.value() == statuses);

@@ -12,9 +12,9 @@
 
 #include <modelrepo/modelrepo.hpp>
 
-#include "serve/headline.hpp"
-#include "serve/incidents.hpp"
-#include "serve/statuspage.hpp"
+#include "serve/operator/headline.hpp"
+#include "serve/operator/incidents.hpp"
+#include "serve/operator/statuspage.hpp"
 
 using namespace modelrepo;
 using namespace modelrepo::serve;

@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "postgres/watchdog.hpp"
+#include "postgres/driver/watchdog.hpp"
 
 using modelrepo::detail::SteadyClock;
 using modelrepo::detail::Watchdog;

@@ -16,9 +16,9 @@
 #include <modelrepo/uri.hpp>
 
 #include "../commands/command.hpp"
-#include "alerts.hpp"
-#include "headline.hpp"
-#include "http_server.hpp"
+#include "http/http_server.hpp"
+#include "operator/alerts.hpp"
+#include "operator/headline.hpp"
 #include "publisher.hpp"
 #include "service.hpp"
 
@@ -207,39 +207,72 @@ Result<serve::OperatorOptions> operator_options(const Globals& globals,
     return options;
 }
 
-/// Serves until SIGINT/SIGTERM (blocked before any thread started; taken with sigwait),
-/// then stops accepting, lets in-flight requests finish (<= 5 s) and exits 0.
-int run_serve(const Globals& globals, const ServeSettings& settings) {
+/// serve's settings, checked and resolved before any thread starts.
+struct ServePlan {
+    std::pair<std::string, unsigned short> listen;
+    std::optional<std::string> token;
+    std::optional<std::chrono::milliseconds> publish_interval;
+    std::chrono::milliseconds request_timeout{};
+    std::chrono::milliseconds deadline{};
+    std::size_t files = 0; ///< the open-file limit, raised as far as allowed
+    std::size_t max_connections = 0;
+    std::size_t max_streams = 0;
+};
+
+Result<ServePlan> plan_serve(const ServeSettings& settings) {
+    ServePlan plan;
     auto listen = parse_listen(settings.listen);
     if (!listen)
-        return fail(listen.error());
-    std::optional<std::string> token;
+        return listen.error();
+    plan.listen = std::move(listen).value();
     if (!settings.token_file.empty()) {
         auto read = read_token(settings.token_file);
         if (!read)
-            return fail(read.error());
-        token = std::move(read).value();
+            return std::move(read).error();
+        plan.token = std::move(read).value();
     }
-    std::optional<std::chrono::milliseconds> interval;
     if (!settings.publish.empty()) {
-        interval = serve::parse_duration(settings.publish_interval);
-        if (!interval)
-            return fail(make_error(Errc::invalid_argument,
-                                   "--publish-interval takes a duration like 30s, 5m or 1h, not '" +
-                                       settings.publish_interval + "'"));
+        plan.publish_interval = serve::parse_duration(settings.publish_interval);
+        if (!plan.publish_interval)
+            return make_error(Errc::invalid_argument,
+                              "--publish-interval takes a duration like 30s, 5m or 1h, not '" +
+                                  settings.publish_interval + "'");
     }
     auto request_timeout = positive_duration("--request-timeout", settings.request_timeout);
     if (!request_timeout)
-        return fail(request_timeout.error());
+        return request_timeout.error();
+    plan.request_timeout = request_timeout.value();
     auto deadline = positive_duration("--deadline", settings.deadline);
     if (!deadline)
-        return fail(deadline.error());
-    std::size_t files = raise_file_limit();
-    std::size_t max_connections =
-        settings.max_connections ? settings.max_connections : connection_limit(files);
-    std::size_t max_streams = settings.max_streams
-                                  ? settings.max_streams
-                                  : std::clamp<std::size_t>(max_connections / 2, 1, 10'000);
+        return deadline.error();
+    plan.deadline = deadline.value();
+    plan.files = raise_file_limit();
+    plan.max_connections =
+        settings.max_connections ? settings.max_connections : connection_limit(plan.files);
+    plan.max_streams = settings.max_streams
+                           ? settings.max_streams
+                           : std::clamp<std::size_t>(plan.max_connections / 2, 1, 10'000);
+    return plan;
+}
+
+/// The access log's line: the path and the query's names only; never a header (the token
+/// is in one), a body, or a query value (a client may put a secret there).
+std::string access_line(const serve::Request& request, int status, std::size_t bytes,
+                        std::chrono::microseconds took) {
+    std::ostringstream line;
+    line << "access " << request.remote << " " << request.method << " " << redact(request.path)
+         << loggable_query(request.query) << " " << status << " " << bytes << " " << std::fixed
+         << std::setprecision(3) << took.count() / 1000.0 << "ms";
+    return line.str();
+}
+
+/// Serves until SIGINT/SIGTERM (blocked before any thread started; taken with sigwait),
+/// then stops accepting, lets in-flight requests finish (<= 5 s) and exits 0.
+int run_serve(const Globals& globals, const ServeSettings& settings) {
+    auto planned = plan_serve(settings);
+    if (!planned)
+        return fail(planned.error());
+    const ServePlan& plan = planned.value();
     block_stop_signals(); // before the library's threads start
     auto chain_result = open_chain_of(globals);
     if (!chain_result)
@@ -254,7 +287,8 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
 
     std::unique_ptr<serve::Publisher> publisher;
     if (!settings.publish.empty()) {
-        auto started = serve::Publisher::start(chain, {settings.publish, *interval, {}, log});
+        auto started =
+            serve::Publisher::start(chain, {settings.publish, *plan.publish_interval, {}, log});
         if (!started)
             return fail(started.error());
         publisher = std::move(started).value();
@@ -263,8 +297,8 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     std::unique_ptr<serve::Alerter> alerter; // outlives the service, which tells it
     std::atomic<serve::HttpServer*> server_for_metrics{nullptr};
     serve::ServiceOptions service_options;
-    service_options.token = token;
-    service_options.max_streams = max_streams;
+    service_options.token = plan.token;
+    service_options.max_streams = plan.max_streams;
     auto view = operator_options(globals, settings, chain, alerter);
     if (!view)
         return fail(view.error());
@@ -285,24 +319,17 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     auto service = std::make_unique<serve::Service>(chain, std::move(service_options));
 
     serve::ServerOptions server_options;
-    server_options.host = listen.value().first;
-    server_options.port = listen.value().second;
-    server_options.request_timeout = request_timeout.value();
-    server_options.max_connections = max_connections;
+    server_options.host = plan.listen.first;
+    server_options.port = plan.listen.second;
+    server_options.request_timeout = plan.request_timeout;
+    server_options.max_connections = plan.max_connections;
     server_options.max_queued = settings.max_queued;
-    server_options.deadline = deadline.value();
+    server_options.deadline = plan.deadline;
     server_options.lane = [&](const serve::Request& request) { return service->lane(request); };
     if (settings.log)
         server_options.on_request = [&](const serve::Request& request, int status,
                                         std::size_t bytes, std::chrono::microseconds took) {
-            // The path and the query's names only: never a header (the token is in one), a
-            // body, or a query value (a client may put a secret there).
-            std::ostringstream line;
-            line << "access " << request.remote << " " << request.method << " "
-                 << redact(request.path) << loggable_query(request.query) << " " << status << " "
-                 << bytes << " " << std::fixed << std::setprecision(3) << took.count() / 1000.0
-                 << "ms";
-            log(line.str());
+            log(access_line(request, status, bytes, took));
         };
     auto server = serve::HttpServer::start(
         server_options, [&](const serve::Request& request) { return service->handle(request); });
@@ -315,10 +342,10 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     // On stdout, for whoever started it with port 0: the one line serve prints there.
     std::cout << "listening on http://" << host << ":" << server.value()->port() << std::endl;
     log("serving " + std::string(chain->name()) +
-        (token ? " (writes need the token)" : " (read-only)") +
+        (plan.token ? " (writes need the token)" : " (read-only)") +
         (publisher ? ", publishing to " + settings.publish : "") + "; at most " +
-        std::to_string(max_connections) + " connections, " + std::to_string(max_streams) +
-        " change streams (open files: " + std::to_string(files) + ")");
+        std::to_string(plan.max_connections) + " connections, " + std::to_string(plan.max_streams) +
+        " change streams (open files: " + std::to_string(plan.files) + ")");
 
     int signal = wait_for_stop();
     log(std::string("stopping (") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") +

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The routes of `modelrepo serve`: requests in, answers out, over one chain of sources.
-// It knows HTTP only as the transport-neutral Request/Response of http_server.hpp, so
+// It knows HTTP only as the transport-neutral Request/Response of http/http_server.hpp, so
 // every route can be called directly (tests/unit/test_serve.cpp) as well as over a
 // socket.
 #pragma once
@@ -14,8 +14,10 @@
 
 #include <modelrepo/fallback_repository.hpp>
 
-#include "http_server.hpp"
-#include "operator_view.hpp"
+#include "http/http_server.hpp"
+#include "operator/operator_view.hpp"
+#include "routes/answers.hpp"
+#include "routes/route_table.hpp"
 
 namespace modelrepo::serve {
 
@@ -38,7 +40,7 @@ struct ServiceOptions {
     OperatorOptions operator_view;
 };
 
-/// Routes:
+/// Routes (the table: routes(); each family in serve/routes/):
 ///   GET /v1/stats                       SystemStats + "backup"
 ///   GET /v1/models[?slug=A&slug=B]      all, or these in the order asked
 ///   GET /v1/models/{slug}               one (404 when unknown)
@@ -76,13 +78,12 @@ public:
     /// Streams open now.
     std::size_t streams() const;
 
-private:
-    struct Impl;
-    std::unique_ptr<Impl> impl_;
-};
+    /// Every route: method, pattern, lane, scope, summary, handler.
+    const RouteTable& routes() const;
 
-/// The HTTP status an error of a source maps to: 400 for what the caller sent wrong,
-/// 404 not found, 503 for outages (with Retry-After when known), 504 for timeouts.
-int http_status_of(const Error& error);
+private:
+    struct Router; ///< the route families and the table that dispatches to them
+    std::unique_ptr<Router> router_;
+};
 
 } // namespace modelrepo::serve

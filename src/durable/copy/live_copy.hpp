@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+// LiveCopy: the last-known copy of a source's catalogue (cache_dir=, cache=live). Kept
+// current from the source's change feed — each change re-reads the rows it names, a
+// resync reloads everything — held in memory for reads and written to cache_dir, so that
+// a process started during an outage answers with the newest state its previous run saw.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <modelrepo/catalog_change.hpp>
+#include <modelrepo/error.hpp>
+
+#include "../../core/capabilities.hpp"
+#include "../../index/catalog.hpp"
+#include "../../index/published.hpp"
+
+namespace modelrepo::detail {
+
+class LiveCopy {
+public:
+    struct Options {
+        std::filesystem::path dir; ///< empty: memory only
+        std::string key;           ///< file name stem in `dir`
+        std::chrono::milliseconds save_interval{1'000};
+        /// Out of sync for longer than this, the copy is stale: `on_stale(true, why)`, and
+        /// `on_stale(false, …)` once it is in sync again. Zero: never.
+        std::chrono::milliseconds max_stale{0};
+        std::function<void(bool stale, const std::string& why)> on_stale;
+    };
+
+    /// `downstream` gets each batch of changes once the copy has applied it (so a
+    /// watcher that reads on a change reads the changed copy).
+    LiveCopy(Options options, CatalogReader& reader, ChangeHub& downstream);
+    /// Writes the copy if it changed since the last write; stops the thread.
+    ~LiveCopy();
+    LiveCopy(const LiveCopy&) = delete;
+    LiveCopy& operator=(const LiveCopy&) = delete;
+
+    /// Loads the copy an earlier run left in `dir` (if any), starts the thread.
+    void start();
+
+    /// The change feed's sink: queued, applied on the copy's thread.
+    void on_changes(std::vector<CatalogChange> changes);
+    /// The change feed's session came or went.
+    void on_feed(bool connected);
+    /// This process's own writes, applied at once (read your writes).
+    void apply_statuses(std::span<const ModelStatus> statuses);
+    /// Statuses a read from the database returned: applied when newer, so the copy
+    /// never stands for an older state than this process has served.
+    void note_statuses(std::span<const ModelStatus> statuses);
+
+    /// Whether there is a copy at all (loaded from disk or the database).
+    bool has_data() const noexcept { return has_data_.load(std::memory_order_acquire); }
+    /// Loaded from the database and kept current by a connected feed: answers are the
+    /// database's, within the feed's delay.
+    bool in_sync() const noexcept { return in_sync_.load(std::memory_order_acquire); }
+    /// When the copy was last known to be current (now while in sync).
+    Timestamp as_of() const noexcept;
+    /// The current catalogue. See Published<T>::read for how long the reference lives.
+    const Catalog& catalog() const { return published_.read(); }
+    /// The current catalogue, counted: for a caller that keeps it.
+    std::shared_ptr<const Catalog> share() const { return published_.share(); }
+
+    struct Stats {
+        std::uint64_t reloads = 0, applied = 0, reload_failures = 0, saves = 0, save_failures = 0,
+                      loaded_from_disk = 0, load_failures = 0;
+        std::int64_t version = 0;
+        std::string disk_error; ///< the last problem with the copy's files, for a person
+    };
+    Stats stats() const;
+
+private:
+    void run();
+    /// Tells on_stale when the copy became stale or fresh; when to look again.
+    std::chrono::steady_clock::time_point check_stale();
+    void reload();
+    void apply(const std::vector<CatalogChange>& changes);
+    void publish(std::shared_ptr<const Catalog> next);
+    void save();
+    void load_from_disk();
+    std::filesystem::path snapshot_path() const;
+    std::filesystem::path meta_path() const;
+
+    const Options options_;
+    CatalogReader& reader_;
+    ChangeHub& downstream_;
+    Published<Catalog> published_;
+    std::atomic<bool> has_data_{false};
+    std::atomic<bool> in_sync_{false};
+    std::atomic<bool> feed_connected_{false};
+    std::atomic<std::int64_t> as_of_ns_{0};
+
+    std::mutex write_mutex_; ///< serializes edits of the published catalogue
+    std::mutex mutex_;       ///< guards the queue, flags and stats below
+    std::condition_variable wake_;
+    std::vector<CatalogChange> queue_;
+    bool needs_reload_ = true;
+    bool dirty_ = false;
+    bool stopping_ = false;
+    Stats stats_;
+    std::chrono::steady_clock::time_point last_save_{};
+    bool told_stale_ = false; ///< on_stale(true) was the last told; the copy's thread's
+    std::thread thread_;
+};
+
+} // namespace modelrepo::detail

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+// SqlCatalog's schema: its version and migrate() (modelrepo's own tables, or the change
+// feed installed on a mapping's), serialized across processes by an advisory lock.
+
+#include "calls.hpp"
+
+namespace modelrepo::detail {
+
+Result<int> SqlCatalog::schema_version() {
+    return with_connection(direct(), [&](Connection& c, Deadline until) -> Result<int> {
+        return c.transaction("READ ONLY", until, [&](Connection& c) -> Result<int> {
+            if (auto path = local_search_path(); !path.empty())
+                if (auto set = c.script(path, until); !set)
+                    return std::move(set).error();
+            auto has_table = c.script(std::string(sql::has_migrations_table), until);
+            if (!has_table)
+                return std::move(has_table).error();
+            if (has_table.value().text(0, 0) != "t")
+                return 0;
+            auto version = c.script(std::string(sql::schema_version), until);
+            if (!version)
+                return std::move(version).error();
+            return number<int>(version.value(), 0, 0);
+        });
+    });
+}
+
+namespace {
+
+/// A mapped schema's migrations: the catalogue tables are the user's (nothing is created,
+/// altered or dropped in them), the change feed is installed on them at version 3, where
+/// modelrepo's own tables have theirs.
+std::vector<std::pair<int, std::string>> mapped_migrations(const Mapping& m,
+                                                           const std::string& prefix) {
+    return {{1, ""}, {2, ""}, {3, mapped_feed_sql(m, prefix)}};
+}
+
+std::string_view mapped_migration_name(int version) {
+    return version == 3 ? "change feed on the mapped tables"
+                        : "the mapped tables are the user's (nothing created)";
+}
+
+} // namespace
+
+Result<int> SqlCatalog::migrate() {
+    return with_connection(direct(), [&](Connection& c, Deadline until) -> Result<int> {
+        return c.transaction("", until, [&](Connection& c) -> Result<int> {
+            auto run = [&](const std::string& sql) { return c.script(sql, until); };
+            std::vector<std::string> setup{"SELECT pg_advisory_xact_lock(" +
+                                           std::to_string(migration_lock_key) + ")"};
+            if (!config_.schema.empty()) {
+                setup.push_back("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(config_.schema));
+                setup.push_back(local_search_path());
+            }
+            setup.push_back("CREATE TABLE IF NOT EXISTS schema_migrations (version integer "
+                            "PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL "
+                            "DEFAULT now())");
+            for (const auto& sql : setup)
+                if (auto done = run(sql); !done)
+                    return std::move(done).error();
+            // A user's tables must be what the mapping says before triggers go on them.
+            std::vector<std::pair<int, std::string>> steps;
+            if (mapping_.builtin) {
+                for (const auto& m : migrations())
+                    steps.emplace_back(m.version, std::string(m.sql));
+            } else {
+                auto planned = plan(c, until);
+                if (!planned)
+                    return std::move(planned).error();
+                steps = mapped_migrations(planned.value()->mapping, prefix_);
+            }
+            auto version = run(std::string(sql::schema_version));
+            if (!version)
+                return std::move(version).error();
+            int current = number<int>(version.value(), 0, 0);
+            for (const auto& [number_of, sql] : steps) {
+                if (number_of <= current)
+                    continue;
+                if (!sql.empty())
+                    if (auto done = run(sql); !done)
+                        return std::move(done).error();
+                std::string number_text = std::to_string(number_of);
+                std::string name(mapping_.builtin ? migrations()[number_of - 1].name
+                                                  : mapped_migration_name(number_of));
+                auto noted =
+                    c.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                              params(number_text, name), until);
+                if (!noted)
+                    return std::move(noted).error();
+                current = number_of;
+            }
+            return current;
+        });
+    });
+}
+
+} // namespace modelrepo::detail

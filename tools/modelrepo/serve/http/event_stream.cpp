@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+// A server-sent-event stream: the header, then each queued event as a chunk; a client that
+// does not keep up is dropped, never waited for; a one-byte read notices it leaving.
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "session.hpp"
+
+namespace modelrepo::serve {
+
+bool Session::send(std::shared_ptr<const std::string> text) {
+    if (!stream_open_.load())
+        return false;
+    if (queued_.fetch_add(1) >= server_.options.stream_queue_limit) {
+        queued_.fetch_sub(1);
+        server_.count(Rejected::slow_stream);
+        close();
+        return false;
+    }
+    net::post(stream_.get_executor(), [self = shared_from_this(), text = std::move(text)] {
+        self->queue_.push_back(text);
+        self->pump();
+    });
+    return true;
+}
+
+void Session::close() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->end_stream(); });
+}
+
+void Session::start_stream(Response response, unsigned version) {
+    state_ = State::streaming;
+    was_stream_ = true;
+    server_.streams.fetch_add(1);
+    stream_attach_ = std::move(response.on_stream);
+    stream_head_ = std::make_shared<http::response<http::empty_body>>(http::status::ok, version);
+    stream_head_->set(http::field::server, "modelrepo");
+    stream_head_->set(http::field::content_type, "text/event-stream");
+    stream_head_->set(http::field::cache_control, "no-cache");
+    for (auto& [name, value] : response.headers)
+        stream_head_->set(name, value);
+    stream_head_->chunked(true);
+    stream_head_->keep_alive(false);
+    stream_serializer_ =
+        std::make_shared<http::response_serializer<http::empty_body>>(*stream_head_);
+    stream_.expires_after(server_.options.write_timeout);
+    http::async_write_header(
+        stream_, *stream_serializer_,
+        beast::bind_front_handler(&Session::on_stream_head, shared_from_this()));
+}
+
+void Session::on_stream_head(beast::error_code ec, std::size_t bytes) {
+    log(200, bytes);
+    if (ec)
+        return teardown();
+    stream_.expires_never();
+    stream_open_.store(true);
+    watch_peer();
+    auto attach = std::move(stream_attach_);
+    attach(shared_from_this());
+    if (server_.stopping.load())
+        end_stream();
+}
+
+void Session::watch_peer() {
+    stream_.async_read_some(
+        net::buffer(scratch_),
+        [self = shared_from_this()](beast::error_code, std::size_t) { self->teardown(); });
+}
+
+void Session::pump() {
+    if (writing_ || queue_.empty() || !stream_open_.load())
+        return;
+    writing_ = true;
+    stream_.expires_after(server_.options.write_timeout);
+    net::async_write(stream_, http::make_chunk(net::buffer(*queue_.front())),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                         self->writing_ = false;
+                         self->queue_.pop_front();
+                         self->queued_.fetch_sub(1);
+                         if (ec)
+                             return self->teardown();
+                         if (self->ending_)
+                             return self->write_last_chunk();
+                         self->stream_.expires_never();
+                         self->pump();
+                     });
+}
+
+void Session::end_stream() {
+    if (!stream_open_.exchange(false) || ending_)
+        return;
+    ending_ = true;
+    // What was queued but not started is dropped: the client is told the stream
+    // ended (the last chunk) and reconnects.
+    while (queue_.size() > (writing_ ? 1u : 0u)) {
+        queue_.pop_back();
+        queued_.fetch_sub(1);
+    }
+    if (!writing_)
+        write_last_chunk();
+}
+
+void Session::write_last_chunk() {
+    stream_.expires_after(std::chrono::seconds(2));
+    net::async_write(
+        stream_, http::make_chunk_last(),
+        [self = shared_from_this()](beast::error_code, std::size_t) { self->teardown(); });
+}
+
+void Session::teardown() {
+    stream_open_.store(false);
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+    finished();
+}
+
+} // namespace modelrepo::serve

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: MIT
+// HttpServer on Boost.Beast: the listener accepts connections and starts a Session for
+// each (serve/http/session.hpp); the limits on connections, the worker lanes, shutdown
+// and the transport's metrics.
+#include "http_server.hpp"
+
+#include <cerrno>
+
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include "listener.hpp"
+#include "session.hpp"
+
+namespace modelrepo::serve {
+
+std::string error_body(std::string_view code, std::string_view message) {
+    nlohmann::ordered_json body;
+    body["error"] = {{"code", code}, {"message", message}};
+    return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+void HttpServer::Listener::accept() {
+    acceptor.async_accept(net::make_strand(ioc),
+                          beast::bind_front_handler(&Listener::on_accept, this));
+}
+
+void HttpServer::Listener::on_accept(beast::error_code ec, tcp::socket socket) {
+    if (stopping.load() || !acceptor.is_open())
+        return;
+    if (ec == net::error::no_descriptors || ec.value() == ENFILE ||
+        ec == net::error::no_buffer_space || ec == net::error::no_memory) {
+        // Out of descriptors: retrying at once would spin. Make room, wait, try again.
+        // A few idle connections at a time, so that a queue of new ones drains.
+        accept_backoffs.fetch_add(1, std::memory_order_relaxed);
+        {
+            std::lock_guard lock(mutex);
+            for (int i = 0; i < shed_on_backoff && shed_idle(); ++i) {
+            }
+        }
+        accept_timer.expires_after(accept_backoff);
+        accept_timer.async_wait([this](beast::error_code e) {
+            if (!e && !stopping.load())
+                accept();
+        });
+        return;
+    }
+    if (!ec) {
+        auto session = std::make_shared<Session>(std::move(socket), *this);
+        std::lock_guard lock(mutex);
+        bool full = admitted >= options.max_connections && !shed_idle();
+        // Refusals hold a descriptor for at most refusal_read_timeout; past a bound on
+        // them, the connection is closed unanswered (still counted).
+        if (full && refusing >= std::max<std::size_t>(64, options.max_connections / 8))
+            count(Rejected::connections);
+        else
+            session->start(full);
+    }
+    accept();
+}
+
+bool HttpServer::Listener::shed_idle() {
+    for (auto& [raw, weak] : sessions) {
+        auto session = weak.lock();
+        if (session && session->claim_idle())
+            return true; // counted (idle_closed) when it closes
+    }
+    return false;
+}
+
+void HttpServer::Listener::shutdown() {
+    {
+        std::lock_guard lock(mutex);
+        if (shut_down)
+            return;
+        shut_down = true;
+    }
+    stopping.store(true);
+    net::post(acceptor.get_executor(), [this] {
+        beast::error_code ec;
+        acceptor.close(ec);
+    });
+    std::vector<std::shared_ptr<Session>> live;
+    {
+        std::lock_guard lock(mutex);
+        for (auto& [raw, weak] : sessions)
+            if (auto session = weak.lock())
+                live.push_back(std::move(session));
+    }
+    for (auto& session : live)
+        session->stop();
+    live.clear();
+    {
+        std::unique_lock lock(mutex);
+        sessions_gone.wait_for(lock, options.shutdown_grace, [&] { return sessions.empty(); });
+    }
+    // The workers post to the sessions' strands: they go before the io_context stops.
+    for (auto* pool : {read_pool.get(), write_pool.get()})
+        if (pool)
+            pool->stop();
+    ioc.stop();
+    for (auto& t : threads)
+        if (t.joinable())
+            t.join();
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Handler handler) {
+    auto listener = std::make_shared<Listener>(std::move(options), std::move(handler));
+    const ServerOptions& o = listener->options;
+    beast::error_code ec;
+    auto address = net::ip::make_address(o.host, ec);
+    if (ec)
+        return make_error(Errc::invalid_argument, "cannot listen on '" + o.host +
+                                                      "': not an IP address (use 127.0.0.1, "
+                                                      "::1, or 0.0.0.0 for every interface)");
+    tcp::endpoint endpoint(address, o.port);
+    std::string where =
+        (address.is_v6() ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
+    auto& acceptor = listener->acceptor;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec)
+        acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec)
+        acceptor.bind(endpoint, ec);
+    if (!ec)
+        acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec)
+        return make_error(Errc::io_error, "cannot listen on " + where + ": " + ec.message() +
+                                              (ec == net::error::address_in_use
+                                                   ? " (another process has the port: choose "
+                                                     "another with --listen HOST:PORT)"
+                                                   : ""));
+    if (o.lane) {
+        listener->read_pool = std::make_unique<WorkPool>("read", o.read_workers, o.max_queued);
+        listener->write_pool = std::make_unique<WorkPool>("write", o.write_workers, o.max_queued);
+    }
+    listener->accept();
+    int threads = o.threads > 0
+                      ? o.threads
+                      : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+    for (int i = 0; i < threads; ++i)
+        listener->threads.emplace_back([raw = listener.get()] { raw->ioc.run(); });
+    return std::unique_ptr<HttpServer>(new HttpServer(std::move(listener)));
+}
+
+HttpServer::HttpServer(std::shared_ptr<Listener> listener)
+    : listener_(std::move(listener)) {}
+
+HttpServer::~HttpServer() {
+    listener_->shutdown();
+}
+
+std::uint16_t HttpServer::port() const noexcept {
+    beast::error_code ec;
+    auto endpoint = listener_->acceptor.local_endpoint(ec);
+    return ec ? listener_->options.port : endpoint.port();
+}
+
+void HttpServer::shutdown() {
+    listener_->shutdown();
+}
+
+std::vector<MetricFamily> HttpServer::metrics() const {
+    using Type = MetricFamily::Type;
+    std::vector<MetricFamily> out;
+    MetricFamily answers{
+        "modelrepo_serve_requests_total", Type::counter, "HTTP answers sent, by status.", {}};
+    for (std::size_t status = 0; status < listener_->answers.size(); ++status)
+        if (auto n = listener_->answers[status].load(std::memory_order_relaxed))
+            answers.add({{"code", std::to_string(status)}}, static_cast<double>(n));
+    out.push_back(std::move(answers));
+    std::size_t connections = 0;
+    {
+        std::lock_guard lock(listener_->mutex);
+        connections = listener_->sessions.size();
+    }
+    out.push_back({"modelrepo_serve_connections", Type::gauge, "Open HTTP connections.", {}});
+    out.back().add({}, static_cast<double>(connections));
+    out.push_back({"modelrepo_serve_connection_limit",
+                   Type::gauge,
+                   "Connections served at once (--max-connections); more are answered 503.",
+                   {}});
+    out.back().add({}, static_cast<double>(listener_->options.max_connections));
+    out.push_back({"modelrepo_serve_idle_closed_total",
+                   Type::counter,
+                   "Idle keep-alive connections closed to make room for new ones.",
+                   {}});
+    out.back().add({}, static_cast<double>(listener_->idle_closed.load()));
+    out.push_back({"modelrepo_serve_accept_backoffs_total",
+                   Type::counter,
+                   "Times accept() failed for want of file descriptors and waited 100 ms.",
+                   {}});
+    out.back().add({}, static_cast<double>(listener_->accept_backoffs.load()));
+    MetricFamily busy{"modelrepo_serve_lane_busy",
+                      Type::gauge,
+                      "Workers running a request, by lane (read, write).",
+                      {}};
+    MetricFamily queued{
+        "modelrepo_serve_lane_queued", Type::gauge, "Requests waiting for a worker, by lane.", {}};
+    for (const auto* pool : {listener_->read_pool.get(), listener_->write_pool.get()})
+        if (pool) {
+            busy.add({{"lane", pool->name()}}, static_cast<double>(pool->busy()));
+            queued.add({{"lane", pool->name()}}, static_cast<double>(pool->queued()));
+        }
+    out.push_back(std::move(busy));
+    out.push_back(std::move(queued));
+    out.push_back({"modelrepo_serve_streams",
+                   Type::gauge,
+                   "Open server-sent-event streams (GET /v1/changes).",
+                   {}});
+    out.back().add({}, static_cast<double>(listener_->streams.load()));
+    MetricFamily rejected{"modelrepo_serve_rejected_total",
+                          Type::counter,
+                          "Requests and connections the transport refused or cut, by reason.",
+                          {}};
+    for (std::size_t i = 0; i < rejected_names.size(); ++i)
+        rejected.add({{"reason", rejected_names[i]}},
+                     static_cast<double>(listener_->rejected[i].load()));
+    out.push_back(std::move(rejected));
+    return out;
+}
+
+} // namespace modelrepo::serve

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+#include "answers.hpp"
+
+#include <algorithm>
+
+namespace modelrepo::serve {
+
+using std::chrono::system_clock;
+
+int http_status_of(const Error& error) {
+    return classify(error).http_status;
+}
+
+std::string dump(const ojson& value) {
+    // Text from a database may not be UTF-8: replace what is not, rather than throw.
+    return value.dump(-1, ' ', false, ojson::error_handler_t::replace);
+}
+
+Response json_answer(int status, const ojson& value) {
+    return Response{status, "application/json", dump(value), {}, {}, {}};
+}
+
+Response error_answer(int status, std::string_view code, std::string_view message) {
+    return Response{status, "application/json", error_body(code, message), {}, {}, {}};
+}
+
+std::string code_name(const Error& error) {
+    return error.errc() ? std::string(to_string(*error.errc())) : "other";
+}
+
+Response error_answer(const Error& error) {
+    Response answer = error_answer(http_status_of(error), code_name(error), error.message);
+    if (error.retry_after) {
+        auto wait =
+            std::chrono::ceil<std::chrono::seconds>(*error.retry_after - system_clock::now());
+        answer.headers.emplace_back("Retry-After",
+                                    std::to_string(std::max<long long>(1, wait.count())));
+    } else if (answer.status == 503) {
+        answer.headers.emplace_back("Retry-After", "1");
+    }
+    return answer;
+}
+
+Response method_not_allowed(std::string_view allow) {
+    Response answer =
+        error_answer(405, "invalid_argument", "this path answers " + std::string(allow) + " only");
+    answer.headers.emplace_back("Allow", std::string(allow));
+    return answer;
+}
+
+} // namespace modelrepo::serve

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+#include "catalogue_routes.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "answers.hpp"
+
+namespace modelrepo::serve {
+
+CatalogueRoutes::CatalogueRoutes(std::shared_ptr<FallbackRepository> chain, std::size_t max_slugs)
+    : chain_(std::move(chain))
+    , primary_(chain_->sources().front()->name())
+    , max_slugs_(max_slugs) {}
+
+void CatalogueRoutes::add_to(RouteTable& table) {
+    auto memory = [chain = chain_] { return chain->reads_from_memory(); };
+    auto add = [&](std::string_view pattern, std::string_view summary,
+                   std::function<Response(const RouteCall&)> handler) {
+        table.add({"GET", pattern, Lane::read, Scope::read, summary, std::move(handler), memory});
+    };
+    add("/v1/stats", "the catalogue's counts by health, and whether a backup answered",
+        [this](const RouteCall&) { return stats(); });
+    add("/v1/models", "every model, or those of slug=A&slug=B in the order asked",
+        [this](const RouteCall& c) { return models(c.query); });
+    add("/v1/models/{slug}", "one model (404 when unknown)",
+        [this](const RouteCall& c) { return model(c.param); });
+    add("/v1/statuses", "every status, or those of health=H",
+        [this](const RouteCall& c) { return statuses(c.query); });
+    add("/v1/snapshot", "the catalogue as modelrepo.snapshot/1 JSON, with an ETag",
+        [this](const RouteCall& c) { return snapshot(c.request); });
+}
+
+Response CatalogueRoutes::read_error(const Error& error) {
+    if (error.is(Errc::all_sources_failed)) {
+        FallbackMetrics m = chain_->metrics(/*with_backend=*/false);
+        bool all_timed_out =
+            !m.sources.empty() &&
+            std::all_of(m.sources.begin(), m.sources.end(),
+                        [](const SourceMetrics& s) { return s.last_errc == Errc::timeout; });
+        if (all_timed_out) {
+            Response answer = error_answer(error);
+            answer.status = 504;
+            answer.headers.clear();
+            return answer;
+        }
+    }
+    return error_answer(error);
+}
+
+Response CatalogueRoutes::stats() {
+    auto stats = chain_->system_stats();
+    if (!stats)
+        return read_error(stats.error());
+    ojson body = cli::to_json(stats.value());
+    body["backup"] = stats.value().source != primary_;
+    return json_answer(200, body);
+}
+
+Response CatalogueRoutes::models(const std::vector<QueryParam>& query) {
+    std::vector<std::string> slugs;
+    bool asked = false;
+    for (const auto& param : query) {
+        if (param.key != "slug")
+            return error_answer(400, "invalid_argument",
+                                "unknown query parameter '" + param.key +
+                                    "' (this path takes slug=)");
+        asked = true;
+        if (!param.value.empty())
+            slugs.push_back(param.value);
+    }
+    if (slugs.size() > max_slugs_)
+        return error_answer(400, "invalid_argument",
+                            "at most " + std::to_string(max_slugs_) +
+                                " slug= values in one request");
+    Provenance from;
+    if (!asked) {
+        // Shared with the copy (nothing copied per request at 100,000 models).
+        auto all = chain_->share_models(from);
+        if (!all)
+            return read_error(all.error());
+        return list_answer<Model>(std::string(from.source), "models", std::move(all.value().owner),
+                                  std::move(all.value().models));
+    }
+    auto models = chain_->find_models(slugs, from);
+    if (!models)
+        return read_error(models.error());
+    return list_answer(std::string(from.source), "models", std::move(models).value());
+}
+
+Response CatalogueRoutes::model(std::string_view encoded) {
+    auto slug = percent_decode(encoded);
+    if (!slug || slug->empty() || slug->find('/') != std::string::npos)
+        return error_answer(400, "invalid_argument",
+                            "not a model slug: '" + std::string(encoded) + "'");
+    Provenance from;
+    auto model = chain_->find_model(*slug, from);
+    if (!model)
+        return read_error(model.error());
+    if (!model.value())
+        return error_answer(404, "not_found", "no model '" + *slug + "' in the catalogue");
+    ojson body;
+    body["source"] = std::string(from.source);
+    body["model"] = cli::to_json(*model.value());
+    return json_answer(200, body);
+}
+
+Response CatalogueRoutes::statuses(const std::vector<QueryParam>& query) {
+    std::optional<Health> only;
+    for (const auto& param : query) {
+        if (param.key != "health")
+            return error_answer(400, "invalid_argument",
+                                "unknown query parameter '" + param.key +
+                                    "' (this path takes health=)");
+        only = parse_health(param.value);
+        if (!only)
+            return error_answer(400, "invalid_argument",
+                                "health must be operational, degraded, outage or unknown, not '" +
+                                    param.value + "'");
+    }
+    Provenance from;
+    auto statuses = chain_->list_statuses(from);
+    if (!statuses)
+        return read_error(statuses.error());
+    std::function<bool(const ModelStatus&)> keep;
+    if (only)
+        keep = [health = *only](const ModelStatus& status) { return status.health == health; };
+    return list_answer(std::string(from.source), "statuses", std::move(statuses).value(),
+                       std::move(keep));
+}
+
+Response CatalogueRoutes::snapshot(const Request& request) {
+    auto snapshot = chain_->export_snapshot();
+    if (!snapshot)
+        return read_error(snapshot.error());
+    auto kept = std::make_shared<const Snapshot>(std::move(snapshot).value());
+    // The tag is the text's hash: made once to hash it, part by part, then again as
+    // it is sent. Never whole in memory.
+    std::size_t hash = 0;
+    {
+        SnapshotWriter writer(kept);
+        std::string part;
+        bool more = true;
+        while (more) {
+            more = writer.next(part, answer_part_bytes);
+            hash = hash * 1'000'003 ^ std::hash<std::string_view>{}(part);
+            part.clear();
+        }
+    }
+    char tag[32];
+    std::snprintf(tag, sizeof tag, "\"%016zx\"", hash);
+    Response answer{200, "application/json", {}, {{"ETag", tag}}, {}, {}};
+    if (request.if_none_match == tag) {
+        answer.status = 304;
+        return answer;
+    }
+    auto writer = std::make_shared<SnapshotWriter>(std::move(kept));
+    answer.parts = [writer](std::string& out) { return writer->next(out, answer_part_bytes); };
+    return answer;
+}
+
+} // namespace modelrepo::serve

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+// The catalogue's routes: GET /v1/stats, /v1/models, /v1/models/{slug}, /v1/statuses and
+// /v1/snapshot. Each read is one call on the chain; its answer names the source that gave
+// it (the chain's Provenance).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <modelrepo/fallback_repository.hpp>
+
+#include "route_table.hpp"
+
+namespace modelrepo::serve {
+
+/// Thread safety: its calls may run on several threads at once.
+class CatalogueRoutes {
+public:
+    CatalogueRoutes(std::shared_ptr<FallbackRepository> chain, std::size_t max_slugs);
+    void add_to(RouteTable& table);
+
+    Response stats();
+    Response models(const std::vector<QueryParam>& query);
+    Response model(std::string_view encoded);
+    Response statuses(const std::vector<QueryParam>& query);
+    /// The whole catalogue as snapshot JSON: what another modelrepo reads as a source
+    /// (`--source http://HOST:PORT/v1/snapshot`), with an ETag so its polls cost a 304.
+    Response snapshot(const Request& request);
+
+    /// A read's error: when every source of the chain failed by timing out, a gateway
+    /// timeout (504) rather than an outage (503).
+    Response read_error(const Error& error);
+
+private:
+    std::shared_ptr<FallbackRepository> chain_;
+    std::string primary_;
+    std::size_t max_slugs_;
+};
+
+} // namespace modelrepo::serve

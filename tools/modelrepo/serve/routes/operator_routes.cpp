@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+#include "operator_routes.hpp"
+
+#include <charconv>
+
+#include "answers.hpp"
+
+namespace modelrepo::serve {
+
+namespace {
+
+/// GET /v1/events[?since=ID]: the timeline after event `since`.
+Response events(OperatorView& view, const std::vector<QueryParam>& query) {
+    long long since = 0;
+    for (const auto& p : query)
+        if (p.key == "since") {
+            auto [end, ec] =
+                std::from_chars(p.value.data(), p.value.data() + p.value.size(), since);
+            if (ec != std::errc() || end != p.value.data() + p.value.size() || since < 0)
+                return error_answer(400, "invalid_argument",
+                                    "since must be an event id (a whole number), got '" + p.value +
+                                        "'");
+        }
+    return view.events(since);
+}
+
+} // namespace
+
+void add_operator_routes(RouteTable& table, OperatorView& view) {
+    auto add = [&](std::string_view pattern, std::string_view summary,
+                   std::function<Response(const RouteCall&)> handler) {
+        table.add({"GET", pattern, Lane::io, Scope::operate, summary, std::move(handler), {}});
+    };
+    for (std::string_view file : {"/", "/status.css", "/status.js"})
+        add(file, "the status page (embedded in the binary)",
+            [file](const RouteCall&) { return *OperatorView::page(std::string(file)); });
+    add("/v1/status", "everything the status page draws, from memory",
+        [&view](const RouteCall&) { return view.status(); });
+    add("/v1/events", "the incident timeline (the chain's events) after since=ID",
+        [&view](const RouteCall& c) { return events(view, c.query); });
+    add("/v1/events/stream", "the timeline as server-sent events, as they happen",
+        [&view](const RouteCall& c) {
+            return c.head ? Response{200, "text/event-stream", {}, {}, {}, {}}
+                          : view.event_stream();
+        });
+    add("/v1/diagnosis", "the doctor's finding on the first source's last failure",
+        [&view](const RouteCall&) { return view.diagnosis(); });
+    add("/api/v2/summary.json", "the state in Atlassian Statuspage's summary format",
+        [&view](const RouteCall& c) { return view.statuspage(c.request.host); });
+}
+
+} // namespace modelrepo::serve

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+// serve's routes as data: each one's method, path pattern, lane, scope and handler. The
+// Service dispatches through it (404, 405 with Allow, HEAD, OPTIONS), the transport asks
+// it for a request's lane, and the documentation of the API is made from it.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <modelrepo/uri.hpp>
+
+#include "../http/http_server.hpp"
+
+namespace modelrepo::serve {
+
+/// Who may call a route (what a token's scope must allow, once there are scopes).
+enum class Scope {
+    read,    ///< the catalogue: models, statuses, stats, the snapshot, changes
+    write,   ///< PUT /v1/statuses
+    operate, ///< the status page and what it reads, metrics, health, readiness
+};
+std::string_view to_string(Scope scope) noexcept;
+
+/// What a handler is given: the request, its query (parsed; empty for PUT), the part of the
+/// path the pattern's `{name}` matched, and whether it is a HEAD (the transport drops the
+/// body; a stream answers its header only).
+struct RouteCall {
+    const Request& request;
+    const std::vector<QueryParam>& query;
+    std::string_view param;
+    bool head = false;
+};
+
+struct Route {
+    std::string_view method;  ///< "GET" (HEAD and OPTIONS come with it) or "PUT"
+    std::string_view pattern; ///< "/v1/stats", or "/v1/models/{slug}": the rest of the path
+    Lane lane = Lane::io;     ///< where it runs (see `in_memory`)
+    Scope scope = Scope::read;
+    std::string_view summary; ///< one line, for the API's documentation
+    std::function<Response(const RouteCall&)> handler;
+    /// For a `read` route: whether it is answered from memory now (then it runs on the I/O
+    /// thread). Unset: never.
+    std::function<bool()> in_memory;
+};
+
+/// Thread safety: built once, then read from any thread.
+class RouteTable {
+public:
+    void add(Route route);
+
+    /// The route of `method` for `path` ("HEAD" finds the GET route), and what its
+    /// pattern's `{name}` matched.
+    struct Match {
+        const Route* route = nullptr;
+        std::string_view param;
+    };
+    std::optional<Match> find(std::string_view method, std::string_view path) const;
+    /// Whether any route has `path`.
+    bool knows(std::string_view path) const;
+    /// The Allow header's value for `path` ("GET, HEAD, OPTIONS", "…, PUT"); for "*", every
+    /// method of the table. Empty for an unknown path.
+    std::string allow(std::string_view path) const;
+    /// Where a request for `route` runs now.
+    static Lane lane_of(const Route& route);
+
+    const std::vector<Route>& routes() const noexcept { return routes_; }
+
+private:
+    static bool matches(const Route& route, std::string_view path, std::string_view& param);
+    std::vector<Route> routes_;
+};
+
+} // namespace modelrepo::serve
