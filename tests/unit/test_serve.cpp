@@ -47,7 +47,10 @@ Response drained(Response answer) {
 }
 
 /// How many parts `answer` is made in.
+/// How many parts the transport writes `answer` in (a whole body: one).
 std::size_t parts_of(Response answer) {
+    if (!answer.parts)
+        return answer.body.empty() ? 0 : 1;
     std::size_t parts = 0;
     std::string part;
     for (bool more = true; more; part.clear()) {

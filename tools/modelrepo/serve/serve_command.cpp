@@ -29,6 +29,10 @@ namespace {
 struct ServeSettings {
     std::string listen = "127.0.0.1:8080";
     std::string token_file;
+    std::string read_token_file;
+    bool public_catalogue = false;
+    std::vector<std::string> allow_hosts;
+    std::vector<std::string> cors_origins;
     bool log = false;
     std::string publish;
     std::string publish_interval = "5m";
@@ -207,10 +211,65 @@ Result<serve::OperatorOptions> operator_options(const Globals& globals,
     return options;
 }
 
+/// The tokens of a token file (one a line; `what`: "--token-file"), at least one.
+Result<std::vector<std::string>> read_tokens(const std::string& path, std::string_view what) {
+    auto text = read_input(path);
+    if (!text)
+        return std::move(text).error();
+    auto tokens = serve::token_lines(text.value());
+    if (tokens.empty())
+        return make_error(Errc::invalid_argument, std::string(what) + " '" + path +
+                                                      "' holds no token: put one on each line");
+    return tokens;
+}
+
+/// Who may call what: the token files, --public-catalogue, the Host names a loopback
+/// listener answers, the CORS origins.
+Result<serve::AccessOptions> access_of(const ServeSettings& settings, const std::string& host) {
+    serve::AccessOptions access;
+    if (!settings.token_file.empty()) {
+        auto tokens = read_tokens(settings.token_file, "--token-file");
+        if (!tokens)
+            return tokens.error();
+        access.write_tokens = std::move(tokens).value();
+    }
+    if (!settings.read_token_file.empty()) {
+        auto tokens = read_tokens(settings.read_token_file, "--read-token-file");
+        if (!tokens)
+            return tokens.error();
+        access.read_tokens = std::move(tokens).value();
+    }
+    if (settings.public_catalogue && access.read_tokens.empty())
+        return make_error(Errc::invalid_argument,
+                          "--public-catalogue lifts --read-token-file for catalogue reads: "
+                          "without a read-token file every read is public already");
+    access.public_catalogue = settings.public_catalogue;
+    access.loopback = host.starts_with("127.") || host == "::1";
+    for (const std::string& name : settings.allow_hosts) {
+        std::string lower = name;
+        for (char& c : lower)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        access.allowed_hosts.push_back(lower);
+    }
+    for (const std::string& origin : settings.cors_origins) {
+        if (origin == "*" && !access.read_tokens.empty() && !access.public_catalogue)
+            return make_error(Errc::invalid_argument,
+                              "--cors-origin '*' with --read-token-file: a browser sends no "
+                              "token to any origin; name the origins");
+        if (origin != "*" && !origin.starts_with("http://") && !origin.starts_with("https://"))
+            return make_error(Errc::invalid_argument,
+                              "--cors-origin takes an origin as a browser sends it "
+                              "(https://app.example.com, no path), not '" +
+                                  origin + "'");
+        access.cors_origins.push_back(origin);
+    }
+    return access;
+}
+
 /// serve's settings, checked and resolved before any thread starts.
 struct ServePlan {
     std::pair<std::string, unsigned short> listen;
-    std::optional<std::string> token;
+    serve::AccessOptions access;
     std::optional<std::chrono::milliseconds> publish_interval;
     std::chrono::milliseconds request_timeout{};
     std::chrono::milliseconds deadline{};
@@ -225,12 +284,10 @@ Result<ServePlan> plan_serve(const ServeSettings& settings) {
     if (!listen)
         return listen.error();
     plan.listen = std::move(listen).value();
-    if (!settings.token_file.empty()) {
-        auto read = read_token(settings.token_file);
-        if (!read)
-            return std::move(read).error();
-        plan.token = std::move(read).value();
-    }
+    auto access = access_of(settings, plan.listen.first);
+    if (!access)
+        return access.error();
+    plan.access = std::move(access).value();
     if (!settings.publish.empty()) {
         plan.publish_interval = serve::parse_duration(settings.publish_interval);
         if (!plan.publish_interval)
@@ -297,7 +354,7 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     std::unique_ptr<serve::Alerter> alerter; // outlives the service, which tells it
     std::atomic<serve::HttpServer*> server_for_metrics{nullptr};
     serve::ServiceOptions service_options;
-    service_options.token = plan.token;
+    service_options.access = plan.access;
     service_options.max_streams = plan.max_streams;
     auto view = operator_options(globals, settings, chain, alerter);
     if (!view)
@@ -342,7 +399,10 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     // On stdout, for whoever started it with port 0: the one line serve prints there.
     std::cout << "listening on http://" << host << ":" << server.value()->port() << std::endl;
     log("serving " + std::string(chain->name()) +
-        (plan.token ? " (writes need the token)" : " (read-only)") +
+        (plan.access.write_tokens.empty() ? " (read-only)" : " (writes need a token)") +
+        (plan.access.read_tokens.empty() ? ""
+         : plan.access.public_catalogue  ? ", the operator's routes need a read token"
+                                         : ", reads need a token") +
         (publisher ? ", publishing to " + settings.publish : "") + "; at most " +
         std::to_string(plan.max_connections) + " connections, " + std::to_string(plan.max_streams) +
         " change streams (open files: " + std::to_string(plan.files) + ")");
@@ -355,6 +415,34 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     service.reset();
     log("stopped");
     return exit_ok;
+}
+
+/// serve's options of who may call what: tokens, --public-catalogue, Host, CORS.
+void add_access_options(CLI::App& sub, ServeSettings& settings_) {
+    ServeSettings* settings = &settings_;
+    sub.add_option("--token-file", settings->token_file,
+                   "A file of write tokens, one a line: PUT /v1/statuses needs one "
+                   "(Authorization: Bearer TOKEN, or Basic with it as the password); they "
+                   "read too. Without it writes are refused (403). Tokens are never logged")
+        ->type_name("FILE");
+    sub.add_option("--read-token-file", settings->read_token_file,
+                   "A file of read tokens, one a line: then every route but /healthz and "
+                   "/readyz needs a read or write token (401 with WWW-Authenticate; a read "
+                   "token writing gets 403)")
+        ->type_name("FILE");
+    sub.add_flag("--public-catalogue", settings->public_catalogue,
+                 "With --read-token-file: catalogue reads (/v1/stats, /v1/models, "
+                 "/v1/statuses, /v1/snapshot, /v1/changes) need no token; the status page, "
+                 "/v1/status, /v1/events, /v1/diagnosis and /metrics still do");
+    sub.add_option("--allow-host", settings->allow_hosts,
+                   "On a loopback --listen, answer this Host name too (repeatable); any other "
+                   "gets 421 (a DNS-rebinding page cannot read serve)")
+        ->type_name("NAME");
+    sub.add_option("--cors-origin", settings->cors_origins,
+                   "Let a browser app on ORIGIN (https://app.example.com) call serve: CORS "
+                   "preflights and headers, Authorization allowed, ETag exposed (repeatable; "
+                   "'*' for any, only when reads need no token)")
+        ->type_name("ORIGIN");
 }
 
 } // namespace
@@ -374,10 +462,7 @@ Command define_serve(CLI::App& app, const Globals& globals) {
                     "HOST:PORT to listen on (default 127.0.0.1:8080, loopback only; "
                     "0.0.0.0:8080 for every interface; port 0 picks a free one)")
         ->type_name("HOST:PORT");
-    sub->add_option("--token-file", settings->token_file,
-                    "A file whose first line is the token PUT /v1/statuses needs; without it "
-                    "writes are refused (403). The token is never logged")
-        ->type_name("FILE");
+    add_access_options(*sub, *settings);
     sub->add_flag("--log", settings->log,
                   "One access-log line per request on stderr (address, method, path, status, "
                   "bytes, milliseconds)");

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 // The Service: a table of routes (routes/route_table.hpp) filled by each family of them
 // (the catalogue, writes, the change stream, the operator's view, readiness), and the
-// dispatch every request goes through: OPTIONS, 404, 405 with Allow, HEAD, the query.
+// dispatch every request goes through: the Host, OPTIONS and CORS preflights, 404, 405
+// with Allow, the token (Access), the query, the handler; then the answer's ETag (304 on
+// If-None-Match), Cache-Control and CORS headers.
 #include "service.hpp"
+
+#include <algorithm>
 
 #include "routes/catalogue_routes.hpp"
 #include "routes/change_stream.hpp"
@@ -16,7 +20,8 @@ struct Service::Router {
     Router(std::shared_ptr<FallbackRepository> chain, ServiceOptions options)
         : view(std::make_unique<OperatorView>(chain, options.operator_view))
         , catalogue(chain, options.max_slugs)
-        , writes(chain, options.token)
+        , access(access_of(options))
+        , writes(chain)
         , changes(chain, {options.max_streams, options.heartbeat, options.replay_events})
         , readiness(chain,
                     {options.ready_interval, options.ready_stall, std::move(options.extra_metrics)},
@@ -29,8 +34,16 @@ struct Service::Router {
     }
 
     // Destroyed from the last: the prober (it tells the view), the streams, the view.
+    static AccessOptions access_of(const ServiceOptions& options) {
+        AccessOptions a = options.access;
+        if (options.token)
+            a.write_tokens.push_back(*options.token);
+        return a;
+    }
+
     std::unique_ptr<OperatorView> view;
     CatalogueRoutes catalogue;
+    Access access;
     WriteRoutes writes;
     ChangeStream changes;
     Readiness readiness;
@@ -42,10 +55,31 @@ Service::Service(std::shared_ptr<FallbackRepository> chain, ServiceOptions optio
 
 Service::~Service() = default;
 
+namespace {
+
+/// A catalogue read may be kept by a shared cache this long, and served stale by it while
+/// serve cannot answer (restarting, down) for up to a day.
+constexpr std::string_view public_cache =
+    "public, max-age=1, stale-while-revalidate=10, stale-if-error=86400";
+
+} // namespace
+
 Response Service::handle(const Request& request) {
+    const Access& access = router_->access;
+    if (auto refused = access.check_host(request))
+        return *refused;
+    Response answer = dispatch(request);
+    access.add_cors(request, answer);
+    return answer;
+}
+
+Response Service::dispatch(const Request& request) {
     const RouteTable& table = router_->table;
+    const Access& access = router_->access;
     const std::string& path = request.path;
     if (request.method == "OPTIONS" && (path == "*" || table.knows(path))) {
+        if (auto preflight = access.preflight(request, table.allow(path)))
+            return *preflight;
         Response answer{204, "text/plain", {}, {}, {}, {}};
         answer.headers.emplace_back("Allow", table.allow(path));
         return answer;
@@ -58,16 +92,48 @@ Response Service::handle(const Request& request) {
     auto match = table.find(request.method, path);
     if (!match)
         return method_not_allowed(table.allow(path));
+    const Route& route = *match->route;
+    if (auto refused = access.admit(request, route))
+        return *refused;
     const bool head = request.method == "HEAD";
     std::vector<QueryParam> query;
-    if (match->route->method == "GET") {
+    if (route.method == "GET") {
         auto parsed = parse_query(request.query, /*plus_is_space=*/true);
         if (!parsed)
             return error_answer(400, "invalid_argument",
                                 "the query string has a malformed %-escape");
         query = std::move(*parsed);
     }
-    return match->route->handler(RouteCall{request, query, match->param, head});
+    Response answer = route.handler(RouteCall{request, query, match->param, head});
+    if (route.scope == Scope::read && route.method == "GET")
+        cache_headers(request, route, answer);
+    return answer;
+}
+
+void Service::cache_headers(const Request& request, const Route& route, Response& answer) const {
+    if ((answer.status != 200 && answer.status != 304) || answer.on_stream)
+        return;
+    auto has = [&](std::string_view name) {
+        return std::any_of(answer.headers.begin(), answer.headers.end(),
+                           [&](const auto& h) { return h.first == name; });
+    };
+    if (!has("Cache-Control"))
+        answer.headers.emplace_back("Cache-Control", router_->access.is_public(route)
+                                                         ? std::string(public_cache)
+                                                         : "private, no-cache");
+    auto tag = std::find_if(answer.headers.begin(), answer.headers.end(),
+                            [](const auto& h) { return h.first == "ETag"; });
+    if (tag == answer.headers.end()) {
+        if (answer.parts)
+            return; // a route that answers in parts sets its own tag
+        answer.headers.emplace_back("ETag", etag_of(answer.body));
+        tag = answer.headers.end() - 1;
+    }
+    if (answer.status == 200 && etag_matches(request.if_none_match, tag->second)) {
+        answer.status = 304;
+        answer.body.clear();
+        answer.parts = nullptr;
+    }
 }
 
 Lane Service::lane(const Request& request) const {

@@ -16,13 +16,16 @@
 
 #include "http/http_server.hpp"
 #include "operator/operator_view.hpp"
+#include "routes/access.hpp"
 #include "routes/answers.hpp"
 #include "routes/route_table.hpp"
 
 namespace modelrepo::serve {
 
 struct ServiceOptions {
-    /// The bearer token PUT /v1/statuses needs; nullopt: writes are refused (403).
+    /// Tokens, scopes, Host, CORS (routes/access.hpp).
+    AccessOptions access;
+    /// One more write token (a test's; serve's are in `access`).
     std::optional<std::string> token;
     std::size_t max_streams = 256;               ///< GET /v1/changes clients; more: 429
     std::chrono::milliseconds heartbeat{15'000}; ///< a comment on every stream this often
@@ -82,6 +85,10 @@ public:
     const RouteTable& routes() const;
 
 private:
+    Response dispatch(const Request& request);
+    /// ETag (and 304), Cache-Control: on a catalogue read's answer.
+    void cache_headers(const Request& request, const Route& route, Response& answer) const;
+
     struct Router; ///< the route families and the table that dispatches to them
     std::unique_ptr<Router> router_;
 };

@@ -27,6 +27,8 @@ struct Request {
     std::string if_none_match; ///< the If-None-Match header's value
     std::string last_event_id; ///< the Last-Event-ID header's value (an event stream resuming)
     std::string host;          ///< the Host header's value
+    std::string origin;        ///< the Origin header's value (a browser's, for CORS)
+    std::string cors_method;   ///< Access-Control-Request-Method (a CORS preflight's)
     std::string body;
     std::string remote; ///< the peer's address and port
 };

@@ -76,6 +76,8 @@ void Session::handle() {
     request_.if_none_match = std::string(message[http::field::if_none_match]);
     request_.last_event_id = std::string(message["Last-Event-ID"]);
     request_.host = std::string(message[http::field::host]);
+    request_.origin = std::string(message[http::field::origin]);
+    request_.cors_method = std::string(message[http::field::access_control_request_method]);
     request_.body = std::move(message.body());
     request_.remote = remote_;
 

@@ -2,6 +2,7 @@
 #include "answers.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace modelrepo::serve {
 
@@ -46,6 +47,35 @@ Response method_not_allowed(std::string_view allow) {
         error_answer(405, "invalid_argument", "this path answers " + std::string(allow) + " only");
     answer.headers.emplace_back("Allow", std::string(allow));
     return answer;
+}
+
+std::string BodyTag::tag() const {
+    char text[24];
+    std::snprintf(text, sizeof text, "\"%016llx\"", static_cast<unsigned long long>(hash_));
+    return text;
+}
+
+std::string etag_of(std::string_view body) {
+    BodyTag tag;
+    tag.add(body);
+    return tag.tag();
+}
+
+bool etag_matches(std::string_view header, std::string_view tag) {
+    while (!header.empty()) {
+        auto comma = header.find(',');
+        std::string_view one = header.substr(0, comma);
+        header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+        while (!one.empty() && (one.front() == ' ' || one.front() == '\t'))
+            one.remove_prefix(1);
+        while (!one.empty() && (one.back() == ' ' || one.back() == '\t'))
+            one.remove_suffix(1);
+        if (one.starts_with("W/"))
+            one.remove_prefix(2); // If-None-Match compares weakly
+        if (one == "*" || one == tag)
+            return true;
+    }
+    return false;
 }
 
 } // namespace modelrepo::serve

@@ -37,44 +37,92 @@ std::string code_name(const Error& error);
 /// 405 with the Allow header.
 Response method_not_allowed(std::string_view allow);
 
-/// `{"source": SOURCE, "<member>": [ITEM, …]}`, made as it is written (Response::parts):
-/// `items` point into what `owner` keeps, held until the last part is sent; the text is
-/// never whole. The items `keep` refuses are left out.
+/// The entity tag of a body given in parts: FNV-1a over its bytes, 64 bits, the same in
+/// every process; `tag()` is "\"<16 hex digits>\"". Parts in order hash as the whole.
+class BodyTag {
+public:
+    void add(std::string_view part) noexcept {
+        for (char c : part) {
+            hash_ ^= static_cast<unsigned char>(c);
+            hash_ *= 1099511628211ull;
+        }
+    }
+    std::string tag() const;
+
+private:
+    std::uint64_t hash_ = 14695981039346656037ull;
+};
+
+/// BodyTag of a whole body.
+std::string etag_of(std::string_view body);
+
+/// Whether `if_none_match` (an If-None-Match header: "*", or tags, weak or strong, comma
+/// separated) matches the entity tag `tag`.
+bool etag_matches(std::string_view if_none_match, std::string_view tag);
+
+/// Lists up to this many items are made whole at once (and tagged by the Service); longer
+/// ones are made twice, part by part: once for their tag, once as they are sent.
+inline constexpr std::size_t whole_list_items = 4'096;
+
+/// `{"source": SOURCE, "<member>": [ITEM, …]}` with its ETag. `items` point into what
+/// `owner` keeps. A long list is made as it is written (Response::parts), held until the
+/// last part is sent, never whole. The items `keep` refuses are left out.
 template <class T>
 Response list_answer(std::string source, std::string member, std::shared_ptr<const void> owner,
                      std::vector<const T*> items, std::function<bool(const T&)> keep = {}) {
-    struct State {
+    struct Items {
         std::shared_ptr<const void> owner;
         std::vector<const T*> items;
         std::function<bool(const T&)> keep;
         std::string source, member;
+    };
+    struct State {
+        explicit State(std::shared_ptr<const Items> items)
+            : of(std::move(items)) {}
+        State(const State&) = delete; // `json` writes to its own `scratch`
+        State& operator=(const State&) = delete;
+        std::shared_ptr<const Items> of;
         std::string scratch;
         JsonText json{scratch};
         std::size_t at = 0;
-    };
-    auto state = std::make_shared<State>();
-    state->owner = std::move(owner);
-    state->items = std::move(items);
-    state->keep = std::move(keep);
-    state->source = std::move(source);
-    state->member = std::move(member);
-    Response answer{200, "application/json", {}, {}, {}, {}};
-    answer.parts = [state](std::string& out) {
-        State& s = *state;
-        s.json.write_to(out);
-        if (s.at == 0)
-            s.json.begin_object().key("source").string(s.source).key(s.member).begin_array();
-        const std::size_t stop = out.size() + answer_part_bytes;
-        while (s.at < s.items.size() && out.size() < stop) {
-            const T& item = *s.items[s.at++];
-            if (!s.keep || s.keep(item))
-                cli::write_json(s.json, item);
+        bool next(std::string& out) {
+            const Items& i = *of;
+            json.write_to(out);
+            if (at == 0)
+                json.begin_object().key("source").string(i.source).key(i.member).begin_array();
+            const std::size_t stop = out.size() + answer_part_bytes;
+            while (at < i.items.size() && out.size() < stop) {
+                const T& item = *i.items[at++];
+                if (!i.keep || i.keep(item))
+                    cli::write_json(json, item);
+            }
+            if (at < i.items.size())
+                return true;
+            json.end_array().end_object();
+            return false;
         }
-        if (s.at < s.items.size())
-            return true;
-        s.json.end_array().end_object();
-        return false;
     };
+    auto all = std::make_shared<const Items>(Items{
+        std::move(owner), std::move(items), std::move(keep), std::move(source), std::move(member)});
+    Response answer{200, "application/json", {}, {}, {}, {}};
+    if (all->items.size() <= whole_list_items) {
+        State whole(all);
+        while (whole.next(answer.body)) {
+        }
+        return answer;
+    }
+    BodyTag tag;
+    {
+        State first(all);
+        std::string part;
+        for (bool more = true; more; part.clear()) {
+            more = first.next(part);
+            tag.add(part);
+        }
+    }
+    answer.headers.emplace_back("ETag", tag.tag());
+    auto state = std::make_shared<State>(all);
+    answer.parts = [state](std::string& out) { return state->next(out); };
     return answer;
 }
 

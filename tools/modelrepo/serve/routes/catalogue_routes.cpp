@@ -2,7 +2,6 @@
 #include "catalogue_routes.hpp"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "answers.hpp"
 
@@ -136,21 +135,17 @@ Response CatalogueRoutes::snapshot(const Request& request) {
     auto kept = std::make_shared<const Snapshot>(std::move(snapshot).value());
     // The tag is the text's hash: made once to hash it, part by part, then again as
     // it is sent. Never whole in memory.
-    std::size_t hash = 0;
+    BodyTag hash;
     {
         SnapshotWriter writer(kept);
         std::string part;
-        bool more = true;
-        while (more) {
+        for (bool more = true; more; part.clear()) {
             more = writer.next(part, answer_part_bytes);
-            hash = hash * 1'000'003 ^ std::hash<std::string_view>{}(part);
-            part.clear();
+            hash.add(part);
         }
     }
-    char tag[32];
-    std::snprintf(tag, sizeof tag, "\"%016zx\"", hash);
-    Response answer{200, "application/json", {}, {{"ETag", tag}}, {}, {}};
-    if (request.if_none_match == tag) {
+    Response answer{200, "application/json", {}, {{"ETag", hash.tag()}}, {}, {}};
+    if (etag_matches(request.if_none_match, hash.tag())) {
         answer.status = 304;
         return answer;
     }

@@ -29,7 +29,7 @@ void Readiness::add_to(RouteTable& table) {
     table.add({"GET",
                "/healthz",
                Lane::io,
-               Scope::operate,
+               Scope::none,
                "alive: 200 while the process runs",
                [](const RouteCall&) {
                    return json_answer(200, ojson{{"state", "alive"}});
@@ -38,7 +38,7 @@ void Readiness::add_to(RouteTable& table) {
     table.add({"GET",
                "/readyz",
                Lane::io,
-               Scope::operate,
+               Scope::none,
                "ready, degraded (a backup or a copy answers) or unavailable, with each source",
                [this](const RouteCall&) { return ready_answer(); },
                {}});

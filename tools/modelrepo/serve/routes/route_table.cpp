@@ -11,6 +11,8 @@ std::string_view to_string(Scope scope) noexcept {
         return "read";
     case Scope::write:
         return "write";
+    case Scope::none:
+        return "none";
     case Scope::operate:
         break;
     }

@@ -16,11 +16,14 @@
 
 namespace modelrepo::serve {
 
-/// Who may call a route (what a token's scope must allow, once there are scopes).
+/// Who may call a route (Access): with read tokens configured, `read` and `operate` need
+/// a read or write token (`read` not with --public-catalogue); `write` always needs a
+/// write token; `none` never needs one.
 enum class Scope {
     read,    ///< the catalogue: models, statuses, stats, the snapshot, changes
     write,   ///< PUT /v1/statuses
-    operate, ///< the status page and what it reads, metrics, health, readiness
+    operate, ///< the status page and what it reads, metrics
+    none,    ///< /healthz, /readyz: for a load balancer or an orchestrator
 };
 std::string_view to_string(Scope scope) noexcept;
 

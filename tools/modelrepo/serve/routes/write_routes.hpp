@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// The write route: PUT /v1/statuses, with the bearer token it needs. The statuses go to the
-// chain's first source (its outbox keeps them when it is down: 202).
+// The write route: PUT /v1/statuses (its token is Access's to check). The statuses go to
+// the chain's first source (its outbox keeps them when it is down: 202).
 #pragma once
 
 #include <memory>
@@ -16,15 +16,13 @@ namespace modelrepo::serve {
 /// Thread safety: its calls may run on several threads at once.
 class WriteRoutes {
 public:
-    /// `token`: the bearer token writes need; nullopt: writes are refused (403).
-    WriteRoutes(std::shared_ptr<FallbackRepository> chain, std::optional<std::string> token);
+    explicit WriteRoutes(std::shared_ptr<FallbackRepository> chain);
     void add_to(RouteTable& table);
 
     Response put_statuses(const Request& request);
 
 private:
     std::shared_ptr<FallbackRepository> chain_;
-    std::optional<std::string> token_;
 };
 
 } // namespace modelrepo::serve
