@@ -223,3 +223,32 @@ TEST_CASE("HTTP caching: ETag and 304 over HTTP; nginx keeps answering from its 
     // Through nginx, a client's conditional request still ends in a 304.
     CHECK(curl_full({"-H", "If-None-Match: " + tag, nginx.base() + "/v1/models"}).status == 304);
 }
+
+TEST_CASE("OpenAPI: the document serve answers lints clean with @redocly/cli") {
+    const std::filesystem::path redocly =
+        std::filesystem::path(require_env("OPENAPI_TOOLS_DIR")) / "node_modules/.bin/redocly";
+    if (!std::filesystem::exists(redocly)) {
+        if (in_ci())
+            FAIL("@redocly/cli is required in CI (scripts/setup test installs tests/openapi)");
+        MESSAGE("skipped: @redocly/cli is not installed (scripts/setup test)");
+        return;
+    }
+    TempDir dir;
+    auto writes = write_file(dir, "writers", "w-Secret-1\n");
+    auto reads = write_file(dir, "readers", "r-Secret-1\n");
+    Serve serve({"builtin:"},
+                {"--token-file", writes, "--read-token-file", reads, "--public-catalogue"});
+    auto doc = curl_full({serve.base() + "/v1/openapi.json"});
+    REQUIRE(doc.status == 200);
+    CHECK(json::parse(doc.body)["openapi"] == "3.1.0");
+    auto file = write_file(dir, "openapi.json", doc.body);
+    auto lint = run_process({redocly.string(), "lint", file, "--format=stylish"},
+                            {{"REDOCLY_TELEMETRY", "off"},
+                             {"REDOCLY_SUPPRESS_UPDATE_NOTICE", "true"},
+                             {"NO_COLOR", "1"}},
+                            seconds(120));
+    INFO(lint.out << lint.err);
+    CHECK(lint.exit_code == 0);
+    CHECK((lint.out + lint.err).find(" error ") == std::string::npos);
+    CHECK((lint.out + lint.err).find(" warning ") == std::string::npos);
+}

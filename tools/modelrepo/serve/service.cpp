@@ -10,6 +10,7 @@
 
 #include "routes/catalogue_routes.hpp"
 #include "routes/change_stream.hpp"
+#include "routes/openapi.hpp"
 #include "routes/operator_routes.hpp"
 #include "routes/readiness.hpp"
 #include "routes/write_routes.hpp"
@@ -31,6 +32,17 @@ struct Service::Router {
         changes.add_to(table);
         add_operator_routes(table, *view);
         readiness.add_to(table);
+        table.add({"GET",
+                   "/v1/openapi.json",
+                   Lane::io,
+                   Scope::read,
+                   "this API as OpenAPI 3.1, made from serve's route table",
+                   [this](const RouteCall&) {
+                       return Response{200, "application/json", openapi, {}, {}, {}};
+                   },
+                   {},
+                   {"OpenApi"}});
+        openapi = openapi_json(table, access);
     }
 
     // Destroyed from the last: the prober (it tells the view), the streams, the view.
@@ -48,6 +60,7 @@ struct Service::Router {
     ChangeStream changes;
     Readiness readiness;
     RouteTable table;
+    std::string openapi; ///< GET /v1/openapi.json, made once the table is complete
 };
 
 Service::Service(std::shared_ptr<FallbackRepository> chain, ServiceOptions options)

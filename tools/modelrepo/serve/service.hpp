@@ -59,6 +59,7 @@ struct ServiceOptions {
 ///   GET /v1/events[?since=ID]           the incident timeline (the chain's events)
 ///   GET /v1/events/stream               the same as server-sent events, as they happen
 ///   GET /v1/diagnosis                   the doctor on the first source's last failure
+///   GET /v1/openapi.json                this API as OpenAPI 3.1, made from the table
 ///
 /// Thread safety: handle() is called from several threads at once.
 /// Lifetime: the streams it holds are connections of the HttpServer that called it:

@@ -14,19 +14,32 @@ CatalogueRoutes::CatalogueRoutes(std::shared_ptr<FallbackRepository> chain, std:
 
 void CatalogueRoutes::add_to(RouteTable& table) {
     auto memory = [chain = chain_] { return chain->reads_from_memory(); };
-    auto add = [&](std::string_view pattern, std::string_view summary,
+    auto add = [&](std::string_view pattern, std::string_view summary, RouteDoc doc,
                    std::function<Response(const RouteCall&)> handler) {
-        table.add({"GET", pattern, Lane::read, Scope::read, summary, std::move(handler), memory});
+        doc.also.insert(doc.also.end(), {304, 504});
+        table.add({"GET", pattern, Lane::read, Scope::read, summary, std::move(handler), memory,
+                   std::move(doc)});
     };
-    add("/v1/stats", "the catalogue's counts by health, and whether a backup answered",
+    add("/v1/stats", "the catalogue's counts by health, and whether a backup answered", {"Stats"},
         [this](const RouteCall&) { return stats(); });
     add("/v1/models", "every model, or those of slug=A&slug=B in the order asked",
+        {"ModelList",
+         "application/json",
+         {{"slug", "a model's slug; repeatable, answered in the order asked (at most 1000)", true}},
+         {},
+         {400}},
         [this](const RouteCall& c) { return models(c.query); });
     add("/v1/models/{slug}", "one model (404 when unknown)",
+        {"ModelAnswer", "application/json", {}, {}, {400, 404}},
         [this](const RouteCall& c) { return model(c.param); });
     add("/v1/statuses", "every status, or those of health=H",
+        {"StatusList",
+         "application/json",
+         {{"health", "operational, degraded, outage or unknown"}},
+         {},
+         {400}},
         [this](const RouteCall& c) { return statuses(c.query); });
-    add("/v1/snapshot", "the catalogue as modelrepo.snapshot/1 JSON, with an ETag",
+    add("/v1/snapshot", "the catalogue as modelrepo.snapshot/1 JSON, with an ETag", {"Snapshot"},
         [this](const RouteCall& c) { return snapshot(c.request); });
 }
 

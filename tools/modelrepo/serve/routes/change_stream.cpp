@@ -32,13 +32,21 @@ ChangeStream::~ChangeStream() {
 }
 
 void ChangeStream::add_to(RouteTable& table) {
-    table.add({"GET", "/v1/changes", Lane::read, Scope::read,
+    table.add({"GET",
+               "/v1/changes",
+               Lane::read,
+               Scope::read,
                "the catalogue's changes as server-sent events (resumes after Last-Event-ID)",
                [this](const RouteCall& c) {
                    return c.head ? Response{200, "text/event-stream", {}, {}, {}, {}}
                                  : changes(c.request, c.query);
                },
-               [this] { return in_memory(); }});
+               [this] { return in_memory(); },
+               {"ChangeEvent",
+                "text/event-stream",
+                {{"since", "resume after this version (as Last-Event-ID does)", false, "integer"}},
+                {},
+                {400}}});
 }
 
 bool ChangeStream::in_memory() const {

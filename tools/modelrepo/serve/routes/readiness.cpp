@@ -34,21 +34,24 @@ void Readiness::add_to(RouteTable& table) {
                [](const RouteCall&) {
                    return json_answer(200, ojson{{"state", "alive"}});
                },
-               {}});
+               {},
+               {"Alive"}});
     table.add({"GET",
                "/readyz",
                Lane::io,
                Scope::none,
                "ready, degraded (a backup or a copy answers) or unavailable, with each source",
                [this](const RouteCall&) { return ready_answer(); },
-               {}});
+               {},
+               {"Readiness"}});
     table.add({"GET",
                "/metrics",
                Lane::io,
                Scope::operate,
                "Prometheus' text format",
                [this](const RouteCall&) { return metrics(); },
-               {}});
+               {},
+               {"Text", "text/plain"}});
 }
 
 void Readiness::probe() {

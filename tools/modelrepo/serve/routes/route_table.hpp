@@ -37,6 +37,42 @@ struct RouteCall {
     bool head = false;
 };
 
+/// A query parameter, for the API's documentation.
+struct QueryDoc {
+    QueryDoc(std::string_view name_, std::string_view description_, bool repeated_ = false,
+             std::string_view type_ = "string")
+        : name(name_)
+        , description(description_)
+        , repeated(repeated_)
+        , type(type_) {}
+    std::string_view name;
+    std::string_view description;
+    bool repeated = false;
+    std::string_view type = "string"; ///< "string", "integer"
+};
+
+/// What the API's documentation (routes/openapi.cpp) says of a route beyond its summary.
+struct RouteDoc {
+    RouteDoc() = default;
+    RouteDoc(std::string_view schema_, std::string_view content_type_ = "application/json",
+             std::vector<QueryDoc> query_ = {}, std::string_view body_ = {},
+             std::vector<int> also_ = {})
+        : schema(schema_)
+        , content_type(content_type_)
+        , query(std::move(query_))
+        , body(body_)
+        , also(std::move(also_)) {}
+    /// The 200 (or 202) answer's schema in components ("Stats"); empty: none.
+    std::string_view schema;
+    std::string_view content_type = "application/json";
+    std::vector<QueryDoc> query;
+    /// The request body's schema (a PUT's).
+    std::string_view body;
+    /// The statuses it may answer besides 200, the common errors (401, 403, 421, 429, 503)
+    /// and those of its scope: 400, 404, 202, 304, 504.
+    std::vector<int> also;
+};
+
 struct Route {
     std::string_view method;  ///< "GET" (HEAD and OPTIONS come with it) or "PUT"
     std::string_view pattern; ///< "/v1/stats", or "/v1/models/{slug}": the rest of the path
@@ -47,6 +83,7 @@ struct Route {
     /// For a `read` route: whether it is answered from memory now (then it runs on the I/O
     /// thread). Unset: never.
     std::function<bool()> in_memory;
+    RouteDoc doc;
 };
 
 /// Thread safety: built once, then read from any thread.

@@ -13,9 +13,11 @@ void WriteRoutes::add_to(RouteTable& table) {
                "/v1/statuses",
                Lane::write,
                Scope::write,
-               "writes statuses (a JSON array); Authorization: Bearer TOKEN",
+               "writes statuses (a JSON array) to the first source; 202 when its outbox kept "
+               "them through an outage",
                [this](const RouteCall& c) { return put_statuses(c.request); },
-               {}});
+               {},
+               {"WriteReceipt", "application/json", {}, "StatusArray", {202, 400, 413, 504}}});
 }
 
 Response WriteRoutes::put_statuses(const Request& request) {
