@@ -26,9 +26,15 @@ struct GithubConfig {
     /// True for the contents API: sends `Accept: application/vnd.github.raw+json` and
     /// `X-GitHub-Api-Version`.
     bool contents_api = false;
-    /// Sent as `Authorization: Bearer …` when not empty; `from_uri()` takes it from
-    /// `GITHUB_TOKEN`. Never printed.
+    /// Sent as `Authorization: Bearer …` when not empty; never printed. `from_uri()` takes
+    /// it from the URI's `token_file=` (the file's first line), else from `GITHUB_TOKEN` for
+    /// github:// and for https:// URLs on GitHub's own hosts (github.com,
+    /// api.github.com, raw.githubusercontent.com, *.githubusercontent.com) only: never
+    /// for another host.
     std::string token;
+    /// A PEM file of CA certificates to trust for https:// (`ca_file=`), instead of the
+    /// system's: another modelrepo serve with a private CA. Empty: the system's.
+    std::filesystem::path ca_file;
     /// How long a fetched copy is served before the next call revalidates it
     /// (`If-None-Match`; a 304 costs no download and no parse).
     std::chrono::milliseconds refresh_interval{60'000};

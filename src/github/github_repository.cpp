@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,19 @@ namespace {
 using namespace std::chrono;
 using SteadyClock = steady_clock;
 
+/// Whether `authority` ("user@host:port") is one of GitHub's own hosts, the only ones
+/// GITHUB_TOKEN is sent to.
+bool is_github_host(std::string_view authority) {
+    if (auto at = authority.rfind('@'); at != std::string_view::npos)
+        authority = authority.substr(at + 1);
+    authority = authority.substr(0, authority.find(':'));
+    std::string host(authority);
+    for (char& c : host)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return host == "github.com" || host == "api.github.com" ||
+           host == "raw.githubusercontent.com" || host.ends_with(".githubusercontent.com");
+}
+
 Error invalid(std::string_view uri, const std::string& what) {
     return make_error(Errc::invalid_argument,
                       "invalid backup URI '" + detail::redact_url(uri) + "': " + what);
@@ -39,8 +53,7 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
         return parsed.error();
     const detail::Uri& uri = parsed.value();
     GithubConfig config;
-    if (const char* token = std::getenv("GITHUB_TOKEN"))
-        config.token = token;
+    std::optional<std::string> token_file;
 
     std::string api_base = "https://api.github.com";
     std::vector<std::string> passthrough;
@@ -67,7 +80,14 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
             problem = duration(config.max_stale);
         else if (p.key == "timeout")
             problem = duration(config.timeout);
-        else if (p.key == "cache_dir") {
+        else if (p.key == "token_file" || p.key == "ca_file") {
+            if (p.value.empty() || p.value.find('\0') != std::string::npos)
+                return invalid(text, p.key + " must name a file (and hold no NUL)");
+            if (p.key == "ca_file")
+                config.ca_file = p.value;
+            else
+                token_file = p.value;
+        } else if (p.key == "cache_dir") {
             if (p.value.empty() || p.value.find('\0') != std::string::npos)
                 return invalid(text, "cache_dir must name a directory (and hold no NUL)");
             config.cache_dir = p.value;
@@ -80,7 +100,7 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
         else if (uri.scheme == "github")
             return invalid(text, "github:// does not take the parameter '" + p.key +
                                      "' (it takes api_base, refresh_interval, max_stale, "
-                                     "timeout, cache_dir)");
+                                     "timeout, cache_dir, token_file, ca_file)");
         else
             passthrough.emplace_back(p.raw); // part of a plain URL: sent to its server
         if (problem)
@@ -120,6 +140,20 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
         config.name = detail::redact_url(base);
     } else {
         return invalid(text, "expected github://, https:// or http://");
+    }
+    if (token_file) {
+        auto read = detail::read_file_limited(*token_file, 64 * 1024);
+        if (!read)
+            return invalid(text, "cannot read token_file: " + read.error().message);
+        std::string token = read.value().substr(0, read.value().find('\n'));
+        while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+            token.pop_back();
+        if (token.empty())
+            return invalid(text, "token_file is empty: put the token on its first line");
+        config.token = std::move(token);
+    } else if (const char* token = std::getenv("GITHUB_TOKEN");
+               token && (uri.scheme == "github" || is_github_host(uri.authority))) {
+        config.token = token;
     }
     return config;
 }
@@ -278,6 +312,7 @@ struct GithubRepository::Mirror {
         request.timeout = config.timeout;
         request.max_body_bytes = config.max_body_bytes;
         request.max_redirects = config.max_redirects;
+        request.ca_file = config.ca_file.string();
         request.headers.push_back("User-Agent: modelrepo/" + std::string(MODELREPO_VERSION));
         if (config.contents_api) {
             request.headers.push_back("Accept: application/vnd.github.raw+json");

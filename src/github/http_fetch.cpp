@@ -148,6 +148,8 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request, const std::str
     curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, ""); // every encoding libcurl knows
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!request.ca_file.empty())
+        curl_easy_setopt(curl, CURLOPT_CAINFO, request.ca_file.c_str());
     curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
                      static_cast<curl_off_t>(request.max_body_bytes));
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);

@@ -22,6 +22,7 @@ struct HttpRequest {
     std::chrono::milliseconds timeout{10'000};
     std::size_t max_body_bytes = 16 * 1024 * 1024;
     int max_redirects = 3;
+    std::string ca_file; ///< CURLOPT_CAINFO when not empty
 };
 
 struct HttpResponse {

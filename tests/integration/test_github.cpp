@@ -2,6 +2,7 @@
 // GithubRepository against a real HTTP server on loopback.
 #include <atomic>
 #include <ctime>
+#include <fstream>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -328,6 +329,47 @@ TEST_CASE("the contents API: path, ref, headers; the token only when set and nev
     auto e = expect_error(denied->count_models(), Errc::auth_failed);
     CHECK(e.http_status == 401);
     CHECK(e.message.find("GITHUB_TOKEN") != std::string::npos);
+}
+
+TEST_CASE("GITHUB_TOKEN goes to GitHub only; token_file= gives a source its own token") {
+    HttpServer server;
+    server.handle(etag_handler(std::make_shared<std::string>(snapshot_text()),
+                               std::make_shared<std::string>("\"t1\"")));
+    // Another host (another modelrepo serve, a mirror): never the GitHub token.
+    ::setenv("GITHUB_TOKEN", token.c_str(), 1);
+    auto mirror = GithubRepository::open(server.base() + "/models.json").value();
+    ::unsetenv("GITHUB_TOKEN");
+    REQUIRE(mirror->count_models().value() == 32);
+    CHECK(server.seen().back().headers.count("Authorization") == 0);
+
+    // Its own token from a file, sent to that host; the parameter is not passed on.
+    test::TempDir dir;
+    auto file = dir.path() / "serve-read-token";
+    std::ofstream(file) << "r-Mirror-Token-77\n";
+    auto own =
+        GithubRepository::open(server.base() + "/models.json?token_file=" + file.string() + "&v=2")
+            .value();
+    REQUIRE(own->count_models().value() == 32);
+    auto seen = server.seen().back(); // a copy: seen() answers a new vector
+    CHECK(seen.headers.at("Authorization") == "Bearer r-Mirror-Token-77");
+    CHECK(std::string(own->name()).find("r-Mirror-Token-77") == std::string::npos);
+
+    // Mistakes are named, the token never.
+    std::ofstream(dir.path() / "empty") << "\n";
+    auto empty = GithubConfig::from_uri(server.base() +
+                                        "/m.json?token_file=" + (dir.path() / "empty").string());
+    REQUIRE(!empty);
+    CHECK(empty.error().message.find("token_file is empty") != std::string::npos);
+    auto missing = GithubConfig::from_uri(server.base() + "/m.json?token_file=/no/such/file");
+    REQUIRE(!missing);
+    CHECK(missing.error().is(Errc::invalid_argument));
+    auto no_ca = GithubConfig::from_uri("https://mirror.example/m.json?ca_file=");
+    REQUIRE(!no_ca);
+    CHECK(no_ca.error().message.find("ca_file") != std::string::npos);
+    auto with_ca = GithubConfig::from_uri("https://mirror.example/m.json?ca_file=/etc/ca.pem");
+    REQUIRE(with_ca);
+    CHECK(with_ca.value().ca_file == "/etc/ca.pem");
+    CHECK(with_ca.value().url == "https://mirror.example/m.json");
 }
 
 TEST_CASE("start with the server down and a disk cache present: still answers") {
