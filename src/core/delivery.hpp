@@ -100,11 +100,14 @@ public:
         std::vector<Callback> callbacks; // destroyed last, outside the lock
         {
             std::lock_guard lock(mutex_);
-            for (auto& s : gone)
-                if (s.get() != running_ && s->callback) {
+            for (auto& s : gone) {
+                if (s.get() == running_) {
+                    s->freed_by_delivery = true; // stopped from inside its callback
+                } else if (s->callback) {
                     callbacks.push_back(std::move(s->callback));
                     s->callback = nullptr;
                 }
+            }
         }
         finished_.notify_all();
     }
@@ -121,6 +124,10 @@ private:
     struct Subscriber {
         Callback callback; ///< guarded by the delivery's mutex; emptied when cancelled
         bool active = true;
+        /// Cancelled (or stopped) from inside its own running callback: the delivery thread
+        /// frees the callback once it returns. Otherwise whoever cancelled frees it, before
+        /// cancel() returns.
+        bool freed_by_delivery = false;
     };
 
     /// What a Subscription holds: cancelling it frees the subscriber's callback.
@@ -151,8 +158,10 @@ private:
             if (running_ == sub.get()) {
                 // From inside its own callback: released by the delivery thread once the
                 // callback returns. From another thread: wait for it to return.
-                if (std::this_thread::get_id() == delivery_thread_)
+                if (std::this_thread::get_id() == delivery_thread_) {
+                    sub->freed_by_delivery = true;
                     return;
+                }
                 finished_.wait(lock, [&] { return running_ != sub.get(); });
             }
             dropped = std::move(sub->callback);
@@ -190,8 +199,10 @@ private:
                 Callback dropped;
                 lock.lock();
                 running_ = nullptr;
-                if (!sub->active) {
-                    // Cancelled meanwhile (from inside the callback, or waited for).
+                if (!sub->active && sub->freed_by_delivery) {
+                    // Cancelled from inside the callback. One cancelled from another thread
+                    // waits (finished_) and frees it itself, so that its cancel() returns
+                    // only once what the callback captured is gone.
                     dropped = std::move(sub->callback);
                     sub->callback = nullptr;
                 }
