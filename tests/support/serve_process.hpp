@@ -50,7 +50,7 @@ public:
                    std::vector<std::string> wrapper = {})
         : process_(command(std::move(wrapper), std::move(sources), std::move(args)), env) {
         auto line = process_.read_line_until(
-            [](const std::string& l) { return l.starts_with("listening on http://"); }, 30s);
+            [](const std::string& l) { return l.starts_with("listening on http"); }, 30s);
         REQUIRE_MESSAGE(line, "serve did not start: " << process_.err());
         port_ = std::stoi(line->substr(line->rfind(':') + 1));
     }

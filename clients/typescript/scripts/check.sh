@@ -42,9 +42,19 @@ if ! diff -q "$work/schema.ts" src/schema.ts > /dev/null; then
 fi
 echo "openapi.json and src/schema.ts are current"
 
-# 2. Build, test.
+# 2. Build, test: over HTTP, then over HTTPS with a throwaway CA (node trusts it through
+# NODE_EXTRA_CA_CERTS, as a service would).
 node_modules/.bin/tsc -p .
 MODELREPO_CLI="$MODELREPO_CLI" node --test test/
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=modelrepo client test CA" \
+    -keyout "$work/ca.key" -out "$work/ca.pem" 2> /dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$work/server.key" \
+    -out "$work/server.csr" 2> /dev/null
+echo "subjectAltName=IP:127.0.0.1,DNS:localhost" > "$work/san.ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
+    -set_serial 7 -days 2 -extfile "$work/san.ext" -out "$work/server.pem" 2> /dev/null
+MODELREPO_CLI="$MODELREPO_CLI" MODELREPO_TLS_CERT="$work/server.pem" \
+    MODELREPO_TLS_KEY="$work/server.key" NODE_EXTRA_CA_CERTS="$work/ca.pem" node --test test/
 
 # 3. The examples, once each, against this serve.
 MODELREPO_URL="$base" MODELREPO_TOKEN=w-check node examples/priority_sync.mjs --once |

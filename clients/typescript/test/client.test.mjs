@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // modelrepo-client against a real `modelrepo serve` (MODELREPO_CLI), with a read and a
-// write token: every call, its errors, and changes() across a serve restart.
+// write token: every call, its errors, and changes() across a serve restart. With
+// MODELREPO_TLS_CERT and MODELREPO_TLS_KEY serve speaks HTTPS (node trusts the CA through
+// NODE_EXTRA_CA_CERTS, as a service would).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -21,10 +23,13 @@ writeFileSync(join(dir, "readers"), readToken + "\n");
 
 /** Starts serve on `listen`; resolves with the process and its base URL. */
 function startServe(listen = "127.0.0.1:0") {
+  const tls = process.env.MODELREPO_TLS_CERT
+    ? ["--tls-cert", process.env.MODELREPO_TLS_CERT, "--tls-key", process.env.MODELREPO_TLS_KEY]
+    : [];
   const child = spawn(
     cli,
     ["--source", "builtin:", "serve", "--listen", listen,
-     "--token-file", join(dir, "writers"), "--read-token-file", join(dir, "readers")],
+     "--token-file", join(dir, "writers"), "--read-token-file", join(dir, "readers"), ...tls],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let stderr = "";
@@ -33,7 +38,7 @@ function startServe(listen = "127.0.0.1:0") {
     let out = "";
     child.stdout.on("data", (d) => {
       out += d;
-      const m = out.match(/listening on (http:\/\/\S+)/);
+      const m = out.match(/listening on (https?:\/\/\S+)/);
       if (m) resolve({ child, base: m[1] });
     });
     child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
@@ -70,6 +75,10 @@ async function streamsOpen(n) {
 let serve;
 before(async () => { serve = await startServe(); });
 after(async () => { if (serve) await stop(serve.child); });
+
+test("the scheme serve was started with", () => {
+  assert.equal(serve.base.startsWith("https://"), Boolean(process.env.MODELREPO_TLS_CERT));
+});
 
 test("reads with a read token: stats, models in the order asked, one model, statuses", async () => {
   const client = new ModelrepoClient({ baseUrl: serve.base, token: readToken });

@@ -30,6 +30,8 @@ struct ServeSettings {
     std::string listen = "127.0.0.1:8080";
     std::string token_file;
     std::string read_token_file;
+    std::string tls_cert;
+    std::string tls_key;
     bool public_catalogue = false;
     std::vector<std::string> allow_hosts;
     std::vector<std::string> cors_origins;
@@ -323,6 +325,45 @@ std::string access_line(const serve::Request& request, int status, std::size_t b
     return line.str();
 }
 
+/// SIGHUP is taken by sigwait, like the stop signals: blocked before any thread starts.
+void block_reload_signal() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+/// SIGINT, SIGTERM or SIGHUP, whichever comes.
+int wait_for_stop_or_reload() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGINT, SIGTERM, SIGHUP})
+        sigaddset(&set, s);
+    int signal = 0;
+    sigwait(&set, &signal);
+    return signal;
+}
+
+/// SIGHUP: the token files and the certificate read again; what cannot be read is said
+/// and the old stays in force.
+void reload(const ServeSettings& settings, const ServePlan& plan, serve::Service& service,
+            serve::HttpServer& server, const std::function<void(const std::string&)>& log) {
+    auto access = access_of(settings, plan.listen.first);
+    if (!access) {
+        log("SIGHUP: the tokens stay as they were: " + access.error().to_string());
+    } else {
+        log("SIGHUP: " + std::to_string(access.value().write_tokens.size()) + " write and " +
+            std::to_string(access.value().read_tokens.size()) + " read tokens in force");
+        service.reload(std::move(access).value());
+    }
+    if (server.tls()) {
+        if (auto tls = server.reload_tls(); !tls)
+            log("SIGHUP: the certificate stays as it was: " + tls.error().to_string());
+        else
+            log("SIGHUP: certificate and key read again; new connections use them");
+    }
+}
+
 /// Serves until SIGINT/SIGTERM (blocked before any thread started; taken with sigwait),
 /// then stops accepting, lets in-flight requests finish (<= 5 s) and exits 0.
 int run_serve(const Globals& globals, const ServeSettings& settings) {
@@ -331,6 +372,7 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
         return fail(planned.error());
     const ServePlan& plan = planned.value();
     block_stop_signals(); // before the library's threads start
+    block_reload_signal();
     auto chain_result = open_chain_of(globals);
     if (!chain_result)
         return fail(chain_result.error());
@@ -382,6 +424,8 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     server_options.max_connections = plan.max_connections;
     server_options.max_queued = settings.max_queued;
     server_options.deadline = plan.deadline;
+    server_options.tls_cert = settings.tls_cert;
+    server_options.tls_key = settings.tls_key;
     server_options.lane = [&](const serve::Request& request) { return service->lane(request); };
     if (settings.log)
         server_options.on_request = [&](const serve::Request& request, int status,
@@ -397,7 +441,8 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
                            ? "[" + server_options.host + "]"
                            : server_options.host;
     // On stdout, for whoever started it with port 0: the one line serve prints there.
-    std::cout << "listening on http://" << host << ":" << server.value()->port() << std::endl;
+    std::cout << "listening on " << (server.value()->tls() ? "https://" : "http://") << host << ":"
+              << server.value()->port() << std::endl;
     log("serving " + std::string(chain->name()) +
         (plan.access.write_tokens.empty() ? " (read-only)" : " (writes need a token)") +
         (plan.access.read_tokens.empty() ? ""
@@ -407,7 +452,9 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
         std::to_string(plan.max_connections) + " connections, " + std::to_string(plan.max_streams) +
         " change streams (open files: " + std::to_string(plan.files) + ")");
 
-    int signal = wait_for_stop();
+    int signal = 0;
+    while ((signal = wait_for_stop_or_reload()) == SIGHUP)
+        reload(settings, plan, *service, *server.value(), log);
     log(std::string("stopping (") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") +
         "): finishing requests in flight");
     server.value()->shutdown();
@@ -424,6 +471,15 @@ void add_access_options(CLI::App& sub, ServeSettings& settings_) {
                    "A file of write tokens, one a line: PUT /v1/statuses needs one "
                    "(Authorization: Bearer TOKEN, or Basic with it as the password); they "
                    "read too. Without it writes are refused (403). Tokens are never logged")
+        ->type_name("FILE");
+    sub.add_option("--tls-cert", settings->tls_cert,
+                   "Speak HTTPS on the listening port with this PEM certificate (its chain "
+                   "after it); needs --tls-key. TLS 1.2 and later; plain HTTP to the port is "
+                   "closed at the handshake. SIGHUP reads it again")
+        ->type_name("FILE");
+    sub.add_option("--tls-key", settings->tls_key,
+                   "The PEM private key of --tls-cert (read once at start and at SIGHUP; "
+                   "never logged)")
         ->type_name("FILE");
     sub.add_option("--read-token-file", settings->read_token_file,
                    "A file of read tokens, one a line: then every route but /healthz and "

@@ -21,7 +21,7 @@ struct Service::Router {
     Router(std::shared_ptr<FallbackRepository> chain, ServiceOptions options)
         : view(std::make_unique<OperatorView>(chain, options.operator_view))
         , catalogue(chain, options.max_slugs)
-        , access(access_of(options))
+        , access(std::make_shared<const Access>(access_of(options)))
         , writes(chain)
         , changes(chain, {options.max_streams, options.heartbeat, options.replay_events})
         , readiness(chain,
@@ -38,11 +38,11 @@ struct Service::Router {
                    Scope::read,
                    "this API as OpenAPI 3.1, made from serve's route table",
                    [this](const RouteCall&) {
-                       return Response{200, "application/json", openapi, {}, {}, {}};
+                       return Response{200, "application/json", *openapi.load(), {}, {}, {}};
                    },
                    {},
                    {"OpenApi"}});
-        openapi = openapi_json(table, access);
+        openapi = std::make_shared<const std::string>(openapi_json(table, *access.load()));
     }
 
     // Destroyed from the last: the prober (it tells the view), the streams, the view.
@@ -55,12 +55,14 @@ struct Service::Router {
 
     std::unique_ptr<OperatorView> view;
     CatalogueRoutes catalogue;
-    Access access;
+    /// Replaced whole by reload() (SIGHUP): each request reads the one in force.
+    std::atomic<std::shared_ptr<const Access>> access;
     WriteRoutes writes;
     ChangeStream changes;
     Readiness readiness;
     RouteTable table;
-    std::string openapi; ///< GET /v1/openapi.json, made once the table is complete
+    /// GET /v1/openapi.json, made once the table is complete (again at reload()).
+    std::atomic<std::shared_ptr<const std::string>> openapi;
 };
 
 Service::Service(std::shared_ptr<FallbackRepository> chain, ServiceOptions options)
@@ -78,17 +80,23 @@ constexpr std::string_view public_cache =
 } // namespace
 
 Response Service::handle(const Request& request) {
-    const Access& access = router_->access;
-    if (auto refused = access.check_host(request))
+    const std::shared_ptr<const Access> access = router_->access.load();
+    if (auto refused = access->check_host(request))
         return *refused;
-    Response answer = dispatch(request);
-    access.add_cors(request, answer);
+    Response answer = dispatch(request, *access);
+    access->add_cors(request, answer);
     return answer;
 }
 
-Response Service::dispatch(const Request& request) {
+void Service::reload(AccessOptions options) {
+    auto access = std::make_shared<const Access>(std::move(options));
+    router_->openapi.store(
+        std::make_shared<const std::string>(openapi_json(router_->table, *access)));
+    router_->access.store(std::move(access));
+}
+
+Response Service::dispatch(const Request& request, const Access& access) {
     const RouteTable& table = router_->table;
-    const Access& access = router_->access;
     const std::string& path = request.path;
     if (request.method == "OPTIONS" && (path == "*" || table.knows(path))) {
         if (auto preflight = access.preflight(request, table.allow(path)))
@@ -119,11 +127,12 @@ Response Service::dispatch(const Request& request) {
     }
     Response answer = route.handler(RouteCall{request, query, match->param, head});
     if (route.scope == Scope::read && route.method == "GET")
-        cache_headers(request, route, answer);
+        cache_headers(request, route, access, answer);
     return answer;
 }
 
-void Service::cache_headers(const Request& request, const Route& route, Response& answer) const {
+void Service::cache_headers(const Request& request, const Route& route, const Access& access,
+                            Response& answer) const {
     if ((answer.status != 200 && answer.status != 304) || answer.on_stream)
         return;
     auto has = [&](std::string_view name) {
@@ -131,7 +140,7 @@ void Service::cache_headers(const Request& request, const Route& route, Response
                            [&](const auto& h) { return h.first == name; });
     };
     if (!has("Cache-Control"))
-        answer.headers.emplace_back("Cache-Control", router_->access.is_public(route)
+        answer.headers.emplace_back("Cache-Control", access.is_public(route)
                                                          ? std::string(public_cache)
                                                          : "private, no-cache");
     auto tag = std::find_if(answer.headers.begin(), answer.headers.end(),

@@ -5,6 +5,7 @@
 // socket.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -74,6 +75,10 @@ public:
 
     Response handle(const Request& request);
 
+    /// New tokens, Host names and origins (serve's SIGHUP): requests that arrive after it
+    /// returns are admitted by them; /v1/openapi.json's security follows. Thread-safe.
+    void reload(AccessOptions access);
+
     /// Where `request` may run (HttpServer's ServerOptions::lane; never blocks): `io` for
     /// what is answered from memory (/healthz, /readyz, /metrics, OPTIONS, errors, and
     /// reads when the chain answers from memory), `write` for PUT, `read` for the rest.
@@ -86,9 +91,10 @@ public:
     const RouteTable& routes() const;
 
 private:
-    Response dispatch(const Request& request);
+    Response dispatch(const Request& request, const Access& access);
     /// ETag (and 304), Cache-Control: on a catalogue read's answer.
-    void cache_headers(const Request& request, const Route& route, Response& answer) const;
+    void cache_headers(const Request& request, const Route& route, const Access& access,
+                       Response& answer) const;
 
     struct Router; ///< the route families and the table that dispatches to them
     std::unique_ptr<Router> router_;

@@ -20,6 +20,38 @@ std::string error_body(std::string_view code, std::string_view message) {
     return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+namespace {
+
+/// OpenSSL's last reason, in words ("no such file", "key values mismatch").
+std::string openssl_reason(const beast::error_code& ec) {
+    std::string text = ec.message();
+    return text.empty() ? "unknown error" : text;
+}
+
+} // namespace
+
+Result<std::shared_ptr<net::ssl::context>> make_tls_context(const std::string& cert,
+                                                            const std::string& key) {
+    auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+    beast::error_code ec;
+    context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                             net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                             net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use,
+                         ec);
+    if (!ec)
+        context->use_certificate_chain_file(cert, ec);
+    if (ec)
+        return make_error(Errc::invalid_argument, "--tls-cert '" + cert +
+                                                      "' cannot be used: " + openssl_reason(ec) +
+                                                      " (a PEM certificate, its chain after it)");
+    context->use_private_key_file(key, net::ssl::context::pem, ec);
+    if (ec)
+        return make_error(Errc::invalid_argument,
+                          "--tls-key '" + key + "' cannot be used: " + openssl_reason(ec) +
+                              " (a PEM private key, readable by this user, matching --tls-cert)");
+    return context;
+}
+
 void HttpServer::Listener::accept() {
     acceptor.async_accept(net::make_strand(ioc),
                           beast::bind_front_handler(&Listener::on_accept, this));
@@ -107,6 +139,15 @@ void HttpServer::Listener::shutdown() {
 Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Handler handler) {
     auto listener = std::make_shared<Listener>(std::move(options), std::move(handler));
     const ServerOptions& o = listener->options;
+    if (o.tls_cert.empty() != o.tls_key.empty())
+        return make_error(Errc::invalid_argument,
+                          "TLS needs both --tls-cert FILE and --tls-key FILE");
+    if (!o.tls_cert.empty()) {
+        auto context = make_tls_context(o.tls_cert, o.tls_key);
+        if (!context)
+            return context.error();
+        listener->tls_context = std::move(context).value();
+    }
     beast::error_code ec;
     auto address = net::ip::make_address(o.host, ec);
     if (ec)
@@ -158,6 +199,22 @@ std::uint16_t HttpServer::port() const noexcept {
 
 void HttpServer::shutdown() {
     listener_->shutdown();
+}
+
+bool HttpServer::tls() const noexcept {
+    return listener_->tls() != nullptr;
+}
+
+Result<void> HttpServer::reload_tls() {
+    const ServerOptions& o = listener_->options;
+    if (o.tls_cert.empty())
+        return success();
+    auto context = make_tls_context(o.tls_cert, o.tls_key);
+    if (!context)
+        return context.error();
+    std::lock_guard lock(listener_->tls_mutex);
+    listener_->tls_context = std::move(context).value();
+    return success();
 }
 
 std::vector<MetricFamily> HttpServer::metrics() const {

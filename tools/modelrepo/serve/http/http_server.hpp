@@ -112,6 +112,11 @@ struct ServerOptions {
     std::function<Lane(const Request&)> lane;
     /// On shutdown(): how long in-flight requests may take to finish.
     std::chrono::milliseconds shutdown_grace{5'000};
+    /// TLS on the listening port (both set): PEM files of the certificate (with its chain)
+    /// and its private key. TLS 1.2 and later; a plain-HTTP client is closed at the
+    /// handshake. Empty: plain HTTP.
+    std::string tls_cert;
+    std::string tls_key;
     /// Called once per answered request (the access log), on an I/O thread.
     std::function<void(const Request&, int status, std::size_t bytes,
                        std::chrono::microseconds took)>
@@ -145,6 +150,12 @@ public:
     /// `modelrepo_serve_accept_backoffs_total`, `modelrepo_serve_lane_busy{lane}`,
     /// `modelrepo_serve_lane_queued{lane}`.
     std::vector<MetricFamily> metrics() const;
+    /// Reads the certificate and key files again (after a renewal): new connections use
+    /// them, open ones keep theirs. On an error the old ones stay. Errors:
+    /// `Errc::invalid_argument` naming the file and what OpenSSL said of it.
+    Result<void> reload_tls();
+    /// Whether the port speaks TLS.
+    bool tls() const noexcept;
 
     struct Listener; ///< the acceptor, the sessions, the lanes (serve/http/listener.hpp)
 

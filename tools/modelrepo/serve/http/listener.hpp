@@ -15,6 +15,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
@@ -42,11 +43,17 @@ enum class Rejected {
     connections,
     slow_stream,
     queue_full,
-    deadline
+    deadline,
+    tls_handshake
 };
-inline constexpr std::array<const char*, 8> rejected_names{
-    "timeout",     "body_too_large", "header_too_large", "malformed",
-    "connections", "slow_stream",    "queue_full",       "deadline"};
+inline constexpr std::array<const char*, 9> rejected_names{
+    "timeout",     "body_too_large", "header_too_large", "malformed",    "connections",
+    "slow_stream", "queue_full",     "deadline",         "tls_handshake"};
+
+/// A TLS server context of `cert` and `key` (PEM): TLS 1.2 and later. Errors:
+/// `Errc::invalid_argument` naming the file that could not be used and why.
+Result<std::shared_ptr<net::ssl::context>> make_tls_context(const std::string& cert,
+                                                            const std::string& key);
 
 /// How long a connection over the limit may take to send the request its 503 answers.
 inline constexpr std::chrono::seconds refusal_read_timeout{2};
@@ -64,6 +71,14 @@ struct HttpServer::Listener {
     ServerOptions options;
     Handler handler;
     std::atomic<bool> stopping{false};
+
+    mutable std::mutex tls_mutex; ///< guards tls_context
+    /// What new connections handshake with; null: plain HTTP. Replaced by reload_tls().
+    std::shared_ptr<net::ssl::context> tls_context;
+    std::shared_ptr<net::ssl::context> tls() const {
+        std::lock_guard lock(tls_mutex);
+        return tls_context;
+    }
 
     std::mutex mutex; ///< guards sessions, admitted, refusing, shut_down
     std::condition_variable sessions_gone;

@@ -86,6 +86,14 @@ void Session::log(int status, std::size_t bytes) {
 }
 
 void Session::close_connection() {
+    if (stream_.is_tls()) {
+        // close_notify, then the peer's (or the timeout): the client reads all of it.
+        stream_.expires_after(std::chrono::seconds(2));
+        return stream_.tls().async_shutdown([self = shared_from_this()](beast::error_code) {
+            self->stream_.close();
+            self->finished();
+        });
+    }
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) {

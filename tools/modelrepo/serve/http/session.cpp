@@ -37,8 +37,27 @@ void Session::start(bool over_limit) {
     ++(over_limit ? server_.refusing : server_.admitted);
     server_.sessions.emplace(this, weak_from_this());
     registered_.store(true);
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&Session::read_request, shared_from_this()));
+    net::dispatch(
+        stream_.get_executor(),
+        beast::bind_front_handler(stream_.is_tls() ? &Session::handshake : &Session::read_request,
+                                  shared_from_this()));
+}
+
+void Session::handshake() {
+    stream_.expires_after(server_.options.request_timeout);
+    stream_.tls().async_handshake(
+        net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+            if (!ec)
+                return self->read_request();
+            // Plain HTTP to the TLS port, a client that does not trust the certificate, or
+            // one too slow: closed, counted; nothing is answered in the clear.
+            if (!self->server_.stopping.load())
+                self->server_.count(Rejected::tls_handshake);
+            beast::error_code ignored;
+            self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+            self->stream_.close();
+            self->finished();
+        });
 }
 
 bool Session::claim_idle() {

@@ -18,6 +18,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "flex_stream.hpp"
 #include "listener.hpp"
 
 namespace modelrepo::serve {
@@ -25,7 +26,7 @@ namespace modelrepo::serve {
 class Session : public std::enable_shared_from_this<Session>, public EventStream {
 public:
     Session(tcp::socket socket, HttpServer::Listener& server)
-        : stream_(std::move(socket))
+        : stream_(std::move(socket), server.tls())
         , server_(server) {
         beast::error_code ec;
         auto peer = stream_.socket().remote_endpoint(ec);
@@ -66,6 +67,9 @@ private:
     enum class State { reading, handling, writing, streaming };
 
     // --- requests ---------------------------------------------------------------------
+
+    /// TLS: the handshake, within the request timeout, then read_request().
+    void handshake();
 
     void read_request();
 
@@ -144,7 +148,7 @@ private:
 
     void teardown();
 
-    beast::tcp_stream stream_;
+    FlexStream stream_;
     HttpServer::Listener& server_;
     std::string remote_;
     beast::flat_buffer buffer_;
