@@ -480,6 +480,23 @@ TEST_CASE("lists and the snapshot at 10,000 models: written as they go, the tree
 
     // A small answer is made in one part: the transport sends it with a Content-Length.
     CHECK(parts_of(get("/v1/models", "slug=m100001")) == 1);
+
+    // A long list's ETag is its body's hash; the second request for the same catalogue
+    // version reuses it (the list made once) and agrees; a write makes another.
+    Response first = get("/v1/models");
+    const std::string list_tag = header(first, "ETag");
+    const std::string body = drained(std::move(first)).body;
+    CHECK(list_tag == etag_of(body));
+    Response second = get("/v1/models");
+    CHECK(header(second, "ETag") == list_tag);
+    CHECK(drained(std::move(second)).body == body);
+    std::vector<ModelStatus> change{
+        {"m100001", Health::outage, 0.1, std::nullopt, 0.9, "eu", big.generated_at + seconds(1)}};
+    REQUIRE(memory->write_statuses(change));
+    Response third = get("/v1/models");
+    const std::string third_tag = header(third, "ETag");
+    CHECK(third_tag != list_tag);
+    CHECK(third_tag == etag_of(drained(std::move(third)).body));
 }
 
 namespace {

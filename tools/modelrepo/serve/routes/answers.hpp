@@ -66,10 +66,12 @@ inline constexpr std::size_t whole_list_items = 4'096;
 
 /// `{"source": SOURCE, "<member>": [ITEM, …]}` with its ETag. `items` point into what
 /// `owner` keeps. A long list is made as it is written (Response::parts), held until the
-/// last part is sent, never whole. The items `keep` refuses are left out.
+/// last part is sent, never whole. The items `keep` refuses are left out. `known_tag`: the
+/// ETag of this very list, when the caller has it (then a long list is made once).
 template <class T>
 Response list_answer(std::string source, std::string member, std::shared_ptr<const void> owner,
-                     std::vector<const T*> items, std::function<bool(const T&)> keep = {}) {
+                     std::vector<const T*> items, std::function<bool(const T&)> keep = {},
+                     std::string known_tag = {}) {
     struct Items {
         std::shared_ptr<const void> owner;
         std::vector<const T*> items;
@@ -111,16 +113,17 @@ Response list_answer(std::string source, std::string member, std::shared_ptr<con
         }
         return answer;
     }
-    BodyTag tag;
-    {
+    if (known_tag.empty()) {
+        BodyTag tag;
         State first(all);
         std::string part;
         for (bool more = true; more; part.clear()) {
             more = first.next(part);
             tag.add(part);
         }
+        known_tag = tag.tag();
     }
-    answer.headers.emplace_back("ETag", tag.tag());
+    answer.headers.emplace_back("ETag", std::move(known_tag));
     auto state = std::make_shared<State>(all);
     answer.parts = [state](std::string& out) { return state->next(out); };
     return answer;

@@ -91,13 +91,47 @@ Response CatalogueRoutes::models(const std::vector<QueryParam>& query) {
         auto all = chain_->share_models(from);
         if (!all)
             return read_error(all.error());
-        return list_answer<Model>(std::string(from.source), "models", std::move(all.value().owner),
-                                  std::move(all.value().models));
+        std::shared_ptr<const void> version = all.value().owner;
+        std::string source(from.source);
+        Response answer =
+            list_answer<Model>(source, "models", std::move(all.value().owner),
+                               std::move(all.value().models), {}, known_tag(version, source));
+        remember_tag(version, std::move(source), answer);
+        return answer;
     }
     auto models = chain_->find_models(slugs, from);
     if (!models)
         return read_error(models.error());
     return list_answer(std::string(from.source), "models", std::move(models).value());
+}
+
+std::string CatalogueRoutes::known_tag(const std::shared_ptr<const void>& version,
+                                       std::string_view source) {
+    std::lock_guard lock(tags_mutex_);
+    for (const KnownTag& k : tags_)
+        if (k.source == source && !k.version.owner_before(version) &&
+            !version.owner_before(k.version) && !k.version.expired())
+            return k.tag;
+    return {};
+}
+
+void CatalogueRoutes::remember_tag(const std::shared_ptr<const void>& version, std::string source,
+                                   const Response& answer) {
+    if (!version)
+        return;
+    for (const auto& [name, value] : answer.headers)
+        if (name == "ETag") {
+            std::lock_guard lock(tags_mutex_);
+            std::erase_if(tags_, [](const KnownTag& k) { return k.version.expired(); });
+            for (const KnownTag& k : tags_)
+                if (k.source == source && !k.version.owner_before(version) &&
+                    !version.owner_before(k.version))
+                    return;
+            if (tags_.size() >= 4)
+                tags_.erase(tags_.begin());
+            tags_.push_back({version, std::move(source), value});
+            return;
+        }
 }
 
 Response CatalogueRoutes::model(std::string_view encoded) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <modelrepo/fallback_repository.hpp>
@@ -32,9 +33,23 @@ public:
     Response read_error(const Error& error);
 
 private:
+    /// The ETag of the whole list of a catalogue version, kept while that version lives
+    /// (it cannot change: a write makes a new one), so that a long list is made once per
+    /// request rather than twice (once to hash it).
+    struct KnownTag {
+        std::weak_ptr<const void> version;
+        std::string source;
+        std::string tag;
+    };
+    std::string known_tag(const std::shared_ptr<const void>& version, std::string_view source);
+    void remember_tag(const std::shared_ptr<const void>& version, std::string source,
+                      const Response& answer);
+
     std::shared_ptr<FallbackRepository> chain_;
     std::string primary_;
     std::size_t max_slugs_;
+    std::mutex tags_mutex_;
+    std::vector<KnownTag> tags_; ///< the last few versions' (at most 4)
 };
 
 } // namespace modelrepo::serve
