@@ -150,7 +150,20 @@ TEST_CASE("cancel() from inside the callback frees it once the callback returns;
             // The keep-alive pattern: the callback holds the repository.
             sub = repo->watch([repo, block, &called](const CatalogChange&) { called = true; })
                       .value();
-            REQUIRE(eventually([&] { return called.load(); }, 10s)); // its first resync
+            // Its first resync may have gone before watch() subscribed (a slow machine, a
+            // sanitizer): a write of its own makes a change to wait for.
+            int round = 0;
+            REQUIRE(eventually(
+                [&] {
+                    if (called.load())
+                        return true;
+                    std::vector<ModelStatus> s{{"gpt-5", Health::degraded,
+                                                0.5 + (++round % 40) / 100.0, 1.0, 0.1,
+                                                "self-watch", system_clock::now()}};
+                    (void)repo->write_statuses(s);
+                    return called.load();
+                },
+                20s));
         }
         CHECK_FALSE(watched.expired()); // only the callback keeps it now
         sub.cancel();
