@@ -30,6 +30,11 @@ struct PostgresConfig {
     /// What libpq gets: a `postgresql://` URI or a `key=value` conninfo string, with
     /// modelrepo's and Prisma's own parameters already taken out.
     std::string conninfo;
+    /// The source's display name (`name=`): what `name()`, answers, metric labels, events
+    /// and messages call it instead of `postgresql://user@host/db`, so that they carry no
+    /// host, role or database name. Empty: the address. 1 to 64 characters, no control
+    /// character, not a URL.
+    std::string name;
     /// The schema the tables live in (becomes the connection's search_path); empty
     /// for the server's default (`public`). From Prisma's `schema=`.
     std::string schema;

@@ -132,6 +132,18 @@ std::size_t query_start(std::string_view url) {
     return url.find('?', rest);
 }
 
+std::optional<std::string> display_name_problem(std::string_view name) {
+    if (name.empty() || name.size() > max_display_name)
+        return "name must be 1 to " + std::to_string(max_display_name) + " characters, got " +
+               std::to_string(name.size());
+    for (char c : name)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            return std::string("name holds a control character");
+    if (name.find("://") != std::string_view::npos)
+        return std::string("name is shown instead of the address: it must not be a URL");
+    return std::nullopt;
+}
+
 Result<Uri> parse_uri(std::string_view text) {
     Uri uri;
     std::size_t colon = text.find(':');

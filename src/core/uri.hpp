@@ -62,4 +62,10 @@ std::size_t fragment_start(std::string_view url);
 /// the password. npos when there is no query.
 std::size_t query_start(std::string_view url);
 
+/// What is wrong with `name` as a source's display name (`name=` in its URI): nullopt when
+/// it is 1 to 64 bytes with no control character and no "://" (a display name stands in
+/// for an address; it must not look like one). The longest a display name may be.
+inline constexpr std::size_t max_display_name = 64;
+std::optional<std::string> display_name_problem(std::string_view name);
+
 } // namespace modelrepo::detail

@@ -63,6 +63,7 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
     const detail::Uri& uri = parsed.value();
     GithubConfig config;
     std::optional<std::string> token_file;
+    std::optional<std::string> display_name;
 
     std::string api_base = "https://api.github.com";
     std::vector<std::string> passthrough;
@@ -83,7 +84,11 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
         std::optional<Error> problem;
         if (p.key == "api_base")
             api_base = p.value;
-        else if (p.key == "refresh_interval")
+        else if (p.key == "name") {
+            if (auto why = detail::display_name_problem(p.value))
+                return invalid(text, *why);
+            display_name = p.value;
+        } else if (p.key == "refresh_interval")
             problem = duration(config.refresh_interval);
         else if (p.key == "max_stale")
             problem = duration(config.max_stale);
@@ -109,7 +114,7 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
         else if (uri.scheme == "github")
             return invalid(text, "github:// does not take the parameter '" + p.key +
                                      "' (it takes api_base, refresh_interval, max_stale, "
-                                     "timeout, cache_dir, token_file, ca_file)");
+                                     "timeout, cache_dir, token_file, ca_file, name)");
         else
             passthrough.emplace_back(p.raw); // part of a plain URL: sent to its server
         if (problem)
@@ -150,6 +155,8 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
     } else {
         return invalid(text, "expected github://, https:// or http://");
     }
+    if (display_name)
+        config.name = std::move(*display_name);
     auto token = token_of(text, token_file, uri);
     if (!token)
         return token.error();

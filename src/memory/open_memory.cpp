@@ -8,11 +8,27 @@ namespace modelrepo::detail {
 
 namespace {
 
-/// The query parameters an in-memory source takes (`max_clock_skew`), set on `repo`; any
-/// other is refused by name, so that nothing asked for is silently ignored.
-Result<std::shared_ptr<ModelRepository>> with_params(std::shared_ptr<MemoryRepository> repo,
-                                                     std::string_view text, const Uri& uri) {
+/// The query parameters an in-memory source takes (`name`, `max_clock_skew`), set on the
+/// repository `make(name)` builds (nullopt: its own name); any other is refused by name,
+/// so that nothing asked for is silently ignored.
+template <class Make>
+Result<std::shared_ptr<ModelRepository>> with_params(Make make, std::string_view text,
+                                                     const Uri& uri) {
+    std::optional<std::string> name;
+    for (const auto& [key, value] : uri.query)
+        if (key == "name") {
+            if (auto problem = display_name_problem(value))
+                return make_error(Errc::invalid_argument,
+                                  "invalid source URI '" + redact_url(text) + "': " + *problem);
+            name = value;
+        }
+    Result<std::shared_ptr<MemoryRepository>> made = make(std::move(name));
+    if (!made)
+        return std::move(made).error();
+    std::shared_ptr<MemoryRepository> repo = std::move(made).value();
     for (const auto& [key, value] : uri.query) {
+        if (key == "name")
+            continue;
         if (key == "max_clock_skew") {
             auto skew = parse_duration(value);
             if (!skew)
@@ -26,7 +42,7 @@ Result<std::shared_ptr<ModelRepository>> with_params(std::shared_ptr<MemoryRepos
         return make_error(Errc::invalid_argument, "invalid source URI '" + redact_url(text) +
                                                       "': " + uri.scheme +
                                                       ": does not take the parameter '" + key +
-                                                      "' (it takes max_clock_skew only)");
+                                                      "' (it takes name and max_clock_skew)");
     }
     return std::shared_ptr<ModelRepository>(std::move(repo));
 }
@@ -38,7 +54,13 @@ Result<std::shared_ptr<ModelRepository>> open_builtin(std::string_view text, con
         return make_error(Errc::invalid_argument,
                           "invalid source URI '" + redact_url(text) +
                               "': builtin: takes no path (write just \"builtin:\")");
-    return with_params(MemoryRepository::builtin(), text, uri);
+    return with_params(
+        [](std::optional<std::string> name) -> Result<std::shared_ptr<MemoryRepository>> {
+            if (!name)
+                return MemoryRepository::builtin();
+            return MemoryRepository::create(builtin_snapshot(), std::move(*name));
+        },
+        text, uri);
 }
 
 Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const Uri& uri) {
@@ -57,10 +79,16 @@ Result<std::shared_ptr<ModelRepository>> open_file(std::string_view text, const 
         return make_error(Errc::invalid_argument,
                           "invalid source URI '" + redact_url(text) +
                               "': the path holds a NUL (%00), which no file name can");
-    auto repo = MemoryRepository::from_file(*path);
-    if (!repo)
-        return repo.error();
-    return with_params(std::move(repo).value(), text, uri);
+    return with_params(
+        [&](std::optional<std::string> name) -> Result<std::shared_ptr<MemoryRepository>> {
+            if (!name)
+                return MemoryRepository::from_file(*path);
+            auto snapshot = read_snapshot_file(*path);
+            if (!snapshot)
+                return std::move(snapshot).error();
+            return MemoryRepository::create(std::move(snapshot).value(), std::move(*name));
+        },
+        text, uri);
 }
 
 } // namespace modelrepo::detail

@@ -172,6 +172,8 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
         if (!session)
             return std::move(session).error();
         session.value().schema = config.schema;
+        if (!config.name.empty())
+            session.value().source = config.name;
         session.value().statement_timeout = config.query_timeout;
         session.value().connect_timeout = duration_cast<milliseconds>(config.connect_timeout);
         session.value().prepared_statements = config.prepared_statements && !through_pgbouncer;

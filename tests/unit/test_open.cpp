@@ -197,3 +197,48 @@ TEST_CASE("a NUL in a path parameter is refused; a fragment in a database URL is
           std::string::npos);
 #endif
 }
+
+TEST_CASE("name= gives any source a display name, in place of its address") {
+    test::TempDir dir;
+    auto file = dir.path() / "models.json";
+    REQUIRE(write_snapshot_file(builtin_snapshot(), file));
+    std::vector<std::pair<std::string, std::string>> named{
+        {"builtin:?name=bundled", "bundled"},
+        {"file://" + file.string() + "?name=disk%20copy&max_clock_skew=1m", "disk copy"},
+    };
+#if MODELREPO_HAS_GITHUB
+    named.emplace_back("github://acme/cat/models.json@main?name=backup", "backup");
+    named.emplace_back("https://example.org/models.json?version=3&name=mirror", "mirror");
+#endif
+#if MODELREPO_HAS_POSTGRES
+    named.emplace_back("postgresql://app:Secret-1@db.internal:5432/models?name=catalogue",
+                       "catalogue");
+    named.emplace_back("postgresql://app@127.0.0.1:1/db?cache=live&name=live&cache_dir=" +
+                           dir.path().string(),
+                       "live");
+    named.emplace_back("host=db.internal user=app name='prod db' dbname=models", "prod db");
+#endif
+    for (const auto& [uri, name] : named) {
+        CAPTURE(uri);
+        auto repo = open(uri);
+        REQUIRE_MESSAGE(repo, repo.error().message);
+        CHECK(repo.value()->name() == name);
+        if (uri.starts_with("builtin:") || uri.starts_with("file:")) // no network here
+            CHECK(repo.value()->system_stats().value().source == name);
+    }
+    for (const std::string& bad :
+         {std::string("builtin:?name="), "builtin:?name=" + std::string(65, 'n'),
+          std::string("builtin:?name=a%0Ab"), std::string("builtin:?name=https://x.example")}) {
+        CAPTURE(bad);
+        auto repo = open(bad);
+        REQUIRE_FALSE(repo);
+        CHECK(repo.error().is(Errc::invalid_argument));
+        CHECK(repo.error().message.find("name") != std::string::npos);
+    }
+#if MODELREPO_HAS_POSTGRES
+    // The conninfo's other words still go to libpq, which judges them.
+    auto typo = open("host=127.0.0.1 name=x dbnmae=catalogue");
+    REQUIRE_FALSE(typo);
+    CHECK(typo.error().message.find("dbnmae") != std::string::npos);
+#endif
+}

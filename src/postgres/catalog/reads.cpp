@@ -116,7 +116,9 @@ Result<Snapshot> SqlCatalog::export_snapshot() {
 std::string SqlCatalog::copy_key() const {
     // The key earlier versions used, so that a copy on disk is found again.
     // A mapped catalogue is another one: its file's content is part of the key.
-    return "postgres-" + fnv1a_hex(name() + "|" + config_.schema +
+    // The address, not the display name: naming a source does not lose its copy, and two
+    // sources of one name do not share one.
+    return "postgres-" + fnv1a_hex(session_->target.display() + "|" + config_.schema +
                                    (mapping_.builtin ? "" : "|" + mapping_.digest));
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // PostgresConfig::from_url: DATABASE_URL as people have it, Prisma's included.
+#include <cctype>
 #include <charconv>
 #include <vector>
 
@@ -106,6 +107,10 @@ std::optional<Error> read_param(PostgresConfig& config, std::string_view url,
         return problem;
     if (key == "schema") {
         config.schema = value;
+    } else if (key == "name") {
+        if (auto problem = detail::display_name_problem(value))
+            return invalid(url, *problem);
+        config.name = value;
     } else if (key == "mapping") {
         if (value.empty() || value.find('\0') != std::string::npos)
             return invalid(url, "mapping must be the path of a modelrepo.mapping/1 JSON file "
@@ -167,6 +172,55 @@ std::optional<Error> read_param(PostgresConfig& config, std::string_view url,
     return std::nullopt;
 }
 
+/// A conninfo string's `name = value` taken out (the display name, libpq does not know
+/// it): the name ("" when none) and the rest. Values as libpq reads them: bare up to
+/// whitespace, or single-quoted with backslash escapes.
+Result<std::pair<std::string, std::string>> take_conninfo_name(std::string_view text) {
+    std::string name, rest;
+    std::size_t i = 0;
+    auto space = [&] {
+        while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])))
+            ++i;
+    };
+    while (true) {
+        space();
+        if (i >= text.size())
+            break;
+        std::size_t start = i;
+        while (i < text.size() && text[i] != '=' &&
+               !std::isspace(static_cast<unsigned char>(text[i])))
+            ++i;
+        std::string_view key = text.substr(start, i - start);
+        space();
+        if (i >= text.size() || text[i] != '=')
+            return std::pair{std::string(), std::string(text)}; // libpq says what is wrong
+        ++i;
+        space();
+        std::string value;
+        if (i < text.size() && text[i] == '\'') {
+            for (++i; i < text.size() && text[i] != '\''; ++i) {
+                if (text[i] == '\\' && i + 1 < text.size())
+                    ++i;
+                value += text[i];
+            }
+            if (i >= text.size())
+                return std::pair{std::string(), std::string(text)};
+            ++i;
+        } else {
+            while (i < text.size() && !std::isspace(static_cast<unsigned char>(text[i])))
+                value += text[i++];
+        }
+        if (key == "name") {
+            if (auto problem = detail::display_name_problem(value))
+                return invalid(text, *problem);
+            name = std::move(value);
+        } else {
+            rest += (rest.empty() ? "" : " ") + std::string(text.substr(start, i - start));
+        }
+    }
+    return std::pair{std::move(name), std::move(rest)};
+}
+
 } // namespace
 
 Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
@@ -178,8 +232,12 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
     if (!is_uri) {
         if (url.find("://") != std::string_view::npos)
             return invalid(url, "expected postgresql:// or postgres://");
-        // A key=value conninfo string goes to libpq as it is.
-        config.conninfo = std::string(url);
+        // A key=value conninfo string goes to libpq as it is, but for modelrepo's `name`.
+        auto named = take_conninfo_name(url);
+        if (!named)
+            return std::move(named).error();
+        config.name = std::move(named.value().first);
+        config.conninfo = std::move(named.value().second);
         if (config.conninfo.find("connect_timeout") == std::string::npos)
             config.conninfo += " connect_timeout=5";
         auto session = detail::parse_session_config(config.conninfo);
