@@ -54,6 +54,31 @@ Result<std::string> token_of(std::string_view text, const std::optional<std::str
     return std::string();
 }
 
+/// github://OWNER/REPO/PATH[@REF] as the contents API's URL (at `api_base`) and a name.
+std::optional<Error> github_contents(GithubConfig& config, std::string_view text,
+                                     const detail::Uri& uri, const std::string& api_base) {
+    // github://OWNER/REPO/PATH[@REF]
+    std::string owner = uri.authority;
+    std::string rest = uri.path.empty() ? "" : uri.path.substr(1);
+    auto slash = rest.find('/');
+    if (owner.empty() || slash == std::string::npos || slash == 0 || slash + 1 >= rest.size())
+        return invalid(text, "expected github://OWNER/REPO/PATH@REF");
+    std::string repo = rest.substr(0, slash);
+    std::string path = rest.substr(slash + 1);
+    std::string ref;
+    if (auto at = path.rfind('@'); at != std::string::npos) {
+        ref = path.substr(at + 1);
+        path = path.substr(0, at);
+    }
+    if (!api_base.starts_with("https://") && !api_base.starts_with("http://"))
+        return invalid(text, "api_base must be an http:// or https:// URL");
+    config.url = api_base + "/repos/" + owner + "/" + repo + "/contents/" + path +
+                 (ref.empty() ? "" : "?ref=" + ref);
+    config.contents_api = true;
+    config.name = "github://" + owner + "/" + repo + "/" + path + (ref.empty() ? "" : "@" + ref);
+    return std::nullopt;
+}
+
 } // namespace
 
 Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
@@ -124,26 +149,8 @@ Result<GithubConfig> GithubConfig::from_uri(std::string_view text) {
         api_base.pop_back();
 
     if (uri.scheme == "github") {
-        // github://OWNER/REPO/PATH[@REF]
-        std::string owner = uri.authority;
-        std::string rest = uri.path.empty() ? "" : uri.path.substr(1);
-        auto slash = rest.find('/');
-        if (owner.empty() || slash == std::string::npos || slash == 0 || slash + 1 >= rest.size())
-            return invalid(text, "expected github://OWNER/REPO/PATH@REF");
-        std::string repo = rest.substr(0, slash);
-        std::string path = rest.substr(slash + 1);
-        std::string ref;
-        if (auto at = path.rfind('@'); at != std::string::npos) {
-            ref = path.substr(at + 1);
-            path = path.substr(0, at);
-        }
-        if (!api_base.starts_with("https://") && !api_base.starts_with("http://"))
-            return invalid(text, "api_base must be an http:// or https:// URL");
-        config.url = api_base + "/repos/" + owner + "/" + repo + "/contents/" + path +
-                     (ref.empty() ? "" : "?ref=" + ref);
-        config.contents_api = true;
-        config.name =
-            "github://" + owner + "/" + repo + "/" + path + (ref.empty() ? "" : "@" + ref);
+        if (auto problem = github_contents(config, text, uri, api_base))
+            return *problem;
     } else if (uri.scheme == "https" || uri.scheme == "http") {
         if (uri.authority.empty())
             return invalid(text, "no host");

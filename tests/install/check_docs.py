@@ -59,6 +59,9 @@ if cli:
     for option in sorted(set(re.findall(r"(--[a-z][a-z-]+)", serve_part))):
         if option not in serve_help:
             problems.append(f"docs/cli.md shows serve {option}, which serve --help lacks")
+    for option in sorted(set(re.findall(r"^\s+(--[a-z][a-z-]+)", serve_help, re.M))):
+        if option != "--help" and option not in serve_part:
+            problems.append(f"serve --help has {option}, which docs/cli.md does not show")
 
 for p in problems:
     print(p)

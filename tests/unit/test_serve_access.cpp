@@ -2,11 +2,15 @@
 // Who may call serve's routes and what browsers and caches are told (serve/routes/access,
 // the Service's dispatch): scoped tokens (Bearer and Basic), 401/403, --public-catalogue,
 // the Host a loopback listener answers, CORS, ETag/304 and Cache-Control.
+#include <thread>
+
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 #include <modelrepo/modelrepo.hpp>
 
+#include "scripted_repository.hpp"
+#include "serve/serve_plan.hpp"
 #include "serve/service.hpp"
 
 using namespace modelrepo;
@@ -264,4 +268,121 @@ TEST_CASE("token files: one a line, trimmed, comments and blank lines skipped") 
     CHECK(!etag_matches("", "\"1\""));
     CHECK(etag_of("abc") == etag_of("abc"));
     CHECK(etag_of("abc") != etag_of("abd"));
+}
+
+namespace {
+
+/// A service over one source that fails with a message naming where it is, as a
+/// PostgreSQL source's do ("cannot connect to postgresql://app@db.internal/models …").
+struct FailingServer {
+    std::shared_ptr<test::ScriptedRepository> primary =
+        std::make_shared<test::ScriptedRepository>("app@db.internal");
+    std::shared_ptr<FallbackRepository> chain;
+    std::unique_ptr<Service> service;
+
+    explicit FailingServer(AccessOptions access) {
+        primary->fail_with(Errc::unreachable);
+        chain = std::shared_ptr<FallbackRepository>(FallbackRepository::create({primary}).value());
+        ServiceOptions options;
+        options.access = std::move(access);
+        options.ready_interval = std::chrono::milliseconds(20);
+        service = std::make_unique<Service>(chain, options);
+    }
+    Response call(const std::string& path, const std::string& auth = "") {
+        Request r;
+        r.method = "GET";
+        r.path = path;
+        r.authorization = auth;
+        return service->handle(r);
+    }
+    /// /readyz once its first check is in (it never waits for one).
+    Response ready(const std::string& auth = "") {
+        for (int i = 0; i < 500; ++i) {
+            auto r = call("/readyz", auth);
+            if (json::parse(r.body)["state"] != "starting")
+                return r;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        FAIL("no readiness check in 5 s");
+        return {};
+    }
+};
+
+} // namespace
+
+TEST_CASE("a network listener keeps details to token holders: the operator's routes need a "
+          "token, and what is answered without one carries no message") {
+    AccessOptions network;
+    network.discreet = true;
+    {
+        FailingServer s(network); // no token file at all
+        for (std::string path : {"/v1/status", "/v1/diagnosis", "/v1/events", "/metrics", "/"}) {
+            auto r = s.call(path);
+            CHECK_MESSAGE(r.status == 403, path);
+            CHECK(code_of(r) == "forbidden");
+            CHECK(r.body.find("--read-token-file") != std::string::npos);
+            CHECK(r.body.find("--expose-details") != std::string::npos);
+        }
+        auto stats = s.call("/v1/stats");
+        CHECK(stats.status == 503);
+        CHECK(code_of(stats) == "all_sources_failed");
+        CHECK(stats.body.find("db.internal") == std::string::npos);
+        auto ready = s.ready();
+        CHECK(ready.status == 503);
+        CHECK_MESSAGE(ready.body.find("db.internal scripted failure") == std::string::npos,
+                      ready.body);
+        CHECK(json::parse(ready.body)["sources"][0]["last_error"] ==
+              "(told to token holders, in /v1/status)");
+        CHECK(s.call("/healthz").status == 200);
+    }
+    {
+        AccessOptions tokens = network;
+        tokens.read_tokens = {read_token};
+        FailingServer s(tokens);
+        CHECK(s.call("/v1/status").status == 401);
+        CHECK(s.call("/metrics", "Bearer " + read_token).status == 200);
+        // A token holder is told everything, /readyz's messages included.
+        auto ready = s.ready("Bearer " + read_token);
+        CHECK_MESSAGE(ready.body.find("db.internal scripted failure") != std::string::npos,
+                      ready.body);
+        CHECK(s.ready().body.find("db.internal scripted failure") == std::string::npos);
+        auto stats = s.call("/v1/stats", "Bearer " + read_token);
+        CHECK(stats.body.find("scripted failure") != std::string::npos);
+    }
+    {
+        AccessOptions loopback; // or --expose-details: as before
+        FailingServer s(loopback);
+        CHECK(s.call("/v1/status").status == 200);
+        CHECK(s.ready().body.find("db.internal scripted failure") != std::string::npos);
+    }
+}
+
+TEST_CASE("served_sources: on a network listener, sources without name= are named by kind and "
+          "position") {
+    using cli::served_sources;
+    std::vector<std::string> given{
+        "postgresql://app:Pw-1@db.internal:5432/models?cache=live",
+        "postgres://app@db/models?name=prod",
+        "host=db.internal user=app dbname=models",
+        "host=db name = 'x y'",
+        "github://acme/cat/models.json@main",
+        "https://mirror.example/models.json#top",
+        "builtin:",
+        "postgresql://app:p%3Fw@db/models",
+    };
+    auto named = served_sources(given, true);
+    REQUIRE(named.size() == given.size());
+    CHECK(named[0] == "postgresql://app:Pw-1@db.internal:5432/models?cache=live&name=postgresql-1");
+    CHECK(named[1] == given[1]);
+    CHECK(named[2] == "host=db.internal user=app dbname=models name=postgresql-3");
+    CHECK(named[3] == given[3]);
+    CHECK(named[4] == "github://acme/cat/models.json@main?name=github-5");
+    CHECK(named[5] == "https://mirror.example/models.json?name=https-6#top");
+    CHECK(named[6] == "builtin:");
+    CHECK(named[7] == "postgresql://app:p%3Fw@db/models?name=postgresql-8");
+    CHECK(served_sources(given, false) == given);
+#if MODELREPO_HAS_POSTGRES
+    for (std::size_t i : {0u, 2u})
+        CHECK(open(named[i]).value()->name() == "postgresql-" + std::to_string(i + 1));
+#endif
 }

@@ -11,8 +11,6 @@
 #include <mutex>
 #include <sstream>
 
-#include <sys/resource.h>
-
 #include <modelrepo/uri.hpp>
 
 #include "../commands/command.hpp"
@@ -20,102 +18,12 @@
 #include "operator/alerts.hpp"
 #include "operator/headline.hpp"
 #include "publisher.hpp"
+#include "serve_plan.hpp"
 #include "service.hpp"
 
 namespace modelrepo::cli {
 
 namespace {
-
-struct ServeSettings {
-    std::string listen = "127.0.0.1:8080";
-    std::string token_file;
-    std::string read_token_file;
-    std::string tls_cert;
-    std::string tls_key;
-    bool public_catalogue = false;
-    std::vector<std::string> allow_hosts;
-    std::vector<std::string> cors_origins;
-    bool log = false;
-    std::string publish;
-    std::string publish_interval = "5m";
-    std::size_t max_connections = 0; ///< 0: from RLIMIT_NOFILE (connection_limit())
-    std::size_t max_streams = 0;     ///< 0: min(10'000, max_connections / 2)
-    std::size_t max_queued = 1'024;
-    std::string request_timeout = "10s";
-    std::string deadline = "30s";
-    std::string admin_url_file; ///< the doctor's admin URL for the status page's diagnosis
-    std::vector<std::string> alert_webhooks;
-    std::vector<std::string> alertmanagers;
-    std::string alert_header_file;
-    std::string alert_interval = "60s";
-    std::string alert_resolve_after = "3s";
-    std::size_t alert_queue = 64;
-};
-
-/// Raises the soft limit on open files to the hard one (systemd's default soft limit is
-/// 1,024) and returns the soft limit now in force.
-std::size_t raise_file_limit() {
-    rlimit limit{};
-    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
-        return 1'024;
-    if (limit.rlim_cur < limit.rlim_max) {
-        rlimit raised = limit;
-        raised.rlim_cur = limit.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
-            limit = raised;
-    }
-    return limit.rlim_cur == RLIM_INFINITY ? 1'000'000 : static_cast<std::size_t>(limit.rlim_cur);
-}
-
-/// The default --max-connections: the file limit less a reserve for the pool, the copy,
-/// the outbox and the connections over the limit being answered 503.
-std::size_t connection_limit(std::size_t files) {
-    std::size_t reserve = std::max<std::size_t>(128, files / 8);
-    return std::clamp<std::size_t>(files > reserve ? files - reserve : 0, 16, 100'000);
-}
-
-/// "HOST:PORT", "[V6]:PORT" or ":PORT" (loopback).
-Result<std::pair<std::string, std::uint16_t>> parse_listen(const std::string& text) {
-    auto colon = text.rfind(':');
-    auto bad = [&] {
-        return make_error(Errc::invalid_argument, "--listen takes HOST:PORT (127.0.0.1:8080, "
-                                                  "[::1]:8080, 0.0.0.0:8080), not '" +
-                                                      text + "'");
-    };
-    if (colon == std::string::npos)
-        return bad();
-    std::string host = text.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    if (host.empty())
-        host = "127.0.0.1";
-    if (host == "localhost")
-        host = "127.0.0.1";
-    std::string port_text = text.substr(colon + 1);
-    unsigned port = 0;
-    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535)
-        return bad();
-    return std::pair{host, static_cast<std::uint16_t>(port)};
-}
-
-/// The token is the file's first line, without surrounding whitespace (`what` names the
-/// file in the error: "token", "admin URL").
-Result<std::string> read_token(const std::string& path, std::string_view what = "token") {
-    auto text = read_input(path);
-    if (!text)
-        return std::move(text).error();
-    std::string token = text.value().substr(0, text.value().find('\n'));
-    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
-        token.pop_back();
-    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front())))
-        token.erase(token.begin());
-    if (token.empty())
-        return make_error(Errc::invalid_argument, "the " + std::string(what) + " file '" + path +
-                                                      "' is empty: put the " + std::string(what) +
-                                                      " on its first line");
-    return token;
-}
 
 /// "?slug=***&token=***": the names of a query's parameters, their values masked ("" for no
 /// query).
@@ -138,6 +46,17 @@ std::string serving_meanwhile(const FallbackRepository& chain, const std::string
         if (m.sources[i].source == source)
             return serve::meanwhile_of(m, i);
     return serve::meanwhile_of(m, 0);
+}
+
+/// The secret header of --alert-header-file: its first line, "Name: value".
+Result<std::string> read_alert_header(const std::string& path) {
+    auto header = read_token(path, "alert header");
+    if (!header)
+        return std::move(header).error();
+    if (header.value().find(':') == std::string::npos)
+        return make_error(Errc::invalid_argument, "the alert header file '" + path +
+                                                      "' must hold one header line, 'Name: value'");
+    return header;
 }
 
 /// The Alerter (nullptr without --alert-webhook or --alertmanager). The secret header is a
@@ -163,13 +82,9 @@ start_alerts(const ServeSettings& settings, const std::shared_ptr<FallbackReposi
     options.resolve_after = *resolve_after;
     options.queue = settings.alert_queue;
     if (!settings.alert_header_file.empty()) {
-        auto header = read_token(settings.alert_header_file, "alert header");
+        auto header = read_alert_header(settings.alert_header_file);
         if (!header)
             return std::move(header).error();
-        if (header.value().find(':') == std::string::npos)
-            return make_error(Errc::invalid_argument,
-                              "the alert header file '" + settings.alert_header_file +
-                                  "' must hold one header line, 'Name: value'");
         options.secret_header = std::move(header).value();
     }
     return serve::Alerter::start(
@@ -177,26 +92,15 @@ start_alerts(const ServeSettings& settings, const std::shared_ptr<FallbackReposi
         [chain](const std::string& source) { return serving_meanwhile(*chain, source); });
 }
 
-/// A duration option that must be more than zero ("10s", "500ms").
-Result<std::chrono::milliseconds> positive_duration(std::string_view option,
-                                                    const std::string& text) {
-    auto d = serve::parse_duration(text);
-    if (!d || d->count() == 0)
-        return make_error(Errc::invalid_argument, std::string(option) +
-                                                      " takes a duration like 10s or 500ms, not '" +
-                                                      text + "'");
-    return *d;
-}
-
 /// The status page's: the doctor on the first source, with admin rights only when an admin
 /// URL is given (read from a file: never on a command line); the webhooks' alerter, told
 /// of the chain's events (`alerter`: nullptr without --alert-webhook).
-Result<serve::OperatorOptions> operator_options(const Globals& globals,
+Result<serve::OperatorOptions> operator_options(const std::vector<std::string>& sources,
                                                 const ServeSettings& settings,
                                                 const std::shared_ptr<FallbackRepository>& chain,
                                                 std::unique_ptr<serve::Alerter>& alerter) {
     serve::OperatorOptions options;
-    if (auto sources = resolve_sources(globals); !sources.empty())
+    if (!sources.empty())
         options.first_source = sources.front();
     if (!settings.admin_url_file.empty()) {
         auto admin = read_token(settings.admin_url_file, "admin URL");
@@ -211,107 +115,6 @@ Result<serve::OperatorOptions> operator_options(const Globals& globals,
     if (auto* a = alerter.get())
         options.on_event = [a](const FallbackEvent& e) { a->on_event(e); };
     return options;
-}
-
-/// The tokens of a token file (one a line; `what`: "--token-file"), at least one.
-Result<std::vector<std::string>> read_tokens(const std::string& path, std::string_view what) {
-    auto text = read_input(path);
-    if (!text)
-        return std::move(text).error();
-    auto tokens = serve::token_lines(text.value());
-    if (tokens.empty())
-        return make_error(Errc::invalid_argument, std::string(what) + " '" + path +
-                                                      "' holds no token: put one on each line");
-    return tokens;
-}
-
-/// Who may call what: the token files, --public-catalogue, the Host names a loopback
-/// listener answers, the CORS origins.
-Result<serve::AccessOptions> access_of(const ServeSettings& settings, const std::string& host) {
-    serve::AccessOptions access;
-    if (!settings.token_file.empty()) {
-        auto tokens = read_tokens(settings.token_file, "--token-file");
-        if (!tokens)
-            return tokens.error();
-        access.write_tokens = std::move(tokens).value();
-    }
-    if (!settings.read_token_file.empty()) {
-        auto tokens = read_tokens(settings.read_token_file, "--read-token-file");
-        if (!tokens)
-            return tokens.error();
-        access.read_tokens = std::move(tokens).value();
-    }
-    if (settings.public_catalogue && access.read_tokens.empty())
-        return make_error(Errc::invalid_argument,
-                          "--public-catalogue lifts --read-token-file for catalogue reads: "
-                          "without a read-token file every read is public already");
-    access.public_catalogue = settings.public_catalogue;
-    access.loopback = host.starts_with("127.") || host == "::1";
-    for (const std::string& name : settings.allow_hosts) {
-        std::string lower = name;
-        for (char& c : lower)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        access.allowed_hosts.push_back(lower);
-    }
-    for (const std::string& origin : settings.cors_origins) {
-        if (origin == "*" && !access.read_tokens.empty() && !access.public_catalogue)
-            return make_error(Errc::invalid_argument,
-                              "--cors-origin '*' with --read-token-file: a browser sends no "
-                              "token to any origin; name the origins");
-        if (origin != "*" && !origin.starts_with("http://") && !origin.starts_with("https://"))
-            return make_error(Errc::invalid_argument,
-                              "--cors-origin takes an origin as a browser sends it "
-                              "(https://app.example.com, no path), not '" +
-                                  origin + "'");
-        access.cors_origins.push_back(origin);
-    }
-    return access;
-}
-
-/// serve's settings, checked and resolved before any thread starts.
-struct ServePlan {
-    std::pair<std::string, unsigned short> listen;
-    serve::AccessOptions access;
-    std::optional<std::chrono::milliseconds> publish_interval;
-    std::chrono::milliseconds request_timeout{};
-    std::chrono::milliseconds deadline{};
-    std::size_t files = 0; ///< the open-file limit, raised as far as allowed
-    std::size_t max_connections = 0;
-    std::size_t max_streams = 0;
-};
-
-Result<ServePlan> plan_serve(const ServeSettings& settings) {
-    ServePlan plan;
-    auto listen = parse_listen(settings.listen);
-    if (!listen)
-        return listen.error();
-    plan.listen = std::move(listen).value();
-    auto access = access_of(settings, plan.listen.first);
-    if (!access)
-        return access.error();
-    plan.access = std::move(access).value();
-    if (!settings.publish.empty()) {
-        plan.publish_interval = serve::parse_duration(settings.publish_interval);
-        if (!plan.publish_interval)
-            return make_error(Errc::invalid_argument,
-                              "--publish-interval takes a duration like 30s, 5m or 1h, not '" +
-                                  settings.publish_interval + "'");
-    }
-    auto request_timeout = positive_duration("--request-timeout", settings.request_timeout);
-    if (!request_timeout)
-        return request_timeout.error();
-    plan.request_timeout = request_timeout.value();
-    auto deadline = positive_duration("--deadline", settings.deadline);
-    if (!deadline)
-        return deadline.error();
-    plan.deadline = deadline.value();
-    plan.files = raise_file_limit();
-    plan.max_connections =
-        settings.max_connections ? settings.max_connections : connection_limit(plan.files);
-    plan.max_streams = settings.max_streams
-                           ? settings.max_streams
-                           : std::clamp<std::size_t>(plan.max_connections / 2, 1, 10'000);
-    return plan;
 }
 
 /// The access log's line: the path and the query's names only; never a header (the token
@@ -344,10 +147,11 @@ int wait_for_stop_or_reload() {
     return signal;
 }
 
-/// SIGHUP: the token files and the certificate read again; what cannot be read is said
-/// and the old stays in force.
+/// SIGHUP: the token files, the certificate, the admin URL and the alert header read
+/// again; what cannot be read is said and the old stays in force.
 void reload(const ServeSettings& settings, const ServePlan& plan, serve::Service& service,
-            serve::HttpServer& server, const std::function<void(const std::string&)>& log) {
+            serve::HttpServer& server, serve::Alerter* alerter,
+            const std::function<void(const std::string&)>& log) {
     auto access = access_of(settings, plan.listen.first);
     if (!access) {
         log("SIGHUP: the tokens stay as they were: " + access.error().to_string());
@@ -362,6 +166,22 @@ void reload(const ServeSettings& settings, const ServePlan& plan, serve::Service
         else
             log("SIGHUP: certificate and key read again; new connections use them");
     }
+    if (!settings.admin_url_file.empty()) {
+        if (auto admin = read_token(settings.admin_url_file, "admin URL"); !admin) {
+            log("SIGHUP: the admin URL stays as it was: " + admin.error().to_string());
+        } else {
+            service.set_admin_url(std::move(admin).value());
+            log("SIGHUP: the admin URL read again");
+        }
+    }
+    if (alerter && !settings.alert_header_file.empty()) {
+        if (auto header = read_alert_header(settings.alert_header_file); !header) {
+            log("SIGHUP: the alert header stays as it was: " + header.error().to_string());
+        } else {
+            alerter->set_secret_header(std::move(header).value());
+            log("SIGHUP: the alert header read again");
+        }
+    }
 }
 
 /// Serves until SIGINT/SIGTERM (blocked before any thread started; taken with sigwait),
@@ -373,7 +193,10 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     const ServePlan& plan = planned.value();
     block_stop_signals(); // before the library's threads start
     block_reload_signal();
-    auto chain_result = open_chain_of(globals);
+    // On a network listener, sources without a name= are named by kind and position.
+    const std::vector<std::string> sources =
+        served_sources(resolve_sources(globals), plan.access.discreet);
+    auto chain_result = open_fallback(sources);
     if (!chain_result)
         return fail(chain_result.error());
     auto chain = std::move(chain_result).value();
@@ -398,7 +221,7 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     serve::ServiceOptions service_options;
     service_options.access = plan.access;
     service_options.max_streams = plan.max_streams;
-    auto view = operator_options(globals, settings, chain, alerter);
+    auto view = operator_options(sources, settings, chain, alerter);
     if (!view)
         return fail(view.error());
     service_options.operator_view = std::move(view).value();
@@ -454,7 +277,7 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
 
     int signal = 0;
     while ((signal = wait_for_stop_or_reload()) == SIGHUP)
-        reload(settings, plan, *service, *server.value(), log);
+        reload(settings, plan, *service, *server.value(), alerter.get(), log);
     log(std::string("stopping (") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") +
         "): finishing requests in flight");
     server.value()->shutdown();
@@ -490,6 +313,13 @@ void add_access_options(CLI::App& sub, ServeSettings& settings_) {
                  "With --read-token-file: catalogue reads (/v1/stats, /v1/models, "
                  "/v1/statuses, /v1/snapshot, /v1/changes) need no token; the status page, "
                  "/v1/status, /v1/events, /v1/diagnosis and /metrics still do");
+    sub.add_flag("--expose-details", settings->expose_details,
+                 "On a --listen that is not loopback, serve the status page, /v1/status, "
+                 "/v1/events, /v1/diagnosis and /metrics to callers without a token, name "
+                 "sources by their addresses, and leave error messages in /readyz and in "
+                 "failed reads: they show the database's host, port, role, database name, "
+                 "its pg_hba.conf line and verifier. Off by default: without a token such "
+                 "a listener shows display names (name=, else kind and position) and codes");
     sub.add_option("--allow-host", settings->allow_hosts,
                    "On a loopback --listen, answer this Host name too (repeatable); any other "
                    "gets 421 (a DNS-rebinding page cannot read serve)")

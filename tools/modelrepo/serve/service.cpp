@@ -77,6 +77,18 @@ namespace {
 constexpr std::string_view public_cache =
     "public, max-age=1, stale-while-revalidate=10, stale-if-error=86400";
 
+/// A failed answer to a caller without a token on a discreet listener: its code kept, its
+/// message (which may name a host, a role, a database) replaced.
+void keep_details(Response& answer) {
+    auto body = nlohmann::json::parse(answer.body, nullptr, false);
+    std::string code = "unavailable";
+    if (body.is_object() && body.contains("error") && body["error"].is_object() &&
+        body["error"].contains("code") && body["error"]["code"].is_string())
+        code = body["error"]["code"].get<std::string>();
+    answer.body = error_body(code, "the catalogue cannot be read now (" + code +
+                                       "); why is told to token holders, in /v1/status");
+}
+
 } // namespace
 
 Response Service::handle(const Request& request) {
@@ -86,6 +98,10 @@ Response Service::handle(const Request& request) {
     Response answer = dispatch(request, *access);
     access->add_cors(request, answer);
     return answer;
+}
+
+void Service::set_admin_url(std::string url) {
+    router_->view->set_admin_url(std::move(url));
 }
 
 void Service::reload(AccessOptions options) {
@@ -125,7 +141,10 @@ Response Service::dispatch(const Request& request, const Access& access) {
                                 "the query string has a malformed %-escape");
         query = std::move(*parsed);
     }
-    Response answer = route.handler(RouteCall{request, query, match->param, head});
+    const bool discreet = access.discreet_for(request);
+    Response answer = route.handler(RouteCall{request, query, match->param, head, discreet});
+    if (discreet && route.scope == Scope::read && answer.status >= 500 && !answer.on_stream)
+        keep_details(answer); // /readyz keeps its own (Readiness)
     if (route.scope == Scope::read && route.method == "GET")
         cache_headers(request, route, access, answer);
     return answer;

@@ -78,6 +78,8 @@ public:
     /// New tokens, Host names and origins (serve's SIGHUP): requests that arrive after it
     /// returns are admitted by them; /v1/openapi.json's security follows. Thread-safe.
     void reload(AccessOptions access);
+    /// A new superuser URL for the doctor behind /v1/diagnosis (serve's SIGHUP). Thread-safe.
+    void set_admin_url(std::string url);
 
     /// Where `request` may run (HttpServer's ServerOptions::lane; never blocks): `io` for
     /// what is answered from memory (/healthz, /readyz, /metrics, OPTIONS, errors, and

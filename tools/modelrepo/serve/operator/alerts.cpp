@@ -107,7 +107,8 @@ std::string alertmanager_body(const AlertNotice& n, Timestamp ends_at, const std
 }
 
 struct Alerter::Impl {
-    AlertOptions options;
+    AlertOptions options; ///< options.secret_header: under header_mutex (SIGHUP replaces it)
+    mutable std::mutex header_mutex;
     std::string primary;
     std::function<std::string(const std::string&)> meanwhile;
     std::string host = host_name();
@@ -307,8 +308,13 @@ struct Alerter::Impl {
         if (!curl)
             return false;
         curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-        if (!options.secret_header.empty())
-            headers = curl_slist_append(headers, options.secret_header.c_str());
+        std::string secret;
+        {
+            std::lock_guard lock(header_mutex);
+            secret = options.secret_header;
+        }
+        if (!secret.empty())
+            headers = curl_slist_append(headers, secret.c_str());
         curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
         curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
@@ -443,6 +449,11 @@ Alerter::~Alerter() {
 
 void Alerter::on_event(const FallbackEvent& e) {
     impl_->apply(e);
+}
+
+void Alerter::set_secret_header(std::string header) {
+    std::lock_guard lock(impl_->header_mutex);
+    impl_->options.secret_header = std::move(header);
 }
 
 std::vector<MetricFamily> Alerter::metrics() const {

@@ -82,6 +82,9 @@ public:
     /// modelrepo_alert_* (queued, sent, failed attempts, given up, dropped, queue length),
     /// by receiver: "1", "2", … the webhooks, "am1", … the Alertmanagers.
     std::vector<MetricFamily> metrics() const;
+    /// A new secret header ("Name: value") for the alerts sent from now on (serve's SIGHUP
+    /// rereads --alert-header-file). Thread-safe.
+    void set_secret_header(std::string header);
 
 private:
     Alerter() = default;

@@ -294,7 +294,12 @@ struct OperatorView::Watch {
             return;
         last = now;
         urgent = false;
-        ojson d = doctor_json(first.source, *errc, url, options.admin_url);
+        std::string admin_url;
+        {
+            std::lock_guard lock(mutex);
+            admin_url = options.admin_url; // SIGHUP may replace it (set_admin_url)
+        }
+        ojson d = doctor_json(first.source, *errc, url, admin_url);
         std::string finding = first_finding(d);
         if (!finding.empty())
             incidents.diagnosed(first.source, "the doctor: " + finding, system_clock::now());
@@ -519,6 +524,11 @@ Response OperatorView::statuspage(const std::string& host_header) const {
     Response r{200, "application/json", statuspage_summary(in), {}, {}, {}};
     r.headers.emplace_back("Cache-Control", "no-store");
     return r;
+}
+
+void OperatorView::set_admin_url(std::string url) {
+    std::lock_guard lock(watch_->mutex);
+    watch_->options.admin_url = std::move(url);
 }
 
 Response OperatorView::diagnosis() const {

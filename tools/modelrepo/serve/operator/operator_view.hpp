@@ -63,6 +63,8 @@ public:
     Response events(long long since) const;
     Response event_stream();
     Response diagnosis() const;
+    /// A new superuser URL for the doctor's next run (serve's SIGHUP). Thread-safe.
+    void set_admin_url(std::string url);
     /// GET /api/v2/summary.json: Statuspage's summary (statuspage.hpp); `host_header` the
     /// request's Host (the page's URL in it).
     Response statuspage(const std::string& host_header) const;

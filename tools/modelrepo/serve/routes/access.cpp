@@ -159,7 +159,7 @@ bool Access::is_public(const Route& route) const {
     case Scope::read:
         return options_.read_tokens.empty() || options_.public_catalogue;
     case Scope::operate:
-        return options_.read_tokens.empty();
+        return options_.read_tokens.empty() && !options_.discreet;
     case Scope::write:
         return false;
     }
@@ -195,8 +195,22 @@ std::optional<Response> Access::admit(const Request& request, const Route& route
     case Holder::none:
         break;
     }
+    if (options_.discreet && options_.read_tokens.empty() && options_.write_tokens.empty())
+        return error_answer(403, "forbidden",
+                            "this server listens on the network and its operator's routes (the "
+                            "status page, /v1/status, /v1/events, /v1/diagnosis, /metrics) name "
+                            "the database's host, role and pg_hba.conf: start it with "
+                            "--read-token-file FILE, or with --expose-details to show them to "
+                            "anyone");
     return unauthorized("this server needs a token: 'Authorization: Bearer TOKEN', or HTTP "
                         "Basic with the token as the password");
+}
+
+bool Access::discreet_for(const Request& request) const {
+    if (!options_.discreet)
+        return false;
+    Holder h = holder(request);
+    return h != Holder::read && h != Holder::write;
 }
 
 bool Access::origin_allowed(std::string_view origin) const {

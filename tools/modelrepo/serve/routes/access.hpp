@@ -26,6 +26,11 @@ struct AccessOptions {
     /// The listener is on a loopback address: only a Host naming loopback, or one of
     /// `allowed_hosts`, is answered (a DNS-rebinding page in a browser cannot read it).
     bool loopback = false;
+    /// The listener is on the network and `--expose-details` was not given: the operator's
+    /// routes need a token (403 when none is configured), and what a caller without one is
+    /// answered carries no address, role, database name or error message (RouteCall's
+    /// `discreet`). Sources are named by display names or positions (serve_plan.hpp).
+    bool discreet = false;
     /// More Host names answered (`--allow-host`), without a port.
     std::vector<std::string> allowed_hosts;
     /// Origins a browser may call from (`--cors-origin`), exactly as the browser sends them
@@ -56,6 +61,9 @@ public:
     /// Adds the CORS headers to an answer to an allowed origin (and `Vary: Origin` whenever
     /// origins are configured).
     void add_cors(const Request& request, Response& answer) const;
+    /// Whether the answer to `request` must keep details to token holders: the listener is
+    /// discreet and `request` holds no token of this server's.
+    bool discreet_for(const Request& request) const;
     /// Whether any token is configured for reads.
     bool reads_need_token() const noexcept { return !options_.read_tokens.empty(); }
 

@@ -41,7 +41,7 @@ void Readiness::add_to(RouteTable& table) {
                Lane::io,
                Scope::none,
                "ready, degraded (a backup or a copy answers) or unavailable, with each source",
-               [this](const RouteCall&) { return ready_answer(); },
+               [this](const RouteCall& call) { return ready_answer(call.discreet); },
                {},
                {"Readiness"}});
     table.add({"GET",
@@ -70,7 +70,33 @@ void Readiness::probe() {
     }
 }
 
-Response Readiness::ready_answer() {
+namespace {
+
+constexpr std::string_view hidden = "(told to token holders, in /v1/status)";
+
+/// /readyz for a caller without a token on a discreet listener: the states, codes and
+/// times kept; every message (a host, a role, a database, a file may be in one) replaced.
+void keep_details(ojson& body) {
+    auto hide = [](ojson& object, const char* key) {
+        if (object.is_object() && object.contains(key) && object[key].is_string())
+            object[key] = hidden;
+    };
+    for (const char* key : {"error", "primary_error"})
+        if (body.contains(key))
+            hide(body[key], "message");
+    if (body.contains("sources"))
+        for (ojson& source : body["sources"]) {
+            hide(source, "last_error");
+            if (source.contains("health"))
+                hide(source["health"], "cause");
+        }
+    if (body.contains("copy"))
+        hide(body["copy"], "disk_error");
+}
+
+} // namespace
+
+Response Readiness::ready_answer(bool discreet) {
     std::lock_guard lock(ready_mutex_);
     auto now = std::chrono::steady_clock::now();
     auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
@@ -91,6 +117,8 @@ Response Readiness::ready_answer() {
             body["state"] = "degraded";
         body["check_running_seconds"] = seconds(now - ready_started_);
     }
+    if (discreet)
+        keep_details(body);
     return json_answer(status, body);
 }
 

@@ -45,7 +45,7 @@ public:
     void add_to(RouteTable& table);
     /// The last check, how old it is, and whether one has been running too long; never
     /// waits for one.
-    Response ready_answer();
+    Response ready_answer(bool discreet);
     Response metrics();
 
 private:

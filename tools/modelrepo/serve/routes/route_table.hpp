@@ -35,6 +35,10 @@ struct RouteCall {
     const std::vector<QueryParam>& query;
     std::string_view param;
     bool head = false;
+    /// The caller holds no token and the listener keeps details to token holders
+    /// (AccessOptions::discreet): answer without addresses, roles, database names or
+    /// error messages.
+    bool discreet = false;
 };
 
 /// A query parameter, for the API's documentation.
