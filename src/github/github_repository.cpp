@@ -328,13 +328,14 @@ Error GithubRepository::Mirror::refusal(const detail::HttpResponse& r,
         return tag(
             make_error(Errc::auth_failed,
                        "GET " + config.name + ": HTTP 401, the server refused the " +
-                           (config.token.empty() ? std::string("request without a token (set "
-                                                               "GITHUB_TOKEN)")
-                                                 : std::string("token in GITHUB_TOKEN (expired, "
-                                                               "revoked or without access)"))),
+                           (config.token.empty()
+                                ? std::string("request without a token (give the source "
+                                              "token_file=FILE; GITHUB_TOKEN goes to GitHub's "
+                                              "hosts only)")
+                                : std::string("token it sent (token_file=, or GITHUB_TOKEN for "
+                                              "GitHub): expired, revoked or without access"))),
             401);
-    std::string hint = r.status == 404   ? " (check owner, repository, path and ref)"
-                       : r.status == 401 ? " (check GITHUB_TOKEN)"
+    std::string hint = r.status == 404 ? " (check owner, repository, path and ref)"
                        : r.status >= 500
                            ? " (the server failed; retried after the refresh interval)"
                            : "";

@@ -192,7 +192,10 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request, const std::str
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_ISSUER_ERROR:
         code = Errc::tls_failed;
-        what = "TLS failed: " + std::string(curl_easy_strerror(rc));
+        what = "TLS failed: " + std::string(curl_easy_strerror(rc)) +
+               (rc == CURLE_PEER_FAILED_VERIFICATION
+                    ? " (a server with a private CA: give the source ca_file=FILE)"
+                    : "");
         break;
     case CURLE_TOO_MANY_REDIRECTS:
         code = Errc::http_status;

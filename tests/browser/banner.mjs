@@ -4,6 +4,10 @@
 //
 //   node banner.mjs BASE_URL DIR
 //
+// With BANNER_TOKEN set, the page is opened as an operator would open a serve that needs a
+// token: the browser's Basic prompt answered with the token as the password; an https://
+// BASE_URL is served with the test's own CA, which this browser is told to accept.
+//
 // For n = 1, 2, …: waits for DIR/expect-n (the text the banner must come to hold, e.g.
 // "auth_failed"), then for the headline (#headline, the first screen's first line) to hold it, and prints one JSON line
 // {"n", "ok", "ms", "text"}. Ends at DIR/done, printing {"done": true, "errors": [...]}
@@ -19,13 +23,16 @@ const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-         '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+         '--disable-background-networking', '--disable-component-update', '--no-first-run',
+         ...(base.startsWith('https:') ? ['--ignore-certificate-errors'] : [])],
 });
 const errors = [];
 try {
   const page = await browser.newPage();
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  if (process.env.BANNER_TOKEN)
+    await page.authenticate({ username: 'operator', password: process.env.BANNER_TOKEN });
   await page.setViewport({ width: 1440, height: 900 });
   await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
   say({ ready: true });

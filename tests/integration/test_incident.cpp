@@ -26,6 +26,7 @@
 #include "process.hpp"
 #include "serve_process.hpp"
 #include "temp_dir.hpp"
+#include "tls_files.hpp"
 
 using namespace modelrepo;
 using namespace modelrepo::test;
@@ -125,9 +126,12 @@ std::vector<Fault> faults() {
 /// serve's view from outside: its events, alerts, page and diagnosis.
 class Watch {
 public:
-    Watch(Serve& serve, HookReceiver& hooks, AlertmanagerServer& am, HookReceiver& am_hooks,
-          ChildProcess* page, const fs::path& page_dir, std::string primary)
+    /// `client`: curl's arguments for serve's operator routes (TLS trust, a read token).
+    Watch(Serve& serve, std::vector<std::string> client, HookReceiver& hooks,
+          AlertmanagerServer& am, HookReceiver& am_hooks, ChildProcess* page,
+          const fs::path& page_dir, std::string primary)
         : serve_(serve)
+        , client_(std::move(client))
         , hooks_(hooks)
         , am_(am)
         , am_hooks_(am_hooks)
@@ -137,9 +141,8 @@ public:
 
     /// The events after the last one seen.
     std::vector<json> new_events() {
-        auto body = json::parse(
-            curl({serve_.base() + "/v1/events?since=" + std::to_string(last_event_)}).body, nullptr,
-            false);
+        auto body = json::parse(get("/v1/events?since=" + std::to_string(last_event_)).body,
+                                nullptr, false);
         std::vector<json> out;
         if (!body.is_object())
             return out;
@@ -217,8 +220,13 @@ public:
         return json::parse(*line, nullptr, false);
     }
 
-    json diagnosis() {
-        return json::parse(curl({serve_.base() + "/v1/diagnosis"}).body, nullptr, false);
+    json diagnosis() { return json::parse(get("/v1/diagnosis").body, nullptr, false); }
+
+    /// GET `path` as the operator (with the client's arguments).
+    CurlAnswer get(const std::string& path) {
+        auto args = client_;
+        args.push_back(serve_.base() + path);
+        return curl(args);
     }
 
     std::size_t hooks_count() { return hooks_.count(); }
@@ -226,6 +234,7 @@ public:
 
 private:
     Serve& serve_;
+    std::vector<std::string> client_;
     HookReceiver& hooks_;
     AlertmanagerServer& am_;
     HookReceiver& am_hooks_;
@@ -253,7 +262,32 @@ struct Config {
     std::string query; ///< the durable layer's parameters (DIR is the test's directory)
     bool pgbouncer = false;
     bool outbox = false;
+    /// As the README recommends serve on a network: every interface, HTTPS, read and write
+    /// tokens; what a caller without a token gets is checked for details at each fault.
+    bool network = false;
 };
+
+/// What a caller without a token on the network gets while the primary is down: /readyz and
+/// /v1/stats answer without the database's host, port, role or database name, or the
+/// cause's words; the operator's routes ask for a token.
+void check_discreet(Serve& serve, const std::vector<std::string>& anonymous, PgServer& s) {
+    auto get = [&](const std::string& path) {
+        auto args = anonymous;
+        args.push_back(serve.base() + path);
+        return curl(args);
+    };
+    for (std::string path : {"/readyz", "/v1/stats", "/healthz"}) {
+        auto answer = get(path);
+        CAPTURE(path);
+        CAPTURE(answer.body);
+        for (const std::string& detail : std::vector<std::string>{
+                 "app@", "user \"app\"", ":" + std::to_string(s.port()), "/incident", "pg_hba",
+                 "password authentication", "scram", "SCRAM"})
+            CHECK_MESSAGE(answer.body.find(detail) == std::string::npos, detail);
+    }
+    for (std::string path : {"/v1/status", "/v1/diagnosis", "/metrics", "/"})
+        CHECK_MESSAGE(get(path).status == 401, path);
+}
 
 void replay(const Config& config) {
     auto& s = server();
@@ -283,11 +317,25 @@ void replay(const Config& config) {
     auto admin = dir.write("admin-url", s.admin_conninfo() + "\n");
     // The README's configuration for serve: the database first, the bundled catalogue as
     // the last resort; alerts to a webhook and to Alertmanager.
-    Serve serve({url, "builtin:"},
-                {"--token-file", token, "--alert-webhook", hooks.url(), "--alertmanager", am.url(),
-                 "--alert-interval", "1s", "--alert-resolve-after", "1s", "--admin-url-file",
-                 admin.string()});
-    auto ready = ready_when(serve, [](const json& r) { return r["state"] == "ready"; });
+    std::vector<std::string> args{
+        "--token-file",          token,    "--alert-webhook",  hooks.url(),
+        "--alertmanager",        am.url(), "--alert-interval", "1s",
+        "--alert-resolve-after", "1s",     "--admin-url-file", admin.string()};
+    // curl's arguments: as anyone (TLS trust only), as the operator (a read token too).
+    std::vector<std::string> anonymous, client;
+    const std::string reader = "incident-Read-3307";
+    if (config.network) {
+        auto certs = make_certificates(dir, "serve", 4001);
+        auto readers = dir.write("readers", reader + "\n");
+        for (std::string a : {"--listen", "0.0.0.0:0", "--tls-cert", certs.cert.c_str(),
+                              "--tls-key", certs.key.c_str(), "--read-token-file", readers.c_str()})
+            args.push_back(a);
+        anonymous = {"--cacert", certs.ca};
+        client = {"--cacert", certs.ca, "-H", "Authorization: Bearer " + reader};
+    }
+    Serve serve({url, "builtin:"}, args);
+    auto ready = ready_when(
+        serve, [](const json& r) { return r["state"] == "ready"; }, client);
     REQUIRE_MESSAGE(json::parse(ready.body)["state"] == "ready", ready.body);
     const std::string primary = json::parse(ready.body)["sources"][0]["source"];
 
@@ -295,15 +343,17 @@ void replay(const Config& config) {
     TempDir page_dir;
     std::unique_ptr<ChildProcess> page;
     if (have_browser()) {
+        // On the network, the browser is asked for the token (Basic) and trusts the test's CA.
         page = std::make_unique<ChildProcess>(
             std::vector<std::string>{"node", (browser_dir() / "banner.mjs").string(), serve.base(),
-                                     page_dir.path().string()});
+                                     page_dir.path().string()},
+            std::map<std::string, std::string>{{"BANNER_TOKEN", config.network ? reader : ""}});
         REQUIRE_MESSAGE(
             page->read_line_until(
                 [](const std::string& l) { return l.find("ready") != std::string::npos; }, 60s),
             page->err());
     }
-    Watch watch(serve, hooks, am, am_hooks, page.get(), page_dir.path(), primary);
+    Watch watch(serve, client, hooks, am, am_hooks, page.get(), page_dir.path(), primary);
     watch.new_events();
     RestartOnExit restart{s};
 
@@ -339,6 +389,8 @@ void replay(const Config& config) {
                        !d["failed"].empty();
             },
             seen_within + 5s));
+        if (config.network)
+            check_discreet(serve, anonymous, s);
         MESSAGE(config.name << ": " << fault_name << ": source_down after "
                             << (event ? event->count() : -1) << " ms; banner after "
                             << (*banner)["ms"] << " ms (of the browser's wait); diagnosis: "
@@ -347,9 +399,13 @@ void replay(const Config& config) {
         // A write made meanwhile is acknowledged (kept in the outbox) and lands after the fix.
         const double marker = 0.5 + n / 100.0;
         if (config.outbox) {
-            auto put = curl({"-X", "PUT", "-H", "Authorization: Bearer incident-Token-5521",
-                             "--data-binary", status_body("gpt-5", marker),
-                             serve.base() + "/v1/statuses"});
+            auto put_args = anonymous;
+            for (std::string a :
+                 {"-X", "PUT", "-H", "Authorization: Bearer incident-Token-5521", "--data-binary"})
+                put_args.push_back(a);
+            put_args.push_back(status_body("gpt-5", marker));
+            put_args.push_back(serve.base() + "/v1/statuses");
+            auto put = curl(put_args);
             CHECK_MESSAGE(put.status == 202, put.body);
         }
 
@@ -405,7 +461,8 @@ void replay(const Config& config) {
     for (const auto& body : am_hooks.bodies())
         CHECK(body.find(password) == std::string::npos);
     CHECK(serve.process().err().find(password) == std::string::npos);
-    CHECK(curl({serve.base() + "/v1/status"}).body.find(password) == std::string::npos);
+    CHECK(watch.get("/v1/status").body.find(password) == std::string::npos);
+    CHECK(serve.process().err().find(reader) == std::string::npos);
 }
 
 } // namespace
@@ -422,8 +479,9 @@ TEST_CASE("incident: cache=live") {
     replay({"cache=live", "cache=live", false, false});
 }
 
-TEST_CASE("incident: cache=live with an outbox (the README's configuration)") {
-    replay({"cache=live+outbox", "cache=live&outbox=DIR/outbox.db", false, true});
+TEST_CASE("incident: cache=live with an outbox (the README's configuration), on the network "
+          "with HTTPS and tokens") {
+    replay({"cache=live+outbox", "cache=live&outbox=DIR/outbox.db", false, true, true});
 }
 
 TEST_CASE("incident: through PgBouncer with the feed on direct_url") {

@@ -13,6 +13,7 @@
 #include "process.hpp"
 #include "serve_process.hpp"
 #include "temp_dir.hpp"
+#include "tls_files.hpp"
 
 using namespace modelrepo;
 using namespace modelrepo::test;
@@ -48,7 +49,9 @@ Full curl_full(std::vector<std::string> args) {
             std::string name = line.substr(0, colon);
             for (char& c : name)
                 c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            out.headers[name] = line.substr(line.find_first_not_of(' ', colon + 1));
+            std::string value = line.substr(line.find_first_not_of(' ', colon + 1));
+            std::string& held = out.headers[name]; // a repeated header: joined, as HTTP reads it
+            held += (held.empty() ? "" : ", ") + value;
         }
         at = next;
     }
@@ -144,6 +147,8 @@ TEST_CASE("tokens over HTTP: Bearer and Basic, 401 with both challenges, 403 for
     auto denied = curl_full({serve.base() + "/v1/stats"});
     CHECK(denied.status == 401);
     CHECK(denied.headers["www-authenticate"].find("Basic realm=\"modelrepo\"") !=
+          std::string::npos);
+    CHECK(denied.headers["www-authenticate"].find("Bearer realm=\"modelrepo\"") !=
           std::string::npos);
     CHECK(curl_full({serve.base() + "/healthz"}).status == 200);
     CHECK(
@@ -262,31 +267,6 @@ TEST_CASE("OpenAPI: the document serve answers lints clean with @redocly/cli") {
 
 namespace {
 
-/// A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost, made with
-/// Debian's openssl; `serial` tells one issue from another.
-struct Certificates {
-    std::string ca, cert, key;
-};
-Certificates make_certificates(const TempDir& dir, const std::string& name, int serial) {
-    auto at = [&](const std::string& file) { return (dir.path() / (name + file)).string(); };
-    auto run = [](std::vector<std::string> argv) {
-        auto r = run_process(argv, {}, seconds(60));
-        REQUIRE_MESSAGE(r.exit_code == 0, argv[1] << ": " << r.err);
-    };
-    if (!std::filesystem::exists(dir.path() / "ca.pem")) {
-        run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-             "/CN=modelrepo test CA", "-keyout", (dir.path() / "ca.key").string(), "-out",
-             (dir.path() / "ca.pem").string()});
-    }
-    run({"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
-         at(".key"), "-out", at(".csr")});
-    std::ofstream(at(".ext")) << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-    run({"openssl", "x509", "-req", "-in", at(".csr"), "-CA", (dir.path() / "ca.pem").string(),
-         "-CAkey", (dir.path() / "ca.key").string(), "-set_serial", std::to_string(serial), "-days",
-         "2", "-extfile", at(".ext"), "-out", at(".pem")});
-    return {(dir.path() / "ca.pem").string(), at(".pem"), at(".key")};
-}
-
 /// The serial number of the certificate a TLS server on `port` presents now.
 std::string served_serial(int port) {
     auto r = run_process({"bash", "-c",
@@ -359,4 +339,46 @@ TEST_CASE("HTTPS: --tls-cert/--tls-key, plain HTTP refused, TLS 1.2 and later, t
     CHECK_MESSAGE(wait_log("the certificate stays as it was"), serve.process().err());
     CHECK(served_serial(serve.port()).find("serial=03EA") != std::string::npos);
     CHECK(serve.process().err().find("r-Tls-") == std::string::npos);
+}
+
+TEST_CASE("one serve follows another over HTTPS: the HTTP source's token_file= and ca_file=, "
+          "and name=") {
+    if (!have_tool("openssl", {"version"}))
+        return;
+    TempDir dir;
+    auto certs = make_certificates(dir, "upstream", 3001);
+    auto readers = write_file(dir, "readers", "r-Upstream-61\n");
+    Serve upstream({"builtin:"}, {"--listen", "0.0.0.0:0", "--tls-cert", certs.cert, "--tls-key",
+                                  certs.key, "--read-token-file", readers});
+    const std::string snapshot = upstream.base() + "/v1/snapshot";
+    auto token = write_file(dir, "token", "r-Upstream-61\n");
+
+    // Trusting the private CA, with the read token: the upstream answers.
+    Serve follower({snapshot + "?token_file=" + token + "&ca_file=" + certs.ca +
+                        "&name=upstream&refresh_interval=1s",
+                    "builtin:"},
+                   {});
+    auto stats = json::parse(curl_full({follower.base() + "/v1/stats"}).body);
+    CHECK(stats["source"] == "upstream");
+    CHECK(stats["backup"] == false);
+    CHECK(stats["models"].get<int>() > 0);
+    // The upstream's log shows the follower's reads, never its token.
+    CHECK(upstream.process().err().find("r-Upstream-61") == std::string::npos);
+
+    // Without the CA, or without the token, the upstream is refused and says why; the
+    // bundled catalogue answers meanwhile.
+    struct Case {
+        std::string query, why;
+    };
+    for (const Case& c :
+         {Case{"?token_file=" + token, "ca_file="}, Case{"?ca_file=" + certs.ca, "token_file="}}) {
+        CAPTURE(c.query);
+        Serve refused({snapshot + c.query + "&name=upstream", "builtin:"}, {});
+        auto answer = json::parse(curl_full({refused.base() + "/v1/stats"}).body);
+        CHECK(answer["source"] == "builtin");
+        auto ready = ready_when(refused, checked);
+        const std::string cause = json::parse(ready.body)["sources"][0]["health"]["cause"].dump();
+        CHECK_MESSAGE(cause.find(c.why) != std::string::npos, ready.body);
+        CHECK(ready.body.find("r-Upstream-61") == std::string::npos);
+    }
 }

@@ -4,6 +4,7 @@
 // have.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -53,10 +54,12 @@ public:
             [](const std::string& l) { return l.starts_with("listening on http"); }, 30s);
         REQUIRE_MESSAGE(line, "serve did not start: " << process_.err());
         port_ = std::stoi(line->substr(line->rfind(':') + 1));
+        scheme_ = line->starts_with("listening on https") ? "https" : "http";
     }
 
     int port() const { return port_; }
-    std::string base() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    /// http://127.0.0.1:PORT, or https:// when serve speaks TLS (on any --listen address).
+    std::string base() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
     ChildProcess& process() { return process_; }
     httplib::Client client() const {
         httplib::Client c("127.0.0.1", port_);
@@ -85,13 +88,16 @@ private:
             argv.push_back(s);
         }
         argv.push_back("serve");
-        argv.push_back("--listen");
-        argv.push_back("127.0.0.1:0");
+        if (std::find(args.begin(), args.end(), "--listen") == args.end()) {
+            argv.push_back("--listen");
+            argv.push_back("127.0.0.1:0");
+        }
         argv.insert(argv.end(), args.begin(), args.end());
         return argv;
     }
     ChildProcess process_;
     int port_ = 0;
+    std::string scheme_ = "http";
 };
 
 /// curl's answer: the body and, on the last line, the status (-w).
@@ -209,12 +215,14 @@ inline std::vector<long long> event_ids(const std::string& received) {
 
 /// GET /readyz until its body satisfies `wanted` (it answers the last check of a prober
 /// that runs every second), for at most 15 s; the last answer.
+/// `client`: more of curl's arguments (--cacert for a serve that speaks TLS).
 template <class Pred>
-CurlAnswer ready_when(const Serve& serve, Pred&& wanted) {
+CurlAnswer ready_when(const Serve& serve, Pred&& wanted, std::vector<std::string> client = {}) {
     CurlAnswer answer;
+    client.push_back(serve.base() + "/readyz");
     eventually(
         [&] {
-            answer = curl({serve.base() + "/readyz"});
+            answer = curl(client);
             return wanted(nlohmann::json::parse(answer.body));
         },
         15s);

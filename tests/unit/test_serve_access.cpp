@@ -22,11 +22,13 @@ namespace {
 const std::string write_token = "w-Token-81";
 const std::string read_token = "r-Token-27";
 
+/// The header's value; its values joined by ", " when it comes more than once.
 std::string header(const Response& r, std::string_view name) {
+    std::string out;
     for (auto& [k, v] : r.headers)
         if (k == name)
-            return v;
-    return "";
+            out += (out.empty() ? "" : ", ") + v;
+    return out;
 }
 
 std::string code_of(const Response& r) {

@@ -40,7 +40,7 @@ void Session::answer(Response response) {
     answer->set(http::field::server, "modelrepo");
     answer->set(http::field::content_type, response.content_type);
     for (auto& [name, value] : response.headers)
-        answer->set(name, value);
+        answer->insert(name, value); // a header may come twice (WWW-Authenticate)
     answer->body() = std::move(response.body);
     answer->keep_alive(message.keep_alive() && !server_.stopping.load());
     answer->prepare_payload();
@@ -127,7 +127,7 @@ void Session::start_parts(Response response, unsigned version, bool keep_alive) 
     parts_head_->set(http::field::server, "modelrepo");
     parts_head_->set(http::field::content_type, response.content_type);
     for (auto& [name, value] : response.headers)
-        parts_head_->set(name, value);
+        parts_head_->insert(name, value);
     parts_head_->chunked(true);
     parts_head_->keep_alive(keep_alive && !server_.stopping.load());
     parts_serializer_ = std::make_shared<http::response_serializer<http::empty_body>>(*parts_head_);

@@ -116,9 +116,10 @@ bool is_loopback_name(std::string_view name) {
 
 Response unauthorized(std::string message) {
     Response answer = error_answer(401, "auth_failed", std::move(message));
-    answer.headers.emplace_back("WWW-Authenticate",
-                                "Bearer realm=\"modelrepo\", Basic realm=\"modelrepo\", "
-                                "charset=\"UTF-8\"");
+    // One challenge a header: Chromium reads only the first challenge of a header, and
+    // would find no scheme it knows in "Bearer …, Basic …" (no prompt for the page).
+    answer.headers.emplace_back("WWW-Authenticate", "Basic realm=\"modelrepo\", charset=\"UTF-8\"");
+    answer.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"modelrepo\"");
     return answer;
 }
 
@@ -226,12 +227,9 @@ std::optional<Response> Access::preflight(const Request& request, const std::str
     if (request.origin.empty() || request.cors_method.empty())
         return std::nullopt;
     if (!origin_allowed(request.origin)) {
-        Response refused = error_answer(403, "forbidden",
-                                        "origin '" + request.origin +
-                                            "' may not call this server (--cors-origin)");
-        if (!options_.cors_origins.empty())
-            refused.headers.emplace_back("Vary", "Origin");
-        return refused;
+        return error_answer(403, "forbidden",
+                            "origin '" + request.origin +
+                                "' may not call this server (--cors-origin)");
     }
     Response answer{204, "text/plain", {}, {}, {}, {}};
     answer.headers.emplace_back("Allow", allow);
@@ -239,8 +237,8 @@ std::optional<Response> Access::preflight(const Request& request, const std::str
     answer.headers.emplace_back("Access-Control-Allow-Headers",
                                 "Authorization, Content-Type, If-None-Match, Last-Event-ID");
     answer.headers.emplace_back("Access-Control-Max-Age", "600");
-    add_cors(request, answer);
-    return answer;
+    return answer; // the origin's headers: add_cors(), as on every answer (once: a browser
+                   // refuses two Access-Control-Allow-Origin values)
 }
 
 void Access::add_cors(const Request& request, Response& answer) const {

@@ -55,8 +55,9 @@ public:
     /// Whether an answer to `route` needs no token (a shared cache may store it).
     bool is_public(const Route& route) const;
     /// A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) for a path
-    /// whose methods are `allow`: 204 with the CORS headers for an allowed origin, 403 for
-    /// another; nullopt when `request` is no preflight.
+    /// whose methods are `allow`: 204 with the preflight's headers for an allowed origin,
+    /// 403 for another; nullopt when `request` is no preflight. The origin's own headers
+    /// are add_cors()'s, which every answer goes through.
     std::optional<Response> preflight(const Request& request, const std::string& allow) const;
     /// Adds the CORS headers to an answer to an allowed origin (and `Vary: Origin` whenever
     /// origins are configured).
