@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include "hook_receiver.hpp"
 #include "process.hpp"
 #include "serve_process.hpp"
 #include "temp_dir.hpp"
@@ -381,4 +382,43 @@ TEST_CASE("one serve follows another over HTTPS: the HTTP source's token_file= a
         CHECK_MESSAGE(cause.find(c.why) != std::string::npos, ready.body);
         CHECK(ready.body.find("r-Upstream-61") == std::string::npos);
     }
+}
+
+TEST_CASE("SIGHUP rereads --admin-url-file and --alert-header-file; what cannot be read leaves "
+          "the old in force") {
+    TempDir dir;
+    HookReceiver hooks;
+    auto upstream = std::make_unique<Serve>(std::vector<std::string>{"builtin:"});
+    auto header = write_file(dir, "alert-header", "Authorization: Bearer hook-Old-1\n");
+    auto admin = write_file(dir, "admin-url", "postgresql://admin:Adm-Old-7@127.0.0.1:1/x\n");
+    Serve serve({upstream->base() + "/v1/snapshot?refresh_interval=1s&timeout=2s", "builtin:"},
+                {"--alert-webhook", hooks.url(), "--alert-header-file", header,
+                 "--alert-resolve-after", "1s", "--admin-url-file", admin});
+    auto wait_log = [&](const std::string& needle) {
+        for (auto until = steady_clock::now() + 20s; steady_clock::now() < until;) {
+            if (serve.process().err().find(needle) != std::string::npos)
+                return true;
+            serve.process().read_line_until([](const std::string&) { return false; }, 50ms);
+        }
+        return false;
+    };
+    std::ofstream(header, std::ios::trunc) << "Authorization: Bearer hook-New-2\n";
+    std::ofstream(admin, std::ios::trunc) << "postgresql://admin:Adm-New-8@127.0.0.1:1/x\n";
+    serve.process().signal(SIGHUP);
+    REQUIRE_MESSAGE(wait_log("the alert header read again"), serve.process().err());
+    REQUIRE_MESSAGE(wait_log("the admin URL read again"), serve.process().err());
+
+    // The first source goes down: its alert carries the new header.
+    upstream.reset();
+    REQUIRE(eventually([&] { return !hooks.headers().empty(); }, 30s));
+    CHECK(hooks.headers().front() == "Bearer hook-New-2");
+
+    // Files that cannot be used: said, and the old stays.
+    std::ofstream(header, std::ios::trunc) << "no colon here\n";
+    std::ofstream(admin, std::ios::trunc) << "\n";
+    serve.process().signal(SIGHUP);
+    CHECK_MESSAGE(wait_log("the alert header stays as it was"), serve.process().err());
+    CHECK_MESSAGE(wait_log("the admin URL stays as it was"), serve.process().err());
+    for (std::string secret : {"hook-Old-1", "hook-New-2", "Adm-Old-7", "Adm-New-8"})
+        CHECK(serve.process().err().find(secret) == std::string::npos);
 }
