@@ -13,6 +13,13 @@ namespace modelrepo::detail {
 
 namespace {
 
+/// What to do about a failed TLS handshake, where modelrepo knows.
+const char* tls_hint(CURLcode rc) {
+    return rc == CURLE_PEER_FAILED_VERIFICATION
+               ? " (a server with a private CA: give the source ca_file=FILE)"
+               : "";
+}
+
 void global_init() {
     static std::once_flag once;
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -192,10 +199,7 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request, const std::str
     case CURLE_SSL_CIPHER:
     case CURLE_SSL_ISSUER_ERROR:
         code = Errc::tls_failed;
-        what = "TLS failed: " + std::string(curl_easy_strerror(rc)) +
-               (rc == CURLE_PEER_FAILED_VERIFICATION
-                    ? " (a server with a private CA: give the source ca_file=FILE)"
-                    : "");
+        what = "TLS failed: " + std::string(curl_easy_strerror(rc)) + tls_hint(rc);
         break;
     case CURLE_TOO_MANY_REDIRECTS:
         code = Errc::http_status;

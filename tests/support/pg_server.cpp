@@ -90,6 +90,8 @@ PgServer::PgServer() {
          << "unix_socket_directories = '" << root_.string() << "'\n"
          << "password_encryption = 'scram-sha-256'\n"
          << "max_connections = 60\n"
+         // Logical decoding (the logical feed's tests); a temporary slot per session.
+         << "wal_level = logical\nmax_replication_slots = 20\nmax_wal_senders = 20\n"
          // fsync off is safe when only processes die (the kernel keeps the pages);
          // commits stay synchronous so kill -9 loses nothing committed.
          << "fsync = off\nfull_page_writes = off\n"
