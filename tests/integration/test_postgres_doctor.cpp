@@ -314,3 +314,34 @@ TEST_CASE("doctor: sslmode=require against a server without TLS is a [fail] that
     CHECK(tls->detail.find("does not offer TLS") != std::string::npos);
     CHECK(tls->fix.find("ssl") != std::string::npos);
 }
+
+TEST_CASE("doctor: readiness for logical decoding, and a slot nobody reads named with the "
+          "statement that drops it") {
+    auto& s = server();
+    fresh_catalogue("catalogue_slots");
+    s.psql("ALTER ROLE app NOREPLICATION");
+    auto before = diagnose_postgres(s.url("app", password, "catalogue_slots"), "");
+    REQUIRE(before);
+    CAPTURE(dump(before.value()));
+    auto* logical = find_check(before.value(), "logical", DoctorCheck::Status::skipped);
+    REQUIRE(logical);
+    CHECK(logical->detail.find("wal_level logical") != std::string::npos);
+    CHECK(logical->fix.find("ALTER ROLE \"app\" REPLICATION;") != std::string::npos);
+    CHECK(before.value().healthy()); // nothing uses logical decoding yet: no failure
+
+    s.psql("ALTER ROLE app REPLICATION");
+    s.psql("SELECT pg_create_logical_replication_slot('abandoned_slot', 'pgoutput')",
+           "catalogue_slots");
+    s.psql("UPDATE model_status SET availability = 0.5", "catalogue_slots");
+    auto after = diagnose_postgres(s.url("app", password, "catalogue_slots"), "");
+    REQUIRE(after);
+    CAPTURE(dump(after.value()));
+    CHECK(find_check(after.value(), "logical", DoctorCheck::Status::ok));
+    auto* slot = find_check(after.value(), "slot", DoctorCheck::Status::warn);
+    REQUIRE(slot);
+    CHECK(slot->detail.find("abandoned_slot") != std::string::npos);
+    CHECK(slot->detail.find("nobody reads it") != std::string::npos);
+    CHECK(slot->fix.find("pg_drop_replication_slot('abandoned_slot')") != std::string::npos);
+    s.psql("SELECT pg_drop_replication_slot('abandoned_slot')", "catalogue_slots");
+    s.psql("ALTER ROLE app NOREPLICATION");
+}

@@ -50,6 +50,9 @@ void check_address(Address& address, int port, const HostParams& host, const Ses
 /// modelrepo's own tables: their schema version and row counts, future statuses.
 void check_schema(pqxx::nontransaction& tx, const PostgresConfig& config, const std::string& label,
                   Checks& checks);
+/// Readiness for logical decoding, and every logical slot of the database with the WAL it
+/// keeps (logical_checks.cpp).
+void check_logical(pqxx::nontransaction& tx, const std::string& label, Checks& checks);
 /// A mapping (mapping=) against information_schema, then the feed, future statuses.
 void check_mapping(pqxx::nontransaction& tx, const PostgresConfig& config, const std::string& label,
                    Checks& checks);
