@@ -6,9 +6,9 @@
 //   plain     schema 1: no change feed at all (the peer)
 //   triggers  this modelrepo's trigger feed (row triggers, the change log), followed by a
 //             watch()
-//   logical   schema 1 in a publication, followed by a pgoutput reader on a temporary slot
-//             (src/postgres/logical: WalStream + PgoutputDecoder) that decodes every change
-//             and confirms each transaction as it commits
+//   logical   migrated with feed=logical (no triggers, a publication), followed by a
+//             watch() with feed=logical (src/postgres/logical: a temporary slot, pgoutput
+//             decoded, each transaction confirmed once it is visible)
 //
 // With fsync off (the harness's default) and on. Each follower's count of changes is
 // printed after the rounds: the logical reader must have kept up with its writers.
@@ -24,78 +24,11 @@
 #include <doctest/doctest.h>
 
 #include "bench_catalogue.hpp"
-#include "postgres/logical/wal_stream.hpp"
+#include "postgres/catalog/schema.hpp"
 
 using namespace modelrepo;
-using namespace modelrepo::detail::logical;
 using namespace std::chrono;
 namespace test = modelrepo::test;
-
-namespace {
-
-/// A pgoutput reader on a temporary slot of `url`'s database, on a thread of its own,
-/// decoding every change and confirming each commit.
-class LogicalFollower {
-public:
-    explicit LogicalFollower(const std::string& url) {
-        auto stream = WalStream::connect(url, 5s);
-        if (!stream) {
-            std::fprintf(stderr, "logical follower: %s\n", stream.error().message.c_str());
-            std::exit(1);
-        }
-        stream_ = std::move(stream).value();
-        auto slot = stream_->create_slot("bench_logical", true);
-        if (!slot ||
-            !stream_->start("bench_logical", slot.value().consistent_point, "modelrepo_bench")) {
-            std::fprintf(stderr, "logical follower: could not start\n");
-            std::exit(1);
-        }
-        thread_ = std::thread([this] { run(); });
-    }
-    ~LogicalFollower() {
-        stop_ = true;
-        thread_.join();
-    }
-    long changes() const { return changes_.load(); }
-    long commits() const { return commits_.load(); }
-
-private:
-    void run() {
-        PgoutputDecoder decoder;
-        while (!stop_) {
-            auto next = stream_->next(100ms);
-            if (!next) {
-                std::fprintf(stderr, "logical follower: %s\n", next.error().message.c_str());
-                return;
-            }
-            if (!next.value())
-                continue;
-            if (auto* k = std::get_if<Keepalive>(&*next.value())) {
-                if (k->reply_requested)
-                    (void)stream_->confirm(stream_->confirmed());
-                continue;
-            }
-            auto message = decoder.decode(std::get<XLogData>(*next.value()).payload);
-            if (!message) {
-                std::fprintf(stderr, "logical follower: %s\n", message.error().message.c_str());
-                return;
-            }
-            if (std::holds_alternative<Change>(message.value()))
-                ++changes_;
-            else if (auto* c = std::get_if<Commit>(&message.value())) {
-                ++commits_;
-                (void)stream_->confirm(c->end_lsn);
-            }
-        }
-    }
-
-    std::unique_ptr<WalStream> stream_;
-    std::thread thread_;
-    std::atomic<bool> stop_{false};
-    std::atomic<long> changes_{0}, commits_{0};
-};
-
-} // namespace
 
 int main(int argc, char** argv) {
     test::report_with_doctest = false;
@@ -113,14 +46,20 @@ int main(int argc, char** argv) {
     Snapshot snapshot = bench::catalogue(models);
     if (!bench::make_database(server, "plain", 1, snapshot) ||
         !bench::make_database(server, "triggers", detail::sql::feed_schema_version, snapshot) ||
-        !bench::make_database(server, "logical", 1, snapshot))
+        !bench::make_database(server, "logical", detail::sql::feed_schema_version, snapshot))
         return 1;
-    server.psql("CREATE PUBLICATION modelrepo_bench FOR TABLE providers, models, model_status",
-                "logical");
+    // The logical database: migrate with feed=logical drops the triggers, makes the publication.
+    auto logical_repo = PostgresRepository::open(server.url("app", bench::password, "logical",
+                                                            "127.0.0.1", "feed=logical"))
+                            .value();
+    if (auto migrated = logical_repo->migrate(); !migrated) {
+        std::fprintf(stderr, "migrate feed=logical: %s\n", migrated.error().message.c_str());
+        return 1;
+    }
     auto repo = PostgresRepository::open(server.url("app", bench::password, "triggers")).value();
-    std::atomic<long> seen{0};
+    std::atomic<long> seen{0}, seen_logical{0};
     auto sub = repo->watch([&](const CatalogChange&) { ++seen; }).value();
-    LogicalFollower logical(server.url("app", bench::password, "logical"));
+    auto logical_sub = logical_repo->watch([&](const CatalogChange&) { ++seen_logical; }).value();
     std::this_thread::sleep_for(500ms);
 
     std::printf("bench_logical: %d models, 8 writers on distinct rows, %d s per round, %d rounds "
@@ -149,8 +88,7 @@ int main(int argc, char** argv) {
     server.psql("SELECT pg_reload_conf()");
     // The followers catch up with the last round before they are counted.
     std::this_thread::sleep_for(2s);
-    std::printf("(followers: watch() on the triggers saw %ld changes; the logical reader "
-                "decoded %ld changes in %ld transactions)\n",
-                seen.load(), logical.changes(), logical.commits());
+    std::printf("(followers: watch() with feed=triggers saw %ld changes, with feed=logical %ld)\n",
+                seen.load(), seen_logical.load());
     return 0;
 }

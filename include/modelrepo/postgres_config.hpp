@@ -13,6 +13,18 @@
 
 namespace modelrepo {
 
+/// How watch() and a live copy learn of the catalogue's changes (`feed=`).
+enum class FeedKind {
+    automatic, ///< `auto` (the default): the trigger feed. It does not yet detect a database
+               ///< migrated for logical decoding: give `logical` for one
+    triggers,  ///< row triggers writing a change log (migrations 2 and 3)
+    logical,   ///< the WAL, by logical decoding: a publication (`migrate` makes it), a
+               ///< temporary slot per session; the role needs REPLICATION, the server
+               ///< wal_level = logical. Nothing runs on the writers' path
+};
+/// "auto", "triggers", "logical".
+std::string_view to_string(FeedKind k) noexcept;
+
 /// Which sessions serve reads (`read_target=`). Writes and the change feed always use a
 /// read-write session.
 enum class ReadTarget {
@@ -83,6 +95,9 @@ struct PostgresConfig {
     /// Which sessions serve reads (`read_target=`); with several hosts in the URL
     /// (primary and streaming standbys).
     ReadTarget read_target = ReadTarget::any;
+    /// Where changes come from (`feed=`); `migrate` with `feed=logical` drops the row
+    /// triggers and makes the publication, with `feed=triggers` the other way round.
+    FeedKind feed = FeedKind::automatic;
     /// A standby further behind than this serves no reads (`max_replication_lag=`),
     /// checked when a session is opened and every second while it is used, not per
     /// call. Zero: no bound.

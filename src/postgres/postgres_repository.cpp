@@ -15,6 +15,7 @@
 #include "catalog/schema.hpp"
 #include "catalog/sql_catalog.hpp"
 #include "feed/change_feed.hpp"
+#include "logical/logical_feed.hpp"
 
 namespace modelrepo {
 
@@ -27,7 +28,8 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
     detail::HealthTracker health;
     detail::SqlCatalog sql;
     ChangeHub hub; ///< watch()'s subscribers, when no layer above takes the feed
-    std::unique_ptr<detail::ChangeFeed> feed;
+    std::unique_ptr<detail::ChangeFeed> feed;              ///< feed=triggers (and auto)
+    std::unique_ptr<detail::logical::LogicalFeed> logical; ///< feed=logical
     std::once_flag feed_started;
     std::mutex sink_mutex; ///< guards sink, state_sink (set by the layer above, read by the feed)
     Sink sink;             ///< the layer above that takes the feed (a copy), if any
@@ -47,14 +49,26 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
         feed_options.backoff_initial = c.reconnect_backoff_initial;
         feed_options.backoff_max = c.reconnect_backoff_max;
         feed_options.health = &health;
-        feed = std::make_unique<detail::ChangeFeed>(
-            sql.feed_session(), sql.schema_prefix(), feed_options,
-            [this](std::vector<CatalogChange> changes) { deliver(std::move(changes)); },
-            [this](bool connected) {
-                std::lock_guard lock(sink_mutex);
-                if (state_sink)
-                    state_sink(connected);
-            });
+        auto to_sink = [this](std::vector<CatalogChange> changes) { deliver(std::move(changes)); };
+        auto to_state = [this](bool connected) {
+            std::lock_guard lock(sink_mutex);
+            if (state_sink)
+                state_sink(connected);
+        };
+        if (c.feed == FeedKind::logical)
+            logical = std::make_unique<detail::logical::LogicalFeed>(
+                sql.feed_session(),
+                detail::logical::LogicalFeed::Options{
+                    feed_options.heartbeat, feed_options.heartbeat_timeout,
+                    feed_options.backoff_initial, feed_options.backoff_max, &health},
+                to_sink, to_state);
+        else
+            feed = std::make_unique<detail::ChangeFeed>(sql.feed_session(), sql.schema_prefix(),
+                                                        feed_options, to_sink, to_state);
+    }
+
+    detail::ChangeFeed::Stats feed_stats() const {
+        return logical ? logical->stats() : feed->stats();
     }
 
     /// The feed's changes: to this repository's own watchers, and to the layer above.
@@ -68,7 +82,12 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
     }
 
     void start_feed() {
-        std::call_once(feed_started, [&] { feed->start(); });
+        std::call_once(feed_started, [&] {
+            if (logical)
+                logical->start();
+            else
+                feed->start();
+        });
     }
 
     // ChangeSource, for a last-known copy (and for watch() itself).
@@ -120,7 +139,10 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
         // The feed ends its session attempt first, so that what it was about to deliver
         // (the resync of its first connect) still reaches the copy, whose thread runs yet:
         // a short-lived process saves a copy for the next one that way.
-        feed->stop();
+        if (logical)
+            logical->stop();
+        else
+            feed->stop();
         std::lock_guard lock(sink_mutex);
         sink = {};
         state_sink = {};
@@ -195,6 +217,10 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
             return std::move(direct_session).error();
         direct = std::move(direct_session).value();
     }
+    if (config.feed == FeedKind::logical && !config.mapping.empty())
+        return make_error(Errc::not_supported,
+                          "feed=logical with mapping= is not built yet: the logical feed reads "
+                          "modelrepo's own tables; use feed=triggers (or auto) for a mapping");
     detail::Mapping mapping = detail::Mapping::builtin_tables();
     if (!config.mapping.empty()) {
         auto loaded = detail::load_mapping(config.mapping);
@@ -365,7 +391,7 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
                 static_cast<double>(r->broken_replaced + r->expired_replaced));
     }
     {
-        auto f = parts_->feed->stats();
+        auto f = parts_->feed_stats();
         gauge("modelrepo_feed_connected", "1 while the change feed's session listens.",
               f.connected ? 1 : 0);
         counter("modelrepo_feed_changes_total",

@@ -6,8 +6,10 @@
 // the slot's confirmed position moved by a status update; and the typed errors of a role
 // without REPLICATION. With MODELREPO_CAPTURE_PGOUTPUT=FILE it writes the messages it
 // received, hex, one a line: tests/unit/pgoutput/captured.hex came from such a run.
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -15,6 +17,7 @@
 
 #include "pg_catalogue.hpp"
 #include "postgres/logical/wal_stream.hpp"
+#include "watching.hpp"
 
 using namespace modelrepo;
 using namespace modelrepo::test;
@@ -206,4 +209,157 @@ TEST_CASE("logical decoding: a role without REPLICATION is told the fix") {
     CHECK(stream.error().is(Errc::auth_failed));
     CHECK(stream.error().message.find("REPLICATION") != std::string::npos);
     CHECK(stream.error().message.find(password) == std::string::npos);
+}
+
+namespace {
+
+/// The catalogue's own triggers left on its three tables.
+std::string triggers_on_catalogue(PgServer& s, const std::string& database) {
+    return s.psql("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN "
+                  "('models'::regclass, 'providers'::regclass, 'model_status'::regclass)",
+                  database);
+}
+
+std::string publications(PgServer& s, const std::string& database) {
+    return s.psql("SELECT count(*) FROM pg_publication WHERE pubname = 'modelrepo_catalogue'",
+                  database);
+}
+
+/// What a watch() received, in order.
+struct Seen {
+    std::mutex mutex;
+    std::vector<CatalogChange> changes;
+    std::size_t count(CatalogChange::Kind kind, const std::string& slug = "") {
+        std::lock_guard lock(mutex);
+        return std::count_if(changes.begin(), changes.end(), [&](const CatalogChange& c) {
+            return c.kind == kind && (slug.empty() || c.slug == slug);
+        });
+    }
+};
+
+} // namespace
+
+TEST_CASE("feed=logical: migrate puts the catalogue on a publication without triggers, and back; "
+          "watch() and a live copy follow the WAL") {
+    auto& s = server();
+    s.psql("ALTER ROLE app REPLICATION");
+    const std::string name = "logical_feed";
+    auto layered = fresh_catalogue(name, "feed=logical&cache=live");
+    CHECK(triggers_on_catalogue(s, name) == "0");
+    CHECK(publications(s, name) == "1");
+    // Again, and two at once: the same end.
+    auto pg = open_repo(s.url("app", password, name, "127.0.0.1", "feed=logical"));
+    std::thread other([&] { CHECK(pg->migrate()); });
+    CHECK(pg->migrate());
+    other.join();
+    CHECK(triggers_on_catalogue(s, name) == "0");
+    CHECK(publications(s, name) == "1");
+
+    Seen seen;
+    auto sub = pg->watch([&](const CatalogChange& c) {
+        std::lock_guard lock(seen.mutex);
+        seen.changes.push_back(c);
+    });
+    REQUIRE(sub);
+    REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
+
+    s.psql("UPDATE model_status SET availability = 0.42 WHERE model_slug = 'gpt-4o'", name);
+    s.psql("BEGIN; UPDATE models SET name = 'Renamed by SQL' WHERE slug = 'gpt-4o'; "
+           "UPDATE providers SET name = 'Acme' WHERE slug = (SELECT provider_slug FROM models "
+           "WHERE slug = 'gpt-4o'); COMMIT",
+           name);
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 1; }, 20s));
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::model, "gpt-4o") == 1; }, 20s));
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::provider) == 1; }, 20s));
+    {
+        std::lock_guard lock(seen.mutex);
+        for (std::size_t i = 1; i < seen.changes.size(); ++i)
+            CHECK(seen.changes[i].version > seen.changes[i - 1].version); // commit order
+    }
+    // The live copy applied them.
+    auto feed_metrics = [&] {
+        std::string out;
+        for (const auto& family : layered.pg->backend_metrics())
+            if (family.name.starts_with("modelrepo_feed_") && !family.samples.empty())
+                out += family.name + " " + std::to_string(family.samples[0].value) + "\n";
+        return out;
+    };
+    CAPTURE(feed_metrics());
+    CHECK(eventually(
+        [&] {
+            auto m = layered->find_model("gpt-4o");
+            return m && m.value() && m.value()->name == "Renamed by SQL";
+        },
+        20s));
+
+    // The walsender ended under it: a resync, then changes again.
+    const std::size_t resyncs = seen.count(CatalogChange::Kind::resync);
+    s.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = "
+           "'walsender' AND datname = '" +
+           name + "'");
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::resync) > resyncs; }, 30s));
+    s.psql("UPDATE model_status SET availability = 0.43 WHERE model_slug = 'gpt-4o'", name);
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 2; }, 20s));
+    CHECK(eventually([&] { return layered.copy_state().in_sync; }, 20s));
+
+    // Back to the trigger feed: the triggers again, no publication, and the trigger feed
+    // hears changes.
+    sub.value().cancel();
+    auto back = open_repo(s.url("app", password, name, "127.0.0.1", "feed=triggers"));
+    REQUIRE(back->migrate());
+    REQUIRE(back->migrate());
+    CHECK(triggers_on_catalogue(s, name) == "6");
+    CHECK(publications(s, name) == "0");
+    Seen heard;
+    auto triggered = back->watch([&](const CatalogChange& c) {
+        std::lock_guard lock(heard.mutex);
+        heard.changes.push_back(c);
+    });
+    REQUIRE(triggered);
+    REQUIRE(eventually([&] { return heard.count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    s.psql("UPDATE model_status SET availability = 0.44 WHERE model_slug = 'gpt-4o'", name);
+    CHECK(eventually([&] { return heard.count(CatalogChange::Kind::status, "gpt-4o") == 1; }, 20s));
+}
+
+TEST_CASE("feed=logical: the typed errors of a role without REPLICATION, a database never "
+          "migrated for it, and a mapping") {
+    auto& s = server();
+    s.psql("ALTER ROLE app REPLICATION");
+    const std::string name = "logical_unmigrated";
+    fresh_catalogue(name); // the trigger feed's migration only: no publication
+    auto pg = open_repo(s.url("app", password, name, "127.0.0.1", "feed=logical"));
+    auto sub = pg->watch([](const CatalogChange&) {});
+    REQUIRE(sub);
+    auto health_of = [](PostgresRepository& repo) {
+        auto* h = repo.capability<HealthControl>();
+        REQUIRE(h);
+        return h->source_health();
+    };
+    CHECK(eventually(
+        [&] {
+            auto health = health_of(*pg);
+            return health.down() && health.errc == Errc::schema_missing;
+        },
+        20s));
+    CAPTURE(health_of(*pg).cause);
+    CHECK(health_of(*pg).cause.find("feed=logical") != std::string::npos);
+
+    s.psql("ALTER ROLE app NOREPLICATION");
+    auto denied = open_repo(s.url("app", password, name, "127.0.0.1", "feed=logical"));
+    auto denied_sub = denied->watch([](const CatalogChange&) {});
+    REQUIRE(denied_sub);
+    CHECK(eventually(
+        [&] {
+            auto health = health_of(*denied);
+            return health.down() && health.errc == Errc::auth_failed &&
+                   health.cause.find("REPLICATION") != std::string::npos;
+        },
+        20s));
+    s.psql("ALTER ROLE app REPLICATION");
+
+    auto mapped = PostgresRepository::open(
+        s.url("app", password, name, "127.0.0.1", "feed=logical&mapping=%2Ftmp%2Fm.json"));
+    REQUIRE_FALSE(mapped);
+    CHECK(mapped.error().is(Errc::not_supported));
 }

@@ -242,3 +242,24 @@ TEST_CASE("name= gives any source a display name, in place of its address") {
     CHECK(typo.error().message.find("dbnmae") != std::string::npos);
 #endif
 }
+
+#if MODELREPO_HAS_POSTGRES
+TEST_CASE("feed= picks the change feed: auto, triggers or logical; anything else is named") {
+    auto config = [](const std::string& query) {
+        return PostgresConfig::from_url("postgresql://app@127.0.0.1:1/db" + query);
+    };
+    CHECK(config("").value().feed == FeedKind::automatic);
+    CHECK(config("?feed=auto").value().feed == FeedKind::automatic);
+    CHECK(config("?feed=triggers").value().feed == FeedKind::triggers);
+    CHECK(config("?feed=logical").value().feed == FeedKind::logical);
+    CHECK(to_string(FeedKind::logical) == "logical");
+    auto bad = config("?feed=wal2json");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("auto, triggers or logical") != std::string::npos);
+    // libpq never sees it, nor a near miss of it.
+    CHECK(config("?feed=logical").value().conninfo.find("feed") == std::string::npos);
+    auto typo = config("?fed=logical");
+    REQUIRE_FALSE(typo);
+    CHECK(typo.error().message.find("feed") != std::string::npos);
+}
+#endif

@@ -2,6 +2,7 @@
 // SqlCatalog's schema: its version and migrate() (modelrepo's own tables, or the change
 // feed installed on a mapping's), serialized across processes by an advisory lock.
 
+#include "../logical/logical_feed.hpp"
 #include "calls.hpp"
 
 namespace modelrepo::detail {
@@ -35,6 +36,43 @@ std::vector<std::pair<int, std::string>> mapped_migrations(const Mapping& m,
     return {{1, ""}, {2, ""}, {3, mapped_feed_sql(m, prefix)}};
 }
 
+/// The statements that put the catalogue (modelrepo's own tables) on `feed`, after its
+/// migrations: for the logical feed its row and truncate triggers dropped and the
+/// publication made; for the trigger feed the other way round. Each statement may run
+/// again (IF EXISTS, OR REPLACE, a publication made only when missing), and migrate's
+/// advisory lock keeps two of them from running at once.
+std::vector<std::string> feed_switch(FeedKind feed, const std::string& publication) {
+    const std::string pub = quote_identifier(publication);
+    struct Table {
+        const char* name;
+        const char* kind;
+    };
+    const Table tables[] = {
+        {"model_status", "status"}, {"models", "model"}, {"providers", "provider"}};
+    std::vector<std::string> out;
+    if (feed == FeedKind::logical) {
+        for (const Table& t : tables) {
+            out.push_back("DROP TRIGGER IF EXISTS modelrepo_" + std::string(t.kind) +
+                          "_logged ON " + t.name);
+            out.push_back("DROP TRIGGER IF EXISTS modelrepo_truncated ON " + std::string(t.name));
+        }
+        out.push_back("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = " +
+                      quote_literal(publication) + ") THEN CREATE PUBLICATION " + pub +
+                      " FOR TABLE providers, models, model_status; END IF; END $$");
+    } else if (feed == FeedKind::triggers) {
+        for (const Table& t : tables) {
+            out.push_back("CREATE OR REPLACE TRIGGER modelrepo_" + std::string(t.kind) +
+                          "_logged AFTER INSERT OR UPDATE OR DELETE ON " + t.name +
+                          " FOR EACH ROW EXECUTE FUNCTION modelrepo_row_logged('" + t.kind + "')");
+            out.push_back("CREATE OR REPLACE TRIGGER modelrepo_truncated AFTER TRUNCATE ON " +
+                          std::string(t.name) +
+                          " FOR EACH STATEMENT EXECUTE FUNCTION modelrepo_truncated()");
+        }
+        out.push_back("DROP PUBLICATION IF EXISTS " + pub);
+    }
+    return out;
+}
+
 std::string_view mapped_migration_name(int version) {
     return version == 3 ? "change feed on the mapped tables"
                         : "the mapped tables are the user's (nothing created)";
@@ -46,8 +84,10 @@ Result<int> SqlCatalog::migrate() {
     return with_connection(direct(), [&](Connection& c, Deadline until) -> Result<int> {
         return c.transaction("", until, [&](Connection& c) -> Result<int> {
             auto run = [&](const std::string& sql) { return c.script(sql, until); };
-            std::vector<std::string> setup{"SELECT pg_advisory_xact_lock(" +
-                                           std::to_string(migration_lock_key) + ")"};
+            // Its IF EXISTS and IF NOT EXISTS are expected: no NOTICE on a program's stderr.
+            std::vector<std::string> setup{"SET LOCAL client_min_messages = warning",
+                                           "SELECT pg_advisory_xact_lock(" +
+                                               std::to_string(migration_lock_key) + ")"};
             if (!config_.schema.empty()) {
                 setup.push_back("CREATE SCHEMA IF NOT EXISTS " + quote_identifier(config_.schema));
                 setup.push_back(local_search_path());
@@ -89,6 +129,12 @@ Result<int> SqlCatalog::migrate() {
                     return std::move(noted).error();
                 current = number_of;
             }
+            // feed= in the URL: the catalogue put on that feed (auto leaves it as it is).
+            if (mapping_.builtin)
+                for (const auto& sql :
+                     feed_switch(config_.feed, logical::publication_name(config_.schema)))
+                    if (auto done = run(sql); !done)
+                        return std::move(done).error();
             return current;
         });
     });

@@ -145,6 +145,15 @@ std::optional<Error> read_param(PostgresConfig& config, std::string_view url,
             return invalid(url, "read_target must be any, primary, prefer-standby or standby, "
                                 "got '" +
                                     value + "'");
+    } else if (key == "feed") {
+        if (value == "auto")
+            config.feed = FeedKind::automatic;
+        else if (value == "triggers")
+            config.feed = FeedKind::triggers;
+        else if (value == "logical")
+            config.feed = FeedKind::logical;
+        else
+            return invalid(url, "feed must be auto, triggers or logical, got '" + value + "'");
     } else if (key == "direct_url") {
         if (!value.starts_with("postgresql://") && !value.starts_with("postgres://") &&
             value.find('=') == std::string::npos)
@@ -297,6 +306,18 @@ Result<PostgresConfig> PostgresConfig::from_url(std::string_view url) {
     if (auto session = detail::parse_session_config(config.conninfo); !session)
         return std::move(session).error();
     return config;
+}
+
+std::string_view to_string(FeedKind k) noexcept {
+    switch (k) {
+    case FeedKind::automatic:
+        return "auto";
+    case FeedKind::triggers:
+        return "triggers";
+    case FeedKind::logical:
+        break;
+    }
+    return "logical";
 }
 
 std::string_view to_string(ReadTarget t) noexcept {

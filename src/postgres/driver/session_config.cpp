@@ -127,6 +127,9 @@ constexpr std::array own_parameters{
     std::string_view("read_target"),
     std::string_view("max_replication_lag"),
     std::string_view("direct_url"),
+    std::string_view("feed"),
+    std::string_view("name"),
+    std::string_view("mapping"),
 };
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {

@@ -50,6 +50,16 @@ Error command_error(const std::string& command, PGresult* result, PGconn* conn) 
         e.sqlstate = sqlstate;
         return e;
     }
+    if (message.find("publication") != std::string::npos &&
+        message.find("does not exist") != std::string::npos) {
+        Error e = make_error(Errc::schema_missing,
+                             command +
+                                 ": the catalogue's publication is missing: run modelrepo "
+                                 "migrate with feed=logical in the URL. Server: " +
+                                 message);
+        e.sqlstate = sqlstate;
+        return e;
+    }
     Error e = make_error(sqlstate.empty() ? Errc::unreachable : Errc::query_failed,
                          command + ": " + message);
     e.sqlstate = sqlstate;
@@ -175,6 +185,19 @@ Result<std::unique_ptr<WalStream>> WalStream::connect(const std::string& conninf
     return std::unique_ptr<WalStream>(new WalStream(std::move(session)));
 }
 
+Result<bool> WalStream::has_publication(const std::string& name) {
+    if (!plain_name(name))
+        return not_plain("a publication name", name);
+    auto result = session_->run(
+        "SELECT count(*) FROM pg_publication WHERE pubname = '" + name + "'", PGRES_TUPLES_OK);
+    if (!result)
+        return result.error();
+    bool found =
+        PQntuples(result.value()) == 1 && std::string(PQgetvalue(result.value(), 0, 0)) != "0";
+    PQclear(result.value());
+    return found;
+}
+
 Result<CreatedSlot> WalStream::create_slot(const std::string& name, bool temporary) {
     if (!plain_name(name))
         return not_plain("a slot name", name);
@@ -233,8 +256,8 @@ Result<std::optional<CopyMessage>> WalStream::next(milliseconds wait) {
             Error e = command_error("the replication stream", end, conn);
             if (end)
                 PQclear(end);
-            if (e.is(Errc::query_failed))
-                return e;
+            if (!e.sqlstate.empty())
+                return e; // the server's own error (a missing publication, say)
             return make_error(Errc::unreachable, "the replication stream ended: " + e.message);
         }
         if (size == -2)

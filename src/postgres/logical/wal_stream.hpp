@@ -77,6 +77,9 @@ public:
     WalStream(const WalStream&) = delete;
     WalStream& operator=(const WalStream&) = delete;
 
+    /// Whether the database has publication `name` (a replication=database session takes
+    /// SQL too).
+    Result<bool> has_publication(const std::string& name);
     /// CREATE_REPLICATION_SLOT `name` [TEMPORARY] LOGICAL pgoutput, exporting its snapshot.
     Result<CreatedSlot> create_slot(const std::string& name, bool temporary);
     /// START_REPLICATION SLOT `slot` LOGICAL `from` for `publication` (pgoutput protocol 1).

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: MIT
+#include "logical_feed.hpp"
+
+#include <thread>
+
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include "wal_stream.hpp"
+
+namespace modelrepo::detail::logical {
+
+using namespace std::chrono;
+
+namespace {
+
+/// Changes of one transaction past this are one resync.
+constexpr std::uint32_t max_position = 0xffff;
+
+/// PostgreSQL's epoch (2000-01-01 UTC) on the Unix clock, in microseconds.
+constexpr std::int64_t epoch_2000_us = 946'684'800'000'000LL;
+
+/// libpq's key=value words for `host` (every parameter of it, quoted).
+std::string conninfo_of(const HostParams& host) {
+    std::string out;
+    for (const auto& [key, value] : host.params) {
+        std::string quoted = "'";
+        for (char c : value) {
+            if (c == '\'' || c == '\\')
+                quoted += '\\';
+            quoted += c;
+        }
+        out += (out.empty() ? "" : " ") + key + "=" + quoted + "'";
+    }
+    return out;
+}
+
+std::atomic<unsigned> slot_counter{0};
+
+} // namespace
+
+/// A plain session that tells when a decoded transaction is visible to other sessions:
+/// the walsender may send a commit before the committing backend has left the running
+/// transactions, and a copy that re-read the rows then would read them as they were.
+class LogicalFeed::Visibility {
+public:
+    explicit Visibility(const std::string& conninfo)
+        : conn_(PQconnectdb(conninfo.c_str())) {}
+    ~Visibility() { PQfinish(conn_); }
+    Visibility(const Visibility&) = delete;
+    Visibility& operator=(const Visibility&) = delete;
+
+    Result<void> ok() const {
+        if (PQstatus(conn_) == CONNECTION_OK)
+            return success();
+        return make_error(Errc::unreachable,
+                          std::string("the feed's visibility session: ") + PQerrorMessage(conn_));
+    }
+    /// Waits until transaction `xid` no longer runs in a new snapshot (at most `limit`).
+    Result<void> wait(std::uint32_t xid, milliseconds limit) {
+        const std::string sql = "SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot()) x "
+                                "WHERE (x::text::bigint & 4294967295) = " +
+                                std::to_string(xid);
+        auto until = steady_clock::now() + limit;
+        for (int round = 0;; ++round) {
+            PGresult* r = PQexec(conn_, sql.c_str());
+            bool done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+                        std::string(PQgetvalue(r, 0, 0)) == "0";
+            bool failed = PQresultStatus(r) != PGRES_TUPLES_OK;
+            std::string why = failed ? PQresultErrorMessage(r) : "";
+            PQclear(r);
+            if (failed)
+                return make_error(Errc::unreachable, "the feed's visibility session: " + why);
+            if (done)
+                return success();
+            if (steady_clock::now() > until)
+                return make_error(Errc::timeout, "transaction " + std::to_string(xid) +
+                                                     " was decoded but stayed invisible");
+            std::this_thread::sleep_for(microseconds(round < 10 ? 100 : 1'000));
+        }
+    }
+
+private:
+    PGconn* conn_;
+};
+
+std::int64_t change_version(Lsn commit, std::uint32_t position) {
+    return static_cast<std::int64_t>((commit << 16) | std::min(position, max_position));
+}
+
+std::string publication_name(const std::string& schema) {
+    return schema.empty() ? "modelrepo_catalogue" : "modelrepo_catalogue_" + schema;
+}
+
+LogicalFeed::LogicalFeed(std::shared_ptr<const SessionConfig> session, Options options,
+                         ChangeFeed::Sink sink, ChangeFeed::StateSink state)
+    : session_(std::move(session))
+    , options_(options)
+    , sink_(std::move(sink))
+    , state_(std::move(state))
+    , schema_(session_->schema.empty() ? "public" : session_->schema)
+    , publication_(publication_name(session_->schema)) {}
+
+LogicalFeed::~LogicalFeed() {
+    stop();
+}
+
+void LogicalFeed::start() {
+    std::lock_guard lock(mutex_);
+    if (started_ || stopping_)
+        return;
+    started_ = true;
+    thread_ = std::thread([this] { run(); });
+}
+
+void LogicalFeed::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable())
+        thread_.join();
+}
+
+ChangeFeed::Stats LogicalFeed::stats() const {
+    std::lock_guard lock(mutex_);
+    return stats_;
+}
+
+bool LogicalFeed::pause(milliseconds d) {
+    std::unique_lock lock(mutex_);
+    return !wake_.wait_for(lock, d, [&] { return stopping_; });
+}
+
+void LogicalFeed::tell(bool connected) {
+    {
+        std::lock_guard lock(mutex_);
+        if (stats_.connected == connected)
+            return;
+        stats_.connected = connected;
+        if (connected)
+            ++stats_.connects;
+        else
+            ++stats_.disconnects;
+    }
+    if (state_)
+        state_(connected);
+}
+
+void LogicalFeed::deliver(std::vector<CatalogChange> changes) {
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& c : changes) {
+            stats_.version = std::max(stats_.version, c.version);
+            if (c.kind == CatalogChange::Kind::resync)
+                ++stats_.resyncs;
+            else
+                ++stats_.delivered;
+        }
+    }
+    sink_(std::move(changes));
+}
+
+void LogicalFeed::resync(std::int64_t version) {
+    CatalogChange r;
+    r.kind = CatalogChange::Kind::resync;
+    r.version = version;
+    r.at = system_clock::now();
+    deliver({r});
+}
+
+void LogicalFeed::run() {
+    milliseconds backoff = options_.backoff_initial;
+    while (true) {
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_)
+                break;
+        }
+        auto began = steady_clock::now();
+        Error why = session();
+        tell(false);
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_)
+                break;
+            stats_.last_error = why;
+        }
+        if (options_.health)
+            options_.health->failed("feed", why);
+        if (steady_clock::now() - began > options_.backoff_max)
+            backoff = options_.backoff_initial; // it ran a while: start the backoff again
+        if (!pause(backoff))
+            break;
+        backoff = std::min(backoff * 2, options_.backoff_max);
+    }
+}
+
+Error LogicalFeed::session() {
+    if (session_->hosts.empty())
+        return make_error(Errc::invalid_argument, "the feed's URL names no host");
+    auto connected =
+        WalStream::connect(conninfo_of(session_->hosts.front()), session_->connect_timeout);
+    if (!connected) {
+        Error e = connected.error();
+        e.source = session_->source;
+        return e;
+    }
+    WalStream& stream = *connected.value();
+    Visibility visibility(conninfo_of(session_->hosts.front()));
+    if (auto ok = visibility.ok(); !ok)
+        return ok.error();
+    // pgoutput names a missing publication only at the first change: ask now.
+    auto published = stream.has_publication(publication_);
+    if (!published)
+        return published.error();
+    if (!published.value()) {
+        Error e = make_error(Errc::schema_missing,
+                             "the catalogue's publication " + publication_ +
+                                 " is missing: run modelrepo migrate with feed=logical in the URL");
+        e.source = session_->source;
+        return e;
+    }
+    const std::string slot =
+        "modelrepo_" + std::to_string(::getpid()) + "_" + std::to_string(slot_counter.fetch_add(1));
+    auto created = stream.create_slot(slot, /*temporary=*/true);
+    if (!created)
+        return created.error();
+    if (auto started = stream.start(slot, created.value().consistent_point, publication_); !started)
+        return started.error();
+    {
+        std::lock_guard lock(mutex_);
+        stats_.last_error.reset();
+    }
+    if (options_.health)
+        options_.health->reached("feed");
+    tell(true);
+    // What was committed before the slot is not in its stream: read again.
+    resync(change_version(created.value().consistent_point, 0));
+    return follow(stream, visibility);
+}
+
+Error LogicalFeed::follow(WalStream& stream, Visibility& visibility) {
+    PgoutputDecoder decoder;
+    std::vector<CatalogChange> pending;
+    Lsn commit = 0;
+    std::uint32_t xid = 0;
+    Timestamp committed_at{};
+    std::uint32_t position = 0;
+    bool whole_resync = false; ///< a TRUNCATE, or more changes than versions can name
+    auto last_heard = steady_clock::now();
+    bool asked = false;
+    while (true) {
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_)
+                return make_error(Errc::unreachable, "stopping");
+        }
+        auto next = stream.next(milliseconds(200));
+        if (!next)
+            return next.error();
+        auto now = steady_clock::now();
+        if (!next.value()) {
+            if (now - last_heard > options_.heartbeat + options_.heartbeat_timeout)
+                return make_error(
+                    Errc::timeout,
+                    "the replication session did not answer for " +
+                        std::to_string(duration_cast<milliseconds>(now - last_heard).count()) +
+                        " ms");
+            if (!asked && now - last_heard > options_.heartbeat) {
+                if (auto sent = stream.confirm(stream.confirmed(), true); !sent)
+                    return sent.error();
+                asked = true;
+            }
+            continue;
+        }
+        last_heard = now;
+        asked = false;
+        if (auto* k = std::get_if<Keepalive>(&*next.value())) {
+            if (k->reply_requested)
+                if (auto sent = stream.confirm(stream.confirmed()); !sent)
+                    return sent.error();
+            continue;
+        }
+        {
+            std::lock_guard lock(mutex_);
+            ++stats_.received;
+        }
+        auto message = decoder.decode(std::get<XLogData>(*next.value()).payload);
+        if (!message)
+            return message.error();
+        if (auto* b = std::get_if<Begin>(&message.value())) {
+            pending.clear();
+            commit = b->final_lsn;
+            xid = b->xid;
+            position = 0;
+            whole_resync = commit >= (Lsn{1} << 47);
+            committed_at = system_clock::time_point(
+                duration_cast<system_clock::duration>(microseconds(b->commit_us + epoch_2000_us)));
+        } else if (auto* change = std::get_if<Change>(&message.value())) {
+            // The row as it is, and as it was when its slug changed: both are news.
+            for (const auto* row : {&change->new_row, &change->old_row}) {
+                CatalogChange c;
+                if (whole_resync || !*row || !to_change(*change->relation, **row, c))
+                    continue;
+                if (!pending.empty() && pending.back().slug == c.slug &&
+                    pending.back().kind == c.kind && row == &change->old_row)
+                    continue; // the key sent for an update that kept it
+                if (++position >= max_position) {
+                    whole_resync = true;
+                    break;
+                }
+                c.version = change_version(commit, position);
+                c.at = committed_at;
+                pending.push_back(std::move(c));
+            }
+        } else if (std::holds_alternative<Truncate>(message.value())) {
+            whole_resync = true;
+        } else if (auto* done = std::get_if<Commit>(&message.value())) {
+            {
+                std::lock_guard lock(mutex_);
+                ++stats_.polls;
+            }
+            if (whole_resync || !pending.empty())
+                if (auto seen = visibility.wait(xid, options_.heartbeat_timeout); !seen)
+                    return seen.error();
+            if (whole_resync)
+                resync(change_version(commit, max_position));
+            else if (!pending.empty())
+                deliver(std::move(pending));
+            pending.clear();
+            // Delivered: the server may recycle the WAL up to the transaction's end.
+            if (auto sent = stream.confirm(done->end_lsn); !sent)
+                return sent.error();
+        }
+    }
+}
+
+bool LogicalFeed::to_change(const Relation& r, const Tuple& row, CatalogChange& out) const {
+    if (r.schema != schema_)
+        return false;
+    std::string_view slug_column;
+    if (r.name == "model_status") {
+        out.kind = CatalogChange::Kind::status;
+        slug_column = "model_slug";
+    } else if (r.name == "models") {
+        out.kind = CatalogChange::Kind::model;
+        slug_column = "slug";
+    } else if (r.name == "providers") {
+        out.kind = CatalogChange::Kind::provider;
+        slug_column = "slug";
+    } else {
+        return false;
+    }
+    for (std::size_t i = 0; i < r.columns.size(); ++i)
+        if (r.columns[i].name == slug_column && row.values[i]) {
+            out.slug = *row.values[i];
+            return true;
+        }
+    return false;
+}
+
+} // namespace modelrepo::detail::logical
