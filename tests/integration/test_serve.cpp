@@ -1058,3 +1058,26 @@ TEST_CASE("serve --publish: the backup follows the changes, at most once per int
     CHECK(serve.process().wait(10s) == 0);
     CHECK(serve.process().err().find(github_token) == std::string::npos);
 }
+
+TEST_CASE("serve on feed=logical: a psql change reaches the copy and /v1/changes from the WAL, "
+          "with no trigger on the writer's table") {
+    PgServer& pg = server();
+    pg.psql("ALTER ROLE app REPLICATION");
+    fresh_catalogue("serve_logical", "feed=logical");
+    CHECK(pg.psql("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = "
+                  "'model_status'::regclass",
+                  "serve_logical") == "0");
+    Serve serve({pg.url("app", password, "serve_logical", "127.0.0.1",
+                        "feed=logical&cache=live&connect_timeout=2")});
+    REQUIRE(copy_in_sync(json::parse(ready_when(serve, copy_in_sync).body)));
+    auto stream = open_stream(serve.port());
+    pg.psql("UPDATE model_status SET availability = 0.1234 WHERE model_slug = 'gpt-5'",
+            "serve_logical");
+    REQUIRE(stream->wait_for("\"slug\":\"gpt-5\"", 10s));
+    CHECK(eventually(
+        [&] {
+            return curl({serve.base() + "/v1/statuses"}).body.find("0.1234") != std::string::npos;
+        },
+        10s));
+    pg.psql("ALTER ROLE app NOREPLICATION");
+}
