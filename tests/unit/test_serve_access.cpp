@@ -371,6 +371,7 @@ TEST_CASE("served_sources: on a network listener, sources without name= are name
         "https://mirror.example/models.json#top",
         "builtin:",
         "postgresql://app:p%3Fw@db/models",
+        "host=::1 name=own user=app",
     };
     auto named = served_sources(given, true);
     REQUIRE(named.size() == given.size());
@@ -382,6 +383,7 @@ TEST_CASE("served_sources: on a network listener, sources without name= are name
     CHECK(named[5] == "https://mirror.example/models.json?name=https-6#top");
     CHECK(named[6] == "builtin:");
     CHECK(named[7] == "postgresql://app:p%3Fw@db/models?name=postgresql-8");
+    CHECK(named[8] == given[8]); // a conninfo with a ':' in a value names itself too
     CHECK(served_sources(given, false) == given);
 #if MODELREPO_HAS_POSTGRES
     for (std::size_t i : {0u, 2u})

@@ -101,10 +101,17 @@ std::size_t query_at(std::string_view uri) {
     return uri.find('?', past_userinfo(uri));
 }
 
+/// libpq's key=value form ("host=db user=app"): an '=' before any ':' and no "://".
+bool is_conninfo(std::string_view uri) {
+    std::size_t colon = uri.find(':');
+    std::size_t eq = uri.find('=');
+    return uri.find("://") == std::string_view::npos && eq != std::string_view::npos &&
+           (colon == std::string_view::npos || eq < colon);
+}
+
 /// Whether `uri` names itself (`name=` in its query, or a `name` word of a conninfo).
 bool names_itself(std::string_view uri) {
-    if (uri.find("://") == std::string_view::npos && uri.find(':') == std::string_view::npos &&
-        uri.find('=') != std::string_view::npos) {
+    if (is_conninfo(uri)) {
         // libpq's key=value form: a word that starts with "name".
         for (std::size_t at = uri.find("name"); at != std::string_view::npos;
              at = uri.find("name", at + 1)) {
@@ -228,11 +235,8 @@ std::vector<std::string> served_sources(std::vector<std::string> uris, bool disc
         std::string& uri = uris[i];
         if (names_itself(uri))
             continue;
-        std::size_t colon = uri.find(':');
-        bool conninfo = uri.find("://") == std::string::npos &&
-                        uri.find('=') != std::string::npos &&
-                        (colon == std::string::npos || uri.find('=') < colon);
-        std::string kind = conninfo ? "postgresql" : uri.substr(0, colon);
+        const bool conninfo = is_conninfo(uri);
+        std::string kind = conninfo ? "postgresql" : uri.substr(0, uri.find(':'));
         for (char& c : kind)
             c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         if (kind == "postgres")
