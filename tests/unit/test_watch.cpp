@@ -98,19 +98,23 @@ TEST_CASE("a backlog past the queue limit collapses into one resync, counted") {
 TEST_CASE("cancel() from inside a callback returns at once; no call follows") {
     ChangeHub hub;
     std::atomic<int> calls{0};
+    std::atomic<bool> cancelled{false};
     Subscription sub;
-    std::mutex sub_mutex;
+    std::mutex sub_mutex; ///< `sub` is one object used from two threads: under this
     std::unique_lock lock(sub_mutex);
     sub = hub.subscribe([&](const CatalogChange&) {
         ++calls;
         std::lock_guard l(sub_mutex);
         sub.cancel(); // would deadlock if it waited for this very callback
+        cancelled = true;
     });
     lock.unlock();
     hub.publish(status("a", 1));
     hub.publish(status("b", 2));
-    std::this_thread::sleep_for(200ms);
+    REQUIRE(test::eventually([&] { return cancelled.load(); }, 10s));
+    std::this_thread::sleep_for(200ms); // a call after the cancel would come by now
     CHECK(calls.load() == 1);
+    std::lock_guard l(sub_mutex);
     CHECK_FALSE(sub.active());
 }
 
