@@ -295,9 +295,14 @@ TEST_CASE("feed=logical: migrate puts the catalogue on a publication without tri
 
     // The walsender ended under it: a resync, then changes again.
     const std::size_t resyncs = seen.count(CatalogChange::Kind::resync);
-    s.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = "
-           "'walsender' AND datname = '" +
-           name + "'");
+    // pg_stat_activity lists a session once it has reported itself: wait until one ended.
+    CHECK(eventually(
+        [&] {
+            return s.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                          "backend_type = 'walsender' AND datname = '" +
+                          name + "'") != "0";
+        },
+        20s));
     CHECK(eventually([&] { return seen.count(CatalogChange::Kind::resync) > resyncs; }, 30s));
     s.psql("UPDATE model_status SET availability = 0.43 WHERE model_slug = 'gpt-4o'", name);
     CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 2; }, 20s));

@@ -268,6 +268,16 @@ TEST_CASE("OpenAPI: the document serve answers lints clean with @redocly/cli") {
 
 namespace {
 
+/// serve's log (stderr) comes to hold `needle`: read as it comes, for 20 s at most.
+bool log_says(Serve& serve, const std::string& needle) {
+    for (auto until = steady_clock::now() + 20s; steady_clock::now() < until;) {
+        if (serve.process().err().find(needle) != std::string::npos)
+            return true;
+        serve.process().read_line_until([](const std::string&) { return false; }, 50ms);
+    }
+    return false;
+}
+
 /// The serial number of the certificate a TLS server on `port` presents now.
 std::string served_serial(int port) {
     auto r = run_process({"bash", "-c",
@@ -291,15 +301,7 @@ TEST_CASE("HTTPS: --tls-cert/--tls-key, plain HTTP refused, TLS 1.2 and later, t
     Serve serve({"builtin:"}, {"--tls-cert", (dir.path() / "cert.pem").string(), "--tls-key",
                                (dir.path() / "key.pem").string(), "--read-token-file", reads});
     const std::string base = "https://127.0.0.1:" + std::to_string(serve.port());
-    // serve's log (stderr) until it says `needle`; read as it comes (20 s at most).
-    auto wait_log = [&](const std::string& needle) {
-        for (auto until = steady_clock::now() + 20s; steady_clock::now() < until;) {
-            if (serve.process().err().find(needle) != std::string::npos)
-                return true;
-            serve.process().read_line_until([](const std::string&) { return false; }, 50ms);
-        }
-        return false;
-    };
+    auto wait_log = [&](const std::string& needle) { return log_says(serve, needle); };
     auto ok = curl_full(
         {"--cacert", first.ca, "-H", "Authorization: Bearer r-Tls-1", base + "/v1/stats"});
     CHECK(ok.status == 200);
@@ -394,14 +396,7 @@ TEST_CASE("SIGHUP rereads --admin-url-file and --alert-header-file; what cannot 
     Serve serve({upstream->base() + "/v1/snapshot?refresh_interval=1s&timeout=2s", "builtin:"},
                 {"--alert-webhook", hooks.url(), "--alert-header-file", header,
                  "--alert-resolve-after", "1s", "--admin-url-file", admin});
-    auto wait_log = [&](const std::string& needle) {
-        for (auto until = steady_clock::now() + 20s; steady_clock::now() < until;) {
-            if (serve.process().err().find(needle) != std::string::npos)
-                return true;
-            serve.process().read_line_until([](const std::string&) { return false; }, 50ms);
-        }
-        return false;
-    };
+    auto wait_log = [&](const std::string& needle) { return log_says(serve, needle); };
     std::ofstream(header, std::ios::trunc) << "Authorization: Bearer hook-New-2\n";
     std::ofstream(admin, std::ios::trunc) << "postgresql://admin:Adm-New-8@127.0.0.1:1/x\n";
     serve.process().signal(SIGHUP);
