@@ -10,6 +10,10 @@ import os
 import re
 import sys
 
+# doctest's lines that say where a check failed (printed again at the end: CI's output
+# may keep only its tail).
+FAILED_AT = re.compile(r"^(.*\.cpp:\d+: (?:ERROR|FATAL ERROR): .*)$", re.M)
+
 DOCTEST = re.compile(r"\[doctest\] test cases:\s*(\d+)\s*\|\s*(\d+) passed\s*\|\s*(\d+) failed\s*\|\s*(\d+) skipped")
 
 in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -47,6 +51,9 @@ for log in sys.argv[1:]:
             else:
                 failed += 1
             problems.append("%s %s" % (name, result))
+            output = (test.get("stdout") or "") + (test.get("stderr") or "")
+            for where in FAILED_AT.findall(output)[:5]:
+                problems.append("  " + where[:300])
 
 for p in problems:
     print("failed: " + p)
