@@ -4,7 +4,9 @@
 // durable layer above it (src/copy, src/outbox) are capabilities: SqlCatalog reads the
 // whole catalogue, the feed reports changes, the upsert applies replayed writes.
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include <modelrepo/postgres_repository.hpp>
 
@@ -16,6 +18,7 @@
 #include "catalog/sql_catalog.hpp"
 #include "feed/change_feed.hpp"
 #include "logical/logical_feed.hpp"
+#include "logical/snapshot_handoff.hpp"
 
 namespace modelrepo {
 
@@ -26,11 +29,19 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
     // feed (it delivers into the hub or the sink), the hub, then the SQL and its pool,
     // then the health they report to.
     detail::HealthTracker health;
+    /// The logical feed's slot snapshots, to the copy's re-read (an exact resync).
+    detail::logical::SnapshotHandoff handoff;
     detail::SqlCatalog sql;
     ChangeHub hub; ///< watch()'s subscribers, when no layer above takes the feed
-    std::unique_ptr<detail::ChangeFeed> feed;              ///< feed=triggers (and auto)
-    std::unique_ptr<detail::logical::LogicalFeed> logical; ///< feed=logical
+    std::unique_ptr<detail::ChangeFeed> feed;              ///< feed=triggers (or auto's choice)
+    std::unique_ptr<detail::logical::LogicalFeed> logical; ///< feed=logical (or auto's choice)
+    /// The feed that runs: `automatic` while feed=auto has not yet asked the database.
+    std::atomic<FeedKind> running{FeedKind::automatic};
     std::once_flag feed_started;
+    std::mutex choose_mutex; ///< guards stopping (with the chooser's start of a feed)
+    std::condition_variable choose_wake;
+    bool stopping = false;
+    std::thread chooser;   ///< feed=auto: asks the database which feed it was migrated for
     std::mutex sink_mutex; ///< guards sink, state_sink (set by the layer above, read by the feed)
     Sink sink;             ///< the layer above that takes the feed (a copy), if any
     StateSink state_sink;  ///< told when the feed's session comes and goes
@@ -55,20 +66,36 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
             if (state_sink)
                 state_sink(connected);
         };
-        if (c.feed == FeedKind::logical)
+        // feed=auto on a mapping is the trigger feed (the logical one reads modelrepo's own
+        // tables only); on modelrepo's tables it is what migrate installed, asked at start.
+        FeedKind kind =
+            c.feed == FeedKind::automatic && !c.mapping.empty() ? FeedKind::triggers : c.feed;
+        running = kind;
+        if (kind != FeedKind::triggers)
             logical = std::make_unique<detail::logical::LogicalFeed>(
                 sql.feed_session(),
                 detail::logical::LogicalFeed::Options{
                     feed_options.heartbeat, feed_options.heartbeat_timeout,
-                    feed_options.backoff_initial, feed_options.backoff_max, &health},
+                    feed_options.backoff_initial, feed_options.backoff_max, &health, &handoff},
                 to_sink, to_state);
-        else
+        sql.set_snapshot_handoff(&handoff);
+        if (kind != FeedKind::logical)
             feed = std::make_unique<detail::ChangeFeed>(sql.feed_session(), sql.schema_prefix(),
                                                         feed_options, to_sink, to_state);
     }
 
+    ~Parts() { stop_chooser(); }
+
     detail::ChangeFeed::Stats feed_stats() const {
-        return logical ? logical->stats() : feed->stats();
+        switch (running.load()) {
+        case FeedKind::logical:
+            return logical->stats();
+        case FeedKind::triggers:
+            return feed->stats();
+        case FeedKind::automatic:
+            break;
+        }
+        return {}; // feed=auto has not chosen yet: nothing runs
     }
 
     /// The feed's changes: to this repository's own watchers, and to the layer above.
@@ -83,11 +110,53 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
 
     void start_feed() {
         std::call_once(feed_started, [&] {
-            if (logical)
-                logical->start();
+            if (running.load() == FeedKind::automatic)
+                chooser = std::thread([this] { choose(); });
             else
-                feed->start();
+                start(running.load());
         });
+    }
+
+    void start(FeedKind kind) {
+        if (kind == FeedKind::logical)
+            logical->start();
+        else
+            feed->start();
+    }
+
+    /// feed=auto: asks the database which feed migrate installed (again, with backoff,
+    /// while it does not answer), then starts that one. An answer that comes while
+    /// stopping still starts it, as an explicit feed= would have been: its first session
+    /// attempt ends before stop() returns, and its resync reaches the copy (a short-lived
+    /// process saves a copy for the next one that way).
+    void choose() {
+        const PostgresConfig& c = sql.config();
+        milliseconds wait = c.reconnect_backoff_initial;
+        for (;;) {
+            auto installed = sql.installed_feed();
+            std::unique_lock lock(choose_mutex);
+            if (installed) {
+                FeedKind kind =
+                    installed.value() == FeedKind::logical ? FeedKind::logical : FeedKind::triggers;
+                running = kind;
+                start(kind);
+                return;
+            }
+            health.failed("feed", installed.error());
+            if (stopping || choose_wake.wait_for(lock, wait, [&] { return stopping; }))
+                return;
+            wait = std::min(wait * 2, c.reconnect_backoff_max);
+        }
+    }
+
+    void stop_chooser() {
+        {
+            std::lock_guard lock(choose_mutex);
+            stopping = true;
+        }
+        choose_wake.notify_all();
+        if (chooser.joinable())
+            chooser.join();
     }
 
     // ChangeSource, for a last-known copy (and for watch() itself).
@@ -132,6 +201,7 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
             sink = std::move(to);
             state_sink = std::move(state);
         }
+        handoff.want(true); // a copy: it re-reads at each resync, in the slot's snapshot
         start_feed();
     }
 
@@ -139,9 +209,11 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
         // The feed ends its session attempt first, so that what it was about to deliver
         // (the resync of its first connect) still reaches the copy, whose thread runs yet:
         // a short-lived process saves a copy for the next one that way.
+        stop_chooser();
+        handoff.want(false);
         if (logical)
             logical->stop();
-        else
+        if (feed)
             feed->stop();
         std::lock_guard lock(sink_mutex);
         sink = {};
@@ -392,6 +464,15 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
     }
     {
         auto f = parts_->feed_stats();
+        FeedKind kind = parts_->running.load();
+        out.push_back({"modelrepo_feed_info",
+                       Type::gauge,
+                       "The change feed that runs (logical decoding or triggers; deciding while "
+                       "feed=auto has not yet asked the database).",
+                       {}});
+        out.back().add({{"feed", kind == FeedKind::automatic ? std::string("deciding")
+                                                             : std::string(to_string(kind))}},
+                       1);
         gauge("modelrepo_feed_connected", "1 while the change feed's session listens.",
               f.connected ? 1 : 0);
         counter("modelrepo_feed_changes_total",

@@ -328,6 +328,20 @@ TEST_CASE("doctor: readiness for logical decoding, and a slot nobody reads named
     CHECK(logical->detail.find("wal_level logical") != std::string::npos);
     CHECK(logical->fix.find("ALTER ROLE \"app\" REPLICATION;") != std::string::npos);
     CHECK(before.value().healthy()); // nothing uses logical decoding yet: no failure
+    auto* feed = find_check(before.value(), "feed", DoctorCheck::Status::ok);
+    REQUIRE(feed);
+    CHECK(feed->detail.find("the trigger feed") != std::string::npos);
+
+    // Migrated for the logical feed while the role may not stream: a failure with the fix.
+    REQUIRE(open_repo(s.url("app", password, "catalogue_slots", "127.0.0.1", "feed=logical"))
+                ->migrate());
+    auto stuck = diagnose_postgres(s.url("app", password, "catalogue_slots"), "");
+    REQUIRE(stuck);
+    CAPTURE(dump(stuck.value()));
+    auto* cannot = find_check(stuck.value(), "feed", DoctorCheck::Status::fail);
+    REQUIRE(cannot);
+    CHECK(cannot->detail.find("modelrepo_catalogue") != std::string::npos);
+    CHECK(cannot->fix.find("REPLICATION") != std::string::npos);
 
     s.psql("ALTER ROLE app REPLICATION");
     s.psql("SELECT pg_create_logical_replication_slot('abandoned_slot', 'pgoutput')",
@@ -337,6 +351,9 @@ TEST_CASE("doctor: readiness for logical decoding, and a slot nobody reads named
     REQUIRE(after);
     CAPTURE(dump(after.value()));
     CHECK(find_check(after.value(), "logical", DoctorCheck::Status::ok));
+    auto* logical_feed = find_check(after.value(), "feed", DoctorCheck::Status::ok);
+    REQUIRE(logical_feed);
+    CHECK(logical_feed->detail.find("feed=auto reads it") != std::string::npos);
     auto* slot = find_check(after.value(), "slot", DoctorCheck::Status::warn);
     REQUIRE(slot);
     CHECK(slot->detail.find("abandoned_slot") != std::string::npos);

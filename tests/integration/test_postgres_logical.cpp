@@ -16,6 +16,9 @@
 #include <libpq-fe.h>
 
 #include "pg_catalogue.hpp"
+#include "postgres/catalog/sql_catalog.hpp"
+#include "postgres/logical/logical_feed.hpp"
+#include "postgres/logical/snapshot_handoff.hpp"
 #include "postgres/logical/wal_stream.hpp"
 #include "watching.hpp"
 
@@ -237,6 +240,32 @@ struct Seen {
     }
 };
 
+/// The feed `repo` runs, once feed=auto has chosen ("deciding" until then).
+std::string feed_kind(PostgresRepository& repo) {
+    for (const auto& family : repo.backend_metrics())
+        if (family.name == "modelrepo_feed_info" && !family.samples.empty())
+            for (const auto& [label, value] : family.samples[0].labels)
+                if (label == "feed")
+                    return value;
+    return "";
+}
+
+/// feed=auto on `database` runs `expected`, and hears an UPDATE through it.
+void auto_follows(PgServer& s, const std::string& database, const std::string& expected) {
+    auto repo = open_repo(s.url("app", password, database, "127.0.0.1"));
+    CHECK(feed_kind(*repo) == "deciding"); // nothing asked before a watch
+    Seen seen;
+    auto sub = repo->watch([&](const CatalogChange& c) {
+        std::lock_guard lock(seen.mutex);
+        seen.changes.push_back(c);
+    });
+    REQUIRE(sub);
+    REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    CHECK(feed_kind(*repo) == expected);
+    s.psql("UPDATE model_status SET availability = 0.45 WHERE model_slug = 'gpt-4o'", database);
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 1; }, 20s));
+}
+
 } // namespace
 
 TEST_CASE("feed=logical: migrate puts the catalogue on a publication without triggers, and back; "
@@ -308,6 +337,10 @@ TEST_CASE("feed=logical: migrate puts the catalogue on a publication without tri
     CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 2; }, 20s));
     CHECK(eventually([&] { return layered.copy_state().in_sync; }, 20s));
 
+    CHECK(feed_kind(*pg) == "logical");
+    // feed=auto (no feed= given) reads what migrate installed: here the publication.
+    auto_follows(s, name, "logical");
+
     // Back to the trigger feed: the triggers again, no publication, and the trigger feed
     // hears changes.
     sub.value().cancel();
@@ -325,6 +358,8 @@ TEST_CASE("feed=logical: migrate puts the catalogue on a publication without tri
     REQUIRE(eventually([&] { return heard.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     s.psql("UPDATE model_status SET availability = 0.44 WHERE model_slug = 'gpt-4o'", name);
     CHECK(eventually([&] { return heard.count(CatalogChange::Kind::status, "gpt-4o") == 1; }, 20s));
+    CHECK(feed_kind(*back) == "triggers");
+    auto_follows(s, name, "triggers");
 }
 
 TEST_CASE("feed=logical: the typed errors of a role without REPLICATION, a database never "
@@ -367,4 +402,85 @@ TEST_CASE("feed=logical: the typed errors of a role without REPLICATION, a datab
         s.url("app", password, name, "127.0.0.1", "feed=logical&mapping=%2Ftmp%2Fm.json"));
     REQUIRE_FALSE(mapped);
     CHECK(mapped.error().is(Errc::not_supported));
+}
+
+namespace {
+
+/// A LogicalFeed whose resync, on the feed's own thread, commits an UPDATE (after the
+/// slot's snapshot) and only then re-reads the catalogue, as a slow copy would: what the
+/// re-read held of gpt-4o's availability, and what the stream delivered.
+struct RacedResync {
+    std::mutex mutex;
+    std::optional<double> reread; ///< gpt-4o's availability in the re-read
+    std::vector<CatalogChange> changes;
+    std::size_t count(CatalogChange::Kind kind) {
+        std::lock_guard lock(mutex);
+        return std::count_if(changes.begin(), changes.end(),
+                             [&](const CatalogChange& c) { return c.kind == kind; });
+    }
+};
+
+void race_a_resync(PgServer& s, const std::string& name, bool handoff_wanted, double value,
+                   RacedResync& out) {
+    auto config = PostgresConfig::from_url(s.url("app", password, name, "127.0.0.1")).value();
+    auto session = std::make_shared<const modelrepo::detail::SessionConfig>(
+        modelrepo::detail::parse_session_config(config.conninfo).value());
+    modelrepo::detail::SqlCatalog sql(config, session);
+    SnapshotHandoff handoff;
+    handoff.want(handoff_wanted);
+    sql.set_snapshot_handoff(&handoff);
+    LogicalFeed::Options options;
+    options.handoff = &handoff;
+    LogicalFeed feed(sql.feed_session(), options, [&](std::vector<CatalogChange> batch) {
+        for (const auto& c : batch) {
+            bool first = false;
+            {
+                std::lock_guard lock(out.mutex);
+                out.changes.push_back(c);
+                first = c.kind == CatalogChange::Kind::resync && !out.reread;
+            }
+            if (!first)
+                continue;
+            s.psql("UPDATE model_status SET availability = " + std::to_string(value) +
+                       " WHERE model_slug = 'gpt-4o'",
+                   name);
+            auto loaded = sql.load();
+            std::lock_guard lock(out.mutex);
+            out.reread = -1;
+            if (loaded)
+                for (const auto& st : loaded.value().first.statuses)
+                    if (st.model_slug == "gpt-4o")
+                        out.reread = st.availability;
+        }
+    });
+    feed.start();
+    REQUIRE(eventually([&] { return out.count(CatalogChange::Kind::status) >= 1; }, 20s));
+    // Anything doubled or late has come by the time a later change arrives.
+    s.psql("UPDATE models SET name = name WHERE slug = 'gpt-4o'", name);
+    REQUIRE(eventually([&] { return out.count(CatalogChange::Kind::model) >= 1; }, 20s));
+    feed.stop();
+}
+
+} // namespace
+
+TEST_CASE("feed=logical: a resync's re-read is made in the new slot's snapshot: a change "
+          "committed meanwhile comes once, in the stream, not in the re-read too") {
+    auto& s = server();
+    s.psql("ALTER ROLE app REPLICATION");
+    const std::string name = "logical_exact";
+    fresh_catalogue(name, "feed=logical");
+
+    RacedResync exact;
+    race_a_resync(s, name, true, 0.61, exact);
+    CHECK(exact.reread != std::optional<double>(0.61)); // the snapshot: before the UPDATE
+    CHECK(exact.reread != std::optional<double>(-1.0)); // and it was read
+    CHECK(exact.count(CatalogChange::Kind::status) == 1);
+    CHECK(exact.count(CatalogChange::Kind::resync) == 1);
+
+    // The control: without the handoff the re-read is the reader's own, made after the
+    // UPDATE, which the stream delivers too (the double the handoff removes).
+    RacedResync own;
+    race_a_resync(s, name, false, 0.62, own);
+    CHECK(own.reread == std::optional<double>(0.62));
+    CHECK(own.count(CatalogChange::Kind::status) == 1);
 }

@@ -1059,17 +1059,25 @@ TEST_CASE("serve --publish: the backup follows the changes, at most once per int
     CHECK(serve.process().err().find(github_token) == std::string::npos);
 }
 
-TEST_CASE("serve on feed=logical: a psql change reaches the copy and /v1/changes from the WAL, "
-          "with no trigger on the writer's table") {
+TEST_CASE("serve on a database migrated for feed=logical (feed=auto follows it): a psql change "
+          "reaches the copy and /v1/changes from the WAL, with no trigger on the writer's table") {
     PgServer& pg = server();
     pg.psql("ALTER ROLE app REPLICATION");
     fresh_catalogue("serve_logical", "feed=logical");
     CHECK(pg.psql("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = "
                   "'model_status'::regclass",
                   "serve_logical") == "0");
-    Serve serve({pg.url("app", password, "serve_logical", "127.0.0.1",
-                        "feed=logical&cache=live&connect_timeout=2")});
+    // The README's URL: no feed= (auto), a live copy.
+    Serve serve(
+        {pg.url("app", password, "serve_logical", "127.0.0.1", "cache=live&connect_timeout=2")});
     REQUIRE(copy_in_sync(json::parse(ready_when(serve, copy_in_sync).body)));
+    // /v1/status says which feed runs (the source's parts are read every few seconds).
+    CHECK(eventually(
+        [&] {
+            auto status = json::parse(curl({serve.base() + "/v1/status"}).body, nullptr, false);
+            return status.is_object() && status["sources"][0]["feed"]["kind"] == "logical";
+        },
+        20s));
     auto stream = open_stream(serve.port());
     pg.psql("UPDATE model_status SET availability = 0.1234 WHERE model_slug = 'gpt-5'",
             "serve_logical");

@@ -26,6 +26,31 @@ Result<int> SqlCatalog::schema_version() {
     });
 }
 
+Result<FeedKind> SqlCatalog::installed_feed() {
+    // On a session of its own, as the feed's are: asked once at a feed's start, it takes
+    // no pooled session (nor counts in the pool's statistics).
+    const auto& session = feed_session();
+    Watchdog watchdog;
+    const Deadline until = SteadyClock::now() + session->connect_timeout + config_.query_timeout;
+    auto opened = Connection::open(session, watchdog, until);
+    if (!opened)
+        return std::move(opened).error();
+    const std::string table =
+        prefix_.empty() ? std::string("model_status") : prefix_ + "model_status";
+    auto found = opened.value()->script(
+        "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = " +
+            quote_literal(logical::publication_name(config_.schema)) +
+            "), EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'modelrepo_status_logged' AND "
+            "tgrelid = to_regclass(" +
+            quote_literal(table) + "))",
+        until);
+    if (!found)
+        return std::move(found).error();
+    if (found.value().text(0, 0) == "t")
+        return FeedKind::logical;
+    return found.value().text(0, 1) == "t" ? FeedKind::triggers : FeedKind::automatic;
+}
+
 namespace {
 
 /// A mapped schema's migrations: the catalogue tables are the user's (nothing is created,

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "../../core/files.hpp"
+#include "../logical/snapshot_handoff.hpp"
 #include "calls.hpp"
 
 namespace modelrepo::detail {
@@ -124,7 +125,14 @@ std::string SqlCatalog::copy_key() const {
 
 Result<std::pair<Snapshot, std::int64_t>> SqlCatalog::load() {
     std::int64_t version = 0;
-    auto snapshot = export_at(*write_pool_, &version);
+    // A resync of the logical feed: read in its slot's snapshot (snapshot_handoff.hpp).
+    std::optional<std::string> exported = handoff_ ? handoff_->take() : std::nullopt;
+    auto snapshot = export_at(*write_pool_, &version, exported ? &*exported : nullptr);
+    if (exported) {
+        handoff_->imported(*exported); // also when the read failed before importing it
+        if (!snapshot) // the feed went on without us (a slow reader): a snapshot of our own
+            snapshot = export_at(*write_pool_, &version);
+    }
     if (!snapshot)
         return std::move(snapshot).error();
     return std::pair<Snapshot, std::int64_t>(std::move(snapshot).value(), version);
@@ -154,12 +162,21 @@ Result<std::vector<Provider>> SqlCatalog::providers(std::span<const std::string>
     });
 }
 
-Result<Snapshot> SqlCatalog::export_at(ConnectionPool& pool, std::int64_t* version) {
+Result<Snapshot> SqlCatalog::export_at(ConnectionPool& pool, std::int64_t* version,
+                                       const std::string* snapshot) {
     return with_connection(pool, [&](Connection& c, Deadline until) {
         // One snapshot of the database: the statements below run in this transaction.
         return c.transaction(
             "ISOLATION LEVEL REPEATABLE READ READ ONLY", until,
             [&](Connection& c) -> Result<Snapshot> {
+                if (snapshot) {
+                    // Before any other statement of the transaction, as PostgreSQL requires.
+                    auto set =
+                        c.script("SET TRANSACTION SNAPSHOT " + quote_literal(*snapshot), until);
+                    handoff_->imported(*snapshot);
+                    if (!set)
+                        return std::move(set).error();
+                }
                 auto planned = plan(c, until);
                 if (!planned)
                     return std::move(planned).error();

@@ -24,6 +24,10 @@
 
 namespace modelrepo::detail {
 
+namespace logical {
+class SnapshotHandoff;
+}
+
 /// Thread-safe: each call borrows one pooled connection.
 class SqlCatalog final : public CatalogReader {
 public:
@@ -35,6 +39,10 @@ public:
     SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfig> session,
                std::shared_ptr<const SessionConfig> direct = {}, ConnectionPool::ClockFn clock = {},
                Mapping mapping = Mapping::builtin_tables(), HealthObserver* health = nullptr);
+
+    /// Where load() finds the logical feed's exported snapshot to read in (null: none, the
+    /// default). Set once, before the first load(); it outlives this catalogue.
+    void set_snapshot_handoff(logical::SnapshotHandoff* handoff) noexcept { handoff_ = handoff; }
 
     const std::string& name() const noexcept { return session_->source; }
     const PostgresConfig& config() const noexcept { return config_; }
@@ -73,6 +81,10 @@ public:
     upsert_each(std::span<const std::vector<ModelStatus>> batches);
     Result<Snapshot> export_snapshot();
     Result<int> schema_version();
+    /// The change feed this database was migrated for: `logical` when the catalogue's
+    /// publication exists, `triggers` when its row triggers do, `automatic` for neither
+    /// (a database before schema 2). What `feed=auto` follows.
+    Result<FeedKind> installed_feed();
     Result<int> migrate();
     /// In one transaction; the change feed hears one resync, not a change per row.
     Result<void> import_snapshot(const Snapshot& snapshot);
@@ -115,7 +127,9 @@ private:
     auto query(ConnectionPool& pool, StatementId id, std::array<const char*, N> values,
                Decode&& decode);
     /// The export's transaction; `version` gets catalog_version (0 on schema 1).
-    Result<Snapshot> export_at(ConnectionPool& pool, std::int64_t* version);
+    /// `snapshot`: an exported snapshot to read in (SET TRANSACTION SNAPSHOT), or null.
+    Result<Snapshot> export_at(ConnectionPool& pool, std::int64_t* version,
+                               const std::string* snapshot = nullptr);
     Result<std::vector<Model>> find_models_in(ConnectionPool& pool,
                                               std::span<const std::string> slugs);
     /// Where reads go; where migrations go.
@@ -133,6 +147,7 @@ private:
     std::shared_ptr<const SessionConfig> read_session_;
     std::shared_ptr<const SessionConfig> direct_session_;
     std::unique_ptr<ConnectionPool> write_pool_;
+    logical::SnapshotHandoff* handoff_ = nullptr;
     std::unique_ptr<ConnectionPool> read_pool_;   ///< when reads have their own
     std::unique_ptr<ConnectionPool> direct_pool_; ///< with direct_url
 };

@@ -155,7 +155,7 @@ void login_checks(const Address& address, const HostParams& host, const SessionC
         else
             check_mapping(tx, config, address.label, checks);
         if (!role[0].as<bool>())
-            check_logical(tx, address.label, checks);
+            check_logical(tx, config, address.label, checks);
     } catch (const std::exception& e) {
         Error error = connect_error(e.what(), session, host, 1500ms);
         checks.push_back({address.label, "auth", Status::fail,

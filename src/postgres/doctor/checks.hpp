@@ -52,7 +52,9 @@ void check_schema(pqxx::nontransaction& tx, const PostgresConfig& config, const 
                   Checks& checks);
 /// Readiness for logical decoding, and every logical slot of the database with the WAL it
 /// keeps (logical_checks.cpp).
-void check_logical(pqxx::nontransaction& tx, const std::string& label, Checks& checks);
+/// Also which feed migrate installed (what feed=auto reads) and whether it can run.
+void check_logical(pqxx::nontransaction& tx, const PostgresConfig& config, const std::string& label,
+                   Checks& checks);
 /// A mapping (mapping=) against information_schema, then the feed, future statuses.
 void check_mapping(pqxx::nontransaction& tx, const PostgresConfig& config, const std::string& label,
                    Checks& checks);

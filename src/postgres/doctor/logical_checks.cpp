@@ -6,6 +6,7 @@
 // with the statement that drops it.
 #include <pqxx/pqxx>
 
+#include "../logical/logical_feed.hpp"
 #include "checks.hpp"
 
 namespace modelrepo::detail::doctor {
@@ -21,9 +22,51 @@ std::string quote(const std::string& text) {
     return out + "'";
 }
 
+/// Which change feed `migrate` installed (what feed=auto reads), and whether it can run.
+void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
+                          const std::string& label, const std::vector<std::string>& not_ready,
+                          Checks& checks) {
+    const std::string publication = logical::publication_name(schema);
+    auto row = tx.exec_params("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1), "
+                              "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = "
+                              "'modelrepo_status_logged' AND tgrelid = "
+                              "to_regclass('model_status'))",
+                              publication)[0];
+    const bool published = row[0].as<bool>(), triggered = row[1].as<bool>();
+    if (published && !not_ready.empty()) {
+        std::string fix;
+        for (const auto& f : not_ready)
+            fix += (fix.empty() ? "" : "; ") + f;
+        checks.push_back({label, "feed", Status::fail,
+                          "the database was migrated for the logical feed (publication " +
+                              publication +
+                              ", no row triggers), which cannot run here: watch, cache=live "
+                              "and serve's /v1/changes hear nothing",
+                          fix + " (or run migrate with feed=triggers)"});
+    } else if (published) {
+        checks.push_back({label, "feed", triggered ? Status::warn : Status::ok,
+                          "the logical feed: publication " + publication +
+                              (triggered ? ", and the row triggers too (writers pay for both)"
+                                         : ", no row triggers") +
+                              "; feed=auto reads it",
+                          triggered ? "modelrepo --source 'URL?feed=logical' migrate (drops the "
+                                      "triggers)"
+                                    : ""});
+    } else if (triggered) {
+        checks.push_back(
+            {label, "feed", Status::ok, "the trigger feed (row triggers); feed=auto reads it", ""});
+    } else {
+        checks.push_back({label, "feed", Status::warn,
+                          "no change feed is installed (neither the row triggers nor publication " +
+                              publication + "): watch, cache=live and /v1/changes hear nothing",
+                          "modelrepo --source URL migrate"});
+    }
+}
+
 } // namespace
 
-void check_logical(pqxx::nontransaction& tx, const std::string& label, Checks& checks) {
+void check_logical(pqxx::nontransaction& tx, const PostgresConfig& config, const std::string& label,
+                   Checks& checks) {
     auto row = tx.exec(
         "SELECT current_setting('wal_level'), "
         "(SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), "
@@ -54,6 +97,9 @@ void check_logical(pqxx::nontransaction& tx, const std::string& label, Checks& c
              " stream changes, " + std::to_string(free_slots) + " free replication slot(s); " +
              bound,
          fix});
+
+    if (config.mapping.empty()) // a mapping has the trigger feed (schema's check says so)
+        check_installed_feed(tx, config.schema, label, fixes, checks);
 
     auto slots =
         tx.exec("SELECT slot_name, plugin, active, coalesce(wal_status, ''), "

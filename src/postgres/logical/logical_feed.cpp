@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 #include "logical_feed.hpp"
 
+#include <cstdio>
+#include <random>
 #include <thread>
 
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include "snapshot_handoff.hpp"
 #include "wal_stream.hpp"
 
 namespace modelrepo::detail::logical {
@@ -37,6 +40,18 @@ std::string conninfo_of(const HostParams& host) {
 
 std::atomic<unsigned> slot_counter{0};
 
+/// This process's part of its slots' names: its pid and a random number drawn once, so
+/// that processes of two hosts (or containers) with the same pid do not collide.
+const std::string& slot_prefix() {
+    static const std::string prefix = [] {
+        std::random_device random;
+        char hex[9];
+        std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(random()));
+        return "modelrepo_" + std::to_string(::getpid()) + "_" + hex + "_";
+    }();
+    return prefix;
+}
+
 } // namespace
 
 /// A plain session that tells when a decoded transaction is visible to other sessions:
@@ -58,9 +73,16 @@ public:
     }
     /// Waits until transaction `xid` no longer runs in a new snapshot (at most `limit`).
     Result<void> wait(std::uint32_t xid, milliseconds limit) {
-        const std::string sql = "SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot()) x "
-                                "WHERE (x::text::bigint & 4294967295) = " +
-                                std::to_string(xid);
+        // Visible: not among the snapshot's running xids, and before its xmax (a newest
+        // transaction still leaving the running ones is at or past xmax, and in no list).
+        // 32-bit xids compared modulo 2^32, as the server does.
+        const std::string x = std::to_string(xid);
+        const std::string sql =
+            "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(s) x WHERE "
+            "(x::text::bigint & 4294967295) = " +
+            x + ") AND ((pg_snapshot_xmax(s)::text::bigint - " + x +
+            ") & 4294967295) BETWEEN 1 AND 2147483647 THEN 0 ELSE 1 END FROM "
+            "pg_current_snapshot() s";
         auto until = steady_clock::now() + limit;
         for (int round = 0;; ++round) {
             PGresult* r = PQexec(conn_, sql.c_str());
@@ -222,13 +244,10 @@ Error LogicalFeed::session() {
         e.source = session_->source;
         return e;
     }
-    const std::string slot =
-        "modelrepo_" + std::to_string(::getpid()) + "_" + std::to_string(slot_counter.fetch_add(1));
+    const std::string slot = slot_prefix() + std::to_string(slot_counter.fetch_add(1));
     auto created = stream.create_slot(slot, /*temporary=*/true);
     if (!created)
         return created.error();
-    if (auto started = stream.start(slot, created.value().consistent_point, publication_); !started)
-        return started.error();
     {
         std::lock_guard lock(mutex_);
         stats_.last_error.reset();
@@ -236,8 +255,16 @@ Error LogicalFeed::session() {
     if (options_.health)
         options_.health->reached("feed");
     tell(true);
-    // What was committed before the slot is not in its stream: read again.
-    resync(change_version(created.value().consistent_point, 0));
+    // What was committed before the slot is not in its stream: read again, in the slot's
+    // snapshot when a copy reads (it must import it before this session's next command).
+    const Lsn start_at = created.value().consistent_point;
+    const bool offered = options_.handoff && !created.value().snapshot.empty() &&
+                         options_.handoff->offer(created.value().snapshot);
+    resync(change_version(start_at, 0));
+    if (offered)
+        options_.handoff->settle(options_.snapshot_wait);
+    if (auto started = stream.start(slot, start_at, publication_); !started)
+        return started.error();
     return follow(stream, visibility);
 }
 

@@ -16,9 +16,12 @@
 // the walsender can send a commit a moment before it is), so that a copy that re-reads
 // the changed rows reads them as committed.
 //
-// Not exact yet at the start: the resync's re-read is not made in the slot's exported
-// snapshot, so a change committed between the slot's creation and the re-read is both in
-// the re-read and delivered as a change after it (a copy applies it twice, harmlessly).
+// Exact at each (re)connect when a copy takes the feed: the slot's exported snapshot is
+// offered to the copy's re-read (snapshot_handoff.hpp) before the stream starts, so the
+// re-read holds what the database held at the slot's consistent point and the stream
+// every change after it. Without a reader (watch() alone), or one slower than
+// `snapshot_wait`, the re-read is the reader's own and a change committed meanwhile can
+// come in both.
 #pragma once
 
 #include <atomic>
@@ -36,6 +39,7 @@
 namespace modelrepo::detail::logical {
 
 class WalStream;
+class SnapshotHandoff;
 
 /// A version for the change at `position` of the transaction that committed at `commit`.
 std::int64_t change_version(Lsn commit, std::uint32_t position);
@@ -54,6 +58,10 @@ public:
         std::chrono::milliseconds backoff_initial{100};
         std::chrono::milliseconds backoff_max{5'000};
         HealthObserver* health = nullptr;
+        /// Where each new slot's snapshot is offered to the copy's re-read; may be null.
+        SnapshotHandoff* handoff = nullptr;
+        /// How long the stream waits for that re-read to import the snapshot.
+        std::chrono::milliseconds snapshot_wait{5'000};
     };
     LogicalFeed(std::shared_ptr<const SessionConfig> session, Options options,
                 ChangeFeed::Sink sink, ChangeFeed::StateSink state = {});

@@ -56,6 +56,18 @@ double metric(const std::vector<MetricFamily>& families, std::string_view name,
     return 0;
 }
 
+/// The value of `label` on the first sample of `name` ("" when none).
+std::string label_of(const std::vector<MetricFamily>& families, std::string_view name,
+                     std::string_view label) {
+    for (const MetricFamily& f : families)
+        if (f.name == name)
+            for (const auto& s : f.samples)
+                for (const auto& l : s.labels)
+                    if (l.first == label)
+                        return l.second;
+    return "";
+}
+
 bool has(const std::vector<MetricFamily>& families, std::string_view name) {
     return std::any_of(families.begin(), families.end(),
                        [&](const MetricFamily& f) { return f.name == name; });
@@ -74,7 +86,8 @@ ojson backend_of(const std::vector<MetricFamily>& b) {
                        {"connect_failures", metric(b, "modelrepo_pool_connect_failures_total")},
                        {"server_down", metric(b, "modelrepo_pool_server_down") > 0}};
     if (has(b, "modelrepo_feed_connected"))
-        out["feed"] = {{"connected", metric(b, "modelrepo_feed_connected") > 0},
+        out["feed"] = {{"kind", label_of(b, "modelrepo_feed_info", "feed")},
+                       {"connected", metric(b, "modelrepo_feed_connected") > 0},
                        {"version", metric(b, "modelrepo_feed_version")},
                        {"changes", metric(b, "modelrepo_feed_changes_total")},
                        {"reconnects", metric(b, "modelrepo_feed_reconnects_total")},

@@ -231,7 +231,8 @@ function renderBackend(status) {
   if (first.pool) add('pool', first.pool.busy + ' busy, ' + first.pool.idle + ' idle of ' +
                       first.pool.max + '; ' + first.pool.waiting + ' waiting; ' +
                       first.pool.acquire_timeouts + ' acquire timeouts' + sees('pool'));
-  if (first.feed) add('feed', (first.feed.connected ? 'connected' : 'not connected') + '; version ' +
+  if (first.feed) add('feed', (first.feed.kind ? first.feed.kind + ', ' : '') +
+                      (first.feed.connected ? 'connected' : 'not connected') + '; version ' +
                       first.feed.version + ', ' + first.feed.changes + ' changes, ' +
                       first.feed.reconnects + ' reconnects' + sees('feed'));
   if (first.copy) add('copy', (first.copy.in_sync ? 'in sync' : 'not in sync') +
