@@ -72,7 +72,11 @@ auto CopiedRepository::read(Db&& db, FromCopy&& from_copy) -> decltype(db()) {
 
 template <class Answer, class FromCopy>
 Answer CopiedRepository::or_copy(Answer answer, FromCopy& from_copy) {
-    if (answer || !classify(answer.error()).outage || !copy_.has_data())
+    if (answer) {
+        copy_.note_answered();
+        return answer;
+    }
+    if (!classify(answer.error()).outage || !copy_.has_data())
         return answer;
     auto age = Clock::now() - copy_.as_of();
     if (age > config_.max_stale) {

@@ -36,7 +36,9 @@ LiveCopy::~LiveCopy() {
         thread_.join();
     // A short-lived process (a CLI call) may end before the first load did: load once now
     // while the database answers, so that a later run started during an outage has it.
-    if (!has_data() && feed_connected_.load() && !options_.dir.empty())
+    // Whether it answers: its feed connected, or a read of it succeeded (the process may
+    // end before its feed connects; in an outage neither holds, and exit stays quick).
+    if (!has_data() && (feed_connected_.load() || answered_.load()) && !options_.dir.empty())
         reload();
     bool dirty;
     {

@@ -58,6 +58,9 @@ public:
     /// Statuses a read from the database returned: applied when newer, so the copy
     /// never stands for an older state than this process has served.
     void note_statuses(std::span<const ModelStatus> statuses);
+    /// The source answered a read: it can be loaded from at exit, even when the feed had
+    /// not yet connected (a short-lived process).
+    void note_answered() noexcept { answered_.store(true, std::memory_order_relaxed); }
 
     /// Whether there is a copy at all (loaded from disk or the database).
     bool has_data() const noexcept { return has_data_.load(std::memory_order_acquire); }
@@ -98,6 +101,7 @@ private:
     std::atomic<bool> has_data_{false};
     std::atomic<bool> in_sync_{false};
     std::atomic<bool> feed_connected_{false};
+    std::atomic<bool> answered_{false}; ///< the source answered a read (note_answered)
     std::atomic<std::int64_t> as_of_ns_{0};
 
     std::mutex write_mutex_; ///< serializes edits of the published catalogue
