@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 
 #include <modelrepo/snapshot.hpp>
 #include <modelrepo/version.hpp>
@@ -117,6 +118,40 @@ TEST_CASE("--source and MODELREPO_SOURCES choose the source") {
                     {{"MODELREPO_SOURCES", "file://" + file.string()}});
     REQUIRE(both.exit_code == 0);
     CHECK(json::parse(both.out)["models"] == 32);
+}
+
+TEST_CASE("MODELREPO_SOURCES_FILE: one URI a line, before MODELREPO_SOURCES; a file that "
+          "cannot be read (missing, a FIFO, empty) is an error naming it, never waited on") {
+    test::TempDir dir;
+    Snapshot small = builtin_snapshot();
+    small.models.resize(4);
+    small.statuses.clear();
+    auto file = dir.path() / "small.json";
+    REQUIRE(write_snapshot_file(small, file));
+    auto list = dir.write("sources", "# the catalogue, then the bundled one\n\n  file://" +
+                                         file.string() + "  \nbuiltin:\n");
+    auto r = cli({"stats", "--json"},
+                 {{"MODELREPO_SOURCES_FILE", list.string()}, {"MODELREPO_SOURCES", "builtin:"}});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(json::parse(r.out)["models"] == 4);
+
+    auto missing = cli({"stats"}, {{"MODELREPO_SOURCES_FILE", (dir.path() / "none").string()}});
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.err.find("MODELREPO_SOURCES_FILE") != std::string::npos);
+    CHECK(missing.err.find("cannot open") != std::string::npos);
+
+    auto fifo = dir.path() / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto started = std::chrono::steady_clock::now();
+    auto blocked = cli({"stats"}, {{"MODELREPO_SOURCES_FILE", fifo.string()}});
+    CHECK(blocked.exit_code == 1);
+    CHECK(blocked.err.find("not a regular file") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30)); // not waited on
+
+    auto empty =
+        cli({"stats"}, {{"MODELREPO_SOURCES_FILE", dir.write("empty", "# none\n").string()}});
+    CHECK(empty.exit_code == 1);
+    CHECK(empty.err.find("holds no source URI") != std::string::npos);
 }
 
 TEST_CASE("a bad --source is an error with its Errc name, exit 1") {

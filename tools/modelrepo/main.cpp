@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
     app.add_option("-s,--source", globals.sources,
                    "Source URI, repeatable (a chain, in order): builtin:, file:///path.json, "
                    "postgresql://…, github://owner/repo/path@ref, https://…. "
-                   "Default: $MODELREPO_SOURCES (comma-separated), then builtin:")
+                   "Default: $MODELREPO_SOURCES_FILE (a file of URIs, one a line), then "
+                   "$MODELREPO_SOURCES (comma-separated), then builtin:")
         ->type_name("URI");
     app.add_flag("--json", globals.json, "Print JSON instead of tables");
     app.footer(examples);

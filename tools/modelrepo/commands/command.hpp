@@ -51,8 +51,10 @@ Command define_import(CLI::App& app, const Globals& globals);
 Command define_doctor(CLI::App& app, const Globals& globals);
 Command define_outbox(CLI::App& app, const Globals& globals);
 
-/// --source, else $MODELREPO_SOURCES (comma-separated), else the bundled catalogue.
-std::vector<std::string> resolve_sources(const Globals& globals);
+/// --source, else $MODELREPO_SOURCES_FILE (one URI a line), else $MODELREPO_SOURCES
+/// (comma-separated), else the bundled catalogue. Fails only for a sources file that cannot
+/// be read or holds none.
+Result<std::vector<std::string>> resolve_sources(const Globals& globals);
 
 /// The sources a command works on: one repository, or a chain of several.
 struct Sources {

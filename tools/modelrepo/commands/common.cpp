@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: MIT
 // What several commands share (command.hpp).
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../json_form.hpp"
 #include "command.hpp"
@@ -32,17 +38,44 @@ std::vector<std::string> split_list(std::string_view text) {
     return items;
 }
 
-std::vector<std::string> resolve_sources(const Globals& globals) {
+Result<std::vector<std::string>> resolve_sources(const Globals& globals) {
     if (!globals.sources.empty())
         return globals.sources;
+    if (const char* file = std::getenv("MODELREPO_SOURCES_FILE"); file && *file) {
+        // One URI a line ('#' comments): a database URL with its password kept out of the
+        // environment (a systemd credential). Its content is never shown.
+        auto text = read_input(file);
+        if (!text)
+            return make_error(Errc::invalid_argument,
+                              "MODELREPO_SOURCES_FILE: " + text.error().message);
+        std::vector<std::string> uris;
+        std::istringstream lines(text.value());
+        for (std::string line; std::getline(lines, line);) {
+            while (!line.empty() &&
+                   (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+                line.pop_back();
+            std::size_t start = line.find_first_not_of(" \t");
+            if (start == std::string::npos || line[start] == '#')
+                continue;
+            uris.push_back(line.substr(start));
+        }
+        if (uris.empty())
+            return make_error(Errc::invalid_argument,
+                              std::string("MODELREPO_SOURCES_FILE '") + file +
+                                  "' holds no source URI: put one on each line");
+        return uris;
+    }
     if (const char* env = std::getenv("MODELREPO_SOURCES"); env && *env)
         if (auto list = split_list(env); !list.empty())
             return list;
-    return {"builtin:"};
+    return std::vector<std::string>{"builtin:"};
 }
 
 Result<Sources> open_sources(const Globals& globals) {
-    auto uris = resolve_sources(globals);
+    auto resolved = resolve_sources(globals);
+    if (!resolved)
+        return std::move(resolved).error();
+    const auto& uris = resolved.value();
     Sources sources;
     if (uris.size() == 1) {
         auto repo = open(uris.front());
@@ -60,7 +93,10 @@ Result<Sources> open_sources(const Globals& globals) {
 }
 
 Result<std::shared_ptr<FallbackRepository>> open_chain_of(const Globals& globals) {
-    return open_fallback(resolve_sources(globals));
+    auto uris = resolve_sources(globals);
+    if (!uris)
+        return std::move(uris).error();
+    return open_fallback(uris.value());
 }
 
 int fail(const Error& error) {
@@ -74,23 +110,48 @@ void print_json(const nlohmann::ordered_json& value) {
 
 Result<std::string> read_input(const std::string& from) {
     constexpr std::size_t limit = 16 * 1024 * 1024;
-    std::ifstream file;
-    std::istream* in = &std::cin;
-    if (from != "-") {
-        file.open(from, std::ios::binary);
-        if (!file)
-            return make_error(Errc::io_error, "cannot open '" + from + "'");
-        in = &file;
-    }
+    auto too_large = [&] {
+        return make_error(Errc::bad_data,
+                          (from == "-" ? std::string("standard input") : "'" + from + "'") +
+                              " is larger than 16 MiB");
+    };
     std::string text;
     char buffer[65536];
-    while (in->read(buffer, sizeof buffer) || in->gcount() > 0) {
-        text.append(buffer, static_cast<std::size_t>(in->gcount()));
-        if (text.size() > limit)
-            return make_error(Errc::bad_data,
-                              (from == "-" ? std::string("standard input") : "'" + from + "'") +
-                                  " is larger than 16 MiB");
+    if (from == "-") {
+        while (std::cin.read(buffer, sizeof buffer) || std::cin.gcount() > 0) {
+            text.append(buffer, static_cast<std::size_t>(std::cin.gcount()));
+            if (text.size() > limit)
+                return too_large();
+        }
+        return text;
     }
+    // A FIFO, a device or a directory is refused at once, never waited on.
+    int fd = ::open(from.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return make_error(Errc::io_error, "cannot open '" + from + "': " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return make_error(Errc::io_error, "'" + from + "' is not a regular file");
+    }
+    for (;;) {
+        ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            ::close(fd);
+            return make_error(Errc::io_error, "cannot read '" + from + "': " + std::strerror(e));
+        }
+        if (n == 0)
+            break;
+        text.append(buffer, static_cast<std::size_t>(n));
+        if (text.size() > limit) {
+            ::close(fd);
+            return too_large();
+        }
+    }
+    ::close(fd);
     return text;
 }
 

@@ -5,11 +5,14 @@
 #include <atomic>
 #include <cctype>
 #include <charconv>
+#include <condition_variable>
 #include <csignal>
 #include <iomanip>
 #include <iostream>
 #include <mutex>
 #include <sstream>
+#include <stop_token>
+#include <thread>
 
 #include <modelrepo/uri.hpp>
 
@@ -20,6 +23,7 @@
 #include "publisher.hpp"
 #include "serve_plan.hpp"
 #include "service.hpp"
+#include "systemd_notify.hpp"
 
 namespace modelrepo::cli {
 
@@ -184,6 +188,54 @@ void reload(const ServeSettings& settings, const ServePlan& plan, serve::Service
     }
 }
 
+/// The start line's tail: who may call what, the publisher, the limits.
+std::string serving_summary(const ServeSettings& settings, const ServePlan& plan, bool publishing) {
+    return (plan.access.write_tokens.empty() ? " (read-only)" : " (writes need a token)") +
+           std::string(plan.access.read_tokens.empty() ? ""
+                       : plan.access.public_catalogue  ? ", the operator's routes need a read token"
+                                                       : ", reads need a token") +
+           (publishing ? ", publishing to " + settings.publish : "") + "; at most " +
+           std::to_string(plan.max_connections) + " connections, " +
+           std::to_string(plan.max_streams) +
+           " change streams (open files: " + std::to_string(plan.files) + ")";
+}
+
+/// The transport's options from serve's (the handlers are set by the caller).
+serve::ServerOptions server_options_of(const ServeSettings& settings, const ServePlan& plan) {
+    serve::ServerOptions options;
+    options.host = plan.listen.first;
+    options.port = plan.listen.second;
+    options.request_timeout = plan.request_timeout;
+    options.max_connections = plan.max_connections;
+    options.max_queued = settings.max_queued;
+    options.deadline = plan.deadline;
+    options.tls_cert = settings.tls_cert;
+    options.tls_key = settings.tls_key;
+    return options;
+}
+
+/// systemd's Type=notify: READY=1 once serve answers from any source, asked every second
+/// until one does (a database down at boot does not hold serve back while a backup
+/// answers for it). Nothing without $NOTIFY_SOCKET.
+std::jthread tell_ready(const serve::SystemdNotifier& notifier,
+                        std::shared_ptr<FallbackRepository> chain, std::uint16_t port) {
+    if (!notifier.enabled())
+        return {};
+    return std::jthread([&notifier, chain = std::move(chain), port](std::stop_token stop) {
+        std::mutex mutex;
+        std::condition_variable_any wake;
+        while (!stop.stop_requested()) {
+            if (auto answered = chain->count_models()) {
+                notifier.send("READY=1\nSTATUS=serving " + std::to_string(answered.value()) +
+                              " models on port " + std::to_string(port));
+                return;
+            }
+            std::unique_lock lock(mutex);
+            wake.wait_for(lock, stop, std::chrono::seconds(1), [] { return false; });
+        }
+    });
+}
+
 /// Serves until SIGINT/SIGTERM (blocked before any thread started; taken with sigwait),
 /// then stops accepting, lets in-flight requests finish (<= 5 s) and exits 0.
 int run_serve(const Globals& globals, const ServeSettings& settings) {
@@ -194,8 +246,11 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     block_stop_signals(); // before the library's threads start
     block_reload_signal();
     // On a network listener, sources without a name= are named by kind and position.
+    auto resolved = resolve_sources(globals);
+    if (!resolved)
+        return fail(resolved.error());
     const std::vector<std::string> sources =
-        served_sources(resolve_sources(globals), plan.access.discreet);
+        served_sources(std::move(resolved).value(), plan.access.discreet);
     auto chain_result = open_fallback(sources);
     if (!chain_result)
         return fail(chain_result.error());
@@ -240,15 +295,7 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     // Destroyed before the server (below): its streams are the server's connections.
     auto service = std::make_unique<serve::Service>(chain, std::move(service_options));
 
-    serve::ServerOptions server_options;
-    server_options.host = plan.listen.first;
-    server_options.port = plan.listen.second;
-    server_options.request_timeout = plan.request_timeout;
-    server_options.max_connections = plan.max_connections;
-    server_options.max_queued = settings.max_queued;
-    server_options.deadline = plan.deadline;
-    server_options.tls_cert = settings.tls_cert;
-    server_options.tls_key = settings.tls_key;
+    serve::ServerOptions server_options = server_options_of(settings, plan);
     server_options.lane = [&](const serve::Request& request) { return service->lane(request); };
     if (settings.log)
         server_options.on_request = [&](const serve::Request& request, int status,
@@ -267,17 +314,18 @@ int run_serve(const Globals& globals, const ServeSettings& settings) {
     std::cout << "listening on " << (server.value()->tls() ? "https://" : "http://") << host << ":"
               << server.value()->port() << std::endl;
     log("serving " + std::string(chain->name()) +
-        (plan.access.write_tokens.empty() ? " (read-only)" : " (writes need a token)") +
-        (plan.access.read_tokens.empty() ? ""
-         : plan.access.public_catalogue  ? ", the operator's routes need a read token"
-                                         : ", reads need a token") +
-        (publisher ? ", publishing to " + settings.publish : "") + "; at most " +
-        std::to_string(plan.max_connections) + " connections, " + std::to_string(plan.max_streams) +
-        " change streams (open files: " + std::to_string(plan.files) + ")");
+        serving_summary(settings, plan, publisher != nullptr));
 
+    serve::SystemdNotifier notifier;
+    auto readiness = tell_ready(notifier, chain, server.value()->port());
     int signal = 0;
-    while ((signal = wait_for_stop_or_reload()) == SIGHUP)
+    while ((signal = wait_for_stop_or_reload()) == SIGHUP) {
+        notifier.send("RELOADING=1");
         reload(settings, plan, *service, *server.value(), alerter.get(), log);
+        notifier.send("READY=1");
+    }
+    notifier.send("STOPPING=1");
+    readiness = {};
     log(std::string("stopping (") + (signal == SIGTERM ? "SIGTERM" : "SIGINT") +
         "): finishing requests in flight");
     server.value()->shutdown();
