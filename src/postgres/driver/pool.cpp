@@ -165,10 +165,16 @@ Result<Lease> ConnectionPool::acquire(Deadline deadline, SteadyClock::time_point
             lock.lock();
             probing_ = false;
             if (options_.health) {
-                if (!connected)
+                if (!connected) {
                     options_.health->failed(options_.layer, connected.error());
-                else if (options_.connect_proves_origin)
+                    // Through PgBouncer a connect does not prove the origin, so the next
+                    // call that succeeds must (else the failure stays told forever: a
+                    // login to PgBouncer that timed out in its server_login_retry).
+                    if (!options_.connect_proves_origin && classify(connected.error()).source_down)
+                        told_failing_.store(true, std::memory_order_relaxed);
+                } else if (options_.connect_proves_origin) {
                     options_.health->reached(options_.layer);
+                }
             }
             if (!connected) {
                 connect_failures_.fetch_add(1, std::memory_order_relaxed);
