@@ -413,6 +413,14 @@ void replay(const Config& config) {
         const auto fixed = steady_clock::now();
         fault.fix(s);
         auto recovered = watch.event("source_recovered", "", fixed, resolved_within);
+        if (!recovered) {
+            // What serve and PgBouncer saw, for a run that fails where no one watches.
+            const auto& err = serve.process().err();
+            MESSAGE("no source_recovered; /v1/status: "
+                    << watch.get("/v1/status").body << "\nserve's stderr (tail):\n"
+                    << err.substr(err.size() > 4000 ? err.size() - 4000 : 0)
+                    << (bouncer ? "\npgbouncer's log (tail):\n" + bouncer->log_tail() : ""));
+        }
         CHECK_MESSAGE(recovered, "no source_recovered in /v1/events");
         CHECK(eventually(
             [&] {

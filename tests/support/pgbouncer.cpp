@@ -84,6 +84,14 @@ PgBouncerServer::PgBouncerServer(const PgServer& server,
     }
 }
 
+std::string PgBouncerServer::log_tail(std::size_t bytes) const {
+    std::ifstream log(dir_ / "pgbouncer.log");
+    std::stringstream text;
+    text << log.rdbuf();
+    auto all = text.str();
+    return all.size() > bytes ? all.substr(all.size() - bytes) : all;
+}
+
 PgBouncerServer::~PgBouncerServer() {
     if (pid_ > 0) {
         ::kill(pid_, SIGTERM);

@@ -24,6 +24,8 @@ public:
     bool available() const { return pid_ > 0; }
     const std::string& why() const { return why_; }
     int port() const { return port_; }
+    /// The last `bytes` of pgbouncer's log (for a failing test's message).
+    std::string log_tail(std::size_t bytes = 3000) const;
     /// A URL for `user`/`password` through pgbouncer, database `db`.
     std::string url(const std::string& user, const std::string& password,
                     const std::string& db = "modelrepo", const std::string& query = "") const;

@@ -171,7 +171,7 @@ Result<Lease> ConnectionPool::acquire(Deadline deadline, SteadyClock::time_point
                     // call that succeeds must (else the failure stays told forever: a
                     // login to PgBouncer that timed out in its server_login_retry).
                     if (!options_.connect_proves_origin && classify(connected.error()).source_down)
-                        told_failing_.store(true, std::memory_order_relaxed);
+                        told_failing_.store(true, std::memory_order_seq_cst);
                 } else if (options_.connect_proves_origin) {
                     options_.health->reached(options_.layer);
                 }
@@ -240,14 +240,18 @@ void ConnectionPool::after_call(const Error* failure) {
     if (!reports_calls())
         return;
     if (!failure) {
-        if (told_failing_.exchange(false, std::memory_order_relaxed))
+        if (told_failing_.exchange(false, std::memory_order_seq_cst))
             options_.health->reached(options_.layer);
         return;
     }
     // A statement that outlived its deadline may be a locked table, not the origin.
+    // The health first, the flag after: a success on another thread between the two then
+    // finds the flag down and tells nothing, and the next success clears the failure. In
+    // the other order that success could tell `reached` before this `failed`, leave the
+    // flag down, and the failure would stay told while every call succeeds.
     if (classify(*failure).source_down && !failure->is(Errc::timeout)) {
-        told_failing_.store(true, std::memory_order_relaxed);
         options_.health->failed(options_.layer, *failure);
+        told_failing_.store(true, std::memory_order_seq_cst);
     }
 }
 
