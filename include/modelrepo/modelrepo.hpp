@@ -15,6 +15,7 @@
 #include <modelrepo/model_repository.hpp>
 #include <modelrepo/open.hpp>
 #include <modelrepo/outbox.hpp>
+#include <modelrepo/progress.hpp>
 #include <modelrepo/publish.hpp>
 #include <modelrepo/snapshot.hpp>
 #include <modelrepo/source_health.hpp>

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <modelrepo/error.hpp>
+#include <modelrepo/progress.hpp>
 #include <modelrepo/types.hpp>
 
 namespace modelrepo {
@@ -62,9 +63,10 @@ class OutboxControl {
 public:
     /// The outbox's contents (read from its file). Errors: `Errc::io_error`.
     virtual Result<OutboxState> outbox_state() const = 0;
-    /// Applies what the outbox holds now, on the calling thread. Errors: the source's,
-    /// while it still cannot take the oldest batch.
-    virtual Result<OutboxDrain> drain_outbox() = 0;
+    /// Applies what the outbox holds now, on the calling thread. `progress`, when given,
+    /// is told after each group of batches ("statuses applied", of those pending when the
+    /// drain began). Errors: the source's, while it still cannot take the oldest batch.
+    virtual Result<OutboxDrain> drain_outbox(const ProgressFn& progress = {}) = 0;
     /// Called on the outbox's thread for each batch replayed or moved to the dead letters.
     virtual void on_outbox_event(std::function<void(const OutboxEvent&)> listener) = 0;
 

@@ -80,8 +80,10 @@ public:
     /// The schema version, 0 when modelrepo's tables are missing.
     Result<int> schema_version() override;
     /// Replaces the whole catalogue with `snapshot` in one transaction; the change feed
-    /// reports one `resync`. Errors: `Errc::bad_data` (invalid snapshot), database errors.
-    Result<void> import_snapshot(const Snapshot& snapshot) override;
+    /// reports one `resync`. `progress` is told after each of its statements, with their
+    /// rows. Errors: `Errc::bad_data` (invalid snapshot), database errors.
+    Result<void> import_snapshot(const Snapshot& snapshot,
+                                 const ProgressFn& progress = {}) override;
 
     /// The pool: `modelrepo_pool_connections{state}`, `modelrepo_pool_waiting`,
     /// `modelrepo_pool_connects_total`, `modelrepo_pool_connect_failures_total`,

@@ -376,8 +376,9 @@ Result<int> PostgresRepository::schema_version() {
     return parts_->sql.schema_version();
 }
 
-Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot) {
-    return parts_->sql.import_snapshot(snapshot);
+Result<void> PostgresRepository::import_snapshot(const Snapshot& snapshot,
+                                                 const ProgressFn& progress) {
+    return parts_->sql.import_snapshot(snapshot, progress);
 }
 
 Result<Subscription>

@@ -10,10 +10,12 @@
 
 #include "pg_catalogue.hpp"
 #include "process.hpp"
+#include "temp_dir.hpp"
 
 using namespace modelrepo;
 using namespace std::chrono;
 using namespace modelrepo::test;
+namespace fs = std::filesystem;
 
 TEST_CASE("CLI: migrate, import, stats, export against PostgreSQL; errors exit 1") {
     auto& s = server();
@@ -36,6 +38,17 @@ TEST_CASE("CLI: migrate, import, stats, export against PostgreSQL; errors exit 1
     auto imported = run({"import", "builtin:"});
     CHECK(imported.exit_code == 0);
     CHECK(imported.out.find("imported 32 models") != std::string::npos);
+    // No terminal, no progress: stderr stays empty for scripts and logs.
+    CHECK_MESSAGE(imported.err.empty(), imported.err);
+    // At a terminal, each step with its count (and its rate, once it took a measurable time).
+    auto shown = test::run_on_terminal({cli, "--source", url, "import", "builtin:"},
+                                       {{"MODELREPO_SOURCES", ""}});
+    CAPTURE(shown.out);
+    CHECK(shown.exit_code == 0);
+    for (const char* step :
+         {"import: 32/32 models read", " statuses cleared", "import: 32/32 models merged",
+          "import: 0/0 models removed", " statuses written", "imported 32 models"})
+        CHECK_MESSAGE(shown.out.find(step) != std::string::npos, step);
 
     auto stats = run({"stats"});
     CHECK(stats.exit_code == 0);
@@ -44,6 +57,22 @@ TEST_CASE("CLI: migrate, import, stats, export against PostgreSQL; errors exit 1
 
     auto exported = run({"export"});
     REQUIRE(exported.exit_code == 0);
+    CHECK(exported.err.find("bytes written") == std::string::npos);
+    TempDir out_dir;
+    auto exported_shown =
+        test::run_on_terminal({cli, "--source", url, "export"}, {{"MODELREPO_SOURCES", ""}},
+                              "> '" + (out_dir.path() / "s.json").string() + "'");
+    CHECK(exported_shown.exit_code == 0);
+    CHECK_MESSAGE(exported_shown.out.find("export: 32/32 models read") != std::string::npos,
+                  exported_shown.out);
+    // The whole body, counted as a person reads it: "15,701/15,701 bytes written".
+    std::string size = std::to_string(exported.out.size());
+    for (auto at = static_cast<std::ptrdiff_t>(size.size()) - 3; at > 0; at -= 3)
+        size.insert(static_cast<std::size_t>(at), ",");
+    CHECK_MESSAGE(exported_shown.out.find(size + "/" + size + " bytes written") !=
+                      std::string::npos,
+                  exported_shown.out);
+    CHECK(fs::file_size(out_dir.path() / "s.json") == exported.out.size());
     auto snapshot = parse_snapshot(exported.out);
     REQUIRE(snapshot);
     CHECK(snapshot.value().models.size() == 32);

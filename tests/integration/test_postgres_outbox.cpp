@@ -420,10 +420,14 @@ TEST_CASE("two processes writing to one outbox while the database is down: nothi
     CHECK(doc["pending_statuses"] == 20);
     s.start();
     REQUIRE(s.available());
+    // At a terminal, the drain shows its progress: a count of the pending, and a rate.
     auto drained =
-        run_process({cli, "--source", url, "outbox", "drain"}, {{"MODELREPO_SOURCES", ""}});
-    CAPTURE(drained.err);
+        run_on_terminal({cli, "--source", url, "outbox", "drain"}, {{"MODELREPO_SOURCES", ""}});
+    CAPTURE(drained.out);
     CHECK(drained.exit_code == 0);
+    CHECK(drained.out.find("outbox drain: 20/20 statuses applied (") != std::string::npos);
+    CHECK(drained.out.find("/s)") != std::string::npos);
+    CHECK(drained.out.find(password) == std::string::npos);
     CHECK(s.psql("SELECT count(*) FROM model_status WHERE region = 'outbox-test' AND "
                  "checked_at = to_timestamp(1796000009)",
                  "outbox_shared") == "2");

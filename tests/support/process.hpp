@@ -24,6 +24,13 @@ ProcessResult run_process(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& env = {},
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+/// As run_process, with a terminal for its standard streams (a pty, through util-linux's
+/// `script`): what a person at a terminal sees is in `out` (stdout and stderr together).
+/// `shell_tail`, when given, is appended to the command line as is (a redirection).
+ProcessResult run_on_terminal(const std::vector<std::string>& argv,
+                              const std::map<std::string, std::string>& env = {},
+                              const std::string& shell_tail = "");
+
 /// Under CI (CI set, and not "false" or "0"): a test that would skip fails instead.
 bool in_ci();
 

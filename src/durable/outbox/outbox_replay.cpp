@@ -134,9 +134,13 @@ Result<void> OutboxReplay::refused(const OutboxStore::Batch& batch, const Error&
     return success();
 }
 
-Result<OutboxDrain> OutboxReplay::drain() {
+Result<OutboxDrain> OutboxReplay::drain(const ProgressFn& progress) {
     std::lock_guard drain_lock(drain_mutex_);
     OutboxDrain report;
+    std::int64_t pending = -1; // told as the total: what the outbox held when this began
+    if (progress)
+        if (auto state = outbox_.state())
+            pending = state.value().statuses;
     for (;;) {
         {
             std::lock_guard lock(mutex_);
@@ -162,6 +166,9 @@ Result<OutboxDrain> OutboxReplay::drain() {
         auto done = apply_group(next.value(), report);
         if (!done)
             return std::move(done).error();
+        if (progress)
+            progress(Progress{"statuses applied", report.statuses,
+                              pending < 0 ? -1 : std::max(pending, report.statuses)});
     }
     auto left = outbox_.state();
     if (left)

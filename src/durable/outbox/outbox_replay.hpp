@@ -45,7 +45,7 @@ public:
     void wake();
     /// Applies what is pending, on the caller's thread, until the outbox is empty or the
     /// database cannot take a batch (that error).
-    Result<OutboxDrain> drain();
+    Result<OutboxDrain> drain(const ProgressFn& progress = {});
     void set_listener(Listener listener);
 
     struct Stats {

@@ -174,8 +174,8 @@ Result<OutboxState> OutboxRepository::outbox_state() const {
     return out;
 }
 
-Result<OutboxDrain> OutboxRepository::drain_outbox() {
-    return replay_.drain();
+Result<OutboxDrain> OutboxRepository::drain_outbox(const ProgressFn& progress) {
+    return replay_.drain(progress);
 }
 
 void OutboxRepository::on_outbox_event(std::function<void(const OutboxEvent&)> listener) {

@@ -68,7 +68,7 @@ public:
 
     // OutboxControl
     Result<OutboxState> outbox_state() const override;
-    Result<OutboxDrain> drain_outbox() override;
+    Result<OutboxDrain> drain_outbox(const ProgressFn& progress = {}) override;
     void on_outbox_event(std::function<void(const OutboxEvent&)> listener) override;
 
 private:

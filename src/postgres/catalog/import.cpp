@@ -47,7 +47,7 @@ ImportArrays import_arrays(const Snapshot& snapshot) {
 
 } // namespace
 
-Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
+Result<void> SqlCatalog::importable(const Snapshot& snapshot) const {
     if (auto valid = validate(snapshot); !valid)
         return valid.error();
     // An import writes its statuses: one from the future would keep every real one out.
@@ -61,6 +61,12 @@ Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
             e.source = name();
             return e;
         }
+    return success();
+}
+
+Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot, const ProgressFn& progress) {
+    if (auto valid = importable(snapshot); !valid)
+        return valid;
     const ImportArrays a = import_arrays(snapshot);
     const std::string& t = prefix_;
     // The deadline grows with the catalogue (a large import is not an outage): the query
@@ -90,22 +96,43 @@ Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
                     return std::move(done).error();
                 // Statuses first (the snapshot's replace them), then providers and models
                 // merged by slug, then what the snapshot no longer has: models, then providers.
-                const std::array<std::function<Result<Rows>()>, 5> steps{
-                    [&] { return step(p.import.delete_statuses); },
-                    [&] {
-                        return step(p.import.providers, a.providers[0], a.providers[1],
-                                    a.providers[2]);
-                    },
-                    [&] {
-                        return step(p.import.models, a.models[0], a.models[1], a.models[2],
-                                    a.models[3], a.models[4], a.models[5]);
-                    },
-                    [&] { return step(p.import.delete_models, a.models[0]); },
-                    [&] { return step(p.import.delete_providers, a.providers[0]); },
+                // Each step is told with the snapshot's rows it covered, or (-1) the rows its
+                // statement deleted.
+                const auto providers = static_cast<std::int64_t>(snapshot.providers.size());
+                const auto models = static_cast<std::int64_t>(snapshot.models.size());
+                const auto statuses = static_cast<std::int64_t>(snapshot.statuses.size());
+                struct Step {
+                    std::string_view told;
+                    std::int64_t rows;
+                    std::function<Result<Rows>()> run;
                 };
-                for (const auto& run : steps)
-                    if (auto done = run(); !done)
+                const std::array<Step, 5> steps{
+                    Step{"statuses cleared", -1, [&] { return step(p.import.delete_statuses); }},
+                    Step{"providers merged", providers,
+                         [&] {
+                             return step(p.import.providers, a.providers[0], a.providers[1],
+                                         a.providers[2]);
+                         }},
+                    Step{"models merged", models,
+                         [&] {
+                             return step(p.import.models, a.models[0], a.models[1], a.models[2],
+                                         a.models[3], a.models[4], a.models[5]);
+                         }},
+                    Step{"models removed", -1,
+                         [&] { return step(p.import.delete_models, a.models[0]); }},
+                    Step{"providers removed", -1,
+                         [&] { return step(p.import.delete_providers, a.providers[0]); }},
+                };
+                auto tell = [&](std::string_view told, std::int64_t rows) {
+                    if (progress)
+                        progress(Progress{told, rows, rows});
+                };
+                for (const auto& s : steps) {
+                    auto done = s.run();
+                    if (!done)
                         return std::move(done).error();
+                    tell(s.told, s.rows >= 0 ? s.rows : done.value().affected());
+                }
                 if (a.statuses) {
                     const auto& s = *a.statuses;
                     if (auto done =
@@ -113,6 +140,7 @@ Result<void> SqlCatalog::import_snapshot(const Snapshot& snapshot) {
                                       params(s[0], s[1], s[2], s[3], s[4], s[5], s[6]), until);
                         !done)
                         return std::move(done).error();
+                    tell("statuses written", statuses);
                 }
                 auto feed =
                     c.script("SELECT to_regprocedure(" +

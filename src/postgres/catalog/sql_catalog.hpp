@@ -15,6 +15,7 @@
 
 #include <modelrepo/model_repository.hpp>
 #include <modelrepo/postgres_config.hpp>
+#include <modelrepo/progress.hpp>
 #include <modelrepo/snapshot.hpp>
 
 #include "../../core/capabilities.hpp"
@@ -87,7 +88,9 @@ public:
     Result<FeedKind> installed_feed();
     Result<int> migrate();
     /// In one transaction; the change feed hears one resync, not a change per row.
-    Result<void> import_snapshot(const Snapshot& snapshot);
+    Result<void> import_snapshot(const Snapshot& snapshot, const ProgressFn& progress);
+    /// Why `snapshot` cannot be imported (invalid, or a status from the future), if so.
+    Result<void> importable(const Snapshot& snapshot) const;
 
     // CatalogReader, for the last-known copy.
     std::string copy_key() const override;

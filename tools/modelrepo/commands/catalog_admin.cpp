@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "progress_line.hpp"
 
 namespace modelrepo::cli {
 
@@ -41,13 +42,18 @@ int run_import(const Globals& globals, const std::string& from) {
     auto admin = admin_of(repo, "import");
     if (!admin)
         return fail(admin.error());
+    ProgressLine progress("import");
     Result<Snapshot> snapshot =
         from == "builtin:" || from == "builtin"
             ? builtin_snapshot()
             : read_snapshot_file(from.starts_with("file://") ? from.substr(7) : from);
     if (!snapshot)
         return fail(snapshot.error());
-    if (auto done = admin.value()->import_snapshot(snapshot.value()); !done)
+    progress.tell({"models read", static_cast<std::int64_t>(snapshot.value().models.size()),
+                   static_cast<std::int64_t>(snapshot.value().models.size())});
+    auto done = admin.value()->import_snapshot(snapshot.value(), progress.fn());
+    progress.finish();
+    if (!done)
         return fail(done.error());
     std::cout << "imported " << snapshot.value().models.size() << " models, "
               << snapshot.value().providers.size() << " providers and "

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "progress_line.hpp"
 
 namespace modelrepo::cli {
 
@@ -62,7 +63,9 @@ int run_outbox(const Globals& globals, bool drain) {
                                                    std::string(repo.name()) +
                                                    " has none (add outbox=PATH to its URL)"));
     if (drain) {
-        auto drained = outbox->drain_outbox();
+        ProgressLine progress("outbox drain");
+        auto drained = outbox->drain_outbox(progress.fn());
+        progress.finish();
         if (!drained) {
             std::cerr << "modelrepo: the database cannot take the outbox's writes yet\n";
             return fail(drained.error());

@@ -4,11 +4,28 @@
 
 #include "../json_form.hpp"
 #include "command.hpp"
+#include "progress_line.hpp"
 #include "tables.hpp"
 
 namespace modelrepo::cli {
 
 namespace {
+
+/// Writes `text` to `out` a MiB at a time, telling `progress` the bytes written.
+void write_with_progress(std::ostream& out, const std::string& text, ProgressLine& progress) {
+    constexpr std::size_t chunk = 1 << 20;
+    const auto total = static_cast<std::int64_t>(text.size());
+    for (std::size_t at = 0; at < text.size() && out; at += chunk) {
+        out.write(text.data() + at,
+                  static_cast<std::streamsize>(std::min(chunk, text.size() - at)));
+        if (progress.shown()) {
+            out.flush();
+            progress.tell({"bytes written",
+                           static_cast<std::int64_t>(std::min(at + chunk, text.size())), total});
+        }
+    }
+    progress.finish();
+}
 
 constexpr const char* default_priority = "gpt-5,gpt-4o,claude-sonnet-4-5,gemini-2.5-pro,"
                                          "llama-4-maverick";
@@ -148,12 +165,17 @@ Command define_export(CLI::App& app, const Globals& globals) {
                 if (!sources)
                     return fail(sources.error());
                 std::string from;
+                ProgressLine progress("export");
                 auto snapshot = answered(sources.value(), from, [&](auto& repo, auto&... p) {
                     return repo.export_snapshot(p...);
                 });
+                if (snapshot) {
+                    const auto models = static_cast<std::int64_t>(snapshot.value().models.size());
+                    progress.tell({"models read", models, models});
+                }
                 if (!snapshot)
                     return fail(snapshot.error());
-                std::cout << write_snapshot(snapshot.value());
+                write_with_progress(std::cout, write_snapshot(snapshot.value()), progress);
                 std::cerr << "modelrepo: exported " << snapshot.value().models.size()
                           << " models from " << from << '\n';
                 return exit_ok;
