@@ -25,6 +25,9 @@
 //             copy's file (cache_dir) read beside the database.
 // BENCH_SCALE_APPLY_ONLY, BENCH_SCALE_SERVE_ONLY: only those parts (with import unless
 // BENCH_SCALE_NO_IMPORT); BENCH_SCALE_NO_SSE: serve without the change streams.
+// BENCH_SCALE_FEED=logical: the "feed" database migrated with feed=logical (a publication,
+// no triggers), so that its followers (watch(), serve's copy on the default feed=auto)
+// read it by logical decoding.
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -483,6 +486,21 @@ void serve_rows(test::PgServer& server, const test::TempDir& dir, int models, in
         }
 }
 
+/// The "feed" database as BENCH_SCALE_FEED says: left on the trigger feed, or migrated
+/// with feed=logical. False (said why) when that fails.
+bool choose_feed(test::PgServer& server) {
+    const char* feed = std::getenv("BENCH_SCALE_FEED");
+    if (!feed || std::string(feed) != "logical")
+        return true;
+    server.psql("ALTER ROLE app REPLICATION");
+    auto repo =
+        PostgresRepository::open(server.url("app", password, "feed", "127.0.0.1", "feed=logical"));
+    auto migrated = repo ? repo.value()->migrate() : Result<int>(repo.error());
+    if (!migrated)
+        std::fprintf(stderr, "migrate feed=logical: %s\n", migrated.error().message.c_str());
+    return bool(migrated);
+}
+
 std::vector<int> parse_sizes(const char* text) {
     std::vector<int> out;
     std::stringstream in(text);
@@ -507,8 +525,9 @@ int main(int argc, char** argv) {
     server.create_role("app", password, "modelrepo");
     test::TempDir dir;
     std::printf("bench_scale: %d s per round, %d rounds alternating (feed, plain, schema 2); "
-                "PostgreSQL 15 on loopback; %u cores\n",
-                seconds, rounds, std::thread::hardware_concurrency());
+                "PostgreSQL 15 on loopback; %u cores; the feed: %s\n",
+                seconds, rounds, std::thread::hardware_concurrency(),
+                std::getenv("BENCH_SCALE_FEED") ? std::getenv("BENCH_SCALE_FEED") : "triggers");
     if (std::getenv("BENCH_SCALE_APPLY_ONLY")) {
         auto [small_model_us, small_status_us] = apply_us(catalogue(32));
         for (int models : sizes) {
@@ -527,7 +546,7 @@ int main(int argc, char** argv) {
         Snapshot snapshot = catalogue(models);
         if (serve_only) {
             if (!make_database(server, "feed", detail::sql::feed_schema_version, snapshot) ||
-                !make_database(server, "before", 2, snapshot))
+                !choose_feed(server) || !make_database(server, "before", 2, snapshot))
                 return 1;
             if (!std::getenv("BENCH_SCALE_NO_IMPORT")) {
                 if (!make_database(server, "plain", 1, snapshot))
@@ -544,7 +563,7 @@ int main(int argc, char** argv) {
                     small_status_us, status_us / small_status_us);
         if (!make_database(server, "plain", 1, snapshot) ||
             !make_database(server, "feed", detail::sql::feed_schema_version, snapshot) ||
-            !make_database(server, "before", 2, snapshot))
+            !choose_feed(server) || !make_database(server, "before", 2, snapshot))
             return 1;
         // The followers: a watch() on the feed, a LISTEN session on schema 2.
         auto repo = PostgresRepository::open(server.url("app", password, "feed")).value();

@@ -255,6 +255,8 @@ Result<void> OutboxReplay::apply_group(const std::vector<OutboxStore::Batch>& ba
 void OutboxReplay::run() {
     milliseconds backoff = options_.backoff_initial;
     std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, options_.first_look, [&] { return stopping_ || woken_; });
+    woken_ = false;
     while (!stopping_) {
         lock.unlock();
         auto drained = drain();

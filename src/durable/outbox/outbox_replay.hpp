@@ -29,6 +29,10 @@ public:
         /// A look at the outbox this often when nothing woke the thread (another process
         /// may have queued into the same file).
         std::chrono::milliseconds idle_check{2'000};
+        /// The thread's first look at what an earlier process left, unless a write wakes
+        /// it sooner: a program that drains at once (`modelrepo outbox drain`) does the
+        /// work on its own thread and can report it, instead of finding it done.
+        std::chrono::milliseconds first_look{1'000};
         /// Told of each dead letter (the source's health events); may be null.
         HealthObserver* health = nullptr;
     };

@@ -49,7 +49,7 @@ OutboxRepository::OutboxRepository(std::shared_ptr<ModelRepository> source, Stat
     , replay_(
           *store_, writer,
           replay_options(own_health_ ? own_health_.get() : source_->capability<HealthObserver>())) {
-    replay_.start(); // drains what an earlier process left, as soon as it can
+    replay_.start(); // drains what an earlier process left, within a second
 }
 
 OutboxRepository::~OutboxRepository() = default;
