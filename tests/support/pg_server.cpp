@@ -37,20 +37,7 @@ int free_loopback_port() {
     return port;
 }
 
-namespace {
-
-std::string shell_quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'')
-            out += "'\\''";
-        else
-            out += c;
-    }
-    return out + "'";
-}
-
-} // namespace
+namespace {} // namespace
 
 PgServer::PgServer() {
     if (!std::filesystem::exists(bin_dir_ / "initdb")) {

@@ -56,16 +56,23 @@ pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, st
 
 } // namespace
 
+std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
+    }
+    return out + "'";
+}
+
 ProcessResult run_on_terminal(const std::vector<std::string>& argv,
                               const std::map<std::string, std::string>& env,
                               const std::string& shell_tail) {
     std::string line;
-    for (const auto& a : argv) {
-        std::string quoted = "'";
-        for (char c : a)
-            quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-        line += quoted + "' ";
-    }
+    for (const auto& a : argv)
+        line += shell_quote(a) + " ";
     line += shell_tail;
     // -e: script exits with the command's status; -q: no banner; the log to /dev/null.
     return run_process({"script", "-q", "-e", "-c", line, "/dev/null"}, env);

@@ -24,6 +24,9 @@ ProcessResult run_process(const std::vector<std::string>& argv,
                           const std::map<std::string, std::string>& env = {},
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+/// `s` as one word of a POSIX shell's command line (single-quoted).
+std::string shell_quote(const std::string& s);
+
 /// As run_process, with a terminal for its standard streams (a pty, through util-linux's
 /// `script`): what a person at a terminal sees is in `out` (stdout and stderr together).
 /// `shell_tail`, when given, is appended to the command line as is (a redirection).

@@ -89,8 +89,6 @@ public:
     Result<int> migrate();
     /// In one transaction; the change feed hears one resync, not a change per row.
     Result<void> import_snapshot(const Snapshot& snapshot, const ProgressFn& progress);
-    /// Why `snapshot` cannot be imported (invalid, or a status from the future), if so.
-    Result<void> importable(const Snapshot& snapshot) const;
 
     // CatalogReader, for the last-known copy.
     std::string copy_key() const override;
@@ -102,6 +100,8 @@ public:
     const Mapping& mapping() const noexcept { return mapping_; }
 
 private:
+    /// Why `snapshot` cannot be imported (invalid, or a status from the future), if so.
+    Result<void> importable(const Snapshot& snapshot) const;
     /// The statements of a mapping checked against the database.
     struct Plan {
         Plan(const Mapping& m, const std::string& prefix)

@@ -49,8 +49,8 @@ int run_import(const Globals& globals, const std::string& from) {
             : read_snapshot_file(from.starts_with("file://") ? from.substr(7) : from);
     if (!snapshot)
         return fail(snapshot.error());
-    progress.tell({"models read", static_cast<std::int64_t>(snapshot.value().models.size()),
-                   static_cast<std::int64_t>(snapshot.value().models.size())});
+    const auto models = static_cast<std::int64_t>(snapshot.value().models.size());
+    progress.tell({"models read", models, models});
     auto done = admin.value()->import_snapshot(snapshot.value(), progress.fn());
     progress.finish();
     if (!done)

@@ -18,10 +18,10 @@ std::string grouped(std::int64_t n) {
     return n < 0 ? "-" + out : out;
 }
 
-ProgressLine::ProgressLine(std::string what, std::FILE* out, bool force)
+ProgressLine::ProgressLine(std::string what)
     : what_(std::move(what))
-    , out_(out)
-    , shown_(force || ::isatty(::fileno(out)) == 1)
+    , out_(stderr)
+    , shown_(::isatty(::fileno(out_)) == 1)
     , step_started_(Clock::now())
     , last_told_(step_started_) {}
 

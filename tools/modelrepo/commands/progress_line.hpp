@@ -17,9 +17,9 @@ namespace modelrepo::cli {
 /// Not thread-safe: one per command, told from one thread at a time.
 class ProgressLine {
 public:
-    /// `what`: the command, first on the line ("import"). Shown only when `out` is a
-    /// terminal; `force` shows it anyway (the tests, which have no terminal).
-    explicit ProgressLine(std::string what, std::FILE* out = stderr, bool force = false);
+    /// `what`: the command, first on the line ("import"). Shown only when stderr is a
+    /// terminal (the tests give it one: a pty).
+    explicit ProgressLine(std::string what);
     ~ProgressLine();
     ProgressLine(const ProgressLine&) = delete;
     ProgressLine& operator=(const ProgressLine&) = delete;
