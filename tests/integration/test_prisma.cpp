@@ -72,6 +72,15 @@ struct Client {
                               {"FLAVOR", flavor}},
                              60s);
         INFO("tsx services.ts " << args.front() << ": " << r.err);
+        if (r.exit_code != 0) {
+            // A Prisma call killed at the limit (seen twice under ASan): what each session
+            // of the server was doing or waiting for then, for a run no one watches.
+            auto sessions = server().try_psql(
+                "SELECT string_agg(format('%s %s %s/%s %s: %s', pid, application_name, "
+                "wait_event_type, wait_event, state, left(query, 100)), E'\\n') "
+                "FROM pg_stat_activity WHERE backend_type = 'client backend'");
+            MESSAGE("sessions: " << (sessions ? *sessions : std::string("(psql failed)")));
+        }
         REQUIRE(r.exit_code == 0);
         CHECK(r.err.find(password) == std::string::npos);
         json answer = json::parse(r.out);
