@@ -10,6 +10,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -48,6 +49,22 @@ public:
             r && (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
         PQclear(r);
         return ok;
+    }
+
+    /// Runs `sql` (again once on a new connection when the old one was lost); the first
+    /// cell of its last result, or "" on failure.
+    std::string value(const std::string& sql) {
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            if (PQstatus(conn_) != CONNECTION_OK)
+                PQreset(conn_);
+            PGresult* r = PQexec(conn_, sql.c_str());
+            bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+            std::string out = ok ? PQgetvalue(r, 0, 0) : "";
+            PQclear(r);
+            if (ok || PQstatus(conn_) == CONNECTION_OK)
+                return out;
+        }
+        return "";
     }
 
 private:
@@ -335,9 +352,10 @@ TEST_CASE("8 writers that commit in random order, and kill -9 three times: every
         return std::includes(delivered.begin(), delivered.end(), logged.begin(), logged.end());
     };
     if (!eventually(all_delivered, 15s)) {
-        // Seen once under TSan (one change of ~900 not there after 15 s): said here, and
-        // then the feed's heartbeat poll (feed_keepalive) must still bring it. Delivery
-        // once is the claim; a late one is a latency bug to chase (closing note, #20).
+        // Seen twice under TSan, one change of ~900 never delivered: it was committed,
+        // right after a restart, under a transaction id the server handed out again (the
+        // test case before this one; mended in the feed's catch-up). Said here, and a late
+        // one must still come: delivery once is the claim, lateness a bug to chase.
         MESSAGE("not delivered within 15 s: " << missing());
         REQUIRE(eventually(all_delivered, 45s));
     }
@@ -350,6 +368,76 @@ TEST_CASE("8 writers that commit in random order, and kill -9 three times: every
     REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 10s));
     auto direct = open_repo(s.url("app", password, "live_order"))->list_statuses().value();
     CHECK(repo->list_statuses().value() == direct);
+}
+
+TEST_CASE("after a crash the server hands out again the ids of transactions that rolled back "
+          "just before it (their WAL never written): a change committed under such an id "
+          "before the feed is back still reaches the watcher") {
+    // What CI saw twice in the kill -9 test above: one committed change never delivered.
+    // The feed's cursor had passed the rolled-back ids, and the catch-up poll's snapshot
+    // then moved it past the new row too; the catch-up now also reads every version above
+    // the highest it delivered (ChangeFeed::Cursor).
+    auto& s = server();
+    auto repo = fresh_catalogue("live_reuse",
+                                "cache=live&feed_keepalive=1s&connect_timeout=2&socket_timeout=2");
+    ChangeCollector seen;
+    auto sub = repo->watch(std::ref(seen)).value();
+    REQUIRE(eventually([&] { return repo.copy_state().in_sync; }, 10s));
+    s.psql("ALTER TABLE model_status SET (autovacuum_enabled = false); "
+           "ALTER TABLE catalog_changes SET (autovacuum_enabled = false)",
+           "live_reuse");
+    RawClient other(s.url("app", password, "live_reuse", "127.0.0.1", "connect_timeout=2"));
+    REQUIRE(other.exec("SELECT 1"));
+    // The feed may not reconnect until the change below is made (the superuser may).
+    s.psql("ALTER ROLE app CONNECTION LIMIT 0");
+    struct Unlimit {
+        PgServer& s;
+        ~Unlimit() { s.try_psql("ALTER ROLE app CONNECTION LIMIT -1"); }
+    } unlimit{s};
+    REQUIRE(eventually([&] { return metric(*repo.repo, "modelrepo_feed_asleep") == "1"; }, 10s));
+    // Nothing may write the WAL out between the rollbacks and the kill: the server's
+    // background writers stop (a commit would write it too; none is made).
+    std::istringstream writers(
+        s.psql("SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type IN "
+               "('walwriter', 'background writer', 'checkpointer', 'autovacuum launcher')"));
+    int stopped = 0;
+    for (int pid; writers >> pid; ++stopped)
+        REQUIRE(::kill(pid, SIGSTOP) == 0);
+    REQUIRE(stopped == 4);
+    std::int64_t rolled_back = 0;
+    for (int i = 0; i < 20; ++i) {
+        std::string xid = other.value("BEGIN; UPDATE model_status SET availability = 0.125 WHERE "
+                                      "model_slug = 'gpt-4o'; SELECT pg_current_xact_id()");
+        REQUIRE(!xid.empty());
+        REQUIRE(other.exec("ROLLBACK"));
+        rolled_back = std::max<std::int64_t>(rolled_back, std::stoll(xid));
+    }
+    // The feed's next poll (a heartbeat: it is asleep) moves its cursor past them.
+    auto polls = std::stoll(metric(*repo.repo, "modelrepo_feed_polls_total"));
+    REQUIRE(eventually(
+        [&] { return std::stoll(metric(*repo.repo, "modelrepo_feed_polls_total")) > polls + 1; },
+        10s));
+    s.kill9();
+    s.start();
+    REQUIRE_MESSAGE(s.available(), s.why());
+    s.psql("UPDATE model_status SET availability = 0.25 WHERE model_slug = 'gpt-5'", "live_reuse");
+    std::istringstream row(s.psql("SELECT xid || ' ' || version FROM catalog_changes WHERE "
+                                  "slug = 'gpt-5' ORDER BY version DESC LIMIT 1",
+                                  "live_reuse"));
+    std::int64_t xid = 0, version = 0;
+    REQUIRE(static_cast<bool>(row >> xid >> version));
+    // The case is made only when the id came back.
+    CAPTURE(rolled_back);
+    REQUIRE(xid <= rolled_back);
+    CHECK(metric(*repo.repo, "modelrepo_feed_connected") == "0"); // not back yet
+    s.psql("ALTER ROLE app CONNECTION LIMIT -1");
+    CHECK(seen.wait_for(
+        [&](const CatalogChange& c) {
+            return c.kind == CatalogChange::Kind::status && c.slug == "gpt-5" &&
+                   c.version == version;
+        },
+        15s));
+    CHECK(delivered_changes(seen).second == 0);
 }
 
 TEST_CASE("kill -9 and restart during 1,000 changes by another client, three times: "

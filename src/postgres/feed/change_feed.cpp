@@ -73,14 +73,16 @@ ChangeFeed::ChangeFeed(std::shared_ptr<const SessionConfig> session, std::string
     , sink_(std::move(sink))
     , state_(std::move(state))
     , wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-    const std::string head =
+    poll_head_ =
         "SELECT s.xmax, s.running, c.version, c.kind, c.slug, "
         "(extract(epoch FROM c.at) * 1000000)::bigint FROM (SELECT pg_snapshot_xmax(x)::text "
         "AS xmax, array_to_string(ARRAY(SELECT pg_snapshot_xip(x)), ',') AS running FROM "
         "pg_current_snapshot() x) s LEFT JOIN " +
         prefix_ + "catalog_changes c ON ";
-    poll_sql_ = head + "(c.xid >= $1::xid8 OR c.xid = ANY($2::xid8[])) ORDER BY c.version";
-    poll_sql_first_ = head + "false";
+    poll_sql_ = poll_head_ + "(c.xid >= $1::xid8 OR c.xid = ANY($2::xid8[])) ORDER BY c.version";
+    // The first poll reads only the newest row: what the first resync covers ends there.
+    poll_sql_first_ =
+        poll_head_ + "c.version = (SELECT max(version) FROM " + prefix_ + "catalog_changes)";
     poll_statement_ = Statement{poll_statement_id, "modelrepo_feed_poll", poll_sql_.c_str()};
 }
 
@@ -184,7 +186,7 @@ void ChangeFeed::session() {
         return set_error(std::move(awake).error());
     (void)c.script("SELECT " + prefix_ + "modelrepo_prune_changes(true)", round_trip());
     bool first = !cursor_.set;
-    auto caught_up = poll(c);
+    auto caught_up = poll(c, true);
     if (!caught_up)
         return set_error(std::move(caught_up).error());
     std::vector<CatalogChange> batch = std::move(caught_up).value().changes;
@@ -252,7 +254,7 @@ Result<void> ChangeFeed::mark(Connection& c, bool asleep, bool tidy) {
     return success();
 }
 
-Result<ChangeFeed::Poll> ChangeFeed::poll(Connection& c) {
+Result<ChangeFeed::Poll> ChangeFeed::poll(Connection& c, bool catch_up) {
     // One statement, one snapshot: the rows and the snapshot they were read in. Prepared
     // (planning it took longer than running it); the first poll only places the cursor.
     Result<Rows> rows = Rows();
@@ -264,7 +266,14 @@ Result<ChangeFeed::Poll> ChangeFeed::poll(Connection& c) {
             running += (i ? "," : "") + std::to_string(cursor_.running[i]);
         running += "}";
         const char* params[] = {xmax.c_str(), running.c_str()};
-        rows = c.execute(poll_statement_, params, round_trip());
+        if (catch_up)
+            // Once a session, so not prepared; the values are numbers.
+            rows = c.script(poll_head_ + "(c.xid >= '" + xmax + "'::xid8 OR c.xid = ANY('" +
+                                running + "'::xid8[]) OR c.version > " +
+                                std::to_string(cursor_.delivered) + ") ORDER BY c.version",
+                            round_trip());
+        else
+            rows = c.execute(poll_statement_, params, round_trip());
     }
     if (!rows)
         return std::move(rows).error();
@@ -281,6 +290,8 @@ Result<ChangeFeed::Poll> ChangeFeed::poll(Connection& c) {
             continue;
         std::int64_t version = number(r.text(row, 2));
         highest = std::max(highest, version);
+        if (!cursor_.set)
+            continue;
         out.changes.push_back(
             {*kind, std::string(r.text(row, 4)), version, from_micros(number(r.text(row, 5)))});
     }
@@ -291,6 +302,7 @@ Result<ChangeFeed::Poll> ChangeFeed::poll(Connection& c) {
         at = comma + 1;
     }
     cursor_.set = true;
+    cursor_.delivered = std::max(cursor_.delivered, highest);
     cursor_.xmax = static_cast<std::uint64_t>(number(r.text(0, 0)));
     cursor_.running = out.running;
     std::lock_guard lock(mutex_);

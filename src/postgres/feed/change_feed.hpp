@@ -94,10 +94,19 @@ public:
 private:
     /// Where the last poll of the log left off: its snapshot's xmax and running xids. A
     /// log row is new to the next poll when its xid is at or past xmax, or in running.
+    ///
+    /// Across a server crash that alone is not enough: a transaction id whose records
+    /// never reached the WAL (one that rolled back just before the crash, its abort
+    /// record still in the server's buffers) is handed out again after recovery, below
+    /// an xmax the cursor already passed. The catch-up at each connect therefore also
+    /// reads every row above `delivered`: the log's versions come from a sequence, which
+    /// recovery resumes past every version a committed transaction took, so such a row
+    /// is new and nothing read before is read again.
     struct Cursor {
         bool set = false;
         std::uint64_t xmax = 0;
         std::vector<std::uint64_t> running;
+        std::int64_t delivered = 0; ///< the highest version read from the log
     };
     /// One read of the log, in one snapshot.
     struct Poll {
@@ -111,8 +120,9 @@ private:
     /// LISTENs on the channel of the schema the triggers live in.
     Result<void> listen_on_channel(Connection& c);
     /// Reads what became visible since `cursor_` and moves it on; the first poll (no
-    /// cursor yet) reads nothing and only places it.
-    Result<Poll> poll(Connection& c);
+    /// cursor yet) reads nothing and only places it. `catch_up`: the first poll of a
+    /// session, which also reads the rows above `cursor_.delivered` (see Cursor).
+    Result<Poll> poll(Connection& c, bool catch_up = false);
     /// Marks this session asleep (writers notify it) or awake in catalog_listeners;
     /// `tidy` also drops the rows of sessions that are gone.
     Result<void> mark(Connection& c, bool asleep, bool tidy = false);
@@ -144,7 +154,7 @@ private:
     Cursor cursor_; ///< the feed thread's, kept across sessions (catch-up)
     /// The poll, prepared on the feed's own session (an id no pooled statement has).
     static constexpr std::size_t poll_statement_id = 63;
-    std::string poll_sql_, poll_sql_first_;
+    std::string poll_head_, poll_sql_, poll_sql_first_;
     Statement poll_statement_{};
 
     mutable std::mutex mutex_; ///< guards stats_
