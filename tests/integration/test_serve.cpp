@@ -5,6 +5,7 @@
 // load; publish against a loopback stand-in of GitHub's contents API.
 #include <atomic>
 #include <csignal>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -383,6 +384,53 @@ TEST_CASE("a client that sends its headers a byte a second is cut and holds no w
     CHECK(eventually(
         [&] { return serve.metric("modelrepo_serve_rejected_total{reason=\"timeout\"}") >= 6; },
         10s));
+}
+
+TEST_CASE("one PUT of every model's status: each of 20 streams gets every change, in fewer "
+          "writes than events (what is queued for a client goes in one)") {
+    TempDir dir;
+    Serve serve({"builtin:"}, {"--token-file", token_file(dir, token)});
+    std::vector<std::unique_ptr<RawSocket>> streams;
+    for (int i = 0; i < 20; ++i)
+        streams.push_back(open_stream(serve.port()));
+    REQUIRE(eventually([&] { return serve.metric("modelrepo_serve_streams") == 20; }, 10s));
+    for (auto& s : streams)
+        REQUIRE(s->wait_for(": connected", 10s));
+    // Dated now: newer than every status the catalogue holds, so each one is a change.
+    std::time_t now = std::time(nullptr);
+    char checked_at[32];
+    std::strftime(checked_at, sizeof checked_at, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    json all = json::array();
+    for (const Model& m : builtin_snapshot().models) {
+        all.push_back(json::parse(status_json(m.slug, "degraded", 0.5))[0]);
+        all.back()["checked_at"] = checked_at;
+    }
+    REQUIRE(all.size() >= 10);
+    double events = serve.metric("modelrepo_serve_stream_events_total");
+    double writes = serve.metric("modelrepo_serve_stream_writes_total");
+    auto put = serve.client().Put("/v1/statuses", {{"Authorization", "Bearer " + token}},
+                                  all.dump(), "application/json");
+    REQUIRE(put);
+    REQUIRE(put->status == 200);
+    const std::string last = "\"slug\":\"" + all.back()["model"].get<std::string>() + "\"";
+    for (auto& s : streams) {
+        REQUIRE(s->wait_for(last, 10s));
+        for (const auto& status : all)
+            CHECK(s->received().find("\"slug\":\"" + status["model"].get<std::string>() + "\"") !=
+                  std::string::npos);
+    }
+    // Every change to every stream, counted once it is written.
+    REQUIRE(eventually(
+        [&] {
+            return serve.metric("modelrepo_serve_stream_events_total") - events >=
+                   20.0 * static_cast<double>(all.size());
+        },
+        10s));
+    double wrote = serve.metric("modelrepo_serve_stream_writes_total") - writes;
+    double sent = serve.metric("modelrepo_serve_stream_events_total") - events;
+    MESSAGE(sent << " events in " << wrote << " writes");
+    CHECK(wrote > 0);
+    CHECK(wrote < sent);
 }
 
 TEST_CASE("200 change streams connect, half drop, the rest get the change; the cap answers 429") {

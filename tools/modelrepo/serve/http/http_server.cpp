@@ -266,6 +266,16 @@ std::vector<MetricFamily> HttpServer::metrics() const {
                    "Open server-sent-event streams (GET /v1/changes).",
                    {}});
     out.back().add({}, static_cast<double>(listener_->streams.load()));
+    out.push_back({"modelrepo_serve_stream_events_total",
+                   Type::counter,
+                   "Events (and comments) written to server-sent-event streams.",
+                   {}});
+    out.back().add({}, static_cast<double>(listener_->stream_events.load()));
+    out.push_back({"modelrepo_serve_stream_writes_total",
+                   Type::counter,
+                   "Writes that carried them: the events queued for a client go in one.",
+                   {}});
+    out.back().add({}, static_cast<double>(listener_->stream_writes.load()));
     MetricFamily rejected{"modelrepo_serve_rejected_total",
                           Type::counter,
                           "Requests and connections the transport refused or cut, by reason.",

@@ -92,6 +92,8 @@ struct HttpServer::Listener {
     std::unique_ptr<WorkPool> read_pool, write_pool;
 
     std::atomic<std::size_t> streams{0};
+    std::atomic<std::uint64_t> stream_events{0};           ///< events written to streams
+    std::atomic<std::uint64_t> stream_writes{0};           ///< the writes that carried them
     std::array<std::atomic<std::uint64_t>, 600> answers{}; ///< by HTTP status
     std::array<std::atomic<std::uint64_t>, rejected_names.size()> rejected{};
 

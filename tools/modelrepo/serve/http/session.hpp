@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -140,6 +141,10 @@ private:
     /// left (or sent something it should not have; both end the stream).
     void watch_peer();
 
+    /// On the strand: moves what send() left in the inbox to the queue, and writes.
+    void take_inbox();
+    /// On the strand: writes what is queued (all of it, up to 60 events, as one chunk)
+    /// unless a write is under way.
     void pump();
 
     void end_stream();
@@ -174,8 +179,13 @@ private:
     std::shared_ptr<http::response<http::empty_body>> stream_head_;
     std::shared_ptr<http::response_serializer<http::empty_body>> stream_serializer_;
     std::deque<std::shared_ptr<const std::string>> queue_; ///< the strand's
-    bool writing_ = false;                                 ///< the strand's
-    bool ending_ = false;                                  ///< the strand's
+    /// Events sent from other threads, not yet taken by the strand: one post takes all
+    /// that came meanwhile.
+    std::mutex inbox_mutex_;
+    std::vector<std::shared_ptr<const std::string>> inbox_; ///< inbox_mutex_
+    bool writing_ = false;                                  ///< the strand's
+    std::size_t in_flight_ = 0; ///< the strand's: events in the write under way
+    bool ending_ = false;       ///< the strand's
     std::atomic<bool> stream_open_{false};
     std::atomic<bool> registered_{false};
     std::atomic<bool> idle_{false}; ///< waiting for a request's first bytes: may be shed
