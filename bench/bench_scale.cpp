@@ -351,7 +351,11 @@ struct Latency {
     std::size_t delivered = 0;
 };
 
-Latency sse_latency(int port, const std::string& conninfo, int clients, int changes) {
+Latency latency_of(const std::vector<double>& arrivals) {
+    return {bench::percentile(arrivals, 0.5), bench::percentile(arrivals, 0.99), arrivals.size()};
+}
+
+std::vector<double> sse_arrivals(int port, const std::string& conninfo, int clients, int changes) {
     PGconn* conn = PQconnectdb(conninfo.c_str());
     auto arrivals = bench::fan_out(
         port, clients, changes,
@@ -363,7 +367,61 @@ Latency sse_latency(int port, const std::string& conninfo, int clients, int chan
         },
         [](int) { return std::string("\"slug\":\"m1\""); });
     PQfinish(conn);
-    return {bench::percentile(arrivals, 0.5), bench::percentile(arrivals, 0.99), arrivals.size()};
+    return arrivals;
+}
+
+Latency sse_latency(int port, const std::string& conninfo, int clients, int changes) {
+    return latency_of(sse_arrivals(port, conninfo, clients, changes));
+}
+
+/// The fan-out peer: POST to nchan until each of its EventSource subscribers has the
+/// message (an event of the size of serve's).
+std::vector<double> nchan_arrivals(bench::Nchan& nchan, int clients, int changes) {
+    auto message = [](int c) {
+        return "{\"kind\":\"status\",\"slug\":\"m1\",\"version\":" + std::to_string(1000 + c) +
+               ",\"at\":\"2026-12-07T05:53:51.123456Z\"}";
+    };
+    return bench::fan_out(
+        nchan.port(), clients, changes,
+        [&](int c) {
+            if (!nchan.publish(message(c)))
+                std::fprintf(stderr, "nchan: publish %d failed\n", c);
+        },
+        [](int c) { return "\"version\":" + std::to_string(1000 + c) + ","; },
+        bench::nchan_stream());
+}
+
+/// The floor: the same message send()s to every client from one thread, no server.
+std::vector<double> raw_arrivals(int clients, int changes) {
+    bench::RawFanOut raw;
+    auto message = [](int c) {
+        return "data: {\"kind\":\"status\",\"slug\":\"m1\",\"version\":" +
+               std::to_string(1000 + c) + ",\"at\":\"2026-12-07T05:53:51.123456Z\"}\n\n";
+    };
+    return bench::fan_out(
+        raw.port(), clients, changes, [&](int c) { raw.publish(message(c)); },
+        [](int c) { return "\"version\":" + std::to_string(1000 + c) + ","; });
+}
+
+struct FanOutFigures {
+    Latency ours, nchan, floor;
+};
+
+/// serve's fan-out against nchan's and the floor's at `clients`, alternating `rounds`
+/// times: serve's UPDATE -> event (the database's commit and the feed included), nchan's
+/// POST -> event, the floor's hand-over -> event, each pooled over the rounds.
+FanOutFigures fan_out_against_peers(int port, const std::string& conninfo, bench::Nchan& nchan,
+                                    int clients, int changes, int rounds) {
+    std::vector<double> ours, peer, floor;
+    auto add = [](std::vector<double>& to, const std::vector<double>& from) {
+        to.insert(to.end(), from.begin(), from.end());
+    };
+    for (int r = 0; r < rounds; ++r) {
+        add(ours, sse_arrivals(port, conninfo, clients, changes));
+        add(peer, nchan_arrivals(nchan, clients, changes));
+        add(floor, raw_arrivals(clients, changes));
+    }
+    return {latency_of(ours), latency_of(peer), latency_of(floor)};
 }
 
 /// The bare peer: an UPDATE on schema 2's database (its trigger NOTIFYs) until a libpq
@@ -460,6 +518,27 @@ void serve_rows(test::PgServer& server, const test::TempDir& dir, int models, in
         std::printf("  (%zu of %d events delivered; before %zu)\n", ours_sse.delivered,
                     clients * 10, before_sse.delivered);
     }
+    bench::Nchan nchan(www);
+    if (!std::getenv("BENCH_SCALE_NO_SSE") && !nchan.answers())
+        std::printf("  (no nchan: apt-get install libnginx-mod-nchan for the fan-out peer)\n");
+    if (!std::getenv("BENCH_SCALE_NO_SSE") && nchan.answers())
+        for (int clients : {1000, 10'000}) {
+            if (clients == 10'000 && !largest)
+                break;
+            int changes = clients == 1000 ? 10 : 5;
+            auto f =
+                fan_out_against_peers(ours.port, conninfo("feed"), nchan, clients, changes, rounds);
+            std::string what = std::to_string(clients) + " clients x " + std::to_string(changes);
+            print_figures({"fan-out p50, " + what + " (ms; nchan | floor)", f.ours.p50, f.nchan.p50,
+                           f.floor.p50, "ms"});
+            print_figures({"fan-out p99, " + what + " (ms; nchan | floor)", f.ours.p99, f.nchan.p99,
+                           f.floor.p99, "ms"});
+            std::printf("  (%zu, %zu and %zu of %d events delivered, %d rounds alternating; "
+                        "serve's from the UPDATE, nchan's from the POST, the floor's from the "
+                        "hand-over to its writing thread)\n",
+                        f.ours.delivered, f.nchan.delivered, f.floor.delivered,
+                        clients * changes * rounds, rounds);
+        }
     if (largest) {
         long idle_kib = bench::rss_kib(ours.process->pid());
         std::atomic<long> streaming_kib{0};
