@@ -213,14 +213,21 @@ TEST_CASE("10,000 models: lists sent in chunks equal the CLI's, HEAD's length, H
     std::string source = "file://" + file.string();
     Serve serve({source});
 
-    // Chunked (no Content-Length), and byte for byte what `modelrepo --json models` prints.
+    // A long list is chunked (no Content-Length) ...
     auto headers =
-        run_process({"curl", "-sS", "-D", "-", "-o", "/dev/null", serve.base() + "/v1/models"});
+        run_process({"curl", "-sS", "-D", "-", "-o", "/dev/null", serve.base() + "/v1/statuses"});
     REQUIRE(headers.exit_code == 0);
     CHECK(headers.out.find("Transfer-Encoding: chunked") != std::string::npos);
     CHECK(headers.out.find("Content-Length") == std::string::npos);
+    // ... but the whole model list is made once per catalogue version and kept: sent with
+    // its length, byte for byte what `modelrepo --json models` prints.
     auto models = curl({serve.base() + "/v1/models"});
     REQUIRE(models.status == 200);
+    auto whole =
+        run_process({"curl", "-sS", "-D", "-", "-o", "/dev/null", serve.base() + "/v1/models"});
+    CHECK(whole.out.find("Content-Length: " + std::to_string(models.body.size())) !=
+          std::string::npos);
+    CHECK(whole.out.find("chunked") == std::string::npos);
     auto listed = json::parse(models.body);
     CHECK(listed["models"].size() == big.models.size());
     auto cli = run_process({require_env("MODELREPO_CLI"), "--source", source, "--json", "models"});

@@ -34,6 +34,8 @@ struct Server {
         r.query = q == std::string::npos ? "" : target.substr(q + 1);
         r.authorization = auth;
         Response answer = service->handle(r);
+        if (answer.shared_body)
+            answer.body = *answer.shared_body;
         if (answer.parts)
             for (bool more = true; more;)
                 more = answer.parts(answer.body);

@@ -237,6 +237,7 @@ TEST_CASE("caching: every catalogue read has an ETag that follows its body; 304;
         auto again = s.call("GET", path, "", [&](Request& r) { r.if_none_match = tag; });
         CHECK(again.status == 304);
         CHECK(again.body.empty());
+        CHECK_FALSE(again.shared_body);
         CHECK(header(again, "ETag") == tag);
         auto weak =
             s.call("GET", path, "", [&](Request& r) { r.if_none_match = "\"x\", W/" + tag; });

@@ -165,8 +165,8 @@ void Service::cache_headers(const Request& request, const Route& route, const Ac
     auto tag = std::find_if(answer.headers.begin(), answer.headers.end(),
                             [](const auto& h) { return h.first == "ETag"; });
     if (tag == answer.headers.end()) {
-        if (answer.parts)
-            return; // a route that answers in parts sets its own tag
+        if (answer.parts || answer.shared_body)
+            return; // a route that answers in parts, or shares a body, sets its own tag
         answer.headers.emplace_back("ETag", etag_of(answer.body));
         tag = answer.headers.end() - 1;
     }
@@ -174,6 +174,7 @@ void Service::cache_headers(const Request& request, const Route& route, const Ac
         answer.status = 304;
         answer.body.clear();
         answer.parts = nullptr;
+        answer.shared_body.reset();
     }
 }
 

@@ -50,6 +50,9 @@ struct Response {
     /// chunked, so no more than a part of it is held at a time (HTTP/1.0 and HEAD: made
     /// whole first, for the Content-Length). Must not block: it runs on an I/O thread.
     std::function<bool(std::string& out)> parts;
+    /// Set (`body` empty, no `parts`): a body made once and shared between answers (the
+    /// whole model list of a catalogue version), sent as it is, with a Content-Length.
+    std::shared_ptr<const std::string> shared_body = nullptr;
 };
 
 /// How much an answer's `parts` should append per call.

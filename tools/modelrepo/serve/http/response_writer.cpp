@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// Writing an answer: whole (with a Content-Length; HEAD without the body), or made as it
-// is written and sent chunked, a part at a time; then the next request or the
-// connection's orderly end.
+// Writing an answer: whole (with a Content-Length; HEAD without the body), a body shared
+// between answers (written from where it is kept), or made as it is written and sent
+// chunked, a part at a time; then the next request or the connection's orderly end.
 #include <boost/asio/write.hpp>
 
 #include "session.hpp"
@@ -14,6 +14,9 @@ void Session::answer(Response response) {
     request_.body.clear();
     if (response.on_stream)
         return start_stream(std::move(response), message.version());
+    if (response.shared_body)
+        return start_shared(std::move(response), message.version(), message.keep_alive(),
+                            message.method() == http::verb::head);
     std::optional<std::size_t> head_length;
     if (response.parts) {
         bool more = response.parts(response.body);
@@ -164,9 +167,39 @@ void Session::write_part() {
                      });
 }
 
+void Session::start_shared(Response response, unsigned version, bool keep_alive, bool head) {
+    state_ = State::writing;
+    shared_body_ = std::move(response.shared_body);
+    parts_status_ = response.status;
+    parts_bytes_ = 0;
+    parts_head_ = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(response.status), version);
+    parts_head_->set(http::field::server, "modelrepo");
+    parts_head_->set(http::field::content_type, response.content_type);
+    for (auto& [name, value] : response.headers)
+        parts_head_->insert(name, value);
+    parts_head_->content_length(shared_body_->size());
+    parts_head_->keep_alive(keep_alive && !server_.stopping.load());
+    parts_serializer_ = std::make_shared<http::response_serializer<http::empty_body>>(*parts_head_);
+    stream_.expires_after(server_.options.write_timeout);
+    http::async_write_header(
+        stream_, *parts_serializer_,
+        [self = shared_from_this(), head](beast::error_code ec, std::size_t bytes) {
+            self->parts_bytes_ += bytes;
+            if (ec || head)
+                return self->parts_done(ec);
+            net::async_write(self->stream_, net::buffer(*self->shared_body_),
+                             [self](beast::error_code ec, std::size_t bytes) {
+                                 self->parts_bytes_ += bytes;
+                                 self->parts_done(ec);
+                             });
+        });
+}
+
 void Session::parts_done(beast::error_code ec) {
     log(parts_status_, parts_bytes_);
     parts_ = nullptr; // what it holds (a catalogue) is let go now
+    shared_body_.reset();
     std::string().swap(part_);
     bool keep_alive = parts_head_->keep_alive();
     parts_head_.reset();

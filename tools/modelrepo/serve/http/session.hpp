@@ -131,6 +131,10 @@ private:
 
     void parts_done(beast::error_code ec);
 
+    /// A shared body: the header (with its Content-Length), then the body from where it
+    /// is kept, no copy (`head`: the header alone).
+    void start_shared(Response response, unsigned version, bool keep_alive, bool head);
+
     // --- event streams ----------------------------------------------------------------
 
     void start_stream(Response response, unsigned version);
@@ -171,6 +175,7 @@ private:
     bool parts_more_ = false;                 ///< parts_ has more to make
     int parts_status_ = 0;
     std::size_t parts_bytes_ = 0;
+    std::shared_ptr<const std::string> shared_body_; ///< a shared body being written
     std::shared_ptr<http::response<http::empty_body>> parts_head_;
     std::shared_ptr<http::response_serializer<http::empty_body>> parts_serializer_;
 

@@ -129,6 +129,19 @@ Response list_answer(std::string source, std::string member, std::shared_ptr<con
     return answer;
 }
 
+/// list_answer()'s body, whole: the text of a body made once and shared between answers.
+template <class T>
+std::string list_text(std::string_view source, std::string_view member,
+                      const std::vector<const T*>& items) {
+    std::string out;
+    JsonText json(out);
+    json.begin_object().key("source").string(source).key(member).begin_array();
+    for (const T* item : items)
+        cli::write_json(json, *item);
+    json.end_array().end_object();
+    return out;
+}
+
 /// list_answer() over a vector it keeps.
 template <class T>
 Response list_answer(std::string source, std::string member, std::vector<T> items,

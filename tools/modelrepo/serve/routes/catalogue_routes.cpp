@@ -87,17 +87,12 @@ Response CatalogueRoutes::models(const std::vector<QueryParam>& query) {
                                 " slug= values in one request");
     Provenance from;
     if (!asked) {
-        // Shared with the copy (nothing copied per request at 100,000 models).
+        // Shared with the copy (nothing copied per request at 100,000 models), and its
+        // text made once per version.
         auto all = chain_->share_models(from);
         if (!all)
             return read_error(all.error());
-        std::shared_ptr<const void> version = all.value().owner;
-        std::string source(from.source);
-        Response answer =
-            list_answer<Model>(source, "models", std::move(all.value().owner),
-                               std::move(all.value().models), {}, known_tag(version, source));
-        remember_tag(version, std::move(source), answer);
-        return answer;
+        return whole_list(std::move(all).value(), std::string(from.source));
     }
     auto models = chain_->find_models(slugs, from);
     if (!models)
@@ -105,33 +100,37 @@ Response CatalogueRoutes::models(const std::vector<QueryParam>& query) {
     return list_answer(std::string(from.source), "models", std::move(models).value());
 }
 
-std::string CatalogueRoutes::known_tag(const std::shared_ptr<const void>& version,
-                                       std::string_view source) {
-    std::lock_guard lock(tags_mutex_);
-    for (const KnownTag& k : tags_)
-        if (k.source == source && !k.version.owner_before(version) &&
-            !version.owner_before(k.version) && !k.version.expired())
-            return k.tag;
-    return {};
-}
-
-void CatalogueRoutes::remember_tag(const std::shared_ptr<const void>& version, std::string source,
-                                   const Response& answer) {
-    if (!version)
-        return;
-    for (const auto& [name, value] : answer.headers)
-        if (name == "ETag") {
-            std::lock_guard lock(tags_mutex_);
-            std::erase_if(tags_, [](const KnownTag& k) { return k.version.expired(); });
-            for (const KnownTag& k : tags_)
-                if (k.source == source && !k.version.owner_before(version) &&
-                    !version.owner_before(k.version))
-                    return;
-            if (tags_.size() >= 4)
-                tags_.erase(tags_.begin());
-            tags_.push_back({version, std::move(source), value});
-            return;
+Response CatalogueRoutes::whole_list(SharedModels all, std::string source) {
+    const std::shared_ptr<const void>& version = all.owner;
+    auto same = [&](const KnownList& k) {
+        return k.body && k.source == source && !k.version.owner_before(version) &&
+               !version.owner_before(k.version) && !k.version.expired();
+    };
+    std::shared_ptr<const std::string> body;
+    std::string tag;
+    {
+        std::lock_guard lock(list_mutex_);
+        if (version && same(list_)) {
+            body = list_.body;
+            tag = list_.tag;
         }
+    }
+    if (!body && !chain_->reads_from_memory())
+        // Read from a database each time: a new version each time, nothing to keep; made
+        // as it is written, a part at a time.
+        return list_answer<Model>(std::move(source), "models", std::move(all.owner),
+                                  std::move(all.models));
+    if (!body) {
+        body = std::make_shared<const std::string>(list_text<Model>(source, "models", all.models));
+        tag = etag_of(*body);
+        if (version) {
+            std::lock_guard lock(list_mutex_);
+            list_ = {version, std::move(source), tag, body};
+        }
+    }
+    Response answer{200, "application/json", {}, {{"ETag", std::move(tag)}}, {}, {}};
+    answer.shared_body = std::move(body);
+    return answer;
 }
 
 Response CatalogueRoutes::model(std::string_view encoded) {

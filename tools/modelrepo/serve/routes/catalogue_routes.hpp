@@ -33,23 +33,25 @@ public:
     Response read_error(const Error& error);
 
 private:
-    /// The ETag of the whole list of a catalogue version, kept while that version lives
-    /// (it cannot change: a write makes a new one), so that a long list is made once per
-    /// request rather than twice (once to hash it).
-    struct KnownTag {
+    /// The whole model list. Read from memory (a live copy, a memory source): its text
+    /// made once per catalogue version (the version cannot change: a write makes a new
+    /// one) and shared by every answer while that version is the newest asked for; one
+    /// kept at a time. Read from a database: made as it is written, as other lists are.
+    Response whole_list(SharedModels all, std::string source);
+
+    /// The newest whole list made, with its ETag (the text's hash).
+    struct KnownList {
         std::weak_ptr<const void> version;
         std::string source;
         std::string tag;
+        std::shared_ptr<const std::string> body;
     };
-    std::string known_tag(const std::shared_ptr<const void>& version, std::string_view source);
-    void remember_tag(const std::shared_ptr<const void>& version, std::string source,
-                      const Response& answer);
 
     std::shared_ptr<FallbackRepository> chain_;
     std::string primary_;
     std::size_t max_slugs_;
-    std::mutex tags_mutex_;
-    std::vector<KnownTag> tags_; ///< the last few versions' (at most 4)
+    std::mutex list_mutex_;
+    KnownList list_; ///< list_mutex_
 };
 
 } // namespace modelrepo::serve
