@@ -3,6 +3,7 @@
 // asked by real clients (curl, node's fetch, cpp-httplib, raw sockets, the library's own
 // HTTP source), over the embedded catalogue and over a real PostgreSQL killed under
 // load; publish against a loopback stand-in of GitHub's contents API.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <ctime>
@@ -14,6 +15,7 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <httplib.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <nlohmann/json.hpp>
 #include <poll.h>
@@ -1142,5 +1144,205 @@ TEST_CASE("serve on a database migrated for feed=logical (feed=auto follows it):
             return curl({serve.base() + "/v1/statuses"}).body.find("0.1234") != std::string::npos;
         },
         10s));
+    pg.psql("ALTER ROLE app NOREPLICATION");
+}
+
+namespace {
+
+/// What a stream received after a point, chunk by chunk, each with when it arrived.
+struct Received {
+    std::vector<std::pair<steady_clock::time_point, std::string>> chunks;
+};
+
+/// One SSE event of a stream: a status change of `slug`, or a resync; when its last byte
+/// came.
+struct Arrived {
+    bool resync = false;
+    std::string slug;
+    steady_clock::time_point at;
+};
+
+std::vector<Arrived> events_of(const Received& r) {
+    std::vector<Arrived> out;
+    std::string text;
+    std::vector<std::pair<std::size_t, steady_clock::time_point>> ends; // chunk end -> time
+    for (const auto& [at, chunk] : r.chunks) {
+        text += chunk;
+        ends.emplace_back(text.size(), at);
+    }
+    std::size_t from = 0;
+    for (std::size_t end; (end = text.find("\n\n", from)) != std::string::npos; from = end + 2) {
+        std::string event = text.substr(from, end - from);
+        auto came = std::find_if(ends.begin(), ends.end(),
+                                 [&](const auto& e) { return e.first >= end + 2; });
+        Arrived a{event.find("event: resync") != std::string::npos, "", came->second};
+        auto slug = event.find("\"slug\":\"");
+        if (!a.resync &&
+            (event.find("\"kind\":\"status\"") == std::string::npos || slug == std::string::npos))
+            continue; // a comment, a heartbeat
+        if (!a.resync)
+            a.slug = event.substr(slug + 8, event.find('"', slug + 8) - slug - 8);
+        out.push_back(std::move(a));
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("feed=logical, 50 streams, kill -9 of PostgreSQL twice while a client writes: every "
+          "committed change reaches every stream, as its event or as a resync after it") {
+    PgServer& pg = server();
+    pg.psql("ALTER ROLE app REPLICATION");
+    fresh_catalogue("serve_kill9", "feed=logical");
+    // A model of its own for each change (3,000: more than the test makes), so that a
+    // later change of the same model never stands for a lost one.
+    pg.psql("INSERT INTO models (slug, name, provider_slug) SELECT 'k' || g, 'K ' || g, "
+            "(SELECT min(slug) FROM providers) FROM generate_series(1, 3000) g; "
+            "INSERT INTO model_status (model_slug, health, availability, error_rate, "
+            "checked_at) SELECT 'k' || g, 'operational', 0.9, 0.1, now() FROM "
+            "generate_series(1, 3000) g",
+            "serve_kill9");
+    Serve serve({pg.url("app", password, "serve_kill9", "127.0.0.1",
+                        "cache=live&connect_timeout=2&socket_timeout=2")});
+    REQUIRE(copy_in_sync(json::parse(ready_when(serve, copy_in_sync).body)));
+    std::vector<std::unique_ptr<RawSocket>> streams;
+    for (int i = 0; i < 50; ++i)
+        streams.push_back(open_stream(serve.port()));
+
+    // Every stream read on one thread, each chunk with its time.
+    std::vector<Received> received(streams.size());
+    std::atomic<bool> stop{false};
+    std::thread reader([&] {
+        while (!stop) {
+            std::vector<pollfd> fds;
+            for (auto& s : streams)
+                fds.push_back({s->fd(), POLLIN, 0});
+            if (::poll(fds.data(), fds.size(), 50) <= 0)
+                continue;
+            auto now = steady_clock::now();
+            for (std::size_t i = 0; i < fds.size(); ++i)
+                if (fds[i].revents & POLLIN) {
+                    char buf[16384];
+                    ssize_t n = ::recv(fds[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+                    if (n > 0)
+                        received[i].chunks.emplace_back(
+                            now, std::string(buf, static_cast<std::size_t>(n)));
+                }
+        }
+    });
+    // One client writes the statuses in turn; what committed is kept with when it began
+    // and when its commit was acknowledged.
+    struct Change {
+        std::string slug;
+        steady_clock::time_point began, committed;
+    };
+    std::vector<Change> changes;
+    std::mutex changes_mutex;
+    std::thread writer([&] {
+        std::vector<std::string> slugs;
+        for (int k = 1; k <= 3000; ++k)
+            slugs.push_back("k" + std::to_string(k));
+        PGconn* conn = PQconnectdb(
+            pg.url("app", password, "serve_kill9", "127.0.0.1", "connect_timeout=2").c_str());
+        for (std::size_t i = 0; !stop; ++i) {
+            const std::string& slug = slugs[i % slugs.size()];
+            auto began = steady_clock::now();
+            PGresult* r = PQexec(conn, ("UPDATE model_status SET availability = " +
+                                        std::to_string((i % 1000) / 1000.0) +
+                                        " WHERE model_slug = '" + slug + "'")
+                                           .c_str());
+            bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+            PQclear(r);
+            if (ok) {
+                std::lock_guard lock(changes_mutex);
+                changes.push_back({slug, began, steady_clock::now()});
+            } else {
+                std::this_thread::sleep_for(50ms);
+                PQreset(conn);
+            }
+            std::this_thread::sleep_for(5ms);
+        }
+        PQfinish(conn);
+    });
+    struct Joiner {
+        std::atomic<bool>& stop;
+        std::thread &a, &b;
+        ~Joiner() {
+            stop = true;
+            for (std::thread* t : {&a, &b})
+                if (t->joinable())
+                    t->join();
+        }
+    } joiner{stop, reader, writer};
+    auto committed = [&] {
+        std::lock_guard lock(changes_mutex);
+        return changes.size();
+    };
+    for (int round = 0; round < 2; ++round) {
+        CAPTURE(round);
+        auto before = committed();
+        REQUIRE(eventually([&] { return committed() >= before + 100; }, 30s));
+        pg.kill9();
+        std::this_thread::sleep_for(300ms);
+        pg.start();
+        REQUIRE_MESSAGE(pg.available(), pg.why());
+    }
+    auto before = committed();
+    REQUIRE(eventually([&] { return committed() >= before + 100; }, 30s));
+    // The last change, then what every stream was sent: a change, a last marker.
+    std::this_thread::sleep_for(200ms);
+    {
+        std::lock_guard lock(changes_mutex);
+        stop = true;
+    }
+    writer.join();
+    auto marker = steady_clock::now();
+    pg.psql("UPDATE model_status SET availability = 0.4321 WHERE model_slug = 'gpt-5'",
+            "serve_kill9");
+    auto all_marked = [&] {
+        // (the reader has stopped: read the rest here)
+        for (std::size_t i = 0; i < streams.size(); ++i) {
+            char buf[16384];
+            for (ssize_t n; (n = ::recv(streams[i]->fd(), buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+                received[i].chunks.emplace_back(steady_clock::now(),
+                                                std::string(buf, static_cast<std::size_t>(n)));
+        }
+        for (const Received& r : received) {
+            auto events = events_of(r);
+            if (std::none_of(events.begin(), events.end(), [&](const Arrived& a) {
+                    return (a.resync || a.slug == "gpt-5") && a.at >= marker;
+                }))
+                return false;
+        }
+        return true;
+    };
+    reader.join();
+    REQUIRE(eventually(all_marked, 30s));
+
+    CAPTURE(changes.size());
+    REQUIRE(changes.size() <= 3000);
+    std::size_t resyncs = 0, by_resync = 0;
+    for (std::size_t s = 0; s < received.size(); ++s) {
+        CAPTURE(s);
+        auto events = events_of(received[s]);
+        resyncs += static_cast<std::size_t>(
+            std::count_if(events.begin(), events.end(), [](const Arrived& a) { return a.resync; }));
+        std::size_t lost = 0;
+        for (const Change& c : changes) {
+            bool evented = std::any_of(events.begin(), events.end(), [&](const Arrived& a) {
+                return !a.resync && a.slug == c.slug && a.at >= c.began;
+            });
+            bool resynced = std::any_of(events.begin(), events.end(), [&](const Arrived& a) {
+                return a.resync && a.at >= c.committed;
+            });
+            lost += !evented && !resynced;
+            by_resync += !evented && resynced;
+        }
+        CHECK(lost == 0);
+    }
+    MESSAGE(changes.size() << " changes committed through 2 kill -9s; " << resyncs
+                           << " resyncs over 50 streams; " << by_resync
+                           << " times a change reached a stream only as a resync after it");
+    CHECK(resyncs >= 2 * streams.size()); // one per restart at least, on every stream
     pg.psql("ALTER ROLE app NOREPLICATION");
 }

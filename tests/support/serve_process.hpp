@@ -165,6 +165,8 @@ public:
         }
     }
     const std::string& received() const { return received_; }
+    /// The socket, for a reader of its own (after what wait_for() read).
+    int fd() const { return fd_; }
     void close() {
         if (fd_ >= 0)
             ::close(fd_);
