@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -412,6 +413,32 @@ TEST_CASE("a readiness check that hangs: /readyz answers at once, degraded, sayi
     CHECK(stalled["sources"][0]["source"] == "primary"); // the last check's findings
     primary->delay(milliseconds(0));
     CHECK(when([](const json& b) { return b["state"] == "ready"; })["state"] == "ready");
+}
+
+TEST_CASE("BodyTag: parts cut anywhere hash as the whole; any byte changed, or a zero byte "
+          "added, changes the tag") {
+    std::string body;
+    for (int i = 0; i < 1000; ++i)
+        body.push_back(static_cast<char>((i * 37 + 11) % 256));
+    const std::string whole = etag_of(body);
+    CHECK(whole.size() == 18);
+    for (std::size_t step : {1u, 3u, 7u, 8u, 9u, 64u, 999u}) {
+        CAPTURE(step);
+        BodyTag tag;
+        for (std::size_t at = 0; at < body.size(); at += step)
+            tag.add(std::string_view(body).substr(at, step));
+        CHECK(tag.tag() == whole);
+    }
+    std::set<std::string> seen{whole};
+    for (std::size_t at = 0; at < body.size(); ++at) {
+        std::string changed = body;
+        changed[at] = static_cast<char>(changed[at] ^ 1);
+        seen.insert(etag_of(changed));
+    }
+    for (std::string longer = body + '\0'; longer.size() <= body.size() + 9; longer.push_back('\0'))
+        seen.insert(etag_of(longer));
+    CHECK(seen.size() == 1 + body.size() + 9);
+    CHECK(etag_of("") != etag_of(std::string(1, '\0')));
 }
 
 TEST_CASE("lists and the snapshot at 10,000 models: written as they go, the tree's bytes") {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 namespace modelrepo::serve {
 
@@ -50,8 +51,18 @@ Response method_not_allowed(std::string_view allow) {
 }
 
 std::string BodyTag::tag() const {
+    // The bytes left over (fewer than eight) and the length, then a finalizer (MurmurHash3's
+    // fmix64) so that every bit of the tag depends on every bit of the body.
+    std::uint64_t last = 0;
+    std::memcpy(&last, pending_, pending_size_);
+    std::uint64_t h = (hash_ ^ last) * 0x9e3779b97f4a7c15ull ^ length_;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     char text[24];
-    std::snprintf(text, sizeof text, "\"%016llx\"", static_cast<unsigned long long>(hash_));
+    std::snprintf(text, sizeof text, "\"%016llx\"", static_cast<unsigned long long>(h));
     return text;
 }
 

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -37,20 +39,48 @@ std::string code_name(const Error& error);
 /// 405 with the Allow header.
 Response method_not_allowed(std::string_view allow);
 
-/// The entity tag of a body given in parts: FNV-1a over its bytes, 64 bits, the same in
-/// every process; `tag()` is "\"<16 hex digits>\"". Parts in order hash as the whole.
+/// The entity tag of a body given in parts: a 64-bit hash of its bytes, taken eight at a
+/// time (FNV-1a a byte at a time was 5% of a small answer's CPU), the same in every
+/// process; `tag()` is "\"<16 hex digits>\"". Parts in order hash as the whole, however the
+/// body is cut. For telling versions apart, not against an adversary.
 class BodyTag {
 public:
     void add(std::string_view part) noexcept {
-        for (char c : part) {
-            hash_ ^= static_cast<unsigned char>(c);
-            hash_ *= 1099511628211ull;
+        const char* p = part.data();
+        std::size_t n = part.size();
+        length_ += n;
+        if (pending_size_ > 0) {
+            while (pending_size_ < 8 && n > 0) {
+                pending_[pending_size_++] = *p++;
+                --n;
+            }
+            if (pending_size_ < 8)
+                return;
+            mix(word(pending_));
+            pending_size_ = 0;
         }
+        for (; n >= 8; p += 8, n -= 8)
+            mix(word(p));
+        for (; n > 0; --n)
+            pending_[pending_size_++] = *p++;
     }
     std::string tag() const;
 
 private:
+    static std::uint64_t word(const char* p) noexcept {
+        std::uint64_t w;
+        std::memcpy(&w, p, sizeof w);
+        return w;
+    }
+    void mix(std::uint64_t w) noexcept {
+        hash_ = (hash_ ^ w) * 0x9e3779b97f4a7c15ull;
+        hash_ ^= hash_ >> 32;
+    }
+
     std::uint64_t hash_ = 14695981039346656037ull;
+    std::uint64_t length_ = 0;
+    char pending_[8] = {};
+    std::size_t pending_size_ = 0;
 };
 
 /// BodyTag of a whole body.
@@ -139,6 +169,7 @@ std::string list_text(std::string_view source, std::string_view member,
     for (const T* item : items)
         cli::write_json(json, *item);
     json.end_array().end_object();
+    out.shrink_to_fit(); // kept while its version is the newest: not the growth's slack
     return out;
 }
 
