@@ -45,8 +45,6 @@ void Session::close() {
 
 void Session::start_stream(Response response, unsigned version) {
     state_ = State::streaming;
-    was_stream_ = true;
-    server_.streams.fetch_add(1);
     stream_attach_ = std::move(response.on_stream);
     stream_head_ = std::make_shared<http::response<http::empty_body>>(http::status::ok, version);
     stream_head_->set(http::field::server, "modelrepo");
@@ -73,6 +71,11 @@ void Session::on_stream_head(beast::error_code ec, std::size_t bytes) {
     watch_peer();
     auto attach = std::move(stream_attach_);
     attach(shared_from_this());
+    // Counted once attached: a client that sees the count (modelrepo_serve_streams) and
+    // then makes a change gets that change (before, it could be counted before its route
+    // had it, and miss it).
+    was_stream_ = true;
+    server_.streams.fetch_add(1);
     if (server_.stopping.load())
         end_stream();
 }
