@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
@@ -397,13 +398,24 @@ TEST_CASE("after a crash the server hands out again the ids of transactions that
     REQUIRE(eventually([&] { return metric(*repo.repo, "modelrepo_feed_asleep") == "1"; }, 10s));
     // Nothing may write the WAL out between the rollbacks and the kill: the server's
     // background writers stop (a commit would write it too; none is made).
-    std::istringstream writers(
-        s.psql("SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE backend_type IN "
-               "('walwriter', 'background writer', 'checkpointer', 'autovacuum launcher')"));
-    int stopped = 0;
-    for (int pid; writers >> pid; ++stopped)
+    // Right after an earlier restart the autovacuum launcher may not be listed yet: wait
+    // until all four are.
+    std::vector<int> writers;
+    REQUIRE_MESSAGE(eventually(
+                        [&] {
+                            writers.clear();
+                            std::istringstream pids(s.psql(
+                                "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE "
+                                "backend_type IN ('walwriter', 'background writer', "
+                                "'checkpointer', 'autovacuum launcher')"));
+                            for (int pid; pids >> pid;)
+                                writers.push_back(pid);
+                            return writers.size() == 4;
+                        },
+                        10s),
+                    "found " << writers.size() << " of the server's 4 background writers");
+    for (int pid : writers)
         REQUIRE(::kill(pid, SIGSTOP) == 0);
-    REQUIRE(stopped == 4);
     std::int64_t rolled_back = 0;
     for (int i = 0; i < 20; ++i) {
         std::string xid = other.value("BEGIN; UPDATE model_status SET availability = 0.125 WHERE "
