@@ -119,10 +119,15 @@ void Session::drain() {
 }
 
 void Session::start_parts(Response response, unsigned version, bool keep_alive) {
-    state_ = State::writing;
     parts_ = std::move(response.parts);
     part_ = std::move(response.body);
     parts_more_ = true;
+    write_head(response, version, keep_alive, std::nullopt, &Session::write_part);
+}
+
+void Session::write_head(const Response& response, unsigned version, bool keep_alive,
+                         std::optional<std::size_t> length, void (Session::*then)()) {
+    state_ = State::writing;
     parts_status_ = response.status;
     parts_bytes_ = 0;
     parts_head_ = std::make_shared<http::response<http::empty_body>>(
@@ -131,17 +136,21 @@ void Session::start_parts(Response response, unsigned version, bool keep_alive) 
     parts_head_->set(http::field::content_type, response.content_type);
     for (auto& [name, value] : response.headers)
         parts_head_->insert(name, value);
-    parts_head_->chunked(true);
+    if (length)
+        parts_head_->content_length(*length);
+    else
+        parts_head_->chunked(true);
     parts_head_->keep_alive(keep_alive && !server_.stopping.load());
     parts_serializer_ = std::make_shared<http::response_serializer<http::empty_body>>(*parts_head_);
     stream_.expires_after(server_.options.write_timeout);
-    http::async_write_header(stream_, *parts_serializer_,
-                             [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
-                                 self->parts_bytes_ += bytes;
-                                 if (ec)
-                                     return self->parts_done(ec);
-                                 self->write_part();
-                             });
+    http::async_write_header(
+        stream_, *parts_serializer_,
+        [self = shared_from_this(), then](beast::error_code ec, std::size_t bytes) {
+            self->parts_bytes_ += bytes;
+            if (ec)
+                return self->parts_done(ec);
+            ((*self).*then)();
+        });
 }
 
 void Session::write_part() {
@@ -168,32 +177,21 @@ void Session::write_part() {
 }
 
 void Session::start_shared(Response response, unsigned version, bool keep_alive, bool head) {
-    state_ = State::writing;
     shared_body_ = std::move(response.shared_body);
-    parts_status_ = response.status;
-    parts_bytes_ = 0;
-    parts_head_ = std::make_shared<http::response<http::empty_body>>(
-        static_cast<http::status>(response.status), version);
-    parts_head_->set(http::field::server, "modelrepo");
-    parts_head_->set(http::field::content_type, response.content_type);
-    for (auto& [name, value] : response.headers)
-        parts_head_->insert(name, value);
-    parts_head_->content_length(shared_body_->size());
-    parts_head_->keep_alive(keep_alive && !server_.stopping.load());
-    parts_serializer_ = std::make_shared<http::response_serializer<http::empty_body>>(*parts_head_);
-    stream_.expires_after(server_.options.write_timeout);
-    http::async_write_header(
-        stream_, *parts_serializer_,
-        [self = shared_from_this(), head](beast::error_code ec, std::size_t bytes) {
-            self->parts_bytes_ += bytes;
-            if (ec || head)
-                return self->parts_done(ec);
-            net::async_write(self->stream_, net::buffer(*self->shared_body_),
-                             [self](beast::error_code ec, std::size_t bytes) {
-                                 self->parts_bytes_ += bytes;
-                                 self->parts_done(ec);
-                             });
-        });
+    write_head(response, version, keep_alive, shared_body_->size(),
+               head ? &Session::head_done : &Session::write_shared);
+}
+
+void Session::write_shared() {
+    net::async_write(stream_, net::buffer(*shared_body_),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+                         self->parts_bytes_ += bytes;
+                         self->parts_done(ec);
+                     });
+}
+
+void Session::head_done() {
+    parts_done({});
 }
 
 void Session::parts_done(beast::error_code ec) {

@@ -126,6 +126,12 @@ private:
 
     void start_parts(Response response, unsigned version, bool keep_alive);
 
+    /// Writes the header of an answer made as it is written or of a shared body: with
+    /// the Content-Length `length`, or chunked without one; then calls `then` (or
+    /// parts_done() with the error).
+    void write_head(const Response& response, unsigned version, bool keep_alive,
+                    std::optional<std::size_t> length, void (Session::*then)());
+
     /// Writes the part made, then makes the next; the last chunk after the last part.
     void write_part();
 
@@ -134,6 +140,8 @@ private:
     /// A shared body: the header (with its Content-Length), then the body from where it
     /// is kept, no copy (`head`: the header alone).
     void start_shared(Response response, unsigned version, bool keep_alive, bool head);
+    void write_shared();
+    void head_done(); ///< a HEAD of a shared body: the header was all
 
     // --- event streams ----------------------------------------------------------------
 
