@@ -15,14 +15,19 @@ namespace modelrepo {
 
 /// How watch() and a live copy learn of the catalogue's changes (`feed=`).
 enum class FeedKind {
-    automatic, ///< `auto` (the default): the trigger feed. It does not yet detect a database
-               ///< migrated for logical decoding: give `logical` for one
+    automatic, ///< `auto` (the default): what `migrate` installed, asked at start; the
+               ///< trigger feed on a mapping. Where no feed is installed, or the logical
+               ///< one cannot run here (wal_level, the role's REPLICATION), it polls
+               ///< (`polling`) and switches to a feed once migrate installs one
     triggers,  ///< row triggers writing a change log (migrations 2 and 3)
     logical,   ///< the WAL, by logical decoding: a publication (`migrate` makes it), a
                ///< temporary slot per session; the role needs REPLICATION, the server
                ///< wal_level = logical. Nothing runs on the writers' path
+    polling,   ///< a fingerprint of the three tables every `poll_interval`, and a resync
+               ///< when it moved: no per-change events, nothing on the writers' path, a
+               ///< whole read of the tables on the server per poll
 };
-/// "auto", "triggers", "logical".
+/// "auto", "triggers", "logical", "polling".
 std::string_view to_string(FeedKind k) noexcept;
 
 /// Which sessions serve reads (`read_target=`). Writes and the change feed always use a
@@ -87,6 +92,9 @@ struct PostgresConfig {
     /// The change feed's session makes a round trip after this long without traffic, so
     /// a server that stopped answering is noticed (`feed_keepalive=`).
     std::chrono::milliseconds feed_keepalive{5'000};
+    /// How often the polling feed (feed=polling, or auto's fallback) reads the
+    /// catalogue's fingerprint (`poll_interval=`).
+    std::chrono::milliseconds poll_interval{5'000};
 
     /// A status whose `checked_at` is further ahead of this process's clock is refused
     /// (`max_clock_skew=`): by writes, the outbox's replay and imports.

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <modelrepo/postgres_repository.hpp>
@@ -17,6 +18,7 @@
 #include "catalog/schema.hpp"
 #include "catalog/sql_catalog.hpp"
 #include "feed/change_feed.hpp"
+#include "feed/polling_feed.hpp"
 #include "logical/logical_feed.hpp"
 #include "logical/snapshot_handoff.hpp"
 
@@ -35,13 +37,16 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
     ChangeHub hub; ///< watch()'s subscribers, when no layer above takes the feed
     std::unique_ptr<detail::ChangeFeed> feed;              ///< feed=triggers (or auto's choice)
     std::unique_ptr<detail::logical::LogicalFeed> logical; ///< feed=logical (or auto's choice)
+    std::unique_ptr<detail::PollingFeed> polling;          ///< feed=polling (or auto's fallback)
     /// The feed that runs: `automatic` while feed=auto has not yet asked the database.
     std::atomic<FeedKind> running{FeedKind::automatic};
     std::once_flag feed_started;
     std::mutex choose_mutex; ///< guards stopping (with the chooser's start of a feed)
     std::condition_variable choose_wake;
     bool stopping = false;
-    std::thread chooser;   ///< feed=auto: asks the database which feed it was migrated for
+    std::thread chooser; ///< feed=auto: asks the database which feed it was migrated for
+    /// feed=auto, polling: the feed migrate installed since (told by the polling feed).
+    std::optional<FeedKind> installed_since; ///< choose_mutex
     std::mutex sink_mutex; ///< guards sink, state_sink (set by the layer above, read by the feed)
     Sink sink;             ///< the layer above that takes the feed (a copy), if any
     StateSink state_sink;  ///< told when the feed's session comes and goes
@@ -79,9 +84,28 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
                     feed_options.backoff_initial, feed_options.backoff_max, &health, &handoff},
                 to_sink, to_state);
         sql.set_snapshot_handoff(&handoff);
-        if (kind != FeedKind::logical)
+        if (kind == FeedKind::automatic || kind == FeedKind::triggers)
             feed = std::make_unique<detail::ChangeFeed>(sql.feed_session(), sql.schema_prefix(),
                                                         feed_options, to_sink, to_state);
+        if (kind == FeedKind::automatic || kind == FeedKind::polling) {
+            detail::PollingFeed::Options poll_options;
+            poll_options.interval = c.poll_interval;
+            poll_options.query_timeout = c.query_timeout;
+            poll_options.backoff_initial = c.reconnect_backoff_initial;
+            poll_options.backoff_max = c.reconnect_backoff_max;
+            poll_options.health = &health;
+            poll_options.publication = detail::logical::publication_name(c.schema);
+            poll_options.until_installed = kind == FeedKind::automatic;
+            polling = std::make_unique<detail::PollingFeed>(
+                sql.feed_session(), sql.schema_prefix(), poll_options, to_sink, to_state,
+                [this](FeedKind installed) {
+                    {
+                        std::lock_guard lock(choose_mutex);
+                        installed_since = installed;
+                    }
+                    choose_wake.notify_all();
+                });
+        }
     }
 
     ~Parts() { stop_chooser(); }
@@ -92,6 +116,8 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
             return logical->stats();
         case FeedKind::triggers:
             return feed->stats();
+        case FeedKind::polling:
+            return polling->stats();
         case FeedKind::automatic:
             break;
         }
@@ -120,6 +146,8 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
     void start(FeedKind kind) {
         if (kind == FeedKind::logical)
             logical->start();
+        else if (kind == FeedKind::polling)
+            polling->start();
         else
             feed->start();
     }
@@ -129,6 +157,9 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
     /// stopping still starts it, as an explicit feed= would have been: its first session
     /// attempt ends before stop() returns, and its resync reaches the copy (a short-lived
     /// process saves a copy for the next one that way).
+    ///
+    /// Where none is installed, or the logical feed cannot run here, it polls; the polling
+    /// feed tells when migrate installed a feed that can run, and this thread switches.
     void choose() {
         const PostgresConfig& c = sql.config();
         milliseconds wait = c.reconnect_backoff_initial;
@@ -136,10 +167,23 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
             auto installed = sql.installed_feed();
             std::unique_lock lock(choose_mutex);
             if (installed) {
-                FeedKind kind =
-                    installed.value() == FeedKind::logical ? FeedKind::logical : FeedKind::triggers;
+                FeedKind kind = installed.value().kind;
+                if (kind == FeedKind::automatic ||
+                    (kind == FeedKind::logical && !installed.value().logical_blocked.empty()))
+                    kind = FeedKind::polling;
                 running = kind;
                 start(kind);
+                if (kind != FeedKind::polling)
+                    return;
+                choose_wake.wait(lock, [&] { return stopping || installed_since.has_value(); });
+                if (stopping)
+                    return;
+                // The polling feed's thread has ended (or is ending): it told us last.
+                lock.unlock();
+                polling->stop();
+                lock.lock();
+                running = *installed_since;
+                start(*installed_since);
                 return;
             }
             health.failed("feed", installed.error());
@@ -215,6 +259,8 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
             logical->stop();
         if (feed)
             feed->stop();
+        if (polling)
+            polling->stop();
         std::lock_guard lock(sink_mutex);
         sink = {};
         state_sink = {};
@@ -292,6 +338,10 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
     if (config.feed == FeedKind::logical && !config.mapping.empty())
         return make_error(Errc::not_supported,
                           "feed=logical with mapping= is not built yet: the logical feed reads "
+                          "modelrepo's own tables; use feed=triggers (or auto) for a mapping");
+    if (config.feed == FeedKind::polling && !config.mapping.empty())
+        return make_error(Errc::not_supported,
+                          "feed=polling with mapping= is not built: the polling feed reads "
                           "modelrepo's own tables; use feed=triggers (or auto) for a mapping");
     detail::Mapping mapping = detail::Mapping::builtin_tables();
     if (!config.mapping.empty()) {
@@ -468,8 +518,8 @@ std::vector<MetricFamily> PostgresRepository::backend_metrics() const {
         FeedKind kind = parts_->running.load();
         out.push_back({"modelrepo_feed_info",
                        Type::gauge,
-                       "The change feed that runs (logical decoding or triggers; deciding while "
-                       "feed=auto has not yet asked the database).",
+                       "The change feed that runs (logical decoding, triggers or polling; deciding "
+                       "while feed=auto has not yet asked the database).",
                        {}});
         out.back().add({{"feed", kind == FeedKind::automatic ? std::string("deciding")
                                                              : std::string(to_string(kind))}},

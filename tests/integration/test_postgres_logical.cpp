@@ -406,6 +406,107 @@ TEST_CASE("feed=logical: the typed errors of a role without REPLICATION, a datab
 
 namespace {
 
+/// gpt-4o's availability as `repo` answers it (-1 when it cannot).
+double availability(ModelRepository& repo) {
+    auto statuses = repo.list_statuses();
+    if (statuses)
+        for (const auto& st : statuses.value())
+            if (st.model_slug == "gpt-4o")
+                return st.availability;
+    return -1;
+}
+
+} // namespace
+
+TEST_CASE("feed=auto polls where the logical feed cannot run or no feed is installed (a resync "
+          "when the tables changed, the live copy current), and switches once one can run") {
+    auto& s = server();
+    s.psql("ALTER ROLE app REPLICATION");
+    const std::string name = "logical_fallback";
+    fresh_catalogue(name, "feed=logical"); // the publication, no triggers
+    s.psql("ALTER ROLE app NOREPLICATION");
+    struct Restore {
+        PgServer& s;
+        ~Restore() { s.try_psql("ALTER ROLE app REPLICATION"); }
+    } restore{s};
+
+    // Migrated for the logical feed, which this role may not run: it polls.
+    auto layered =
+        open_layered(s.url("app", password, name, "127.0.0.1", "cache=live&poll_interval=200ms"));
+    Seen seen;
+    auto sub = layered.pg->watch([&](const CatalogChange& c) {
+        std::lock_guard lock(seen.mutex);
+        seen.changes.push_back(c);
+    });
+    REQUIRE(sub);
+    REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    CHECK(feed_kind(*layered.pg) == "polling");
+    REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
+    // Polls that find nothing changed say nothing.
+    auto polls_total = [&] {
+        for (const auto& family : layered.pg->backend_metrics())
+            if (family.name == "modelrepo_feed_polls_total" && !family.samples.empty())
+                return family.samples[0].value;
+        return 0.0;
+    };
+    const double before = polls_total();
+    REQUIRE(eventually([&] { return polls_total() >= before + 3; }, 20s));
+    CHECK(seen.count(CatalogChange::Kind::resync) == 1);
+    // A change: one resync, and the live copy holds it.
+    s.psql("UPDATE model_status SET availability = 0.31 WHERE model_slug = 'gpt-4o'", name);
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::resync) == 2; }, 20s));
+    CHECK(eventually([&] { return availability(*layered.repo) == 0.31; }, 20s));
+    CHECK(seen.count(CatalogChange::Kind::status) == 0); // a resync, not the change itself
+    {
+        // Each resync has a version of its own (serve keeps events by it).
+        std::lock_guard lock(seen.mutex);
+        REQUIRE(seen.changes.size() == 2);
+        CHECK(seen.changes[0].version > 0);
+        CHECK(seen.changes[1].version > seen.changes[0].version);
+    }
+
+    // The role may replicate again: the next poll sees the logical feed can run, and it
+    // switches (a resync), then hears each change.
+    s.psql("ALTER ROLE app REPLICATION");
+    CHECK(eventually([&] { return feed_kind(*layered.pg) == "logical"; }, 20s));
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 3; }, 20s));
+    s.psql("UPDATE model_status SET availability = 0.32 WHERE model_slug = 'gpt-4o'", name);
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 1; }, 20s));
+    CHECK(eventually([&] { return availability(*layered.repo) == 0.32; }, 20s));
+    sub.value().cancel();
+
+    // No feed installed at all (the publication dropped): it polls; migrate installs the
+    // trigger feed and it switches to that.
+    s.psql("DROP PUBLICATION modelrepo_catalogue", name);
+    auto bare = open_repo(s.url("app", password, name, "127.0.0.1", "poll_interval=200ms"));
+    Seen heard;
+    auto bare_sub = bare->watch([&](const CatalogChange& c) {
+        std::lock_guard lock(heard.mutex);
+        heard.changes.push_back(c);
+    });
+    REQUIRE(bare_sub);
+    REQUIRE(eventually([&] { return heard.count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    CHECK(feed_kind(*bare) == "polling");
+    REQUIRE(open_repo(s.url("app", password, name, "127.0.0.1", "feed=triggers"))->migrate());
+    CHECK(eventually([&] { return feed_kind(*bare) == "triggers"; }, 20s));
+    CHECK(eventually([&] { return heard.count(CatalogChange::Kind::resync) >= 2; }, 20s));
+    s.psql("UPDATE model_status SET availability = 0.33 WHERE model_slug = 'gpt-4o'", name);
+    CHECK(eventually([&] { return heard.count(CatalogChange::Kind::status, "gpt-4o") == 1; }, 20s));
+
+    // feed=polling keeps polling although a feed is installed.
+    auto polling =
+        open_repo(s.url("app", password, name, "127.0.0.1", "feed=polling&poll_interval=200ms"));
+    auto polling_sub = polling->watch([](const CatalogChange&) {});
+    REQUIRE(polling_sub);
+    CHECK(eventually([&] { return feed_kind(*polling) == "polling"; }, 20s));
+    auto mapped = PostgresRepository::open(
+        s.url("app", password, name, "127.0.0.1", "feed=polling&mapping=%2Ftmp%2Fm.json"));
+    REQUIRE_FALSE(mapped);
+    CHECK(mapped.error().is(Errc::not_supported));
+}
+
+namespace {
+
 /// A LogicalFeed whose resync, on the feed's own thread, commits an UPDATE (after the
 /// slot's snapshot) and only then re-reads the catalogue, as a slow copy would: what the
 /// re-read held of gpt-4o's availability, and what the stream delivered.

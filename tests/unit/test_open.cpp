@@ -244,7 +244,8 @@ TEST_CASE("name= gives any source a display name, in place of its address") {
 }
 
 #if MODELREPO_HAS_POSTGRES
-TEST_CASE("feed= picks the change feed: auto, triggers or logical; anything else is named") {
+TEST_CASE("feed= picks the change feed: auto, triggers, logical or polling; anything else is "
+          "named") {
     auto config = [](const std::string& query) {
         return PostgresConfig::from_url("postgresql://app@127.0.0.1:1/db" + query);
     };
@@ -252,10 +253,18 @@ TEST_CASE("feed= picks the change feed: auto, triggers or logical; anything else
     CHECK(config("?feed=auto").value().feed == FeedKind::automatic);
     CHECK(config("?feed=triggers").value().feed == FeedKind::triggers);
     CHECK(config("?feed=logical").value().feed == FeedKind::logical);
+    CHECK(config("?feed=polling").value().feed == FeedKind::polling);
     CHECK(to_string(FeedKind::logical) == "logical");
+    CHECK(to_string(FeedKind::polling) == "polling");
     auto bad = config("?feed=wal2json");
     REQUIRE_FALSE(bad);
-    CHECK(bad.error().message.find("auto, triggers or logical") != std::string::npos);
+    CHECK(bad.error().message.find("auto, triggers, logical or polling") != std::string::npos);
+    // The polling feed's interval: a duration, positive.
+    CHECK(config("").value().poll_interval == std::chrono::seconds(5));
+    CHECK(config("?poll_interval=250ms").value().poll_interval == std::chrono::milliseconds(250));
+    CHECK_FALSE(config("?poll_interval=0s"));
+    CHECK_FALSE(config("?poll_interval=soon"));
+    CHECK(config("?poll_interval=1m").value().conninfo.find("poll") == std::string::npos);
     // libpq never sees it, nor a near miss of it.
     CHECK(config("?feed=logical").value().conninfo.find("feed") == std::string::npos);
     auto typo = config("?fed=logical");

@@ -26,7 +26,7 @@ Result<int> SqlCatalog::schema_version() {
     });
 }
 
-Result<FeedKind> SqlCatalog::installed_feed() {
+Result<SqlCatalog::InstalledFeed> SqlCatalog::installed_feed() {
     // On a session of its own, as the feed's are: asked once at a feed's start, it takes
     // no pooled session (nor counts in the pool's statistics).
     const auto& session = feed_session();
@@ -42,13 +42,22 @@ Result<FeedKind> SqlCatalog::installed_feed() {
             quote_literal(logical::publication_name(config_.schema)) +
             "), EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'modelrepo_status_logged' AND "
             "tgrelid = to_regclass(" +
-            quote_literal(table) + "))",
+            quote_literal(table) + ")), current_setting('wal_level'), " +
+            logical::can_replicate_sql,
         until);
     if (!found)
         return std::move(found).error();
-    if (found.value().text(0, 0) == "t")
-        return FeedKind::logical;
-    return found.value().text(0, 1) == "t" ? FeedKind::triggers : FeedKind::automatic;
+    const auto& row = found.value();
+    InstalledFeed out;
+    out.kind = row.text(0, 0) == "t"   ? FeedKind::logical
+               : row.text(0, 1) == "t" ? FeedKind::triggers
+                                       : FeedKind::automatic;
+    if (row.text(0, 2) != "logical")
+        out.logical_blocked = "the server's wal_level is " + std::string(row.text(0, 2)) +
+                              ", not logical (ALTER SYSTEM SET wal_level = logical; restart)";
+    else if (row.text(0, 3) != "t")
+        out.logical_blocked = "the role may not replicate (ALTER ROLE ... REPLICATION)";
+    return out;
 }
 
 namespace {

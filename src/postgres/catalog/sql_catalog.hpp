@@ -84,8 +84,15 @@ public:
     Result<int> schema_version();
     /// The change feed this database was migrated for: `logical` when the catalogue's
     /// publication exists, `triggers` when its row triggers do, `automatic` for neither
-    /// (a database before schema 2). What `feed=auto` follows.
-    Result<FeedKind> installed_feed();
+    /// (a database before schema 2, or one whose triggers were dropped). What `feed=auto`
+    /// follows.
+    struct InstalledFeed {
+        FeedKind kind = FeedKind::automatic;
+        /// Why the logical feed cannot run here (wal_level, the role's REPLICATION); ""
+        /// when it can.
+        std::string logical_blocked;
+    };
+    Result<InstalledFeed> installed_feed();
     Result<int> migrate();
     /// In one transaction; the change feed hears one resync, not a change per row.
     Result<void> import_snapshot(const Snapshot& snapshot, const ProgressFn& progress);

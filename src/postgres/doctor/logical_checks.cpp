@@ -40,8 +40,9 @@ void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
         checks.push_back({label, "feed", Status::fail,
                           "the database was migrated for the logical feed (publication " +
                               publication +
-                              ", no row triggers), which cannot run here: watch, cache=live "
-                              "and serve's /v1/changes hear nothing",
+                              ", no row triggers), which cannot run here: feed=auto polls the "
+                              "tables instead (a resync per poll_interval that saw a change, "
+                              "no events), feed=logical hears nothing",
                           fix + " (or run migrate with feed=triggers)"});
     } else if (published) {
         checks.push_back({label, "feed", triggered ? Status::warn : Status::ok,
@@ -58,7 +59,9 @@ void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
     } else {
         checks.push_back({label, "feed", Status::warn,
                           "no change feed is installed (neither the row triggers nor publication " +
-                              publication + "): watch, cache=live and /v1/changes hear nothing",
+                              publication +
+                              "): feed=auto polls the tables (a resync per poll_interval that "
+                              "saw a change, no events)",
                           "modelrepo --source URL migrate"});
     }
 }
@@ -68,9 +71,8 @@ void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
 void check_logical(pqxx::nontransaction& tx, const PostgresConfig& config, const std::string& label,
                    Checks& checks) {
     auto row = tx.exec(
-        "SELECT current_setting('wal_level'), "
-        "(SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), "
-        "current_setting('max_replication_slots')::int - (SELECT count(*) FROM "
+        std::string("SELECT current_setting('wal_level'), (") + logical::can_replicate_sql +
+        "), current_setting('max_replication_slots')::int - (SELECT count(*) FROM "
         "pg_replication_slots), current_setting('max_slot_wal_keep_size'), current_user")[0];
     const std::string wal_level = row[0].c_str();
     const bool may_stream = !row[1].is_null() && row[1].as<bool>();

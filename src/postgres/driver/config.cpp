@@ -89,6 +89,8 @@ bool read_duration_param(PostgresConfig& config, std::string_view url, const std
         return seconds(config.max_lifetime);
     if (key == "feed_keepalive")
         return span(config.feed_keepalive, "90s, 15m or 24h", false);
+    if (key == "poll_interval")
+        return span(config.poll_interval, "5s or 1m", false);
     if (key == "max_clock_skew")
         return span(config.max_clock_skew, "5m or 90s", true);
     if (key == "max_replication_lag")
@@ -152,8 +154,11 @@ std::optional<Error> read_param(PostgresConfig& config, std::string_view url,
             config.feed = FeedKind::triggers;
         else if (value == "logical")
             config.feed = FeedKind::logical;
+        else if (value == "polling")
+            config.feed = FeedKind::polling;
         else
-            return invalid(url, "feed must be auto, triggers or logical, got '" + value + "'");
+            return invalid(url,
+                           "feed must be auto, triggers, logical or polling, got '" + value + "'");
     } else if (key == "direct_url") {
         if (!value.starts_with("postgresql://") && !value.starts_with("postgres://") &&
             value.find('=') == std::string::npos)
@@ -315,9 +320,11 @@ std::string_view to_string(FeedKind k) noexcept {
     case FeedKind::triggers:
         return "triggers";
     case FeedKind::logical:
+        return "logical";
+    case FeedKind::polling:
         break;
     }
-    return "logical";
+    return "polling";
 }
 
 std::string_view to_string(ReadTarget t) noexcept {

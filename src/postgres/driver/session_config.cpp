@@ -122,6 +122,7 @@ constexpr std::array own_parameters{
     std::string_view("max_stale"),
     std::string_view("cache"),
     std::string_view("feed_keepalive"),
+    std::string_view("poll_interval"),
     std::string_view("outbox"),
     std::string_view("outbox_max"),
     std::string_view("read_target"),
