@@ -72,6 +72,19 @@ async function streamsOpen(n) {
   throw new Error(`serve never had ${n} change streams open`);
 }
 
+/** `promise`, or a clear failure after 20 s: a lost event fails fast, not at the test's limit. */
+async function within(promise, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not come within 20 s`)), 20_000);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 let serve;
 before(async () => { serve = await startServe(); });
 after(async () => { if (serve) await stop(serve.child); });
@@ -117,12 +130,12 @@ test("writes with a write token: the receipt, then the change in changes()", asy
   const receipt = await writer.putStatuses([status("degraded", 0.9)]);
   assert.equal(receipt.applied, 1);
   assert.equal(receipt.queued, 0);
-  const { value } = await first;
+  const { value } = await within(first, "the change written");
   assert.equal(value.kind, "status");
   assert.equal(value.slug, "gpt-4o");
   assert.ok(value.id);
   controller.abort();
-  assert.equal((await changes.next()).done, true);
+  assert.equal((await within(changes.next(), "the end of changes()")).done, true);
   await streamsOpen(0); // serve saw it go
 });
 
@@ -136,18 +149,18 @@ test("changes() across a serve restart: it reconnects with Last-Event-ID and get
   const first = changes.next();
   await streamsOpen(1);
   await writer.putStatuses([status("outage", 0.25)]);
-  const before = (await first).value;
+  const before = (await within(first, "the change written")).value;
   assert.equal(before.kind, "status");
 
   await stop(serve.child);
   serve = await startServe("127.0.0.1:" + port); // the same address
   // A new process never saw that version: one resync, then what happens next.
-  const resync = (await changes.next()).value;
+  const resync = (await within(changes.next(), "the resync after the restart")).value;
   assert.equal(resync.kind, "resync");
   const next = changes.next();
   await streamsOpen(1); // it did connect: the resync came on it
   await writer.putStatuses([status("operational", 0.999)]);
-  const after = (await next).value;
+  const after = (await within(next, "the change after the resync")).value;
   assert.equal(after.kind, "status");
   assert.equal(after.slug, "gpt-4o");
   controller.abort();
