@@ -24,7 +24,8 @@
 //             rows (into the plain database), the live copy's resync after it, and the
 //             copy's file (cache_dir) read beside the database.
 // BENCH_SCALE_APPLY_ONLY, BENCH_SCALE_SERVE_ONLY: only those parts (with import unless
-// BENCH_SCALE_NO_IMPORT); BENCH_SCALE_NO_SSE: serve without the change streams.
+// BENCH_SCALE_NO_IMPORT; with BENCH_SCALE_IMPORT_ONLY, import alone); BENCH_SCALE_NO_SSE:
+// serve without the change streams.
 // BENCH_SCALE_FEED=logical: the "feed" database migrated with feed=logical (a publication,
 // no triggers), so that its followers (watch(), serve's copy on the default feed=auto)
 // read it by logical decoding.
@@ -632,7 +633,8 @@ int main(int argc, char** argv) {
                     return 1;
                 import_rows(server, dir, snapshot, rounds);
             }
-            serve_rows(server, dir, models, seconds, rounds, models == sizes.back());
+            if (!std::getenv("BENCH_SCALE_IMPORT_ONLY"))
+                serve_rows(server, dir, models, seconds, rounds, models == sizes.back());
             continue;
         }
         auto [model_us, status_us] = apply_us(snapshot);

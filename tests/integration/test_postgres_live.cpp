@@ -181,6 +181,56 @@ TEST_CASE("a bulk import is one resync, not a change per row") {
     CHECK(seen.count(CatalogChange::Kind::resync) == 2);
 }
 
+TEST_CASE("migrate gives row triggers made before their WHEN one; an import then calls "
+          "them for no row") {
+    auto repo = fresh_catalogue("live_when");
+    auto unqualified = [] {
+        return server().psql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE "
+                             "'modelrepo\\_%\\_logged' AND tgqual IS NULL",
+                             "live_when");
+    };
+    CHECK(unqualified() == "0"); // a new database has them with their WHEN
+    // As a modelrepo before this one left them.
+    server().psql("SET ROLE app; "
+                  "CREATE OR REPLACE TRIGGER modelrepo_status_logged AFTER INSERT OR UPDATE OR "
+                  "DELETE ON model_status FOR EACH ROW EXECUTE FUNCTION "
+                  "modelrepo_row_logged('status'); "
+                  "CREATE OR REPLACE TRIGGER modelrepo_model_logged AFTER INSERT OR UPDATE OR "
+                  "DELETE ON models FOR EACH ROW EXECUTE FUNCTION modelrepo_row_logged('model'); "
+                  "CREATE OR REPLACE TRIGGER modelrepo_provider_logged AFTER INSERT OR UPDATE OR "
+                  "DELETE ON providers FOR EACH ROW EXECUTE FUNCTION "
+                  "modelrepo_row_logged('provider')",
+                  "live_when");
+    REQUIRE(unqualified() == "3");
+    REQUIRE(repo.pg->migrate());
+    CHECK(unqualified() == "0");
+    REQUIRE(repo.pg->migrate()); // again: nothing to do
+    CHECK(unqualified() == "0");
+    // An import logs one resync and no row; a write after it logs its row.
+    auto logged = [] {
+        return server().psql("SELECT count(*) FILTER (WHERE kind <> 'resync') || ' ' || "
+                             "count(*) FILTER (WHERE kind = 'resync') FROM catalog_changes",
+                             "live_when");
+    };
+    const std::string before = logged();
+    auto snapshot = builtin_snapshot();
+    for (auto& m : snapshot.models)
+        m.description += " (again)"; // every model row updated
+    REQUIRE(repo.pg->import_snapshot(snapshot));
+    std::istringstream was(before), is(logged());
+    long rows_before = 0, resyncs_before = 0, rows_after = 0, resyncs_after = 0;
+    was >> rows_before >> resyncs_before;
+    is >> rows_after >> resyncs_after;
+    CHECK(rows_after == rows_before);
+    CHECK(resyncs_after == resyncs_before + 1);
+    server().psql("UPDATE model_status SET availability = 0.5 WHERE model_slug = 'gpt-4o'",
+                  "live_when");
+    std::istringstream after_write(logged());
+    long rows_written = 0;
+    after_write >> rows_written;
+    CHECK(rows_written == rows_after + 1);
+}
+
 /// Database `db` (fresh) at schema `version`: the migrations up to it, as an older
 /// modelrepo left it, with the builtin catalogue.
 void database_at_schema(const std::string& db, int version) {

@@ -70,6 +70,16 @@ std::vector<std::pair<int, std::string>> mapped_migrations(const Mapping& m,
     return {{1, ""}, {2, ""}, {3, mapped_feed_sql(m, prefix)}};
 }
 
+/// The trigger feed's row trigger on `table`: not called at all while an import runs
+/// (modelrepo.bulk), so that its rows cost the import nothing.
+std::string row_trigger(const char* table, const char* kind) {
+    return "CREATE OR REPLACE TRIGGER modelrepo_" + std::string(kind) +
+           "_logged AFTER INSERT OR UPDATE OR DELETE ON " + table +
+           " FOR EACH ROW WHEN (current_setting('modelrepo.bulk', true) IS DISTINCT FROM 'on') "
+           "EXECUTE FUNCTION modelrepo_row_logged('" +
+           kind + "')";
+}
+
 /// The statements that put the catalogue (modelrepo's own tables) on `feed`, after its
 /// migrations: for the logical feed its row and truncate triggers dropped and the
 /// publication made; for the trigger feed the other way round. Each statement may run
@@ -95,14 +105,24 @@ std::vector<std::string> feed_switch(FeedKind feed, const std::string& publicati
                       " FOR TABLE providers, models, model_status; END IF; END $$");
     } else if (feed == FeedKind::triggers) {
         for (const Table& t : tables) {
-            out.push_back("CREATE OR REPLACE TRIGGER modelrepo_" + std::string(t.kind) +
-                          "_logged AFTER INSERT OR UPDATE OR DELETE ON " + t.name +
-                          " FOR EACH ROW EXECUTE FUNCTION modelrepo_row_logged('" + t.kind + "')");
+            out.push_back(row_trigger(t.name, t.kind));
             out.push_back("CREATE OR REPLACE TRIGGER modelrepo_truncated AFTER TRUNCATE ON " +
                           std::string(t.name) +
                           " FOR EACH STATEMENT EXECUTE FUNCTION modelrepo_truncated()");
         }
         out.push_back("DROP PUBLICATION IF EXISTS " + pub);
+    } else {
+        // auto leaves the feed as it is, but row triggers made before they had their WHEN
+        // (which keeps an import's rows from calling them at all) get it, when the role
+        // may (it owns the tables).
+        std::string refresh;
+        for (const Table& t : tables)
+            refresh += row_trigger(t.name, t.kind) + "; ";
+        out.push_back("DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = "
+                      "'modelrepo_status_logged' AND tgrelid = 'model_status'::regclass AND "
+                      "tgqual IS NULL) AND pg_has_role((SELECT relowner FROM pg_class WHERE oid "
+                      "= 'model_status'::regclass), 'MEMBER') THEN " +
+                      refresh + "END IF; END $$");
     }
     return out;
 }
