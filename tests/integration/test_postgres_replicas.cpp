@@ -232,9 +232,64 @@ TEST_CASE("doctor with several hosts: each host's role and replay lag") {
     CHECK(standbys == 1);
 }
 
+TEST_CASE("feed=logical over several hosts: the standby first in the URL, the feed decodes on "
+          "the primary; a URL of standbys only is told why") {
+    server().psql("ALTER ROLE app REPLICATION");
+    fresh_catalogue("replicas_logical", "feed=logical"); // the publication, on the primary
+    standby();
+    caught_up();
+    const std::string standby_first = "postgresql://app:" + password +
+                                      "@127.0.0.1:" + std::to_string(standby().port()) +
+                                      ",127.0.0.1:" + std::to_string(server().port()) +
+                                      "/replicas_logical?feed=logical&read_target=primary";
+    auto repo = open_repo(standby_first);
+    std::mutex mutex;
+    std::vector<CatalogChange> seen;
+    auto count = [&](CatalogChange::Kind kind) {
+        std::lock_guard lock(mutex);
+        return std::count_if(seen.begin(), seen.end(),
+                             [&](const CatalogChange& c) { return c.kind == kind; });
+    };
+    auto sub = repo->watch([&](const CatalogChange& c) {
+        std::lock_guard lock(mutex);
+        seen.push_back(c);
+    });
+    REQUIRE_MESSAGE(sub, sub.error().to_string());
+    REQUIRE(eventually([&] { return count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    server().psql("UPDATE model_status SET availability = 0.77 WHERE model_slug = 'gpt-4o'",
+                  "replicas_logical");
+    CHECK(eventually([&] { return count(CatalogChange::Kind::status) == 1; }, 20s));
+    // Its slot is on the primary.
+    CHECK(server().psql("SELECT count(*) FROM pg_replication_slots WHERE slot_type = 'logical' "
+                        "AND database = 'replicas_logical'") == "1");
+    sub.value().cancel();
+
+    // Standbys only: the feed says so, and what to do.
+    auto only = open_repo("postgresql://app:" + password + "@127.0.0.1:" +
+                          std::to_string(standby().port()) + "/replicas_logical?feed=logical");
+    auto only_sub = only->watch([](const CatalogChange&) {});
+    REQUIRE(only_sub);
+    auto* health = only->capability<HealthControl>();
+    REQUIRE(health);
+    bool told = eventually(
+        [&] {
+            auto h = health->source_health();
+            return h.down() && h.errc == Errc::unreachable &&
+                   h.cause.find("primary") != std::string::npos;
+        },
+        20s);
+    CAPTURE(health->source_health().cause);
+    CAPTURE(health->source_health().down());
+    CHECK(told);
+    CHECK(health->source_health().cause.find(password) == std::string::npos);
+}
+
 TEST_CASE("failover under load: primary killed, standby promoted; prefer-standby reads never "
           "fail, writes come back on the same repository, the feed follows") {
     fresh_catalogue("replicas_failover");
+    // And a database on the logical feed, whose slot must move to the promoted standby.
+    server().psql("ALTER ROLE app REPLICATION");
+    fresh_catalogue("replicas_failover_wal", "feed=logical");
     caught_up();
     auto repo = open_repo(
         both("replicas_failover", "read_target=prefer-standby&connect_timeout=2&socket_timeout=3"));
@@ -242,6 +297,11 @@ TEST_CASE("failover under load: primary killed, standby promoted; prefer-standby
     ChangeCollector seen;
     auto sub = repo->watch(std::ref(seen)).value();
     REQUIRE(seen.wait_for(is(CatalogChange::Kind::resync), 10s));
+    auto wal_repo = open_repo(both("replicas_failover_wal", "feed=logical&connect_timeout=2"));
+    ChangeCollector wal_seen;
+    auto wal_sub = wal_repo->watch(std::ref(wal_seen)).value();
+    REQUIRE(wal_seen.wait_for(is(CatalogChange::Kind::resync), 10s));
+    const std::size_t wal_resyncs = wal_seen.count(CatalogChange::Kind::resync);
 
     std::atomic<bool> stop{false};
     std::atomic<int> reads{0}, failed_reads{0}, writes{0}, failed_writes{0};
@@ -311,6 +371,12 @@ TEST_CASE("failover under load: primary killed, standby promoted; prefer-standby
     standby().psql("UPDATE model_status SET region = 'after' WHERE model_slug = 'gpt-5'",
                    "replicas_failover");
     CHECK(seen.wait_for(is(CatalogChange::Kind::status, "gpt-5"), 5s));
+    // The logical feed too: a new slot on the promoted standby, a resync, then changes.
+    CHECK(
+        eventually([&] { return wal_seen.count(CatalogChange::Kind::resync) > wal_resyncs; }, 20s));
+    standby().psql("UPDATE model_status SET region = 'after' WHERE model_slug = 'gpt-5'",
+                   "replicas_failover_wal");
+    CHECK(wal_seen.wait_for(is(CatalogChange::Kind::status, "gpt-5"), 10s));
 }
 
 TEST_CASE("no message ever held the password") {

@@ -222,15 +222,43 @@ void LogicalFeed::run() {
 Error LogicalFeed::session() {
     if (session_->hosts.empty())
         return make_error(Errc::invalid_argument, "the feed's URL names no host");
-    auto connected =
-        WalStream::connect(conninfo_of(session_->hosts.front()), session_->connect_timeout);
-    if (!connected) {
-        Error e = connected.error();
+    // The URL's hosts in order, as libpq tries them: the first primary (PostgreSQL 15
+    // decodes on a primary only). After a failover that is the promoted standby. No
+    // primary among them is `unreachable`, as libpq's target_session_attrs=read-write
+    // has it: the source's health says why.
+    std::unique_ptr<WalStream> primary;
+    const HostParams* host = nullptr;
+    std::optional<Error> failed;
+    std::size_t standbys = 0;
+    for (const auto& candidate : session_->hosts) {
+        auto connected = WalStream::connect(conninfo_of(candidate), session_->connect_timeout);
+        if (!connected) {
+            failed = connected.error();
+            continue;
+        }
+        if (connected.value()->on_standby()) {
+            ++standbys;
+            continue;
+        }
+        primary = std::move(connected).value();
+        host = &candidate;
+        break;
+    }
+    if (!primary) {
+        Error e = standbys > 0 && !failed
+                      ? make_error(Errc::unreachable,
+                                   "every host of the URL is a standby, and PostgreSQL 15 "
+                                   "decodes the WAL on a primary only: add the primary to the "
+                                   "URL (or wait for a promotion)")
+                      : *failed;
+        if (standbys > 0 && failed)
+            e.message += " (the other " + std::to_string(standbys) +
+                         " host(s) of the URL are standbys, which cannot decode)";
         e.source = session_->source;
         return e;
     }
-    WalStream& stream = *connected.value();
-    Visibility visibility(conninfo_of(session_->hosts.front()));
+    WalStream& stream = *primary;
+    Visibility visibility(conninfo_of(*host));
     if (auto ok = visibility.ok(); !ok)
         return ok.error();
     // pgoutput names a missing publication only at the first change: ask now.

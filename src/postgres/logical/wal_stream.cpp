@@ -185,6 +185,11 @@ Result<std::unique_ptr<WalStream>> WalStream::connect(const std::string& conninf
     return std::unique_ptr<WalStream>(new WalStream(std::move(session)));
 }
 
+bool WalStream::on_standby() const {
+    const char* standby = PQparameterStatus(session_->conn, "in_hot_standby");
+    return standby && std::string_view(standby) == "on";
+}
+
 Result<bool> WalStream::has_publication(const std::string& name) {
     if (!plain_name(name))
         return not_plain("a publication name", name);

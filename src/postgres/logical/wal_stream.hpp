@@ -77,6 +77,10 @@ public:
     WalStream(const WalStream&) = delete;
     WalStream& operator=(const WalStream&) = delete;
 
+    /// Whether the server is a standby (its `in_hot_standby`, reported at login by
+    /// PostgreSQL 14 and later). PostgreSQL 15 decodes on a primary only.
+    bool on_standby() const;
+
     /// Whether the database has publication `name` (a replication=database session takes
     /// SQL too).
     Result<bool> has_publication(const std::string& name);
