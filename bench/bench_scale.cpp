@@ -25,7 +25,8 @@
 //             copy's file (cache_dir) read beside the database.
 // BENCH_SCALE_APPLY_ONLY, BENCH_SCALE_SERVE_ONLY: only those parts (with import unless
 // BENCH_SCALE_NO_IMPORT; with BENCH_SCALE_IMPORT_ONLY, import alone); BENCH_SCALE_NO_SSE:
-// serve without the change streams.
+// serve without the change streams; BENCH_SCALE_ONE_CLIENT_ONLY: of the streams, only the
+// one-client row (with BENCH_SCALE_FEED=logical: serve against a bare slot client).
 // BENCH_SCALE_FEED=logical: the "feed" database migrated with feed=logical (a publication,
 // no triggers), so that its followers (watch(), serve's copy on the default feed=auto)
 // read it by logical decoding.
@@ -112,6 +113,96 @@ private:
     }
     std::atomic<bool> stop_{false};
     std::mutex mutex_; ///< guards last_; received_ changes under it
+    std::condition_variable arrived_;
+    std::atomic<long> received_{0};
+    steady_clock::time_point last_{};
+    std::thread thread_;
+};
+
+/// The logical feed's bare peer: a minimal libpq loop of the slot protocol, no modelrepo
+/// code. A `replication=database` session makes a temporary pgoutput slot on the
+/// catalogue's publication, START_REPLICATION, and reads XLogData, counting each
+/// transaction's Commit message ('C') as it arrives; it answers the server's keepalives.
+class SlotListener {
+public:
+    explicit SlotListener(const std::string& conninfo)
+        : thread_([this, conninfo] { run(conninfo); }) {}
+    ~SlotListener() {
+        stop_ = true;
+        thread_.join();
+    }
+    bool streaming() const { return streaming_; }
+    long received() const { return received_; }
+    /// When the commit after `seen` arrived (at most 10 s), or nullopt.
+    std::optional<steady_clock::time_point> wait_past(long seen) {
+        std::unique_lock lock(mutex_);
+        if (!arrived_.wait_for(lock, 10s, [&] { return received_ > seen; }))
+            return std::nullopt;
+        return last_;
+    }
+
+private:
+    static void put64(std::string& out, std::uint64_t v) {
+        for (int i = 7; i >= 0; --i)
+            out += static_cast<char>((v >> (8 * i)) & 0xff);
+    }
+    void run(const std::string& conninfo) {
+        PGconn* c = PQconnectdb((conninfo + " replication=database").c_str());
+        PGresult* r =
+            PQexec(c, "CREATE_REPLICATION_SLOT bench_slot_peer TEMPORARY LOGICAL pgoutput");
+        bool made = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        r = PQexec(c, "START_REPLICATION SLOT bench_slot_peer LOGICAL 0/0 (proto_version '1', "
+                      "publication_names 'modelrepo_catalogue')");
+        streaming_ = made && PQresultStatus(r) == PGRES_COPY_BOTH;
+        PQclear(r);
+        if (!streaming_)
+            std::fprintf(stderr, "slot peer: %s", PQerrorMessage(c));
+        std::uint64_t end = 0;
+        while (!stop_ && streaming_) {
+            char* buf = nullptr;
+            int n = PQgetCopyData(c, &buf, 1);
+            if (n == 0) {
+                pollfd fd{PQsocket(c), POLLIN, 0};
+                ::poll(&fd, 1, 100);
+                PQconsumeInput(c);
+                continue;
+            }
+            if (n < 0)
+                break;
+            bool reply = false;
+            if (buf[0] == 'w' && n > 25) {
+                std::uint64_t wal_end = 0;
+                for (int i = 9; i < 17; ++i)
+                    wal_end = (wal_end << 8) | static_cast<unsigned char>(buf[i]);
+                end = std::max(end, wal_end);
+                if (buf[25] == 'C') {
+                    {
+                        std::lock_guard lock(mutex_);
+                        ++received_;
+                        last_ = steady_clock::now();
+                    }
+                    arrived_.notify_all();
+                }
+            } else if (buf[0] == 'k' && n >= 18) {
+                reply = buf[17] != 0;
+            }
+            PQfreemem(buf);
+            if (reply) { // a standby status update: all of it applied
+                std::string update(1, 'r');
+                for (int i = 0; i < 3; ++i)
+                    put64(update, end);
+                put64(update, 0);
+                update += '\0';
+                PQputCopyData(c, update.data(), static_cast<int>(update.size()));
+                PQflush(c);
+            }
+        }
+        PQfinish(c);
+    }
+    std::atomic<bool> stop_{false};
+    std::atomic<bool> streaming_{false};
+    std::mutex mutex_;
     std::condition_variable arrived_;
     std::atomic<long> received_{0};
     steady_clock::time_point last_{};
@@ -445,6 +536,26 @@ double listen_p50(Listener& listener, const std::string& conninfo, int changes) 
     return bench::percentile(took, 0.5);
 }
 
+/// The slot peer: an UPDATE on the feed's database until the bare slot client has its
+/// commit. Milliseconds, one per change.
+std::vector<double> slot_arrivals(SlotListener& peer, const std::string& conninfo, int changes) {
+    PGconn* conn = PQconnectdb(conninfo.c_str());
+    std::vector<double> took;
+    for (int c = 0; c < changes; ++c) {
+        long seen = peer.received();
+        auto sent = steady_clock::now();
+        std::string sql =
+            "UPDATE model_status SET availability = " + std::to_string(0.25 + c / 1000.0) +
+            " WHERE model_slug = 'm2'";
+        PQclear(PQexec(conn, sql.c_str()));
+        if (auto at = peer.wait_past(seen))
+            took.push_back(duration<double, std::milli>(*at - sent).count());
+        std::this_thread::sleep_for(20ms);
+    }
+    PQfinish(conn);
+    return took;
+}
+
 /// The serve rows at `models` models, over the "feed" database (and "before", schema 2,
 /// for an older build).
 void serve_rows(test::PgServer& server, const test::TempDir& dir, int models, int seconds,
@@ -505,7 +616,31 @@ void serve_rows(test::PgServer& server, const test::TempDir& dir, int models, in
         largest = false;
     Listener listener(conninfo("before"));
     std::this_thread::sleep_for(300ms);
+    const char* feed_kind = std::getenv("BENCH_SCALE_FEED");
+    if (!std::getenv("BENCH_SCALE_NO_SSE") && feed_kind && std::string(feed_kind) == "logical") {
+        // One client on feed=logical against a bare client of the same slot protocol,
+        // alternating rounds of 20 changes.
+        SlotListener peer(conninfo("feed"));
+        for (int i = 0; i < 100 && !peer.streaming(); ++i)
+            std::this_thread::sleep_for(50ms);
+        std::vector<double> ours_one, peer_one;
+        for (int r = 0; r < rounds && peer.streaming(); ++r) {
+            auto a = sse_arrivals(ours.port, conninfo("feed"), 1, 20);
+            ours_one.insert(ours_one.end(), a.begin(), a.end());
+            auto b = slot_arrivals(peer, conninfo("feed"), 20);
+            peer_one.insert(peer_one.end(), b.begin(), b.end());
+        }
+        print_figures({"UPDATE -> SSE p50, 1 client, feed=logical (ms; bare slot client)",
+                       bench::percentile(ours_one, 0.5), bench::percentile(peer_one, 0.5), 0,
+                       "ms"});
+        std::printf("  (%zu and %zu of %d changes arrived, %d rounds alternating)\n",
+                    ours_one.size(), peer_one.size(), 20 * rounds, rounds);
+    }
+    if (std::getenv("BENCH_SCALE_ONE_CLIENT_ONLY"))
+        largest = false;
     for (int clients : {10, 1000}) {
+        if (std::getenv("BENCH_SCALE_ONE_CLIENT_ONLY"))
+            break;
         if (std::getenv("BENCH_SCALE_NO_SSE"))
             break;
         Latency ours_sse = sse_latency(ours.port, conninfo("feed"), clients, 10);
@@ -522,7 +657,8 @@ void serve_rows(test::PgServer& server, const test::TempDir& dir, int models, in
     bench::Nchan nchan(www);
     if (!std::getenv("BENCH_SCALE_NO_SSE") && !nchan.answers())
         std::printf("  (no nchan: apt-get install libnginx-mod-nchan for the fan-out peer)\n");
-    if (!std::getenv("BENCH_SCALE_NO_SSE") && nchan.answers())
+    if (!std::getenv("BENCH_SCALE_NO_SSE") && !std::getenv("BENCH_SCALE_ONE_CLIENT_ONLY") &&
+        nchan.answers())
         for (int clients : {1000, 10'000}) {
             if (clients == 10'000 && !largest)
                 break;

@@ -73,19 +73,31 @@ public:
     }
     /// Waits until transaction `xid` no longer runs in a new snapshot (at most `limit`).
     Result<void> wait(std::uint32_t xid, milliseconds limit) {
-        // Visible: not among the snapshot's running xids, and before its xmax (a newest
-        // transaction still leaving the running ones is at or past xmax, and in no list).
-        // 32-bit xids compared modulo 2^32, as the server does.
+        if (!prepared_) {
+            // Visible: not among the snapshot's running xids, and before its xmax (a
+            // newest transaction still leaving the running ones is at or past xmax, and
+            // in no list). 32-bit xids compared modulo 2^32, as the server does. Prepared
+            // once a session: it runs once per decoded transaction.
+            PGresult* r = PQprepare(
+                conn_, "modelrepo_visible",
+                "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(s) x WHERE "
+                "(x::text::bigint & 4294967295) = $1::bigint) AND ((pg_snapshot_xmax(s)::text::"
+                "bigint - $1::bigint) & 4294967295) BETWEEN 1 AND 2147483647 THEN 0 ELSE 1 END "
+                "FROM pg_current_snapshot() s",
+                1, nullptr);
+            const bool made = PQresultStatus(r) == PGRES_COMMAND_OK;
+            std::string why = made ? "" : PQresultErrorMessage(r);
+            PQclear(r);
+            if (!made)
+                return make_error(Errc::unreachable, "the feed's visibility session: " + why);
+            prepared_ = true;
+        }
         const std::string x = std::to_string(xid);
-        const std::string sql =
-            "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(s) x WHERE "
-            "(x::text::bigint & 4294967295) = " +
-            x + ") AND ((pg_snapshot_xmax(s)::text::bigint - " + x +
-            ") & 4294967295) BETWEEN 1 AND 2147483647 THEN 0 ELSE 1 END FROM "
-            "pg_current_snapshot() s";
+        const char* values[] = {x.c_str()};
         auto until = steady_clock::now() + limit;
         for (int round = 0;; ++round) {
-            PGresult* r = PQexec(conn_, sql.c_str());
+            PGresult* r =
+                PQexecPrepared(conn_, "modelrepo_visible", 1, values, nullptr, nullptr, 0);
             bool done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
                         std::string(PQgetvalue(r, 0, 0)) == "0";
             bool failed = PQresultStatus(r) != PGRES_TUPLES_OK;
@@ -104,6 +116,7 @@ public:
 
 private:
     PGconn* conn_;
+    bool prepared_ = false;
 };
 
 std::int64_t change_version(Lsn commit, std::uint32_t position) {
