@@ -17,8 +17,7 @@
 #include "../core/write_check.hpp"
 #include "catalog/schema.hpp"
 #include "catalog/sql_catalog.hpp"
-#include "feed/change_feed.hpp"
-#include "feed/polling_feed.hpp"
+#include "feed/feed_set.hpp"
 #include "logical/logical_feed.hpp"
 #include "logical/snapshot_handoff.hpp"
 
@@ -34,19 +33,17 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
     /// The logical feed's slot snapshots, to the copy's re-read (an exact resync).
     detail::logical::SnapshotHandoff handoff;
     detail::SqlCatalog sql;
-    ChangeHub hub; ///< watch()'s subscribers, when no layer above takes the feed
-    std::unique_ptr<detail::ChangeFeed> feed;              ///< feed=triggers (or auto's choice)
-    std::unique_ptr<detail::logical::LogicalFeed> logical; ///< feed=logical (or auto's choice)
-    std::unique_ptr<detail::PollingFeed> polling;          ///< feed=polling (or auto's fallback)
+    ChangeHub hub;         ///< watch()'s subscribers, when no layer above takes the feed
+    detail::FeedSet feeds; ///< the feed that runs (and those feed=auto may switch to)
     /// The feed that runs: `automatic` while feed=auto has not yet asked the database.
     std::atomic<FeedKind> running{FeedKind::automatic};
     std::once_flag feed_started;
-    std::mutex choose_mutex; ///< guards stopping (with the chooser's start of a feed)
+    std::mutex choose_mutex; ///< guards stopping, feed_changed (with the chooser's start)
     std::condition_variable choose_wake;
     bool stopping = false;
-    std::thread chooser; ///< feed=auto: asks the database which feed it was migrated for
-    /// feed=auto, polling: the feed migrate installed since (told by the polling feed).
-    std::optional<FeedKind> installed_since; ///< choose_mutex
+    /// feed=auto: the running feed found that migrate installed another (or removed its).
+    bool feed_changed = false;
+    std::thread chooser;   ///< feed=auto: asks the database which feed it was migrated for
     std::mutex sink_mutex; ///< guards sink, state_sink (set by the layer above, read by the feed)
     Sink sink;             ///< the layer above that takes the feed (a copy), if any
     StateSink state_sink;  ///< told when the feed's session comes and goes
@@ -57,72 +54,47 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
           std::shared_ptr<const detail::SessionConfig> direct)
         : health(session->source)
         , sql(std::move(config), std::move(session), std::move(direct), {}, std::move(mapping),
-              &health) {
-        const PostgresConfig& c = sql.config();
-        detail::ChangeFeed::Options feed_options;
-        feed_options.heartbeat = c.feed_keepalive;
-        feed_options.heartbeat_timeout = std::min(c.feed_keepalive, milliseconds(3'000));
-        feed_options.backoff_initial = c.reconnect_backoff_initial;
-        feed_options.backoff_max = c.reconnect_backoff_max;
-        feed_options.health = &health;
-        auto to_sink = [this](std::vector<CatalogChange> changes) { deliver(std::move(changes)); };
-        auto to_state = [this](bool connected) {
-            std::lock_guard lock(sink_mutex);
-            if (state_sink)
-                state_sink(connected);
-        };
-        // feed=auto on a mapping is the trigger feed (the logical one reads modelrepo's own
-        // tables only); on modelrepo's tables it is what migrate installed, asked at start.
-        FeedKind kind =
-            c.feed == FeedKind::automatic && !c.mapping.empty() ? FeedKind::triggers : c.feed;
-        running = kind;
-        if (kind != FeedKind::triggers)
-            logical = std::make_unique<detail::logical::LogicalFeed>(
-                sql.feed_session(),
-                detail::logical::LogicalFeed::Options{
-                    feed_options.heartbeat, feed_options.heartbeat_timeout,
-                    feed_options.backoff_initial, feed_options.backoff_max, &health, &handoff},
-                to_sink, to_state);
+              &health)
+        , feeds(sql.config(), feed_setup()) {
         sql.set_snapshot_handoff(&handoff);
-        if (kind == FeedKind::automatic || kind == FeedKind::triggers)
-            feed = std::make_unique<detail::ChangeFeed>(sql.feed_session(), sql.schema_prefix(),
-                                                        feed_options, to_sink, to_state);
-        if (kind == FeedKind::automatic || kind == FeedKind::polling) {
-            detail::PollingFeed::Options poll_options;
-            poll_options.interval = c.poll_interval;
-            poll_options.query_timeout = c.query_timeout;
-            poll_options.backoff_initial = c.reconnect_backoff_initial;
-            poll_options.backoff_max = c.reconnect_backoff_max;
-            poll_options.health = &health;
-            poll_options.publication = detail::logical::publication_name(c.schema);
-            poll_options.until_installed = kind == FeedKind::automatic;
-            polling = std::make_unique<detail::PollingFeed>(
-                sql.feed_session(), sql.schema_prefix(), poll_options, to_sink, to_state,
-                [this](FeedKind installed) {
-                    {
-                        std::lock_guard lock(choose_mutex);
-                        installed_since = installed;
-                    }
-                    choose_wake.notify_all();
-                });
-        }
+        running = chosen_feed(sql.config());
+        if (running != FeedKind::automatic)
+            feeds.make(running);
     }
 
     ~Parts() { stop_chooser(); }
 
-    detail::ChangeFeed::Stats feed_stats() const {
-        switch (running.load()) {
-        case FeedKind::logical:
-            return logical->stats();
-        case FeedKind::triggers:
-            return feed->stats();
-        case FeedKind::polling:
-            return polling->stats();
-        case FeedKind::automatic:
-            break;
-        }
-        return {}; // feed=auto has not chosen yet: nothing runs
+    /// feed=auto on a mapping is the trigger feed (the logical one reads modelrepo's own
+    /// tables only); on modelrepo's tables it is what migrate installed, asked at start.
+    static FeedKind chosen_feed(const PostgresConfig& c) {
+        return c.feed == FeedKind::automatic && !c.mapping.empty() ? FeedKind::triggers : c.feed;
     }
+
+    detail::FeedSet::Setup feed_setup() {
+        detail::FeedSet::Setup setup;
+        setup.session = sql.feed_session();
+        setup.schema_prefix = sql.schema_prefix();
+        setup.builtin_tables = sql.config().mapping.empty();
+        setup.automatic = chosen_feed(sql.config()) == FeedKind::automatic;
+        setup.health = &health;
+        setup.handoff = &handoff;
+        setup.sink = [this](std::vector<CatalogChange> changes) { deliver(std::move(changes)); };
+        setup.state = [this](bool connected) {
+            std::lock_guard lock(sink_mutex);
+            if (state_sink)
+                state_sink(connected);
+        };
+        setup.changed = [this] {
+            {
+                std::lock_guard lock(choose_mutex);
+                feed_changed = true;
+            }
+            choose_wake.notify_all();
+        };
+        return setup;
+    }
+
+    detail::ChangeFeed::Stats feed_stats() const { return feeds.stats(running.load()); }
 
     /// The feed's changes: to this repository's own watchers, and to the layer above.
     void deliver(std::vector<CatalogChange> changes) {
@@ -139,17 +111,8 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
             if (running.load() == FeedKind::automatic)
                 chooser = std::thread([this] { choose(); });
             else
-                start(running.load());
+                feeds.start(running.load());
         });
-    }
-
-    void start(FeedKind kind) {
-        if (kind == FeedKind::logical)
-            logical->start();
-        else if (kind == FeedKind::polling)
-            polling->start();
-        else
-            feed->start();
     }
 
     /// feed=auto: asks the database which feed migrate installed (again, with backoff,
@@ -158,38 +121,43 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
     /// attempt ends before stop() returns, and its resync reaches the copy (a short-lived
     /// process saves a copy for the next one that way).
     ///
-    /// Where none is installed, or the logical feed cannot run here, it polls; the polling
-    /// feed tells when migrate installed a feed that can run, and this thread switches.
+    /// Where none is installed, or the logical feed cannot run here, it polls. Whichever
+    /// runs tells when migrate changed the database (the polling feed: a feed that can run
+    /// is installed now; the trigger feed: its triggers are gone; the logical feed: its
+    /// publication is); this thread then stops it, asks again and starts the new one (a
+    /// fresh feed: its first delivery is a resync).
     void choose() {
         const PostgresConfig& c = sql.config();
         milliseconds wait = c.reconnect_backoff_initial;
+        bool first = true;
         for (;;) {
             auto installed = sql.installed_feed();
             std::unique_lock lock(choose_mutex);
-            if (installed) {
-                FeedKind kind = installed.value().kind;
-                if (kind == FeedKind::automatic ||
-                    (kind == FeedKind::logical && !installed.value().logical_blocked.empty()))
-                    kind = FeedKind::polling;
-                running = kind;
-                start(kind);
-                if (kind != FeedKind::polling)
+            if (!installed) {
+                health.failed("feed", installed.error());
+                if (stopping || choose_wake.wait_for(lock, wait, [&] { return stopping; }))
                     return;
-                choose_wake.wait(lock, [&] { return stopping || installed_since.has_value(); });
-                if (stopping)
-                    return;
-                // The polling feed's thread has ended (or is ending): it told us last.
-                lock.unlock();
-                polling->stop();
-                lock.lock();
-                running = *installed_since;
-                start(*installed_since);
-                return;
+                wait = std::min(wait * 2, c.reconnect_backoff_max);
+                continue;
             }
-            health.failed("feed", installed.error());
-            if (stopping || choose_wake.wait_for(lock, wait, [&] { return stopping; }))
+            if (stopping && !first)
                 return;
-            wait = std::min(wait * 2, c.reconnect_backoff_max);
+            first = false;
+            wait = c.reconnect_backoff_initial;
+            FeedKind kind = installed.value().kind;
+            if (kind == FeedKind::automatic ||
+                (kind == FeedKind::logical && !installed.value().logical_blocked.empty()))
+                kind = FeedKind::polling;
+            feed_changed = false;
+            feeds.make(kind);
+            running = kind;
+            feeds.start(kind);
+            choose_wake.wait(lock, [&] { return stopping || feed_changed; });
+            if (stopping)
+                return;
+            // The running feed's thread has ended (or is ending): it told us last.
+            lock.unlock();
+            feeds.stop();
         }
     }
 
@@ -255,12 +223,7 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
         // a short-lived process saves a copy for the next one that way.
         stop_chooser();
         handoff.want(false);
-        if (logical)
-            logical->stop();
-        if (feed)
-            feed->stop();
-        if (polling)
-            polling->stop();
+        feeds.stop();
         std::lock_guard lock(sink_mutex);
         sink = {};
         state_sink = {};

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -232,6 +233,13 @@ std::string publications(PgServer& s, const std::string& database) {
 struct Seen {
     std::mutex mutex;
     std::vector<CatalogChange> changes;
+    /// A watch() callback that records into this.
+    std::function<void(const CatalogChange&)> recorder() {
+        return [this](const CatalogChange& c) {
+            std::lock_guard lock(mutex);
+            changes.push_back(c);
+        };
+    }
     std::size_t count(CatalogChange::Kind kind, const std::string& slug = "") {
         std::lock_guard lock(mutex);
         return std::count_if(changes.begin(), changes.end(), [&](const CatalogChange& c) {
@@ -255,10 +263,7 @@ void auto_follows(PgServer& s, const std::string& database, const std::string& e
     auto repo = open_repo(s.url("app", password, database, "127.0.0.1"));
     CHECK(feed_kind(*repo) == "deciding"); // nothing asked before a watch
     Seen seen;
-    auto sub = repo->watch([&](const CatalogChange& c) {
-        std::lock_guard lock(seen.mutex);
-        seen.changes.push_back(c);
-    });
+    auto sub = repo->watch(seen.recorder());
     REQUIRE(sub);
     REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     CHECK(feed_kind(*repo) == expected);
@@ -285,10 +290,7 @@ TEST_CASE("feed=logical: migrate puts the catalogue on a publication without tri
     CHECK(publications(s, name) == "1");
 
     Seen seen;
-    auto sub = pg->watch([&](const CatalogChange& c) {
-        std::lock_guard lock(seen.mutex);
-        seen.changes.push_back(c);
-    });
+    auto sub = pg->watch(seen.recorder());
     REQUIRE(sub);
     REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
@@ -350,10 +352,7 @@ TEST_CASE("feed=logical: migrate puts the catalogue on a publication without tri
     CHECK(triggers_on_catalogue(s, name) == "6");
     CHECK(publications(s, name) == "0");
     Seen heard;
-    auto triggered = back->watch([&](const CatalogChange& c) {
-        std::lock_guard lock(heard.mutex);
-        heard.changes.push_back(c);
-    });
+    auto triggered = back->watch(heard.recorder());
     REQUIRE(triggered);
     REQUIRE(eventually([&] { return heard.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     s.psql("UPDATE model_status SET availability = 0.44 WHERE model_slug = 'gpt-4o'", name);
@@ -434,10 +433,7 @@ TEST_CASE("feed=auto polls where the logical feed cannot run or no feed is insta
     auto layered =
         open_layered(s.url("app", password, name, "127.0.0.1", "cache=live&poll_interval=200ms"));
     Seen seen;
-    auto sub = layered.pg->watch([&](const CatalogChange& c) {
-        std::lock_guard lock(seen.mutex);
-        seen.changes.push_back(c);
-    });
+    auto sub = layered.pg->watch(seen.recorder());
     REQUIRE(sub);
     REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     CHECK(feed_kind(*layered.pg) == "polling");
@@ -480,10 +476,7 @@ TEST_CASE("feed=auto polls where the logical feed cannot run or no feed is insta
     s.psql("DROP PUBLICATION modelrepo_catalogue", name);
     auto bare = open_repo(s.url("app", password, name, "127.0.0.1", "poll_interval=200ms"));
     Seen heard;
-    auto bare_sub = bare->watch([&](const CatalogChange& c) {
-        std::lock_guard lock(heard.mutex);
-        heard.changes.push_back(c);
-    });
+    auto bare_sub = bare->watch(heard.recorder());
     REQUIRE(bare_sub);
     REQUIRE(eventually([&] { return heard.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     CHECK(feed_kind(*bare) == "polling");
@@ -503,6 +496,59 @@ TEST_CASE("feed=auto polls where the logical feed cannot run or no feed is insta
         s.url("app", password, name, "127.0.0.1", "feed=polling&mapping=%2Ftmp%2Fm.json"));
     REQUIRE_FALSE(mapped);
     CHECK(mapped.error().is(Errc::not_supported));
+}
+
+TEST_CASE("feed=auto follows a migrate that switches the database between feeds while it "
+          "runs; an explicit feed=triggers whose triggers are gone says so") {
+    auto& s = server();
+    s.psql("ALTER ROLE app REPLICATION");
+    const std::string name = "logical_switch";
+    fresh_catalogue(name); // the trigger feed
+    auto layered =
+        open_layered(s.url("app", password, name, "127.0.0.1", "cache=live&feed_keepalive=300ms"));
+    Seen seen;
+    auto sub = layered.pg->watch(seen.recorder());
+    REQUIRE(sub);
+    REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    CHECK(feed_kind(*layered.pg) == "triggers");
+    s.psql("UPDATE model_status SET availability = 0.51 WHERE model_slug = 'gpt-4o'", name);
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 1; }, 20s));
+
+    // To the logical feed: the triggers go, the running feed notices at a heartbeat.
+    auto resyncs = seen.count(CatalogChange::Kind::resync);
+    REQUIRE(open_repo(s.url("app", password, name, "127.0.0.1", "feed=logical"))->migrate());
+    CHECK(eventually([&] { return feed_kind(*layered.pg) == "logical"; }, 20s));
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::resync) > resyncs; }, 20s));
+    s.psql("UPDATE model_status SET availability = 0.52 WHERE model_slug = 'gpt-4o'", name);
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 2; }, 20s));
+    CHECK(eventually([&] { return availability(*layered.repo) == 0.52; }, 20s));
+
+    // An explicit feed=triggers on it now: told why it hears nothing, and the fix.
+    auto explicit_triggers = open_repo(s.url("app", password, name, "127.0.0.1", "feed=triggers"));
+    auto deaf = explicit_triggers->watch([](const CatalogChange&) {});
+    REQUIRE(deaf);
+    auto* health = explicit_triggers->capability<HealthControl>();
+    REQUIRE(health);
+    bool told = eventually(
+        [&] {
+            auto h = health->source_health();
+            return h.down() && h.errc == Errc::schema_missing &&
+                   h.cause.find("row triggers are gone") != std::string::npos;
+        },
+        20s);
+    CAPTURE(health->source_health().cause);
+    CHECK(told);
+    deaf.value().cancel();
+
+    // And back: the publication goes, the logical feed notices at a heartbeat.
+    resyncs = seen.count(CatalogChange::Kind::resync);
+    REQUIRE(open_repo(s.url("app", password, name, "127.0.0.1", "feed=triggers"))->migrate());
+    CHECK(eventually([&] { return feed_kind(*layered.pg) == "triggers"; }, 20s));
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::resync) > resyncs; }, 20s));
+    s.psql("UPDATE model_status SET availability = 0.53 WHERE model_slug = 'gpt-4o'", name);
+    CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 3; }, 20s));
+    CHECK(eventually([&] { return availability(*layered.repo) == 0.53; }, 20s));
+    CHECK(eventually([&] { return layered.copy_state().in_sync; }, 20s));
 }
 
 namespace {

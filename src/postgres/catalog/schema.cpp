@@ -140,14 +140,11 @@ DROP TRIGGER modelrepo_model_changed ON models;
 DROP TRIGGER modelrepo_provider_changed ON providers;
 DROP FUNCTION modelrepo_row_changed();
 CREATE TRIGGER modelrepo_status_logged AFTER INSERT OR UPDATE OR DELETE ON model_status
-    FOR EACH ROW WHEN (current_setting('modelrepo.bulk', true) IS DISTINCT FROM 'on')
-    EXECUTE FUNCTION modelrepo_row_logged('status');
+    FOR EACH ROW EXECUTE FUNCTION modelrepo_row_logged('status');
 CREATE TRIGGER modelrepo_model_logged AFTER INSERT OR UPDATE OR DELETE ON models
-    FOR EACH ROW WHEN (current_setting('modelrepo.bulk', true) IS DISTINCT FROM 'on')
-    EXECUTE FUNCTION modelrepo_row_logged('model');
+    FOR EACH ROW EXECUTE FUNCTION modelrepo_row_logged('model');
 CREATE TRIGGER modelrepo_provider_logged AFTER INSERT OR UPDATE OR DELETE ON providers
-    FOR EACH ROW WHEN (current_setting('modelrepo.bulk', true) IS DISTINCT FROM 'on')
-    EXECUTE FUNCTION modelrepo_row_logged('provider');
+    FOR EACH ROW EXECUTE FUNCTION modelrepo_row_logged('provider');
 )sql";
 
 constexpr std::array all_migrations{

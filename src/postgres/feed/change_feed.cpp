@@ -179,6 +179,8 @@ void ChangeFeed::session() {
             options_.health->failed("feed", listening.error());
         return set_error(std::move(listening).error());
     }
+    if (!still_installed(c, false))
+        return;
     if (options_.health)
         options_.health->reached("feed");
     // Awake while catching up; old rows go (count and age) once per session.
@@ -342,6 +344,48 @@ void ChangeFeed::lost(Error error) {
     tell(false);
 }
 
+bool ChangeFeed::still_installed(Connection& c, bool connected) {
+    if (options_.installed_sql.empty())
+        return true;
+    auto here = c.script(options_.installed_sql, round_trip());
+    if (!here) {
+        if (connected)
+            lost(std::move(here).error());
+        else
+            set_error(std::move(here).error());
+        return false;
+    }
+    if (here.value().text(0, 0) == "t")
+        return true;
+    if (options_.uninstalled) {
+        // feed=auto: the chooser starts what migrate installed instead.
+        if (connected)
+            tell(false);
+        {
+            std::lock_guard lock(mutex_);
+            stats_.connected = false;
+            stats_.asleep = false;
+        }
+        stopping_ = true;
+        options_.uninstalled();
+        return false;
+    }
+    Error error = make_error(Errc::schema_missing,
+                             "PostgreSQL " + session_->target.display() +
+                                 ": the trigger feed's row triggers are gone (a migrate with "
+                                 "feed=logical drops them), so this feed hears nothing: use "
+                                 "feed=auto (it follows what migrate installed), or run migrate "
+                                 "with feed=triggers");
+    error.source = session_->source;
+    if (options_.health)
+        options_.health->failed("feed", error);
+    if (connected)
+        lost(std::move(error));
+    else
+        set_error(std::move(error));
+    return false;
+}
+
 void ChangeFeed::follow(Connection& c) {
     PGconn* pg = c.native_handle();
     auto now = SteadyClock::now();
@@ -389,6 +433,8 @@ void ChangeFeed::follow(Connection& c) {
         now = SteadyClock::now();
         if (!notified && now < wake_at)
             continue;
+        if (asleep && !notified && unsure.empty() && !still_installed(c, true))
+            return;
         auto polled = poll(c);
         if (!polled)
             return lost(std::move(polled).error());

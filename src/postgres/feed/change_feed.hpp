@@ -51,6 +51,14 @@ public:
         /// Told whether each session could connect and listen (the source's health); may
         /// be null. Outlives the feed.
         HealthObserver* health = nullptr;
+        /// A statement answering one boolean: whether the row triggers are still there.
+        /// Asked at each heartbeat while asleep (a migrate with feed=logical drops them,
+        /// and the log then stays silent); "" asks nothing (a mapping's triggers).
+        std::string installed_sql;
+        /// With `installed_sql`: told, on the feed's thread, that the triggers are gone;
+        /// the feed then stops (feed=auto's chooser follows what migrate installed). Null:
+        /// the session fails with Errc::schema_missing naming the fix, and tries again.
+        std::function<void()> uninstalled;
     };
     /// Receives each batch of changes, on the feed's thread, in version order; a batch
     /// after a (re)connect ends with a `resync` at the current version.
@@ -129,6 +137,10 @@ private:
     /// Follows the log until the session is lost (or stopping): polls while changes come,
     /// sleeps on LISTEN when they stop, a poll after each `heartbeat` without traffic.
     void follow(Connection& c);
+    /// At a session's start and at each heartbeat while asleep: false (the session
+    /// ended, or the feed stops) when the triggers are gone. `connected`: the session
+    /// was told connected (its loss is counted and told).
+    bool still_installed(Connection& c, bool connected);
     /// Reads the notifications the session received: true when any was ours.
     bool drain_notifications(PGconn* pg);
     /// The session was lost for `error`.

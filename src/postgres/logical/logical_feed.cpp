@@ -114,6 +114,20 @@ public:
         }
     }
 
+    /// Whether publication `name` exists.
+    Result<bool> published(const std::string& name) {
+        const char* values[] = {name.c_str()};
+        PGresult* r = PQexecParams(conn_, "SELECT count(*) FROM pg_publication WHERE pubname = $1",
+                                   1, nullptr, values, nullptr, nullptr, 0);
+        const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+        std::string why = ok ? "" : PQresultErrorMessage(r);
+        const bool found = ok && std::string_view(PQgetvalue(r, 0, 0)) != "0";
+        PQclear(r);
+        if (!ok)
+            return make_error(Errc::unreachable, "the feed's visibility session: " + why);
+        return found;
+    }
+
 private:
     PGconn* conn_;
     bool prepared_ = false;
@@ -278,13 +292,8 @@ Error LogicalFeed::session() {
     auto published = stream.has_publication(publication_);
     if (!published)
         return published.error();
-    if (!published.value()) {
-        Error e = make_error(Errc::schema_missing,
-                             "the catalogue's publication " + publication_ +
-                                 " is missing: run modelrepo migrate with feed=logical in the URL");
-        e.source = session_->source;
-        return e;
-    }
+    if (!published.value())
+        return publication_gone();
     const std::string slot = slot_prefix() + std::to_string(slot_counter.fetch_add(1));
     auto created = stream.create_slot(slot, /*temporary=*/true);
     if (!created)
@@ -309,6 +318,43 @@ Error LogicalFeed::session() {
     return follow(stream, visibility);
 }
 
+Error LogicalFeed::publication_gone() {
+    Error e = make_error(Errc::schema_missing,
+                         "the catalogue's publication " + publication_ +
+                             " is missing: run modelrepo migrate with feed=logical in the URL "
+                             "(or use feed=auto, which follows what migrate installed)");
+    e.source = session_->source;
+    if (options_.uninstalled) {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        options_.uninstalled();
+    }
+    return e;
+}
+
+std::optional<Error> LogicalFeed::idle(WalStream& stream, Visibility& visibility,
+                                       steady_clock::duration silent, bool& asked) {
+    if (silent > options_.heartbeat + options_.heartbeat_timeout)
+        return make_error(Errc::timeout,
+                          "the replication session did not answer for " +
+                              std::to_string(duration_cast<milliseconds>(silent).count()) + " ms");
+    if (asked || silent <= options_.heartbeat)
+        return std::nullopt;
+    if (auto sent = stream.confirm(stream.confirmed(), true); !sent)
+        return sent.error();
+    asked = true;
+    // A migrate with feed=triggers drops the publication; the stream then stays silent
+    // until the next change fails it.
+    auto published = visibility.published(publication_);
+    if (!published)
+        return published.error();
+    if (!published.value())
+        return publication_gone();
+    return std::nullopt;
+}
+
 Error LogicalFeed::follow(WalStream& stream, Visibility& visibility) {
     PgoutputDecoder decoder;
     std::vector<CatalogChange> pending;
@@ -330,17 +376,8 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility) {
             return next.error();
         auto now = steady_clock::now();
         if (!next.value()) {
-            if (now - last_heard > options_.heartbeat + options_.heartbeat_timeout)
-                return make_error(
-                    Errc::timeout,
-                    "the replication session did not answer for " +
-                        std::to_string(duration_cast<milliseconds>(now - last_heard).count()) +
-                        " ms");
-            if (!asked && now - last_heard > options_.heartbeat) {
-                if (auto sent = stream.confirm(stream.confirmed(), true); !sent)
-                    return sent.error();
-                asked = true;
-            }
+            if (auto ended = idle(stream, visibility, now - last_heard, asked))
+                return *ended;
             continue;
         }
         last_heard = now;

@@ -28,6 +28,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -70,6 +71,11 @@ public:
         SnapshotHandoff* handoff = nullptr;
         /// How long the stream waits for that re-read to import the snapshot.
         std::chrono::milliseconds snapshot_wait{5'000};
+        /// Told, on the feed's thread, that the publication is gone (a migrate with
+        /// feed=triggers drops it; asked at each connect and heartbeat); the feed then
+        /// stops (feed=auto's chooser follows what migrate installed). Null: each session
+        /// fails with Errc::schema_missing naming the fix.
+        std::function<void()> uninstalled;
     };
     LogicalFeed(std::shared_ptr<const SessionConfig> session, Options options,
                 ChangeFeed::Sink sink, ChangeFeed::StateSink state = {});
@@ -90,6 +96,11 @@ private:
     class Visibility;
     /// Follows the stream; returns why it ended.
     Error follow(WalStream& stream, Visibility& visibility);
+    /// Nothing came for `silent`: after `heartbeat`, a status update asking for an answer
+    /// (once: `asked`) and a look at the publication; after `heartbeat_timeout` more, the
+    /// session is lost. Why the session ends, if it does.
+    std::optional<Error> idle(WalStream& stream, Visibility& visibility,
+                              std::chrono::steady_clock::duration silent, bool& asked);
     /// The catalogue's change `row` of `r` names (its kind and slug); false for another
     /// table's, or a row without its slug (an update's key that did not change).
     bool to_change(const Relation& r, const Tuple& row, CatalogChange& out) const;
@@ -97,6 +108,9 @@ private:
     void resync(std::int64_t version);
     bool pause(std::chrono::milliseconds d);
     void tell(bool connected);
+    /// The publication is gone: with `uninstalled`, stops and tells it; the error either
+    /// way.
+    Error publication_gone();
 
     const std::shared_ptr<const SessionConfig> session_;
     const Options options_;
