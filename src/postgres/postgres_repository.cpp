@@ -144,9 +144,13 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
                 return;
             first = false;
             wait = c.reconnect_backoff_initial;
-            FeedKind kind = installed.value().kind;
-            if (kind == FeedKind::automatic ||
-                (kind == FeedKind::logical && !installed.value().logical_blocked.empty()))
+            // The publication where logical decoding can run; else the triggers where they
+            // are (also beside a publication); else polling.
+            const auto& found = installed.value();
+            FeedKind kind = found.kind;
+            if (kind == FeedKind::logical && !found.logical_blocked.empty())
+                kind = found.triggers ? FeedKind::triggers : FeedKind::polling;
+            else if (kind == FeedKind::automatic)
                 kind = FeedKind::polling;
             feed_changed = false;
             feeds.make(kind);

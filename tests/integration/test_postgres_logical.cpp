@@ -486,6 +486,24 @@ TEST_CASE("feed=auto polls where the logical feed cannot run or no feed is insta
     s.psql("UPDATE model_status SET availability = 0.33 WHERE model_slug = 'gpt-4o'", name);
     CHECK(eventually([&] { return heard.count(CatalogChange::Kind::status, "gpt-4o") == 1; }, 20s));
 
+    // Both the triggers and a publication, and a role that may not decode: the triggers,
+    // not polling.
+    s.psql("CREATE PUBLICATION modelrepo_catalogue FOR TABLE providers, models, model_status",
+           name);
+    s.psql("ALTER ROLE app NOREPLICATION");
+    auto both = open_repo(s.url("app", password, name, "127.0.0.1", "poll_interval=200ms"));
+    Seen both_seen;
+    auto both_sub = both->watch(both_seen.recorder());
+    REQUIRE(both_sub);
+    REQUIRE(eventually([&] { return both_seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    CHECK(feed_kind(*both) == "triggers");
+    s.psql("UPDATE model_status SET availability = 0.34 WHERE model_slug = 'gpt-4o'", name);
+    CHECK(eventually([&] { return both_seen.count(CatalogChange::Kind::status, "gpt-4o") == 1; },
+                     20s));
+    CHECK(both_seen.count(CatalogChange::Kind::resync) == 1); // no switching back and forth
+    s.psql("DROP PUBLICATION modelrepo_catalogue", name);
+    s.psql("ALTER ROLE app REPLICATION");
+
     // feed=polling keeps polling although a feed is installed.
     auto polling =
         open_repo(s.url("app", password, name, "127.0.0.1", "feed=polling&poll_interval=200ms"));

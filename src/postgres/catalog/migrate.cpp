@@ -49,6 +49,7 @@ Result<SqlCatalog::InstalledFeed> SqlCatalog::installed_feed() {
         return std::move(found).error();
     const auto& row = found.value();
     InstalledFeed out;
+    out.triggers = row.text(0, 1) == "t";
     out.kind = row.text(0, 0) == "t"   ? FeedKind::logical
                : row.text(0, 1) == "t" ? FeedKind::triggers
                                        : FeedKind::automatic;

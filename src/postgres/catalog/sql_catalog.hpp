@@ -88,6 +88,8 @@ public:
     /// follows.
     struct InstalledFeed {
         FeedKind kind = FeedKind::automatic;
+        /// The row triggers are there (also beside a publication).
+        bool triggers = false;
         /// Why the logical feed cannot run here (wal_level, the role's REPLICATION); ""
         /// when it can.
         std::string logical_blocked;
