@@ -516,44 +516,39 @@ FanOutFigures fan_out_against_peers(int port, const std::string& conninfo, bench
     return {latency_of(ours), latency_of(peer), latency_of(floor)};
 }
 
-/// The bare peer: an UPDATE on schema 2's database (its trigger NOTIFYs) until a libpq
-/// session LISTENing there has the notification.
-double listen_p50(Listener& listener, const std::string& conninfo, int changes) {
-    PGconn* conn = PQconnectdb(conninfo.c_str());
-    std::vector<double> took;
-    for (int c = 0; c < changes; ++c) {
-        long seen = listener.received();
-        auto sent = steady_clock::now();
-        std::string sql =
-            "UPDATE model_status SET availability = " + std::to_string(0.5 + c / 1000.0) +
-            " WHERE model_slug = 'm1'";
-        PQclear(PQexec(conn, sql.c_str()));
-        if (auto at = listener.wait_past(seen))
-            took.push_back(duration<double, std::milli>(*at - sent).count());
-        std::this_thread::sleep_for(50ms);
-    }
-    PQfinish(conn);
-    return bench::percentile(took, 0.5);
-}
-
-/// The slot peer: an UPDATE on the feed's database until the bare slot client has its
-/// commit. Milliseconds, one per change.
-std::vector<double> slot_arrivals(SlotListener& peer, const std::string& conninfo, int changes) {
+/// A bare peer's arrivals: an UPDATE of `slug`'s status (availability from `base` up)
+/// until `peer` (a Listener or a SlotListener) has heard it, `pause` between changes.
+/// Milliseconds, one per change heard.
+template <class Peer>
+std::vector<double> peer_arrivals(Peer& peer, const std::string& conninfo, int changes,
+                                  const char* slug, double base, milliseconds pause) {
     PGconn* conn = PQconnectdb(conninfo.c_str());
     std::vector<double> took;
     for (int c = 0; c < changes; ++c) {
         long seen = peer.received();
         auto sent = steady_clock::now();
         std::string sql =
-            "UPDATE model_status SET availability = " + std::to_string(0.25 + c / 1000.0) +
-            " WHERE model_slug = 'm2'";
+            "UPDATE model_status SET availability = " + std::to_string(base + c / 1000.0) +
+            " WHERE model_slug = '" + slug + "'";
         PQclear(PQexec(conn, sql.c_str()));
         if (auto at = peer.wait_past(seen))
             took.push_back(duration<double, std::milli>(*at - sent).count());
-        std::this_thread::sleep_for(20ms);
+        std::this_thread::sleep_for(pause);
     }
     PQfinish(conn);
     return took;
+}
+
+/// The bare peer: an UPDATE on schema 2's database (its trigger NOTIFYs) until a libpq
+/// session LISTENing there has the notification.
+double listen_p50(Listener& listener, const std::string& conninfo, int changes) {
+    return bench::percentile(peer_arrivals(listener, conninfo, changes, "m1", 0.5, 50ms), 0.5);
+}
+
+/// The slot peer: an UPDATE on the feed's database until the bare slot client has its
+/// commit. Milliseconds, one per change.
+std::vector<double> slot_arrivals(SlotListener& peer, const std::string& conninfo, int changes) {
+    return peer_arrivals(peer, conninfo, changes, "m2", 0.25, 20ms);
 }
 
 /// The serve rows at `models` models, over the "feed" database (and "before", schema 2,

@@ -260,8 +260,12 @@ TEST_CASE("feed=logical over several hosts: the standby first in the URL, the fe
                   "replicas_logical");
     CHECK(eventually([&] { return count(CatalogChange::Kind::status) == 1; }, 20s));
     // Its slot is on the primary.
-    CHECK(server().psql("SELECT count(*) FROM pg_replication_slots WHERE slot_type = 'logical' "
-                        "AND database = 'replicas_logical'") == "1");
+    CHECK(eventually(
+        [&] {
+            return server().psql("SELECT count(*) FROM pg_replication_slots WHERE slot_type = "
+                                 "'logical' AND database = 'replicas_logical'") == "1";
+        },
+        10s));
     sub.value().cancel();
 
     // Standbys only: the feed says so, and what to do.
