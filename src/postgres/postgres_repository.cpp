@@ -64,17 +64,29 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
 
     ~Parts() { stop_chooser(); }
 
-    /// feed=auto on a mapping is the trigger feed (the logical one reads modelrepo's own
-    /// tables only); on modelrepo's tables it is what migrate installed, asked at start.
-    static FeedKind chosen_feed(const PostgresConfig& c) {
-        return c.feed == FeedKind::automatic && !c.mapping.empty() ? FeedKind::triggers : c.feed;
+    /// The feed of the URL: feed=auto is what migrate installed, asked at start.
+    static FeedKind chosen_feed(const PostgresConfig& c) { return c.feed; }
+
+    /// The catalogue's tables as the logical feed reads them: a mapping's are keyed by
+    /// their ids, where it names them (a status then names its model by the model's id).
+    static detail::logical::CatalogueTables tables_of(const detail::Mapping& m) {
+        detail::logical::CatalogueTables t;
+        if (m.builtin)
+            return t;
+        t.providers = {m.providers.table, m.providers.slug.name, m.providers.id.name, ""};
+        t.models = {m.models.table, m.models.slug.name, m.models.id.name, ""};
+        t.statuses = {m.statuses.table, "", m.statuses.id.name, ""};
+        (m.models.id.mapped() ? t.statuses.model : t.statuses.slug) = m.statuses.model_id.name;
+        return t;
     }
 
     detail::FeedSet::Setup feed_setup() {
         detail::FeedSet::Setup setup;
         setup.session = sql.feed_session();
         setup.schema_prefix = sql.schema_prefix();
-        setup.builtin_tables = sql.config().mapping.empty();
+        setup.status_table =
+            sql.schema_prefix() + detail::quote_identifier(sql.mapping().statuses.table);
+        setup.tables = tables_of(sql.mapping());
         setup.automatic = chosen_feed(sql.config()) == FeedKind::automatic;
         setup.health = &health;
         setup.handoff = &handoff;
@@ -152,6 +164,10 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
                 kind = found.triggers ? FeedKind::triggers : FeedKind::polling;
             else if (kind == FeedKind::automatic)
                 kind = FeedKind::polling;
+            // The polling feed reads modelrepo's own tables: on a mapping, the trigger
+            // feed, which says what is missing (run migrate).
+            if (kind == FeedKind::polling && !c.mapping.empty())
+                kind = FeedKind::triggers;
             feed_changed = false;
             feeds.make(kind);
             running = kind;
@@ -302,14 +318,11 @@ Result<std::shared_ptr<PostgresRepository>> PostgresRepository::create(PostgresC
             return std::move(direct_session).error();
         direct = std::move(direct_session).value();
     }
-    if (config.feed == FeedKind::logical && !config.mapping.empty())
-        return make_error(Errc::not_supported,
-                          "feed=logical with mapping= is not built yet: the logical feed reads "
-                          "modelrepo's own tables; use feed=triggers (or auto) for a mapping");
     if (config.feed == FeedKind::polling && !config.mapping.empty())
         return make_error(Errc::not_supported,
                           "feed=polling with mapping= is not built: the polling feed reads "
-                          "modelrepo's own tables; use feed=triggers (or auto) for a mapping");
+                          "modelrepo's own tables; use feed=triggers, logical or auto for a "
+                          "mapping");
     detail::Mapping mapping = detail::Mapping::builtin_tables();
     if (!config.mapping.empty()) {
         auto loaded = detail::load_mapping(config.mapping);

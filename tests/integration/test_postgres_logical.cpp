@@ -361,8 +361,8 @@ TEST_CASE("feed=logical: migrate puts the catalogue on a publication without tri
     auto_follows(s, name, "triggers");
 }
 
-TEST_CASE("feed=logical: the typed errors of a role without REPLICATION, a database never "
-          "migrated for it, and a mapping") {
+TEST_CASE("feed=logical: the typed errors of a role without REPLICATION and of a database "
+          "never migrated for it") {
     auto& s = server();
     s.psql("ALTER ROLE app REPLICATION");
     const std::string name = "logical_unmigrated";
@@ -396,11 +396,6 @@ TEST_CASE("feed=logical: the typed errors of a role without REPLICATION, a datab
         },
         20s));
     s.psql("ALTER ROLE app REPLICATION");
-
-    auto mapped = PostgresRepository::open(
-        s.url("app", password, name, "127.0.0.1", "feed=logical&mapping=%2Ftmp%2Fm.json"));
-    REQUIRE_FALSE(mapped);
-    CHECK(mapped.error().is(Errc::not_supported));
 }
 
 namespace {

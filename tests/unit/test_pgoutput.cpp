@@ -2,7 +2,8 @@
 // The pgoutput decoder and the replication stream's framing (src/postgres/logical), on
 // bytes: messages built here from the protocol's documentation, and messages a real
 // PostgreSQL 15 sent (pgoutput/captured.hex, written by test_postgres_logical with
-// MODELREPO_CAPTURE_PGOUTPUT): every one decodes, and every prefix of one is refused.
+// MODELREPO_CAPTURE_PGOUTPUT): every one decodes, and every prefix of one is refused. And
+// RowNames, which names the slugs of decoded changes (a mapping's ids included).
 #include <fstream>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "postgres/logical/pgoutput.hpp"
+#include "postgres/logical/row_names.hpp"
 #include "postgres/logical/wal_stream.hpp"
 
 using namespace modelrepo;
@@ -212,4 +214,117 @@ TEST_CASE("messages a real PostgreSQL 15 sent decode, and no prefix of one does"
     CHECK(changes >= 5);
     CHECK(commits == 3);
     CHECK_FALSE(d.in_transaction());
+}
+
+namespace {
+
+/// A relation of `columns` (the first one the key) in schema public.
+Relation relation(const std::string& name, std::vector<std::string> columns) {
+    Relation r;
+    r.schema = "public";
+    r.name = name;
+    for (std::size_t i = 0; i < columns.size(); ++i)
+        r.columns.push_back({columns[i], 25, i == 0});
+    return r;
+}
+
+Tuple row(std::vector<std::optional<std::string>> values) {
+    Tuple t;
+    t.unchanged.assign(values.size(), false);
+    t.values = std::move(values);
+    return t;
+}
+
+Change change(Change::Kind kind, const Relation& r, std::optional<Tuple> new_row,
+              std::optional<Tuple> old_row = std::nullopt) {
+    Change c;
+    c.kind = kind;
+    c.relation = &r;
+    c.new_row = std::move(new_row);
+    c.old_row = std::move(old_row);
+    return c;
+}
+
+using Kind = modelrepo::CatalogChange::Kind;
+using Named = RowNames::Named;
+
+} // namespace
+
+TEST_CASE("RowNames on modelrepo's tables: the slug in the row; other tables name nothing") {
+    RowNames names(CatalogueTables{}, "public");
+    CHECK(names.load_sql("").empty()); // no maps to read
+    auto status = relation("model_status", {"model_slug", "health"});
+    auto other = relation("orders", {"id"});
+    auto elsewhere = relation("model_status", {"model_slug"});
+    elsewhere.schema = "archive";
+    Named out;
+    CHECK(names.name(change(Change::Kind::update, status, row({"gpt-4o", "degraded"})), out));
+    CHECK(out == Named{{Kind::status, "gpt-4o"}});
+    out.clear();
+    CHECK(names.name(change(Change::Kind::insert, other, row({"1"})), out));
+    CHECK(names.name(change(Change::Kind::insert, elsewhere, row({"x"})), out));
+    CHECK(out.empty());
+}
+
+TEST_CASE("RowNames on a mapping keyed by ids: statuses by their model's id, a renamed slug, a "
+          "DELETE of the key only and its cascade, an id never seen") {
+    CatalogueTables tables;
+    tables.providers = {"Provider", "slug", "id", ""};
+    tables.models = {"Model", "slug", "id", ""};
+    tables.statuses = {"ModelStatus", "", "id", "modelId"};
+    RowNames names(tables, "public");
+    const std::string sql = names.load_sql("\"public\".");
+    CHECK(sql.find("FROM \"public\".\"Model\"") != std::string::npos);
+    CHECK(sql.find("\"modelId\"::text") != std::string::npos);
+    names.load(0, "p1", "openai");
+    names.load(1, "m1", "gpt-4o");
+    names.load(2, "s1", "m1");
+    auto model = relation("Model", {"id", "slug", "name"});
+    auto status = relation("ModelStatus", {"id", "modelId", "availability"});
+    Named out;
+
+    // A status names its model by id.
+    CHECK(names.name(change(Change::Kind::update, status, row({"s1", "m1", "0.5"})), out));
+    CHECK(out == Named{{Kind::status, "gpt-4o"}});
+    // A slug renamed, the key kept (no old row): the new slug and the old.
+    out.clear();
+    CHECK(names.name(change(Change::Kind::update, model, row({"m1", "gpt-4o-new", "GPT"})), out));
+    CHECK(out == Named{{Kind::model, "gpt-4o-new"}, {Kind::model, "gpt-4o"}});
+    // An unchanged TOASTed slug is not sent: the id names it.
+    out.clear();
+    auto toasted = row({"m1", std::nullopt, "GPT-4o"});
+    toasted.unchanged[1] = true;
+    CHECK(names.name(change(Change::Kind::update, model, toasted), out));
+    CHECK(out == Named{{Kind::model, "gpt-4o-new"}});
+    // DELETE: the key only; the cascade's status DELETE, later in the transaction, still
+    // finds the model.
+    out.clear();
+    CHECK(names.name(
+        change(Change::Kind::delete_, model, std::nullopt, row({"m1", std::nullopt, std::nullopt})),
+        out));
+    CHECK(names.name(change(Change::Kind::delete_, status, std::nullopt,
+                            row({"s1", std::nullopt, std::nullopt})),
+                     out));
+    CHECK(out == Named{{Kind::model, "gpt-4o-new"}, {Kind::status, "gpt-4o-new"}});
+    names.committed();
+    // After the commit the ids are forgotten: a row naming one cannot be named.
+    out.clear();
+    CHECK_FALSE(names.name(change(Change::Kind::update, status, row({"s9", "m1", "1"})), out));
+    CHECK_FALSE(names.name(
+        change(Change::Kind::delete_, model, std::nullopt, row({"m1", std::nullopt, std::nullopt})),
+        out));
+    // Deleted and made again in one transaction: known after the commit.
+    CHECK(names.name(change(Change::Kind::insert, model, row({"m2", "claude", "Claude"})), out));
+    CHECK(names.name(
+        change(Change::Kind::delete_, model, std::nullopt, row({"m2", std::nullopt, std::nullopt})),
+        out));
+    CHECK(names.name(change(Change::Kind::insert, model, row({"m2", "claude", "Claude"})), out));
+    names.committed();
+    out.clear();
+    CHECK(names.name(change(Change::Kind::insert, status, row({"s2", "m2", "1"})), out));
+    CHECK(out == Named{{Kind::status, "claude"}});
+    // TRUNCATE empties the table's map.
+    names.truncated(model);
+    out.clear();
+    CHECK_FALSE(names.name(change(Change::Kind::update, status, row({"s2", "m2", "1"})), out));
 }

@@ -35,8 +35,7 @@ Result<SqlCatalog::InstalledFeed> SqlCatalog::installed_feed() {
     auto opened = Connection::open(session, watchdog, until);
     if (!opened)
         return std::move(opened).error();
-    const std::string table =
-        prefix_.empty() ? std::string("model_status") : prefix_ + "model_status";
+    const std::string table = prefix_ + quote_identifier(mapping_.statuses.table);
     auto found = opened.value()->script(
         "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = " +
             quote_literal(logical::publication_name(config_.schema)) +
@@ -128,6 +127,73 @@ std::vector<std::string> feed_switch(FeedKind feed, const std::string& publicati
     return out;
 }
 
+/// The statements that put a mapping's tables on `feed` (its migration 3 installed the
+/// trigger feed's functions and triggers), as feed_switch() does for modelrepo's own.
+std::vector<std::string> mapped_feed_switch(const Mapping& m, const std::string& prefix,
+                                            FeedKind feed, const std::string& publication) {
+    const std::string pub = quote_identifier(publication);
+    const std::pair<std::string, const char*> tables[] = {
+        {prefix + quote_identifier(m.statuses.table), "status"},
+        {prefix + quote_identifier(m.models.table), "model"},
+        {prefix + quote_identifier(m.providers.table), "provider"}};
+    std::vector<std::string> out;
+    if (feed == FeedKind::logical) {
+        for (const auto& [table, kind] : tables) {
+            out.push_back("DROP TRIGGER IF EXISTS modelrepo_" + std::string(kind) + "_logged ON " +
+                          table);
+            out.push_back("DROP TRIGGER IF EXISTS modelrepo_truncated ON " + table);
+        }
+        out.push_back("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = " +
+                      quote_literal(publication) + ") THEN CREATE PUBLICATION " + pub +
+                      " FOR TABLE " + tables[2].first + ", " + tables[1].first + ", " +
+                      tables[0].first + "; END IF; END $$");
+    } else if (feed == FeedKind::triggers) {
+        for (const auto& [table, kind] : tables) {
+            out.push_back("CREATE OR REPLACE TRIGGER modelrepo_" + std::string(kind) +
+                          "_logged AFTER INSERT OR UPDATE OR DELETE ON " + table +
+                          " FOR EACH ROW EXECUTE FUNCTION modelrepo_" + kind + "_logged()");
+            out.push_back("CREATE OR REPLACE TRIGGER modelrepo_truncated AFTER TRUNCATE ON " +
+                          table + " FOR EACH STATEMENT EXECUTE FUNCTION modelrepo_truncated()");
+        }
+        out.push_back("DROP PUBLICATION IF EXISTS " + pub);
+    }
+    return out;
+}
+
+/// A mapped table in a publication needs a replica identity, or every UPDATE and DELETE
+/// on it fails: the tables that have none, as an error naming the fix.
+Result<void> check_replica_identity(Connection& c, const Mapping& m, const std::string& prefix,
+                                    Deadline until) {
+    std::string names;
+    for (const auto* table : {&m.providers.table, &m.models.table, &m.statuses.table})
+        names += (names.empty() ? "" : ", ") + quote_literal(prefix + quote_identifier(*table));
+    auto found = c.script(
+        "SELECT t.name, c.relreplident, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = "
+        "c.oid AND i.indisprimary) FROM unnest(ARRAY[" +
+            names + "]) AS t(name) JOIN pg_class c ON c.oid = to_regclass(t.name)",
+        until);
+    if (!found)
+        return std::move(found).error();
+    const auto& rows = found.value();
+    for (int i = 0; i < rows.size(); ++i) {
+        const bool none =
+            rows.text(i, 1) == "n" || (rows.text(i, 1) == "d" && rows.text(i, 2) != "t");
+        if (!none)
+            continue;
+        const std::string table(rows.text(i, 0));
+        return make_error(
+            Errc::schema_missing,
+            "the mapped table " + table +
+                " has no replica identity (no primary key), and feed=logical puts it in a "
+                "publication, where every UPDATE and DELETE on such a table fails: add a "
+                "primary key, or ALTER TABLE " +
+                table +
+                " REPLICA IDENTITY USING INDEX <a unique index on NOT NULL columns>, then run "
+                "migrate again (nothing was changed)");
+    }
+    return success();
+}
+
 std::string_view mapped_migration_name(int version) {
     return version == 3 ? "change feed on the mapped tables"
                         : "the mapped tables are the user's (nothing created)";
@@ -185,11 +251,15 @@ Result<int> SqlCatalog::migrate() {
                 current = number_of;
             }
             // feed= in the URL: the catalogue put on that feed (auto leaves it as it is).
-            if (mapping_.builtin)
-                for (const auto& sql :
-                     feed_switch(config_.feed, logical::publication_name(config_.schema)))
-                    if (auto done = run(sql); !done)
-                        return std::move(done).error();
+            const std::string publication = logical::publication_name(config_.schema);
+            if (!mapping_.builtin && config_.feed == FeedKind::logical)
+                if (auto fits = check_replica_identity(c, mapping_, prefix_, until); !fits)
+                    return std::move(fits).error();
+            for (const auto& sql : mapping_.builtin ? feed_switch(config_.feed, publication)
+                                                    : mapped_feed_switch(mapping_, prefix_,
+                                                                         config_.feed, publication))
+                if (auto done = run(sql); !done)
+                    return std::move(done).error();
             return current;
         });
     });

@@ -6,6 +6,7 @@
 // with the statement that drops it.
 #include <pqxx/pqxx>
 
+#include "../catalog/mapping.hpp"
 #include "../logical/logical_feed.hpp"
 #include "checks.hpp"
 
@@ -23,15 +24,15 @@ std::string quote(const std::string& text) {
 }
 
 /// Which change feed `migrate` installed (what feed=auto reads), and whether it can run.
+/// `status_table`: the statuses' table, quoted (a mapping's, or model_status).
 void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
-                          const std::string& label, const std::vector<std::string>& not_ready,
-                          Checks& checks) {
+                          const std::string& status_table, const std::string& label,
+                          const std::vector<std::string>& not_ready, Checks& checks) {
     const std::string publication = logical::publication_name(schema);
     auto row = tx.exec_params("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1), "
                               "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = "
-                              "'modelrepo_status_logged' AND tgrelid = "
-                              "to_regclass('model_status'))",
-                              publication)[0];
+                              "'modelrepo_status_logged' AND tgrelid = to_regclass($2))",
+                              publication, status_table)[0];
     const bool published = row[0].as<bool>(), triggered = row[1].as<bool>();
     if (published && !not_ready.empty()) {
         std::string fix;
@@ -59,9 +60,12 @@ void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
     } else {
         checks.push_back({label, "feed", Status::warn,
                           "no change feed is installed (neither the row triggers nor publication " +
-                              publication +
-                              "): feed=auto polls the tables (a resync per poll_interval that "
-                              "saw a change, no events)",
+                              publication + "): " +
+                              (status_table == "model_status"
+                                   ? "feed=auto polls the tables (a resync per poll_interval "
+                                     "that saw a change, no events)"
+                                   : "a mapping's feed=auto runs the trigger feed, which fails "
+                                     "with schema_missing until migrate installs one"),
                           "modelrepo --source URL migrate"});
     }
 }
@@ -100,8 +104,13 @@ void check_logical(pqxx::nontransaction& tx, const PostgresConfig& config, const
              bound,
          fix});
 
-    if (config.mapping.empty()) // a mapping has the trigger feed (schema's check says so)
-        check_installed_feed(tx, config.schema, label, fixes, checks);
+    std::string status_table = "model_status";
+    if (!config.mapping.empty()) {
+        auto loaded = load_mapping(config.mapping); // check_mapping tells what is wrong in it
+        status_table = loaded ? quote_identifier(loaded.value().statuses.table) : "";
+    }
+    if (!status_table.empty())
+        check_installed_feed(tx, config.schema, status_table, label, fixes, checks);
 
     auto slots =
         tx.exec("SELECT slot_name, plugin, active, coalesce(wal_status, ''), "

@@ -12,23 +12,19 @@ FeedSet::FeedSet(const PostgresConfig& c, Setup setup)
     triggers_.backoff_initial = c.reconnect_backoff_initial;
     triggers_.backoff_max = c.reconnect_backoff_max;
     triggers_.health = setup_.health;
-    if (setup_.builtin_tables) {
-        // The trigger feed asks, while idle, whether its triggers are still there.
-        const std::string& prefix = setup_.schema_prefix;
-        triggers_.installed_sql =
-            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'modelrepo_status_logged' "
-            "AND tgrelid = to_regclass(" +
-            quote_literal(prefix.empty() ? std::string("model_status") : prefix + "model_status") +
-            "))";
-        if (setup_.automatic)
-            triggers_.uninstalled = setup_.changed;
-    }
+    // The trigger feed asks, while idle, whether its triggers are still there.
+    triggers_.installed_sql = "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = "
+                              "'modelrepo_status_logged' AND tgrelid = to_regclass(" +
+                              quote_literal(setup_.status_table) + "))";
+    if (setup_.automatic)
+        triggers_.uninstalled = setup_.changed;
     logical_.heartbeat = triggers_.heartbeat;
     logical_.heartbeat_timeout = triggers_.heartbeat_timeout;
     logical_.backoff_initial = triggers_.backoff_initial;
     logical_.backoff_max = triggers_.backoff_max;
     logical_.health = setup_.health;
     logical_.handoff = setup_.handoff;
+    logical_.tables = setup_.tables;
     if (setup_.automatic)
         logical_.uninstalled = setup_.changed;
     polling_.interval = c.poll_interval;

@@ -26,8 +26,12 @@ public:
     struct Setup {
         std::shared_ptr<const SessionConfig> session; ///< the feeds' own sessions
         std::string schema_prefix;                    ///< `"schema".` or ""
-        bool builtin_tables = true;                   ///< modelrepo's own (not a mapping)
-        bool automatic = false;                       ///< feed=auto: `changed` is told
+        /// The statuses' table, quoted and with the schema prefix: where the trigger
+        /// feed's triggers are.
+        std::string status_table = "model_status";
+        /// The catalogue's tables, for the logical feed.
+        logical::CatalogueTables tables;
+        bool automatic = false; ///< feed=auto: `changed` is told
         HealthObserver* health = nullptr;
         logical::SnapshotHandoff* handoff = nullptr;
         ChangeFeed::Sink sink;

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #include "logical_feed.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <thread>
 
@@ -126,6 +128,30 @@ public:
         if (!ok)
             return make_error(Errc::unreachable, "the feed's visibility session: " + why);
         return found;
+    }
+
+    /// Reads `names`' maps with `sql` (RowNames::load_sql), in exported snapshot
+    /// `snapshot` (the slot's: the maps then hold what the stream starts after).
+    Result<void> load(RowNames& names, const std::string& snapshot, const std::string& sql) {
+        std::string begin_text = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+        if (!snapshot.empty())
+            begin_text += "; SET TRANSACTION SNAPSHOT " + quote_literal(snapshot);
+        const std::string& begin = begin_text;
+        for (const std::string* q : {&begin, &sql}) {
+            PGresult* r = PQexec(conn_, q->c_str());
+            const bool ok = PQresultStatus(r) == (q == &sql ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
+            std::string why = ok ? "" : PQresultErrorMessage(r);
+            if (ok && q == &sql)
+                for (int i = 0; i < PQntuples(r); ++i)
+                    names.load(std::atoi(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1),
+                               PQgetvalue(r, i, 2));
+            PQclear(r);
+            if (!ok)
+                return make_error(Errc::unreachable,
+                                  "the feed's read of the mapped tables' ids: " + why);
+        }
+        PQclear(PQexec(conn_, "COMMIT"));
+        return success();
     }
 
 private:
@@ -298,6 +324,12 @@ Error LogicalFeed::session() {
     auto created = stream.create_slot(slot, /*temporary=*/true);
     if (!created)
         return created.error();
+    // A mapping's ids, as they were at the slot's start: before its snapshot is offered,
+    // while it is still valid (until the next command on the replication session).
+    RowNames names(options_.tables, schema_);
+    if (auto sql = names.load_sql(quote_identifier(schema_) + "."); !sql.empty())
+        if (auto loaded = visibility.load(names, created.value().snapshot, sql); !loaded)
+            return loaded.error();
     {
         std::lock_guard lock(mutex_);
         stats_.last_error.reset();
@@ -315,7 +347,7 @@ Error LogicalFeed::session() {
         options_.handoff->settle(options_.snapshot_wait);
     if (auto started = stream.start(slot, start_at, publication_); !started)
         return started.error();
-    return follow(stream, visibility);
+    return follow(stream, visibility, names);
 }
 
 Error LogicalFeed::publication_gone() {
@@ -355,9 +387,10 @@ std::optional<Error> LogicalFeed::idle(WalStream& stream, Visibility& visibility
     return std::nullopt;
 }
 
-Error LogicalFeed::follow(WalStream& stream, Visibility& visibility) {
+Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& names) {
     PgoutputDecoder decoder;
     std::vector<CatalogChange> pending;
+    RowNames::Named named;
     Lsn commit = 0;
     std::uint32_t xid = 0;
     Timestamp committed_at{};
@@ -404,25 +437,32 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility) {
             committed_at = system_clock::time_point(
                 duration_cast<system_clock::duration>(microseconds(b->commit_us + epoch_2000_us)));
         } else if (auto* change = std::get_if<Change>(&message.value())) {
-            // The row as it is, and as it was when its slug changed: both are news.
-            for (const auto* row : {&change->new_row, &change->old_row}) {
-                CatalogChange c;
-                if (whole_resync || !*row || !to_change(*change->relation, **row, c))
-                    continue;
-                if (!pending.empty() && pending.back().slug == c.slug &&
-                    pending.back().kind == c.kind && row == &change->old_row)
+            // The row as it is, and as it was when its slug changed: both are news. The
+            // names follow every change, also in a transaction that is one resync.
+            named.clear();
+            if (!names.name(*change, named))
+                whole_resync = true; // a row of an id never seen
+            for (std::size_t i = 0; i < named.size() && !whole_resync; ++i) {
+                if (std::find(named.begin(), named.begin() + static_cast<std::ptrdiff_t>(i),
+                              named[i]) != named.begin() + static_cast<std::ptrdiff_t>(i))
                     continue; // the key sent for an update that kept it
                 if (++position >= max_position) {
                     whole_resync = true;
                     break;
                 }
+                CatalogChange c;
+                c.kind = named[i].first;
+                c.slug = std::move(named[i].second);
                 c.version = change_version(commit, position);
                 c.at = committed_at;
                 pending.push_back(std::move(c));
             }
-        } else if (std::holds_alternative<Truncate>(message.value())) {
+        } else if (auto* truncate = std::get_if<Truncate>(&message.value())) {
+            for (const Relation* r : truncate->relations)
+                names.truncated(*r);
             whole_resync = true;
         } else if (auto* done = std::get_if<Commit>(&message.value())) {
+            names.committed();
             {
                 std::lock_guard lock(mutex_);
                 ++stats_.polls;
@@ -440,30 +480,6 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility) {
                 return sent.error();
         }
     }
-}
-
-bool LogicalFeed::to_change(const Relation& r, const Tuple& row, CatalogChange& out) const {
-    if (r.schema != schema_)
-        return false;
-    std::string_view slug_column;
-    if (r.name == "model_status") {
-        out.kind = CatalogChange::Kind::status;
-        slug_column = "model_slug";
-    } else if (r.name == "models") {
-        out.kind = CatalogChange::Kind::model;
-        slug_column = "slug";
-    } else if (r.name == "providers") {
-        out.kind = CatalogChange::Kind::provider;
-        slug_column = "slug";
-    } else {
-        return false;
-    }
-    for (std::size_t i = 0; i < r.columns.size(); ++i)
-        if (r.columns[i].name == slug_column && row.values[i]) {
-            out.slug = *row.values[i];
-            return true;
-        }
-    return false;
 }
 
 } // namespace modelrepo::detail::logical

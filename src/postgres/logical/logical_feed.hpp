@@ -36,6 +36,7 @@
 #include "../driver/session_config.hpp"
 #include "../feed/change_feed.hpp"
 #include "pgoutput.hpp"
+#include "row_names.hpp"
 
 namespace modelrepo::detail::logical {
 
@@ -76,6 +77,8 @@ public:
         /// stops (feed=auto's chooser follows what migrate installed). Null: each session
         /// fails with Errc::schema_missing naming the fix.
         std::function<void()> uninstalled;
+        /// The catalogue's tables: modelrepo's own, or a mapping's.
+        CatalogueTables tables;
     };
     LogicalFeed(std::shared_ptr<const SessionConfig> session, Options options,
                 ChangeFeed::Sink sink, ChangeFeed::StateSink state = {});
@@ -95,15 +98,12 @@ private:
     Error session();
     class Visibility;
     /// Follows the stream; returns why it ended.
-    Error follow(WalStream& stream, Visibility& visibility);
+    Error follow(WalStream& stream, Visibility& visibility, RowNames& names);
     /// Nothing came for `silent`: after `heartbeat`, a status update asking for an answer
     /// (once: `asked`) and a look at the publication; after `heartbeat_timeout` more, the
     /// session is lost. Why the session ends, if it does.
     std::optional<Error> idle(WalStream& stream, Visibility& visibility,
                               std::chrono::steady_clock::duration silent, bool& asked);
-    /// The catalogue's change `row` of `r` names (its kind and slug); false for another
-    /// table's, or a row without its slug (an update's key that did not change).
-    bool to_change(const Relation& r, const Tuple& row, CatalogChange& out) const;
     void deliver(std::vector<CatalogChange> changes);
     void resync(std::int64_t version);
     bool pause(std::chrono::milliseconds d);
