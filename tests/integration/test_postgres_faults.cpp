@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // A server that stops (SIGSTOP), dies (kill -9) and comes back, alone and behind a
-// chain with a loopback GitHub backup.
+// chain with a loopback GitHub backup; a role's password changed and set back under a
+// process with a direct_url.
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -188,4 +190,62 @@ TEST_CASE("a role's idle_session_timeout cuts neither pooled nor feed sessions")
     CHECK(repo->pool_stats().connects == 1);
     CHECK(repo->pool_stats().broken_replaced == 0);
     CHECK(resyncs.load() == 1); // the feed's session was never lost
+}
+
+TEST_CASE("direct_url: the role's password changed and set back under a watch(): the source is "
+          "down, then up once the feed reaches the server again, with no call in between") {
+    auto& s = server();
+    s.create_role("directed", password, "direct_db");
+    auto encoded = [](const std::string& text) {
+        std::string out;
+        const char* hex = "0123456789ABCDEF";
+        for (unsigned char c : text) {
+            if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+                out += static_cast<char>(c);
+            } else {
+                out += '%';
+                out += hex[c >> 4];
+                out += hex[c & 15];
+            }
+        }
+        return out;
+    };
+    const std::string direct = s.url("directed", password, "direct_db");
+    const std::string url = s.url("directed", password, "direct_db", "127.0.0.1",
+                                  "connect_timeout=2&direct_url=" + encoded(direct));
+    {
+        auto loader = open_repo(url);
+        REQUIRE(loader->migrate()); // over the direct session
+        REQUIRE(loader->import_snapshot(builtin_snapshot()));
+    }
+    // A process that has not used its direct session yet (serve, started after migrate).
+    auto repo = open_repo(url);
+    auto* health = repo->capability<HealthControl>();
+    REQUIRE(health);
+
+    // The password changed, and the role's sessions cut (as a restart would): every new
+    // session fails to log in.
+    s.psql("ALTER ROLE directed PASSWORD 'Another-99-Secret'");
+    s.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'directed'");
+    // The watch() asks the schema over the direct session, which now fails to log in;
+    // the feed, on the same URL, fails too and retries.
+    std::atomic<int> resyncs{0};
+    auto subscription = repo->watch([&](const CatalogChange& c) {
+        if (c.kind == CatalogChange::Kind::resync)
+            ++resyncs;
+    });
+    REQUIRE(subscription);
+    REQUIRE(eventually(
+        [&] {
+            auto h = health->source_health();
+            return h.down() && h.errc == Errc::auth_failed;
+        },
+        20s));
+    s.psql("SET password_encryption = 'scram-sha-256'; ALTER ROLE directed PASSWORD '" + password +
+           "'");
+    // Nothing else calls: the feed's reconnect alone shows the source up again.
+    REQUIRE(eventually([&] { return resyncs.load() >= 1; }, 20s));
+    CHECK(eventually([&] { return !health->source_health().down(); }, 20s));
+    CAPTURE(health->source_health().cause);
+    CHECK(health->source_health().cause.find(password) == std::string::npos);
 }

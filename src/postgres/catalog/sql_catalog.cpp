@@ -78,7 +78,12 @@ SqlCatalog::SqlCatalog(PostgresConfig config, std::shared_ptr<const SessionConfi
     if (direct) {
         PoolOptions options = pool_options(config_);
         options.max_size = 1;
-        options.health = health;
+        // Not told to the health: this session is used on demand only (migrate, and the
+        // schema check at a watch()), so a failure it told would stay told after the fix
+        // until the next watch() (the incident through PgBouncer: down for minutes after
+        // the password was set back). The feed, on the same URL, tells its failures and
+        // retries until it reaches the server again.
+        options.health = nullptr;
         options.layer = "direct session";
         direct_pool_ = std::make_unique<ConnectionPool>(direct_session_, options, clock);
     }
