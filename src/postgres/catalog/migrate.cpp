@@ -2,6 +2,7 @@
 // SqlCatalog's schema: its version and migrate() (modelrepo's own tables, or the change
 // feed installed on a mapping's), serialized across processes by an advisory lock.
 
+#include "../feed/installed_feed.hpp"
 #include "../logical/logical_feed.hpp"
 #include "calls.hpp"
 
@@ -35,14 +36,11 @@ Result<SqlCatalog::InstalledFeed> SqlCatalog::installed_feed() {
     auto opened = Connection::open(session, watchdog, until);
     if (!opened)
         return std::move(opened).error();
-    const std::string table = prefix_ + quote_identifier(mapping_.statuses.table);
     auto found = opened.value()->script(
-        "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = " +
-            quote_literal(logical::publication_name(config_.schema)) +
-            "), EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'modelrepo_status_logged' AND "
-            "tgrelid = to_regclass(" +
-            quote_literal(table) + ")), current_setting('wal_level'), " +
-            logical::can_replicate_sql,
+        "SELECT " + installed_feed::publication_sql(logical::publication_name(config_.schema)) +
+            ", " +
+            installed_feed::triggers_sql(prefix_ + quote_identifier(mapping_.statuses.table)) +
+            ", current_setting('wal_level'), " + installed_feed::can_replicate_sql,
         until);
     if (!found)
         return std::move(found).error();
@@ -80,6 +78,13 @@ std::string row_trigger(const char* table, const char* kind) {
            kind + "')";
 }
 
+/// Makes publication `publication` for `tables` (quoted, comma-separated) when missing.
+std::string create_publication(const std::string& publication, const std::string& tables) {
+    return "DO $$ BEGIN IF NOT " + installed_feed::publication_sql(publication) +
+           " THEN CREATE PUBLICATION " + quote_identifier(publication) + " FOR TABLE " + tables +
+           "; END IF; END $$";
+}
+
 /// The statements that put the catalogue (modelrepo's own tables) on `feed`, after its
 /// migrations: for the logical feed its row and truncate triggers dropped and the
 /// publication made; for the trigger feed the other way round. Each statement may run
@@ -100,9 +105,7 @@ std::vector<std::string> feed_switch(FeedKind feed, const std::string& publicati
                           "_logged ON " + t.name);
             out.push_back("DROP TRIGGER IF EXISTS modelrepo_truncated ON " + std::string(t.name));
         }
-        out.push_back("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = " +
-                      quote_literal(publication) + ") THEN CREATE PUBLICATION " + pub +
-                      " FOR TABLE providers, models, model_status; END IF; END $$");
+        out.push_back(create_publication(publication, "providers, models, model_status"));
     } else if (feed == FeedKind::triggers) {
         for (const Table& t : tables) {
             out.push_back(row_trigger(t.name, t.kind));
@@ -143,10 +146,8 @@ std::vector<std::string> mapped_feed_switch(const Mapping& m, const std::string&
                           table);
             out.push_back("DROP TRIGGER IF EXISTS modelrepo_truncated ON " + table);
         }
-        out.push_back("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = " +
-                      quote_literal(publication) + ") THEN CREATE PUBLICATION " + pub +
-                      " FOR TABLE " + tables[2].first + ", " + tables[1].first + ", " +
-                      tables[0].first + "; END IF; END $$");
+        out.push_back(create_publication(publication, tables[2].first + ", " + tables[1].first +
+                                                          ", " + tables[0].first));
     } else if (feed == FeedKind::triggers) {
         for (const auto& [table, kind] : tables) {
             out.push_back("CREATE OR REPLACE TRIGGER modelrepo_" + std::string(kind) +

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "../catalog/mapping.hpp"
+#include "../feed/installed_feed.hpp"
 #include "../logical/logical_feed.hpp"
 #include "checks.hpp"
 
@@ -29,10 +30,8 @@ void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
                           const std::string& status_table, const std::string& label,
                           const std::vector<std::string>& not_ready, Checks& checks) {
     const std::string publication = logical::publication_name(schema);
-    auto row = tx.exec_params("SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1), "
-                              "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = "
-                              "'modelrepo_status_logged' AND tgrelid = to_regclass($2))",
-                              publication, status_table)[0];
+    auto row = tx.exec("SELECT " + installed_feed::publication_sql(publication) + ", " +
+                       installed_feed::triggers_sql(status_table))[0];
     const bool published = row[0].as<bool>(), triggered = row[1].as<bool>();
     if (published && !not_ready.empty()) {
         std::string fix;
@@ -75,7 +74,7 @@ void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
 void check_logical(pqxx::nontransaction& tx, const PostgresConfig& config, const std::string& label,
                    Checks& checks) {
     auto row = tx.exec(
-        std::string("SELECT current_setting('wal_level'), (") + logical::can_replicate_sql +
+        std::string("SELECT current_setting('wal_level'), (") + installed_feed::can_replicate_sql +
         "), current_setting('max_replication_slots')::int - (SELECT count(*) FROM "
         "pg_replication_slots), current_setting('max_slot_wal_keep_size'), current_user")[0];
     const std::string wal_level = row[0].c_str();

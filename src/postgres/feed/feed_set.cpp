@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "feed_set.hpp"
 
+#include "installed_feed.hpp"
+
 namespace modelrepo::detail {
 
 using namespace std::chrono;
@@ -13,9 +15,7 @@ FeedSet::FeedSet(const PostgresConfig& c, Setup setup)
     triggers_.backoff_max = c.reconnect_backoff_max;
     triggers_.health = setup_.health;
     // The trigger feed asks, while idle, whether its triggers are still there.
-    triggers_.installed_sql = "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = "
-                              "'modelrepo_status_logged' AND tgrelid = to_regclass(" +
-                              quote_literal(setup_.status_table) + "))";
+    triggers_.installed_sql = "SELECT " + installed_feed::triggers_sql(setup_.status_table);
     if (setup_.automatic)
         triggers_.uninstalled = setup_.changed;
     logical_.heartbeat = triggers_.heartbeat;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "polling_feed.hpp"
 
-#include "../logical/logical_feed.hpp"
+#include "installed_feed.hpp"
 
 namespace modelrepo::detail {
 
@@ -17,13 +17,11 @@ std::string PollingFeed::poll_sql(const std::string& prefix, const std::string& 
                "), '')) FROM " + prefix + name + " t)";
     };
     return "SELECT md5(" + table("providers", "slug") + " || " + table("models", "slug") + " || " +
-           table("model_status", "model_slug") +
-           "), EXISTS (SELECT 1 FROM pg_publication WHERE pubname = " + quote_literal(publication) +
-           ") AND current_setting('wal_level') = 'logical' AND (" + logical::can_replicate_sql +
-           "), EXISTS (SELECT 1 FROM pg_trigger "
-           "WHERE tgname = 'modelrepo_status_logged' AND "
-           "tgrelid = to_regclass(" +
-           quote_literal(prefix + "model_status") + "))";
+           table("model_status", "model_slug") + "), " +
+           installed_feed::publication_sql(publication) +
+           " AND current_setting('wal_level') = 'logical' AND (" +
+           installed_feed::can_replicate_sql + "), " +
+           installed_feed::triggers_sql(prefix + "model_status");
 }
 
 PollingFeed::PollingFeed(std::shared_ptr<const SessionConfig> session, std::string schema_prefix,

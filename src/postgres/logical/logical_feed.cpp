@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include "../feed/installed_feed.hpp"
 #include "snapshot_handoff.hpp"
 #include "wal_stream.hpp"
 
@@ -118,12 +119,10 @@ public:
 
     /// Whether publication `name` exists.
     Result<bool> published(const std::string& name) {
-        const char* values[] = {name.c_str()};
-        PGresult* r = PQexecParams(conn_, "SELECT count(*) FROM pg_publication WHERE pubname = $1",
-                                   1, nullptr, values, nullptr, nullptr, 0);
+        PGresult* r = PQexec(conn_, ("SELECT " + installed_feed::publication_sql(name)).c_str());
         const bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
         std::string why = ok ? "" : PQresultErrorMessage(r);
-        const bool found = ok && std::string_view(PQgetvalue(r, 0, 0)) != "0";
+        const bool found = ok && std::string_view(PQgetvalue(r, 0, 0)) == "t";
         PQclear(r);
         if (!ok)
             return make_error(Errc::unreachable, "the feed's visibility session: " + why);

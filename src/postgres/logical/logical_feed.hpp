@@ -50,14 +50,6 @@ std::int64_t change_version(Lsn commit, std::uint32_t position);
 /// "modelrepo_catalogue", or "modelrepo_catalogue_<schema>".
 std::string publication_name(const std::string& schema);
 
-/// SQL, true when the session's role may open a replication session: REPLICATION, a
-/// superuser, or a member of Amazon RDS's rds_replication (whose members have no
-/// REPLICATION attribute of their own).
-inline constexpr const char* can_replicate_sql =
-    "(SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) OR "
-    "EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'rds_replication' AND "
-    "pg_has_role(r.oid, 'MEMBER'))";
-
 class LogicalFeed {
 public:
     struct Options {

@@ -7,6 +7,8 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include "../feed/installed_feed.hpp"
+
 namespace modelrepo::detail::logical {
 
 using namespace std::chrono;
@@ -193,12 +195,11 @@ bool WalStream::on_standby() const {
 Result<bool> WalStream::has_publication(const std::string& name) {
     if (!plain_name(name))
         return not_plain("a publication name", name);
-    auto result = session_->run(
-        "SELECT count(*) FROM pg_publication WHERE pubname = '" + name + "'", PGRES_TUPLES_OK);
+    auto result = session_->run("SELECT " + installed_feed::publication_sql(name), PGRES_TUPLES_OK);
     if (!result)
         return result.error();
     bool found =
-        PQntuples(result.value()) == 1 && std::string(PQgetvalue(result.value(), 0, 0)) != "0";
+        PQntuples(result.value()) == 1 && std::string(PQgetvalue(result.value(), 0, 0)) == "t";
     PQclear(result.value());
     return found;
 }
