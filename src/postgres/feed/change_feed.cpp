@@ -11,6 +11,7 @@
 
 #include "../catalog/schema.hpp"
 #include "../driver/connection.hpp"
+#include "reconnect_backoff.hpp"
 
 namespace modelrepo::detail {
 
@@ -133,27 +134,19 @@ bool ChangeFeed::pause(milliseconds d) {
 }
 
 void ChangeFeed::run() {
-    milliseconds backoff = options_.backoff_initial;
+    ReconnectBackoff backoff(options_.backoff_initial, options_.backoff_max);
+    auto connects = [this] {
+        std::lock_guard lock(mutex_);
+        return stats_.connects;
+    };
     while (!stopping_) {
-        std::uint64_t connects = 0;
-        {
-            std::lock_guard lock(mutex_);
-            connects = stats_.connects;
-        }
+        const auto before = connects();
         session();
         if (stopping_)
             break;
-        // A session that got as far as listening was not a failing connect: the backoff
-        // starts over (before: only after a session of over backoff_max, so restarts a few
-        // seconds apart found it at its maximum).
-        {
-            std::lock_guard lock(mutex_);
-            if (stats_.connects != connects)
-                backoff = options_.backoff_initial;
-        }
-        if (!pause(backoff))
+        // A session that got as far as listening was not a failing connect.
+        if (!pause(backoff.after(connects() != before)))
             break;
-        backoff = std::min(backoff * 2, options_.backoff_max);
     }
     std::lock_guard lock(mutex_);
     stats_.connected = false;

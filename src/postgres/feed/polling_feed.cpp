@@ -2,6 +2,7 @@
 #include "polling_feed.hpp"
 
 #include "installed_feed.hpp"
+#include "reconnect_backoff.hpp"
 
 namespace modelrepo::detail {
 
@@ -77,23 +78,17 @@ bool PollingFeed::pause(milliseconds d) {
 }
 
 void PollingFeed::run() {
-    milliseconds backoff = options_.backoff_initial;
+    ReconnectBackoff backoff(options_.backoff_initial, options_.backoff_max);
+    auto connects = [this] {
+        std::lock_guard lock(mutex_);
+        return stats_.connects;
+    };
     for (;;) {
-        std::uint64_t connects = 0;
-        {
-            std::lock_guard lock(mutex_);
-            connects = stats_.connects;
-        }
+        const auto before = connects();
         if (!session())
             break;
-        {
-            std::lock_guard lock(mutex_);
-            if (stats_.connects != connects)
-                backoff = options_.backoff_initial;
-        }
-        if (!pause(backoff))
+        if (!pause(backoff.after(connects() != before)))
             break;
-        backoff = std::min(backoff * 2, options_.backoff_max);
     }
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../feed/installed_feed.hpp"
+#include "../feed/reconnect_backoff.hpp"
 #include "snapshot_handoff.hpp"
 #include "wal_stream.hpp"
 
@@ -245,29 +246,30 @@ void LogicalFeed::resync(std::int64_t version) {
 }
 
 void LogicalFeed::run() {
-    milliseconds backoff = options_.backoff_initial;
+    ReconnectBackoff backoff(options_.backoff_initial, options_.backoff_max);
     while (true) {
+        std::uint64_t before = 0;
         {
             std::lock_guard lock(mutex_);
             if (stopping_)
                 break;
+            before = stats_.connects;
         }
-        auto began = steady_clock::now();
         Error why = session();
         tell(false);
+        bool connected = false;
         {
             std::lock_guard lock(mutex_);
             if (stopping_)
                 break;
             stats_.last_error = why;
+            connected = stats_.connects != before;
         }
         if (options_.health)
             options_.health->failed("feed", why);
-        if (steady_clock::now() - began > options_.backoff_max)
-            backoff = options_.backoff_initial; // it ran a while: start the backoff again
-        if (!pause(backoff))
+        // A session that got as far as its slot was not a failing connect.
+        if (!pause(backoff.after(connected)))
             break;
-        backoff = std::min(backoff * 2, options_.backoff_max);
     }
 }
 
