@@ -229,41 +229,12 @@ std::string publications(PgServer& s, const std::string& database) {
                   database);
 }
 
-/// What a watch() received, in order.
-struct Seen {
-    std::mutex mutex;
-    std::vector<CatalogChange> changes;
-    /// A watch() callback that records into this.
-    std::function<void(const CatalogChange&)> recorder() {
-        return [this](const CatalogChange& c) {
-            std::lock_guard lock(mutex);
-            changes.push_back(c);
-        };
-    }
-    std::size_t count(CatalogChange::Kind kind, const std::string& slug = "") {
-        std::lock_guard lock(mutex);
-        return std::count_if(changes.begin(), changes.end(), [&](const CatalogChange& c) {
-            return c.kind == kind && (slug.empty() || c.slug == slug);
-        });
-    }
-};
-
-/// The feed `repo` runs, once feed=auto has chosen ("deciding" until then).
-std::string feed_kind(PostgresRepository& repo) {
-    for (const auto& family : repo.backend_metrics())
-        if (family.name == "modelrepo_feed_info" && !family.samples.empty())
-            for (const auto& [label, value] : family.samples[0].labels)
-                if (label == "feed")
-                    return value;
-    return "";
-}
-
 /// feed=auto on `database` runs `expected`, and hears an UPDATE through it.
 void auto_follows(PgServer& s, const std::string& database, const std::string& expected) {
     auto repo = open_repo(s.url("app", password, database, "127.0.0.1"));
     CHECK(feed_kind(*repo) == "deciding"); // nothing asked before a watch
-    Seen seen;
-    auto sub = repo->watch(seen.recorder());
+    ChangeCollector seen;
+    auto sub = repo->watch(std::ref(seen));
     REQUIRE(sub);
     REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     CHECK(feed_kind(*repo) == expected);
@@ -289,8 +260,8 @@ TEST_CASE("feed=logical: migrate puts the catalogue on a publication without tri
     CHECK(triggers_on_catalogue(s, name) == "0");
     CHECK(publications(s, name) == "1");
 
-    Seen seen;
-    auto sub = pg->watch(seen.recorder());
+    ChangeCollector seen;
+    auto sub = pg->watch(std::ref(seen));
     REQUIRE(sub);
     REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
@@ -351,8 +322,8 @@ TEST_CASE("feed=logical: migrate puts the catalogue on a publication without tri
     REQUIRE(back->migrate());
     CHECK(triggers_on_catalogue(s, name) == "6");
     CHECK(publications(s, name) == "0");
-    Seen heard;
-    auto triggered = back->watch(heard.recorder());
+    ChangeCollector heard;
+    auto triggered = back->watch(std::ref(heard));
     REQUIRE(triggered);
     REQUIRE(eventually([&] { return heard.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     s.psql("UPDATE model_status SET availability = 0.44 WHERE model_slug = 'gpt-4o'", name);
@@ -427,8 +398,8 @@ TEST_CASE("feed=auto polls where the logical feed cannot run or no feed is insta
     // Migrated for the logical feed, which this role may not run: it polls.
     auto layered =
         open_layered(s.url("app", password, name, "127.0.0.1", "cache=live&poll_interval=200ms"));
-    Seen seen;
-    auto sub = layered.pg->watch(seen.recorder());
+    ChangeCollector seen;
+    auto sub = layered.pg->watch(std::ref(seen));
     REQUIRE(sub);
     REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     CHECK(feed_kind(*layered.pg) == "polling");
@@ -470,8 +441,8 @@ TEST_CASE("feed=auto polls where the logical feed cannot run or no feed is insta
     // trigger feed and it switches to that.
     s.psql("DROP PUBLICATION modelrepo_catalogue", name);
     auto bare = open_repo(s.url("app", password, name, "127.0.0.1", "poll_interval=200ms"));
-    Seen heard;
-    auto bare_sub = bare->watch(heard.recorder());
+    ChangeCollector heard;
+    auto bare_sub = bare->watch(std::ref(heard));
     REQUIRE(bare_sub);
     REQUIRE(eventually([&] { return heard.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     CHECK(feed_kind(*bare) == "polling");
@@ -487,8 +458,8 @@ TEST_CASE("feed=auto polls where the logical feed cannot run or no feed is insta
            name);
     s.psql("ALTER ROLE app NOREPLICATION");
     auto both = open_repo(s.url("app", password, name, "127.0.0.1", "poll_interval=200ms"));
-    Seen both_seen;
-    auto both_sub = both->watch(both_seen.recorder());
+    ChangeCollector both_seen;
+    auto both_sub = both->watch(std::ref(both_seen));
     REQUIRE(both_sub);
     REQUIRE(eventually([&] { return both_seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     CHECK(feed_kind(*both) == "triggers");
@@ -519,8 +490,8 @@ TEST_CASE("feed=auto follows a migrate that switches the database between feeds 
     fresh_catalogue(name); // the trigger feed
     auto layered =
         open_layered(s.url("app", password, name, "127.0.0.1", "cache=live&feed_keepalive=300ms"));
-    Seen seen;
-    auto sub = layered.pg->watch(seen.recorder());
+    ChangeCollector seen;
+    auto sub = layered.pg->watch(std::ref(seen));
     REQUIRE(sub);
     REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
     CHECK(feed_kind(*layered.pg) == "triggers");

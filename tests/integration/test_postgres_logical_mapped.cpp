@@ -56,6 +56,20 @@ void prisma_database(const std::string& name,
            name);
 }
 
+/// Model m<n> (`slug`, provider p1) and its status s<n>, in one transaction.
+void add_model(const std::string& name, const std::string& n, const std::string& slug,
+               double availability) {
+    server().psql("BEGIN; INSERT INTO \"Model\" (id, slug, name, \"providerId\", \"updatedAt\") "
+                  "VALUES ('m" +
+                      n + "', '" + slug + "', '" + slug +
+                      "', 'p1', now()); "
+                      "INSERT INTO \"ModelStatus\" (id, \"modelId\", availability, \"errorRate\", "
+                      "\"lastChecked\", \"updatedAt\") VALUES ('s" +
+                      n + "', 'm" + n + "', " + std::to_string(availability) +
+                      ", 0, now(), now()); COMMIT;",
+                  name);
+}
+
 std::string url(const std::string& name, const std::string& feed) {
     return server().url("app", password, name, "127.0.0.1",
                         (feed.empty() ? "" : "feed=" + feed + "&") + "mapping=" + mapping_file());
@@ -74,43 +88,13 @@ std::string publications(const std::string& name) {
         "SELECT count(*) FROM pg_publication_tables WHERE pubname = 'modelrepo_catalogue'", name);
 }
 
-/// What a watch() received, in order.
-struct Seen {
-    std::mutex mutex;
-    std::vector<CatalogChange> changes;
-    std::function<void(const CatalogChange&)> recorder() {
-        return [this](const CatalogChange& c) {
-            std::lock_guard lock(mutex);
-            changes.push_back(c);
-        };
-    }
-    std::size_t count(CatalogChange::Kind kind, const std::string& slug = "") {
-        std::lock_guard lock(mutex);
-        return std::count_if(changes.begin(), changes.end(), [&](const CatalogChange& c) {
-            return c.kind == kind && (slug.empty() || c.slug == slug);
-        });
-    }
-    std::size_t size() {
-        std::lock_guard lock(mutex);
-        return changes.size();
-    }
-    bool versions_increase() {
-        std::lock_guard lock(mutex);
-        for (std::size_t i = 1; i < changes.size(); ++i)
-            if (changes[i].version <= changes[i - 1].version)
-                return false;
-        return true;
-    }
-};
-
-/// The feed `repo` runs, once feed=auto has chosen.
-std::string feed_kind(PostgresRepository& repo) {
-    for (const auto& family : repo.backend_metrics())
-        if (family.name == "modelrepo_feed_info" && !family.samples.empty())
-            for (const auto& [label, value] : family.samples[0].labels)
-                if (label == "feed")
-                    return value;
-    return "";
+/// Versions increase along what `seen` received.
+bool versions_increase(ChangeCollector& seen) {
+    auto changes = seen.copy();
+    for (std::size_t i = 1; i < changes.size(); ++i)
+        if (changes[i].version <= changes[i - 1].version)
+            return false;
+    return true;
 }
 
 using Kind = CatalogChange::Kind;
@@ -145,8 +129,8 @@ TEST_CASE("feed=logical on Prisma's tables, keyed by ids: migrate makes the publ
     CAPTURE(told);
     CHECK(told.find("ok: the logical feed: publication modelrepo_catalogue") == 0);
 
-    Seen seen;
-    auto sub = pg->watch(seen.recorder());
+    ChangeCollector seen;
+    auto sub = pg->watch(std::ref(seen));
     REQUIRE_MESSAGE(sub, sub.error().to_string());
     REQUIRE(eventually([&] { return seen.count(Kind::resync) == 1; }, 20s));
     CHECK(feed_kind(*pg) == "logical");
@@ -155,20 +139,15 @@ TEST_CASE("feed=logical on Prisma's tables, keyed by ids: migrate makes the publ
     s.psql(R"(UPDATE "ModelStatus" SET availability = 0.5 WHERE id = 's1')", name);
     REQUIRE(eventually([&] { return seen.count(Kind::status, "gpt-4o") == 1; }, 20s));
     // A model and its status made in one transaction.
-    s.psql(R"sql(BEGIN;
-        INSERT INTO "Model" (id, slug, name, "providerId", "updatedAt")
-            VALUES ('m2', 'claude', 'Claude', 'p1', now());
-        INSERT INTO "ModelStatus" (id, "modelId", availability, "errorRate", "lastChecked", "updatedAt")
-            VALUES ('s2', 'm2', 0.9, 0, now(), now());
-        COMMIT;)sql",
-           name);
+    add_model(name, "2", "claude", 0.9);
     REQUIRE(eventually([&] { return seen.count(Kind::status, "claude") == 1; }, 20s));
     CHECK(seen.count(Kind::model, "claude") == 1);
     // A slug renamed: the key (the id) did not change, so the stream sends no old row;
     // the old slug is news all the same (a copy drops it).
     s.psql(R"(UPDATE "Model" SET slug = 'gpt-4o-2024' WHERE id = 'm1')", name);
     REQUIRE(eventually([&] { return seen.count(Kind::model, "gpt-4o-2024") == 1; }, 20s));
-    CHECK(seen.count(Kind::model, "gpt-4o") == 1);
+    // Told in one batch, the old slug after the new: waited for, not read at once.
+    CHECK(eventually([&] { return seen.count(Kind::model, "gpt-4o") == 1; }, 20s));
     // A status of the renamed model: named by the new slug.
     s.psql(R"(UPDATE "ModelStatus" SET availability = 0.25 WHERE "modelId" = 'm1')", name);
     REQUIRE(eventually([&] { return seen.count(Kind::status, "gpt-4o-2024") == 1; }, 20s));
@@ -184,13 +163,13 @@ TEST_CASE("feed=logical on Prisma's tables, keyed by ids: migrate makes the publ
     s.psql(R"(DELETE FROM "Provider" WHERE id = 'p2')", name);
     REQUIRE(eventually([&] { return seen.count(Kind::provider, "mistral") == 2; }, 20s));
     CHECK(seen.count(Kind::resync) == 1); // every change was named: no resync
-    CHECK(seen.versions_increase());
+    CHECK(versions_increase(seen));
     // The copy's reads through the mapping agree.
     auto model = pg->find_model("gpt-4o-2024");
     REQUIRE(model);
     REQUIRE(model.value());
     CHECK(model.value()->status->availability == doctest::Approx(0.25));
-    CHECK(seen.size() == 11); // the resync and ten changes
+    CHECK(seen.copy().size() == 11); // the resync and ten changes
 
     // TRUNCATE is one resync; the maps start again from what follows.
     s.psql(R"(TRUNCATE "ModelStatus")", name);
@@ -209,8 +188,8 @@ TEST_CASE("feed=logical on Prisma's tables, keyed by ids: migrate makes the publ
     CHECK(publications(name) == "0");
     CHECK(doctor_feed(name).find("ok: the trigger feed") == 0);
     auto chosen = open_repo(url(name, "")); // feed=auto follows what migrate installed
-    Seen heard;
-    auto again = chosen->watch(heard.recorder());
+    ChangeCollector heard;
+    auto again = chosen->watch(std::ref(heard));
     REQUIRE(again);
     REQUIRE(eventually([&] { return heard.count(Kind::resync) == 1; }, 20s));
     CHECK(feed_kind(*chosen) == "triggers");
@@ -249,13 +228,48 @@ TEST_CASE("feed=logical on a mapped table without a primary key: migrate refuses
            name);
     auto migrated = pg->migrate();
     REQUIRE_MESSAGE(migrated, migrated.error().to_string());
-    Seen seen;
-    auto sub = pg->watch(seen.recorder());
+    ChangeCollector seen;
+    auto sub = pg->watch(std::ref(seen));
     REQUIRE(sub);
     REQUIRE(eventually([&] { return seen.count(Kind::resync) == 1; }, 20s));
     s.psql(R"(DELETE FROM "ModelStatus" WHERE id = 's1')", name);
     CHECK(eventually([&] { return seen.count(Kind::status, "gpt-4o") == 1; }, 20s));
     CHECK(seen.count(Kind::resync) == 1);
+}
+
+TEST_CASE("cache=live on Prisma's tables with feed=logical: the copy's re-read and the feed's "
+          "ids share the slot's snapshot; psql's writes reach the copy's reads by slug") {
+    auto& s = server();
+    s.psql("ALTER ROLE app REPLICATION");
+    const std::string name = "logical_mapped_live";
+    prisma_database(name);
+    REQUIRE(open_repo(url(name, "logical"))->migrate());
+    auto layered = open_layered(url(name, "logical") + "&cache=live");
+    ChangeCollector seen;
+    auto sub = layered->watch(std::ref(seen));
+    REQUIRE_MESSAGE(sub, sub.error().to_string());
+    REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
+    auto availability = [&](const std::string& slug) {
+        auto model = layered->find_model(slug);
+        return model && model.value() && model.value()->status ? model.value()->status->availability
+                                                               : -1.0;
+    };
+    CHECK(availability("gpt-4o") == doctest::Approx(1.0));
+    s.psql(R"(UPDATE "ModelStatus" SET availability = 0.625 WHERE "modelId" = 'm1')", name);
+    CHECK(eventually([&] { return availability("gpt-4o") == 0.625; }, 20s));
+    // A new model with its status, then the model deleted (its status by cascade): the
+    // copy has it, then has it no more.
+    add_model(name, "7", "o3", 0.875);
+    CHECK(eventually([&] { return availability("o3") == 0.875; }, 20s));
+    s.psql(R"(DELETE FROM "Model" WHERE slug = 'o3')", name);
+    CHECK(eventually(
+        [&] {
+            auto model = layered->find_model("o3");
+            return model && !model.value();
+        },
+        20s));
+    CHECK(seen.count(CatalogChange::Kind::resync) == 1);
+    CHECK(layered.copy_state().in_sync);
 }
 
 TEST_CASE("no message ever held the password") {

@@ -88,6 +88,17 @@ inline Layered open_layered(const std::string& url) {
     return out;
 }
 
+/// The feed `repo` runs (modelrepo_feed_info's label): "logical", "triggers", "polling",
+/// or "deciding" while feed=auto has not asked the database yet.
+inline std::string feed_kind(PostgresRepository& repo) {
+    for (const auto& family : repo.backend_metrics())
+        if (family.name == "modelrepo_feed_info" && !family.samples.empty())
+            for (const auto& [label, value] : family.samples[0].labels)
+                if (label == "feed")
+                    return value;
+    return "";
+}
+
 /// Drops and creates database `db` owned by "app".
 inline void fresh_database(const std::string& db, const std::string& options = "") {
     auto& s = server();

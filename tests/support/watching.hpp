@@ -55,6 +55,13 @@ struct ChangeCollector {
         return static_cast<std::size_t>(std::count_if(
             changes.begin(), changes.end(), [&](const auto& c) { return c.kind == kind; }));
     }
+    /// The changes of `kind` naming `slug`.
+    std::size_t count(CatalogChange::Kind kind, const std::string& slug) {
+        std::lock_guard lock(mutex);
+        return static_cast<std::size_t>(
+            std::count_if(changes.begin(), changes.end(),
+                          [&](const auto& c) { return c.kind == kind && c.slug == slug; }));
+    }
     std::vector<CatalogChange> copy() {
         std::lock_guard lock(mutex);
         return changes;
