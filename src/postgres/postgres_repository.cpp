@@ -84,8 +84,6 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
         detail::FeedSet::Setup setup;
         setup.session = sql.feed_session();
         setup.schema_prefix = sql.schema_prefix();
-        setup.status_table =
-            sql.schema_prefix() + detail::quote_identifier(sql.mapping().statuses.table);
         setup.tables = tables_of(sql.mapping());
         setup.automatic = chosen_feed(sql.config()) == FeedKind::automatic;
         setup.health = &health;

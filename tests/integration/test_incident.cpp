@@ -55,20 +55,6 @@ bool have_browser() {
     return have;
 }
 
-std::string percent_encode(const std::string& text) {
-    std::string out;
-    for (unsigned char c : text) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            char hex[4];
-            std::snprintf(hex, sizeof hex, "%%%02X", c);
-            out += hex;
-        }
-    }
-    return out;
-}
-
 /// A fault of the incident, and its fix.
 struct Fault {
     const char* name;

@@ -4,7 +4,6 @@
 // process with a direct_url.
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -12,6 +11,7 @@
 #include <modelrepo/modelrepo.hpp>
 
 #include "pg_catalogue.hpp"
+#include "process.hpp"
 #include "watching.hpp"
 
 #if MODELREPO_HAS_GITHUB
@@ -196,23 +196,9 @@ TEST_CASE("direct_url: the role's password changed and set back under a watch():
           "down, then up once the feed reaches the server again, with no call in between") {
     auto& s = server();
     s.create_role("directed", password, "direct_db");
-    auto encoded = [](const std::string& text) {
-        std::string out;
-        const char* hex = "0123456789ABCDEF";
-        for (unsigned char c : text) {
-            if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-                out += static_cast<char>(c);
-            } else {
-                out += '%';
-                out += hex[c >> 4];
-                out += hex[c & 15];
-            }
-        }
-        return out;
-    };
     const std::string direct = s.url("directed", password, "direct_db");
     const std::string url = s.url("directed", password, "direct_db", "127.0.0.1",
-                                  "connect_timeout=2&direct_url=" + encoded(direct));
+                                  "connect_timeout=2&direct_url=" + percent_encode(direct));
     {
         auto loader = open_repo(url);
         REQUIRE(loader->migrate()); // over the direct session
@@ -226,7 +212,15 @@ TEST_CASE("direct_url: the role's password changed and set back under a watch():
     // The password changed, and the role's sessions cut (as a restart would): every new
     // session fails to log in.
     s.psql("ALTER ROLE directed PASSWORD 'Another-99-Secret'");
-    s.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'directed'");
+    // pg_stat_activity may list a session a moment late: cut until none is listed.
+    REQUIRE(eventually(
+        [&] {
+            s.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "
+                   "'directed'");
+            return s.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'directed'") ==
+                   "0";
+        },
+        10s));
     // The watch() asks the schema over the direct session, which now fails to log in;
     // the feed, on the same URL, fails too and retries.
     std::atomic<int> resyncs{0};

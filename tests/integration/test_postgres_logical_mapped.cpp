@@ -5,7 +5,6 @@
 // (refusing a table without a replica identity, with the fix) and back on triggers; the
 // feed names every change by slug, once, in commit order.
 #include <algorithm>
-#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <mutex>
@@ -14,6 +13,7 @@
 #include <doctest/doctest.h>
 
 #include "pg_catalogue.hpp"
+#include "process.hpp"
 #include "watching.hpp"
 
 using namespace modelrepo;
@@ -23,9 +23,7 @@ using namespace std::chrono;
 namespace {
 
 std::string source_file(const std::string& relative) {
-    const char* root = std::getenv("MODELREPO_SOURCE_ROOT");
-    REQUIRE(root);
-    std::ifstream in(std::string(root) + "/" + relative);
+    std::ifstream in(require_env("MODELREPO_SOURCE_ROOT") + "/" + relative);
     REQUIRE(in);
     std::stringstream text;
     text << in.rdbuf();
@@ -33,7 +31,7 @@ std::string source_file(const std::string& relative) {
 }
 
 std::string mapping_file() {
-    return std::string(std::getenv("MODELREPO_SOURCE_ROOT")) + "/tests/prisma/owned/mapping.json";
+    return require_env("MODELREPO_SOURCE_ROOT") + "/tests/prisma/owned/mapping.json";
 }
 
 /// A fresh database holding Prisma's tables (owned by "app", as `prisma migrate` run by

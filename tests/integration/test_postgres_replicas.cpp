@@ -132,17 +132,7 @@ TEST_CASE("through PgBouncer (transaction mode): two clients whose schemas diffe
     PgBouncerServer bouncer(s, {{"app", password}});
     require_pgbouncer(bouncer);
     fresh_database("bounced");
-    std::string direct = s.url("app", password, "bounced");
-    std::string encoded;
-    for (char c : direct) {
-        if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')
-            encoded.push_back(c);
-        else {
-            char buf[4];
-            std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
-            encoded += buf;
-        }
-    }
+    const std::string encoded = percent_encode(s.url("app", password, "bounced"));
     auto a = open_repo(bouncer.url("app", password, "bounced", "pgbouncer=true&schema=alpha"));
     auto b = open_repo(bouncer.url("app", password, "bounced", "pgbouncer=true&schema=beta"));
     REQUIRE(a->migrate());

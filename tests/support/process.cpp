@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "process.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -238,6 +239,20 @@ std::string require_env(const char* name) {
     const char* value = std::getenv(name);
     REQUIRE_MESSAGE(value != nullptr, "environment variable " << name << " is not set");
     return value;
+}
+
+std::string percent_encode(const std::string& text) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            char hex[4];
+            std::snprintf(hex, sizeof hex, "%%%02X", c);
+            out += hex;
+        }
+    }
+    return out;
 }
 
 } // namespace modelrepo::test

@@ -94,4 +94,8 @@ private:
 /// The value of environment variable `name`; fails the test when unset.
 std::string require_env(const char* name);
 
+/// `text` percent-encoded for a URL's query (all but letters, digits and "-._~"): a URL
+/// inside a URL (direct_url=).
+std::string percent_encode(const std::string& text);
+
 } // namespace modelrepo::test

@@ -68,12 +68,18 @@ std::vector<std::pair<int, std::string>> mapped_migrations(const Mapping& m,
     return {{1, ""}, {2, ""}, {3, mapped_feed_sql(m, prefix)}};
 }
 
-/// The trigger feed's row trigger on `table`: not called at all while an import runs
-/// (modelrepo.bulk), so that its rows cost the import nothing.
-std::string row_trigger(const char* table, const char* kind) {
-    return "CREATE OR REPLACE TRIGGER modelrepo_" + std::string(kind) +
-           "_logged AFTER INSERT OR UPDATE OR DELETE ON " + table +
-           " FOR EACH ROW WHEN (current_setting('modelrepo.bulk', true) IS DISTINCT FROM 'on') "
+/// The trigger feed's row trigger on `table` of `kind` ("status", "model", "provider").
+/// On modelrepo's own tables it is not called at all while an import runs (modelrepo.bulk,
+/// in its WHEN), so that its rows cost the import nothing; a mapping's function (made by
+/// its migration 3) checks that itself.
+std::string row_trigger(const std::string& table, const char* kind, bool builtin) {
+    const std::string head = "CREATE OR REPLACE TRIGGER modelrepo_" + std::string(kind) +
+                             "_logged AFTER INSERT OR UPDATE OR DELETE ON " + table +
+                             " FOR EACH ROW ";
+    if (!builtin)
+        return head + "EXECUTE FUNCTION modelrepo_" + kind + "_logged()";
+    return head +
+           "WHEN (current_setting('modelrepo.bulk', true) IS DISTINCT FROM 'on') "
            "EXECUTE FUNCTION modelrepo_row_logged('" +
            kind + "')";
 }
@@ -85,78 +91,51 @@ std::string create_publication(const std::string& publication, const std::string
            "; END IF; END $$";
 }
 
-/// The statements that put the catalogue (modelrepo's own tables) on `feed`, after its
-/// migrations: for the logical feed its row and truncate triggers dropped and the
-/// publication made; for the trigger feed the other way round. Each statement may run
-/// again (IF EXISTS, OR REPLACE, a publication made only when missing), and migrate's
-/// advisory lock keeps two of them from running at once.
-std::vector<std::string> feed_switch(FeedKind feed, const std::string& publication) {
-    const std::string pub = quote_identifier(publication);
+/// The statements that put the catalogue's tables (modelrepo's own, or a mapping's, whose
+/// migration 3 installed the trigger feed on them) on `feed`, after the migrations: for the
+/// logical feed the row and truncate triggers dropped and the publication made; for the
+/// trigger feed the other way round. Each statement may run again (IF EXISTS, OR REPLACE, a
+/// publication made only when missing), and migrate's advisory lock keeps two of them from
+/// running at once.
+std::vector<std::string> feed_switch(const Mapping& m, const std::string& prefix, FeedKind feed,
+                                     const std::string& publication) {
     struct Table {
-        const char* name;
+        std::string name;
         const char* kind;
     };
-    const Table tables[] = {
-        {"model_status", "status"}, {"models", "model"}, {"providers", "provider"}};
+    const Table tables[] = {{prefix + quote_identifier(m.statuses.table), "status"},
+                            {prefix + quote_identifier(m.models.table), "model"},
+                            {prefix + quote_identifier(m.providers.table), "provider"}};
     std::vector<std::string> out;
     if (feed == FeedKind::logical) {
         for (const Table& t : tables) {
             out.push_back("DROP TRIGGER IF EXISTS modelrepo_" + std::string(t.kind) +
                           "_logged ON " + t.name);
-            out.push_back("DROP TRIGGER IF EXISTS modelrepo_truncated ON " + std::string(t.name));
+            out.push_back("DROP TRIGGER IF EXISTS modelrepo_truncated ON " + t.name);
         }
-        out.push_back(create_publication(publication, "providers, models, model_status"));
+        out.push_back(create_publication(publication, tables[2].name + ", " + tables[1].name +
+                                                          ", " + tables[0].name));
     } else if (feed == FeedKind::triggers) {
         for (const Table& t : tables) {
-            out.push_back(row_trigger(t.name, t.kind));
+            out.push_back(row_trigger(t.name, t.kind, m.builtin));
             out.push_back("CREATE OR REPLACE TRIGGER modelrepo_truncated AFTER TRUNCATE ON " +
-                          std::string(t.name) +
-                          " FOR EACH STATEMENT EXECUTE FUNCTION modelrepo_truncated()");
+                          t.name + " FOR EACH STATEMENT EXECUTE FUNCTION modelrepo_truncated()");
         }
-        out.push_back("DROP PUBLICATION IF EXISTS " + pub);
-    } else {
-        // auto leaves the feed as it is, but row triggers made before they had their WHEN
-        // (which keeps an import's rows from calling them at all) get it, when the role
-        // may (it owns the tables).
+        out.push_back("DROP PUBLICATION IF EXISTS " + quote_identifier(publication));
+    } else if (m.builtin) {
+        // auto leaves the feed as it is, but modelrepo's row triggers made before they had
+        // their WHEN (which keeps an import's rows from calling them at all) get it, when
+        // the role may (it owns the tables).
         std::string refresh;
         for (const Table& t : tables)
-            refresh += row_trigger(t.name, t.kind) + "; ";
+            refresh += row_trigger(t.name, t.kind, true) + "; ";
         out.push_back("DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = "
-                      "'modelrepo_status_logged' AND tgrelid = 'model_status'::regclass AND "
-                      "tgqual IS NULL) AND pg_has_role((SELECT relowner FROM pg_class WHERE oid "
-                      "= 'model_status'::regclass), 'MEMBER') THEN " +
-                      refresh + "END IF; END $$");
-    }
-    return out;
-}
-
-/// The statements that put a mapping's tables on `feed` (its migration 3 installed the
-/// trigger feed's functions and triggers), as feed_switch() does for modelrepo's own.
-std::vector<std::string> mapped_feed_switch(const Mapping& m, const std::string& prefix,
-                                            FeedKind feed, const std::string& publication) {
-    const std::string pub = quote_identifier(publication);
-    const std::pair<std::string, const char*> tables[] = {
-        {prefix + quote_identifier(m.statuses.table), "status"},
-        {prefix + quote_identifier(m.models.table), "model"},
-        {prefix + quote_identifier(m.providers.table), "provider"}};
-    std::vector<std::string> out;
-    if (feed == FeedKind::logical) {
-        for (const auto& [table, kind] : tables) {
-            out.push_back("DROP TRIGGER IF EXISTS modelrepo_" + std::string(kind) + "_logged ON " +
-                          table);
-            out.push_back("DROP TRIGGER IF EXISTS modelrepo_truncated ON " + table);
-        }
-        out.push_back(create_publication(publication, tables[2].first + ", " + tables[1].first +
-                                                          ", " + tables[0].first));
-    } else if (feed == FeedKind::triggers) {
-        for (const auto& [table, kind] : tables) {
-            out.push_back("CREATE OR REPLACE TRIGGER modelrepo_" + std::string(kind) +
-                          "_logged AFTER INSERT OR UPDATE OR DELETE ON " + table +
-                          " FOR EACH ROW EXECUTE FUNCTION modelrepo_" + kind + "_logged()");
-            out.push_back("CREATE OR REPLACE TRIGGER modelrepo_truncated AFTER TRUNCATE ON " +
-                          table + " FOR EACH STATEMENT EXECUTE FUNCTION modelrepo_truncated()");
-        }
-        out.push_back("DROP PUBLICATION IF EXISTS " + pub);
+                      "'modelrepo_status_logged' AND tgrelid = " +
+                      quote_literal(tables[0].name) +
+                      "::regclass AND tgqual IS NULL) AND pg_has_role((SELECT relowner FROM "
+                      "pg_class WHERE oid = " +
+                      quote_literal(tables[0].name) + "::regclass), 'MEMBER') THEN " + refresh +
+                      "END IF; END $$");
     }
     return out;
 }
@@ -256,9 +235,7 @@ Result<int> SqlCatalog::migrate() {
             if (!mapping_.builtin && config_.feed == FeedKind::logical)
                 if (auto fits = check_replica_identity(c, mapping_, prefix_, until); !fits)
                     return std::move(fits).error();
-            for (const auto& sql : mapping_.builtin ? feed_switch(config_.feed, publication)
-                                                    : mapped_feed_switch(mapping_, prefix_,
-                                                                         config_.feed, publication))
+            for (const auto& sql : feed_switch(mapping_, prefix_, config_.feed, publication))
                 if (auto done = run(sql); !done)
                     return std::move(done).error();
             return current;

@@ -25,9 +25,9 @@ std::string quote(const std::string& text) {
 }
 
 /// Which change feed `migrate` installed (what feed=auto reads), and whether it can run.
-/// `status_table`: the statuses' table, quoted (a mapping's, or model_status).
+/// `mapped`: the tables are a mapping's, whose statuses' table (quoted) is `status_table`.
 void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
-                          const std::string& status_table, const std::string& label,
+                          const std::string& status_table, bool mapped, const std::string& label,
                           const std::vector<std::string>& not_ready, Checks& checks) {
     const std::string publication = logical::publication_name(schema);
     auto row = tx.exec("SELECT " + installed_feed::publication_sql(publication) + ", " +
@@ -60,11 +60,10 @@ void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
         checks.push_back({label, "feed", Status::warn,
                           "no change feed is installed (neither the row triggers nor publication " +
                               publication + "): " +
-                              (status_table == "model_status"
-                                   ? "feed=auto polls the tables (a resync per poll_interval "
-                                     "that saw a change, no events)"
-                                   : "a mapping's feed=auto runs the trigger feed, which fails "
-                                     "with schema_missing until migrate installs one"),
+                              (!mapped ? "feed=auto polls the tables (a resync per poll_interval "
+                                         "that saw a change, no events)"
+                                       : "a mapping's feed=auto runs the trigger feed, which fails "
+                                         "with schema_missing until migrate installs one"),
                           "modelrepo --source URL migrate"});
     }
 }
@@ -109,7 +108,8 @@ void check_logical(pqxx::nontransaction& tx, const PostgresConfig& config, const
         status_table = loaded ? quote_identifier(loaded.value().statuses.table) : "";
     }
     if (!status_table.empty())
-        check_installed_feed(tx, config.schema, status_table, label, fixes, checks);
+        check_installed_feed(tx, config.schema, status_table, !config.mapping.empty(), label, fixes,
+                             checks);
 
     auto slots =
         tx.exec("SELECT slot_name, plugin, active, coalesce(wal_status, ''), "

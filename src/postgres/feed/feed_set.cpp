@@ -15,7 +15,9 @@ FeedSet::FeedSet(const PostgresConfig& c, Setup setup)
     triggers_.backoff_max = c.reconnect_backoff_max;
     triggers_.health = setup_.health;
     // The trigger feed asks, while idle, whether its triggers are still there.
-    triggers_.installed_sql = "SELECT " + installed_feed::triggers_sql(setup_.status_table);
+    triggers_.installed_sql =
+        "SELECT " + installed_feed::triggers_sql(setup_.schema_prefix +
+                                                 quote_identifier(setup_.tables.statuses.name));
     if (setup_.automatic)
         triggers_.uninstalled = setup_.changed;
     logical_.heartbeat = triggers_.heartbeat;

@@ -26,10 +26,8 @@ public:
     struct Setup {
         std::shared_ptr<const SessionConfig> session; ///< the feeds' own sessions
         std::string schema_prefix;                    ///< `"schema".` or ""
-        /// The statuses' table, quoted and with the schema prefix: where the trigger
-        /// feed's triggers are.
-        std::string status_table = "model_status";
-        /// The catalogue's tables, for the logical feed.
+        /// The catalogue's tables (the logical feed reads them; the trigger feed's triggers
+        /// are on the statuses').
         logical::CatalogueTables tables;
         bool automatic = false; ///< feed=auto: `changed` is told
         HealthObserver* health = nullptr;

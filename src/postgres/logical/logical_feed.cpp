@@ -133,23 +133,26 @@ public:
     /// Reads `names`' maps with `sql` (RowNames::load_sql), in exported snapshot
     /// `snapshot` (the slot's: the maps then hold what the stream starts after).
     Result<void> load(RowNames& names, const std::string& snapshot, const std::string& sql) {
-        std::string begin_text = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+        std::string begin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
         if (!snapshot.empty())
-            begin_text += "; SET TRANSACTION SNAPSHOT " + quote_literal(snapshot);
-        const std::string& begin = begin_text;
-        for (const std::string* q : {&begin, &sql}) {
-            PGresult* r = PQexec(conn_, q->c_str());
-            const bool ok = PQresultStatus(r) == (q == &sql ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
-            std::string why = ok ? "" : PQresultErrorMessage(r);
-            if (ok && q == &sql)
-                for (int i = 0; i < PQntuples(r); ++i)
-                    names.load(std::atoi(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1),
-                               PQgetvalue(r, i, 2));
+            begin += "; SET TRANSACTION SNAPSHOT " + quote_literal(snapshot);
+        auto failed = [&](PGresult* r) {
+            Error e = make_error(Errc::unreachable, std::string("the feed's read of the mapped "
+                                                                "tables' ids: ") +
+                                                        PQresultErrorMessage(r));
             PQclear(r);
-            if (!ok)
-                return make_error(Errc::unreachable,
-                                  "the feed's read of the mapped tables' ids: " + why);
-        }
+            return e;
+        };
+        PGresult* r = PQexec(conn_, begin.c_str());
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            return failed(r);
+        PQclear(r);
+        r = PQexec(conn_, sql.c_str());
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            return failed(r);
+        for (int i = 0; i < PQntuples(r); ++i)
+            names.load(std::atoi(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+        PQclear(r);
         PQclear(PQexec(conn_, "COMMIT"));
         return success();
     }
@@ -444,9 +447,6 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
             if (!names.name(*change, named))
                 whole_resync = true; // a row of an id never seen
             for (std::size_t i = 0; i < named.size() && !whole_resync; ++i) {
-                if (std::find(named.begin(), named.begin() + static_cast<std::ptrdiff_t>(i),
-                              named[i]) != named.begin() + static_cast<std::ptrdiff_t>(i))
-                    continue; // the key sent for an update that kept it
                 if (++position >= max_position) {
                     whole_resync = true;
                     break;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "row_names.hpp"
 
+#include <algorithm>
+
 #include "../driver/session_config.hpp"
 
 namespace modelrepo::detail::logical {
@@ -58,16 +60,24 @@ std::optional<std::string> RowNames::value(const Relation& r, const Tuple& row,
     return std::nullopt;
 }
 
+std::optional<std::string> RowNames::lookup(Which which, const std::string& id) const {
+    const auto& map = maps_[which];
+    if (auto found = map.find(id); found != map.end())
+        return found->second;
+    return std::nullopt;
+}
+
+std::optional<std::string> RowNames::model_slug(const std::string& ref) const {
+    return tables_.statuses.model.empty() ? std::optional<std::string>(ref) : lookup(models_, ref);
+}
+
 std::optional<std::string> RowNames::slug_of(Which which, const Relation& r,
                                              const Tuple& row) const {
     const auto& t = table(which);
     if (auto slug = value(r, row, t.slug))
         return slug;
-    if (auto id = value(r, row, t.id)) {
-        const auto& map = maps_[which];
-        if (auto found = map.find(*id); found != map.end())
-            return found->second;
-    }
+    if (auto id = value(r, row, t.id))
+        return lookup(which, *id);
     return std::nullopt;
 }
 
@@ -76,17 +86,9 @@ std::optional<std::string> RowNames::model_slug_of(const Relation& r, const Tupl
     // The model, as the row names it (its slug, or its id), else as the status's id did.
     std::optional<std::string> ref = value(r, row, t.model.empty() ? t.slug : t.model);
     if (!ref)
-        if (auto id = value(r, row, t.id)) {
-            const auto& map = maps_[statuses_];
-            if (auto found = map.find(*id); found != map.end())
-                ref = found->second;
-        }
-    if (!ref || t.model.empty())
-        return ref;
-    const auto& models = maps_[models_];
-    if (auto found = models.find(*ref); found != models.end())
-        return found->second;
-    return std::nullopt;
+        if (auto id = value(r, row, t.id))
+            ref = lookup(statuses_, *id);
+    return ref ? model_slug(*ref) : std::nullopt;
 }
 
 std::optional<std::string> RowNames::follow(Which which, const Relation& r, const Tuple& new_row) {
@@ -104,12 +106,6 @@ std::optional<std::string> RowNames::follow(Which which, const Relation& r, cons
         replaced = std::move(slot);
     slot = std::move(*held);
     return replaced;
-}
-
-void RowNames::forget(Which which, const Relation& r, const Tuple& old_row) {
-    const auto& t = table(which);
-    if (auto id = value(r, old_row, t.id))
-        deleted_[which].insert(std::move(*id));
 }
 
 void RowNames::committed() {
@@ -153,43 +149,42 @@ bool RowNames::name(const Change& change, Named& out) {
     auto name_of = [&](const Tuple& row) {
         return which == statuses_ ? model_slug_of(r, row) : slug_of(which, r, row);
     };
+    // Each slug once a change (the key sent for an update that kept it names it again).
+    const std::size_t first = out.size();
+    auto add = [&](std::string slug) {
+        std::pair<CatalogChange::Kind, std::string> item{kind, std::move(slug)};
+        if (std::find(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(), item) ==
+            out.end())
+            out.push_back(std::move(item));
+    };
+    // The maps follow every change first, also one that cannot be named (its transaction
+    // is then one resync, and the changes after it are named from the maps).
+    std::optional<std::string> replaced; // a row's slug, or a status's model id
+    if (keyed_ && change.new_row)
+        replaced = follow(which, r, *change.new_row);
+    if (keyed_ && change.old_row) {
+        // Forgotten at the commit: deleted, or its id changed.
+        const auto& t = table(which);
+        auto old_id = value(r, *change.old_row, t.id);
+        if (old_id && (change.kind == Change::Kind::delete_ ||
+                       (change.new_row && old_id != value(r, *change.new_row, t.id))))
+            deleted_[which].insert(std::move(*old_id));
+    }
     if (change.new_row) {
         auto slug = name_of(*change.new_row);
-        // A status's model, or a row's slug, that the update replaced: news as well (a
-        // key-only old row does not carry it).
-        std::optional<std::string> replaced;
-        if (keyed_) {
-            replaced = follow(which, r, *change.new_row);
-            if (which == statuses_ && replaced && !tables_.statuses.model.empty()) {
-                const auto& models = maps_[models_];
-                auto found = models.find(*replaced);
-                replaced = found == models.end() ? std::nullopt
-                                                 : std::optional<std::string>(found->second);
-            }
-            if (!slug)
-                slug = name_of(*change.new_row); // its own id, now followed
-        }
         if (!slug)
             return !keyed_;
-        out.emplace_back(kind, std::move(*slug));
-        if (replaced && *replaced != out.back().second)
-            out.emplace_back(kind, std::move(*replaced));
+        add(std::move(*slug));
+        // What the update replaced is news as well (a key-only old row does not carry it).
+        if (replaced)
+            if (auto was = which == statuses_ ? model_slug(*replaced) : replaced)
+                add(std::move(*was));
     }
     if (change.old_row) {
-        auto slug = name_of(*change.old_row);
-        if (!slug) {
-            if (keyed_)
-                return false;
-        } else {
-            out.emplace_back(kind, std::move(*slug));
-        }
-        if (keyed_) {
-            const auto& t = table(which);
-            auto old_id = value(r, *change.old_row, t.id);
-            if (change.kind == Change::Kind::delete_ ||
-                (change.new_row && old_id != value(r, *change.new_row, t.id)))
-                forget(which, r, *change.old_row);
-        }
+        if (auto slug = name_of(*change.old_row))
+            add(std::move(*slug));
+        else if (keyed_)
+            return false;
     }
     return true;
 }

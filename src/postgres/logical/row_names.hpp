@@ -58,7 +58,7 @@ public:
     /// One row of load_sql().
     void load(int table, std::string id, std::string value);
 
-    /// Appends the slugs `change` names (its row as it is and as it was). Nothing for a
+    /// Appends the slugs `change` names (its row as it is and as it was), each once. Nothing for a
     /// table not the catalogue's. False when a row of the catalogue's could not be named
     /// (an id never seen): the transaction is then one resync.
     bool name(const Change& change, Named& out);
@@ -78,9 +78,13 @@ private:
     std::optional<std::string> slug_of(Which which, const Relation& r, const Tuple& row) const;
     /// A status row's model slug.
     std::optional<std::string> model_slug_of(const Relation& r, const Tuple& row) const;
-    /// Follows an insert or update of `new_row` in the maps; the slug it replaced, if any.
+    /// Follows an insert or update of `new_row` in the maps; what it replaced (a slug, or
+    /// a status's model id), if anything.
     std::optional<std::string> follow(Which which, const Relation& r, const Tuple& new_row);
-    void forget(Which which, const Relation& r, const Tuple& old_row);
+    /// The map's entry for `id`.
+    std::optional<std::string> lookup(Which which, const std::string& id) const;
+    /// The slug of the model a status names by `ref` (its slug, or its id).
+    std::optional<std::string> model_slug(const std::string& ref) const;
 
     CatalogueTables tables_;
     std::string schema_;
