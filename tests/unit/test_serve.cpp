@@ -383,10 +383,53 @@ TEST_CASE("lanes: what is answered from memory runs on the I/O threads, the rest
     std::shared_ptr<ModelRepository> memory = MemoryRepository::builtin();
     auto chain = std::shared_ptr<FallbackRepository>(FallbackRepository::create({memory}).value());
     Service on_memory(chain, {});
-    Request r;
-    r.method = "GET";
-    r.path = "/v1/stats";
-    CHECK(on_memory.lane(r) == Lane::io);
+    auto memory_lane = [&](const std::string& path, const std::string& query = {}) {
+        Request r;
+        r.method = "GET";
+        r.path = path;
+        r.query = query;
+        return on_memory.lane(r);
+    };
+    CHECK(memory_lane("/v1/stats") == Lane::io);
+    CHECK(memory_lane("/v1/models/gpt-4o") == Lane::io);
+    CHECK(memory_lane("/v1/models", "slug=gpt-4o") == Lane::io);
+    // What grows with the catalogue runs on a worker: the snapshot (copied and hashed)…
+    CHECK(memory_lane("/v1/snapshot") == Lane::read);
+    // …and the whole list while its text is large or not made yet. A small one is made again
+    // on the I/O thread after a write.
+    CHECK(memory_lane("/v1/models") == Lane::read);
+    Request all;
+    all.method = "GET";
+    all.path = "/v1/models";
+    Response first = on_memory.handle(all);
+    REQUIRE(first.status == 200);
+    REQUIRE(first.shared_body);
+    CHECK(memory_lane("/v1/models") == Lane::io);
+    CHECK(on_memory.handle(all).shared_body == first.shared_body); // the same text, kept
+    std::vector<ModelStatus> batch{
+        {"gpt-4o", Health::outage, 0, 1.0, 1, "", std::chrono::system_clock::now()}};
+    REQUIRE(memory->upsert_statuses(batch));
+    Response second = on_memory.handle(all);
+    REQUIRE(second.shared_body);
+    CHECK(second.shared_body != first.shared_body); // a new version, a new text
+    CHECK(memory_lane("/v1/models") == Lane::io);
+
+    Snapshot big = memory->export_snapshot().value();
+    const Model model = big.models.front();
+    big.statuses.clear();
+    for (int i = 0; i < 2000; ++i) {
+        Model copy = model;
+        copy.slug = "many-" + std::to_string(i);
+        copy.status.reset();
+        big.models.push_back(std::move(copy));
+    }
+    std::shared_ptr<ModelRepository> large = MemoryRepository::create(big).value();
+    Service on_large(
+        std::shared_ptr<FallbackRepository>(FallbackRepository::create({large}).value()), {});
+    Response whole = on_large.handle(all);
+    REQUIRE(whole.shared_body);
+    CHECK(whole.shared_body->size() > 64 * 1024);
+    CHECK(on_large.lane(all) == Lane::read); // made: large, so on a worker still
 }
 
 TEST_CASE("a readiness check that hangs: /readyz answers at once, degraded, saying how long") {

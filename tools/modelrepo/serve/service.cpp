@@ -180,7 +180,8 @@ void Service::cache_headers(const Request& request, const Route& route, const Ac
 
 Lane Service::lane(const Request& request) const {
     auto match = router_->table.find(request.method, request.path);
-    return match ? RouteTable::lane_of(*match->route) : Lane::io; // else a 404, 405, OPTIONS
+    return match ? RouteTable::lane_of(*match->route, request)
+                 : Lane::io; // else a 404, 405, OPTIONS
 }
 
 std::size_t Service::streams() const {

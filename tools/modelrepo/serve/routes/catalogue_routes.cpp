@@ -13,34 +13,51 @@ CatalogueRoutes::CatalogueRoutes(std::shared_ptr<FallbackRepository> chain, std:
     , max_slugs_(max_slugs) {}
 
 void CatalogueRoutes::add_to(RouteTable& table) {
-    auto memory = [chain = chain_] { return chain->reads_from_memory(); };
-    auto add = [&](std::string_view pattern, std::string_view summary, RouteDoc doc,
-                   std::function<Response(const RouteCall&)> handler) {
-        doc.also.insert(doc.also.end(), {304, 504});
-        table.add({"GET", pattern, Lane::read, Scope::read, summary, std::move(handler), memory,
-                   std::move(doc)});
+    std::function<bool(const Request&)> memory = [chain = chain_](const Request&) {
+        return chain->reads_from_memory();
     };
-    add("/v1/stats", "the catalogue's counts by health, and whether a backup answered", {"Stats"},
-        [this](const RouteCall&) { return stats(); });
-    add("/v1/models", "every model, or those of slug=A&slug=B in the order asked",
+    auto add = [&](std::string_view pattern, std::string_view summary, RouteDoc doc,
+                   std::function<Response(const RouteCall&)> handler,
+                   std::function<bool(const Request&)> in_memory) {
+        doc.also.insert(doc.also.end(), {304, 504});
+        table.add({"GET", pattern, Lane::read, Scope::read, summary, std::move(handler),
+                   std::move(in_memory), std::move(doc)});
+    };
+    add(
+        "/v1/stats", "the catalogue's counts by health, and whether a backup answered", {"Stats"},
+        [this](const RouteCall&) { return stats(); }, memory);
+    // The whole list's text is made once per version. A small one is made and sent on the
+    // I/O thread; a large one (or before its size is known) on a worker, where making it
+    // again after a write (tens of ms at 100,000 models) holds no other connection up.
+    add(
+        "/v1/models", "every model, or those of slug=A&slug=B in the order asked",
         {"ModelList",
          "application/json",
          {{"slug", "a model's slug; repeatable, answered in the order asked (at most 1000)", true}},
          {},
          {400}},
-        [this](const RouteCall& c) { return models(c.query); });
-    add("/v1/models/{slug}", "one model (404 when unknown)",
+        [this](const RouteCall& c) { return models(c.query); },
+        [this](const Request& r) {
+            return chain_->reads_from_memory() &&
+                   (!r.query.empty() ||
+                    made_bytes_.load(std::memory_order_relaxed) <= io_list_bytes);
+        });
+    add(
+        "/v1/models/{slug}", "one model (404 when unknown)",
         {"ModelAnswer", "application/json", {}, {}, {400, 404}},
-        [this](const RouteCall& c) { return model(c.param); });
-    add("/v1/statuses", "every status, or those of health=H",
+        [this](const RouteCall& c) { return model(c.param); }, memory);
+    add(
+        "/v1/statuses", "every status, or those of health=H",
         {"StatusList",
          "application/json",
          {{"health", "operational, degraded, outage or unknown"}},
          {},
          {400}},
-        [this](const RouteCall& c) { return statuses(c.query); });
-    add("/v1/snapshot", "the catalogue as modelrepo.snapshot/1 JSON, with an ETag", {"Snapshot"},
-        [this](const RouteCall& c) { return snapshot(c.request); });
+        [this](const RouteCall& c) { return statuses(c.query); }, memory);
+    // Always on a worker: it copies the whole catalogue and makes its text to hash it.
+    add(
+        "/v1/snapshot", "the catalogue as modelrepo.snapshot/1 JSON, with an ETag", {"Snapshot"},
+        [this](const RouteCall& c) { return snapshot(c.request); }, nullptr);
 }
 
 Response CatalogueRoutes::read_error(const Error& error) {
@@ -108,24 +125,32 @@ Response CatalogueRoutes::whole_list(SharedModels all, std::string source) {
     };
     std::shared_ptr<const std::string> body;
     std::string tag;
-    {
+    auto kept = [&] {
         std::lock_guard lock(list_mutex_);
         if (version && same(list_)) {
             body = list_.body;
             tag = list_.tag;
         }
-    }
-    if (!body && !chain_->reads_from_memory())
-        // Read from a database each time: a new version each time, nothing to keep; made
-        // as it is written, a part at a time.
-        return list_answer<Model>(std::move(source), "models", std::move(all.owner),
-                                  std::move(all.models));
-    if (!body) {
-        body = std::make_shared<const std::string>(list_text<Model>(source, "models", all.models));
-        tag = etag_of(*body);
-        if (version) {
-            std::lock_guard lock(list_mutex_);
-            list_ = {version, std::move(source), tag, body};
+        return body != nullptr;
+    };
+    if (!kept()) {
+        if (!chain_->reads_from_memory())
+            // Read from a database each time: a new version each time, nothing to keep;
+            // made as it is written, a part at a time.
+            return list_answer<Model>(std::move(source), "models", std::move(all.owner),
+                                      std::move(all.models));
+        // One request makes it; those that asked meanwhile wait for it rather than each
+        // making their own.
+        std::lock_guard making(make_mutex_);
+        if (!kept()) {
+            body =
+                std::make_shared<const std::string>(list_text<Model>(source, "models", all.models));
+            tag = etag_of(*body);
+            made_bytes_.store(body->size(), std::memory_order_relaxed);
+            if (version) {
+                std::lock_guard lock(list_mutex_);
+                list_ = {version, std::move(source), tag, body};
+            }
         }
     }
     Response answer{200, "application/json", {}, {{"ETag", std::move(tag)}}, {}, {}};

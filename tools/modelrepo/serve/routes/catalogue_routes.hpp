@@ -4,6 +4,8 @@
 // it (the chain's Provenance).
 #pragma once
 
+#include <atomic>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,8 +37,9 @@ public:
 private:
     /// The whole model list. Read from memory (a live copy, a memory source): its text
     /// made once per catalogue version (the version cannot change: a write makes a new
-    /// one) and shared by every answer while that version is the newest asked for; one
-    /// kept at a time. Read from a database: made as it is written, as other lists are.
+    /// one), by one request at a time, and shared by every answer while that version is
+    /// the newest asked for; one kept at a time. Read from a database: made as it is
+    /// written, as other lists are.
     Response whole_list(SharedModels all, std::string source);
 
     /// The newest whole list made, with its ETag (the text's hash).
@@ -51,7 +54,14 @@ private:
     std::string primary_;
     std::size_t max_slugs_;
     std::mutex list_mutex_;
-    KnownList list_; ///< list_mutex_
+    KnownList list_;        ///< list_mutex_
+    std::mutex make_mutex_; ///< held while a whole list's text is made
+    /// The size of the last whole list's text made (none yet: the most). While it is at most
+    /// `io_list_bytes`, the whole list is answered on the I/O thread: making it again after
+    /// a write costs under a millisecond. A catalogue that grows past that at once from a
+    /// small one (an import) is made once more on the I/O thread.
+    static constexpr std::size_t io_list_bytes = 64 * 1024;
+    std::atomic<std::size_t> made_bytes_{std::numeric_limits<std::size_t>::max()};
 };
 
 } // namespace modelrepo::serve

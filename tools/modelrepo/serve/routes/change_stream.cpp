@@ -41,7 +41,7 @@ void ChangeStream::add_to(RouteTable& table) {
                    return c.head ? Response{200, "text/event-stream", {}, {}, {}, {}}
                                  : changes(c.request, c.query);
                },
-               [this] { return in_memory(); },
+               [this](const Request&) { return in_memory(); },
                {"ChangeEvent",
                 "text/event-stream",
                 {{"since", "resume after this version (as Last-Event-ID does)", false, "integer"}},

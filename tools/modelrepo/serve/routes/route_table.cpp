@@ -73,8 +73,8 @@ std::string RouteTable::allow(std::string_view path) const {
     return out;
 }
 
-Lane RouteTable::lane_of(const Route& route) {
-    if (route.lane == Lane::read && route.in_memory && route.in_memory())
+Lane RouteTable::lane_of(const Route& route, const Request& request) {
+    if (route.lane == Lane::read && route.in_memory && route.in_memory(request))
         return Lane::io;
     return route.lane;
 }

@@ -84,9 +84,9 @@ struct Route {
     Scope scope = Scope::read;
     std::string_view summary; ///< one line, for the API's documentation
     std::function<Response(const RouteCall&)> handler;
-    /// For a `read` route: whether it is answered from memory now (then it runs on the I/O
-    /// thread). Unset: never.
-    std::function<bool()> in_memory;
+    /// For a `read` route: whether this request is answered from memory now, at a cost
+    /// that does not grow with the catalogue (then it runs on the I/O thread). Unset: never.
+    std::function<bool(const Request&)> in_memory;
     RouteDoc doc;
 };
 
@@ -107,8 +107,8 @@ public:
     /// The Allow header's value for `path` ("GET, HEAD, OPTIONS", "…, PUT"); for "*", every
     /// method of the table. Empty for an unknown path.
     std::string allow(std::string_view path) const;
-    /// Where a request for `route` runs now.
-    static Lane lane_of(const Route& route);
+    /// Where `request`, for `route`, runs now.
+    static Lane lane_of(const Route& route, const Request& request);
 
     const std::vector<Route>& routes() const noexcept { return routes_; }
 
