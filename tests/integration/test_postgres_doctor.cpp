@@ -341,6 +341,7 @@ TEST_CASE("doctor: readiness for logical decoding, and a slot nobody reads named
     auto* cannot = find_check(stuck.value(), "feed", DoctorCheck::Status::fail);
     REQUIRE(cannot);
     CHECK(cannot->detail.find("modelrepo_catalogue") != std::string::npos);
+    CHECK(cannot->detail.find("feed=auto polls the tables instead") != std::string::npos);
     CHECK(cannot->fix.find("REPLICATION") != std::string::npos);
 
     s.psql("ALTER ROLE app REPLICATION");

@@ -126,6 +126,20 @@ TEST_CASE("feed=logical on Prisma's tables, keyed by ids: migrate makes the publ
     const std::string told = doctor_feed(name);
     CAPTURE(told);
     CHECK(told.find("ok: the logical feed: publication modelrepo_catalogue") == 0);
+    {
+        // Migrated for the logical feed, which cannot run: on a mapping feed=auto runs the
+        // trigger feed (there is nothing to poll), and the doctor says so.
+        s.psql("ALTER ROLE app NOREPLICATION");
+        const std::string stuck = doctor_feed(name);
+        CAPTURE(stuck);
+        CHECK(stuck.find("fail: ") == 0);
+        CHECK(stuck.find("a mapping's feed=auto runs the trigger feed") != std::string::npos);
+        auto chosen = open_repo(url(name, ""));
+        auto sub = chosen->watch([](const CatalogChange&) {});
+        REQUIRE_MESSAGE(sub, sub.error().to_string());
+        CHECK(eventually([&] { return feed_kind(*chosen) == "triggers"; }, 20s));
+        s.psql("ALTER ROLE app REPLICATION");
+    }
 
     ChangeCollector seen;
     auto sub = pg->watch(std::ref(seen));

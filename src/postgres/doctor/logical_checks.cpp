@@ -39,10 +39,12 @@ void check_installed_feed(pqxx::nontransaction& tx, const std::string& schema,
             fix += (fix.empty() ? "" : "; ") + f;
         checks.push_back({label, "feed", Status::fail,
                           "the database was migrated for the logical feed (publication " +
-                              publication +
-                              ", no row triggers), which cannot run here: feed=auto polls the "
-                              "tables instead (a resync per poll_interval that saw a change, "
-                              "no events), feed=logical hears nothing",
+                              publication + ", no row triggers), which cannot run here: " +
+                              (!mapped ? "feed=auto polls the tables instead (a resync per "
+                                         "poll_interval that saw a change, no events)"
+                                       : "a mapping's feed=auto runs the trigger feed, which "
+                                         "fails with schema_missing (no triggers are installed)") +
+                              ", feed=logical hears nothing",
                           fix + " (or run migrate with feed=triggers)"});
     } else if (published) {
         checks.push_back({label, "feed", triggered ? Status::warn : Status::ok,
