@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
@@ -52,9 +53,22 @@ Result<std::shared_ptr<net::ssl::context>> make_tls_context(const std::string& c
     return context;
 }
 
+std::vector<std::unique_ptr<net::io_context>>
+HttpServer::Listener::make_iocs(const ServerOptions& o) {
+    int threads = o.threads > 0
+                      ? o.threads
+                      : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+    std::vector<std::unique_ptr<net::io_context>> out;
+    for (int i = 0; i < threads; ++i)
+        out.push_back(std::make_unique<net::io_context>(1)); // one thread runs it
+    return out;
+}
+
 void HttpServer::Listener::accept() {
-    acceptor.async_accept(net::make_strand(ioc),
-                          beast::bind_front_handler(&Listener::on_accept, this));
+    // No strand: the one thread that runs a connection's io_context runs its handlers one
+    // at a time, and other threads post to it.
+    net::any_io_executor next = iocs[next_ioc++ % iocs.size()]->get_executor();
+    acceptor.async_accept(next, beast::bind_front_handler(&Listener::on_accept, this));
 }
 
 void HttpServer::Listener::on_accept(beast::error_code ec, tcp::socket socket) {
@@ -130,7 +144,8 @@ void HttpServer::Listener::shutdown() {
     for (auto* pool : {read_pool.get(), write_pool.get()})
         if (pool)
             pool->stop();
-    ioc.stop();
+    for (auto& ioc : iocs)
+        ioc->stop();
     for (auto& t : threads)
         if (t.joinable())
             t.join();
@@ -176,11 +191,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(ServerOptions options, Han
         listener->write_pool = std::make_unique<WorkPool>("write", o.write_workers, o.max_queued);
     }
     listener->accept();
-    int threads = o.threads > 0
-                      ? o.threads
-                      : std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
-    for (int i = 0; i < threads; ++i)
-        listener->threads.emplace_back([raw = listener.get()] { raw->ioc.run(); });
+    for (auto& ioc : listener->iocs)
+        listener->threads.emplace_back([raw = ioc.get()] {
+            // Runs until shutdown() stops it, also while it has no connection.
+            auto busy = net::make_work_guard(*raw);
+            raw->run();
+        });
     return std::unique_ptr<HttpServer>(new HttpServer(std::move(listener)));
 }
 

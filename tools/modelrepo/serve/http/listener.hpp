@@ -65,7 +65,8 @@ inline constexpr int shed_on_backoff = 8;
 struct HttpServer::Listener {
     Listener(ServerOptions o, Handler h)
         : options(std::move(o))
-        , handler(std::move(h)) {}
+        , handler(std::move(h))
+        , iocs(make_iocs(options)) {}
     ~Listener() { shutdown(); }
 
     ServerOptions options;
@@ -97,12 +98,23 @@ struct HttpServer::Listener {
     std::array<std::atomic<std::uint64_t>, 600> answers{}; ///< by HTTP status
     std::array<std::atomic<std::uint64_t>, rejected_names.size()> rejected{};
 
-    // Declared after what sessions touch in their destructors: the io_context destroys
+    // Declared after what sessions touch in their destructors: an io_context destroys
     // the sessions its handlers still hold when it goes, and they unregister.
-    net::io_context ioc;
-    tcp::acceptor acceptor{net::make_strand(ioc)};
+    //
+    // One io_context per I/O thread, each run by its thread alone: a connection's reads,
+    // writes and timers stay on one thread, and no thread wakes another to run them (one
+    // io_context shared by every thread did, about one wake-up per operation). Connections
+    // are dealt to them in turn; others (the workers, the change stream) post to a
+    // connection's.
+    std::vector<std::unique_ptr<net::io_context>> iocs;
+    std::size_t next_ioc = 0; ///< the acceptor's strand only
+    tcp::acceptor acceptor{net::make_strand(*iocs.front())};
     net::steady_timer accept_timer{acceptor.get_executor()};
     std::vector<std::thread> threads;
+
+    /// `options.threads` io_contexts (0: the number of cores, at least 2), each to be run
+    /// by one thread.
+    static std::vector<std::unique_ptr<net::io_context>> make_iocs(const ServerOptions& o);
 
     void count(Rejected why) { rejected[static_cast<std::size_t>(why)].fetch_add(1); }
     void count_answer(int status) {
