@@ -615,3 +615,60 @@ TEST_CASE("feed=logical: a resync's re-read is made in the new slot's snapshot: 
     CHECK(own.reread == std::optional<double>(0.62));
     CHECK(own.count(CatalogChange::Kind::status) == 1);
 }
+
+TEST_CASE("feed=logical: transactions committed back to back by several writers reach watch() "
+          "once each, in commit order, and the live copy holds the last of "
+          "each") {
+    auto& s = server();
+    s.psql("ALTER ROLE app REPLICATION");
+    const std::string name = "logical_burst";
+    auto layered = fresh_catalogue(name, "feed=logical&cache=live");
+    auto pg = open_repo(s.url("app", password, name, "127.0.0.1", "feed=logical"));
+    ChangeCollector seen;
+    auto sub = pg->watch(std::ref(seen));
+    REQUIRE(sub);
+    REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
+
+    Snapshot builtin = builtin_snapshot();
+    REQUIRE(builtin.models.size() >= 4);
+    constexpr int writers = 4, writes = 60;
+    std::vector<std::thread> threads;
+    for (int w = 0; w < writers; ++w)
+        threads.emplace_back([&, w] {
+            for (int i = 1; i <= writes; ++i) {
+                ModelStatus status{builtin.models[static_cast<std::size_t>(w)].slug,
+                                   Health::degraded,
+                                   i / 100.0,
+                                   std::nullopt,
+                                   0,
+                                   "eu",
+                                   std::chrono::system_clock::now()};
+                auto wrote = pg->upsert_statuses(std::span(&status, 1));
+                CHECK_MESSAGE(wrote, wrote.error().to_string());
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    for (int w = 0; w < writers; ++w) {
+        const std::string& slug = builtin.models[static_cast<std::size_t>(w)].slug;
+        CAPTURE(slug);
+        CHECK(eventually(
+            [&] { return seen.count(CatalogChange::Kind::status, slug) >= std::size_t{writes}; },
+            20s));
+        CHECK(eventually(
+            [&] {
+                auto m = layered->find_model(slug);
+                return m && m.value() && m.value()->status &&
+                       m.value()->status->availability == writes / 100.0;
+            },
+            20s));
+    }
+    // Nothing twice, nothing more, in commit order.
+    for (int w = 0; w < writers; ++w)
+        CHECK(seen.count(CatalogChange::Kind::status,
+                         builtin.models[static_cast<std::size_t>(w)].slug) == std::size_t{writes});
+    std::lock_guard lock(seen.mutex);
+    for (std::size_t i = 1; i < seen.changes.size(); ++i)
+        CHECK(seen.changes[i].version > seen.changes[i - 1].version);
+}
