@@ -62,7 +62,12 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
             feeds.make(running);
     }
 
-    ~Parts() { stop_chooser(); }
+    ~Parts() {
+        // The feeds' threads call back into what is declared after `feeds` (choose_wake,
+        // sink_mutex): they end before any member goes.
+        stop_chooser();
+        feeds.stop();
+    }
 
     /// The feed of the URL: feed=auto is what migrate installed, asked at start.
     static FeedKind chosen_feed(const PostgresConfig& c) { return c.feed; }
