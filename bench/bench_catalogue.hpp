@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include <modelrepo/modelrepo.hpp>
@@ -22,6 +24,18 @@ using namespace std::chrono;
 namespace test = modelrepo::test;
 
 inline const std::string password = "bench-Scale-Pw-2718";
+
+/// The DDL `prisma migrate` writes for the Prisma fixture (tests/prisma/owned, under the
+/// source tree `root`) and that fixture's mapping file; empty DDL when it cannot be read.
+inline std::string prisma_ddl(const std::string& root) {
+    std::ifstream in(root + "/tests/prisma/owned/migration.sql");
+    std::stringstream ddl;
+    ddl << in.rdbuf();
+    return in ? ddl.str() : std::string();
+}
+inline std::string prisma_mapping_file(const std::string& root) {
+    return root + "/tests/prisma/owned/mapping.json";
+}
 
 /// A catalogue of `n` models (slugs m1 … mN) under 10 providers, each with a status.
 inline Snapshot catalogue(int n) {

@@ -23,9 +23,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -40,25 +38,19 @@ namespace test = modelrepo::test;
 
 namespace {
 
-std::string mapping_file() {
-    return std::string(MODELREPO_SOURCE_ROOT) + "/tests/prisma/owned/mapping.json";
-}
-
 /// Database `db` with Prisma's tables (owned by "app", as `prisma migrate` run by the
 /// application's role makes them): 10 providers, `models` models m1 … mN and their statuses
 /// s1 … sN.
 bool make_prisma_database(test::PgServer& server, const std::string& db, int models) {
-    std::ifstream in(std::string(MODELREPO_SOURCE_ROOT) + "/tests/prisma/owned/migration.sql");
-    std::stringstream ddl;
-    ddl << in.rdbuf();
-    if (!in || ddl.str().empty()) {
+    const std::string ddl = bench::prisma_ddl(MODELREPO_SOURCE_ROOT);
+    if (ddl.empty()) {
         std::fprintf(stderr, "cannot read tests/prisma/owned/migration.sql\n");
         return false;
     }
     const std::string n = std::to_string(models);
     server.psql("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
     server.psql("CREATE DATABASE " + db + " OWNER app");
-    server.psql("SET ROLE app;\n" + ddl.str() + R"sql(
+    server.psql("SET ROLE app;\n" + ddl + R"sql(
         INSERT INTO "Provider" (id, slug, name, "updatedAt")
             SELECT 'p' || p, 'p' || p, 'Provider ' || p, now() FROM generate_series(0, 9) p;
         INSERT INTO "Model" (id, slug, name, description, "contextWindow", "providerId", "updatedAt")
@@ -107,7 +99,8 @@ int main(int argc, char** argv) {
     server.psql("ALTER ROLE app REPLICATION");
     test::TempDir dir;
     // The URL's query through which the catalogue is read (and migrated).
-    const std::string mapped = prisma ? "mapping=" + mapping_file() : "";
+    const std::string mapped =
+        prisma ? "mapping=" + bench::prisma_mapping_file(MODELREPO_SOURCE_ROOT) : "";
     auto with = [&](const std::string& feed) {
         return feed + (feed.empty() || mapped.empty() ? "" : "&") + mapped;
     };

@@ -17,11 +17,10 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include <doctest/doctest.h>
 
+#include "bench_catalogue.hpp"
 #include "peers.hpp"
 #include "pg_server.hpp"
 #include "temp_dir.hpp"
@@ -88,14 +87,12 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
-    std::ifstream ddl_file(root + "/tests/prisma/owned/migration.sql");
-    std::stringstream ddl;
-    ddl << ddl_file.rdbuf();
-    server.psql("SET ROLE app; CREATE SCHEMA platform; SET search_path TO platform; " + ddl.str(),
+    server.psql("SET ROLE app; CREATE SCHEMA platform; SET search_path TO platform; " +
+                    bench::prisma_ddl(root),
                 "modelrepo");
     server.psql(std::string("SET ROLE app; ") + copy_into_platform, "modelrepo");
     const std::string mapped =
-        base + "&schema=platform&mapping=" + root + "/tests/prisma/owned/mapping.json";
+        base + "&schema=platform&mapping=" + bench::prisma_mapping_file(root);
     PostgresRepository::open(mapped).value()->migrate().value();
 
     const std::vector<std::string> five{"gpt-5", "gpt-4o", "claude-sonnet-4-5", "gemini-2.5-pro",
