@@ -44,6 +44,14 @@ public:
     using Sink = std::function<void(std::vector<CatalogChange>)>;
     /// Told, on the same thread, when the source starts or stops reporting.
     using StateSink = std::function<void(bool connected)>;
+    /// A committed transaction that wrote statuses only, with each status as it wrote it
+    /// (`rows[i]` is what `changes[i]` names), decoded from the origin's log: the layer
+    /// takes them as they are, instead of reading them again, and the source does not wait
+    /// for the transaction to be visible to other sessions first. Returns false to decline
+    /// (the source then delivers the changes through Sink, once visible). On the source's
+    /// delivery thread, between Sink's calls, in the same order.
+    using RowSink =
+        std::function<bool(std::vector<CatalogChange>& changes, std::vector<ModelStatus>& rows)>;
 
     virtual ~ChangeSource() = default;
     /// Why this source can never report changes as configured (PgBouncer without a direct
@@ -53,8 +61,9 @@ public:
     /// database's schema has no change feed: run modelrepo migrate). A source that cannot
     /// be asked now (it is down) is no error: delivery starts when it answers.
     virtual Result<void> check_watchable() = 0;
-    /// Starts delivering to `sink` (one layer takes the feed: a later call replaces it).
-    virtual void start_changes(Sink sink, StateSink state) = 0;
+    /// Starts delivering to `sink` (one layer takes the feed: a later call replaces it);
+    /// to `rows` too, where the source can decode them (an empty one declines them all).
+    virtual void start_changes(Sink sink, StateSink state, RowSink rows) = 0;
     /// Stops delivering to the sink, waiting for a delivery in progress: after it returns, `sink`
     /// and `state` are not called again (the layer that gave them is going away).
     virtual void stop_changes() = 0;

@@ -161,7 +161,8 @@ std::shared_ptr<Catalog> build_catalog(const Snapshot& snapshot, std::int64_t ve
     return assemble(*catalog, std::move(models), std::move(providers), nullptr);
 }
 
-Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses) {
+Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses,
+                   bool keep_newer_status) {
     Edit edit;
     ModelList models = base.models; // shares every chunk until one changes
     SystemStats stats = base.stats;
@@ -170,7 +171,7 @@ Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses) {
         if (it == base.index->end())
             continue;
         const auto& held = models[it->second];
-        if (held->status && held->status->checked_at > s.checked_at) {
+        if (keep_newer_status && held->status && held->status->checked_at > s.checked_at) {
             edit.ignored.push_back(s.model_slug); // older than what is held: a replay
             continue;
         }

@@ -125,9 +125,12 @@ struct Edit {
     std::vector<std::string> ignored;
 };
 
-/// `base` with `statuses` applied: a status older than the stored one (`checked_at`) is
-/// skipped, as are statuses of models `base` does not hold.
-Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses);
+/// `base` with `statuses` applied: with `keep_newer_status`, a status older than the stored
+/// one (`checked_at`) is skipped (a replay); without, statuses are taken as they are (a
+/// change feed's rows, a correction back in time included). Statuses of models `base` does
+/// not hold are skipped.
+Edit with_statuses(const Catalog& base, std::span<const ModelStatus> statuses,
+                   bool keep_newer_status = true);
 
 /// `base` with these models (provider and status as given, or none) put in place of
 /// the models with their slugs or added, and the models with the `removed` slugs taken

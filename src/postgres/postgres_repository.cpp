@@ -47,6 +47,7 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
     std::mutex sink_mutex; ///< guards sink, state_sink (set by the layer above, read by the feed)
     Sink sink;             ///< the layer above that takes the feed (a copy), if any
     StateSink state_sink;  ///< told when the feed's session comes and goes
+    RowSink row_sink;      ///< the layer's taker of decoded status rows, if any
     std::atomic<bool> own_watchers{false}; ///< watch() subscribed to the hub
 
     Parts(PostgresConfig config, detail::Mapping mapping,
@@ -78,6 +79,7 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
         detail::logical::CatalogueTables t;
         if (m.builtin)
             return t;
+        t.builtin = false;
         t.providers = {m.providers.table, m.providers.slug.name, m.providers.id.name, ""};
         t.models = {m.models.table, m.models.slug.name, m.models.id.name, ""};
         t.statuses = {m.statuses.table, "", m.statuses.id.name, ""};
@@ -94,6 +96,14 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
         setup.health = &health;
         setup.handoff = &handoff;
         setup.sink = [this](std::vector<CatalogChange> changes) { deliver(std::move(changes)); };
+        setup.rows = [this](std::vector<CatalogChange>& changes, std::vector<ModelStatus>& rows) {
+            // This repository's own watchers may read the database on a change: they are
+            // told once it is visible, through the sink.
+            if (own_watchers.load(std::memory_order_acquire))
+                return false;
+            std::lock_guard lock(sink_mutex);
+            return row_sink && row_sink(changes, rows);
+        };
         setup.state = [this](bool connected) {
             std::lock_guard lock(sink_mutex);
             if (state_sink)
@@ -230,11 +240,12 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
         return success();
     }
 
-    void start_changes(Sink to, StateSink state) override {
+    void start_changes(Sink to, StateSink state, RowSink rows) override {
         {
             std::lock_guard lock(sink_mutex);
             sink = std::move(to);
             state_sink = std::move(state);
+            row_sink = std::move(rows);
         }
         handoff.want(true); // a copy: it re-reads at each resync, in the slot's snapshot
         start_feed();
@@ -250,6 +261,7 @@ struct PostgresRepository::Parts final : detail::ChangeSource, detail::StatusWri
         std::lock_guard lock(sink_mutex);
         sink = {};
         state_sink = {};
+        row_sink = {};
     }
 
     // StatusWriter, for an outbox's replay.

@@ -500,7 +500,8 @@ TEST_CASE("feed=auto follows a migrate that switches the database between feeds 
     ChangeCollector seen;
     auto sub = layered.pg->watch(std::ref(seen));
     REQUIRE(sub);
-    REQUIRE(eventually([&] { return seen.count(CatalogChange::Kind::resync) >= 1; }, 20s));
+    // The copy started the feed at open: its first resync may have gone before watch().
+    REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
     CHECK(feed_kind(*layered.pg) == "triggers");
     s.psql("UPDATE model_status SET availability = 0.51 WHERE model_slug = 'gpt-4o'", name);
     CHECK(eventually([&] { return seen.count(CatalogChange::Kind::status, "gpt-4o") == 1; }, 20s));
@@ -678,4 +679,80 @@ TEST_CASE("feed=logical: transactions committed back to back by several writers 
     std::lock_guard lock(seen.mutex);
     for (std::size_t i = 1; i < seen.changes.size(); ++i)
         CHECK(seen.changes[i].version > seen.changes[i - 1].version);
+}
+
+TEST_CASE("feed=logical with cache=live: status writes reach the copy as the WAL has them, with no "
+          "re-read; a role whose DateStyle prints otherwise is read again instead") {
+    auto& s = server();
+    s.psql("ALTER ROLE app REPLICATION");
+    auto rows_applied = [](const Layered& layered) {
+        for (const auto& family : layered->backend_metrics())
+            if (family.name == "modelrepo_copy_rows_applied_total" && !family.samples.empty())
+                return family.samples[0].value;
+        return -1.0;
+    };
+    // A correction back in time, a NULL latency, a value with all six digits of a fraction.
+    auto write_and_check = [&](const std::string& db, const Layered& layered, double value) {
+        s.psql("UPDATE model_status SET availability = " + std::to_string(value) +
+                   ", latency_ms = NULL, region = 'ap-south', checked_at = "
+                   "'2025-01-02 03:04:05.678901+00' WHERE model_slug = 'gpt-4o'",
+               db);
+        const Timestamp written = sys_days(2025y / January / 2) + hours(3) + minutes(4) +
+                                  seconds(5) + microseconds(678'901);
+        CHECK(eventually(
+            [&] {
+                auto m = layered->find_model("gpt-4o");
+                return m && m.value() && m.value()->status &&
+                       m.value()->status->availability == value && !m.value()->status->latency_ms &&
+                       m.value()->status->region == "ap-south" &&
+                       m.value()->status->checked_at == written;
+            },
+            20s));
+    };
+
+    {
+        const std::string name = "logical_rows";
+        auto layered = fresh_catalogue(name, "feed=logical&cache=live");
+        REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
+        CHECK(rows_applied(layered) == 0);
+        write_and_check(name, layered, 0.125);
+        // Counted just after the copy holds it.
+        CHECK(eventually([&] { return rows_applied(layered) == 1; }, 5s));
+        // A status written by modelrepo itself, and one by a transaction that also renames a
+        // model (read again: not statuses only).
+        ModelStatus status{"gpt-4o", Health::outage, 0.0625, 250.0, 0.5, "eu", Clock::now()};
+        REQUIRE(layered.pg->upsert_statuses(std::span(&status, 1)));
+        CHECK(eventually(
+            [&] {
+                auto m = layered->find_model("gpt-4o");
+                return m && m.value() && m.value()->status &&
+                       m.value()->status->availability == 0.0625;
+            },
+            20s));
+        CHECK(eventually([&] { return rows_applied(layered) == 2; }, 5s));
+        s.psql("BEGIN; UPDATE models SET name = 'Renamed with its status' WHERE slug = 'gpt-4o'; "
+               "UPDATE model_status SET availability = 0.25 WHERE model_slug = 'gpt-4o'; COMMIT",
+               name);
+        CHECK(eventually(
+            [&] {
+                auto m = layered->find_model("gpt-4o");
+                return m && m.value() && m.value()->name == "Renamed with its status" &&
+                       m.value()->status && m.value()->status->availability == 0.25;
+            },
+            20s));
+        CHECK(rows_applied(layered) == 2);
+    }
+
+    // The role's DateStyle prints timestamps in another form: the decoded rows are not
+    // read, and the copy still holds what the table holds.
+    struct ResetDateStyle {
+        test::PgServer& s;
+        ~ResetDateStyle() { s.psql("ALTER ROLE app RESET DateStyle"); }
+    } reset{s};
+    s.psql("ALTER ROLE app SET DateStyle = 'SQL, DMY'");
+    const std::string name = "logical_rows_datestyle";
+    auto layered = fresh_catalogue(name, "feed=logical&cache=live");
+    REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
+    write_and_check(name, layered, 0.375);
+    CHECK(rows_applied(layered) == 0);
 }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // LiveCopy over a scripted reader: how the last-known copy follows its source's feed, and
 // that a failed reload is tried again within about a second whether or not it holds data.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -36,8 +38,15 @@ public:
         }
         return std::pair{builtin_snapshot(), version.load()};
     }
-    Result<std::vector<Model>> models(std::span<const std::string>) override {
-        return std::vector<Model>{};
+    /// Whether a re-read finds the models (else they are absent).
+    std::atomic<bool> answer_models{false};
+    Result<std::vector<Model>> models(std::span<const std::string> slugs) override {
+        std::vector<Model> out;
+        if (answer_models.load())
+            for (const auto& m : builtin_snapshot().models)
+                if (std::find(slugs.begin(), slugs.end(), m.slug) != slugs.end())
+                    out.push_back(m);
+        return out;
     }
     Result<std::vector<Provider>> providers(std::span<const std::string>) override {
         return std::vector<Provider>{};
@@ -165,4 +174,84 @@ TEST_CASE("a copy that cannot be written says so in its stats") {
     REQUIRE(test::eventually([&] { return copy.in_sync(); }, 5s));
     CHECK(test::eventually([&] { return copy.stats().save_failures >= 1; }, 5s));
     CHECK(copy.stats().disk_error.find("cannot be written") != std::string::npos);
+}
+
+TEST_CASE("status rows the feed decoded: applied as written, in order, or declined") {
+    ScriptedReader reader;
+    ChangeHub hub;
+    std::mutex seen_mutex;
+    std::vector<CatalogChange> seen;
+    auto sub = hub.subscribe([&](const CatalogChange& c) {
+        std::lock_guard lock(seen_mutex);
+        seen.push_back(c);
+    });
+    detail::LiveCopy copy({}, reader, hub);
+    copy.start();
+    const std::string slug = builtin_snapshot().models.front().slug;
+    auto change = [&](std::int64_t version) {
+        return CatalogChange{CatalogChange::Kind::status, slug, version, Clock::now()};
+    };
+    auto status = [&](double availability, Timestamp checked_at) {
+        ModelStatus s;
+        s.model_slug = slug;
+        s.health = Health::degraded;
+        s.availability = availability;
+        s.error_rate = 0.25;
+        s.region = "eu";
+        s.checked_at = checked_at;
+        return s;
+    };
+    auto seen_count = [&] {
+        std::lock_guard lock(seen_mutex);
+        return seen.size();
+    };
+
+    // Not in sync (no feed, no load): declined, and nothing is moved from.
+    std::vector<CatalogChange> changes{change(5)};
+    std::vector<ModelStatus> rows{status(0.5, Clock::now())};
+    CHECK_FALSE(copy.on_rows(changes, rows));
+    CHECK(changes.front().slug == slug);
+    CHECK(rows.front().availability == 0.5);
+
+    copy.on_feed(true);
+    copy.on_changes({resync(1)});
+    REQUIRE(test::eventually([&] { return copy.in_sync(); }, 5s));
+    REQUIRE(test::eventually([&] { return seen_count() == 1; }, 5s)); // the resync
+
+    // In sync: taken, applied as written (checked_at back in time too: a correction),
+    // the version advanced, the watcher told once the copy holds it.
+    const Timestamp past = Clock::now() - hours(24 * 365);
+    changes = {change(10)};
+    rows = {status(0.125, past)};
+    REQUIRE(copy.on_rows(changes, rows));
+    REQUIRE(test::eventually([&] { return seen_count() == 2; }, 5s));
+    {
+        const Model* m = copy.catalog().find(slug);
+        REQUIRE(m);
+        REQUIRE(m->status);
+        CHECK(m->status->availability == 0.125);
+        CHECK(m->status->health == Health::degraded);
+        CHECK(m->status->region == "eu");
+        CHECK(m->status->checked_at == past);
+        CHECK(copy.catalog().version == 10);
+    }
+    CHECK(copy.stats().rows_applied == 1);
+    CHECK(reader.loads.load() == 1); // no re-read, no reload
+
+    // A model the copy lacks: declined (the feed re-reads then).
+    changes = {CatalogChange{CatalogChange::Kind::status, "no-such-model", 11, Clock::now()}};
+    rows = {status(0.5, Clock::now())};
+    rows.front().model_slug = "no-such-model";
+    CHECK_FALSE(copy.on_rows(changes, rows));
+
+    // Behind a queued change, rows wait their turn: the watcher hears them in order.
+    reader.answer_models = true;
+    copy.on_changes({change(20)}); // a re-read
+    changes = {change(21)};
+    rows = {status(0.75, Clock::now())};
+    CHECK(copy.on_rows(changes, rows));
+    REQUIRE(test::eventually([&] { return seen_count() == 4; }, 5s));
+    std::lock_guard lock(seen_mutex);
+    CHECK(seen[2].version == 20);
+    CHECK(seen[3].version == 21);
 }

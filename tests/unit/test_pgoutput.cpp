@@ -12,6 +12,7 @@
 
 #include "postgres/logical/pgoutput.hpp"
 #include "postgres/logical/row_names.hpp"
+#include "postgres/logical/status_rows.hpp"
 #include "postgres/logical/wal_stream.hpp"
 
 using namespace modelrepo;
@@ -327,4 +328,75 @@ TEST_CASE("RowNames on a mapping keyed by ids: statuses by their model's id, a r
     names.truncated(model);
     out.clear();
     CHECK_FALSE(names.name(change(Change::Kind::update, status, row({"s2", "m2", "1"})), out));
+}
+
+TEST_CASE("timestamptz as PostgreSQL prints it in DateStyle ISO") {
+    using namespace std::chrono;
+    auto at = [](std::string_view text) { return parse_timestamptz(text); };
+    const Timestamp base = sys_days(2026y / December / 7) + hours(19) + minutes(9) + seconds(18);
+    CHECK(at("2026-12-07 19:09:18+00") == base);
+    CHECK(at("2026-12-07 19:09:18.285539+00") == base + microseconds(285'539));
+    CHECK(at("2026-12-07 19:09:18.5+00") == base + milliseconds(500));
+    CHECK(at("2026-12-08 00:39:18.5+05:30") == base + milliseconds(500));
+    CHECK(at("2026-12-07 15:38:48-03:30:30") == base);
+    CHECK(at("0001-01-01 00:00:00+00") == Timestamp(sys_days(1y / January / 1)));
+    // Not read here: the row goes the re-read's way.
+    for (const char* text :
+         {"", "infinity", "-infinity", "2026-12-07 19:09:18", "2026-12-07T19:09:18+00",
+          "07/12/2026 19:09:18.285539 UTC", "Mon 07 Dec 19:09:18.285539 2026 UTC",
+          "2026-12-07 19:09:18.1234567+00", "2026-12-07 19:09:18.+00", "2026-02-30 00:00:00+00",
+          "2026-12-07 24:00:00+00", "0000-12-07 19:09:18+00", "2026-12-07 19:09:18+00 BC",
+          "2026-12-07 19:09:18+0", "2026-12-07 19:09:18+00:6"})
+        CHECK_MESSAGE(!at(text), text);
+}
+
+TEST_CASE("a model_status row decoded into the status the catalogue's reads would give") {
+    Relation r;
+    r.oid = 16400;
+    r.schema = "public";
+    r.name = "model_status";
+    // Another column order than the table's, and a column added later: found by name.
+    for (const char* name : {"region", "model_slug", "added_later", "health", "availability",
+                             "latency_ms", "error_rate", "checked_at"})
+        r.columns.push_back({name, 25, std::string_view(name) == "model_slug"});
+    auto row = [](std::vector<std::optional<std::string>> values) {
+        Tuple t;
+        t.unchanged.assign(values.size(), false);
+        t.values = std::move(values);
+        return t;
+    };
+    auto s = status_of_row(r, row({"eu-west", "gpt-x", "whatever", "degraded", "0.25", "120.5",
+                                   "1e-05", "2026-12-07 19:09:18.285539+00"}));
+    REQUIRE(s);
+    CHECK(s->model_slug == "gpt-x");
+    CHECK(s->health == Health::degraded);
+    CHECK(s->availability == 0.25);
+    CHECK(s->latency_ms == 120.5);
+    CHECK(s->error_rate == 1e-05);
+    CHECK(s->region == "eu-west");
+    CHECK(s->checked_at == parse_timestamptz("2026-12-07 19:09:18.285539+00"));
+
+    // NULL latency: none. A health this modelrepo does not know: unknown, as a read has it.
+    s = status_of_row(r, row({"", "gpt-x", std::nullopt, "sideways", "1", std::nullopt, "0",
+                              "2026-12-07 19:09:18+00"}));
+    REQUIRE(s);
+    CHECK_FALSE(s->latency_ms);
+    CHECK(s->health == Health::unknown);
+
+    // Unreadable here: NULL where the table forbids it, a value in another form, an
+    // unchanged TOASTed value, a column missing.
+    CHECK_FALSE(status_of_row(r, row({std::nullopt, "gpt-x", "", "degraded", "0.25", "1", "0",
+                                      "2026-12-07 19:09:18+00"})));
+    CHECK_FALSE(status_of_row(
+        r, row({"", "gpt-x", "", "degraded", "0,25", "1", "0", "2026-12-07 19:09:18+00"})));
+    CHECK_FALSE(status_of_row(
+        r, row({"", "gpt-x", "", "degraded", "0.25", "1", "0", "07/12/2026 19:09:18 UTC"})));
+    auto toasted = row({"", "gpt-x", "", "degraded", "0.25", "1", "0", "2026-12-07 19:09:18+00"});
+    toasted.unchanged[0] = true;
+    toasted.values[0] = std::nullopt;
+    CHECK_FALSE(status_of_row(r, toasted));
+    Relation missing = r;
+    missing.columns[6].name = "errors";
+    CHECK_FALSE(status_of_row(
+        missing, row({"", "gpt-x", "", "degraded", "0.25", "1", "0", "2026-12-07 19:09:18+00"})));
 }

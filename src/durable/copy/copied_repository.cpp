@@ -56,7 +56,10 @@ CopiedRepository::CopiedRepository(std::shared_ptr<ModelRepository> source, Cata
     copy_.start();
     changes_.start_changes(
         [this](std::vector<CatalogChange> batch) { copy_.on_changes(std::move(batch)); },
-        [this](bool connected) { copy_.on_feed(connected); });
+        [this](bool connected) { copy_.on_feed(connected); },
+        [this](std::vector<CatalogChange>& changes, std::vector<ModelStatus>& rows) {
+            return copy_.on_rows(changes, rows);
+        });
 }
 
 CopiedRepository::~CopiedRepository() {
@@ -204,6 +207,9 @@ std::vector<MetricFamily> CopiedRepository::backend_metrics() const {
             static_cast<double>(c.served_while_down));
     counter("modelrepo_copy_reloads_total", "Full reloads of the copy (resyncs).",
             static_cast<double>(stats.reloads));
+    counter("modelrepo_copy_rows_applied_total",
+            "Changes applied to the copy as the logical feed decoded them, with no re-read.",
+            static_cast<double>(stats.rows_applied));
     out.push_back({"modelrepo_copy_disk_failures_total",
                    MetricFamily::Type::counter,
                    "Loads of the copy's file refused and writes of it that failed.",

@@ -69,9 +69,52 @@ void LiveCopy::on_changes(std::vector<CatalogChange> changes) {
     {
         std::lock_guard lock(mutex_);
         for (auto& c : changes)
-            queue_.push_back(std::move(c));
+            queue_.push_back({std::move(c), std::nullopt});
     }
     wake_.notify_one();
+}
+
+bool LiveCopy::on_rows(std::vector<CatalogChange>& changes, std::vector<ModelStatus>& rows) {
+    if (changes.size() != rows.size() || !in_sync())
+        return false;
+    {
+        // A status of a model the copy lacks could not be applied: the copy is behind.
+        const Catalog& held = published_.read();
+        for (const auto& row : rows)
+            if (!held.find(row.model_slug))
+                return false;
+    }
+    std::vector<Queued> batch;
+    batch.reserve(changes.size());
+    std::unique_lock lock(mutex_);
+    if (stopping_)
+        return false;
+    for (std::size_t i = 0; i < changes.size(); ++i)
+        batch.push_back({std::move(changes[i]), std::move(rows[i])});
+    if (busy_ || !queue_.empty()) {
+        for (auto& q : batch)
+            queue_.push_back(std::move(q));
+        lock.unlock();
+        wake_.notify_one();
+        return true;
+    }
+    busy_ = true;
+    lock.unlock();
+    apply_and_tell(batch);
+    lock.lock();
+    busy_ = false;
+    const bool more = !queue_.empty();
+    lock.unlock();
+    if (more)
+        wake_.notify_one();
+    return true;
+}
+
+void LiveCopy::apply_and_tell(std::vector<Queued>& batch) {
+    apply(batch);
+    // Watchers hear of a change once the copy holds it.
+    for (auto& q : batch)
+        downstream_.publish(std::move(q.change));
 }
 
 void LiveCopy::on_feed(bool connected) {
@@ -113,25 +156,29 @@ void LiveCopy::run() {
         lock.lock();
         if (dirty_)
             wake_at = std::min(wake_at, last_save_ + options_.save_interval);
-        wake_.wait_until(lock, wake_at, [&] { return stopping_ || !queue_.empty(); });
+        wake_.wait_until(lock, wake_at, [&] { return stopping_ || (!queue_.empty() && !busy_); });
         if (stopping_)
             break;
-        std::vector<CatalogChange> batch;
+        if (busy_)
+            continue; // on_rows' caller is applying: its end wakes this thread
+        std::vector<Queued> batch;
         batch.swap(queue_);
+        busy_ = true;
         lock.unlock();
         if (!batch.empty() || (needs_reload_ && feed_connected_.load())) {
-            bool resync = std::any_of(batch.begin(), batch.end(), [](const CatalogChange& c) {
-                return c.kind == CatalogChange::Kind::resync;
+            bool resync = std::any_of(batch.begin(), batch.end(), [](const Queued& q) {
+                return q.change.kind == CatalogChange::Kind::resync;
             });
-            if (resync || needs_reload_)
+            if (resync || needs_reload_) {
                 reload();
-            else
-                apply(batch);
-            // Watchers hear of a change once the copy holds it.
-            for (auto& change : batch)
-                downstream_.publish(std::move(change));
+                for (auto& q : batch)
+                    downstream_.publish(std::move(q.change));
+            } else {
+                apply_and_tell(batch);
+            }
         }
         lock.lock();
+        busy_ = false;
         retry_in = needs_reload_ ? std::min(retry_in * 2, last_retry) : first_retry;
         if (dirty_ && steady_clock::now() >= last_save_ + options_.save_interval) {
             lock.unlock();
@@ -191,16 +238,25 @@ void LiveCopy::reload() {
     in_sync_.store(feed_connected_.load(), std::memory_order_release);
 }
 
-void LiveCopy::apply(const std::vector<CatalogChange>& changes) {
+void LiveCopy::apply(const std::vector<Queued>& changes) {
     std::set<std::string> model_slugs, provider_slugs;
     std::int64_t version = 0;
-    for (const auto& c : changes) {
+    std::uint64_t by_rows = 0;
+    for (const auto& [c, row] : changes) {
         version = std::max(version, c.version);
-        if (c.kind == CatalogChange::Kind::provider)
+        if (row)
+            ++by_rows;
+        else if (c.kind == CatalogChange::Kind::provider)
             provider_slugs.insert(c.slug);
         else
             model_slugs.insert(c.slug);
     }
+    // The statuses decoded as written, in commit order, of the models not read again (a
+    // read is as new as any of them).
+    std::vector<ModelStatus> rows;
+    for (const auto& q : changes)
+        if (q.row && !model_slugs.contains(q.row->model_slug))
+            rows.push_back(*q.row);
     auto fail = [&] {
         std::lock_guard lock(mutex_);
         needs_reload_ = true; // the changed rows could not be read: reload when possible
@@ -246,6 +302,12 @@ void LiveCopy::apply(const std::vector<CatalogChange>& changes) {
         if (edit.next)
             current = std::move(edit.next);
     }
+    if (!rows.empty()) {
+        // As the database holds them, also when a status moved back in time.
+        auto edit = with_statuses(*current, rows, /*keep_newer_status=*/false);
+        if (edit.next)
+            current = std::move(edit.next);
+    }
     if (current->version < version) {
         auto versioned = std::make_shared<Catalog>(*current);
         versioned->version = version;
@@ -255,6 +317,7 @@ void LiveCopy::apply(const std::vector<CatalogChange>& changes) {
     std::lock_guard lock(mutex_);
     dirty_ = true;
     stats_.applied += changes.size();
+    stats_.rows_applied += by_rows;
     stats_.version = current->version;
     as_of_ns_.store(now_ns());
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // LiveCopy: the last-known copy of a source's catalogue (cache_dir=, cache=live). Kept
 // current from the source's change feed — each change re-reads the rows it names, a
-// resync reloads everything — held in memory for reads and written to cache_dir, so that
-// a process started during an outage answers with the newest state its previous run saw.
+// resync reloads everything, and statuses the feed decoded from the database's log are
+// applied as written — held in memory for reads and written to cache_dir, so that a
+// process started during an outage answers with the newest state its previous run saw.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -51,6 +53,11 @@ public:
 
     /// The change feed's sink: queued, applied on the copy's thread.
     void on_changes(std::vector<CatalogChange> changes);
+    /// The change feed's status rows (ChangeSource::RowSink): taken while the copy is in
+    /// sync and holds every model they name, else declined (false, nothing moved from).
+    /// Applied at once on the caller's thread when nothing is queued before them (one
+    /// thread less between the database and the watchers), else queued behind it.
+    bool on_rows(std::vector<CatalogChange>& changes, std::vector<ModelStatus>& rows);
     /// The change feed's session came or went.
     void on_feed(bool connected);
     /// This process's own writes, applied at once (read your writes).
@@ -77,17 +84,27 @@ public:
     struct Stats {
         std::uint64_t reloads = 0, applied = 0, reload_failures = 0, saves = 0, save_failures = 0,
                       loaded_from_disk = 0, load_failures = 0;
+        std::uint64_t rows_applied = 0; ///< of `applied`: statuses taken as the feed decoded them
         std::int64_t version = 0;
         std::string disk_error; ///< the last problem with the copy's files, for a person
     };
     Stats stats() const;
 
 private:
+    /// A change waiting for the copy's thread, with the status it wrote when the feed
+    /// decoded it (nothing to read again then).
+    struct Queued {
+        CatalogChange change;
+        std::optional<ModelStatus> row;
+    };
+
     void run();
     /// Tells on_stale when the copy became stale or fresh; when to look again.
     std::chrono::steady_clock::time_point check_stale();
     void reload();
-    void apply(const std::vector<CatalogChange>& changes);
+    void apply(const std::vector<Queued>& changes);
+    /// Applies `batch` (no resync in it) and tells `downstream` of each change.
+    void apply_and_tell(std::vector<Queued>& batch);
     void publish(std::shared_ptr<const Catalog> next);
     void save();
     void load_from_disk();
@@ -107,7 +124,10 @@ private:
     std::mutex write_mutex_; ///< serializes edits of the published catalogue
     std::mutex mutex_;       ///< guards the queue, flags and stats below
     std::condition_variable wake_;
-    std::vector<CatalogChange> queue_;
+    std::vector<Queued> queue_;
+    /// A batch is being applied (by the copy's thread, or on_rows' caller): the next
+    /// waits, so that watchers hear of changes in the order they came.
+    bool busy_ = false;
     bool needs_reload_ = true;
     bool dirty_ = false;
     bool stopping_ = false;

@@ -27,6 +27,7 @@ FeedSet::FeedSet(const PostgresConfig& c, Setup setup)
     logical_.health = setup_.health;
     logical_.handoff = setup_.handoff;
     logical_.tables = setup_.tables;
+    logical_.rows = setup_.rows;
     if (setup_.automatic)
         logical_.uninstalled = setup_.changed;
     polling_.interval = c.poll_interval;

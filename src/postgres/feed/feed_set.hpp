@@ -34,6 +34,8 @@ public:
         logical::SnapshotHandoff* handoff = nullptr;
         ChangeFeed::Sink sink;
         ChangeFeed::StateSink state;
+        /// Decoded status rows, for the logical feed (ChangeSource::RowSink).
+        ChangeSource::RowSink rows;
         /// feed=auto: the running feed found that migrate changed the database (a feed
         /// installed where it polled, its triggers or publication gone), on its thread.
         std::function<void()> changed;

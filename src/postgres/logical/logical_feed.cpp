@@ -13,6 +13,7 @@
 #include "../feed/installed_feed.hpp"
 #include "../feed/reconnect_backoff.hpp"
 #include "snapshot_handoff.hpp"
+#include "status_rows.hpp"
 #include "wal_stream.hpp"
 
 namespace modelrepo::detail::logical {
@@ -162,6 +163,25 @@ private:
     bool prepared_ = false;
 };
 
+namespace {
+
+/// The row path's part of one change: its status row, when it is an insert or update of
+/// modelrepo's own statuses table that names one status (its own slug) and decodes whole.
+/// False when the transaction cannot go by rows.
+bool take_status_row(const Change& change, const RowNames::Named& named,
+                     std::vector<ModelStatus>& rows) {
+    if (change.kind == Change::Kind::delete_ || !change.new_row || named.size() != 1 ||
+        named[0].first != CatalogChange::Kind::status)
+        return false;
+    auto status = status_of_row(*change.relation, *change.new_row);
+    if (!status || status->model_slug != named[0].second)
+        return false;
+    rows.push_back(std::move(*status));
+    return true;
+}
+
+} // namespace
+
 std::int64_t change_version(Lsn commit, std::uint32_t position) {
     return static_cast<std::int64_t>((commit << 16) | std::min(position, max_position));
 }
@@ -238,6 +258,17 @@ void LogicalFeed::deliver(std::vector<CatalogChange> changes) {
         }
     }
     sink_(std::move(changes));
+}
+
+bool LogicalFeed::deliver_rows(std::vector<CatalogChange>& changes,
+                               std::vector<ModelStatus>& rows) {
+    if (!options_.rows || !options_.rows(changes, rows))
+        return false;
+    std::lock_guard lock(mutex_);
+    for (const auto& c : changes)
+        stats_.version = std::max(stats_.version, c.version);
+    stats_.delivered += changes.size();
+    return true;
 }
 
 void LogicalFeed::resync(std::int64_t version) {
@@ -394,6 +425,9 @@ std::optional<Error> LogicalFeed::idle(WalStream& stream, Visibility& visibility
 Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& names) {
     PgoutputDecoder decoder;
     std::vector<CatalogChange> pending;
+    const bool decode_rows = options_.rows && options_.tables.builtin; // the row path:
+    std::vector<ModelStatus> rows; // the transaction's statuses as written,
+    bool rows_whole = false;       // while every change of it is one
     RowNames::Named named;
     Lsn commit = 0;
     std::uint32_t xid = 0;
@@ -434,6 +468,8 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
             return message.error();
         if (auto* b = std::get_if<Begin>(&message.value())) {
             pending.clear();
+            rows.clear();
+            rows_whole = decode_rows;
             commit = b->final_lsn;
             xid = b->xid;
             position = 0;
@@ -446,6 +482,8 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
             named.clear();
             if (!names.name(*change, named))
                 whole_resync = true; // a row of an id never seen
+            if (rows_whole)
+                rows_whole = take_status_row(*change, named, rows);
             for (std::size_t i = 0; i < named.size() && !whole_resync; ++i) {
                 if (++position >= max_position) {
                     whole_resync = true;
@@ -468,12 +506,14 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
                 std::lock_guard lock(mutex_);
                 ++stats_.polls;
             }
-            if (whole_resync || !pending.empty())
+            const bool by_rows = !whole_resync && !pending.empty() && rows_whole &&
+                                 rows.size() == pending.size() && deliver_rows(pending, rows);
+            if (!by_rows && (whole_resync || !pending.empty()))
                 if (auto seen = visibility.wait(xid, options_.heartbeat_timeout); !seen)
                     return seen.error();
             if (whole_resync)
                 resync(change_version(commit, max_position));
-            else if (!pending.empty())
+            else if (!pending.empty() && !by_rows)
                 deliver(std::move(pending));
             pending.clear();
             // Delivered: the server may recycle the WAL up to the transaction's end.

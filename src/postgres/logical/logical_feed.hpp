@@ -14,7 +14,10 @@
 //
 // A transaction is delivered once it is visible to other sessions (a plain session asks:
 // the walsender can send a commit a moment before it is), so that a copy that re-reads
-// the changed rows reads them as committed.
+// the changed rows reads them as committed. The row path skips both: a transaction that
+// wrote only statuses of modelrepo's own table, each decoded whole (status_rows.hpp), is
+// offered with its rows to Options::rows (a live copy in sync applies them as they are,
+// and its watchers read the copy); declined, it goes the way above.
 //
 // Exact at each (re)connect when a copy takes the feed: the slot's exported snapshot is
 // offered to the copy's re-read (snapshot_handoff.hpp) before the stream starts, so the
@@ -32,6 +35,7 @@
 #include <string>
 #include <thread>
 
+#include "../../core/capabilities.hpp"
 #include "../../core/health_tracker.hpp"
 #include "../driver/session_config.hpp"
 #include "../feed/change_feed.hpp"
@@ -71,6 +75,9 @@ public:
         std::function<void()> uninstalled;
         /// The catalogue's tables: modelrepo's own, or a mapping's.
         CatalogueTables tables;
+        /// Where status-only transactions go with their decoded rows (modelrepo's own
+        /// tables only); empty, or declining, they are delivered through the sink.
+        ChangeSource::RowSink rows;
     };
     LogicalFeed(std::shared_ptr<const SessionConfig> session, Options options,
                 ChangeFeed::Sink sink, ChangeFeed::StateSink state = {});
@@ -97,6 +104,9 @@ private:
     std::optional<Error> idle(WalStream& stream, Visibility& visibility,
                               std::chrono::steady_clock::duration silent, bool& asked);
     void deliver(std::vector<CatalogChange> changes);
+    /// Offers a status-only transaction's changes with their rows to Options::rows;
+    /// whether it took them (counted as delivered then).
+    bool deliver_rows(std::vector<CatalogChange>& changes, std::vector<ModelStatus>& rows);
     void resync(std::int64_t version);
     bool pause(std::chrono::milliseconds d);
     void tell(bool connected);

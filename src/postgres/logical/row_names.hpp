@@ -34,6 +34,8 @@ struct CatalogueTables {
     Table providers{"providers", "slug", "", ""};
     Table models{"models", "slug", "", ""};
     Table statuses{"model_status", "model_slug", "", ""};
+    /// modelrepo's own tables (no mapping): their rows read as the catalogue reads them.
+    bool builtin = true;
 
     /// Whether any table is keyed by an id (RowNames then keeps maps).
     bool keyed_by_id() const {
