@@ -3,13 +3,15 @@
 // any bytes with a message or a typed Error (Errc::bad_data), never read past a message,
 // and every change they let through must fit the relation it names. The input is a series
 // of messages, each after a two-byte big-endian length, given to one decoder in turn (so
-// relations told earlier are known to the changes after them).
+// relations told earlier are known to the changes after them). Each decoded row is also
+// read as a status (the row path's decoder), and each value as a timestamp.
 #include <cstdint>
 #include <cstdlib>
 #include <span>
 #include <vector>
 
 #include "postgres/logical/pgoutput.hpp"
+#include "postgres/logical/status_rows.hpp"
 #include "postgres/logical/wal_stream.hpp"
 
 using namespace modelrepo;
@@ -42,6 +44,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 if (*row &&
                     ((*row)->values.size() != columns || (*row)->unchanged.size() != columns))
                     std::abort();
+            for (const auto* row : {&change->old_row, &change->new_row}) {
+                if (!*row)
+                    continue;
+                (void)status_of_row(*change->relation, **row);
+                for (const auto& value : (*row)->values)
+                    if (value)
+                        (void)parse_timestamptz(*value);
+            }
         }
     }
     return 0;
