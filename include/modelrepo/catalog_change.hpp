@@ -107,7 +107,14 @@ public:
     ChangeHub& operator=(const ChangeHub&) = delete;
 
     Subscription subscribe(std::function<void(const CatalogChange&)> on_change);
-    /// Queues `change` for every active subscriber; never blocks on them.
+    /// A subscriber called on the publishing thread, inside publish(), in publish order
+    /// (publishers take turns), instead of on the hub's delivery thread: for a callback
+    /// that only hands the change on at once (to another hub's publish(), a queue), one
+    /// thread less on the way. It must not block, and must not publish to, subscribe to,
+    /// cancel on or destroy this hub. Cancelling it waits for a call in progress.
+    Subscription relay(std::function<void(const CatalogChange&)> on_change);
+    /// Hands `change` to every relay, then queues it for every active subscriber; never
+    /// blocks on the subscribers.
     void publish(CatalogChange change);
 
     struct Stats {

@@ -69,6 +69,17 @@ public:
     virtual void stop_changes() = 0;
 };
 
+/// What watch() says, handed on from the publishing thread (ChangeHub::relay): for a
+/// layer that only passes each change to its own hub (a fallback chain), one thread less
+/// per change. Offered by the repository whose watch() it stands for. Thread-safe.
+class ChangeRelay {
+public:
+    virtual ~ChangeRelay() = default;
+    /// As watch(), but `to` runs on the thread that publishes, and must hand the change
+    /// on at once: it must not block, nor call back into the repository.
+    virtual Result<Subscription> relay(std::function<void(const CatalogChange&)> to) = 0;
+};
+
 /// Applies status writes at the origin, for an outbox that replays what it kept.
 /// Thread-safe.
 class StatusWriter {

@@ -78,6 +78,10 @@ Subscription ChangeHub::subscribe(std::function<void(const CatalogChange&)> on_c
     return core_->subscribe(std::move(on_change));
 }
 
+Subscription ChangeHub::relay(std::function<void(const CatalogChange&)> on_change) {
+    return core_->relay(std::move(on_change));
+}
+
 void ChangeHub::publish(CatalogChange change) {
     core_->publish(std::move(change));
 }

@@ -6,6 +6,10 @@
 // A subscriber is freed, callback and all, when it is cancelled: at once from another
 // thread (after its running callback, if any, returns), or right after the callback
 // returns when it cancels itself from inside it. Nothing waits for the next event.
+//
+// A relay is a subscriber called on the publishing thread instead, inside publish(): for
+// a callback that only hands the event on at once (to another Delivery), one thread less
+// on the way. Publishers take turns, so relays see events in publish order.
 #pragma once
 
 #include <algorithm>
@@ -55,11 +59,42 @@ public:
         return Subscription(std::make_shared<Handle>(this->shared_from_this(), std::move(sub)));
     }
 
-    /// Queues `event` for every subscriber; never blocks on them.
+    /// A relay (see the top): `callback` runs inside each publish(), on its thread. It must
+    /// not block, and must not publish to, subscribe to, cancel on or stop this delivery.
+    /// Cancelling it from another thread waits for a call in progress.
+    Subscription relay(Callback callback) {
+        auto sub = std::make_shared<Subscriber>();
+        sub->callback = std::move(callback);
+        sub->relay = true;
+        {
+            std::lock_guard relay_lock(relay_mutex_);
+            std::lock_guard lock(mutex_);
+            if (stopping_)
+                sub->active = false;
+            else
+                relays_.push_back(sub);
+        }
+        return Subscription(std::make_shared<Handle>(this->shared_from_this(), std::move(sub)));
+    }
+
+    /// Hands `event` to every relay, then queues it for every subscriber; never blocks on
+    /// the subscribers.
     void publish(Event event) {
+        std::lock_guard relay_lock(relay_mutex_); // publishers take turns: one order for all
+        std::uint64_t relayed = 0, failed = 0;
+        for (const auto& r : relays_) {
+            ++relayed;
+            try {
+                r->callback(event);
+            } catch (...) {
+                ++failed;
+            }
+        }
         {
             std::lock_guard lock(mutex_);
             ++stats_.published;
+            stats_.delivered += relayed;
+            stats_.failed_callbacks += failed;
             if (stopping_ || subscribers_.empty())
                 return;
             if (queue_.size() >= queue_limit_) {
@@ -82,12 +117,17 @@ public:
         std::vector<std::shared_ptr<Subscriber>> gone;
         std::thread thread;
         {
+            std::lock_guard relay_lock(relay_mutex_); // after a relay call in progress
             std::lock_guard lock(mutex_);
+            for (auto& r : relays_)
+                r->active = false;
+            gone.swap(relays_);
             stopping_ = true;
             queue_.clear();
-            gone.swap(subscribers_);
-            for (auto& s : gone)
+            for (auto& s : subscribers_)
                 s->active = false;
+            gone.insert(gone.end(), subscribers_.begin(), subscribers_.end());
+            subscribers_.clear();
             thread.swap(thread_);
         }
         wake_.notify_all();
@@ -116,7 +156,7 @@ public:
         std::lock_guard lock(mutex_);
         Stats s = stats_;
         s.queued = queue_.size();
-        s.subscribers = subscribers_.size();
+        s.subscribers = subscribers_.size() + relays_.size();
         return s;
     }
 
@@ -128,6 +168,7 @@ private:
         /// frees the callback once it returns. Otherwise whoever cancelled frees it, before
         /// cancel() returns.
         bool freed_by_delivery = false;
+        bool relay = false; ///< called inside publish() (guarded by relay_mutex_ then)
     };
 
     /// What a Subscription holds: cancelling it frees the subscriber's callback.
@@ -145,12 +186,26 @@ private:
     };
 
     bool active(const Subscriber& sub) const noexcept {
+        std::unique_lock relay_lock(relay_mutex_, std::defer_lock);
+        if (sub.relay)
+            relay_lock.lock();
         std::lock_guard lock(mutex_);
         return sub.active && !stopping_;
     }
 
     void cancel(const std::shared_ptr<Subscriber>& sub) noexcept {
         Callback dropped;
+        if (sub->relay) {
+            {
+                std::lock_guard relay_lock(relay_mutex_); // after a call in progress
+                std::lock_guard lock(mutex_);
+                sub->active = false;
+                std::erase(relays_, sub);
+                dropped = std::move(sub->callback);
+                sub->callback = nullptr;
+            }
+            return; // `dropped` is destroyed here, outside the locks
+        }
         {
             std::unique_lock lock(mutex_);
             sub->active = false;
@@ -221,8 +276,11 @@ private:
 
     const std::size_t queue_limit_;
     const Overflow overflow_;
-    mutable std::mutex mutex_;         ///< guards everything below
-    std::condition_variable wake_;     ///< the delivery thread waits here
+    /// Taken before mutex_: by publish() around its relay calls, and to change relays_.
+    mutable std::mutex relay_mutex_;
+    std::vector<std::shared_ptr<Subscriber>> relays_; ///< guarded by relay_mutex_
+    mutable std::mutex mutex_;                        ///< guards everything below
+    std::condition_variable wake_;                    ///< the delivery thread waits here
     std::condition_variable finished_; ///< cancel() waits here for a running callback
     std::deque<Event> queue_;
     std::vector<std::shared_ptr<Subscriber>> subscribers_; ///< the active ones

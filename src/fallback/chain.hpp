@@ -14,6 +14,7 @@
 
 #include <modelrepo/fallback_repository.hpp>
 
+#include "../core/capabilities.hpp"
 #include "event_queue.hpp"
 
 namespace modelrepo {
@@ -191,11 +192,15 @@ struct FallbackRepository::Chain {
         if (!watching) {
             std::string causes;
             for (std::size_t i = 0; i < sources.size(); ++i) {
-                auto sub = sources[i]->repo->watch([this, i](const CatalogChange& change) {
+                auto relay = [this, i](const CatalogChange& change) {
                     // Only the source that serves speaks for the chain.
                     if (last_served.load(std::memory_order_relaxed) == static_cast<int>(i))
                         hub.publish(change);
-                });
+                };
+                // From the thread that publishes, where the source offers it (a copy): one
+                // thread less between the source and the chain's watchers.
+                auto* relays = sources[i]->repo->capability<detail::ChangeRelay>();
+                auto sub = relays ? relays->relay(relay) : sources[i]->repo->watch(relay);
                 if (sub)
                     source_watches.push_back(std::move(sub).value());
                 else

@@ -174,6 +174,78 @@ TEST_CASE("a subscription that outlives its hub is inactive and cancels safely")
     sub.cancel();
 }
 
+TEST_CASE("a relay runs inside publish(), on the publisher's thread, in order, before the "
+          "subscribers; cancel waits for a call in progress and frees the callback") {
+    ChangeHub hub;
+    std::vector<std::int64_t> relayed;
+    std::vector<std::thread::id> threads;
+    auto owned = std::make_shared<int>(7); // what the relay captured
+    std::weak_ptr<int> watch_owned = owned;
+    auto relay = hub.relay([&, owned](const CatalogChange& c) {
+        relayed.push_back(c.version);
+        threads.push_back(std::this_thread::get_id());
+    });
+    owned.reset();
+    ChangeCollector subscriber;
+    auto sub = hub.subscribe(std::ref(subscriber));
+    CHECK(relay.active());
+    CHECK(hub.stats().subscribers == 2);
+    for (int v = 1; v <= 3; ++v) {
+        hub.publish(status("m", v));
+        // Already handed on when publish() returns: no thread in between.
+        CHECK(relayed.size() == static_cast<std::size_t>(v));
+    }
+    CHECK(relayed == std::vector<std::int64_t>{1, 2, 3});
+    for (auto id : threads)
+        CHECK(id == std::this_thread::get_id());
+    REQUIRE(subscriber.wait_count(3));
+    CHECK(test::eventually([&] { return hub.stats().delivered == 6; }, 5s));
+
+    // A relay that throws costs only its own call, counted.
+    auto thrower = hub.relay([](const CatalogChange&) { throw std::runtime_error("relay"); });
+    hub.publish(status("m", 4));
+    CHECK(relayed.back() == 4);
+    CHECK(hub.stats().failed_callbacks == 1);
+    thrower.cancel();
+
+    // Cancel from another thread while a call is in progress: it returns after the call,
+    // and the callback (and what it captured) is gone by then.
+    std::atomic<bool> inside{false}, finished{false};
+    auto slow = hub.relay([&](const CatalogChange&) {
+        inside = true;
+        std::this_thread::sleep_for(200ms);
+        finished = true;
+    });
+    std::thread publisher([&] { hub.publish(status("m", 5)); });
+    while (!inside)
+        std::this_thread::sleep_for(1ms);
+    slow.cancel();
+    CHECK(finished.load());
+    publisher.join();
+    relay.cancel();
+    CHECK_FALSE(relay.active());
+    CHECK(watch_owned.expired());
+    hub.publish(status("m", 6));
+    CHECK(relayed.back() == 5);
+    CHECK(hub.stats().subscribers == 1);
+}
+
+TEST_CASE("a relay that outlives its hub is inactive, its callback freed") {
+    Subscription relay;
+    auto owned = std::make_shared<int>(7);
+    std::weak_ptr<int> watch_owned = owned;
+    {
+        ChangeHub hub;
+        relay = hub.relay([owned](const CatalogChange&) {});
+        owned.reset();
+        CHECK(relay.active());
+        CHECK_FALSE(watch_owned.expired());
+    }
+    CHECK_FALSE(relay.active());
+    CHECK(watch_owned.expired());
+    relay.cancel();
+}
+
 TEST_CASE("MemoryRepository reports its own upserts and replaces") {
     auto repo = MemoryRepository::builtin();
     ChangeCollector seen;

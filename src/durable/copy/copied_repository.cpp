@@ -184,6 +184,14 @@ Result<Subscription> CopiedRepository::watch(std::function<void(const CatalogCha
     return hub_.subscribe(std::move(on_change));
 }
 
+Result<Subscription> CopiedRepository::relay(std::function<void(const CatalogChange&)> to) {
+    if (!to)
+        return make_error(Errc::invalid_argument, "relay() needs a callback");
+    if (auto ready = changes_.check_watchable(); !ready)
+        return std::move(ready).error();
+    return hub_.relay(std::move(to));
+}
+
 std::vector<MetricFamily> CopiedRepository::backend_metrics() const {
     using Type = MetricFamily::Type;
     std::vector<MetricFamily> out = source_->backend_metrics();
@@ -230,6 +238,8 @@ void* CopiedRepository::find_capability(const std::type_info& type) noexcept {
     if (void* p = offer<CopyControl>(type, this))
         return p;
     if (void* p = offer<LocalCopy>(type, this))
+        return p;
+    if (void* p = offer<ChangeRelay>(type, this))
         return p;
     if (void* p = detail::offer_own_health(type, own_health_.get()))
         return p;

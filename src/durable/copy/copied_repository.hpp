@@ -21,7 +21,10 @@
 namespace modelrepo::detail {
 
 /// Thread-safe, as every repository.
-class CopiedRepository final : public ModelRepository, public CopyControl, public LocalCopy {
+class CopiedRepository final : public ModelRepository,
+                               public CopyControl,
+                               public LocalCopy,
+                               public ChangeRelay {
 public:
     /// Errors: `Errc::invalid_argument` when `source` cannot be read whole or reports no
     /// changes (the capabilities a copy needs), saying why.
@@ -57,9 +60,12 @@ public:
     std::optional<Timestamp> data_as_of() const override;
     /// With `live`, while the copy is in sync.
     bool reads_from_memory() const noexcept override { return config_.live && copy_.in_sync(); }
-    /// CopyControl and LocalCopy (and the health of a source that keeps none itself),
-    /// else the source's.
+    /// CopyControl, LocalCopy and ChangeRelay (and the health of a source that keeps none
+    /// itself), else the source's.
     void* find_capability(const std::type_info& type) noexcept override;
+
+    // ChangeRelay: watch()'s changes, on the thread that applied them to the copy
+    Result<Subscription> relay(std::function<void(const CatalogChange&)> to) override;
 
     // CopyControl
     CopyState copy_state() const override;
