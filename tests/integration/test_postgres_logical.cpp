@@ -682,7 +682,8 @@ TEST_CASE("feed=logical: transactions committed back to back by several writers 
 }
 
 TEST_CASE("feed=logical with cache=live: status writes reach the copy as the WAL has them, with no "
-          "re-read; a role whose DateStyle prints otherwise is read again instead") {
+          "re-read; a correction back in time, and a role whose DateStyle prints otherwise, are "
+          "read again instead") {
     auto& s = server();
     s.psql("ALTER ROLE app REPLICATION");
     auto rows_applied = [](const Layered& layered) {
@@ -691,14 +692,13 @@ TEST_CASE("feed=logical with cache=live: status writes reach the copy as the WAL
                 return family.samples[0].value;
         return -1.0;
     };
-    // A correction back in time, a NULL latency, a value with all six digits of a fraction.
-    auto write_and_check = [&](const std::string& db, const Layered& layered, double value) {
+    // A NULL latency, a fraction of six digits, checked at `when` (the text and its time).
+    auto write_and_check = [&](const std::string& db, const Layered& layered, double value,
+                               const std::string& when, Timestamp written) {
         s.psql("UPDATE model_status SET availability = " + std::to_string(value) +
-                   ", latency_ms = NULL, region = 'ap-south', checked_at = "
-                   "'2025-01-02 03:04:05.678901+00' WHERE model_slug = 'gpt-4o'",
+                   ", latency_ms = NULL, region = 'ap-south', checked_at = '" + when +
+                   "' WHERE model_slug = 'gpt-4o'",
                db);
-        const Timestamp written = sys_days(2025y / January / 2) + hours(3) + minutes(4) +
-                                  seconds(5) + microseconds(678'901);
         CHECK(eventually(
             [&] {
                 auto m = layered->find_model("gpt-4o");
@@ -709,17 +709,16 @@ TEST_CASE("feed=logical with cache=live: status writes reach the copy as the WAL
             },
             20s));
     };
+    const Timestamp in_2030 =
+        sys_days(2030y / January / 2) + hours(3) + minutes(4) + seconds(5) + microseconds(678'901);
+    const std::string in_2030_text = "2030-01-02 03:04:05.678901+00";
 
     {
         const std::string name = "logical_rows";
         auto layered = fresh_catalogue(name, "feed=logical&cache=live");
         REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
         CHECK(rows_applied(layered) == 0);
-        write_and_check(name, layered, 0.125);
-        // Counted just after the copy holds it.
-        CHECK(eventually([&] { return rows_applied(layered) == 1; }, 5s));
-        // A status written by modelrepo itself, and one by a transaction that also renames a
-        // model (read again: not statuses only).
+        // A status written by modelrepo itself.
         ModelStatus status{"gpt-4o", Health::outage, 0.0625, 250.0, 0.5, "eu", Clock::now()};
         REQUIRE(layered.pg->upsert_statuses(std::span(&status, 1)));
         CHECK(eventually(
@@ -729,7 +728,11 @@ TEST_CASE("feed=logical with cache=live: status writes reach the copy as the WAL
                        m.value()->status->availability == 0.0625;
             },
             20s));
+        // Counted just after the copy holds it.
+        CHECK(eventually([&] { return rows_applied(layered) == 1; }, 5s));
+        write_and_check(name, layered, 0.125, in_2030_text, in_2030);
         CHECK(eventually([&] { return rows_applied(layered) == 2; }, 5s));
+        // A transaction that also renames the model: read again (not statuses only).
         s.psql("BEGIN; UPDATE models SET name = 'Renamed with its status' WHERE slug = 'gpt-4o'; "
                "UPDATE model_status SET availability = 0.25 WHERE model_slug = 'gpt-4o'; COMMIT",
                name);
@@ -740,6 +743,9 @@ TEST_CASE("feed=logical with cache=live: status writes reach the copy as the WAL
                        m.value()->status && m.value()->status->availability == 0.25;
             },
             20s));
+        // A correction back in time: read again, and held as the table holds it.
+        write_and_check(name, layered, 0.1875, "2025-01-02 03:04:05.678901+00",
+                        in_2030 - hours(24 * (365 * 5 + 1)));
         CHECK(rows_applied(layered) == 2);
     }
 
@@ -753,6 +759,6 @@ TEST_CASE("feed=logical with cache=live: status writes reach the copy as the WAL
     const std::string name = "logical_rows_datestyle";
     auto layered = fresh_catalogue(name, "feed=logical&cache=live");
     REQUIRE(eventually([&] { return layered.copy_state().in_sync; }, 20s));
-    write_and_check(name, layered, 0.375);
+    write_and_check(name, layered, 0.375, in_2030_text, in_2030);
     CHECK(rows_applied(layered) == 0);
 }

@@ -218,11 +218,18 @@ TEST_CASE("status rows the feed decoded: applied as written, in order, or declin
     REQUIRE(test::eventually([&] { return copy.in_sync(); }, 5s));
     REQUIRE(test::eventually([&] { return seen_count() == 1; }, 5s)); // the resync
 
-    // In sync: taken, applied as written (checked_at back in time too: a correction),
-    // the version advanced, the watcher told once the copy holds it.
-    const Timestamp past = Clock::now() - hours(24 * 365);
+    // A status older than the one held (a correction back in time, or a row overtaken by
+    // this process's own write): declined, the re-read gives the database's current one.
+    const Timestamp past = Clock::now() - hours(24 * 365 * 10);
+    changes = {change(9)};
+    rows = {status(0.5, past)};
+    CHECK_FALSE(copy.on_rows(changes, rows));
+
+    // In sync: taken, applied as written, the version advanced, the watcher told once the
+    // copy holds it.
+    const Timestamp later = Clock::now() + hours(1);
     changes = {change(10)};
-    rows = {status(0.125, past)};
+    rows = {status(0.125, later)};
     REQUIRE(copy.on_rows(changes, rows));
     REQUIRE(test::eventually([&] { return seen_count() == 2; }, 5s));
     {
@@ -232,7 +239,7 @@ TEST_CASE("status rows the feed decoded: applied as written, in order, or declin
         CHECK(m->status->availability == 0.125);
         CHECK(m->status->health == Health::degraded);
         CHECK(m->status->region == "eu");
-        CHECK(m->status->checked_at == past);
+        CHECK(m->status->checked_at == later);
         CHECK(copy.catalog().version == 10);
     }
     CHECK(copy.stats().rows_applied == 1);
@@ -248,7 +255,7 @@ TEST_CASE("status rows the feed decoded: applied as written, in order, or declin
     reader.answer_models = true;
     copy.on_changes({change(20)}); // a re-read
     changes = {change(21)};
-    rows = {status(0.75, Clock::now())};
+    rows = {status(0.75, later + hours(1))};
     CHECK(copy.on_rows(changes, rows));
     REQUIRE(test::eventually([&] { return seen_count() == 4; }, 5s));
     std::lock_guard lock(seen_mutex);

@@ -78,11 +78,16 @@ bool LiveCopy::on_rows(std::vector<CatalogChange>& changes, std::vector<ModelSta
     if (changes.size() != rows.size() || !in_sync())
         return false;
     {
-        // A status of a model the copy lacks could not be applied: the copy is behind.
+        // A status of a model the copy lacks could not be applied: the copy is behind. One
+        // older than the status held is a correction back in time, or was overtaken by a
+        // write of this process applied at once (read your writes): either way the row
+        // to hold is the database's current one, which a re-read gives.
         const Catalog& held = published_.read();
-        for (const auto& row : rows)
-            if (!held.find(row.model_slug))
+        for (const auto& row : rows) {
+            const Model* model = held.find(row.model_slug);
+            if (!model || (model->status && model->status->checked_at > row.checked_at))
                 return false;
+        }
     }
     std::vector<Queued> batch;
     batch.reserve(changes.size());

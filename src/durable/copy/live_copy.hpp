@@ -54,7 +54,8 @@ public:
     /// The change feed's sink: queued, applied on the copy's thread.
     void on_changes(std::vector<CatalogChange> changes);
     /// The change feed's status rows (ChangeSource::RowSink): taken while the copy is in
-    /// sync and holds every model they name, else declined (false, nothing moved from).
+    /// sync and holds every model they name with a status no newer than theirs, else
+    /// declined (false, nothing moved from; the feed then makes the re-read's way).
     /// Applied at once on the caller's thread when nothing is queued before them (one
     /// thread less between the database and the watchers), else queued behind it.
     bool on_rows(std::vector<CatalogChange>& changes, std::vector<ModelStatus>& rows);
