@@ -19,6 +19,9 @@
 // feed=logical (the three tables in a publication, the feed naming rows through RowNames).
 // The writers UPDATE "ModelStatus" by id, as Prisma's `update({where: {id}})` does.
 //
+// With BENCH_LOGICAL_COPY=1, each follower keeps a live copy (cache=live) as serve does:
+// with feed=logical its status rows then go the copy's row path (no re-read).
+//
 // usage: bench_logical [SECONDS_PER_ROUND=5] [ROUNDS=3] [MODELS=10000] [prisma]
 #include <atomic>
 #include <cstdio>
@@ -120,21 +123,28 @@ int main(int argc, char** argv) {
     // The logical database: migrate with feed=logical drops the triggers, makes the publication.
     if (!migrate(server, "logical", with("feed=logical")))
         return 1;
-    auto logical_repo = PostgresRepository::open(server.url("app", bench::password, "logical",
-                                                            "127.0.0.1", with("feed=logical")))
-                            .value();
-    auto repo = PostgresRepository::open(
-                    server.url("app", bench::password, "triggers", "127.0.0.1", with("")))
-                    .value();
+    // BENCH_LOGICAL_COPY=1: each follower keeps a live copy (cache=live), as serve does.
+    const bool copy = std::getenv("BENCH_LOGICAL_COPY") != nullptr;
+    auto follower = [&](const char* db, std::string query) {
+        if (copy)
+            query += (query.empty() ? "" : "&") + std::string("cache=live");
+        auto opened = open(server.url("app", bench::password, db, "127.0.0.1", query));
+        if (!opened)
+            std::fprintf(stderr, "open %s: %s\n", db, opened.error().message.c_str());
+        return std::move(opened).value();
+    };
+    auto logical_repo = follower("logical", with("feed=logical"));
+    auto repo = follower("triggers", with(""));
     std::atomic<long> seen{0}, seen_logical{0};
     auto sub = repo->watch([&](const CatalogChange&) { ++seen; }).value();
     auto logical_sub = logical_repo->watch([&](const CatalogChange&) { ++seen_logical; }).value();
     std::this_thread::sleep_for(500ms);
 
     std::printf("bench_logical: %d models (%s), 8 writers on distinct rows, %d s per round, %d "
-                "rounds alternating; PostgreSQL 15 on loopback; %u cores\n",
+                "rounds alternating; followers %s; PostgreSQL 15 on loopback; %u cores\n",
                 models, prisma ? "Prisma's tables, read through the mapping" : "modelrepo's tables",
-                seconds, rounds, std::thread::hardware_concurrency());
+                seconds, rounds, copy ? "with a live copy (cache=live)" : "watch() alone",
+                std::thread::hardware_concurrency());
     // Client c writes rows c+1, c+9, c+17, …: no two clients share a row.
     const auto prisma_writers = dir.write(
         "prisma_writers.sql",
