@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -40,7 +41,13 @@ public:
     }
     /// Whether a re-read finds the models (else they are absent).
     std::atomic<bool> answer_models{false};
+    /// While set, a re-read waits until it is cleared (the copy's thread stays busy).
+    std::atomic<bool> hold_reads{false};
+    std::atomic<int> reads{0};
     Result<std::vector<Model>> models(std::span<const std::string> slugs) override {
+        ++reads;
+        while (hold_reads.load())
+            std::this_thread::sleep_for(1ms);
         std::vector<Model> out;
         if (answer_models.load())
             for (const auto& m : builtin_snapshot().models)
@@ -261,4 +268,72 @@ TEST_CASE("status rows the feed decoded: applied as written, in order, or declin
     std::lock_guard lock(seen_mutex);
     CHECK(seen[2].version == 20);
     CHECK(seen[3].version == 21);
+}
+
+TEST_CASE("a batch of re-reads and decoded rows: a row before its model's re-read gives way to "
+          "it, one after it goes on top") {
+    ScriptedReader reader;
+    reader.answer_models = true;
+    ChangeHub hub;
+    test::ChangeCollector seen;
+    auto sub = hub.subscribe(std::ref(seen));
+    detail::LiveCopy copy({}, reader, hub);
+    copy.start();
+    copy.on_feed(true);
+    copy.on_changes({resync(1)});
+    REQUIRE(test::eventually([&] { return copy.in_sync(); }, 5s));
+    // A re-read answers the bundled model, which carries no status of its own.
+    const std::string slug = builtin_snapshot().models.front().slug;
+    auto change = [&](std::int64_t version) {
+        return CatalogChange{CatalogChange::Kind::status, slug, version, Clock::now()};
+    };
+    auto row = [&](double availability) {
+        ModelStatus s;
+        s.model_slug = slug;
+        s.health = Health::operational;
+        s.availability = availability;
+        s.checked_at = Clock::now() + hours(1);
+        return s;
+    };
+    // Keeps the copy's thread in a re-read while the next changes queue up behind it,
+    // then lets it take them as one batch.
+    auto seen_count = [&] {
+        std::lock_guard lock(seen.mutex);
+        return seen.changes.size();
+    };
+    auto batch_of = [&](std::int64_t held_version, const std::function<void()>& queue) {
+        const auto seen_before = seen_count();
+        const int reads_before = reader.reads.load();
+        reader.hold_reads = true;
+        copy.on_changes({change(held_version)});
+        REQUIRE(test::eventually([&] { return reader.reads.load() > reads_before; }, 5s));
+        queue();
+        reader.hold_reads = false;
+        REQUIRE(seen.wait_count(seen_before + 3));
+    };
+    auto availability = [&] {
+        const Model* m = copy.catalog().find(slug);
+        return m && m->status ? m->status->availability : -1.0;
+    };
+
+    // A row, then a re-read of its model: the read is as new, the row gives way.
+    batch_of(150, [&] {
+        std::vector<CatalogChange> changes{change(200)};
+        std::vector<ModelStatus> rows{row(0.125)};
+        REQUIRE(copy.on_rows(changes, rows));
+        copy.on_changes({change(201)});
+    });
+    CHECK(availability() == -1.0); // the read's: no status
+
+    // A re-read, then a row: the row goes on top (the read may not have seen it).
+    batch_of(250, [&] {
+        copy.on_changes({change(300)});
+        std::vector<CatalogChange> changes{change(301)};
+        std::vector<ModelStatus> rows{row(0.375)};
+        REQUIRE(copy.on_rows(changes, rows));
+    });
+    CHECK(availability() == 0.375);
+    std::lock_guard lock(seen.mutex);
+    for (std::size_t i = 1; i < seen.changes.size(); ++i)
+        CHECK(seen.changes[i].version > seen.changes[i - 1].version);
 }

@@ -2,6 +2,7 @@
 #include "live_copy.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -256,12 +257,23 @@ void LiveCopy::apply(const std::vector<Queued>& changes) {
         else
             model_slugs.insert(c.slug);
     }
-    // The statuses decoded as written, in commit order, of the models not read again (a
-    // read is as new as any of them).
+    // The statuses decoded as written, in commit order, but for those before a re-read of
+    // their model in this batch (the read is at least as new). One after it is applied on
+    // top of the read: the read may have been made before its transaction was visible,
+    // and if it was not, a later change of that model follows it in the stream.
+    std::map<std::string, std::size_t> last_read;
+    for (std::size_t i = 0; i < changes.size(); ++i)
+        if (!changes[i].row && changes[i].change.kind != CatalogChange::Kind::provider)
+            last_read[changes[i].change.slug] = i;
     std::vector<ModelStatus> rows;
-    for (const auto& q : changes)
-        if (q.row && !model_slugs.contains(q.row->model_slug))
-            rows.push_back(*q.row);
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+        const auto& row = changes[i].row;
+        if (!row)
+            continue;
+        auto read = last_read.find(row->model_slug);
+        if (read == last_read.end() || read->second < i)
+            rows.push_back(*row);
+    }
     auto fail = [&] {
         std::lock_guard lock(mutex_);
         needs_reload_ = true; // the changed rows could not be read: reload when possible
