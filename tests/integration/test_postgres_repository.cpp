@@ -394,3 +394,41 @@ TEST_CASE("the pool's metrics reach a chain's Prometheus text") {
         CHECK(text.find(line) != std::string::npos);
     }
 }
+
+TEST_CASE("a checked_at a Timestamp cannot hold ('infinity', year 1, year 294276) reads as the "
+          "nearest end it can (1678 to 2261), never failing the read, and exports and parses "
+          "again") {
+    auto repo = fresh_catalogue("catalogue_far_times");
+    auto& s = server();
+    s.psql("UPDATE model_status SET checked_at = 'infinity' WHERE model_slug = 'gpt-4o'",
+           "catalogue_far_times");
+    s.psql("UPDATE model_status SET checked_at = '-infinity' WHERE model_slug = 'gpt-5'",
+           "catalogue_far_times");
+    s.psql("UPDATE model_status SET checked_at = '0001-01-01 00:00:00+00' WHERE model_slug = "
+           "'o3'",
+           "catalogue_far_times");
+    s.psql("UPDATE model_status SET checked_at = '294276-12-31 23:59:59+00' WHERE model_slug = "
+           "'claude-sonnet-4-5'",
+           "catalogue_far_times");
+    auto models = repo->list_models();
+    REQUIRE_MESSAGE(models, models.error().to_string());
+    CHECK(models.value().size() == 32);
+    const Timestamp latest = sys_days(2262y / January / 1) - seconds(1);
+    const Timestamp earliest = sys_days(1678y / January / 1);
+    auto checked_at = [&](const std::string& slug) {
+        auto m = repo->find_model(slug);
+        REQUIRE_MESSAGE(m, m.error().to_string());
+        REQUIRE(m.value());
+        REQUIRE(m.value()->status);
+        return m.value()->status->checked_at;
+    };
+    CHECK(checked_at("gpt-4o") == latest);
+    CHECK(checked_at("gpt-5") == earliest);
+    CHECK(checked_at("o3") == earliest);
+    CHECK(checked_at("claude-sonnet-4-5") == latest);
+    auto snapshot = repo->export_snapshot();
+    REQUIRE_MESSAGE(snapshot, snapshot.error().to_string());
+    auto again = parse_snapshot(write_snapshot(snapshot.value()));
+    if (!again)
+        FAIL(again.error().to_string());
+}
