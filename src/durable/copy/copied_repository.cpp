@@ -177,19 +177,21 @@ Result<WriteReceipt> CopiedRepository::write_statuses(std::span<const ModelStatu
 }
 
 Result<Subscription> CopiedRepository::watch(std::function<void(const CatalogChange&)> on_change) {
-    if (!on_change)
-        return make_error(Errc::invalid_argument, "watch() needs a callback");
-    if (auto ready = changes_.check_watchable(); !ready)
-        return std::move(ready).error();
-    return hub_.subscribe(std::move(on_change));
+    return subscribe(std::move(on_change), "watch()", &ChangeHub::subscribe);
 }
 
 Result<Subscription> CopiedRepository::relay(std::function<void(const CatalogChange&)> to) {
-    if (!to)
-        return make_error(Errc::invalid_argument, "relay() needs a callback");
+    return subscribe(std::move(to), "relay()", &ChangeHub::relay);
+}
+
+Result<Subscription> CopiedRepository::subscribe(
+    std::function<void(const CatalogChange&)> callback, const char* call,
+    Subscription (ChangeHub::*how)(std::function<void(const CatalogChange&)>)) {
+    if (!callback)
+        return make_error(Errc::invalid_argument, std::string(call) + " needs a callback");
     if (auto ready = changes_.check_watchable(); !ready)
         return std::move(ready).error();
-    return hub_.relay(std::move(to));
+    return (hub_.*how)(std::move(callback));
 }
 
 std::vector<MetricFamily> CopiedRepository::backend_metrics() const {

@@ -75,6 +75,11 @@ public:
     void show_writes(std::span<const ModelStatus> statuses) override;
 
 private:
+    /// watch() and relay(): the same checks, then `how` on the hub.
+    Result<Subscription>
+    subscribe(std::function<void(const CatalogChange&)> callback, const char* call,
+              Subscription (ChangeHub::*how)(std::function<void(const CatalogChange&)>));
+
     /// `db()` or the copy (`from_copy(catalog, down)`), as the file's comment says.
     template <class Db, class FromCopy>
     auto read(Db&& db, FromCopy&& from_copy) -> decltype(db());
