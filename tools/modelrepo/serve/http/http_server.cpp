@@ -92,6 +92,11 @@ void HttpServer::Listener::on_accept(beast::error_code ec, tcp::socket socket) {
         return;
     }
     if (!ec) {
+        // No Nagle: an answer written in two parts (a head, then a body made as it is
+        // written; events of a stream) must not wait for the client's delayed ACK, up to
+        // 40 ms a write on Linux.
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
         auto session = std::make_shared<Session>(std::move(socket), *this);
         std::lock_guard lock(mutex);
         bool full = admitted >= options.max_connections && !shed_idle();

@@ -111,16 +111,11 @@ void Session::refuse(int status, std::string_view code, const std::string& messa
         }
     }
     started_ = steady_clock::now();
-    auto answer =
-        std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status), 11);
-    answer->set(http::field::server, "modelrepo");
-    answer->set(http::field::content_type, "application/json");
-    answer->body() = error_body(code, message);
+    Response answer{status, "application/json", error_body(code, message), {}, {}, {}};
     if (retry_after)
-        answer->set(http::field::retry_after, "1");
-    answer->keep_alive(false);
-    answer->prepare_payload();
-    write(std::move(answer));
+        answer.headers.emplace_back("Retry-After", "1");
+    std::size_t length = answer.body.size();
+    write(std::move(answer), 11, /*keep_alive=*/false, length);
 }
 
 } // namespace modelrepo::serve

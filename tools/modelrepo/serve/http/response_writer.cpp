@@ -2,25 +2,78 @@
 // Writing an answer: whole (with a Content-Length; HEAD without the body), a body shared
 // between answers (written from where it is kept), or made as it is written and sent
 // chunked, a part at a time; then the next request or the connection's orderly end.
+#include <array>
+
 #include <boost/asio/write.hpp>
 
 #include "session.hpp"
 
 namespace modelrepo::serve {
 
+namespace {
+
+/// A header name or value that would end its line early (CR, LF, NUL): left out of the head
+/// rather than letting it split the answer.
+bool fits_one_line(std::string_view text) {
+    return text.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+/// No body, and no Content-Length or chunking to say so (RFC 9110 section 8.6).
+bool bodiless(int status) {
+    return status / 100 == 1 || status == 204 || status == 304;
+}
+
+/// The head of an answer as HTTP/1.x text, into `out` (its capacity kept from answer to
+/// answer): the status line, Server, Content-Type, the handler's headers in order (one may
+/// come twice), then Content-Length (`length`) or, without one, chunked; Connection when
+/// it is not the version's default. What Beast's serializer wrote, made without a field
+/// container and a serializer per answer.
+void format_head(std::string& out, const Response& response, unsigned version, bool keep_alive,
+                 std::optional<std::size_t> length) {
+    out.clear();
+    out += version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ";
+    out += std::to_string(response.status);
+    out += ' ';
+    beast::string_view reason =
+        http::obsolete_reason(http::int_to_status(static_cast<unsigned>(response.status)));
+    out.append(reason.data(), reason.size());
+    out += "\r\nServer: modelrepo\r\n";
+    auto line = [&](std::string_view name, std::string_view value) {
+        if (name.empty() || !fits_one_line(name) || !fits_one_line(value))
+            return;
+        out += name;
+        out += ": ";
+        out += value;
+        out += "\r\n";
+    };
+    line("Content-Type", response.content_type);
+    for (const auto& [name, value] : response.headers)
+        line(name, value);
+    if (!bodiless(response.status))
+        line(length ? "Content-Length" : "Transfer-Encoding",
+             length ? std::to_string(*length) : "chunked");
+    if (version >= 11 && !keep_alive)
+        out += "Connection: close\r\n";
+    else if (version < 11 && keep_alive)
+        out += "Connection: keep-alive\r\n";
+    out += "\r\n";
+}
+
+} // namespace
+
 void Session::answer(Response response) {
     auto& message = parser_->get();
     request_.authorization.clear();
     request_.body.clear();
+    const bool head = message.method() == http::verb::head;
     if (response.on_stream)
         return start_stream(std::move(response), message.version());
     if (response.shared_body)
-        return start_shared(std::move(response), message.version(), message.keep_alive(),
-                            message.method() == http::verb::head);
+        return start_shared(std::move(response), message.version(), message.keep_alive(), head);
     std::optional<std::size_t> head_length;
     if (response.parts) {
         bool more = response.parts(response.body);
-        if (more && message.method() == http::verb::head) {
+        if (more && head) {
             // The length a GET would get, without keeping what it counts.
             std::size_t length = response.body.size();
             std::string part;
@@ -37,39 +90,30 @@ void Session::answer(Response response) {
             return start_parts(std::move(response), message.version(), message.keep_alive());
         }
     }
-
-    auto answer = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(response.status), message.version());
-    answer->set(http::field::server, "modelrepo");
-    answer->set(http::field::content_type, response.content_type);
-    for (auto& [name, value] : response.headers)
-        answer->insert(name, value); // a header may come twice (WWW-Authenticate)
-    answer->body() = std::move(response.body);
-    answer->keep_alive(message.keep_alive() && !server_.stopping.load());
-    answer->prepare_payload();
-    if (message.method() == http::verb::head) {
-        // The headers a GET would get, Content-Length included, and no body.
-        auto length = head_length.value_or(answer->body().size());
-        answer->body().clear();
-        answer->content_length(length);
-    }
-    write(std::move(answer));
+    // HEAD: the headers a GET would get, Content-Length included, and no body.
+    std::size_t length = head_length.value_or(response.body.size());
+    if (head)
+        response.body.clear();
+    write(std::move(response), message.version(), message.keep_alive(), length);
 }
 
-void Session::write(std::shared_ptr<http::response<http::string_body>> answer) {
+void Session::write(Response response, unsigned version, bool keep_alive, std::size_t length) {
     state_ = State::writing;
-    answer_ = std::move(answer);
+    status_ = response.status;
+    keep_alive_ = keep_alive && !server_.stopping.load();
+    format_head(head_, response, version, keep_alive_, length);
+    body_ = std::move(response.body);
+    if (bodiless(status_))
+        body_.clear();
     stream_.expires_after(server_.options.write_timeout);
-    http::async_write(stream_, *answer_,
-                      beast::bind_front_handler(&Session::on_write, shared_from_this()));
-}
-
-void Session::on_write(beast::error_code ec, std::size_t bytes) {
-    int status = static_cast<int>(answer_->result_int());
-    log(status, bytes);
-    bool keep_alive = answer_->keep_alive();
-    answer_.reset();
-    next_request(ec, keep_alive);
+    // The head and the body in one write: one system call for most answers.
+    std::array<net::const_buffer, 2> both{net::buffer(head_), net::buffer(body_)};
+    net::async_write(stream_, both,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+                         self->log(self->status_, bytes);
+                         std::string().swap(self->body_);
+                         self->next_request(ec, self->keep_alive_);
+                     });
 }
 
 void Session::next_request(beast::error_code ec, bool keep_alive) {
@@ -128,29 +172,18 @@ void Session::start_parts(Response response, unsigned version, bool keep_alive) 
 void Session::write_head(const Response& response, unsigned version, bool keep_alive,
                          std::optional<std::size_t> length, void (Session::*then)()) {
     state_ = State::writing;
-    parts_status_ = response.status;
+    status_ = response.status;
     parts_bytes_ = 0;
-    parts_head_ = std::make_shared<http::response<http::empty_body>>(
-        static_cast<http::status>(response.status), version);
-    parts_head_->set(http::field::server, "modelrepo");
-    parts_head_->set(http::field::content_type, response.content_type);
-    for (auto& [name, value] : response.headers)
-        parts_head_->insert(name, value);
-    if (length)
-        parts_head_->content_length(*length);
-    else
-        parts_head_->chunked(true);
-    parts_head_->keep_alive(keep_alive && !server_.stopping.load());
-    parts_serializer_ = std::make_shared<http::response_serializer<http::empty_body>>(*parts_head_);
+    keep_alive_ = keep_alive && !server_.stopping.load();
+    format_head(head_, response, version, keep_alive_, length);
     stream_.expires_after(server_.options.write_timeout);
-    http::async_write_header(
-        stream_, *parts_serializer_,
-        [self = shared_from_this(), then](beast::error_code ec, std::size_t bytes) {
-            self->parts_bytes_ += bytes;
-            if (ec)
-                return self->parts_done(ec);
-            ((*self).*then)();
-        });
+    net::async_write(stream_, net::buffer(head_),
+                     [self = shared_from_this(), then](beast::error_code ec, std::size_t bytes) {
+                         self->parts_bytes_ += bytes;
+                         if (ec)
+                             return self->parts_done(ec);
+                         ((*self).*then)();
+                     });
 }
 
 void Session::write_part() {
@@ -177,13 +210,19 @@ void Session::write_part() {
 }
 
 void Session::start_shared(Response response, unsigned version, bool keep_alive, bool head) {
+    if (head)
+        return write_head(response, version, keep_alive, response.shared_body->size(),
+                          &Session::head_done);
+    state_ = State::writing;
+    status_ = response.status;
+    parts_bytes_ = 0;
+    keep_alive_ = keep_alive && !server_.stopping.load();
     shared_body_ = std::move(response.shared_body);
-    write_head(response, version, keep_alive, shared_body_->size(),
-               head ? &Session::head_done : &Session::write_shared);
-}
-
-void Session::write_shared() {
-    net::async_write(stream_, net::buffer(*shared_body_),
+    format_head(head_, response, version, keep_alive_, shared_body_->size());
+    stream_.expires_after(server_.options.write_timeout);
+    // The head, then the body from where it is kept, no copy; one write.
+    std::array<net::const_buffer, 2> both{net::buffer(head_), net::buffer(*shared_body_)};
+    net::async_write(stream_, both,
                      [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
                          self->parts_bytes_ += bytes;
                          self->parts_done(ec);
@@ -195,14 +234,11 @@ void Session::head_done() {
 }
 
 void Session::parts_done(beast::error_code ec) {
-    log(parts_status_, parts_bytes_);
+    log(status_, parts_bytes_);
     parts_ = nullptr; // what it holds (a catalogue) is let go now
     shared_body_.reset();
     std::string().swap(part_);
-    bool keep_alive = parts_head_->keep_alive();
-    parts_head_.reset();
-    parts_serializer_.reset();
-    next_request(ec, keep_alive);
+    next_request(ec, keep_alive_);
 }
 
 } // namespace modelrepo::serve

@@ -105,9 +105,9 @@ private:
     /// Writes the handler's answer (or starts its stream), on the strand.
     void answer(Response response);
 
-    void write(std::shared_ptr<http::response<http::string_body>> answer);
-
-    void on_write(beast::error_code ec, std::size_t bytes);
+    /// Writes a whole answer: its head (with the Content-Length `length`; a HEAD's body is
+    /// already empty) and its body, in one write.
+    void write(Response response, unsigned version, bool keep_alive, std::size_t length);
 
     /// After an answer is written (or failed to be): the next request on a kept-alive
     /// connection, else the connection's end.
@@ -140,7 +140,6 @@ private:
     /// A shared body: the header (with its Content-Length), then the body from where it
     /// is kept, no copy (`head`: the header alone).
     void start_shared(Response response, unsigned version, bool keep_alive, bool head);
-    void write_shared();
     void head_done(); ///< a HEAD of a shared body: the header was all
 
     // --- event streams ----------------------------------------------------------------
@@ -175,17 +174,17 @@ private:
     Request request_;
     steady_clock::time_point started_{};
     net::steady_timer deadline_{stream_.get_executor()}; ///< of a request on a worker lane
-    std::shared_ptr<http::response<http::string_body>> answer_;
+    std::string head_;        ///< the head of the answer being written (capacity kept)
+    std::string body_;        ///< the body of a whole answer being written
+    int status_ = 0;          ///< of the answer being written
+    bool keep_alive_ = false; ///< of the answer being written
     std::array<char, 512> scratch_{};
 
     std::function<bool(std::string&)> parts_; ///< an answer being made as it is written
     std::string part_;                        ///< the part being written
     bool parts_more_ = false;                 ///< parts_ has more to make
-    int parts_status_ = 0;
     std::size_t parts_bytes_ = 0;
     std::shared_ptr<const std::string> shared_body_; ///< a shared body being written
-    std::shared_ptr<http::response<http::empty_body>> parts_head_;
-    std::shared_ptr<http::response_serializer<http::empty_body>> parts_serializer_;
 
     bool was_stream_ = false;
     std::function<void(std::shared_ptr<EventStream>)> stream_attach_;
