@@ -98,9 +98,15 @@ struct SystemStats {
 std::string format_timestamp(Timestamp t);
 /// RFC 3339 UTC with microseconds, always: "2026-11-24T09:30:00.000000Z".
 std::string format_timestamp_precise(Timestamp t);
+/// The years a `Timestamp` holds whole (nanoseconds on a signed 64-bit count reach from
+/// 1677-09-21 to 2262-04-11): what parse_timestamp() reads, and where a PostgreSQL read
+/// holds a stored time outside them ('infinity', a year 1) to the nearest end.
+inline constexpr int timestamp_first_year = 1678;
+inline constexpr int timestamp_last_year = 2261;
+
 /// Parses RFC 3339 in UTC ("…Z" or "…+00:00"), with optional fractional seconds;
 /// nullopt for anything else, other offsets, impossible dates and years outside
-/// 1678..2261 (what `Timestamp`'s nanoseconds can hold) included.
+/// timestamp_first_year..timestamp_last_year included.
 std::optional<Timestamp> parse_timestamp(std::string_view text) noexcept;
 
 } // namespace modelrepo

@@ -81,15 +81,18 @@ public:
         return c.type == ColumnType::floating ? col(alias, c) : col(alias, c) + "::float8";
     }
     /// µs since the epoch; a timestamp without time zone holds UTC (extract reads it so).
-    /// Held within what a Timestamp holds, as parse_timestamp reads it (1678 to 2261):
+    /// Held within what a Timestamp holds, as parse_timestamp reads it
+    /// (timestamp_first_year to timestamp_last_year):
     /// 'infinity', a year 1 or a year 294276 stored there reads as the nearest end,
     /// instead of failing the whole read ("cannot convert infinity to bigint") or
     /// overflowing. NULL stays NULL.
     static std::string micros(std::string_view alias, const Column& c) {
         const std::string v = col(alias, c);
-        return "(extract(epoch FROM CASE WHEN " + v + " < '1678-01-01 00:00:00+00' THEN '" +
-               "1678-01-01 00:00:00+00' WHEN " + v + " > '2261-12-31 23:59:59+00' THEN " +
-               "'2261-12-31 23:59:59+00' ELSE " + v + " END) * 1000000)::bigint";
+        const std::string first =
+            "'" + std::to_string(timestamp_first_year) + "-01-01 00:00:00+00'";
+        const std::string last = "'" + std::to_string(timestamp_last_year) + "-12-31 23:59:59+00'";
+        return "(extract(epoch FROM CASE WHEN " + v + " < " + first + " THEN " + first + " WHEN " +
+               v + " > " + last + " THEN " + last + " ELSE " + v + " END) * 1000000)::bigint";
     }
 
     /// The status's health as modelrepo names it.

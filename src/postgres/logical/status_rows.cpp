@@ -54,9 +54,9 @@ std::optional<Timestamp> parse_timestamptz(std::string_view text) {
         return std::nullopt;
     year_month_day date{std::chrono::year(year), std::chrono::month(static_cast<unsigned>(month)),
                         std::chrono::day(static_cast<unsigned>(day))};
-    // What a Timestamp (nanoseconds on a 64-bit count) holds: 1678 to 2262, less a margin
-    // for the offset.
-    if (year < 1679 || year > 2261 || !date.ok() || hour > 23 || minute > 59 || second > 59)
+    // What a Timestamp holds, less a year's margin at the start for the offset.
+    if (year < timestamp_first_year + 1 || year > timestamp_last_year || !date.ok() || hour > 23 ||
+        minute > 59 || second > 59)
         return std::nullopt;
     long long micros = 0;
     if (at < text.size() && text[at] == '.') {

@@ -28,7 +28,8 @@ std::optional<ModelStatus> status_of_row(const Relation& relation, const Tuple& 
 
 /// A `timestamptz` as PostgreSQL prints it with DateStyle ISO:
 /// "2026-12-07 19:09:18.285539+00", "… +05:30", "… -03:30:15", the fraction optional
-/// (1 to 6 digits). Years 1679 to 2261 only (what a Timestamp holds); nullopt for anything
+/// (1 to 6 digits). Years timestamp_first_year + 1 to timestamp_last_year only (what a
+/// Timestamp holds, with room for the offset); nullopt for anything
 /// else (BC, "infinity").
 std::optional<Timestamp> parse_timestamptz(std::string_view text);
 
