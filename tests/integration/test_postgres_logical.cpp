@@ -640,6 +640,7 @@ TEST_CASE("feed=logical: transactions committed back to back by several writers 
 
     Snapshot builtin = builtin_snapshot();
     REQUIRE(builtin.models.size() >= 4);
+    const std::string burst_start = s.psql("SELECT pg_current_wal_lsn()", name);
     constexpr int writers = 4, writes = 60;
     std::vector<std::thread> threads;
     for (int w = 0; w < writers; ++w)
@@ -676,9 +677,26 @@ TEST_CASE("feed=logical: transactions committed back to back by several writers 
     for (int w = 0; w < writers; ++w)
         CHECK(seen.count(CatalogChange::Kind::status,
                          builtin.models[static_cast<std::size_t>(w)].slug) == std::size_t{writes});
-    std::lock_guard lock(seen.mutex);
-    for (std::size_t i = 1; i < seen.changes.size(); ++i)
-        CHECK(seen.changes[i].version > seen.changes[i - 1].version);
+    {
+        std::lock_guard lock(seen.mutex);
+        for (std::size_t i = 1; i < seen.changes.size(); ++i)
+            CHECK(seen.changes[i].version > seen.changes[i - 1].version);
+    }
+    // Both feeds' slots confirm what they delivered: not after every commit, but once the
+    // stream falls silent (or a second has passed), so the server may recycle that WAL.
+    std::string confirmed;
+    CAPTURE(burst_start);
+    CAPTURE(confirmed);
+    CHECK(eventually(
+        [&] {
+            confirmed = s.psql("SELECT coalesce(min(confirmed_flush_lsn)::text, '0/0') || ' ' || "
+                               "count(*) FROM pg_replication_slots WHERE database = '" +
+                               name + "'");
+            auto space = confirmed.find(' ');
+            return space != std::string::npos && confirmed.substr(space + 1) == "2" &&
+                   parse_lsn(confirmed.substr(0, space)) > parse_lsn(burst_start);
+        },
+        20s));
 }
 
 TEST_CASE("feed=logical with cache=live: status writes reach the copy as the WAL has them, with no "

@@ -24,6 +24,11 @@ namespace {
 
 /// Changes of one transaction past this are one resync.
 constexpr std::uint32_t max_position = 0xffff;
+/// A status update after a delivered transaction goes out at most this often (and when
+/// the stream falls silent, or the server asks). One after every commit made the walsender
+/// read and process a message per transaction, on the writers' cores; the slot is
+/// temporary, so a later confirmation costs only WAL kept a moment longer.
+constexpr milliseconds confirm_every{1'000};
 
 /// PostgreSQL's epoch (2000-01-01 UTC) on the Unix clock, in microseconds.
 constexpr std::int64_t epoch_2000_us = 946'684'800'000'000LL;
@@ -401,15 +406,19 @@ Error LogicalFeed::publication_gone() {
     return e;
 }
 
-std::optional<Error> LogicalFeed::idle(WalStream& stream, Visibility& visibility,
+std::optional<Error> LogicalFeed::idle(WalStream& stream, Visibility& visibility, Lsn applied,
                                        steady_clock::duration silent, bool& asked) {
     if (silent > options_.heartbeat + options_.heartbeat_timeout)
         return make_error(Errc::timeout,
                           "the replication session did not answer for " +
                               std::to_string(duration_cast<milliseconds>(silent).count()) + " ms");
-    if (asked || silent <= options_.heartbeat)
+    if (asked || silent <= options_.heartbeat) {
+        if (applied > stream.confirmed())
+            if (auto sent = stream.confirm(applied); !sent)
+                return sent.error();
         return std::nullopt;
-    if (auto sent = stream.confirm(stream.confirmed(), true); !sent)
+    }
+    if (auto sent = stream.confirm(std::max(applied, stream.confirmed()), true); !sent)
         return sent.error();
     asked = true;
     // A migrate with feed=triggers drops the publication; the stream then stays silent
@@ -436,6 +445,8 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
     bool whole_resync = false; ///< a TRUNCATE, or more changes than versions can name
     auto last_heard = steady_clock::now();
     bool asked = false;
+    Lsn applied = stream.confirmed(); ///< the end of the last transaction delivered
+    auto last_confirmed = last_heard; ///< when a status update last went out
     while (true) {
         {
             std::lock_guard lock(mutex_);
@@ -447,16 +458,18 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
             return next.error();
         auto now = steady_clock::now();
         if (!next.value()) {
-            if (auto ended = idle(stream, visibility, now - last_heard, asked))
+            if (auto ended = idle(stream, visibility, applied, now - last_heard, asked))
                 return *ended;
             continue;
         }
         last_heard = now;
         asked = false;
         if (auto* k = std::get_if<Keepalive>(&*next.value())) {
-            if (k->reply_requested)
-                if (auto sent = stream.confirm(stream.confirmed()); !sent)
+            if (k->reply_requested) {
+                if (auto sent = stream.confirm(std::max(applied, stream.confirmed())); !sent)
                     return sent.error();
+                last_confirmed = now;
+            }
             continue;
         }
         {
@@ -516,9 +529,14 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
             else if (!pending.empty() && !by_rows)
                 deliver(std::move(pending));
             pending.clear();
-            // Delivered: the server may recycle the WAL up to the transaction's end.
-            if (auto sent = stream.confirm(done->end_lsn); !sent)
-                return sent.error();
+            // Delivered: the server may recycle the WAL up to the transaction's end (told
+            // at most every confirm_every, or when the stream falls silent).
+            applied = done->end_lsn;
+            if (now - last_confirmed >= confirm_every) {
+                if (auto sent = stream.confirm(applied); !sent)
+                    return sent.error();
+                last_confirmed = now;
+            }
         }
     }
 }
