@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The routes of `modelrepo serve` called directly (no socket), over scripted sources:
 // the error-to-status map, provenance, backup and readiness, the token check, the
-// query parsing; and the transport's duration parser.
+// query parsing; and the transport's duration parser and answer heads.
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -16,6 +16,7 @@
 #include "hook_receiver.hpp"
 #include "json_form.hpp"
 #include "scripted_repository.hpp"
+#include "serve/http/session.hpp"
 #include "serve/http/work_pool.hpp"
 #include "serve/operator/alerts.hpp"
 #include "serve/publisher.hpp"
@@ -672,4 +673,63 @@ TEST_CASE("alerts: Alertmanager's v2 body: labels, annotations with the fix and 
     n.event = "resolved";
     auto resolved = json::parse(alertmanager_body(n, n.at, "web-1"));
     CHECK(resolved[0]["endsAt"] == format_timestamp(n.at));
+}
+
+TEST_CASE("an answer's head: the status line, the headers in order, the framing, Connection") {
+    std::string head;
+    Response ok{200, "application/json", "{}", {{"ETag", "\"a\""}, {"Vary", "Origin"}}, {}, {}};
+    format_head(head, ok, 11, true, 2);
+    CHECK(head == "HTTP/1.1 200 OK\r\nServer: modelrepo\r\nContent-Type: application/json\r\n"
+                  "ETag: \"a\"\r\nVary: Origin\r\nContent-Length: 2\r\n\r\n");
+    // Closing on HTTP/1.1 says so; HTTP/1.0 says when it keeps the connection.
+    format_head(head, ok, 11, false, 2);
+    CHECK(head.find("Connection: close\r\n") != std::string::npos);
+    format_head(head, ok, 10, true, 2);
+    CHECK(head.rfind("HTTP/1.0 200 OK\r\n", 0) == 0);
+    CHECK(head.find("Connection: keep-alive\r\n") != std::string::npos);
+    format_head(head, ok, 10, false, 2);
+    CHECK(head.find("Connection") == std::string::npos);
+    // Without a length: chunked. 304 and 204: neither.
+    format_head(head, ok, 11, true, std::nullopt);
+    CHECK(head.find("Transfer-Encoding: chunked\r\n") != std::string::npos);
+    CHECK(head.find("Content-Length") == std::string::npos);
+    for (int status : {204, 304}) {
+        Response none{status, "application/json", {}, {{"ETag", "\"a\""}}, {}, {}};
+        format_head(head, none, 11, true, 0);
+        CAPTURE(head);
+        CHECK(head.find("Content-Length") == std::string::npos);
+        CHECK(head.find("Transfer-Encoding") == std::string::npos);
+        CHECK(head.find("ETag: \"a\"\r\n") != std::string::npos);
+    }
+    // A status Beast knows no reason for still makes a well-formed line.
+    Response odd{299, "text/plain", {}, {}, {}, {}};
+    format_head(head, odd, 11, true, 0);
+    CHECK(head.rfind("HTTP/1.1 299 ", 0) == 0);
+    // A header that would split the answer (CR, LF, NUL in its name or value) is left out;
+    // one header may come twice.
+    Response split{401,
+                   "application/json",
+                   {},
+                   {{"WWW-Authenticate", "Bearer"},
+                    {"WWW-Authenticate", "Basic realm=\"modelrepo\""},
+                    {"X-Evil", "a\r\nSet-Cookie: x=1"},
+                    {"X-Nul", std::string("a\0b", 3)},
+                    {"Bad\nName", "v"}},
+                   {},
+                   {}};
+    format_head(head, split, 11, true, 0);
+    CAPTURE(head);
+    CHECK(
+        head.find("WWW-Authenticate: Bearer\r\nWWW-Authenticate: Basic realm=\"modelrepo\"\r\n") !=
+        std::string::npos);
+    CHECK(head.find("Set-Cookie") == std::string::npos);
+    CHECK(head.find("X-Nul") == std::string::npos);
+    CHECK(head.find("Bad") == std::string::npos);
+    CHECK(head.find("X-Evil") == std::string::npos);
+    // Every line ends with CRLF, the head with an empty line, and no bare LF anywhere.
+    CHECK(head.size() >= 4);
+    CHECK(head.substr(head.size() - 4) == "\r\n\r\n");
+    for (std::size_t i = 0; i < head.size(); ++i)
+        if (head[i] == '\n')
+            CHECK((i > 0 && head[i - 1] == '\r'));
 }

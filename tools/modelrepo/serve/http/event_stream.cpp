@@ -2,6 +2,8 @@
 // A server-sent-event stream: the header, then the queued events, all that are queued in one
 // chunk and one write (one post to the strand takes all that came meanwhile); a client that
 // does not keep up is dropped, never waited for; a one-byte read notices it leaving.
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
@@ -46,20 +48,18 @@ void Session::close() {
 void Session::start_stream(Response response, unsigned version) {
     state_ = State::streaming;
     stream_attach_ = std::move(response.on_stream);
-    stream_head_ = std::make_shared<http::response<http::empty_body>>(http::status::ok, version);
-    stream_head_->set(http::field::server, "modelrepo");
-    stream_head_->set(http::field::content_type, "text/event-stream");
-    stream_head_->set(http::field::cache_control, "no-cache");
-    for (auto& [name, value] : response.headers)
-        stream_head_->set(name, value);
-    stream_head_->chunked(true);
-    stream_head_->keep_alive(false);
-    stream_serializer_ =
-        std::make_shared<http::response_serializer<http::empty_body>>(*stream_head_);
+    response.content_type = "text/event-stream";
+    auto named = [&](beast::string_view name) {
+        return std::any_of(response.headers.begin(), response.headers.end(),
+                           [&](const auto& h) { return beast::iequals(h.first, name); });
+    };
+    if (!named("Cache-Control"))
+        response.headers.emplace_back("Cache-Control", "no-cache");
+    // Chunked, and the connection ends with the stream.
+    format_head(head_, response, version, /*keep_alive=*/false, std::nullopt);
     stream_.expires_after(server_.options.write_timeout);
-    http::async_write_header(
-        stream_, *stream_serializer_,
-        beast::bind_front_handler(&Session::on_stream_head, shared_from_this()));
+    net::async_write(stream_, net::buffer(head_),
+                     beast::bind_front_handler(&Session::on_stream_head, shared_from_this()));
 }
 
 void Session::on_stream_head(beast::error_code ec, std::size_t bytes) {

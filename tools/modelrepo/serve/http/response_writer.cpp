@@ -23,11 +23,8 @@ bool bodiless(int status) {
     return status / 100 == 1 || status == 204 || status == 304;
 }
 
-/// The head of an answer as HTTP/1.x text, into `out` (its capacity kept from answer to
-/// answer): the status line, Server, Content-Type, the handler's headers in order (one may
-/// come twice), then Content-Length (`length`) or, without one, chunked; Connection when
-/// it is not the version's default. What Beast's serializer wrote, made without a field
-/// container and a serializer per answer.
+} // namespace
+
 void format_head(std::string& out, const Response& response, unsigned version, bool keep_alive,
                  std::optional<std::size_t> length) {
     out.clear();
@@ -58,8 +55,6 @@ void format_head(std::string& out, const Response& response, unsigned version, b
         out += "Connection: keep-alive\r\n";
     out += "\r\n";
 }
-
-} // namespace
 
 void Session::answer(Response response) {
     auto& message = parser_->get();

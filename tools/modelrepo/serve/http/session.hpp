@@ -24,6 +24,15 @@
 
 namespace modelrepo::serve {
 
+/// The head of an answer as HTTP/1.x text, into `out` (its capacity kept from answer to
+/// answer): the status line, Server, Content-Type, the answer's headers in order (one may
+/// come twice; one with CR, LF or NUL in it is left out), then Content-Length (`length`)
+/// or, without one, chunked (neither for 1xx, 204 and 304); Connection when it is not the
+/// version's default. What Beast's serializer wrote, without a field container and a
+/// serializer per answer.
+void format_head(std::string& out, const Response& response, unsigned version, bool keep_alive,
+                 std::optional<std::size_t> length);
+
 class Session : public std::enable_shared_from_this<Session>, public EventStream {
 public:
     Session(tcp::socket socket, HttpServer::Listener& server)
@@ -188,8 +197,6 @@ private:
 
     bool was_stream_ = false;
     std::function<void(std::shared_ptr<EventStream>)> stream_attach_;
-    std::shared_ptr<http::response<http::empty_body>> stream_head_;
-    std::shared_ptr<http::response_serializer<http::empty_body>> stream_serializer_;
     std::deque<std::shared_ptr<const std::string>> queue_; ///< the strand's
     /// Events sent from other threads, not yet taken by the strand: one post takes all
     /// that came meanwhile.
