@@ -30,6 +30,29 @@ constexpr std::uint32_t max_position = 0xffff;
 /// temporary, so a later confirmation costs only WAL kept a moment longer.
 constexpr milliseconds confirm_every{1'000};
 
+/// What the feed has delivered, and when it last told the server (see confirm_every).
+class Confirmations {
+public:
+    explicit Confirmations(const WalStream& stream)
+        : applied_(stream.confirmed()) {}
+    /// The end of the last transaction delivered.
+    Lsn applied() const noexcept { return applied_; }
+    /// The transaction ending at `end` is delivered: told when confirm_every has passed.
+    Result<void> delivered(WalStream& stream, Lsn end, steady_clock::time_point now) {
+        applied_ = end;
+        return now - last_ >= confirm_every ? tell(stream, now) : success();
+    }
+    /// Tells the server what is delivered (it asked, or it is time).
+    Result<void> tell(WalStream& stream, steady_clock::time_point now) {
+        last_ = now;
+        return stream.confirm(std::max(applied_, stream.confirmed()));
+    }
+
+private:
+    Lsn applied_;
+    steady_clock::time_point last_ = steady_clock::now();
+};
+
 /// PostgreSQL's epoch (2000-01-01 UTC) on the Unix clock, in microseconds.
 constexpr std::int64_t epoch_2000_us = 946'684'800'000'000LL;
 
@@ -445,37 +468,33 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
     bool whole_resync = false; ///< a TRUNCATE, or more changes than versions can name
     auto last_heard = steady_clock::now();
     bool asked = false;
-    Lsn applied = stream.confirmed(); ///< the end of the last transaction delivered
-    auto last_confirmed = last_heard; ///< when a status update last went out
+    Confirmations confirmations(stream);
+    auto count = [this](std::uint64_t ChangeFeed::Stats::*figure) {
+        std::lock_guard lock(mutex_);
+        ++(stats_.*figure);
+    };
     while (true) {
-        {
-            std::lock_guard lock(mutex_);
-            if (stopping_)
-                return make_error(Errc::unreachable, "stopping");
-        }
+        if (std::lock_guard lock(mutex_); stopping_)
+            return make_error(Errc::unreachable, "stopping");
         auto next = stream.next(milliseconds(200));
         if (!next)
             return next.error();
         auto now = steady_clock::now();
         if (!next.value()) {
-            if (auto ended = idle(stream, visibility, applied, now - last_heard, asked))
+            if (auto ended =
+                    idle(stream, visibility, confirmations.applied(), now - last_heard, asked))
                 return *ended;
             continue;
         }
         last_heard = now;
         asked = false;
         if (auto* k = std::get_if<Keepalive>(&*next.value())) {
-            if (k->reply_requested) {
-                if (auto sent = stream.confirm(std::max(applied, stream.confirmed())); !sent)
+            if (k->reply_requested)
+                if (auto sent = confirmations.tell(stream, now); !sent)
                     return sent.error();
-                last_confirmed = now;
-            }
             continue;
         }
-        {
-            std::lock_guard lock(mutex_);
-            ++stats_.received;
-        }
+        count(&ChangeFeed::Stats::received);
         auto message = decoder.decode(std::get<XLogData>(*next.value()).payload);
         if (!message)
             return message.error();
@@ -515,10 +534,7 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
             whole_resync = true;
         } else if (auto* done = std::get_if<Commit>(&message.value())) {
             names.committed();
-            {
-                std::lock_guard lock(mutex_);
-                ++stats_.polls;
-            }
+            count(&ChangeFeed::Stats::polls);
             const bool by_rows = !whole_resync && !pending.empty() && rows_whole &&
                                  rows.size() == pending.size() && deliver_rows(pending, rows);
             if (!by_rows && (whole_resync || !pending.empty()))
@@ -531,12 +547,8 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
             pending.clear();
             // Delivered: the server may recycle the WAL up to the transaction's end (told
             // at most every confirm_every, or when the stream falls silent).
-            applied = done->end_lsn;
-            if (now - last_confirmed >= confirm_every) {
-                if (auto sent = stream.confirm(applied); !sent)
-                    return sent.error();
-                last_confirmed = now;
-            }
+            if (auto sent = confirmations.delivered(stream, done->end_lsn, now); !sent)
+                return sent.error();
         }
     }
 }
