@@ -64,6 +64,8 @@ public:
     std::optional<Timestamp> data_as_of() const override;
     /// Always: the catalogue is in memory.
     bool reads_from_memory() const noexcept override { return true; }
+    /// CatalogueVersion (the catalogue's: a new one at each write and replace()).
+    void* find_capability(const std::type_info& type) noexcept override;
 
     /// Replaces the whole catalogue (watchers get a `resync`). Errors: `Errc::bad_data`
     /// from `validate()`.

@@ -74,6 +74,23 @@ struct SharedModels {
     std::vector<const Model*> models; ///< by slug, as list_models() orders them
 };
 
+/// A capability (`capability<CatalogueVersion>()`) of a repository whose reads answer from
+/// a catalogue it keeps in memory: a memory source, a live copy while it is in sync. For
+/// keeping answers made from its reads (serve keeps `?slug=` lists this way).
+///
+/// Thread safety: may be called from any thread, at any time.
+class CatalogueVersion {
+public:
+    /// Which catalogue the reads answer from now: a number that changes whenever it does (a
+    /// write, a change from the feed, a reload) and never comes back to a value it had; 0
+    /// while reads would not come from memory. An answer read between two equal non-zero
+    /// readings is the answer for as long as the reading stays the same.
+    virtual std::uint64_t catalogue_version() const noexcept = 0;
+
+protected:
+    ~CatalogueVersion() = default;
+};
+
 /// The catalogue of AI models, their providers and live statuses.
 ///
 /// Thread safety: every method of every implementation may be called from any

@@ -52,6 +52,10 @@ public:
         return *slot.value;
     }
 
+    /// The current publication's number: never 0, different for every publication (of any
+    /// Published), so two equal readings mean nothing was published between them.
+    std::uint64_t number() const noexcept { return number_.load(std::memory_order_acquire); }
+
     /// A counted reference to the current value, for callers that keep it.
     std::shared_ptr<const T> share() const {
         std::lock_guard lock(mutex_);

@@ -12,7 +12,7 @@
 
 namespace modelrepo {
 
-struct MemoryRepository::State {
+struct MemoryRepository::State final : CatalogueVersion {
     State(std::string repository_name, const Snapshot& snapshot)
         : name(std::move(repository_name))
         , catalog(build_catalog(name, snapshot, 0)) {}
@@ -28,6 +28,8 @@ struct MemoryRepository::State {
 
     const detail::Catalog& current() const { return catalog.read(); }
 
+    std::uint64_t catalogue_version() const noexcept override { return catalog.number(); }
+
     static std::shared_ptr<detail::Catalog>
     build_catalog(const std::string& name, const Snapshot& snapshot, std::int64_t version) {
         auto next = detail::build_catalog(snapshot, version);
@@ -40,6 +42,12 @@ MemoryRepository::MemoryRepository(std::unique_ptr<State> state)
     : state_(std::move(state)) {}
 
 MemoryRepository::~MemoryRepository() = default;
+
+void* MemoryRepository::find_capability(const std::type_info& type) noexcept {
+    if (void* p = offer<CatalogueVersion>(type, static_cast<State*>(state_.get())))
+        return p;
+    return ModelRepository::find_capability(type);
+}
 
 Result<std::shared_ptr<MemoryRepository>> MemoryRepository::create(Snapshot snapshot,
                                                                    std::string name) {

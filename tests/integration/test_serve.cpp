@@ -766,6 +766,20 @@ TEST_CASE("serve on PostgreSQL (cache=live) and builtin: psql changes stream, PU
     CHECK(json::parse(put.body)["applied"] == 1);
     auto seen = json::parse(curl({serve.base() + "/v1/models/gpt-4o"}).body);
     CHECK(seen["model"]["status"]["availability"] == doctest::Approx(0.625));
+    // A ?slug= list is kept while the copy's catalogue is the same: a PUT and a psql change
+    // show in it as they do everywhere else.
+    auto picked = [&] {
+        return json::parse(curl({serve.base() + "/v1/models?slug=gpt-4o&slug=gpt-5"}).body);
+    };
+    auto listed = picked();
+    REQUIRE(listed["models"].size() == 2);
+    CHECK(listed["models"][0]["status"]["availability"] == doctest::Approx(0.625));
+    CHECK(picked() == listed);
+    server().psql("UPDATE model_status SET availability = 0.875 WHERE model_slug = 'gpt-5'",
+                  "serve_pg");
+    CHECK(eventually(
+        [&] { return picked()["models"][1]["status"]["availability"].get<double>() == 0.875; },
+        10s));
     CHECK(server()
               .psql("SELECT availability FROM model_status WHERE model_slug = 'gpt-4o'", "serve_pg")
               .find("0.625") != std::string::npos);
@@ -824,6 +838,14 @@ TEST_CASE("serve on PostgreSQL (cache=live) and builtin: psql changes stream, PU
         30s));
     CHECK(eventually(
         [&] { return json::parse(curl({serve.base() + "/readyz"}).body)["state"] == "ready"; },
+        30s));
+    // The list answered while the database was down (by the backup) is not what comes now.
+    CHECK(eventually(
+        [&] {
+            auto now = picked();
+            return now["source"].get<std::string>().starts_with("postgresql://") &&
+                   now["models"][0]["status"]["availability"].get<double>() == 0.0625;
+        },
         30s));
     serve.process().signal(SIGTERM);
     CHECK(serve.process().wait(10s) == 0);

@@ -733,3 +733,64 @@ TEST_CASE("an answer's head: the status line, the headers in order, the framing,
         if (head[i] == '\n')
             CHECK((i > 0 && head[i - 1] == '\r'));
 }
+
+TEST_CASE("?slug= lists read from memory are kept per catalogue version: the same bytes and tag "
+          "with no call on the chain, a write's change at once, the backup's own answer while "
+          "the primary's breaker is open") {
+    std::shared_ptr<ModelRepository> primary = MemoryRepository::builtin();
+    std::shared_ptr<ModelRepository> backup =
+        MemoryRepository::create(builtin_snapshot(), "backup").value();
+    auto chain =
+        std::shared_ptr<FallbackRepository>(FallbackRepository::create({primary, backup}).value());
+    REQUIRE(chain->capability<CatalogueVersion>() != nullptr);
+    Service service(chain, {});
+    auto ask = [&](const std::string& query, const std::string& if_none_match = {}) {
+        Request r;
+        r.method = "GET";
+        r.path = "/v1/models";
+        r.query = query;
+        r.if_none_match = if_none_match;
+        return service.handle(r);
+    };
+    auto calls = [&] { return chain->metrics(false).sources.at(0).calls; };
+    const std::string query = "slug=gpt-5&slug=gpt-4o";
+
+    Response first = drained(ask(query));
+    REQUIRE(first.status == 200);
+    const std::string tag = header(first, "ETag");
+    CHECK(!tag.empty());
+    CHECK(json::parse(first.body)["source"] == "builtin");
+    const auto called = calls();
+    for (int i = 0; i < 3; ++i) {
+        Response again = ask(query);
+        CHECK(again.shared_body != nullptr); // the kept text, not made again
+        again = drained(std::move(again));
+        CHECK(again.body == first.body);
+        CHECK(header(again, "ETag") == tag);
+    }
+    CHECK(calls() == called);
+    CHECK(ask(query, tag).status == 304);
+    // Another query string is another answer.
+    auto one = json::parse(drained(ask("slug=gpt-4o")).body);
+    REQUIRE(one["models"].size() == 1);
+    CHECK(one["models"][0]["slug"] == "gpt-4o");
+
+    // A write through the chain shows in the next answer (read your writes).
+    ModelStatus outage{
+        "gpt-5", Health::outage, 0.1, std::nullopt, 0.9, "eu", std::chrono::system_clock::now()};
+    REQUIRE(chain->write_statuses(std::span(&outage, 1)));
+    Response after = drained(ask(query));
+    CHECK(json::parse(after.body)["models"][0]["status"]["health"] == "outage");
+    CHECK(header(after, "ETag") != tag);
+
+    // The primary's breaker open: the backup answers, and says so; nothing kept is used.
+    CircuitBreaker& breaker = chain->breaker(0);
+    Error failure = make_error(Errc::unreachable, "made to fail for the test");
+    for (int i = 0; i < 1000 && breaker.state() != BreakerState::open; ++i)
+        if (breaker.permit())
+            breaker.record(&failure, milliseconds(1));
+    REQUIRE(breaker.state() == BreakerState::open);
+    auto from_backup = json::parse(drained(ask(query)).body);
+    CHECK(from_backup["source"] == "backup");
+    CHECK(from_backup["models"][0]["status"]["health"] != "outage");
+}

@@ -243,6 +243,8 @@ void* CopiedRepository::find_capability(const std::type_info& type) noexcept {
         return p;
     if (void* p = offer<ChangeRelay>(type, this))
         return p;
+    if (void* p = offer<CatalogueVersion>(type, this))
+        return p;
     if (void* p = detail::offer_own_health(type, own_health_.get()))
         return p;
     return source_->find_capability(type);

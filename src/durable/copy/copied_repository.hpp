@@ -24,7 +24,8 @@ namespace modelrepo::detail {
 class CopiedRepository final : public ModelRepository,
                                public CopyControl,
                                public LocalCopy,
-                               public ChangeRelay {
+                               public ChangeRelay,
+                               public CatalogueVersion {
 public:
     /// Errors: `Errc::invalid_argument` when `source` cannot be read whole or reports no
     /// changes (the capabilities a copy needs), saying why.
@@ -60,12 +61,18 @@ public:
     std::optional<Timestamp> data_as_of() const override;
     /// With `live`, while the copy is in sync.
     bool reads_from_memory() const noexcept override { return config_.live && copy_.in_sync(); }
-    /// CopyControl, LocalCopy and ChangeRelay (and the health of a source that keeps none
-    /// itself), else the source's.
+    /// CopyControl, LocalCopy, ChangeRelay and CatalogueVersion (and the health of a source
+    /// that keeps none itself), else the source's.
     void* find_capability(const std::type_info& type) noexcept override;
 
     // ChangeRelay: watch()'s changes, on the thread that applied them to the copy
     Result<Subscription> relay(std::function<void(const CatalogChange&)> to) override;
+
+    // CatalogueVersion: the copy's, while reads come from it
+    std::uint64_t catalogue_version() const noexcept override {
+        std::uint64_t version = copy_.version_number();
+        return reads_from_memory() ? version : 0;
+    }
 
     // CopyControl
     CopyState copy_state() const override;

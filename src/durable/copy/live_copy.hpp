@@ -79,6 +79,8 @@ public:
     Timestamp as_of() const noexcept;
     /// The current catalogue. See Published<T>::read for how long the reference lives.
     const Catalog& catalog() const { return published_.read(); }
+    /// Which catalogue is current (Published<T>::number): changes with every publish.
+    std::uint64_t version_number() const noexcept { return published_.number(); }
     /// The current catalogue, counted: for a caller that keeps it.
     std::shared_ptr<const Catalog> share() const { return published_.share(); }
 

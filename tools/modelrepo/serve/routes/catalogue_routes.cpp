@@ -10,6 +10,7 @@ namespace modelrepo::serve {
 CatalogueRoutes::CatalogueRoutes(std::shared_ptr<FallbackRepository> chain, std::size_t max_slugs)
     : chain_(std::move(chain))
     , primary_(chain_->sources().front()->name())
+    , versions_(chain_->capability<CatalogueVersion>())
     , max_slugs_(max_slugs) {}
 
 void CatalogueRoutes::add_to(RouteTable& table) {
@@ -36,7 +37,7 @@ void CatalogueRoutes::add_to(RouteTable& table) {
          {{"slug", "a model's slug; repeatable, answered in the order asked (at most 1000)", true}},
          {},
          {400}},
-        [this](const RouteCall& c) { return models(c.query); },
+        [this](const RouteCall& c) { return models(c.query, c.request.query); },
         [this](const Request& r) {
             return chain_->reads_from_memory() &&
                    (!r.query.empty() ||
@@ -86,7 +87,7 @@ Response CatalogueRoutes::stats() {
     return json_answer(200, body);
 }
 
-Response CatalogueRoutes::models(const std::vector<QueryParam>& query) {
+Response CatalogueRoutes::models(const std::vector<QueryParam>& query, const std::string& raw) {
     std::vector<std::string> slugs;
     bool asked = false;
     for (const auto& param : query) {
@@ -111,10 +112,57 @@ Response CatalogueRoutes::models(const std::vector<QueryParam>& query) {
             return read_error(all.error());
         return whole_list(std::move(all).value(), std::string(from.source));
     }
+    const std::uint64_t version = answering_version();
+    if (version != 0)
+        if (auto kept = kept_answer(raw, version))
+            return std::move(*kept);
     auto models = chain_->find_models(slugs, from);
     if (!models)
         return read_error(models.error());
-    return list_answer(std::string(from.source), "models", std::move(models).value());
+    Response answer = list_answer(std::string(from.source), "models", std::move(models).value());
+    if (version != 0 && from.source == primary_ && answering_version() == version)
+        keep_answer(raw, version, answer);
+    return answer;
+}
+
+std::uint64_t CatalogueRoutes::answering_version() {
+    if (!versions_ || chain_->breaker(0).state() != BreakerState::closed)
+        return 0;
+    return versions_->catalogue_version();
+}
+
+std::optional<Response> CatalogueRoutes::kept_answer(const std::string& raw,
+                                                     std::uint64_t version) {
+    std::lock_guard lock(kept_mutex_);
+    if (kept_version_ != version)
+        return std::nullopt;
+    auto found = kept_.find(raw);
+    if (found == kept_.end())
+        return std::nullopt;
+    Response answer{200, "application/json", {}, {{"ETag", found->second.tag}}, {}, {}};
+    answer.shared_body = found->second.body;
+    return answer;
+}
+
+void CatalogueRoutes::keep_answer(const std::string& raw, std::uint64_t version, Response& answer) {
+    if (answer.status != 200 || answer.parts || answer.body.size() > kept_body_bytes)
+        return;
+    auto body = std::make_shared<const std::string>(std::move(answer.body));
+    std::string tag = etag_of(*body);
+    answer.body.clear();
+    answer.shared_body = body;
+    answer.headers.emplace_back("ETag", tag);
+    const std::size_t size = raw.size() + body->size();
+    std::lock_guard lock(kept_mutex_);
+    if (kept_version_ != version || kept_.size() >= kept_entries ||
+        kept_size_ + size > kept_bytes) {
+        kept_.clear();
+        kept_size_ = 0;
+        kept_version_ = version;
+    }
+    auto [at, added] = kept_.try_emplace(raw, KeptAnswer{std::move(body), std::move(tag)});
+    if (added)
+        kept_size_ += size;
 }
 
 Response CatalogueRoutes::whole_list(SharedModels all, std::string source) {
