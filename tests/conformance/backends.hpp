@@ -107,9 +107,10 @@ struct HttpBackend {
 #endif
 
 #if MODELREPO_HAS_POSTGRES
-/// A fresh database with the bundled catalogue, opened with `query`.
+/// A fresh database with the bundled catalogue (migrated with `migrate_query`: "feed=logical"
+/// for a publication instead of triggers), opened with `query`.
 inline Backend postgres_backend(const std::string& db, const std::string& query, bool copy,
-                                bool outbox) {
+                                bool outbox, const std::string& migrate_query = "") {
     auto dir = std::make_shared<TempDir>();
     std::string q = "connect_timeout=2";
     if (copy)
@@ -118,7 +119,7 @@ inline Backend postgres_backend(const std::string& db, const std::string& query,
         q += "&outbox=" + (dir->path() / "outbox.db").string();
     if (!query.empty())
         q += "&" + query;
-    fresh_catalogue(db);
+    fresh_catalogue(db, migrate_query);
     Backend b;
     auto opened = modelrepo::open(server().url("app", password, db, "127.0.0.1", q));
     REQUIRE(opened);
@@ -146,6 +147,19 @@ struct PostgresCopyBackend {
 struct PostgresOutboxBackend {
     static constexpr const char* name = "PostgreSQL with cache=live and outbox";
     static Backend make() { return postgres_backend("conformance_outbox", "", true, true); }
+};
+/// The logical feed (the server runs with wal_level=logical; the role may replicate).
+inline Backend postgres_logical_backend(const std::string& db, bool copy) {
+    server().psql("ALTER ROLE app REPLICATION");
+    return postgres_backend(db, "feed=logical", copy, false, "feed=logical");
+}
+struct PostgresLogicalBackend {
+    static constexpr const char* name = "PostgreSQL with feed=logical";
+    static Backend make() { return postgres_logical_backend("conformance_logical", false); }
+};
+struct PostgresLogicalCopyBackend {
+    static constexpr const char* name = "PostgreSQL with feed=logical and cache=live";
+    static Backend make() { return postgres_logical_backend("conformance_logical_copy", true); }
 };
 #endif
 

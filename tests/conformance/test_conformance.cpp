@@ -22,10 +22,11 @@ using namespace std::chrono;
 #if MODELREPO_HAS_POSTGRES && MODELREPO_HAS_GITHUB
 #define MODELREPO_BACKENDS                                                                         \
     MemoryBackend, FileBackend, HttpBackend, PostgresBackend, PostgresCopyBackend,                 \
-        PostgresOutboxBackend
+        PostgresOutboxBackend, PostgresLogicalBackend, PostgresLogicalCopyBackend
 #elif MODELREPO_HAS_POSTGRES
 #define MODELREPO_BACKENDS                                                                         \
-    MemoryBackend, FileBackend, PostgresBackend, PostgresCopyBackend, PostgresOutboxBackend
+    MemoryBackend, FileBackend, PostgresBackend, PostgresCopyBackend, PostgresOutboxBackend,       \
+        PostgresLogicalBackend, PostgresLogicalCopyBackend
 #elif MODELREPO_HAS_GITHUB
 #define MODELREPO_BACKENDS MemoryBackend, FileBackend, HttpBackend
 #else
@@ -276,6 +277,6 @@ TEST_CASE("the conformance suite ran every backend this build has") {
     add.template operator()<MODELREPO_BACKENDS>();
     CHECK(names.size() >= 2);
 #if MODELREPO_HAS_POSTGRES && MODELREPO_HAS_GITHUB
-    CHECK(names.size() == 6);
+    CHECK(names.size() == 8); // PostgreSQL: triggers, copy, outbox, logical, logical with copy
 #endif
 }
