@@ -19,9 +19,15 @@ public:
         : limit_(limit ? limit : 1) {}
     ~EventQueue() { stop(); }
 
+    /// Replaces the subscriber. A call of the one replaced that is under way on another
+    /// thread finishes first, and what it captured is let go: after this returns, nothing
+    /// of the old subscriber runs (an owner may destroy what it pointed to). From inside a
+    /// call it returns at once.
     void subscribe(std::function<void(const Event&)> subscriber) {
-        std::lock_guard lock(mutex_);
+        std::unique_lock lock(mutex_);
         subscriber_ = std::move(subscriber);
+        if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id())
+            idle_.wait(lock, [&] { return !calling_; });
         if (!thread_.joinable() && !stopping_)
             thread_ = std::thread([this] { run(); });
     }
@@ -70,23 +76,29 @@ private:
             Event event = std::move(queue_.front());
             queue_.pop_front();
             auto subscriber = subscriber_;
+            calling_ = true;
             lock.unlock();
             try {
                 subscriber(event);
             } catch (...) {
                 // A subscriber's exception is its own business; the next event still goes.
             }
+            subscriber = nullptr; // let go before a subscribe() waiting for this returns
             lock.lock();
+            calling_ = false;
+            idle_.notify_all();
         }
     }
 
     const std::size_t limit_;
     mutable std::mutex mutex_; ///< guards queue_, subscriber_, dropped_, stopping_
     std::condition_variable wake_;
+    std::condition_variable idle_; ///< no call under way (calling_ false)
     std::deque<Event> queue_;
     std::function<void(const Event&)> subscriber_;
     std::uint64_t dropped_ = 0;
     bool stopping_ = false;
+    bool calling_ = false; ///< a subscriber call is under way
     std::thread thread_;
 };
 
