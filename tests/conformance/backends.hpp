@@ -150,7 +150,8 @@ struct PostgresOutboxBackend {
 };
 /// The logical feed (the server runs with wal_level=logical; the role may replicate).
 inline Backend postgres_logical_backend(const std::string& db, bool copy) {
-    server().psql("ALTER ROLE app REPLICATION");
+    static const bool granted = (server().psql("ALTER ROLE app REPLICATION"), true);
+    (void)granted;
     return postgres_backend(db, "feed=logical", copy, false, "feed=logical");
 }
 struct PostgresLogicalBackend {

@@ -35,17 +35,20 @@ class Confirmations {
 public:
     explicit Confirmations(const WalStream& stream)
         : applied_(stream.confirmed()) {}
-    /// The end of the last transaction delivered.
-    Lsn applied() const noexcept { return applied_; }
     /// The transaction ending at `end` is delivered: told when confirm_every has passed.
     Result<void> delivered(WalStream& stream, Lsn end, steady_clock::time_point now) {
         applied_ = end;
         return now - last_ >= confirm_every ? tell(stream, now) : success();
     }
-    /// Tells the server what is delivered (it asked, or it is time).
+    /// The stream fell silent: what is delivered and not told yet is told now.
+    Result<void> catch_up(WalStream& stream, steady_clock::time_point now) {
+        return applied_ > stream.confirmed() ? tell(stream, now) : success();
+    }
+    /// Tells the server what is delivered (it asked, or it is time). Every confirmation
+    /// of the session goes through here, so applied_ is never behind what was told.
     Result<void> tell(WalStream& stream, steady_clock::time_point now) {
         last_ = now;
-        return stream.confirm(std::max(applied_, stream.confirmed()));
+        return stream.confirm(applied_);
     }
 
 private:
@@ -429,19 +432,15 @@ Error LogicalFeed::publication_gone() {
     return e;
 }
 
-std::optional<Error> LogicalFeed::idle(WalStream& stream, Visibility& visibility, Lsn applied,
+std::optional<Error> LogicalFeed::idle(WalStream& stream, Visibility& visibility,
                                        steady_clock::duration silent, bool& asked) {
     if (silent > options_.heartbeat + options_.heartbeat_timeout)
         return make_error(Errc::timeout,
                           "the replication session did not answer for " +
                               std::to_string(duration_cast<milliseconds>(silent).count()) + " ms");
-    if (asked || silent <= options_.heartbeat) {
-        if (applied > stream.confirmed())
-            if (auto sent = stream.confirm(applied); !sent)
-                return sent.error();
+    if (asked || silent <= options_.heartbeat)
         return std::nullopt;
-    }
-    if (auto sent = stream.confirm(std::max(applied, stream.confirmed()), true); !sent)
+    if (auto sent = stream.confirm(stream.confirmed(), true); !sent)
         return sent.error();
     asked = true;
     // A migrate with feed=triggers drops the publication; the stream then stays silent
@@ -481,8 +480,9 @@ Error LogicalFeed::follow(WalStream& stream, Visibility& visibility, RowNames& n
             return next.error();
         auto now = steady_clock::now();
         if (!next.value()) {
-            if (auto ended =
-                    idle(stream, visibility, confirmations.applied(), now - last_heard, asked))
+            if (auto sent = confirmations.catch_up(stream, now); !sent)
+                return sent.error();
+            if (auto ended = idle(stream, visibility, now - last_heard, asked))
                 return *ended;
             continue;
         }

@@ -98,11 +98,11 @@ private:
     class Visibility;
     /// Follows the stream; returns why it ended.
     Error follow(WalStream& stream, Visibility& visibility, RowNames& names);
-    /// Nothing came for `silent`: what is delivered up to `applied` is confirmed if it was
-    /// not yet; after `heartbeat`, a status update asking for an answer (once: `asked`) and
-    /// a look at the publication; after `heartbeat_timeout` more, the session is lost. Why
-    /// the session ends, if it does.
-    std::optional<Error> idle(WalStream& stream, Visibility& visibility, Lsn applied,
+    /// Nothing came for `silent` (what was delivered is confirmed already): after
+    /// `heartbeat`, a status update asking for an answer (once: `asked`) and a look at the
+    /// publication; after `heartbeat_timeout` more, the session is lost. Why the session
+    /// ends, if it does.
+    std::optional<Error> idle(WalStream& stream, Visibility& visibility,
                               std::chrono::steady_clock::duration silent, bool& asked);
     void deliver(std::vector<CatalogChange> changes);
     /// Offers a status-only transaction's changes with their rows to Options::rows;

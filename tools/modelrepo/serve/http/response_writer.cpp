@@ -92,15 +92,21 @@ void Session::answer(Response response) {
     write(std::move(response), message.version(), message.keep_alive(), length);
 }
 
-void Session::write(Response response, unsigned version, bool keep_alive, std::size_t length) {
+void Session::begin_answer(const Response& response, unsigned version, bool keep_alive,
+                           std::optional<std::size_t> length) {
     state_ = State::writing;
     status_ = response.status;
+    parts_bytes_ = 0;
     keep_alive_ = keep_alive && !server_.stopping.load();
     format_head(head_, response, version, keep_alive_, length);
+    stream_.expires_after(server_.options.write_timeout);
+}
+
+void Session::write(Response response, unsigned version, bool keep_alive, std::size_t length) {
+    begin_answer(response, version, keep_alive, length);
     body_ = std::move(response.body);
     if (bodiless(status_))
         body_.clear();
-    stream_.expires_after(server_.options.write_timeout);
     // The head and the body in one write: one system call for most answers.
     std::array<net::const_buffer, 2> both{net::buffer(head_), net::buffer(body_)};
     net::async_write(stream_, both,
@@ -166,12 +172,7 @@ void Session::start_parts(Response response, unsigned version, bool keep_alive) 
 
 void Session::write_head(const Response& response, unsigned version, bool keep_alive,
                          std::optional<std::size_t> length, void (Session::*then)()) {
-    state_ = State::writing;
-    status_ = response.status;
-    parts_bytes_ = 0;
-    keep_alive_ = keep_alive && !server_.stopping.load();
-    format_head(head_, response, version, keep_alive_, length);
-    stream_.expires_after(server_.options.write_timeout);
+    begin_answer(response, version, keep_alive, length);
     net::async_write(stream_, net::buffer(head_),
                      [self = shared_from_this(), then](beast::error_code ec, std::size_t bytes) {
                          self->parts_bytes_ += bytes;
@@ -208,13 +209,8 @@ void Session::start_shared(Response response, unsigned version, bool keep_alive,
     if (head)
         return write_head(response, version, keep_alive, response.shared_body->size(),
                           &Session::head_done);
-    state_ = State::writing;
-    status_ = response.status;
-    parts_bytes_ = 0;
-    keep_alive_ = keep_alive && !server_.stopping.load();
+    begin_answer(response, version, keep_alive, response.shared_body->size());
     shared_body_ = std::move(response.shared_body);
-    format_head(head_, response, version, keep_alive_, shared_body_->size());
-    stream_.expires_after(server_.options.write_timeout);
     // The head, then the body from where it is kept, no copy; one write.
     std::array<net::const_buffer, 2> both{net::buffer(head_), net::buffer(*shared_body_)};
     net::async_write(stream_, both,

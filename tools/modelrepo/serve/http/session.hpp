@@ -114,6 +114,11 @@ private:
     /// Writes the handler's answer (or starts its stream), on the strand.
     void answer(Response response);
 
+    /// Starts writing an answer: its status and keep-alive kept for the log and what comes
+    /// after, its head formatted into head_, the write timeout set.
+    void begin_answer(const Response& response, unsigned version, bool keep_alive,
+                      std::optional<std::size_t> length);
+
     /// Writes a whole answer: its head (with the Content-Length `length`; a HEAD's body is
     /// already empty) and its body, in one write.
     void write(Response response, unsigned version, bool keep_alive, std::size_t length);

@@ -22,6 +22,12 @@ Response json_answer(int status, const ojson& value) {
     return Response{status, "application/json", dump(value), {}, {}, {}};
 }
 
+Response shared_answer(std::shared_ptr<const std::string> body, std::string tag) {
+    Response answer{200, "application/json", {}, {{"ETag", std::move(tag)}}, {}, {}};
+    answer.shared_body = std::move(body);
+    return answer;
+}
+
 Response error_answer(int status, std::string_view code, std::string_view message) {
     return Response{status, "application/json", error_body(code, message), {}, {}, {}};
 }

@@ -31,6 +31,8 @@ int http_status_of(const Error& error);
 /// `value` as JSON text; text from a database that is not UTF-8 is replaced, not thrown on.
 std::string dump(const ojson& value);
 Response json_answer(int status, const ojson& value);
+/// A 200 whose JSON body is made once and shared between answers, with its ETag.
+Response shared_answer(std::shared_ptr<const std::string> body, std::string tag);
 Response error_answer(int status, std::string_view code, std::string_view message);
 /// An error of a source: its status, code and message; Retry-After on an outage.
 Response error_answer(const Error& error);

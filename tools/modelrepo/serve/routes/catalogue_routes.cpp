@@ -139,9 +139,7 @@ std::optional<Response> CatalogueRoutes::kept_answer(const std::string& raw,
     auto found = kept_.find(raw);
     if (found == kept_.end())
         return std::nullopt;
-    Response answer{200, "application/json", {}, {{"ETag", found->second.tag}}, {}, {}};
-    answer.shared_body = found->second.body;
-    return answer;
+    return shared_answer(found->second.body, found->second.tag);
 }
 
 void CatalogueRoutes::keep_answer(const std::string& raw, std::uint64_t version, Response& answer) {
@@ -149,9 +147,7 @@ void CatalogueRoutes::keep_answer(const std::string& raw, std::uint64_t version,
         return;
     auto body = std::make_shared<const std::string>(std::move(answer.body));
     std::string tag = etag_of(*body);
-    answer.body.clear();
-    answer.shared_body = body;
-    answer.headers.emplace_back("ETag", tag);
+    answer = shared_answer(body, tag);
     const std::size_t size = raw.size() + body->size();
     std::lock_guard lock(kept_mutex_);
     if (kept_version_ != version || kept_.size() >= kept_entries ||
@@ -201,9 +197,7 @@ Response CatalogueRoutes::whole_list(SharedModels all, std::string source) {
             }
         }
     }
-    Response answer{200, "application/json", {}, {{"ETag", std::move(tag)}}, {}, {}};
-    answer.shared_body = std::move(body);
-    return answer;
+    return shared_answer(std::move(body), std::move(tag));
 }
 
 Response CatalogueRoutes::model(std::string_view encoded) {
